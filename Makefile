@@ -1,0 +1,73 @@
+# Front door of mini-kvstore. CMake does the building; these targets are the
+# commands a user types. `make help` lists them.
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+DATA_DIR   ?= db
+C_SOURCES   = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+.PHONY: help deps build test test-sanitize bench fmt fmt-check lint clean run server \
+        install-tools pre-commit docker docker-up docker-down
+
+help: ## Show the available commands
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
+
+deps: ## Install the Debian packages the build and tests need (when missing)
+	@scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/CMakeCache.txt ## Build the library, programs, tests and examples into build/
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build ## Build and run the whole test suite
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-sanitize: deps ## Run the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DKV_SANITIZE=ON
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
+
+bench: ## Run the benchmarks (not written yet)
+	@echo "make bench: the benchmark suite does not exist yet" >&2; exit 1
+
+fmt: ## Format the C sources with clang-format
+	clang-format -i $(C_SOURCES)
+
+fmt-check: ## Fail when a C source is not formatted
+	clang-format --dry-run --Werror $(C_SOURCES)
+
+lint: build ## clang-tidy and cppcheck over the sources
+	@scripts/install-deps.sh --tools
+	clang-tidy -p $(BUILD) --quiet $(filter %.c,$(C_SOURCES))
+	cppcheck --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
+	  --suppress=missingIncludeSystem -I include -I src/store --std=c11 --quiet \
+	  $(filter %.c,$(C_SOURCES))
+
+install-tools: ## Install the formatting and lint tools
+	@scripts/install-deps.sh --tools
+
+pre-commit: fmt-check lint test ## What to run before committing
+
+clean: ## Remove the build directories
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+
+run: build ## Start the interactive CLI (not written yet)
+	@echo "make run: the kvstore CLI does not exist yet" >&2; exit 1
+
+server: build ## Start the HTTP volume server (not written yet)
+	@echo "make server: volume-server does not exist yet" >&2; exit 1
+
+docker: ## Build the container image (not written yet)
+	@echo "make docker: there is no Dockerfile yet" >&2; exit 1
+
+docker-up: ## Start the three-volume cluster (not written yet)
+	@echo "make docker-up: there is no compose file yet" >&2; exit 1
+
+docker-down: ## Stop the three-volume cluster (not written yet)
+	@echo "make docker-down: there is no compose file yet" >&2; exit 1

@@ -1,0 +1,297 @@
+/*
+ * kvstore.h - the public API of libkvstore, a durable, append-only, segmented
+ * key-value storage engine (the Bitcask design: an in-memory hash index over
+ * immutable, CRC-checked log segments).
+ *
+ * Conventions that hold for every function below:
+ *
+ *  - Return codes. 0 is success; failure is a negative KV_E... code that
+ *    kv_strerror() names. A function that fails leaves its output parameters
+ *    untouched and frees whatever it allocated.
+ *  - Threads. A kv_store handle may be used from any number of threads at once.
+ *    Readers never wait for a writer's fsync. kv_close() is the exception: no
+ *    other call on the handle may be running or start once it is called.
+ *  - Keys are binary-safe byte strings of 1 to KV_MAX_KEY_LEN bytes. Values are
+ *    binary-safe byte strings of 0 to KV_MAX_VALUE_LEN bytes.
+ *  - Memory. Pointers passed in are borrowed for the duration of the call only.
+ *    Memory handed out (kv_get's value) belongs to the caller, who releases it
+ *    with kv_free().
+ *  - The library never prints, exits or aborts on input it was given; it
+ *    reports through the log callback in kv_options.
+ */
+#ifndef KVSTORE_H
+#define KVSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KV_BUILDING_LIBRARY) && defined(__GNUC__)
+#define KV_API __attribute__((visibility("default")))
+#else
+#define KV_API
+#endif
+
+#define KV_VERSION_STRING "0.1.0"
+
+/* Largest key and value the on-disk format and the index accept. */
+#define KV_MAX_KEY_LEN 65535u
+#define KV_MAX_VALUE_LEN 0xFFFFFFF0u
+
+/* Return codes. Every one is negative; kv_strerror() gives its text. */
+enum {
+    KV_OK = 0,
+    KV_EINVAL = -1,    /* an argument is out of range (NULL handle, key length...) */
+    KV_ENOTFOUND = -2, /* the key is not in the store */
+    KV_ENOMEM = -3,    /* an allocation failed */
+    KV_EIO = -4,       /* an operating-system I/O call failed (see the log) */
+    KV_ENOSPC = -5,    /* the disk is full: the write was not made */
+    KV_ECORRUPT = -6,  /* a record failed its checksum: its bytes are not served */
+    KV_ELOCKED = -7,   /* the data directory is open in another handle or process */
+    KV_EFORMAT = -8,   /* the directory holds data this version cannot read */
+    KV_EREADONLY = -9, /* writes are refused after a failed fsync; reopen the store */
+    KV_ETOOBIG = -10,  /* the record does not fit the format's limits */
+    KV_EBUSY = -11     /* the operation cannot run now (the store is closing) */
+};
+
+typedef struct kv_store kv_store; /* opaque handle */
+
+/* When a write is acknowledged relative to reaching stable storage. */
+typedef enum {
+    /* After fdatasync of its record. Concurrent writers share one fdatasync
+     * (group commit). The default. */
+    KV_SYNC_ALWAYS = 0,
+    /* Immediately; a background thread calls fdatasync every sync_interval_ms.
+     * A crash loses at most that window of acknowledged writes. */
+    KV_SYNC_INTERVAL = 1,
+    /* Immediately; the operating system writes back when it likes. Segments are
+     * still synced when they are sealed and at kv_sync()/kv_close(). */
+    KV_SYNC_NONE = 2
+} kv_sync_mode;
+
+typedef enum { KV_LOG_ERROR = 0, KV_LOG_WARN = 1, KV_LOG_INFO = 2, KV_LOG_DEBUG = 3 } kv_log_level;
+
+/* Receives one complete line (no trailing newline) from the library. Called
+ * from whichever thread did the work, possibly several at once; msg is valid
+ * only during the call. */
+typedef void (*kv_log_fn)(kv_log_level level, const char *msg, void *ctx);
+
+struct kv_io; /* the file-I/O table, see src/store/io.h; NULL = the OS */
+
+typedef struct kv_options {
+    kv_sync_mode sync_mode;     /* default KV_SYNC_ALWAYS */
+    uint32_t sync_interval_ms;  /* KV_SYNC_INTERVAL period; default 100 */
+    uint64_t segment_size;      /* rotate the active segment past this many bytes;
+                                   default 64 MiB, at least 4 KiB, at most 2 GiB */
+    uint32_t max_open_files;    /* segment descriptors kept open; default 256, at least 4 */
+    uint32_t bloom_bits_per_key; /* bloom filter density; default 12; 0 disables it */
+    kv_log_fn log_fn;           /* NULL: the library stays silent */
+    void *log_ctx;              /* passed to log_fn */
+    kv_log_level log_level;     /* most verbose level passed to log_fn; default KV_LOG_INFO */
+    const struct kv_io *io;     /* file I/O table for fault-injection tests; NULL = the OS */
+} kv_options;
+
+/* Fills *opts with the defaults above. Call it before changing any field, so
+ * that fields added in later versions get their defaults. */
+KV_API void kv_options_init(kv_options *opts);
+
+/*
+ * Opens the store in directory dir, creating the directory (one level) if it
+ * is missing. opts NULL means the defaults. On success *out holds the handle.
+ *
+ * Opening takes an exclusive lock on dir/LOCK, removes stale *.tmp files,
+ * loads index.snapshot when it is valid and replays the log that follows it
+ * (all of it otherwise), truncates a torn final record of the newest segment,
+ * and skips (and reports through the log and kv_stats) damaged records of the
+ * others. A directory written by the original Go implementation opens too.
+ *
+ * Codes: KV_EINVAL (NULL argument or an option out of range), KV_ELOCKED (the
+ * directory is open elsewhere), KV_EFORMAT (a record with an unknown op code
+ * or an unsupported key length), KV_EIO, KV_ENOSPC, KV_ENOMEM.
+ */
+KV_API int kv_open(const char *dir, const kv_options *opts, kv_store **out);
+
+/*
+ * Syncs the active segment, saves index.snapshot, releases the lock and frees
+ * the handle, whatever the outcome of the sync and snapshot: the handle is
+ * invalid afterwards. NULL is accepted and returns 0. Returns the first error
+ * met (the store is still consistent on disk; the next open replays the log).
+ */
+KV_API int kv_close(kv_store *s);
+
+/*
+ * Stores val under key. In KV_SYNC_ALWAYS mode the record is on stable storage
+ * when this returns 0. A failed put leaves the store as it was for readers.
+ * Codes: KV_EINVAL (bad key length, val NULL with val_len > 0), KV_ETOOBIG,
+ * KV_ENOSPC, KV_EIO, KV_EREADONLY, KV_ENOMEM, KV_EBUSY.
+ */
+KV_API int kv_put(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len);
+
+/*
+ * Reads the value of key. On success *val is a new allocation of *val_len
+ * bytes (plus one zero byte after them, so that text values can be printed),
+ * owned by the caller and released with kv_free(). The record's checksum is
+ * verified on every read. Codes: KV_ENOTFOUND, KV_ECORRUPT, KV_EINVAL, KV_EIO,
+ * KV_ENOMEM.
+ */
+KV_API int kv_get(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len);
+
+/*
+ * kv_get that also returns the CRC-32 (zlib's crc32) of the value alone in
+ * *value_crc, derived from the record checksum that the read verifies anyway:
+ * no second pass over the value. value_crc may be NULL.
+ */
+KV_API int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len,
+                      uint32_t *value_crc);
+
+/* Releases memory returned by kv_get(). NULL is accepted. */
+KV_API void kv_free(void *p);
+
+/* Returns 0 if key is in the store, KV_ENOTFOUND if not, KV_EINVAL on a bad
+ * argument. Reads only memory. */
+KV_API int kv_exists(kv_store *s, const void *key, size_t key_len);
+
+/*
+ * Deletes key by appending a tombstone (durable as kv_put is). A key that is
+ * not in the store gives KV_ENOTFOUND and writes nothing. Other codes as
+ * kv_put.
+ */
+KV_API int kv_delete(kv_store *s, const void *key, size_t key_len);
+
+/*
+ * Makes every acknowledged write durable (fdatasync of the active segment),
+ * whatever the sync mode. Codes: KV_EIO, KV_EREADONLY.
+ */
+KV_API int kv_sync(kv_store *s);
+
+/*
+ * Rewrites the live records of every segment into new segments and removes
+ * the old ones, so that the disk holds about the live data. The active segment
+ * is sealed first. Writers wait while it runs; readers do not. A crash at any
+ * point loses no acknowledged write and brings back no deleted key. The
+ * snapshot is saved afterwards. Codes: KV_ENOSPC (not enough free space for
+ * the live data; nothing changed), KV_EIO, KV_ENOMEM, KV_EREADONLY.
+ */
+KV_API int kv_compact(kv_store *s);
+
+/*
+ * Writes index.snapshot (to a .tmp file, fsynced, renamed, directory fsynced)
+ * so that the next open replays only the log written after it. Writers wait
+ * while the index is copied. Codes: KV_EIO, KV_ENOSPC, KV_ENOMEM.
+ */
+KV_API int kv_save_snapshot(kv_store *s);
+
+/* Called once per key by kv_list(), in ascending byte order (memcmp, shorter
+ * first on a tie). key is valid only during the call. Return 0 to go on, any
+ * other value to stop; kv_list() then returns that value. */
+typedef int (*kv_key_fn)(const void *key, size_t key_len, void *ctx);
+
+/*
+ * Calls fn for the keys that start with prefix (prefix_len 0: every key) and
+ * sort strictly after `after` (after_len 0: from the first), at most limit of
+ * them (0: no limit), in ascending order. The keys are a consistent view of
+ * the index at the time of the call; fn runs without any lock held, so it may
+ * call back into the store. Costs O(n log limit) over the n keys of the store.
+ * Codes: KV_EINVAL, KV_ENOMEM, or fn's non-zero return.
+ */
+KV_API int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *after,
+                   size_t after_len, size_t limit, kv_key_fn fn, void *ctx);
+
+typedef struct kv_stats {
+    uint64_t keys;               /* live keys */
+    uint64_t segments;           /* segment files */
+    uint64_t disk_bytes;         /* bytes in segment files */
+    uint64_t live_bytes;         /* bytes of the records the index points at */
+    uint64_t dead_bytes;         /* disk_bytes - live_bytes: what compaction can reclaim */
+    uint64_t active_segment_id;  /* the segment that takes new writes */
+    uint64_t oldest_segment_id;  /* the lowest segment id on disk */
+    uint64_t index_bytes;        /* memory held by the index and the bloom filter */
+    uint64_t bloom_bytes;        /* of which the bloom filter */
+    uint64_t bloom_capacity;     /* keys the filter is sized for before it is rebuilt */
+    uint64_t bloom_negatives;    /* lookups of absent keys the filter answered alone */
+    uint64_t bloom_false_positives; /* lookups the filter passed that the index refused */
+    uint64_t checksum_errors;    /* damaged records met by recovery and by reads */
+    uint64_t torn_bytes_truncated; /* bytes cut off the newest segment at open */
+    uint64_t fsyncs;             /* fdatasync/fsync calls made */
+    uint64_t puts;               /* acknowledged kv_put calls */
+    uint64_t deletes;            /* acknowledged kv_delete calls that wrote a tombstone */
+    uint64_t gets;               /* kv_get calls */
+    uint64_t records_replayed;   /* log records read at open */
+    bool snapshot_loaded;        /* open used index.snapshot */
+    bool read_only;              /* writes are refused after a failed fsync */
+} kv_stats;
+
+/* Fills *out with a consistent set of figures. Codes: KV_EINVAL. */
+KV_API int kv_get_stats(kv_store *s, kv_stats *out);
+
+/* ---- Reading a data directory record by record (for verify and dump) ---- */
+
+typedef enum {
+    KV_REC_OK = 0,       /* the record checks out */
+    KV_REC_BAD_CHECKSUM, /* a complete record whose CRC does not match */
+    KV_REC_DAMAGED,      /* bytes that do not parse as a record (skipped up to the next
+                            record that checks out) */
+    KV_REC_TORN,         /* an incomplete record at the end of a segment */
+    KV_REC_UNKNOWN_OP    /* a record that checks out but has an op code this version
+                            does not know */
+} kv_record_status;
+
+#define KV_OP_SET 1
+#define KV_OP_DELETE 2
+
+typedef struct kv_record_info {
+    uint64_t segment_id;
+    uint64_t offset;     /* of the record's magic within the segment */
+    uint64_t length;     /* bytes the record (or damaged region) spans */
+    kv_record_status status;
+    uint8_t op;          /* KV_OP_SET, KV_OP_DELETE, or what was found */
+    const void *key;     /* NULL when status is DAMAGED or TORN */
+    size_t key_len;
+    uint64_t value_len;
+    uint32_t checksum;   /* the stored checksum */
+} kv_record_info;
+
+/* Called once per record or damaged region; info and its key are valid only
+ * during the call. Return 0 to go on, non-zero to stop. */
+typedef int (*kv_record_fn)(const kv_record_info *info, void *ctx);
+
+/*
+ * Reads every segment of directory dir in replay order and calls fn for each
+ * record found, good or bad. It opens files read-only and takes no lock, so it
+ * may run beside a process that has the store open (records being written at
+ * that moment may show as torn). Codes: KV_EIO (dir or a segment cannot be
+ * read), KV_ENOMEM, or fn's non-zero return.
+ */
+KV_API int kv_scan(const char *dir, kv_record_fn fn, void *ctx);
+
+typedef enum {
+    KV_SNAPSHOT_VALID = 0,   /* it would be used by the next open */
+    KV_SNAPSHOT_ABSENT,      /* there is no index.snapshot */
+    KV_SNAPSHOT_FOREIGN,     /* written by the original Go implementation: always ignored */
+    KV_SNAPSHOT_INVALID      /* damaged, of an unknown version, or naming missing data */
+} kv_snapshot_status;
+
+/*
+ * Checks dir/index.snapshot the way kv_open would. *status says what it found;
+ * when reason is not NULL, a short explanation is written to it (at most
+ * reason_len bytes, NUL-terminated). *keys is the number of keys it holds when
+ * valid (keys may be NULL). Codes: KV_EINVAL, KV_ENOMEM, KV_EIO.
+ */
+KV_API int kv_check_snapshot(const char *dir, kv_snapshot_status *status, uint64_t *keys,
+                             char *reason, size_t reason_len);
+
+/* The text of a return code: a static string, never NULL. */
+KV_API const char *kv_strerror(int rc);
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+KV_API const char *kv_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVSTORE_H */

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing mini-kvstore need,
+# and only those that are missing. Safe to run again: it does nothing when
+# everything is present.
+#
+#   scripts/install-deps.sh          build and test dependencies
+#   scripts/install-deps.sh --tools  also the formatting and lint tools
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config
+    zlib1g-dev libxxhash-dev      # CRC-32, hashing
+    libcmocka-dev                 # unit tests
+    libmicrohttpd-dev libjansson-dev libedit-dev  # server and CLI
+    curl python3                  # end-to-end tests
+)
+if [[ "${1:-}" == "--tools" ]]; then
+    packages+=(clang clang-format clang-tidy cppcheck)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

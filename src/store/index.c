@@ -1,0 +1,275 @@
+/*
+ * index.c - the hash index: open addressing with linear probing over 8-byte
+ * slots, and key entries packed in an arena.
+ *
+ * Memory per key is what users of a Bitcask design care about most, since
+ * every key lives in RAM. A slot holds 32 bits of the key's hash and a 32-bit
+ * reference into the arena, so probing compares hashes without touching the
+ * entries, and most lookups of absent keys never leave the slot array. An
+ * entry is its location (12 bytes), the key length (2) and the key, rounded
+ * up to 8 bytes, with no per-allocation header: a 16-byte key costs 32 bytes
+ * of arena plus its share of the slots. Deletion shifts following entries
+ * back (no tombstones), so probe sequences stay short after many deletes.
+ *
+ * Arena references count 8-byte units: chunk number in the high bits, unit
+ * within the chunk in the low ARENA_CHUNK_BITS. Freed entries are kept on a
+ * list per size (in units) and reused by entries of the same size.
+ */
+#include "index.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "kvstore.h"
+
+#define ARENA_CHUNK_BITS 17u /* 2^17 units of 8 bytes: 1 MiB chunks */
+#define ARENA_CHUNK_UNITS (1u << ARENA_CHUNK_BITS)
+#define ARENA_MAX_CHUNKS (1u << (32 - ARENA_CHUNK_BITS))
+#define ENTRY_HEAD_LEN offsetof(struct index_entry, key)
+#define MAX_ENTRY_UNITS ((ENTRY_HEAD_LEN + KV_MAX_KEY_LEN + 7) / 8)
+#define MIN_SLOTS 1024u
+
+_Static_assert(sizeof(struct index_slot) == 8, "slots are 8 bytes");
+_Static_assert(offsetof(struct index_entry, key) == 14, "entry head is 14 bytes");
+_Static_assert(MAX_ENTRY_UNITS < ARENA_CHUNK_UNITS, "an entry fits in a chunk");
+
+uint64_t index_hash(const void *key, size_t key_len)
+{
+    return XXH3_64bits(key, key_len);
+}
+
+static size_t entry_units(size_t key_len)
+{
+    return (ENTRY_HEAD_LEN + key_len + 7) / 8;
+}
+
+static struct index_entry *arena_entry(const struct index *ix, uint32_t ref)
+{
+    uint8_t *chunk = ix->chunks[ref >> ARENA_CHUNK_BITS];
+    return (struct index_entry *)(void *)(chunk + (size_t)(ref & (ARENA_CHUNK_UNITS - 1)) * 8);
+}
+
+static void arena_free(struct index *ix, uint32_t ref, size_t units)
+{
+    struct index_entry *e = arena_entry(ix, ref);
+    memcpy(e, &ix->free_heads[units], sizeof(uint32_t));
+    ix->free_heads[units] = ref;
+}
+
+static int arena_new_chunk(struct index *ix)
+{
+    if (ix->nchunks == ARENA_MAX_CHUNKS)
+        return KV_ENOMEM;
+    uint8_t **chunks = realloc(ix->chunks, (ix->nchunks + 1) * sizeof(*chunks));
+    if (!chunks)
+        return KV_ENOMEM;
+    ix->chunks = chunks;
+    uint8_t *chunk = malloc((size_t)ARENA_CHUNK_UNITS * 8);
+    if (!chunk)
+        return KV_ENOMEM;
+    chunks[ix->nchunks++] = chunk;
+    ix->arena_bytes += (size_t)ARENA_CHUNK_UNITS * 8;
+    /* Unit 0 of chunk 0 is never handed out: reference 0 means "empty". */
+    ix->chunk_used = ix->nchunks == 1 ? 1 : 0;
+    return 0;
+}
+
+/* Returns a reference to units free units, or 0 when memory runs out. */
+static uint32_t arena_alloc(struct index *ix, size_t units)
+{
+    uint32_t ref = ix->free_heads[units];
+    if (ref) {
+        memcpy(&ix->free_heads[units], arena_entry(ix, ref), sizeof(uint32_t));
+        return ref;
+    }
+    if (ix->nchunks == 0 || ix->chunk_used + units > ARENA_CHUNK_UNITS) {
+        if (ix->nchunks > 0 && ix->chunk_used < ARENA_CHUNK_UNITS) {
+            /* Keep the tail of the full chunk for entries of its size. */
+            size_t rest = ARENA_CHUNK_UNITS - ix->chunk_used;
+            uint32_t tail = (uint32_t)(((ix->nchunks - 1) << ARENA_CHUNK_BITS) | ix->chunk_used);
+            if (rest <= MAX_ENTRY_UNITS)
+                arena_free(ix, tail, rest);
+            ix->chunk_used = ARENA_CHUNK_UNITS;
+        }
+        if (arena_new_chunk(ix) != 0)
+            return 0;
+    }
+    ref = (uint32_t)(((ix->nchunks - 1) << ARENA_CHUNK_BITS) | ix->chunk_used);
+    ix->chunk_used += units;
+    return ref;
+}
+
+int index_init(struct index *ix)
+{
+    memset(ix, 0, sizeof(*ix));
+    ix->slots = calloc(MIN_SLOTS, sizeof(*ix->slots));
+    ix->free_heads = calloc(MAX_ENTRY_UNITS + 1, sizeof(*ix->free_heads));
+    if (!ix->slots || !ix->free_heads) {
+        free(ix->slots);
+        free(ix->free_heads);
+        return KV_ENOMEM;
+    }
+    ix->mask = MIN_SLOTS - 1;
+    return 0;
+}
+
+void index_destroy(struct index *ix)
+{
+    if (!ix)
+        return;
+    for (size_t i = 0; i < ix->nchunks; i++)
+        free(ix->chunks[i]);
+    free(ix->chunks);
+    free(ix->slots);
+    free(ix->free_heads);
+    memset(ix, 0, sizeof(*ix));
+}
+
+static bool entry_matches(const struct index_entry *e, const void *key, size_t key_len)
+{
+    return e->key_len == key_len && memcmp(e->key, key, key_len) == 0;
+}
+
+/* The slot holding key, or the empty slot where it would go. */
+static size_t find_slot(const struct index *ix, uint32_t h, const void *key, size_t key_len)
+{
+    size_t i = h & ix->mask;
+    for (;;) {
+        const struct index_slot *sl = &ix->slots[i];
+        if (sl->ref == 0)
+            return i;
+        if (sl->hash == h && entry_matches(arena_entry(ix, sl->ref), key, key_len))
+            return i;
+        i = (i + 1) & ix->mask;
+    }
+}
+
+struct index_entry *index_lookup(const struct index *ix, uint64_t hash, const void *key,
+                                 size_t key_len)
+{
+    size_t i = find_slot(ix, (uint32_t)hash, key, key_len);
+    return ix->slots[i].ref ? arena_entry(ix, ix->slots[i].ref) : NULL;
+}
+
+/* Grows the slot array so that count + extra keys stay under 3/4 load. */
+static int grow_for(struct index *ix, size_t extra)
+{
+    size_t need = ix->count + extra;
+    size_t cap = ix->mask + 1;
+    if (need <= cap - cap / 4)
+        return 0;
+    size_t ncap = cap;
+    while (need > ncap - ncap / 4) {
+        if (ncap > SIZE_MAX / 2 / sizeof(struct index_slot))
+            return KV_ENOMEM;
+        ncap *= 2;
+    }
+    struct index_slot *ns = calloc(ncap, sizeof(*ns));
+    if (!ns)
+        return KV_ENOMEM;
+    size_t nmask = ncap - 1;
+    for (size_t i = 0; i < cap; i++) {
+        struct index_slot sl = ix->slots[i];
+        if (sl.ref == 0)
+            continue;
+        size_t j = sl.hash & nmask;
+        while (ns[j].ref != 0)
+            j = (j + 1) & nmask;
+        ns[j] = sl;
+    }
+    free(ix->slots);
+    ix->slots = ns;
+    ix->mask = nmask;
+    return 0;
+}
+
+int index_reserve(struct index *ix, size_t n)
+{
+    return grow_for(ix, n);
+}
+
+int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_len,
+                 const struct kv_loc *loc, struct kv_loc *old, bool *replaced)
+{
+    uint32_t h = (uint32_t)hash;
+    size_t i = find_slot(ix, h, key, key_len);
+    if (ix->slots[i].ref) {
+        struct index_entry *e = arena_entry(ix, ix->slots[i].ref);
+        if (old)
+            *old = e->loc;
+        e->loc = *loc;
+        if (replaced)
+            *replaced = true;
+        return 0;
+    }
+    if (grow_for(ix, 1) != 0)
+        return KV_ENOMEM;
+    uint32_t ref = arena_alloc(ix, entry_units(key_len));
+    if (ref == 0)
+        return KV_ENOMEM;
+    struct index_entry *e = arena_entry(ix, ref);
+    e->loc = *loc;
+    e->key_len = (uint16_t)key_len;
+    memcpy(e->key, key, key_len);
+    i = find_slot(ix, h, key, key_len); /* the array may have grown */
+    ix->slots[i].hash = h;
+    ix->slots[i].ref = ref;
+    ix->count++;
+    if (replaced)
+        *replaced = false;
+    return 0;
+}
+
+int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_len,
+                 struct kv_loc *old)
+{
+    size_t i = find_slot(ix, (uint32_t)hash, key, key_len);
+    if (ix->slots[i].ref == 0)
+        return KV_ENOTFOUND;
+    struct index_entry *e = arena_entry(ix, ix->slots[i].ref);
+    if (old)
+        *old = e->loc;
+    arena_free(ix, ix->slots[i].ref, entry_units(e->key_len));
+    ix->count--;
+    /* Backward-shift deletion: move later members of the run into the hole
+     * when their home slot does not lie between the hole and them. */
+    size_t hole = i;
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & ix->mask;
+        if (ix->slots[j].ref == 0)
+            break;
+        size_t home = ix->slots[j].hash & ix->mask;
+        bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (stays)
+            continue;
+        ix->slots[hole] = ix->slots[j];
+        hole = j;
+    }
+    ix->slots[hole].ref = 0;
+    ix->slots[hole].hash = 0;
+    return 0;
+}
+
+struct index_entry *index_next(const struct index *ix, size_t *cursor, uint64_t *hash_low)
+{
+    for (size_t i = *cursor; i <= ix->mask; i++) {
+        if (ix->slots[i].ref) {
+            *cursor = i + 1;
+            if (hash_low)
+                *hash_low = ix->slots[i].hash;
+            return arena_entry(ix, ix->slots[i].ref);
+        }
+    }
+    *cursor = ix->mask + 1;
+    return NULL;
+}
+
+size_t index_memory(const struct index *ix)
+{
+    return (ix->mask + 1) * sizeof(struct index_slot) + ix->arena_bytes +
+           (MAX_ENTRY_UNITS + 1) * sizeof(uint32_t) + ix->nchunks * sizeof(uint8_t *);
+}

@@ -1,0 +1,74 @@
+/*
+ * index.h - the in-memory hash index: every live key and where its newest
+ * record lies. Not thread-safe: the store guards it with its rwlock.
+ */
+#ifndef KV_STORE_INDEX_H
+#define KV_STORE_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Where a record lies: segment, offset of its magic, and its value length. */
+struct kv_loc {
+    uint32_t seg;
+    uint32_t off;
+    uint32_t val_len;
+};
+
+/* One key's entry, stored in the index's arena: 14 bytes, then the key. */
+struct index_entry {
+    struct kv_loc loc;
+    uint16_t key_len;
+    uint8_t key[];
+};
+
+struct index_slot {
+    uint32_t hash; /* low 32 bits of the key's hash */
+    uint32_t ref;  /* the entry's place in the arena; 0 = empty slot */
+};
+
+struct index {
+    struct index_slot *slots;
+    size_t mask; /* slot count - 1; the count is a power of two */
+    size_t count;
+    /* The arena: chunks of 8-byte units; freed entries go to per-size lists. */
+    uint8_t **chunks;
+    size_t nchunks;
+    size_t chunk_used; /* units used in the last chunk */
+    uint32_t *free_heads; /* by size in units; 0 = none */
+    size_t arena_bytes;
+};
+
+uint64_t index_hash(const void *key, size_t key_len);
+
+int index_init(struct index *ix);
+void index_destroy(struct index *ix);
+
+/* The entry of key, or NULL. */
+struct index_entry *index_lookup(const struct index *ix, uint64_t hash, const void *key,
+                                 size_t key_len);
+
+/*
+ * Points key at loc, adding it when absent. When it was present, *old (if not
+ * NULL) receives the previous location and *replaced is set. On KV_ENOMEM the
+ * index is unchanged.
+ */
+int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_len,
+                 const struct kv_loc *loc, struct kv_loc *old, bool *replaced);
+
+/* Removes key; *old (if not NULL) receives its location. 0 or KV_ENOTFOUND. */
+int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_len,
+                 struct kv_loc *old);
+
+/* Makes room for n more keys without reallocating; KV_ENOMEM on failure. */
+int index_reserve(struct index *ix, size_t n);
+
+/* Iteration: start *cursor at 0; returns the next entry or NULL at the end.
+ * The index must not change during an iteration. */
+struct index_entry *index_next(const struct index *ix, size_t *cursor, uint64_t *hash_low);
+
+/* Bytes of memory the index holds. */
+size_t index_memory(const struct index *ix);
+
+#endif /* KV_STORE_INDEX_H */

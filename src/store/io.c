@@ -1,0 +1,181 @@
+/*
+ * io.c - the operating system's file I/O table and the helpers every other
+ * module uses on top of a table: full reads and writes that retry EINTR and
+ * short counts, and directory fsync.
+ */
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "kvstore.h"
+
+static int os_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    (void)ctx;
+    return open(path, flags | O_CLOEXEC, mode);
+}
+
+static int os_close(void *ctx, int fd)
+{
+    (void)ctx;
+    return close(fd);
+}
+
+static ssize_t os_preadv(void *ctx, int fd, const struct iovec *iov, int iovcnt, off_t off)
+{
+    (void)ctx;
+    return preadv(fd, iov, iovcnt, off);
+}
+
+static ssize_t os_pwritev(void *ctx, int fd, const struct iovec *iov, int iovcnt, off_t off)
+{
+    (void)ctx;
+    return pwritev(fd, iov, iovcnt, off);
+}
+
+static int os_fdatasync(void *ctx, int fd)
+{
+    (void)ctx;
+    return fdatasync(fd);
+}
+
+static int os_fsync(void *ctx, int fd)
+{
+    (void)ctx;
+    return fsync(fd);
+}
+
+static int os_ftruncate(void *ctx, int fd, off_t len)
+{
+    (void)ctx;
+    return ftruncate(fd, len);
+}
+
+static int os_rename(void *ctx, const char *from, const char *to)
+{
+    (void)ctx;
+    return rename(from, to);
+}
+
+static int os_unlink(void *ctx, const char *path)
+{
+    (void)ctx;
+    return unlink(path);
+}
+
+const struct kv_io kv__io_os = {
+    .ctx = NULL,
+    .open = os_open,
+    .close = os_close,
+    .preadv = os_preadv,
+    .pwritev = os_pwritev,
+    .fdatasync = os_fdatasync,
+    .fsync = os_fsync,
+    .ftruncate = os_ftruncate,
+    .rename = os_rename,
+    .unlink = os_unlink,
+};
+
+/* Advances iov past n transferred bytes; returns the new first element. */
+static struct iovec *iov_advance(struct iovec *iov, int *iovcnt, size_t n)
+{
+    while (*iovcnt > 0 && n >= iov->iov_len) {
+        n -= iov->iov_len;
+        iov++;
+        (*iovcnt)--;
+    }
+    if (*iovcnt > 0) {
+        iov->iov_base = (char *)iov->iov_base + n;
+        iov->iov_len -= n;
+    }
+    return iov;
+}
+
+/* Reads or writes every byte of iov at off. The iovec array is consumed. */
+static int transfer_full(const struct kv_io *io, int fd, struct iovec *iov, int iovcnt, off_t off,
+                         bool write)
+{
+    while (iovcnt > 0 && iov->iov_len == 0) {
+        iov++;
+        iovcnt--;
+    }
+    while (iovcnt > 0) {
+        int cnt = iovcnt < IOV_MAX ? iovcnt : IOV_MAX;
+        ssize_t n = write ? io->pwritev(io->ctx, fd, iov, cnt, off)
+                          : io->preadv(io->ctx, fd, iov, cnt, off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return kv__errno_to_rc(errno);
+        }
+        if (n == 0) {
+            /* A read past the end of the file, or a device that takes nothing. */
+            errno = write ? EIO : 0;
+            return write ? KV_EIO : KV_ECORRUPT;
+        }
+        off += n;
+        iov = iov_advance(iov, &iovcnt, (size_t)n);
+    }
+    return 0;
+}
+
+int kv__io_readv_full(const struct kv_io *io, int fd, struct iovec *iov, int iovcnt, off_t off)
+{
+    return transfer_full(io, fd, iov, iovcnt, off, false);
+}
+
+int kv__io_writev_full(const struct kv_io *io, int fd, struct iovec *iov, int iovcnt, off_t off)
+{
+    return transfer_full(io, fd, iov, iovcnt, off, true);
+}
+
+int kv__io_read_full(const struct kv_io *io, int fd, void *buf, size_t len, off_t off)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    return transfer_full(io, fd, &iov, 1, off, false);
+}
+
+int kv__io_write_full(const struct kv_io *io, int fd, const void *buf, size_t len, off_t off)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    return transfer_full(io, fd, &iov, 1, off, true);
+}
+
+int kv__io_sync_dir(const struct kv_io *io, const char *dir)
+{
+    int fd = io->open(io->ctx, dir, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0)
+        return kv__errno_to_rc(errno);
+    int rc = 0;
+    if (io->fsync(io->ctx, fd) != 0)
+        rc = kv__errno_to_rc(errno);
+    int saved = errno;
+    io->close(io->ctx, fd);
+    errno = saved;
+    return rc;
+}
+
+int kv__io_file_size(int fd, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return kv__errno_to_rc(errno);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int kv__io_free_space(const char *path, uint64_t *bytes)
+{
+    struct statvfs st;
+    if (statvfs(path, &st) != 0)
+        return kv__errno_to_rc(errno);
+    *bytes = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+    return 0;
+}

@@ -1,0 +1,20 @@
+/*
+ * log.c - formats a line and hands it to the user's log callback. The
+ * library never writes to stdout or stderr itself.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "store.h"
+
+void kv__log(const kv_store *s, kv_log_level level, const char *fmt, ...)
+{
+    if (!s->opts.log_fn || level > s->opts.log_level)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    s->opts.log_fn(level, line, s->opts.log_ctx);
+}

@@ -1,0 +1,299 @@
+/*
+ * segment.c - segment files and the store's table of them.
+ *
+ * The table (s->segs, sorted by id, the active segment last) changes only
+ * under the store's rwlock held for writing. A reader pins the segment it is
+ * about to read (users++) while it still holds the rwlock, so a segment that
+ * compaction removes stays open until its last reader is done; then the
+ * descriptor is closed and the memory freed. Sealed segments' descriptors
+ * are opened on demand and the least recently used idle ones are closed when
+ * more than opts.max_open_files are open.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+int kv__join_path(const char *dir, const char *name, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/%s", dir, name);
+    return n < 0 || (size_t)n >= len ? KV_EINVAL : 0;
+}
+
+int kv__segment_path(const char *dir, uint32_t id, bool tmp, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/segment-%u.dat%s", dir, id, tmp ? ".tmp" : "");
+    return n < 0 || (size_t)n >= len ? KV_EINVAL : 0;
+}
+
+/* Parses "segment-<N>.dat"; false for any other name. */
+static bool parse_segment_name(const char *name, uint64_t *id)
+{
+    static const char prefix[] = "segment-";
+    static const char suffix[] = ".dat";
+    size_t len = strlen(name);
+    size_t plen = sizeof(prefix) - 1, slen = sizeof(suffix) - 1;
+    if (len <= plen + slen || strncmp(name, prefix, plen) != 0 ||
+        strcmp(name + len - slen, suffix) != 0)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = plen; i < len - slen; i++) {
+        if (name[i] < '0' || name[i] > '9' || v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(name[i] - '0');
+    }
+    *id = v;
+    return true;
+}
+
+static bool has_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), m = strlen(suffix);
+    return n >= m && strcmp(name + n - m, suffix) == 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int kv__list_segments(const kv_store *s, bool remove_tmp, uint32_t **ids, size_t *n)
+{
+    DIR *d = opendir(s->dir);
+    if (!d) {
+        kv__log(s, KV_LOG_ERROR, "cannot read directory %s: %s", s->dir, strerror(errno));
+        return kv__errno_to_rc(errno);
+    }
+    uint32_t *out = NULL;
+    size_t count = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    char path[4096];
+    while ((de = readdir(d)) != NULL) {
+        uint64_t id;
+        if (has_suffix(de->d_name, ".tmp")) {
+            if (remove_tmp && kv__join_path(s->dir, de->d_name, path, sizeof(path)) == 0 &&
+                s->io->unlink(s->io->ctx, path) == 0)
+                kv__log(s, KV_LOG_INFO, "removed stale temporary file %s", de->d_name);
+            continue;
+        }
+        if (!parse_segment_name(de->d_name, &id))
+            continue;
+        if (id > UINT32_MAX - 1024) {
+            kv__log(s, KV_LOG_ERROR, "%s: segment number too large for this version",
+                    de->d_name);
+            rc = KV_EFORMAT;
+            break;
+        }
+        if (count == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            uint32_t *grown = realloc(out, ncap * sizeof(*out));
+            if (!grown) {
+                rc = KV_ENOMEM;
+                break;
+            }
+            out = grown;
+            cap = ncap;
+        }
+        out[count++] = (uint32_t)id;
+    }
+    closedir(d);
+    if (rc != 0) {
+        free(out);
+        return rc;
+    }
+    if (count > 0)
+        qsort(out, count, sizeof(*out), cmp_u32);
+    *ids = out;
+    *n = count;
+    return 0;
+}
+
+struct segment *kv__segment_new(uint32_t id, int fd, uint64_t size)
+{
+    struct segment *seg = calloc(1, sizeof(*seg));
+    if (!seg)
+        return NULL;
+    seg->id = id;
+    seg->fd = fd;
+    atomic_init(&seg->size, size);
+    seg->synced_size = size;
+    return seg;
+}
+
+int kv__segment_create(kv_store *s, uint32_t id, struct segment **out)
+{
+    char path[4096];
+    int rc = kv__segment_path(s->dir, id, false, path, sizeof(path));
+    if (rc != 0)
+        return rc;
+    int fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) {
+        rc = kv__errno_to_rc(errno);
+        kv__log(s, KV_LOG_ERROR, "cannot create %s: %s", path, strerror(errno));
+        return rc;
+    }
+    rc = kv__io_sync_dir(s->io, s->dir);
+    if (rc == 0)
+        atomic_fetch_add(&s->n_fsyncs, 1);
+    struct segment *seg = rc == 0 ? kv__segment_new(id, fd, 0) : NULL;
+    if (!seg) {
+        if (rc == 0)
+            rc = KV_ENOMEM;
+        else
+            kv__log(s, KV_LOG_ERROR, "cannot sync directory %s: %s", s->dir, strerror(errno));
+        s->io->close(s->io->ctx, fd);
+        s->io->unlink(s->io->ctx, path);
+        return rc;
+    }
+    seg->writable = true;
+    pthread_mutex_lock(&s->seg_mu);
+    s->open_fds++;
+    pthread_mutex_unlock(&s->seg_mu);
+    *out = seg;
+    return 0;
+}
+
+int kv__segtab_add(kv_store *s, struct segment *seg)
+{
+    if (s->nsegs == s->segs_cap) {
+        size_t ncap = s->segs_cap ? s->segs_cap * 2 : 16;
+        struct segment **grown = realloc(s->segs, ncap * sizeof(*grown));
+        if (!grown)
+            return KV_ENOMEM;
+        s->segs = grown;
+        s->segs_cap = ncap;
+    }
+    size_t i = s->nsegs;
+    while (i > 0 && s->segs[i - 1]->id > seg->id) {
+        s->segs[i] = s->segs[i - 1];
+        i--;
+    }
+    s->segs[i] = seg;
+    s->nsegs++;
+    return 0;
+}
+
+struct segment *kv__segtab_find(const kv_store *s, uint32_t id)
+{
+    size_t lo = 0, hi = s->nsegs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t mid_id = s->segs[mid]->id;
+        if (mid_id == id)
+            return s->segs[mid];
+        if (mid_id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Closes and frees seg; seg_mu held. */
+static void segment_destroy_locked(kv_store *s, struct segment *seg)
+{
+    if (seg->fd >= 0) {
+        s->io->close(s->io->ctx, seg->fd);
+        s->open_fds--;
+    }
+    free(seg);
+}
+
+void kv__segtab_remove(kv_store *s, struct segment *seg)
+{
+    for (size_t i = 0; i < s->nsegs; i++) {
+        if (s->segs[i] != seg)
+            continue;
+        memmove(&s->segs[i], &s->segs[i + 1], (s->nsegs - i - 1) * sizeof(*s->segs));
+        s->nsegs--;
+        break;
+    }
+    pthread_mutex_lock(&s->seg_mu);
+    seg->removed = true;
+    if (seg->users == 0)
+        segment_destroy_locked(s, seg);
+    pthread_mutex_unlock(&s->seg_mu);
+}
+
+/* Closes idle sealed descriptors, least recently used first, until at most
+ * max_open_files are open. seg_mu held; the caller holds the rwlock, so the
+ * table is stable. */
+static void evict_idle(kv_store *s)
+{
+    while (s->open_fds > s->opts.max_open_files) {
+        struct segment *victim = NULL;
+        for (size_t i = 0; i < s->nsegs; i++) {
+            struct segment *g = s->segs[i];
+            if (g->fd < 0 || g->users > 0 || g->writable)
+                continue;
+            if (!victim || g->last_use < victim->last_use)
+                victim = g;
+        }
+        if (!victim)
+            return;
+        s->io->close(s->io->ctx, victim->fd);
+        victim->fd = -1;
+        s->open_fds--;
+    }
+}
+
+int kv__segment_acquire(kv_store *s, struct segment *seg, int *fd)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->seg_mu);
+    if (seg->fd < 0) {
+        char path[4096];
+        rc = kv__segment_path(s->dir, seg->id, false, path, sizeof(path));
+        if (rc == 0) {
+            seg->fd = s->io->open(s->io->ctx, path, O_RDONLY, 0);
+            if (seg->fd < 0) {
+                rc = kv__errno_to_rc(errno);
+                kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
+            } else {
+                s->open_fds++;
+            }
+        }
+    }
+    if (rc == 0) {
+        seg->users++;
+        seg->last_use = ++s->fd_clock;
+        *fd = seg->fd;
+        evict_idle(s);
+    }
+    pthread_mutex_unlock(&s->seg_mu);
+    return rc;
+}
+
+void kv__segment_release(kv_store *s, struct segment *seg)
+{
+    pthread_mutex_lock(&s->seg_mu);
+    seg->users--;
+    if (seg->removed && seg->users == 0)
+        segment_destroy_locked(s, seg);
+    pthread_mutex_unlock(&s->seg_mu);
+}
+
+void kv__segtab_free(kv_store *s)
+{
+    pthread_mutex_lock(&s->seg_mu);
+    for (size_t i = 0; i < s->nsegs; i++)
+        segment_destroy_locked(s, s->segs[i]);
+    pthread_mutex_unlock(&s->seg_mu);
+    free(s->segs);
+    s->segs = NULL;
+    s->nsegs = s->segs_cap = 0;
+    s->active = NULL;
+}
+
+int kv__fsync_counted(kv_store *s, int fd, bool data_only)
+{
+    int r = data_only ? s->io->fdatasync(s->io->ctx, fd) : s->io->fsync(s->io->ctx, fd);
+    atomic_fetch_add(&s->n_fsyncs, 1);
+    return r == 0 ? 0 : kv__errno_to_rc(errno);
+}

@@ -1,0 +1,430 @@
+/*
+ * store.c - the handle's life (open, close) and the single-key operations:
+ * put, get, exists, delete, sync, statistics.
+ *
+ * Reads take the rwlock only to look the key up and pin its segment; the
+ * pread and the checksum run without any lock, so readers never wait for a
+ * writer's fdatasync, and writers wait for readers only during the few
+ * instructions of a lookup.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "record.h"
+#include "store.h"
+
+#define MIN_SEGMENT_SIZE (4u << 10)
+#define MAX_SEGMENT_SIZE (2ull << 30)
+#define KEY_STACK_LEN 256
+
+void kv_options_init(kv_options *opts)
+{
+    if (!opts)
+        return;
+    memset(opts, 0, sizeof(*opts));
+    opts->sync_mode = KV_SYNC_ALWAYS;
+    opts->sync_interval_ms = 100;
+    opts->segment_size = 64ull << 20;
+    opts->max_open_files = 256;
+    opts->bloom_bits_per_key = 12;
+    opts->log_level = KV_LOG_INFO;
+}
+
+static bool options_valid(const kv_options *o)
+{
+    return (o->sync_mode == KV_SYNC_ALWAYS || o->sync_mode == KV_SYNC_INTERVAL ||
+            o->sync_mode == KV_SYNC_NONE) &&
+           (o->sync_mode != KV_SYNC_INTERVAL || o->sync_interval_ms > 0) &&
+           o->segment_size >= MIN_SEGMENT_SIZE && o->segment_size <= MAX_SEGMENT_SIZE &&
+           o->max_open_files >= 4 && o->bloom_bits_per_key <= 64;
+}
+
+static bool key_valid(const void *key, size_t key_len)
+{
+    return key && key_len >= 1 && key_len <= KV_MAX_KEY_LEN;
+}
+
+/* ---- index updates shared by writes, recovery and compaction */
+
+static void sub_live(kv_store *s, const struct kv_loc *loc, size_t key_len)
+{
+    struct segment *seg = kv__segtab_find(s, loc->seg);
+    if (seg)
+        seg->live_bytes -= record_size(key_len, loc->val_len);
+}
+
+int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
+                  const struct kv_loc *loc)
+{
+    struct kv_loc old;
+    bool replaced = false;
+    int rc = index_upsert(&s->index, hash, key, key_len, loc, &old, &replaced);
+    if (rc != 0)
+        return rc;
+    if (replaced)
+        sub_live(s, &old, key_len);
+    else
+        bloom_add(&s->bloom, hash);
+    struct segment *seg = kv__segtab_find(s, loc->seg);
+    if (seg)
+        seg->live_bytes += record_size(key_len, loc->val_len);
+    return 0;
+}
+
+void kv__apply_delete(kv_store *s, uint64_t hash, const void *key, size_t key_len)
+{
+    struct kv_loc old;
+    if (index_remove(&s->index, hash, key, key_len, &old) == 0)
+        sub_live(s, &old, key_len);
+}
+
+int kv__rebuild_bloom(kv_store *s)
+{
+    struct bloom fresh;
+    uint64_t capacity = 2 * (uint64_t)s->index.count;
+    int rc = bloom_init(&fresh, capacity, s->opts.bloom_bits_per_key);
+    if (rc != 0)
+        return rc;
+    size_t cursor = 0;
+    struct index_entry *e;
+    while ((e = index_next(&s->index, &cursor, NULL)) != NULL)
+        bloom_add(&fresh, index_hash(e->key, e->key_len));
+    fresh.inserted = s->index.count;
+    bloom_destroy(&s->bloom);
+    s->bloom = fresh;
+    return 0;
+}
+
+/* ---- open and close */
+
+static int take_dir_lock(kv_store *s)
+{
+    char path[4096];
+    int rc = kv__join_path(s->dir, LOCK_NAME, path, sizeof(path));
+    if (rc != 0)
+        return rc;
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
+        return kv__errno_to_rc(errno);
+    }
+    /* flock locks belong to the open file description, so a second handle in
+     * the same process conflicts too (fcntl locks would not). */
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        kv__log(s, KV_LOG_ERROR, "%s is in use by another handle or process", s->dir);
+        return err == EWOULDBLOCK ? KV_ELOCKED : kv__errno_to_rc(err);
+    }
+    return 0;
+}
+
+static int init_sync(kv_store *s)
+{
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    /* Writers hold the lock only briefly; do not let a stream of readers
+     * starve them. */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int r = pthread_rwlock_init(&s->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    if (r != 0)
+        return KV_ENOMEM;
+    pthread_mutex_init(&s->append_mu, NULL);
+    pthread_mutex_init(&s->seg_mu, NULL);
+    pthread_mutex_init(&s->queue_mu, NULL);
+    return 0;
+}
+
+/* Frees everything s holds; the directory lock goes last. */
+static void store_free(kv_store *s)
+{
+    kv__segtab_free(s);
+    index_destroy(&s->index);
+    bloom_destroy(&s->bloom);
+    pthread_rwlock_destroy(&s->lock);
+    pthread_mutex_destroy(&s->append_mu);
+    pthread_mutex_destroy(&s->seg_mu);
+    pthread_mutex_destroy(&s->queue_mu);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    free(s->dir);
+    free(s);
+}
+
+int kv_open(const char *dir, const kv_options *opts, kv_store **out)
+{
+    if (!dir || !*dir || !out)
+        return KV_EINVAL;
+    kv_options defaults;
+    kv_options_init(&defaults);
+    if (!opts)
+        opts = &defaults;
+    if (!options_valid(opts))
+        return KV_EINVAL;
+    kv_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return KV_ENOMEM;
+    s->opts = *opts;
+    s->io = opts->io ? opts->io : &kv__io_os;
+    s->lock_fd = -1;
+    s->dir = strdup(dir);
+    if (!s->dir || init_sync(s) != 0) {
+        free(s->dir);
+        free(s);
+        return KV_ENOMEM;
+    }
+    int rc = index_init(&s->index);
+    if (rc == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        kv__log(s, KV_LOG_ERROR, "cannot create directory %s: %s", dir, strerror(errno));
+        rc = kv__errno_to_rc(errno);
+    }
+    if (rc == 0)
+        rc = take_dir_lock(s);
+    if (rc == 0)
+        rc = kv__recover(s);
+    if (rc == 0) {
+        pthread_rwlock_wrlock(&s->lock);
+        rc = kv__rebuild_bloom(s);
+        pthread_rwlock_unlock(&s->lock);
+    }
+    if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)
+        rc = kv__start_sync_thread(s);
+    if (rc != 0) {
+        store_free(s);
+        return rc;
+    }
+    kv__log(s, KV_LOG_INFO, "opened %s: %zu keys in %zu segments%s", dir, s->index.count,
+            s->nsegs, s->snapshot_loaded ? " (index from snapshot)" : "");
+    *out = s;
+    return 0;
+}
+
+int kv_close(kv_store *s)
+{
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&s->queue_mu);
+    s->closing = true;
+    pthread_mutex_unlock(&s->queue_mu);
+    kv__stop_sync_thread(s);
+    int rc = 0;
+    pthread_mutex_lock(&s->append_mu);
+    if (!atomic_load(&s->read_only)) {
+        rc = kv__sync_active(s);
+        int src = kv__snapshot_save_locked(s);
+        if (rc == 0)
+            rc = src;
+    }
+    pthread_mutex_unlock(&s->append_mu);
+    store_free(s);
+    return rc;
+}
+
+/* ---- single-key operations */
+
+int kv_put(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    if (!s || !key_valid(key, key_len) || (!val && val_len > 0))
+        return KV_EINVAL;
+    if (val_len > KV_MAX_VALUE_LEN)
+        return KV_ETOOBIG;
+    int rc = kv__write(s, KV_OP_SET, key, key_len, val, val_len);
+    if (rc == 0)
+        atomic_fetch_add_explicit(&s->n_puts, 1, memory_order_relaxed);
+    return rc;
+}
+
+int kv_exists(kv_store *s, const void *key, size_t key_len)
+{
+    if (!s || !key_valid(key, key_len))
+        return KV_EINVAL;
+    uint64_t h = index_hash(key, key_len);
+    pthread_rwlock_rdlock(&s->lock);
+    bool found = bloom_may_contain(&s->bloom, h) && index_lookup(&s->index, h, key, key_len);
+    pthread_rwlock_unlock(&s->lock);
+    return found ? 0 : KV_ENOTFOUND;
+}
+
+int kv_delete(kv_store *s, const void *key, size_t key_len)
+{
+    int rc = kv_exists(s, key, key_len);
+    if (rc != 0)
+        return rc;
+    rc = kv__write(s, KV_OP_DELETE, key, key_len, NULL, 0);
+    if (rc == 0)
+        atomic_fetch_add_explicit(&s->n_deletes, 1, memory_order_relaxed);
+    return rc;
+}
+
+/* Looks key up and pins its segment; the rwlock is released on return. */
+static int locate(kv_store *s, const void *key, size_t key_len, struct kv_loc *loc,
+                  struct segment **seg, int *fd)
+{
+    uint64_t h = index_hash(key, key_len);
+    int rc = 0;
+    pthread_rwlock_rdlock(&s->lock);
+    if (!bloom_may_contain(&s->bloom, h)) {
+        atomic_fetch_add_explicit(&s->n_bloom_negatives, 1, memory_order_relaxed);
+        rc = KV_ENOTFOUND;
+        goto out;
+    }
+    const struct index_entry *e = index_lookup(&s->index, h, key, key_len);
+    if (!e) {
+        if (s->bloom.blocks)
+            atomic_fetch_add_explicit(&s->n_bloom_false_positives, 1, memory_order_relaxed);
+        rc = KV_ENOTFOUND;
+        goto out;
+    }
+    *loc = e->loc;
+    *seg = kv__segtab_find(s, loc->seg);
+    if (!*seg) {
+        kv__log(s, KV_LOG_ERROR, "index names segment %u, which is not open", loc->seg);
+        rc = KV_EIO;
+        goto out;
+    }
+    rc = kv__segment_acquire(s, *seg, fd);
+out:
+    pthread_rwlock_unlock(&s->lock);
+    return rc;
+}
+
+/* Checks the record read for key against its header and checksum; fills
+ * *value_crc with the CRC of the value alone. */
+static int verify_record(kv_store *s, const struct kv_loc *loc, const uint8_t *hdr,
+                         const uint8_t *rec_key, const void *key, size_t key_len, const void *val,
+                         const uint8_t *trailer, uint32_t *value_crc)
+{
+    struct record_header h;
+    bool ok = record_decode_header(hdr, &h) && h.op == KV_OP_SET && h.key_len == key_len &&
+              h.val_len == loc->val_len && memcmp(rec_key, key, key_len) == 0;
+    if (ok) {
+        uint32_t vcrc = record_crc_update(0, val, loc->val_len);
+        uint32_t crc = record_crc_combine(record_crc_head(hdr, rec_key, key_len), vcrc,
+                                          loc->val_len);
+        ok = crc == get_u32(trailer);
+        *value_crc = vcrc;
+    }
+    if (ok)
+        return 0;
+    atomic_fetch_add(&s->n_checksum_errors, 1);
+    kv__log(s, KV_LOG_ERROR, "segment %u offset %u: record failed its checksum on read", loc->seg,
+            loc->off);
+    return KV_ECORRUPT;
+}
+
+int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len,
+               uint32_t *value_crc)
+{
+    if (!s || !key_valid(key, key_len) || !val || !val_len)
+        return KV_EINVAL;
+    atomic_fetch_add_explicit(&s->n_gets, 1, memory_order_relaxed);
+    struct kv_loc loc;
+    struct segment *seg;
+    int fd;
+    int rc = locate(s, key, key_len, &loc, &seg, &fd);
+    if (rc != 0)
+        return rc;
+
+    uint8_t hdr[RECORD_HEADER_LEN], trailer[RECORD_TRAILER_LEN];
+    uint8_t key_stack[KEY_STACK_LEN];
+    uint8_t *rec_key = key_len <= sizeof(key_stack) ? key_stack : malloc(key_len);
+    uint8_t *buf = malloc((size_t)loc.val_len + 1);
+    if (!rec_key || !buf) {
+        rc = KV_ENOMEM;
+        goto out;
+    }
+    struct iovec iov[4] = {
+        {.iov_base = hdr, .iov_len = sizeof(hdr)},
+        {.iov_base = rec_key, .iov_len = key_len},
+        {.iov_base = buf, .iov_len = loc.val_len},
+        {.iov_base = trailer, .iov_len = sizeof(trailer)},
+    };
+    rc = kv__io_readv_full(s->io, fd, iov, 4, (off_t)loc.off);
+    if (rc == 0) {
+        uint32_t vcrc = 0;
+        rc = verify_record(s, &loc, hdr, rec_key, key, key_len, buf, trailer, &vcrc);
+        if (rc == 0) {
+            buf[loc.val_len] = 0;
+            *val = buf;
+            *val_len = loc.val_len;
+            if (value_crc)
+                *value_crc = vcrc;
+            buf = NULL;
+        }
+    } else {
+        kv__log(s, KV_LOG_ERROR, "read of segment %u offset %u failed: %s", loc.seg, loc.off,
+                rc == KV_ECORRUPT ? "file too short" : strerror(errno));
+        if (rc == KV_ECORRUPT)
+            atomic_fetch_add(&s->n_checksum_errors, 1);
+    }
+out:
+    kv__segment_release(s, seg);
+    if (rec_key != key_stack)
+        free(rec_key);
+    free(buf);
+    return rc;
+}
+
+int kv_get(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len)
+{
+    return kv_get_crc(s, key, key_len, val, val_len, NULL);
+}
+
+void kv_free(void *p)
+{
+    free(p);
+}
+
+int kv_sync(kv_store *s)
+{
+    if (!s)
+        return KV_EINVAL;
+    pthread_mutex_lock(&s->append_mu);
+    int rc = atomic_load(&s->read_only) ? KV_EREADONLY : kv__sync_active(s);
+    if (rc != 0 && rc != KV_EREADONLY) {
+        atomic_store(&s->read_only, true);
+        kv__log(s, KV_LOG_ERROR, "store is now read-only until reopened: kv_sync failed");
+    }
+    pthread_mutex_unlock(&s->append_mu);
+    return rc;
+}
+
+int kv_get_stats(kv_store *s, kv_stats *out)
+{
+    if (!s || !out)
+        return KV_EINVAL;
+    kv_stats st;
+    memset(&st, 0, sizeof(st));
+    pthread_rwlock_rdlock(&s->lock);
+    st.keys = s->index.count;
+    st.segments = s->nsegs;
+    for (size_t i = 0; i < s->nsegs; i++) {
+        st.disk_bytes += atomic_load(&s->segs[i]->size);
+        st.live_bytes += s->segs[i]->live_bytes;
+    }
+    st.active_segment_id = s->active ? s->active->id : 0;
+    st.oldest_segment_id = s->nsegs ? s->segs[0]->id : 0;
+    st.bloom_bytes = bloom_memory(&s->bloom);
+    st.index_bytes = index_memory(&s->index) + st.bloom_bytes;
+    st.bloom_capacity = s->bloom.capacity;
+    pthread_rwlock_unlock(&s->lock);
+    st.dead_bytes = st.disk_bytes > st.live_bytes ? st.disk_bytes - st.live_bytes : 0;
+    st.bloom_negatives = atomic_load(&s->n_bloom_negatives);
+    st.bloom_false_positives = atomic_load(&s->n_bloom_false_positives);
+    st.checksum_errors = atomic_load(&s->n_checksum_errors);
+    st.torn_bytes_truncated = s->torn_bytes_truncated;
+    st.fsyncs = atomic_load(&s->n_fsyncs);
+    st.puts = atomic_load(&s->n_puts);
+    st.deletes = atomic_load(&s->n_deletes);
+    st.gets = atomic_load(&s->n_gets);
+    st.records_replayed = s->records_replayed;
+    st.snapshot_loaded = s->snapshot_loaded;
+    st.read_only = atomic_load(&s->read_only);
+    *out = st;
+    return 0;
+}

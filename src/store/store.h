@@ -1,0 +1,152 @@
+/*
+ * store.h - the engine's internal view of a store handle, shared by the
+ * modules that implement kvstore.h.
+ *
+ * Locks, in the order they are taken:
+ *   append_mu   the append path: writes to the active segment, rotation,
+ *               sync, snapshot, compaction. Held by one group-commit leader.
+ *   lock        (rwlock) the index, the bloom filter, the segment table and
+ *               per-segment live-byte counts. Readers share it only for the
+ *               lookup; they never hold it across I/O.
+ *   seg_mu      reader counts, removal, and the descriptor cache of segments.
+ * queue_mu guards the writers' queue and is never held with the others.
+ */
+#ifndef KV_STORE_STORE_H
+#define KV_STORE_STORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bloom.h"
+#include "index.h"
+#include "io.h"
+#include "kvstore.h"
+
+#define SNAPSHOT_NAME "index.snapshot"
+#define LOCK_NAME "LOCK"
+
+struct segment {
+    uint32_t id;
+    int fd;                  /* -1 while closed by the descriptor cache */
+    _Atomic uint64_t size;   /* bytes in the file */
+    uint64_t synced_size;    /* bytes known durable (active segment; append_mu) */
+    uint64_t live_bytes;     /* bytes of records the index points at (lock) */
+    unsigned users;          /* readers in flight (seg_mu) */
+    bool removed;            /* out of the table; freed by its last user (seg_mu) */
+    bool writable;           /* the active segment: its descriptor is never evicted */
+    uint64_t last_use;       /* descriptor-cache clock (seg_mu) */
+};
+
+struct write_req;
+
+struct kv_store {
+    char *dir;
+    kv_options opts;
+    const struct kv_io *io;
+    int lock_fd;
+
+    pthread_mutex_t append_mu;
+    pthread_rwlock_t lock;
+    pthread_mutex_t seg_mu;
+    pthread_mutex_t queue_mu;
+
+    struct index index;
+    struct bloom bloom;
+    struct segment **segs; /* sorted by id; the last one is the active segment */
+    size_t nsegs, segs_cap;
+    struct segment *active;
+    unsigned open_fds; /* seg_mu */
+    uint64_t fd_clock; /* seg_mu */
+
+    struct write_req *queue_head, *queue_tail;
+    bool closing; /* queue_mu */
+    atomic_bool read_only;
+
+    /* Background fdatasync for KV_SYNC_INTERVAL. */
+    pthread_t sync_thread;
+    bool sync_thread_running;
+    bool sync_stop; /* append_mu */
+    pthread_cond_t sync_cv;
+
+    /* Counters reported by kv_get_stats. */
+    atomic_uint_fast64_t n_puts, n_deletes, n_gets, n_fsyncs, n_checksum_errors;
+    atomic_uint_fast64_t n_bloom_negatives, n_bloom_false_positives;
+    uint64_t torn_bytes_truncated, records_replayed;
+    bool snapshot_loaded;
+};
+
+/* ---- log.c */
+void kv__log(const kv_store *s, kv_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- segment.c: files, the segment table and the descriptor cache */
+int kv__segment_path(const char *dir, uint32_t id, bool tmp, char *buf, size_t len);
+int kv__join_path(const char *dir, const char *name, char *buf, size_t len);
+/* Lists the segment ids in s->dir, ascending; with remove_tmp, also deletes
+ * stale *.tmp files left by a crash. */
+int kv__list_segments(const kv_store *s, bool remove_tmp, uint32_t **ids, size_t *n);
+struct segment *kv__segment_new(uint32_t id, int fd, uint64_t size);
+/* Creates segment-<id>.dat, fsyncs the directory, and returns it writable. */
+int kv__segment_create(kv_store *s, uint32_t id, struct segment **out);
+/* Appends seg to the table (caller holds lock for writing). */
+int kv__segtab_add(kv_store *s, struct segment *seg);
+/* Finds a segment by id (caller holds lock). */
+struct segment *kv__segtab_find(const kv_store *s, uint32_t id);
+/* Takes seg out of the table (caller holds lock for writing); it is closed
+ * and freed when its last reader is done. */
+void kv__segtab_remove(kv_store *s, struct segment *seg);
+/* Pins seg for a read and returns its descriptor (caller holds lock). */
+int kv__segment_acquire(kv_store *s, struct segment *seg, int *fd);
+void kv__segment_release(kv_store *s, struct segment *seg);
+/* Frees every segment (close). */
+void kv__segtab_free(kv_store *s);
+int kv__fsync_counted(kv_store *s, int fd, bool data_only);
+
+/* ---- write.c: the group-commit append path */
+int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
+              size_t val_len);
+/* Seals the active segment and starts segment new_id (append_mu held). */
+int kv__rotate(kv_store *s, uint32_t new_id);
+/* fdatasync of the active segment if it has unsynced bytes (append_mu held). */
+int kv__sync_active(kv_store *s);
+int kv__start_sync_thread(kv_store *s);
+void kv__stop_sync_thread(kv_store *s);
+
+/* ---- apply (store.c): index updates shared by writes, recovery and compaction;
+ * caller holds lock for writing. */
+int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
+                  const struct kv_loc *loc);
+void kv__apply_delete(kv_store *s, uint64_t hash, const void *key, size_t key_len);
+int kv__rebuild_bloom(kv_store *s);
+
+/* ---- recovery.c */
+int kv__recover(kv_store *s);
+
+/* ---- snapshot.c */
+/* Writes the snapshot; caller holds append_mu. */
+int kv__snapshot_save_locked(kv_store *s);
+/* Loads the snapshot into s->index if valid; pos_seg and pos_off receive the log
+ * position it covers. Returns 0 when loaded, 1 when absent or unusable (the
+ * reason logged), or a negative code on a hard failure. */
+int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *pos_seg,
+                      uint64_t *pos_off);
+
+/* ---- scan.c: reading a segment record by record */
+struct scan_record {
+    uint64_t off;
+    uint64_t len;
+    kv_record_status status;
+    bool at_tail; /* nothing that checks out follows it in the segment */
+    uint8_t op;
+    const uint8_t *key;
+    uint32_t key_len;
+    uint32_t val_len;
+    uint32_t crc;
+};
+typedef int (*scan_fn)(const struct scan_record *r, void *ctx);
+int kv__scan_segment(const struct kv_io *io, int fd, uint64_t size, uint64_t start, scan_fn fn,
+                     void *ctx);
+
+#endif /* KV_STORE_STORE_H */

@@ -1,0 +1,359 @@
+/*
+ * write.c - the append path: every put and delete becomes a record appended
+ * to the active segment by a group-commit leader.
+ *
+ * Writers queue up; the writer at the head of the queue becomes the leader,
+ * takes as many queued records as fit (BATCH_MAX_*, and never across a
+ * segment boundary), writes them with one pwritev, makes them durable with one
+ * fdatasync (sync mode always), applies them to the index in log order, and
+ * hands each waiting writer its result. So N concurrent writers pay for about
+ * one fdatasync, not N, and the index only ever shows durable records.
+ *
+ * A failed write (ENOSPC, EIO, a short write) cuts the batch's bytes off the
+ * segment again: the batch fails, nothing of it is acknowledged or indexed,
+ * and the next write may succeed. A failed fdatasync fails the batch it
+ * covered; since the kernel may have dropped those pages and a retried fsync
+ * can falsely succeed, the engine never trusts that tail again: it cuts the
+ * segment back to its last synced length, seals it, and continues in a fresh
+ * segment. If that cleanup fails too, or the failed sync covered writes that
+ * were already acknowledged (sync modes interval and none), the store turns
+ * read-only (KV_EREADONLY) until it is reopened.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "record.h"
+#include "store.h"
+
+#define BATCH_MAX_RECORDS 256
+#define BATCH_MAX_BYTES (4u << 20)
+
+struct write_req {
+    uint8_t op;
+    const void *key;
+    size_t key_len;
+    const void *val;
+    size_t val_len;
+    uint64_t hash;
+    uint8_t hdr[RECORD_HEADER_LEN];
+    uint8_t trailer[RECORD_TRAILER_LEN];
+    struct kv_loc loc; /* where the leader placed it */
+    int rc;
+    bool done;
+    pthread_cond_t cv;
+    struct write_req *next;
+};
+
+static uint64_t req_size(const struct write_req *w)
+{
+    return record_size(w->key_len, w->val_len);
+}
+
+static void set_read_only(kv_store *s, const char *why)
+{
+    if (!atomic_exchange(&s->read_only, true))
+        kv__log(s, KV_LOG_ERROR, "store is now read-only until reopened: %s", why);
+}
+
+int kv__sync_active(kv_store *s)
+{
+    struct segment *a = s->active;
+    uint64_t size = atomic_load(&a->size);
+    if (a->synced_size == size)
+        return 0;
+    int rc = kv__fsync_counted(s, a->fd, true);
+    if (rc != 0) {
+        kv__log(s, KV_LOG_ERROR, "fdatasync of segment %u failed: %s", a->id, strerror(errno));
+        return rc;
+    }
+    a->synced_size = size;
+    return 0;
+}
+
+int kv__rotate(kv_store *s, uint32_t new_id)
+{
+    struct segment *old = s->active;
+    int rc = kv__sync_active(s);
+    if (rc != 0) {
+        set_read_only(s, "a segment could not be synced when it was sealed");
+        return KV_EREADONLY;
+    }
+    struct segment *seg;
+    rc = kv__segment_create(s, new_id, &seg);
+    if (rc != 0)
+        return rc;
+    pthread_rwlock_wrlock(&s->lock);
+    rc = kv__segtab_add(s, seg);
+    if (rc == 0) {
+        s->active = seg;
+        old->writable = false;
+    }
+    pthread_rwlock_unlock(&s->lock);
+    if (rc != 0) {
+        char path[4096];
+        s->io->close(s->io->ctx, seg->fd);
+        if (kv__segment_path(s->dir, new_id, false, path, sizeof(path)) == 0)
+            s->io->unlink(s->io->ctx, path);
+        free(seg);
+        return rc;
+    }
+    kv__log(s, KV_LOG_DEBUG, "sealed segment %u, writing to segment %u", old->id, new_id);
+    return 0;
+}
+
+/* Cuts the active segment back to len after a failed write or sync. */
+static int truncate_active(kv_store *s, uint64_t len)
+{
+    struct segment *a = s->active;
+    if (s->io->ftruncate(s->io->ctx, a->fd, (off_t)len) != 0) {
+        kv__log(s, KV_LOG_ERROR, "cannot cut segment %u back to %llu bytes: %s", a->id,
+                (unsigned long long)len, strerror(errno));
+        return kv__errno_to_rc(errno);
+    }
+    atomic_store(&a->size, len);
+    return 0;
+}
+
+/* After a failed fdatasync in sync mode always: forget the unsynced tail and
+ * move to a fresh segment. */
+static void abandon_unsynced_tail(kv_store *s)
+{
+    struct segment *a = s->active;
+    if (truncate_active(s, a->synced_size) != 0 ||
+        kv__fsync_counted(s, a->fd, false) != 0) {
+        set_read_only(s, "the unsynced tail of a segment could not be cut off");
+        return;
+    }
+    if (kv__rotate(s, a->id + 1) != 0)
+        set_read_only(s, "no fresh segment could be started after a failed fdatasync");
+}
+
+/* Chooses the batch [first, *last] that fits the active segment, rotating
+ * first when even the first record does not fit. append_mu held. */
+static int plan_batch(kv_store *s, struct write_req *first, struct write_req **last,
+                      size_t *count)
+{
+    uint64_t limit = s->opts.segment_size;
+    uint64_t size = atomic_load(&s->active->size);
+    if (size > 0 && size + req_size(first) > limit) {
+        int rc = kv__rotate(s, s->active->id + 1);
+        if (rc != 0)
+            return rc;
+        size = 0;
+    }
+    /* A record longer than a segment gets a segment of its own. Writers that
+     * queue up meanwhile link themselves in under queue_mu. */
+    uint64_t bytes = req_size(first);
+    struct write_req *w = first;
+    size_t n = 1;
+    pthread_mutex_lock(&s->queue_mu);
+    while (w->next && n < BATCH_MAX_RECORDS) {
+        uint64_t more = req_size(w->next);
+        if (bytes + more > BATCH_MAX_BYTES || size + bytes + more > limit)
+            break;
+        w = w->next;
+        bytes += more;
+        n++;
+    }
+    pthread_mutex_unlock(&s->queue_mu);
+    *last = w;
+    *count = n;
+    return 0;
+}
+
+/* Writes the batch at the end of the active segment. append_mu held. */
+static int write_batch(kv_store *s, struct write_req *first, size_t count)
+{
+    struct segment *a = s->active;
+    uint64_t start = atomic_load(&a->size);
+    struct iovec *iov = malloc(count * 4 * sizeof(*iov));
+    if (!iov)
+        return KV_ENOMEM;
+    int n = 0;
+    uint64_t off = start;
+    struct write_req *w = first;
+    for (size_t i = 0; i < count; i++, w = i < count ? w->next : w) {
+        w->loc.seg = a->id;
+        w->loc.off = (uint32_t)off;
+        w->loc.val_len = (uint32_t)w->val_len;
+        iov[n++] = (struct iovec){.iov_base = w->hdr, .iov_len = RECORD_HEADER_LEN};
+        iov[n++] = (struct iovec){.iov_base = (void *)w->key, .iov_len = w->key_len};
+        if (w->val_len > 0)
+            iov[n++] = (struct iovec){.iov_base = (void *)w->val, .iov_len = w->val_len};
+        iov[n++] = (struct iovec){.iov_base = w->trailer, .iov_len = RECORD_TRAILER_LEN};
+        off += req_size(w);
+    }
+    int rc = kv__io_writev_full(s->io, a->fd, iov, n, (off_t)start);
+    int err = errno;
+    free(iov);
+    if (rc != 0) {
+        kv__log(s, KV_LOG_ERROR, "write to segment %u failed: %s", a->id, strerror(err));
+        if (truncate_active(s, start) != 0)
+            set_read_only(s, "a failed write could not be cut off the segment");
+        return rc;
+    }
+    atomic_store(&a->size, off);
+    if (s->opts.sync_mode != KV_SYNC_ALWAYS)
+        return 0;
+    rc = kv__sync_active(s);
+    if (rc != 0)
+        abandon_unsynced_tail(s);
+    return rc;
+}
+
+/* Applies a written batch to the index, in log order. append_mu held. */
+static int apply_batch(kv_store *s, struct write_req *first, size_t count)
+{
+    int rc = 0;
+    pthread_rwlock_wrlock(&s->lock);
+    struct write_req *w = first;
+    for (size_t i = 0; i < count && rc == 0; i++, w = i < count ? w->next : w) {
+        if (w->op == KV_OP_SET)
+            rc = kv__apply_set(s, w->hash, w->key, w->key_len, &w->loc);
+        else
+            kv__apply_delete(s, w->hash, w->key, w->key_len);
+    }
+    if (rc == 0 && bloom_is_full(&s->bloom))
+        rc = kv__rebuild_bloom(s);
+    pthread_rwlock_unlock(&s->lock);
+    if (rc != 0)
+        set_read_only(s, "out of memory while indexing durable records");
+    return rc;
+}
+
+/* The leader's work for the batch that starts at first (the queue's head). */
+static int lead_batch(kv_store *s, struct write_req *first, struct write_req **last)
+{
+    size_t count = 1;
+    *last = first;
+    pthread_mutex_lock(&s->append_mu);
+    int rc = atomic_load(&s->read_only) ? KV_EREADONLY : 0;
+    if (rc == 0)
+        rc = plan_batch(s, first, last, &count);
+    if (rc == 0) {
+        pthread_rwlock_wrlock(&s->lock);
+        rc = index_reserve(&s->index, count);
+        pthread_rwlock_unlock(&s->lock);
+    }
+    if (rc == 0)
+        rc = write_batch(s, first, count);
+    if (rc == 0)
+        rc = apply_batch(s, first, count);
+    pthread_mutex_unlock(&s->append_mu);
+    return rc;
+}
+
+int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
+              size_t val_len)
+{
+    struct write_req w = {.op = op, .key = key, .key_len = key_len, .val = val,
+                          .val_len = val_len};
+    w.hash = index_hash(key, key_len);
+    record_encode_header(w.hdr, op, (uint32_t)key_len, (uint32_t)val_len);
+    uint32_t crc = record_crc_head(w.hdr, key, key_len);
+    if (val_len > 0)
+        crc = record_crc_update(crc, val, val_len);
+    put_u32(w.trailer, crc);
+    pthread_cond_init(&w.cv, NULL);
+
+    pthread_mutex_lock(&s->queue_mu);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->queue_mu);
+        pthread_cond_destroy(&w.cv);
+        return KV_EBUSY;
+    }
+    if (s->queue_tail)
+        s->queue_tail->next = &w;
+    else
+        s->queue_head = &w;
+    s->queue_tail = &w;
+    while (!w.done && s->queue_head != &w)
+        pthread_cond_wait(&w.cv, &s->queue_mu);
+    if (w.done) {
+        pthread_mutex_unlock(&s->queue_mu);
+        pthread_cond_destroy(&w.cv);
+        return w.rc;
+    }
+    pthread_mutex_unlock(&s->queue_mu);
+
+    struct write_req *last;
+    int rc = lead_batch(s, &w, &last);
+
+    pthread_mutex_lock(&s->queue_mu);
+    struct write_req *r = &w;
+    for (;;) {
+        struct write_req *next = r->next;
+        bool end = r == last;
+        r->rc = rc;
+        r->done = true;
+        if (r != &w)
+            pthread_cond_signal(&r->cv);
+        if (end) {
+            s->queue_head = next;
+            break;
+        }
+        r = next;
+    }
+    if (s->queue_head)
+        pthread_cond_signal(&s->queue_head->cv);
+    else
+        s->queue_tail = NULL;
+    pthread_mutex_unlock(&s->queue_mu);
+    pthread_cond_destroy(&w.cv);
+    return rc;
+}
+
+/* ---- KV_SYNC_INTERVAL: a thread that makes the active segment durable every
+ * sync_interval_ms. */
+
+static void *sync_thread_main(void *arg)
+{
+    kv_store *s = arg;
+    pthread_mutex_lock(&s->append_mu);
+    while (!s->sync_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)s->opts.sync_interval_ms * 1000000u;
+        until.tv_sec += (time_t)(ns / 1000000000u);
+        until.tv_nsec = (long)(ns % 1000000000u);
+        int r = pthread_cond_timedwait(&s->sync_cv, &s->append_mu, &until);
+        if (r == ETIMEDOUT && !s->sync_stop && !atomic_load(&s->read_only) &&
+            kv__sync_active(s) != 0)
+            set_read_only(s, "a background fdatasync failed, acknowledged writes may be lost");
+    }
+    pthread_mutex_unlock(&s->append_mu);
+    return NULL;
+}
+
+int kv__start_sync_thread(kv_store *s)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int r = pthread_cond_init(&s->sync_cv, &attr);
+    pthread_condattr_destroy(&attr);
+    if (r != 0)
+        return KV_ENOMEM;
+    s->sync_stop = false;
+    if (pthread_create(&s->sync_thread, NULL, sync_thread_main, s) != 0) {
+        pthread_cond_destroy(&s->sync_cv);
+        return KV_ENOMEM;
+    }
+    s->sync_thread_running = true;
+    return 0;
+}
+
+void kv__stop_sync_thread(kv_store *s)
+{
+    if (!s->sync_thread_running)
+        return;
+    pthread_mutex_lock(&s->append_mu);
+    s->sync_stop = true;
+    pthread_cond_signal(&s->sync_cv);
+    pthread_mutex_unlock(&s->append_mu);
+    pthread_join(s->sync_thread, NULL);
+    pthread_cond_destroy(&s->sync_cv);
+    s->sync_thread_running = false;
+}

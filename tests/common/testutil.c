@@ -1,0 +1,250 @@
+/*
+ * testutil.c - see testutil.h.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+char *tu_mkdtemp(void)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof(tmpl), "%s/kvtest-XXXXXX", base && *base ? base : "/tmp");
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    char *out = strdup(d);
+    assert_non_null(out);
+    return out;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tu_rmtree(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tu_path(const char *dir, const char *name)
+{
+    char *p = NULL;
+    assert_true(asprintf(&p, "%s/%s", dir, name) > 0);
+    return p;
+}
+
+kv_store *tu_open(const char *dir, const kv_options *opts)
+{
+    kv_options o;
+    if (opts) {
+        o = *opts;
+    } else {
+        kv_options_init(&o);
+        o.segment_size = 64 * 1024;
+    }
+    kv_store *s = NULL;
+    int rc = kv_open(dir, &o, &s);
+    if (rc != 0)
+        fail_msg("kv_open(%s) = %d (%s)", dir, rc, kv_strerror(rc));
+    return s;
+}
+
+uint8_t *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+void tu_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+size_t tu_file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (size_t)st.st_size;
+}
+
+void tu_truncate(const char *path, size_t len)
+{
+    assert_int_equal(truncate(path, (off_t)len), 0);
+}
+
+void tu_flip_byte(const char *path, size_t off)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+    b ^= 0x5A;
+    assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+    close(fd);
+}
+
+void tu_assert_value(kv_store *s, const char *key, const void *value, size_t len)
+{
+    void *got = NULL;
+    size_t got_len = 0;
+    int rc = kv_get(s, key, strlen(key), &got, &got_len);
+    if (rc != 0)
+        fail_msg("kv_get(%s) = %d (%s), wanted %zu bytes", key, rc, kv_strerror(rc), len);
+    assert_int_equal(got_len, len);
+    assert_memory_equal(got, value, len);
+    kv_free(got);
+}
+
+void tu_append_record(uint8_t **buf, size_t *len, uint8_t op, const void *key, size_t key_len,
+                      const void *val, size_t val_len)
+{
+    size_t n = 15 + key_len + val_len;
+    *buf = realloc(*buf, *len + n);
+    assert_non_null(*buf);
+    uint8_t *p = *buf + *len;
+    p[0] = 0xF0;
+    p[1] = 0xF1;
+    p[2] = op;
+    for (int i = 0; i < 4; i++) {
+        p[3 + i] = (uint8_t)(key_len >> (8 * i));
+        p[7 + i] = (uint8_t)(val_len >> (8 * i));
+    }
+    memcpy(p + 11, key, key_len);
+    if (val_len)
+        memcpy(p + 11 + key_len, val, val_len);
+    uLong crc = crc32(0, p + 2, (uInt)(9 + key_len + val_len));
+    for (int i = 0; i < 4; i++)
+        p[11 + key_len + val_len + i] = (uint8_t)(crc >> (8 * i));
+    *len += n;
+}
+
+/* ---- fault injection */
+
+static struct tu_faults *faults_of(void *ctx)
+{
+    return ctx;
+}
+
+static int f_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    (void)ctx;
+    return kv__io_os.open(NULL, path, flags, mode);
+}
+
+static int f_close(void *ctx, int fd)
+{
+    (void)ctx;
+    return kv__io_os.close(NULL, fd);
+}
+
+static ssize_t f_preadv(void *ctx, int fd, const struct iovec *iov, int n, off_t off)
+{
+    (void)ctx;
+    return kv__io_os.preadv(NULL, fd, iov, n, off);
+}
+
+static ssize_t f_pwritev(void *ctx, int fd, const struct iovec *iov, int n, off_t off)
+{
+    struct tu_faults *f = faults_of(ctx);
+    int nth = ++f->writes;
+    int count = f->fail_write_count > 0 ? f->fail_write_count : 1;
+    if (f->fail_write_at > 0 && nth >= f->fail_write_at && nth < f->fail_write_at + count) {
+        if (f->short_write && iov[0].iov_len > 1) {
+            struct iovec half = {.iov_base = iov[0].iov_base, .iov_len = iov[0].iov_len / 2};
+            ssize_t r = kv__io_os.pwritev(NULL, fd, &half, 1, off);
+            f->short_write = 0; /* the retry of the rest fails */
+            if (r > 0)
+                return r;
+        }
+        errno = f->write_errno ? f->write_errno : EIO;
+        return -1;
+    }
+    return kv__io_os.pwritev(NULL, fd, iov, n, off);
+}
+
+static int f_sync(struct tu_faults *f, int fd, bool data)
+{
+    int nth = ++f->syncs;
+    if (f->fail_sync_at > 0 && nth == f->fail_sync_at) {
+        errno = f->sync_errno ? f->sync_errno : EIO;
+        return -1;
+    }
+    return data ? kv__io_os.fdatasync(NULL, fd) : kv__io_os.fsync(NULL, fd);
+}
+
+static int f_fdatasync(void *ctx, int fd)
+{
+    return f_sync(faults_of(ctx), fd, true);
+}
+
+static int f_fsync(void *ctx, int fd)
+{
+    return f_sync(faults_of(ctx), fd, false);
+}
+
+static int f_ftruncate(void *ctx, int fd, off_t len)
+{
+    (void)ctx;
+    return kv__io_os.ftruncate(NULL, fd, len);
+}
+
+static int f_rename(void *ctx, const char *a, const char *b)
+{
+    (void)ctx;
+    return kv__io_os.rename(NULL, a, b);
+}
+
+static int f_unlink(void *ctx, const char *p)
+{
+    (void)ctx;
+    return kv__io_os.unlink(NULL, p);
+}
+
+void tu_faults_init(struct tu_faults *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->io = (struct kv_io){
+        .ctx = f,
+        .open = f_open,
+        .close = f_close,
+        .preadv = f_preadv,
+        .pwritev = f_pwritev,
+        .fdatasync = f_fdatasync,
+        .fsync = f_fsync,
+        .ftruncate = f_ftruncate,
+        .rename = f_rename,
+        .unlink = f_unlink,
+    };
+}
+
+void tu_log_count(kv_log_level level, const char *msg, void *ctx)
+{
+    (void)level;
+    int *n = ctx;
+    if (n && (strstr(msg, "damaged") || strstr(msg, "checksum")))
+        (*n)++;
+}

@@ -1,0 +1,65 @@
+/*
+ * testutil.h - helpers shared by the unit tests: fresh temporary directories,
+ * file helpers, and a fault-injecting I/O table.
+ */
+#ifndef KV_TESTUTIL_H
+#define KV_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "io.h"
+#include "kvstore.h"
+
+/* A fresh directory under $TMPDIR (or /tmp); the caller removes it with
+ * tu_rmtree and frees the string. The store directory is "<dir>/db". */
+char *tu_mkdtemp(void);
+void tu_rmtree(const char *dir);
+char *tu_path(const char *dir, const char *name); /* malloc'd "dir/name" */
+
+/* Opens dir with small segments and silent logging unless opts is given. */
+kv_store *tu_open(const char *dir, const kv_options *opts);
+
+/* Reads/writes a whole file; tu_read_file returns malloc'd bytes. */
+uint8_t *tu_read_file(const char *path, size_t *len);
+void tu_write_file(const char *path, const void *data, size_t len);
+size_t tu_file_size(const char *path);
+void tu_truncate(const char *path, size_t len);
+void tu_flip_byte(const char *path, size_t off);
+
+/* Asserts that key reads back as exactly value. */
+void tu_assert_value(kv_store *s, const char *key, const void *value, size_t len);
+#define tu_assert_str(s, key, str) tu_assert_value((s), (key), (str), strlen(str))
+
+/* Appends a raw record in the on-disk format to buf (at *len, growing it). */
+void tu_append_record(uint8_t **buf, size_t *len, uint8_t op, const void *key, size_t key_len,
+                      const void *val, size_t val_len);
+
+/*
+ * A fault-injecting I/O table over the operating system's. Counters start at
+ * zero when installed; fail_write_at = N makes the Nth pwritev (1-based) fail
+ * with write_errno (or, with short_write, write half and then fail), and
+ * likewise fail_sync_at for fdatasync/fsync. Every fsync records the file
+ * size it covered in synced_sizes (by fd, last value wins).
+ */
+struct tu_faults {
+    struct kv_io io;
+    int writes, syncs;
+    int fail_write_at;
+    int fail_write_count; /* how many consecutive writes fail (default 1) */
+    int write_errno;
+    int short_write;
+    int fail_sync_at;
+    int sync_errno;
+};
+void tu_faults_init(struct tu_faults *f);
+
+/* A silent log callback that counts lines containing "damaged"/"checksum". */
+void tu_log_count(kv_log_level level, const char *msg, void *ctx);
+
+#endif
