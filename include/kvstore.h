@@ -39,7 +39,7 @@ extern "C" {
 #define KV_VERSION_STRING "0.1.0"
 
 /* Largest key and value the on-disk format and the index accept. */
-#define KV_MAX_KEY_LEN 65535u
+#define KV_MAX_KEY_LEN   65535u
 #define KV_MAX_VALUE_LEN 0xFFFFFFF0u
 
 /* Return codes. Every one is negative; kv_strerror() gives its text. */
@@ -83,16 +83,16 @@ typedef void (*kv_log_fn)(kv_log_level level, const char *msg, void *ctx);
 struct kv_io; /* the file-I/O table, see src/store/io.h; NULL = the OS */
 
 typedef struct kv_options {
-    kv_sync_mode sync_mode;     /* default KV_SYNC_ALWAYS */
-    uint32_t sync_interval_ms;  /* KV_SYNC_INTERVAL period; default 100 */
-    uint64_t segment_size;      /* rotate the active segment past this many bytes;
-                                   default 64 MiB, at least 4 KiB, at most 2 GiB */
-    uint32_t max_open_files;    /* segment descriptors kept open; default 256, at least 4 */
+    kv_sync_mode sync_mode;      /* default KV_SYNC_ALWAYS */
+    uint32_t sync_interval_ms;   /* KV_SYNC_INTERVAL period; default 100 */
+    uint64_t segment_size;       /* rotate the active segment past this many bytes;
+                                    default 64 MiB, at least 4 KiB, at most 2 GiB */
+    uint32_t max_open_files;     /* segment descriptors kept open; default 256, at least 4 */
     uint32_t bloom_bits_per_key; /* bloom filter density; default 12; 0 disables it */
-    kv_log_fn log_fn;           /* NULL: the library stays silent */
-    void *log_ctx;              /* passed to log_fn */
-    kv_log_level log_level;     /* most verbose level passed to log_fn; default KV_LOG_INFO */
-    const struct kv_io *io;     /* file I/O table for fault-injection tests; NULL = the OS */
+    kv_log_fn log_fn;            /* NULL: the library stays silent */
+    void *log_ctx;               /* passed to log_fn */
+    kv_log_level log_level;      /* most verbose level passed to log_fn; default KV_LOG_INFO */
+    const struct kv_io *io;      /* file I/O table for fault-injection tests; NULL = the OS */
 } kv_options;
 
 /* Fills *opts with the defaults above. Call it before changing any field, so
@@ -202,27 +202,27 @@ KV_API int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const voi
                    size_t after_len, size_t limit, kv_key_fn fn, void *ctx);
 
 typedef struct kv_stats {
-    uint64_t keys;               /* live keys */
-    uint64_t segments;           /* segment files */
-    uint64_t disk_bytes;         /* bytes in segment files */
-    uint64_t live_bytes;         /* bytes of the records the index points at */
-    uint64_t dead_bytes;         /* disk_bytes - live_bytes: what compaction can reclaim */
-    uint64_t active_segment_id;  /* the segment that takes new writes */
-    uint64_t oldest_segment_id;  /* the lowest segment id on disk */
-    uint64_t index_bytes;        /* memory held by the index and the bloom filter */
-    uint64_t bloom_bytes;        /* of which the bloom filter */
-    uint64_t bloom_capacity;     /* keys the filter is sized for before it is rebuilt */
-    uint64_t bloom_negatives;    /* lookups of absent keys the filter answered alone */
+    uint64_t keys;                  /* live keys */
+    uint64_t segments;              /* segment files */
+    uint64_t disk_bytes;            /* bytes in segment files */
+    uint64_t live_bytes;            /* bytes of the records the index points at */
+    uint64_t dead_bytes;            /* disk_bytes - live_bytes: what compaction can reclaim */
+    uint64_t active_segment_id;     /* the segment that takes new writes */
+    uint64_t oldest_segment_id;     /* the lowest segment id on disk */
+    uint64_t index_bytes;           /* memory held by the index and the bloom filter */
+    uint64_t bloom_bytes;           /* of which the bloom filter */
+    uint64_t bloom_capacity;        /* keys the filter is sized for before it is rebuilt */
+    uint64_t bloom_negatives;       /* lookups of absent keys the filter answered alone */
     uint64_t bloom_false_positives; /* lookups the filter passed that the index refused */
-    uint64_t checksum_errors;    /* damaged records met by recovery and by reads */
-    uint64_t torn_bytes_truncated; /* bytes cut off the newest segment at open */
-    uint64_t fsyncs;             /* fdatasync/fsync calls made */
-    uint64_t puts;               /* acknowledged kv_put calls */
-    uint64_t deletes;            /* acknowledged kv_delete calls that wrote a tombstone */
-    uint64_t gets;               /* kv_get calls */
-    uint64_t records_replayed;   /* log records read at open */
-    bool snapshot_loaded;        /* open used index.snapshot */
-    bool read_only;              /* writes are refused after a failed fsync */
+    uint64_t checksum_errors;       /* damaged records met by recovery and by reads */
+    uint64_t torn_bytes_truncated;  /* bytes cut off the newest segment at open */
+    uint64_t fsyncs;                /* fdatasync/fsync calls made */
+    uint64_t puts;                  /* acknowledged kv_put calls */
+    uint64_t deletes;               /* acknowledged kv_delete calls that wrote a tombstone */
+    uint64_t gets;                  /* kv_get calls */
+    uint64_t records_replayed;      /* log records read at open */
+    bool snapshot_loaded;           /* open used index.snapshot */
+    bool read_only;                 /* writes are refused after a failed fsync */
 } kv_stats;
 
 /* Fills *out with a consistent set of figures. Codes: KV_EINVAL. */
@@ -240,19 +240,19 @@ typedef enum {
                             does not know */
 } kv_record_status;
 
-#define KV_OP_SET 1
+#define KV_OP_SET    1
 #define KV_OP_DELETE 2
 
 typedef struct kv_record_info {
     uint64_t segment_id;
-    uint64_t offset;     /* of the record's magic within the segment */
-    uint64_t length;     /* bytes the record (or damaged region) spans */
+    uint64_t offset; /* of the record's magic within the segment */
+    uint64_t length; /* bytes the record (or damaged region) spans */
     kv_record_status status;
-    uint8_t op;          /* KV_OP_SET, KV_OP_DELETE, or what was found */
-    const void *key;     /* NULL when status is DAMAGED or TORN */
+    uint8_t op;      /* KV_OP_SET, KV_OP_DELETE, or what was found */
+    const void *key; /* NULL when status is DAMAGED or TORN */
     size_t key_len;
     uint64_t value_len;
-    uint32_t checksum;   /* the stored checksum */
+    uint32_t checksum; /* the stored checksum */
 } kv_record_info;
 
 /* Called once per record or damaged region; info and its key are valid only
@@ -269,10 +269,10 @@ typedef int (*kv_record_fn)(const kv_record_info *info, void *ctx);
 KV_API int kv_scan(const char *dir, kv_record_fn fn, void *ctx);
 
 typedef enum {
-    KV_SNAPSHOT_VALID = 0,   /* it would be used by the next open */
-    KV_SNAPSHOT_ABSENT,      /* there is no index.snapshot */
-    KV_SNAPSHOT_FOREIGN,     /* written by the original Go implementation: always ignored */
-    KV_SNAPSHOT_INVALID      /* damaged, of an unknown version, or naming missing data */
+    KV_SNAPSHOT_VALID = 0, /* it would be used by the next open */
+    KV_SNAPSHOT_ABSENT,    /* there is no index.snapshot */
+    KV_SNAPSHOT_FOREIGN,   /* written by the original Go implementation: always ignored */
+    KV_SNAPSHOT_INVALID    /* damaged, of an unknown version, or naming missing data */
 } kv_snapshot_status;
 
 /*

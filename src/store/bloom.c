@@ -15,7 +15,7 @@
 
 #include "kvstore.h"
 
-#define BLOCK_BITS 512u
+#define BLOCK_BITS  512u
 #define BLOCK_WORDS (BLOCK_BITS / 64u)
 
 int bloom_init(struct bloom *b, uint64_t capacity, unsigned bits_per_key)

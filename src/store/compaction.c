@@ -31,7 +31,7 @@
 #include "record.h"
 #include "store.h"
 
-#define WRITE_BUF (1u << 20)
+#define WRITE_BUF    (1u << 20)
 #define SPACE_MARGIN (1u << 20)
 
 struct reloc {
@@ -43,17 +43,17 @@ struct reloc {
 
 struct compactor {
     kv_store *s;
-    struct segment *in;   /* the input being scanned */
+    struct segment *in; /* the input being scanned */
     int in_fd;
-    uint32_t next_id;     /* the id the next output gets */
-    uint32_t *outs;       /* ids of the outputs written */
-    uint64_t *out_sizes;  /* and their final sizes */
+    uint32_t next_id;    /* the id the next output gets */
+    uint32_t *outs;      /* ids of the outputs written */
+    uint64_t *out_sizes; /* and their final sizes */
     size_t nouts, outs_cap;
     int out_fd;
-    uint64_t out_size;    /* bytes written to the current output, buffered included */
+    uint64_t out_size; /* bytes written to the current output, buffered included */
     uint8_t *wbuf;
     size_t wlen;
-    uint8_t *rec;         /* one record copied from an input */
+    uint8_t *rec; /* one record copied from an input */
     size_t rec_cap;
     struct reloc *relocs;
     size_t nrelocs, relocs_cap;
@@ -80,8 +80,8 @@ static int flush_output(struct compactor *c)
 {
     if (c->wlen == 0)
         return 0;
-    int rc = kv__io_write_full(c->s->io, c->out_fd, c->wbuf, c->wlen,
-                               (off_t)(c->out_size - c->wlen));
+    int rc =
+        kv__io_write_full(c->s->io, c->out_fd, c->wbuf, c->wlen, (off_t)(c->out_size - c->wlen));
     c->wlen = 0;
     return rc;
 }
@@ -244,8 +244,10 @@ static void drop_orphans(kv_store *s, struct segment **inputs, size_t nin)
             orphan = e->loc.seg == inputs[j]->id;
         if (!orphan)
             continue;
-        kv__log(s, KV_LOG_ERROR, "compaction: a key's record in segment %u is damaged; the key "
-                                 "is dropped", e->loc.seg);
+        kv__log(s, KV_LOG_ERROR,
+                "compaction: a key's record in segment %u is damaged; the key "
+                "is dropped",
+                e->loc.seg);
         index_remove(&s->index, index_hash(e->key, e->key_len), e->key, e->key_len, NULL);
         cursor = 0; /* removal shifts later slots back */
     }
@@ -282,8 +284,8 @@ static int switch_over(struct compactor *c, struct segment **inputs, size_t nin,
     for (size_t i = 0; i < c->nrelocs; i++) {
         const struct reloc *rl = &c->relocs[i];
         const uint8_t *key = c->keys + rl->key_off;
-        struct index_entry *e = index_lookup(&s->index, index_hash(key, rl->key_len), key,
-                                             rl->key_len);
+        struct index_entry *e =
+            index_lookup(&s->index, index_hash(key, rl->key_len), key, rl->key_len);
         if (!e || e->loc.seg != rl->old.seg || e->loc.off != rl->old.off)
             continue; /* written again meanwhile: the newer record wins */
         uint64_t len = record_size(rl->key_len, rl->now.val_len);
@@ -299,8 +301,9 @@ static int switch_over(struct compactor *c, struct segment **inputs, size_t nin,
         kv__segtab_remove(s, inputs[i]);
     s->active = fresh;
     if (kv__rebuild_bloom(s) != 0)
-        kv__log(s, KV_LOG_WARN, "compaction: out of memory rebuilding the bloom filter; the old "
-                                "one stays");
+        kv__log(s, KV_LOG_WARN,
+                "compaction: out of memory rebuilding the bloom filter; the old "
+                "one stays");
     pthread_rwlock_unlock(&s->lock);
     free(outs);
     return 0;
@@ -328,8 +331,9 @@ static int unlink_inputs(kv_store *s, const uint32_t *ids, size_t n)
         if (rc == 0)
             rc = kv__io_sync_dir(s->io, s->dir);
         if (rc != 0) {
-            kv__log(s, KV_LOG_WARN, "compaction: cannot remove segment %u: %s (it holds only "
-                                    "older copies; the next compaction retries)",
+            kv__log(s, KV_LOG_WARN,
+                    "compaction: cannot remove segment %u: %s (it holds only "
+                    "older copies; the next compaction retries)",
                     ids[i], strerror(errno));
             return rc;
         }
@@ -370,7 +374,7 @@ static int compact_locked(kv_store *s)
     rc = kv__io_free_space(s->dir, &avail);
     if (rc == 0 && avail < live + SPACE_MARGIN) {
         kv__log(s, KV_LOG_WARN, "compaction needs %llu bytes free, %llu are: not started",
-                (unsigned long long)(live + SPACE_MARGIN), (unsigned long long)avail);
+                (unsigned long long)live + SPACE_MARGIN, (unsigned long long)avail);
         rc = KV_ENOSPC;
     }
     for (size_t i = 0; rc == 0 && i < nin; i++)

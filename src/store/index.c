@@ -25,12 +25,12 @@
 
 #include "kvstore.h"
 
-#define ARENA_CHUNK_BITS 17u /* 2^17 units of 8 bytes: 1 MiB chunks */
+#define ARENA_CHUNK_BITS  17u /* 2^17 units of 8 bytes: 1 MiB chunks */
 #define ARENA_CHUNK_UNITS (1u << ARENA_CHUNK_BITS)
-#define ARENA_MAX_CHUNKS (1u << (32 - ARENA_CHUNK_BITS))
-#define ENTRY_HEAD_LEN offsetof(struct index_entry, key)
-#define MAX_ENTRY_UNITS ((ENTRY_HEAD_LEN + KV_MAX_KEY_LEN + 7) / 8)
-#define MIN_SLOTS 1024u
+#define ARENA_MAX_CHUNKS  (1u << (32 - ARENA_CHUNK_BITS))
+#define ENTRY_HEAD_LEN    offsetof(struct index_entry, key)
+#define MAX_ENTRY_UNITS   ((ENTRY_HEAD_LEN + KV_MAX_KEY_LEN + 7) / 8)
+#define MIN_SLOTS         1024u
 
 _Static_assert(sizeof(struct index_slot) == 8, "slots are 8 bytes");
 _Static_assert(offsetof(struct index_entry, key) == 14, "entry head is 14 bytes");

@@ -35,7 +35,7 @@ struct index {
     /* The arena: chunks of 8-byte units; freed entries go to per-size lists. */
     uint8_t **chunks;
     size_t nchunks;
-    size_t chunk_used; /* units used in the last chunk */
+    size_t chunk_used;    /* units used in the last chunk */
     uint32_t *free_heads; /* by size in units; 0 = none */
     size_t arena_bytes;
 };

@@ -109,8 +109,8 @@ static int copy_keys(const struct selection *sel, uint8_t **out)
     return 0;
 }
 
-int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *after,
-            size_t after_len, size_t limit, kv_key_fn fn, void *ctx)
+int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *after, size_t after_len,
+            size_t limit, kv_key_fn fn, void *ctx)
 {
     if (!s || !fn || (prefix_len && !prefix) || (after_len && !after))
         return KV_EINVAL;

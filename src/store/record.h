@@ -13,11 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RECORD_MAGIC0 0xF0
-#define RECORD_MAGIC1 0xF1
-#define RECORD_HEADER_LEN 11u
+#define RECORD_MAGIC0      0xF0
+#define RECORD_MAGIC1      0xF1
+#define RECORD_HEADER_LEN  11u
 #define RECORD_TRAILER_LEN 4u
-#define RECORD_OVERHEAD (RECORD_HEADER_LEN + RECORD_TRAILER_LEN)
+#define RECORD_OVERHEAD    (RECORD_HEADER_LEN + RECORD_TRAILER_LEN)
 
 struct record_header {
     uint8_t op;
@@ -55,8 +55,7 @@ static inline uint16_t get_u16(const uint8_t *p)
 
 static inline uint32_t get_u32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static inline uint64_t get_u64(const uint8_t *p)

@@ -61,8 +61,7 @@ static int replay_one(const struct scan_record *r, void *arg)
         }
         atomic_fetch_add(&s->n_checksum_errors, 1);
         kv__log(s, KV_LOG_WARN, "segment %u offset %llu: %s, %llu bytes skipped", rp->seg->id,
-                (unsigned long long)r->off, status_text(r->status),
-                (unsigned long long)r->len);
+                (unsigned long long)r->off, status_text(r->status), (unsigned long long)r->len);
         return 0;
     }
     if (r->key_len == 0 || r->off > UINT32_MAX) {

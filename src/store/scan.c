@@ -15,7 +15,7 @@
 #include "record.h"
 #include "store.h"
 
-#define WINDOW (1u << 20)
+#define WINDOW     (1u << 20)
 #define WINDOW_CAP (WINDOW + RECORD_HEADER_LEN + KV_MAX_KEY_LEN + RECORD_TRAILER_LEN)
 
 struct reader {

@@ -85,8 +85,7 @@ int kv__list_segments(const kv_store *s, bool remove_tmp, uint32_t **ids, size_t
         if (!parse_segment_name(de->d_name, &id))
             continue;
         if (id > UINT32_MAX - 1024) {
-            kv__log(s, KV_LOG_ERROR, "%s: segment number too large for this version",
-                    de->d_name);
+            kv__log(s, KV_LOG_ERROR, "%s: segment number too large for this version", de->d_name);
             rc = KV_EFORMAT;
             break;
         }

@@ -26,14 +26,14 @@
 #include "record.h"
 #include "store.h"
 
-#define SNAP_MAGIC "MKVSNAP"
-#define SNAP_MAGIC_LEN 8
-#define SNAP_GO_MAGIC "KVINDEX1"
-#define SNAP_VERSION 1u
+#define SNAP_MAGIC      "MKVSNAP"
+#define SNAP_MAGIC_LEN  8
+#define SNAP_GO_MAGIC   "KVINDEX1"
+#define SNAP_VERSION    1u
 #define SNAP_HEADER_LEN 40u
-#define SNAP_SEG_LEN 12u
+#define SNAP_SEG_LEN    12u
 #define SNAP_ENTRY_HEAD 14u
-#define SNAP_MAX_FILE (64ull << 30)
+#define SNAP_MAX_FILE   (64ull << 30)
 
 /* ---- writing */
 
@@ -188,8 +188,9 @@ static kv_snapshot_status parse(const uint8_t *data, size_t len, struct snap_vie
 {
     if (len >= SNAP_MAGIC_LEN && memcmp(data, SNAP_GO_MAGIC, SNAP_MAGIC_LEN) == 0) {
         if (reason && rlen)
-            snprintf(reason, rlen, "written by the original Go implementation (offsets not "
-                                   "recorded)");
+            snprintf(reason, rlen,
+                     "written by the original Go implementation (offsets not "
+                     "recorded)");
         return KV_SNAPSHOT_FOREIGN;
     }
     if (len < SNAP_HEADER_LEN + 4 || memcmp(data, SNAP_MAGIC, SNAP_MAGIC_LEN) != 0)
@@ -225,8 +226,7 @@ static bool listed_size(const struct snap_view *v, uint32_t id, uint64_t *size)
 
 /* Checks every listed segment against the files found (ids/sizes). */
 static kv_snapshot_status check_segments(const struct snap_view *v, const uint32_t *ids,
-                                         const uint64_t *sizes, size_t n, char *reason,
-                                         size_t rlen)
+                                         const uint64_t *sizes, size_t n, char *reason, size_t rlen)
 {
     uint64_t pos_size;
     if (!listed_size(v, v->pos_seg, &pos_size) || pos_size != v->pos_off)
@@ -262,8 +262,8 @@ static kv_snapshot_status walk_entries(const struct snap_view *v, entry_fn fn, v
         if ((size_t)(end - p) < SNAP_ENTRY_HEAD)
             return fail(reason, rlen, "entries run past the end of the file");
         uint16_t klen = get_u16(p);
-        struct kv_loc loc = {.seg = get_u32(p + 2), .off = get_u32(p + 6),
-                             .val_len = get_u32(p + 10)};
+        struct kv_loc loc = {
+            .seg = get_u32(p + 2), .off = get_u32(p + 6), .val_len = get_u32(p + 10)};
         uint64_t seg_size;
         if (klen == 0 || (size_t)(end - p) - SNAP_ENTRY_HEAD < klen)
             return fail(reason, rlen, "an entry has a bad key length");
@@ -280,8 +280,7 @@ static kv_snapshot_status walk_entries(const struct snap_view *v, entry_fn fn, v
 }
 
 /* Reads dir/index.snapshot whole. *data NULL (and 0) when there is none. */
-static int read_snapshot_file(const struct kv_io *io, const char *dir, uint8_t **data,
-                              size_t *len)
+static int read_snapshot_file(const struct kv_io *io, const char *dir, uint8_t **data, size_t *len)
 {
     char path[4096];
     *data = NULL;

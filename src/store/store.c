@@ -20,7 +20,7 @@
 
 #define MIN_SEGMENT_SIZE (4u << 10)
 #define MAX_SEGMENT_SIZE (2ull << 30)
-#define KEY_STACK_LEN 256
+#define KEY_STACK_LEN    256
 
 void kv_options_init(kv_options *opts)
 {
@@ -198,8 +198,8 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         store_free(s);
         return rc;
     }
-    kv__log(s, KV_LOG_INFO, "opened %s: %zu keys in %zu segments%s", dir, s->index.count,
-            s->nsegs, s->snapshot_loaded ? " (index from snapshot)" : "");
+    kv__log(s, KV_LOG_INFO, "opened %s: %zu keys in %zu segments%s", dir, s->index.count, s->nsegs,
+            s->snapshot_loaded ? " (index from snapshot)" : "");
     *out = s;
     return 0;
 }
@@ -304,8 +304,8 @@ static int verify_record(kv_store *s, const struct kv_loc *loc, const uint8_t *h
               h.val_len == loc->val_len && memcmp(rec_key, key, key_len) == 0;
     if (ok) {
         uint32_t vcrc = record_crc_update(0, val, loc->val_len);
-        uint32_t crc = record_crc_combine(record_crc_head(hdr, rec_key, key_len), vcrc,
-                                          loc->val_len);
+        uint32_t crc =
+            record_crc_combine(record_crc_head(hdr, rec_key, key_len), vcrc, loc->val_len);
         ok = crc == get_u32(trailer);
         *value_crc = vcrc;
     }

@@ -25,18 +25,18 @@
 #include "kvstore.h"
 
 #define SNAPSHOT_NAME "index.snapshot"
-#define LOCK_NAME "LOCK"
+#define LOCK_NAME     "LOCK"
 
 struct segment {
     uint32_t id;
-    int fd;                  /* -1 while closed by the descriptor cache */
-    _Atomic uint64_t size;   /* bytes in the file */
-    uint64_t synced_size;    /* bytes known durable (active segment; append_mu) */
-    uint64_t live_bytes;     /* bytes of records the index points at (lock) */
-    unsigned users;          /* readers in flight (seg_mu) */
-    bool removed;            /* out of the table; freed by its last user (seg_mu) */
-    bool writable;           /* the active segment: its descriptor is never evicted */
-    uint64_t last_use;       /* descriptor-cache clock (seg_mu) */
+    int fd;                /* -1 while closed by the descriptor cache */
+    _Atomic uint64_t size; /* bytes in the file */
+    uint64_t synced_size;  /* bytes known durable (active segment; append_mu) */
+    uint64_t live_bytes;   /* bytes of records the index points at (lock) */
+    unsigned users;        /* readers in flight (seg_mu) */
+    bool removed;          /* out of the table; freed by its last user (seg_mu) */
+    bool writable;         /* the active segment: its descriptor is never evicted */
+    uint64_t last_use;     /* descriptor-cache clock (seg_mu) */
 };
 
 struct write_req;

@@ -52,7 +52,7 @@ kv_store *tu_open(const char *dir, const kv_options *opts)
         o = *opts;
     } else {
         kv_options_init(&o);
-        o.segment_size = 64 * 1024;
+        o.segment_size = 64u * 1024;
     }
     kv_store *s = NULL;
     int rc = kv_open(dir, &o, &s);

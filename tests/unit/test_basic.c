@@ -128,7 +128,7 @@ static void test_largest_key_round_trips_and_longer_is_refused(void **state)
 static void test_values_larger_than_a_segment_round_trip(void **state)
 {
     struct fixture *f = *state;
-    size_t n = 300 * 1024; /* segments are 64 KiB here */
+    size_t n = 300u * 1024; /* segments are 64 KiB here */
     uint8_t *val = malloc(n);
     for (size_t i = 0; i < n; i++)
         val[i] = (uint8_t)(i * 7);
@@ -320,10 +320,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_removes_key_and_survives_reopen, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_binary_keys_and_values_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_value_is_stored_and_distinct_from_absent,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_largest_key_round_trips_and_longer_is_refused,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_value_is_stored_and_distinct_from_absent, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_largest_key_round_trips_and_longer_is_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_values_larger_than_a_segment_round_trip, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_segments_rotate_at_the_configured_size, setup,
@@ -331,14 +331,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_arguments_are_refused, setup, teardown),
         cmocka_unit_test(test_strerror_names_every_code),
         cmocka_unit_test_setup_teardown(test_get_crc_returns_crc_of_the_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stats_count_keys_bytes_and_segments, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stats_count_keys_bytes_and_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_is_sorted_with_prefix_after_and_limit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_list_stops_when_the_callback_asks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_and_snapshot_succeed, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_interval_and_none_sync_modes_keep_data_across_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interval_and_none_sync_modes_keep_data_across_close,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
