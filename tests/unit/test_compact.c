@@ -312,7 +312,7 @@ static void test_crash_after_each_compaction_step_loses_nothing(void **state)
     for (int i = 0; i < after.n; i++) {
         unsigned id;
         if (is_new(after.names[i]) && segment_id_of(after.names[i], &id)) {
-            char name[80], *p;
+            char name[300], *p;
             snprintf(name, sizeof(name), "%s.tmp", after.names[i]);
             p = tu_path(crash, name);
             tu_write_file(p, after.data[i], after.len[i]);
