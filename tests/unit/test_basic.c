@@ -1,6 +1,7 @@
 /*
  * test_basic.c - round trips of every public operation through the C API.
  */
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -311,6 +312,51 @@ static void test_interval_and_none_sync_modes_keep_data_across_close(void **stat
     f->s = tu_open(f->dir, NULL);
 }
 
+static int open_descriptors(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void test_descriptor_cache_bounds_open_segment_files(void **state)
+{
+    struct fixture *f = *state;
+    kv_close(f->s);
+    kv_options o;
+    kv_options_init(&o);
+    o.segment_size = 4096;
+    o.max_open_files = 4;
+    f->s = tu_open(f->dir, &o);
+    char key[32], val[512];
+    memset(val, 'v', sizeof(val));
+    for (int i = 0; i < 200; i++) { /* about 25 segments */
+        int n = snprintf(key, sizeof(key), "key-%03d", i);
+        assert_int_equal(kv_put(f->s, key, (size_t)n, val, sizeof(val)), 0);
+    }
+    reopen(f);
+    kv_close(f->s);
+    int baseline = open_descriptors();
+    f->s = tu_open(f->dir, &o);
+    kv_stats st;
+    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_true(st.segments > 20);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 200; i++) {
+            snprintf(key, sizeof(key), "key-%03d", i);
+            tu_assert_value(f->s, key, val, sizeof(val));
+        }
+    }
+    /* The directory lock and at most max_open_files segments. */
+    int open_now = open_descriptors() - baseline;
+    if (open_now > 1 + 4)
+        fail_msg("%d descriptors open, expected at most 5", open_now);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +384,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_and_snapshot_succeed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interval_and_none_sync_modes_keep_data_across_close,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_descriptor_cache_bounds_open_segment_files, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
