@@ -27,11 +27,15 @@ build: deps $(BUILD)/CMakeCache.txt ## Build the library, programs, tests and ex
 test: build ## Build and run the whole test suite
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-test-sanitize: deps ## Run the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+test-sanitize: deps ## The suite under ASan+UBSan, and the concurrent tests under TSan
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DKV_SANITIZE=ON
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DKV_TSAN=ON
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS) -L concurrent
 
 bench: ## Run the benchmarks (not written yet)
 	@echo "make bench: the benchmark suite does not exist yet" >&2; exit 1

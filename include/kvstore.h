@@ -89,10 +89,19 @@ typedef struct kv_options {
                                     default 64 MiB, at least 4 KiB, at most 2 GiB */
     uint32_t max_open_files;     /* segment descriptors kept open; default 256, at least 4 */
     uint32_t bloom_bits_per_key; /* bloom filter density; default 12; 0 disables it */
-    kv_log_fn log_fn;            /* NULL: the library stays silent */
-    void *log_ctx;               /* passed to log_fn */
-    kv_log_level log_level;      /* most verbose level passed to log_fn; default KV_LOG_INFO */
-    const struct kv_io *io;      /* file I/O table for fault-injection tests; NULL = the OS */
+    /* Background compaction: every compaction_interval_secs (default 60; 0
+     * turns it off) it runs when there are dead bytes and either the store has
+     * compaction_threshold segments or more (default 5; 0: no count trigger)
+     * with at least a segment's worth of dead bytes, or dead bytes make up
+     * compaction_dead_ratio of the disk usage or more (default 0.5; 0: no
+     * ratio trigger). */
+    uint32_t compaction_interval_secs;
+    uint32_t compaction_threshold;
+    double compaction_dead_ratio;
+    kv_log_fn log_fn;       /* NULL: the library stays silent */
+    void *log_ctx;          /* passed to log_fn */
+    kv_log_level log_level; /* most verbose level passed to log_fn; default KV_LOG_INFO */
+    const struct kv_io *io; /* file I/O table for fault-injection tests; NULL = the OS */
 } kv_options;
 
 /* Fills *opts with the defaults above. Call it before changing any field, so
@@ -171,10 +180,13 @@ KV_API int kv_sync(kv_store *s);
 /*
  * Rewrites the live records of every segment into new segments and removes
  * the old ones, so that the disk holds about the live data. The active segment
- * is sealed first. Writers wait while it runs; readers do not. A crash at any
- * point loses no acknowledged write and brings back no deleted key. The
- * snapshot is saved afterwards. Codes: KV_ENOSPC (not enough free space for
- * the live data; nothing changed), KV_EIO, KV_ENOMEM, KV_EREADONLY.
+ * is sealed first. Reads and writes go on while it runs (writers go to a new
+ * active segment; a key written meanwhile keeps its newer value). At most one
+ * compaction runs at a time: a second caller waits for the first. A crash at
+ * any point loses no acknowledged write and brings back no deleted key. The
+ * bloom filter is rebuilt and the snapshot saved afterwards. Codes: KV_ENOSPC
+ * (not enough free space for the live data; nothing changed), KV_EIO,
+ * KV_ENOMEM, KV_EREADONLY, KV_EBUSY (the store is closing).
  */
 KV_API int kv_compact(kv_store *s);
 
@@ -202,27 +214,32 @@ KV_API int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const voi
                    size_t after_len, size_t limit, kv_key_fn fn, void *ctx);
 
 typedef struct kv_stats {
-    uint64_t keys;                  /* live keys */
-    uint64_t segments;              /* segment files */
-    uint64_t disk_bytes;            /* bytes in segment files */
-    uint64_t live_bytes;            /* bytes of the records the index points at */
-    uint64_t dead_bytes;            /* disk_bytes - live_bytes: what compaction can reclaim */
-    uint64_t active_segment_id;     /* the segment that takes new writes */
-    uint64_t oldest_segment_id;     /* the lowest segment id on disk */
-    uint64_t index_bytes;           /* memory held by the index and the bloom filter */
-    uint64_t bloom_bytes;           /* of which the bloom filter */
-    uint64_t bloom_capacity;        /* keys the filter is sized for before it is rebuilt */
-    uint64_t bloom_negatives;       /* lookups of absent keys the filter answered alone */
-    uint64_t bloom_false_positives; /* lookups the filter passed that the index refused */
-    uint64_t checksum_errors;       /* damaged records met by recovery and by reads */
-    uint64_t torn_bytes_truncated;  /* bytes cut off the newest segment at open */
-    uint64_t fsyncs;                /* fdatasync/fsync calls made */
-    uint64_t puts;                  /* acknowledged kv_put calls */
-    uint64_t deletes;               /* acknowledged kv_delete calls that wrote a tombstone */
-    uint64_t gets;                  /* kv_get calls */
-    uint64_t records_replayed;      /* log records read at open */
-    bool snapshot_loaded;           /* open used index.snapshot */
-    bool read_only;                 /* writes are refused after a failed fsync */
+    uint64_t keys;                       /* live keys */
+    uint64_t segments;                   /* segment files */
+    uint64_t disk_bytes;                 /* bytes in segment files */
+    uint64_t live_bytes;                 /* bytes of the records the index points at */
+    uint64_t dead_bytes;                 /* disk_bytes - live_bytes: what compaction can reclaim */
+    uint64_t active_segment_id;          /* the segment that takes new writes */
+    uint64_t oldest_segment_id;          /* the lowest segment id on disk */
+    uint64_t index_bytes;                /* memory held by the index and the bloom filter */
+    uint64_t bloom_bytes;                /* of which the bloom filter */
+    uint64_t bloom_capacity;             /* keys the filter is sized for before it is rebuilt */
+    uint64_t bloom_negatives;            /* lookups of absent keys the filter answered alone */
+    uint64_t bloom_false_positives;      /* lookups the filter passed that the index refused */
+    uint64_t checksum_errors;            /* damaged records met by recovery and by reads */
+    uint64_t torn_bytes_truncated;       /* bytes cut off the newest segment at open */
+    uint64_t fsyncs;                     /* fdatasync/fsync calls made */
+    uint64_t puts;                       /* acknowledged kv_put calls */
+    uint64_t deletes;                    /* acknowledged kv_delete calls that wrote a tombstone */
+    uint64_t gets;                       /* kv_get calls */
+    uint64_t records_replayed;           /* log records read at open */
+    uint64_t compactions;                /* compactions completed */
+    uint64_t compaction_bytes_read;      /* segment bytes compactions scanned */
+    uint64_t compaction_bytes_written;   /* bytes they wrote */
+    uint64_t compaction_bytes_reclaimed; /* disk bytes they freed */
+    uint64_t last_compaction_ms;         /* duration of the last one */
+    bool snapshot_loaded;                /* open used index.snapshot */
+    bool read_only;                      /* writes are refused after a failed fsync */
 } kv_stats;
 
 /* Fills *out with a consistent set of figures. Codes: KV_EINVAL. */

@@ -89,9 +89,12 @@ static int probe(struct reader *r, uint64_t pos, struct scan_record *rec, enum p
     if (rc != 0)
         return rc;
     uint32_t stored = get_u32(p);
-    rc = reader_peek(r, pos, RECORD_HEADER_LEN + h.key_len, &p);
+    /* Bring the whole record into the window when it fits, so that callers
+     * (compaction) can copy it without reading it again. */
+    rc = reader_peek(r, pos, len <= WINDOW_CAP ? (size_t)len : RECORD_HEADER_LEN + h.key_len, &p);
     if (rc != 0)
         return rc;
+    rec->raw = len <= WINDOW_CAP ? p : NULL;
     rec->off = pos;
     rec->len = len;
     rec->op = h.op;
@@ -184,6 +187,7 @@ int kv__scan_segment(const struct kv_io *io, int fd, uint64_t size, uint64_t sta
         if (rc != 0)
             break;
         rec.at_tail = next == size;
+        rec.raw = NULL;
         rec.status = region_status(pr, next - pos, &rec, rec.at_tail);
         if (rec.status != KV_REC_BAD_CHECKSUM) {
             rec.key = NULL;

@@ -32,6 +32,9 @@ void kv_options_init(kv_options *opts)
     opts->segment_size = 64ull << 20;
     opts->max_open_files = 256;
     opts->bloom_bits_per_key = 12;
+    opts->compaction_interval_secs = 60;
+    opts->compaction_threshold = 5;
+    opts->compaction_dead_ratio = 0.5;
     opts->log_level = KV_LOG_INFO;
 }
 
@@ -41,7 +44,8 @@ static bool options_valid(const kv_options *o)
             o->sync_mode == KV_SYNC_NONE) &&
            (o->sync_mode != KV_SYNC_INTERVAL || o->sync_interval_ms > 0) &&
            o->segment_size >= MIN_SEGMENT_SIZE && o->segment_size <= MAX_SEGMENT_SIZE &&
-           o->max_open_files >= 4 && o->bloom_bits_per_key <= 64;
+           o->max_open_files >= 4 && o->bloom_bits_per_key <= 64 && o->compaction_dead_ratio >= 0 &&
+           o->compaction_dead_ratio <= 1;
 }
 
 static bool key_valid(const void *key, size_t key_len)
@@ -137,6 +141,7 @@ static int init_sync(kv_store *s)
     pthread_mutex_init(&s->append_mu, NULL);
     pthread_mutex_init(&s->seg_mu, NULL);
     pthread_mutex_init(&s->queue_mu, NULL);
+    pthread_mutex_init(&s->compact_mu, NULL);
     return 0;
 }
 
@@ -150,6 +155,7 @@ static void store_free(kv_store *s)
     pthread_mutex_destroy(&s->append_mu);
     pthread_mutex_destroy(&s->seg_mu);
     pthread_mutex_destroy(&s->queue_mu);
+    pthread_mutex_destroy(&s->compact_mu);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     free(s->dir);
@@ -194,7 +200,10 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
     }
     if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)
         rc = kv__start_sync_thread(s);
+    if (rc == 0 && s->opts.compaction_interval_secs > 0)
+        rc = kv__start_compactor(s);
     if (rc != 0) {
+        kv__stop_sync_thread(s);
         store_free(s);
         return rc;
     }
@@ -211,6 +220,7 @@ int kv_close(kv_store *s)
     pthread_mutex_lock(&s->queue_mu);
     s->closing = true;
     pthread_mutex_unlock(&s->queue_mu);
+    kv__stop_compactor(s);
     kv__stop_sync_thread(s);
     int rc = 0;
     pthread_mutex_lock(&s->append_mu);
@@ -386,10 +396,6 @@ int kv_sync(kv_store *s)
         return KV_EINVAL;
     pthread_mutex_lock(&s->append_mu);
     int rc = atomic_load(&s->read_only) ? KV_EREADONLY : kv__sync_active(s);
-    if (rc != 0 && rc != KV_EREADONLY) {
-        atomic_store(&s->read_only, true);
-        kv__log(s, KV_LOG_ERROR, "store is now read-only until reopened: kv_sync failed");
-    }
     pthread_mutex_unlock(&s->append_mu);
     return rc;
 }
@@ -423,6 +429,11 @@ int kv_get_stats(kv_store *s, kv_stats *out)
     st.deletes = atomic_load(&s->n_deletes);
     st.gets = atomic_load(&s->n_gets);
     st.records_replayed = s->records_replayed;
+    st.compactions = atomic_load(&s->n_compactions);
+    st.compaction_bytes_read = atomic_load(&s->compaction_read);
+    st.compaction_bytes_written = atomic_load(&s->compaction_written);
+    st.compaction_bytes_reclaimed = atomic_load(&s->compaction_reclaimed);
+    st.last_compaction_ms = atomic_load(&s->last_compaction_ms);
     st.snapshot_loaded = s->snapshot_loaded;
     st.read_only = atomic_load(&s->read_only);
     *out = st;

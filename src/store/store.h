@@ -3,6 +3,7 @@
  * modules that implement kvstore.h.
  *
  * Locks, in the order they are taken:
+ *   compact_mu  one compaction at a time.
  *   append_mu   the append path: writes to the active segment, rotation,
  *               sync, snapshot, compaction. Held by one group-commit leader.
  *   lock        (rwlock) the index, the bloom filter, the segment table and
@@ -70,9 +71,21 @@ struct kv_store {
     bool sync_stop; /* append_mu */
     pthread_cond_t sync_cv;
 
+    /* Compaction: one at a time (compact_mu, taken before append_mu), and
+     * the background thread that triggers it. */
+    pthread_mutex_t compact_mu;
+    pthread_mutex_t bg_mu;
+    pthread_cond_t bg_cv;
+    pthread_t bg_thread;
+    bool bg_running;
+    bool bg_stop; /* bg_mu */
+    atomic_bool compact_cancel;
+
     /* Counters reported by kv_get_stats. */
     atomic_uint_fast64_t n_puts, n_deletes, n_gets, n_fsyncs, n_checksum_errors;
     atomic_uint_fast64_t n_bloom_negatives, n_bloom_false_positives;
+    atomic_uint_fast64_t n_compactions, compaction_read, compaction_written;
+    atomic_uint_fast64_t compaction_reclaimed, last_compaction_ms;
     uint64_t torn_bytes_truncated, records_replayed;
     bool snapshot_loaded;
 };
@@ -121,6 +134,13 @@ int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
 void kv__apply_delete(kv_store *s, uint64_t hash, const void *key, size_t key_len);
 int kv__rebuild_bloom(kv_store *s);
 
+/* ---- compaction.c: the background compactor */
+int kv__start_compactor(kv_store *s);
+/* One tick of the background compactor, run by the caller: compacts when the
+ * trigger fires. Returns 0 when it did nothing too. */
+int kv__compact_if_worthwhile(kv_store *s);
+void kv__stop_compactor(kv_store *s);
+
 /* ---- recovery.c */
 int kv__recover(kv_store *s);
 
@@ -144,6 +164,8 @@ struct scan_record {
     uint32_t key_len;
     uint32_t val_len;
     uint32_t crc;
+    const uint8_t *raw; /* the whole record in memory, when it fits the
+                           reader's window (status OK only); else NULL */
 };
 typedef int (*scan_fn)(const struct scan_record *r, void *ctx);
 int kv__scan_segment(const struct kv_io *io, int fd, uint64_t size, uint64_t start, scan_fn fn,

@@ -57,7 +57,8 @@ static void set_read_only(kv_store *s, const char *why)
         kv__log(s, KV_LOG_ERROR, "store is now read-only until reopened: %s", why);
 }
 
-int kv__sync_active(kv_store *s)
+/* fdatasync of the active segment's unsynced bytes; append_mu held. */
+static int sync_active(kv_store *s)
 {
     struct segment *a = s->active;
     uint64_t size = atomic_load(&a->size);
@@ -72,14 +73,23 @@ int kv__sync_active(kv_store *s)
     return 0;
 }
 
+int kv__sync_active(kv_store *s)
+{
+    /* Outside the append path, unsynced bytes are acknowledged writes (sync
+     * modes interval and none): if they cannot be made durable, no later
+     * fsync can be trusted to have done it either. */
+    int rc = sync_active(s);
+    if (rc != 0)
+        set_read_only(s, "an fdatasync of acknowledged writes failed");
+    return rc;
+}
+
 int kv__rotate(kv_store *s, uint32_t new_id)
 {
     struct segment *old = s->active;
     int rc = kv__sync_active(s);
-    if (rc != 0) {
-        set_read_only(s, "a segment could not be synced when it was sealed");
+    if (rc != 0)
         return KV_EREADONLY;
-    }
     struct segment *seg;
     rc = kv__segment_create(s, new_id, &seg);
     if (rc != 0)
@@ -195,7 +205,7 @@ static int write_batch(kv_store *s, struct write_req *first, size_t count)
     atomic_store(&a->size, off);
     if (s->opts.sync_mode != KV_SYNC_ALWAYS)
         return 0;
-    rc = kv__sync_active(s);
+    rc = sync_active(s);
     if (rc != 0)
         abandon_unsynced_tail(s);
     return rc;
@@ -318,9 +328,8 @@ static void *sync_thread_main(void *arg)
         until.tv_sec += (time_t)(ns / 1000000000u);
         until.tv_nsec = (long)(ns % 1000000000u);
         int r = pthread_cond_timedwait(&s->sync_cv, &s->append_mu, &until);
-        if (r == ETIMEDOUT && !s->sync_stop && !atomic_load(&s->read_only) &&
-            kv__sync_active(s) != 0)
-            set_read_only(s, "a background fdatasync failed, acknowledged writes may be lost");
+        if (r == ETIMEDOUT && !s->sync_stop && !atomic_load(&s->read_only))
+            kv__sync_active(s);
     }
     pthread_mutex_unlock(&s->append_mu);
     return NULL;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "store.h"
 #include "testutil.h"
 
 #define NKEYS 300
@@ -382,6 +383,109 @@ static void test_crash_after_each_compaction_step_loses_nothing(void **state)
     free_copy(&after);
 }
 
+static void test_background_trigger_fires_only_when_worthwhile(void **state)
+{
+    struct fixture *f = *state;
+    kv_close(f->s);
+    kv_options o = small_segments();
+    o.compaction_interval_secs = 0; /* no thread: the test runs the tick */
+    o.compaction_threshold = 0;
+    o.compaction_dead_ratio = 0.5;
+    f->s = tu_open(f->dir, &o);
+    for (int i = 0; i < NKEYS; i++)
+        model_put(f, i, 1);
+    kv_stats st;
+    assert_int_equal(kv__compact_if_worthwhile(f->s), 0);
+    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_int_equal(st.compactions, 0); /* nothing dead */
+    for (int i = 0; i < NKEYS / 4; i++)
+        model_put(f, i, 2);
+    assert_int_equal(kv__compact_if_worthwhile(f->s), 0);
+    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_int_equal(st.compactions, 0); /* 20 % dead, under the ratio */
+    for (int round = 3; round < 6; round++)
+        for (int i = 0; i < NKEYS; i++)
+            model_put(f, i, round);
+    assert_int_equal(kv__compact_if_worthwhile(f->s), 0);
+    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_int_equal(st.compactions, 1);
+    assert_true(st.compaction_bytes_read > st.compaction_bytes_written);
+    assert_int_equal(st.compaction_bytes_reclaimed,
+                     st.compaction_bytes_read - st.compaction_bytes_written);
+    assert_true(st.dead_bytes < st.disk_bytes / 10);
+    assert_matches_model(f, f->s);
+}
+
+static void test_segment_count_trigger_needs_a_segment_of_dead_bytes(void **state)
+{
+    struct fixture *f = *state;
+    kv_close(f->s);
+    kv_options o = small_segments();
+    o.compaction_interval_secs = 0;
+    o.compaction_threshold = 3;
+    o.compaction_dead_ratio = 0;
+    f->s = tu_open(f->dir, &o);
+    for (int i = 0; i < NKEYS; i++)
+        model_put(f, i, 1);
+    model_put(f, 0, 2); /* a few dead bytes, many segments */
+    kv_stats st;
+    assert_int_equal(kv__compact_if_worthwhile(f->s), 0);
+    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_true(st.segments >= 3);
+    assert_int_equal(st.compactions, 0);
+    for (int i = 0; i < NKEYS / 2; i++)
+        model_put(f, i, 3);
+    assert_int_equal(kv__compact_if_worthwhile(f->s), 0);
+    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_int_equal(st.compactions, 1);
+    assert_matches_model(f, f->s);
+}
+
+/* ---- writes that land while compaction copies */
+
+struct midway {
+    struct kv_io io;
+    struct fixture *f;
+    int fired;
+};
+
+static struct midway g_midway;
+
+static int midway_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    (void)ctx;
+    size_t n = strlen(path);
+    if (!g_midway.fired && n > 8 && strcmp(path + n - 8, ".dat.tmp") == 0) {
+        /* Compaction has chosen its inputs and is about to write its first
+         * output: overwrite one key, delete another, add a third. */
+        g_midway.fired = 1;
+        model_put(g_midway.f, 1, 9);
+        model_delete(g_midway.f, 2);
+        model_put(g_midway.f, NKEYS - 1, 9);
+    }
+    return kv__io_os.open(NULL, path, flags, mode);
+}
+
+static void test_writes_during_compaction_win_over_its_copies(void **state)
+{
+    struct fixture *f = *state;
+    kv_close(f->s);
+    g_midway = (struct midway){.io = kv__io_os, .f = f};
+    g_midway.io.open = midway_open;
+    kv_options o = small_segments();
+    o.io = &g_midway.io;
+    f->s = tu_open(f->dir, &o);
+    for (int i = 0; i < NKEYS - 1; i++)
+        model_put(f, i, 1);
+    for (int i = 0; i < NKEYS - 1; i += 2)
+        model_put(f, i, 2);
+    assert_int_equal(kv_compact(f->s), 0);
+    assert_int_equal(g_midway.fired, 1);
+    assert_matches_model(f, f->s);
+    reopen(f);
+    assert_matches_model(f, f->s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -400,6 +504,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writes_after_compaction_win_over_compacted_copies,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_each_compaction_step_loses_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_background_trigger_fires_only_when_worthwhile, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_segment_count_trigger_needs_a_segment_of_dead_bytes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writes_during_compaction_win_over_its_copies, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
