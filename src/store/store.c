@@ -224,11 +224,12 @@ int kv_close(kv_store *s)
     kv__stop_sync_thread(s);
     int rc = 0;
     pthread_mutex_lock(&s->append_mu);
+    /* A snapshot only after a successful sync: it records a log position,
+     * which must be durable. */
     if (!atomic_load(&s->read_only)) {
         rc = kv__sync_active(s);
-        int src = kv__snapshot_save_locked(s);
         if (rc == 0)
-            rc = src;
+            rc = kv__snapshot_save_locked(s);
     }
     pthread_mutex_unlock(&s->append_mu);
     store_free(s);

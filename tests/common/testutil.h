@@ -42,10 +42,12 @@ void tu_append_record(uint8_t **buf, size_t *len, uint8_t op, const void *key, s
 
 /*
  * A fault-injecting I/O table over the operating system's. Counters start at
- * zero when installed; fail_write_at = N makes the Nth pwritev (1-based) fail
- * with write_errno (or, with short_write, write half and then fail), and
- * likewise fail_sync_at for fdatasync/fsync. Every fsync records the file
- * size it covered in synced_sizes (by fd, last value wins).
+ * zero when installed; fail_write_at = N makes pwritev calls N .. N +
+ * fail_write_count - 1 (1-based) fail with write_errno. With short_write the
+ * first of them writes half its first buffer and reports that short count
+ * instead; the engine retries the rest, which is the next call (so a short
+ * write followed by an error needs fail_write_count = 2). fail_sync_at
+ * likewise fails the Nth fdatasync/fsync with sync_errno.
  */
 struct tu_faults {
     struct kv_io io;
