@@ -9,7 +9,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
-    zlib1g-dev libxxhash-dev      # CRC-32, hashing
+    zlib1g-dev libisal-dev libxxhash-dev  # CRC-32, hashing
     libcmocka-dev                 # unit tests
     libmicrohttpd-dev libjansson-dev libedit-dev  # server and CLI
     curl python3                  # end-to-end tests

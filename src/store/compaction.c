@@ -47,6 +47,17 @@ struct reloc {
     uint16_t key_len;
 };
 
+#define STAGE_RECORDS 64
+#define STAGE_BYTES   (256u << 10)
+
+struct staged {
+    uint64_t off; /* in the input */
+    uint64_t len;
+    uint64_t hash;
+    size_t buf_off; /* into stage_buf: the whole record */
+    uint32_t key_len, val_len;
+};
+
 struct compactor {
     kv_store *s;
     struct segment **inputs;
@@ -67,6 +78,12 @@ struct compactor {
     size_t rec_cap;
     struct reloc *relocs;
     size_t nrelocs, relocs_cap;
+    /* Records waiting for their liveness check, checked a batch at a time so
+     * that the index's cache misses overlap. */
+    struct staged *staged;
+    size_t nstaged;
+    uint8_t *stage_buf;
+    size_t stage_len;
     uint8_t *keys;
     size_t keys_len, keys_cap;
     uint64_t bytes_in, live_in;
@@ -169,33 +186,75 @@ static int emit(struct compactor *c, const uint8_t *rec, uint64_t len, struct kv
     return rc;
 }
 
-static bool still_live(kv_store *s, const struct scan_record *r, uint32_t seg)
+/* Copies one live record to the outputs and notes where its key moved. */
+static int copy_record(struct compactor *c, const uint8_t *rec, const struct staged *st)
 {
-    uint64_t h = index_hash(r->key, r->key_len);
-    pthread_rwlock_rdlock(&s->lock);
-    const struct index_entry *e = index_lookup(&s->index, h, r->key, r->key_len);
-    bool live = e && e->loc.seg == seg && e->loc.off == r->off;
-    pthread_rwlock_unlock(&s->lock);
-    return live;
-}
-
-static int copy_if_live(const struct scan_record *r, void *arg)
-{
-    struct compactor *c = arg;
-    if (atomic_load_explicit(&c->s->compact_cancel, memory_order_relaxed))
-        return KV_EBUSY;
-    if (r->status != KV_REC_OK || r->op != KV_OP_SET || !still_live(c->s, r, c->in->id))
-        return 0; /* dead, a tombstone (every older segment is an input), or damaged */
     size_t keys_cap = c->keys_cap, relocs_cap = c->relocs_cap;
-    int rc = grow((void **)&c->keys, &keys_cap, c->keys_len + r->key_len, 1);
+    int rc = grow((void **)&c->keys, &keys_cap, c->keys_len + st->key_len, 1);
     c->keys_cap = keys_cap;
     if (rc == 0)
         rc = grow((void **)&c->relocs, &relocs_cap, c->nrelocs + 1, sizeof(*c->relocs));
     c->relocs_cap = relocs_cap;
     if (rc != 0)
         return rc;
+    struct reloc *rl = &c->relocs[c->nrelocs];
+    rl->old = (struct kv_loc){.seg = c->in->id, .off = (uint32_t)st->off, .val_len = st->val_len};
+    rl->key_off = c->keys_len;
+    rl->key_len = (uint16_t)st->key_len;
+    memcpy(c->keys + c->keys_len, rec + RECORD_HEADER_LEN, st->key_len);
+    rc = emit(c, rec, st->len, &rl->now);
+    if (rc != 0)
+        return rc;
+    rl->now.val_len = st->val_len;
+    c->keys_len += st->key_len;
+    c->nrelocs++;
+    return 0;
+}
+
+/* Checks the staged records against the index in one read-lock hold, with
+ * the lookups' memory prefetched, and copies the live ones. */
+static int flush_staged(struct compactor *c)
+{
+    kv_store *s = c->s;
+    bool live[STAGE_RECORDS];
+    pthread_rwlock_rdlock(&s->lock);
+    for (size_t i = 0; i < c->nstaged; i++)
+        index_prefetch_slot(&s->index, c->staged[i].hash);
+    for (size_t i = 0; i < c->nstaged; i++)
+        index_prefetch_entry(&s->index, c->staged[i].hash);
+    for (size_t i = 0; i < c->nstaged; i++) {
+        const struct staged *st = &c->staged[i];
+        const uint8_t *key = c->stage_buf + st->buf_off + RECORD_HEADER_LEN;
+        const struct index_entry *e = index_lookup(&s->index, st->hash, key, st->key_len);
+        live[i] = e && e->loc.seg == c->in->id && e->loc.off == st->off;
+    }
+    pthread_rwlock_unlock(&s->lock);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->nstaged; i++)
+        if (live[i])
+            rc = copy_record(c, c->stage_buf + c->staged[i].buf_off, &c->staged[i]);
+    c->nstaged = 0;
+    c->stage_len = 0;
+    return rc;
+}
+
+/* Scanner callback: stages every good SET record (tombstones are dropped:
+ * every older segment is an input; damaged records have nothing to copy). */
+static int stage_record(const struct scan_record *r, void *arg)
+{
+    struct compactor *c = arg;
+    if (atomic_load_explicit(&c->s->compact_cancel, memory_order_relaxed))
+        return KV_EBUSY;
+    if (r->status != KV_REC_OK || r->op != KV_OP_SET)
+        return 0;
+    int rc = 0;
+    if (c->nstaged == STAGE_RECORDS || c->stage_len + r->len > STAGE_BYTES)
+        rc = flush_staged(c);
+    if (rc != 0)
+        return rc;
     const uint8_t *bytes = r->raw;
     if (!bytes) {
+        /* Larger than the scanner's window: read it whole. */
         rc = grow((void **)&c->rec, &c->rec_cap, (size_t)r->len, 1);
         if (rc == 0)
             rc = kv__io_read_full(c->s->io, c->in_fd, c->rec, (size_t)r->len, (off_t)r->off);
@@ -203,17 +262,23 @@ static int copy_if_live(const struct scan_record *r, void *arg)
             return rc;
         bytes = c->rec;
     }
-    struct reloc *rl = &c->relocs[c->nrelocs];
-    rl->old = (struct kv_loc){.seg = c->in->id, .off = (uint32_t)r->off, .val_len = r->val_len};
-    rl->key_off = c->keys_len;
-    rl->key_len = (uint16_t)r->key_len;
-    memcpy(c->keys + c->keys_len, r->key, r->key_len);
-    rc = emit(c, bytes, r->len, &rl->now);
-    if (rc != 0)
-        return rc;
-    rl->now.val_len = r->val_len;
-    c->keys_len += r->key_len;
-    c->nrelocs++;
+    struct staged st = {.off = r->off,
+                        .len = r->len,
+                        .hash = index_hash(r->key, r->key_len),
+                        .key_len = r->key_len,
+                        .val_len = r->val_len};
+    if (r->len > STAGE_BYTES) {
+        /* Too large to stage: check and copy it on its own. */
+        pthread_rwlock_rdlock(&c->s->lock);
+        const struct index_entry *e = index_lookup(&c->s->index, st.hash, r->key, r->key_len);
+        bool live = e && e->loc.seg == c->in->id && e->loc.off == r->off;
+        pthread_rwlock_unlock(&c->s->lock);
+        return live ? copy_record(c, bytes, &st) : 0;
+    }
+    st.buf_off = c->stage_len;
+    memcpy(c->stage_buf + c->stage_len, bytes, (size_t)r->len);
+    c->stage_len += (size_t)r->len;
+    c->staged[c->nstaged++] = st;
     return 0;
 }
 
@@ -228,7 +293,11 @@ static int copy_input(struct compactor *c, struct segment *in)
     if (c->in_fd < 0)
         return kv__errno_to_rc(errno);
     uint64_t size = atomic_load(&in->size);
-    rc = kv__scan_segment(c->s->io, c->in_fd, size, 0, copy_if_live, c);
+    rc = kv__scan_segment(c->s->io, c->in_fd, size, 0, stage_record, c);
+    if (rc == 0)
+        rc = flush_staged(c);
+    c->nstaged = 0;
+    c->stage_len = 0;
     c->s->io->close(c->s->io->ctx, c->in_fd);
     c->in_fd = -1;
     c->bytes_in += size;
@@ -393,6 +462,8 @@ static void compactor_free(struct compactor *c)
     free(c->outs);
     free(c->out_sizes);
     free(c->wbuf);
+    free(c->stage_buf);
+    free(c->staged);
     free(c->rec);
     free(c->relocs);
     free(c->keys);
@@ -471,8 +542,13 @@ static int run(struct compactor *c, bool background)
                 (unsigned long long)c->live_in + SPACE_MARGIN, (unsigned long long)avail);
         rc = KV_ENOSPC;
     }
-    if (rc == 0 && !(c->wbuf = malloc(WRITE_BUF)))
-        rc = KV_ENOMEM;
+    if (rc == 0) {
+        c->wbuf = malloc(WRITE_BUF);
+        c->stage_buf = malloc(STAGE_BYTES);
+        c->staged = malloc(STAGE_RECORDS * sizeof(*c->staged));
+        if (!c->wbuf || !c->stage_buf || !c->staged)
+            rc = KV_ENOMEM;
+    }
     for (size_t i = 0; rc == 0 && i < c->nin; i++)
         rc = copy_input(c, c->inputs[i]);
     if (rc == 0)

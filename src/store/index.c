@@ -154,6 +154,18 @@ struct index_entry *index_lookup(const struct index *ix, uint64_t hash, const vo
     return ix->slots[i].ref ? arena_entry(ix, ix->slots[i].ref) : NULL;
 }
 
+void index_prefetch_slot(const struct index *ix, uint64_t hash)
+{
+    __builtin_prefetch(&ix->slots[(uint32_t)hash & ix->mask]);
+}
+
+void index_prefetch_entry(const struct index *ix, uint64_t hash)
+{
+    const struct index_slot *sl = &ix->slots[(uint32_t)hash & ix->mask];
+    if (sl->ref && sl->hash == (uint32_t)hash)
+        __builtin_prefetch(arena_entry(ix, sl->ref));
+}
+
 /* Grows the slot array so that count + extra keys stay under 3/4 load. */
 static int grow_for(struct index *ix, size_t extra)
 {

@@ -61,6 +61,12 @@ int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_le
 int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_len,
                  struct kv_loc *old);
 
+/* Starts loading the memory a lookup of hash will touch: call it for a batch
+ * of keys, then look them up, so that their cache misses overlap. The slot
+ * stage needs nothing; the entry stage reads the slot the first one loaded. */
+void index_prefetch_slot(const struct index *ix, uint64_t hash);
+void index_prefetch_entry(const struct index *ix, uint64_t hash);
+
 /* Makes room for n more keys without reallocating; KV_ENOMEM on failure. */
 int index_reserve(struct index *ix, size_t n);
 
