@@ -136,8 +136,7 @@ static void *worker(void *arg)
     char key[256];
     uint64_t seed = mix((uint64_t)r->thread + 1);
     for (uint64_t i = 0; i < r->per_thread; i++) {
-        uint64_t k = r->op == OP_FILLSEQ ? r->thread * r->per_thread + i
-                                         : mix(seed + i) % c->num;
+        uint64_t k = r->op == OP_FILLSEQ ? r->thread * r->per_thread + i : mix(seed + i) % c->num;
         make_key(c, k, key, r->op == OP_READMISSING);
         uint64_t t0 = now_ns();
         int rc;
@@ -163,8 +162,8 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void report(const struct config *c, const char *name, int threads, uint64_t ops,
-                   uint64_t ns, const struct hist *h, const char *extra)
+static void report(const struct config *c, const char *name, int threads, uint64_t ops, uint64_t ns,
+                   const struct hist *h, const char *extra)
 {
     double secs = (double)ns / 1e9;
     double rate = secs > 0 ? (double)ops / secs : 0;
@@ -191,8 +190,13 @@ static uint64_t run_threads(const struct config *c, kv_store *s, const char *nam
         value[i] = (char)('a' + i % 26);
     uint64_t t0 = now_ns();
     for (int t = 0; t < threads; t++) {
-        runs[t] = (struct run){.c = c, .s = s, .name = name, .op = op, .thread = t,
-                               .per_thread = total / (uint64_t)threads, .value = value};
+        runs[t] = (struct run){.c = c,
+                               .s = s,
+                               .name = name,
+                               .op = op,
+                               .thread = t,
+                               .per_thread = total / (uint64_t)threads,
+                               .value = value};
         pthread_create(&tids[t], NULL, worker, &runs[t]);
     }
     struct hist h = {0};
@@ -239,12 +243,15 @@ static kv_store *open_store(const struct config *c, kv_sync_mode mode, bool fres
 static long rss_kib(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
+    char line[128] = "";
     if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-            resident = 0;
+        if (!fgets(line, sizeof(line), f))
+            line[0] = 0;
         fclose(f);
     }
+    char *end;
+    strtol(line, &end, 10); /* total pages, then resident pages */
+    long resident = strtol(end, NULL, 10);
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
@@ -278,8 +285,8 @@ static void bench_open(const struct config *c)
         struct hist h = {0};
         hist_add(&h, ns);
         char extra[128];
-        snprintf(extra, sizeof(extra), "keys=%llu open_ms=%.1f",
-                 (unsigned long long)st.keys, (double)ns / 1e6);
+        snprintf(extra, sizeof(extra), "keys=%llu open_ms=%.1f", (unsigned long long)st.keys,
+                 (double)ns / 1e6);
         report(c, pass == 0 ? "open-snapshot" : "open-replay", 1, 1, ns, &h, extra);
         kv_close(s);
     }
@@ -287,16 +294,22 @@ static void bench_open(const struct config *c)
 
 int main(int argc, char **argv)
 {
-    struct config c = {.num = 1000000, .key_size = 16, .value_size = 100, .threads = 1,
+    struct config c = {.num = 1000000,
+                       .key_size = 16,
+                       .value_size = 100,
+                       .threads = 1,
                        .benchmarks = "fillseq,fillrandom,overwrite,readrandom,readmissing,"
                                      "deleterandom,fillsync,compact,open,memory"};
     snprintf(c.dir, sizeof(c.dir), "/tmp/kvbench-%d", (int)getpid());
-    static const struct option longopts[] = {
-        {"num", required_argument, 0, 'n'},   {"key-size", required_argument, 0, 'k'},
-        {"value-size", required_argument, 0, 'v'}, {"threads", required_argument, 0, 't'},
-        {"dir", required_argument, 0, 'd'},   {"benchmarks", required_argument, 0, 'b'},
-        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"num", required_argument, 0, 'n'},
+                                             {"key-size", required_argument, 0, 'k'},
+                                             {"value-size", required_argument, 0, 'v'},
+                                             {"threads", required_argument, 0, 't'},
+                                             {"dir", required_argument, 0, 'd'},
+                                             {"benchmarks", required_argument, 0, 'b'},
+                                             {"json", no_argument, 0, 'j'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
@@ -310,7 +323,7 @@ int main(int argc, char **argv)
             c.value_size = strtoul(optarg, NULL, 10);
             break;
         case 't':
-            c.threads = atoi(optarg);
+            c.threads = (int)strtol(optarg, NULL, 10);
             break;
         case 'd':
             snprintf(c.dir, sizeof(c.dir), "%s", optarg);
@@ -374,8 +387,9 @@ int main(int argc, char **argv)
         uint64_t ns = now_ns() - t0;
         kv_get_stats(s, &after);
         char extra[200];
-        snprintf(extra, sizeof(extra), "rc=%d before_mb=%.1f after_mb=%.1f secs=%.2f live_mb_per_s=%.0f",
-                 rc, (double)before.disk_bytes / 1048576.0, (double)after.disk_bytes / 1048576.0,
+        snprintf(extra, sizeof(extra),
+                 "rc=%d before_mb=%.1f after_mb=%.1f secs=%.2f live_mb_per_s=%.0f", rc,
+                 (double)before.disk_bytes / 1048576.0, (double)after.disk_bytes / 1048576.0,
                  (double)ns / 1e9, (double)after.disk_bytes / 1048576.0 / ((double)ns / 1e9));
         struct hist h = {0};
         hist_add(&h, ns);

@@ -216,7 +216,7 @@ static int copy_record(struct compactor *c, const uint8_t *rec, const struct sta
 static int flush_staged(struct compactor *c)
 {
     kv_store *s = c->s;
-    bool live[STAGE_RECORDS];
+    bool live[STAGE_RECORDS] = {false};
     pthread_rwlock_rdlock(&s->lock);
     for (size_t i = 0; i < c->nstaged; i++)
         index_prefetch_slot(&s->index, c->staged[i].hash);

@@ -348,7 +348,7 @@ static void test_crash_after_each_compaction_step_loses_nothing(void **state)
 
     /* Step 4: every new file in place (new snapshot included), inputs all
      * still present; then step 5: inputs removed oldest first, one by one. */
-    unsigned in_ids[64];
+    unsigned in_ids[64] = {0};
     int nin = 0;
     for (int i = 0; i < before.n; i++) {
         unsigned id;

@@ -293,7 +293,7 @@ static void dj_check(kv_store *s, const struct dj_thread *t)
         struct key_list l = list_keys(s, prefix);
         assert_int_equal(l.n, thread_live);
         for (size_t j = 0; j < l.n; j++) {
-            int i = atoi(l.keys[j] + strlen(prefix) + 1);
+            int i = (int)strtol(l.keys[j] + strlen(prefix) + 1, NULL, 10);
             assert_true(i >= 0 && i < DJ_KEYS);
             if (!t[th].m.live[i])
                 fail_msg("kv_list names %s, which is not live", l.keys[j]);

@@ -268,7 +268,7 @@ static int list_against_model(const void *key, size_t len, void *ctx)
     if (len == 6 && memcmp(key, "key-", 4) == 0) {
         memcpy(buf, key, len);
         buf[len] = 0;
-        i = atoi(buf + 4);
+        i = (int)strtol(buf + 4, NULL, 10);
     }
     if (i < 0 || i >= MODEL_KEYS || !c->m->live[i])
         c->foreign++;

@@ -489,7 +489,7 @@ static void test_damaged_tail_of_sealed_segment_is_skipped_never_cut(void **stat
     char *seg = segment_file(dir, sealed);
     size_t seg_size = tu_file_size(seg);
     assert_int_equal(lr.off + lr.len, seg_size);
-    int victim = atoi(lr.key + 4);
+    int victim = (int)strtol(lr.key + 4, NULL, 10);
     m.live[victim] = false;
 
     for (int cut = 0; cut <= 1; cut++) {
@@ -571,7 +571,7 @@ static void check_appended_bytes_are_cut(bool zeros)
     struct model m = {0};
     kv_store *s = tu_open(dir, NULL);
     for (int i = 0; i < 20; i++)
-        model_put(s, &m, i, 1, (size_t)(i * 5));
+        model_put(s, &m, i, 1, (size_t)i * 5);
     model_delete(s, &m, 3);
     char *seg = segment_file(dir, stats_of(s).active_segment_id);
     assert_int_equal(kv_close(s), 0);
