@@ -90,6 +90,12 @@ bool bloom_may_contain(const struct bloom *b, uint64_t hash)
     return true;
 }
 
+void bloom_prefetch(const struct bloom *b, uint64_t hash)
+{
+    if (b->blocks)
+        __builtin_prefetch(block_of(b, hash), 1);
+}
+
 bool bloom_is_full(const struct bloom *b)
 {
     return b->blocks && b->inserted > b->capacity;

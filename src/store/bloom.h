@@ -26,6 +26,9 @@ void bloom_destroy(struct bloom *b);
 void bloom_add(struct bloom *b, uint64_t hash);
 bool bloom_may_contain(const struct bloom *b, uint64_t hash);
 
+/* Starts loading the block hash maps to (for batched adds or lookups). */
+void bloom_prefetch(const struct bloom *b, uint64_t hash);
+
 /* True when more keys were added than it was sized for: time to rebuild. */
 bool bloom_is_full(const struct bloom *b);
 

@@ -8,8 +8,12 @@
  * entries, and most lookups of absent keys never leave the slot array. An
  * entry is its location (12 bytes), the key length (2) and the key, rounded
  * up to 8 bytes, with no per-allocation header: a 16-byte key costs 32 bytes
- * of arena plus its share of the slots. Deletion shifts following entries
- * back (no tombstones), so probe sequences stay short after many deletes.
+ * of arena plus its share of the slots. The slot array may have any size (a
+ * hash maps to its home slot by multiply-shift, not by a mask), so it grows
+ * by half, not by doubling, and stays between 53 % and 80 % full: about 12
+ * bytes of slots per key instead of 16 on average. Deletion shifts following
+ * entries back (no tombstones), so probe sequences stay short after many
+ * deletes.
  *
  * Arena references count 8-byte units: chunk number in the high bits, unit
  * within the chunk in the low ARENA_CHUNK_BITS. Freed entries are kept on a
@@ -31,6 +35,9 @@
 #define ENTRY_HEAD_LEN    offsetof(struct index_entry, key)
 #define MAX_ENTRY_UNITS   ((ENTRY_HEAD_LEN + KV_MAX_KEY_LEN + 7) / 8)
 #define MIN_SLOTS         1024u
+/* Grow past 80 % load, by half. */
+#define MAX_LOAD_NUM 4u
+#define MAX_LOAD_DEN 5u
 
 _Static_assert(sizeof(struct index_slot) == 8, "slots are 8 bytes");
 _Static_assert(offsetof(struct index_entry, key) == 14, "entry head is 14 bytes");
@@ -112,7 +119,7 @@ int index_init(struct index *ix)
         free(ix->free_heads);
         return KV_ENOMEM;
     }
-    ix->mask = MIN_SLOTS - 1;
+    ix->cap = MIN_SLOTS;
     return 0;
 }
 
@@ -133,17 +140,27 @@ static bool entry_matches(const struct index_entry *e, const void *key, size_t k
     return e->key_len == key_len && memcmp(e->key, key, key_len) == 0;
 }
 
+static size_t home_of(uint32_t h, size_t cap)
+{
+    return (size_t)(((uint64_t)h * cap) >> 32);
+}
+
+static size_t next_slot(size_t i, size_t cap)
+{
+    return i + 1 == cap ? 0 : i + 1;
+}
+
 /* The slot holding key, or the empty slot where it would go. */
 static size_t find_slot(const struct index *ix, uint32_t h, const void *key, size_t key_len)
 {
-    size_t i = h & ix->mask;
+    size_t i = home_of(h, ix->cap);
     for (;;) {
         const struct index_slot *sl = &ix->slots[i];
         if (sl->ref == 0)
             return i;
         if (sl->hash == h && entry_matches(arena_entry(ix, sl->ref), key, key_len))
             return i;
-        i = (i + 1) & ix->mask;
+        i = next_slot(i, ix->cap);
     }
 }
 
@@ -156,45 +173,51 @@ struct index_entry *index_lookup(const struct index *ix, uint64_t hash, const vo
 
 void index_prefetch_slot(const struct index *ix, uint64_t hash)
 {
-    __builtin_prefetch(&ix->slots[(uint32_t)hash & ix->mask]);
+    __builtin_prefetch(&ix->slots[home_of((uint32_t)hash, ix->cap)]);
 }
 
 void index_prefetch_entry(const struct index *ix, uint64_t hash)
 {
-    const struct index_slot *sl = &ix->slots[(uint32_t)hash & ix->mask];
+    const struct index_slot *sl = &ix->slots[home_of((uint32_t)hash, ix->cap)];
     if (sl->ref && sl->hash == (uint32_t)hash)
         __builtin_prefetch(arena_entry(ix, sl->ref));
 }
 
-/* Grows the slot array so that count + extra keys stay under 3/4 load. */
+static bool over_load(size_t count, size_t cap)
+{
+    return count * MAX_LOAD_DEN > cap * MAX_LOAD_NUM;
+}
+
+/* Grows the slot array so that count + extra keys stay under the maximum
+ * load. */
 static int grow_for(struct index *ix, size_t extra)
 {
     size_t need = ix->count + extra;
-    size_t cap = ix->mask + 1;
-    if (need <= cap - cap / 4)
+    if (!over_load(need, ix->cap))
         return 0;
-    size_t ncap = cap;
-    while (need > ncap - ncap / 4) {
-        if (ncap > SIZE_MAX / 2 / sizeof(struct index_slot))
+    size_t ncap = ix->cap;
+    while (over_load(need, ncap)) {
+        if (ncap > SIZE_MAX / 3 / sizeof(struct index_slot))
             return KV_ENOMEM;
-        ncap *= 2;
+        ncap += ncap / 2;
     }
+    if (ncap > ((size_t)1 << 32))
+        return KV_ENOMEM; /* homes come from 32 bits of hash */
     struct index_slot *ns = calloc(ncap, sizeof(*ns));
     if (!ns)
         return KV_ENOMEM;
-    size_t nmask = ncap - 1;
-    for (size_t i = 0; i < cap; i++) {
+    for (size_t i = 0; i < ix->cap; i++) {
         struct index_slot sl = ix->slots[i];
         if (sl.ref == 0)
             continue;
-        size_t j = sl.hash & nmask;
+        size_t j = home_of(sl.hash, ncap);
         while (ns[j].ref != 0)
-            j = (j + 1) & nmask;
+            j = next_slot(j, ncap);
         ns[j] = sl;
     }
     free(ix->slots);
     ix->slots = ns;
-    ix->mask = nmask;
+    ix->cap = ncap;
     return 0;
 }
 
@@ -246,16 +269,19 @@ int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_le
         *old = e->loc;
     arena_free(ix, ix->slots[i].ref, entry_units(e->key_len));
     ix->count--;
-    /* Backward-shift deletion: move later members of the run into the hole
-     * when their home slot does not lie between the hole and them. */
+    /* Backward-shift deletion: move a later member of the run into the hole
+     * unless its home lies after the hole (cyclically, up to itself): moving
+     * it would put it before its home, where lookups never look. */
     size_t hole = i;
     size_t j = i;
     for (;;) {
-        j = (j + 1) & ix->mask;
+        j = next_slot(j, ix->cap);
         if (ix->slots[j].ref == 0)
             break;
-        size_t home = ix->slots[j].hash & ix->mask;
-        bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        size_t home = home_of(ix->slots[j].hash, ix->cap);
+        size_t to_home = (home + ix->cap - hole) % ix->cap;
+        size_t to_j = (j + ix->cap - hole) % ix->cap;
+        bool stays = to_home >= 1 && to_home <= to_j;
         if (stays)
             continue;
         ix->slots[hole] = ix->slots[j];
@@ -268,7 +294,7 @@ int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_le
 
 struct index_entry *index_next(const struct index *ix, size_t *cursor, uint64_t *hash_low)
 {
-    for (size_t i = *cursor; i <= ix->mask; i++) {
+    for (size_t i = *cursor; i < ix->cap; i++) {
         if (ix->slots[i].ref) {
             *cursor = i + 1;
             if (hash_low)
@@ -276,12 +302,12 @@ struct index_entry *index_next(const struct index *ix, size_t *cursor, uint64_t 
             return arena_entry(ix, ix->slots[i].ref);
         }
     }
-    *cursor = ix->mask + 1;
+    *cursor = ix->cap;
     return NULL;
 }
 
 size_t index_memory(const struct index *ix)
 {
-    return (ix->mask + 1) * sizeof(struct index_slot) + ix->arena_bytes +
+    return ix->cap * sizeof(struct index_slot) + ix->arena_bytes +
            (MAX_ENTRY_UNITS + 1) * sizeof(uint32_t) + ix->nchunks * sizeof(uint8_t *);
 }

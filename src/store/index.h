@@ -30,7 +30,7 @@ struct index_slot {
 
 struct index {
     struct index_slot *slots;
-    size_t mask; /* slot count - 1; the count is a power of two */
+    size_t cap; /* slot count: any size, so that growth can be 1.5x */
     size_t count;
     /* The arena: chunks of 8-byte units; freed entries go to per-size lists. */
     uint8_t **chunks;

@@ -77,7 +77,7 @@ static int replay_one(const struct scan_record *r, void *arg)
         return 0;
     }
     struct kv_loc loc = {.seg = rp->seg->id, .off = (uint32_t)r->off, .val_len = r->val_len};
-    return kv__apply_set(s, h, r->key, r->key_len, &loc);
+    return kv__apply_set(s, h, r->key, r->key_len, &loc, NULL);
 }
 
 /* Cuts the torn tail off the newest segment and makes the cut durable. */
@@ -162,6 +162,7 @@ static int load_segment_table(kv_store *s, const uint32_t *ids, size_t n)
 static int reset_index(kv_store *s)
 {
     index_destroy(&s->index);
+    bloom_destroy(&s->bloom);
     for (size_t i = 0; i < s->nsegs; i++)
         s->segs[i]->live_bytes = 0;
     return index_init(&s->index);

@@ -207,6 +207,8 @@ static kv_snapshot_status parse(const uint8_t *data, size_t len, struct snap_vie
     v->pos_off = get_u64(data + 32);
     if (v->nsegs > (len - SNAP_HEADER_LEN - 4) / SNAP_SEG_LEN)
         return fail(reason, rlen, "segment list longer than the file");
+    if (v->nkeys > (len - SNAP_HEADER_LEN - 4) / (SNAP_ENTRY_HEAD + 1))
+        return fail(reason, rlen, "more keys than the file can hold");
     v->segs = data + SNAP_HEADER_LEN;
     v->entries = v->segs + (size_t)v->nsegs * SNAP_SEG_LEN;
     return KV_SNAPSHOT_VALID;
@@ -310,13 +312,49 @@ static int read_snapshot_file(const struct kv_io *io, const char *dir, uint8_t *
     return 0;
 }
 
+/* Loads entries a batch at a time, prefetching the slots each will land in,
+ * so that the cache misses of a batch overlap. */
+#define LOAD_BATCH 32
+
+struct loader {
+    kv_store *s;
+    size_t n;
+    struct {
+        const uint8_t *key;
+        uint16_t key_len;
+        uint64_t hash;
+        struct kv_loc loc;
+    } e[LOAD_BATCH];
+};
+
+/* Returns 0, 1 for a key that appears twice, 2 when memory runs out. */
+static int load_flush(struct loader *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        index_prefetch_slot(&l->s->index, l->e[i].hash);
+        bloom_prefetch(&l->s->bloom, l->e[i].hash);
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < l->n; i++) {
+        bool twice = false;
+        if (kv__apply_set(l->s, l->e[i].hash, l->e[i].key, l->e[i].key_len, &l->e[i].loc, &twice) !=
+            0)
+            rc = 2;
+        else if (twice)
+            rc = 1;
+    }
+    l->n = 0;
+    return rc;
+}
+
 static int load_entry(void *ctx, const uint8_t *key, uint16_t key_len, const struct kv_loc *loc)
 {
-    kv_store *s = ctx;
-    uint64_t h = index_hash(key, key_len);
-    if (index_lookup(&s->index, h, key, key_len))
-        return 1;
-    return kv__apply_set(s, h, key, key_len, loc) == 0 ? 0 : 2;
+    struct loader *l = ctx;
+    l->e[l->n].key = key;
+    l->e[l->n].key_len = key_len;
+    l->e[l->n].hash = index_hash(key, key_len);
+    l->e[l->n].loc = *loc;
+    return ++l->n == LOAD_BATCH ? load_flush(l) : 0;
 }
 
 int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *pos_seg,
@@ -345,11 +383,24 @@ int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *p
     kv_snapshot_status st = parse(data, len, &v, reason, sizeof(reason));
     if (st == KV_SNAPSHOT_VALID)
         st = check_segments(&v, ids, sizes, nids, reason, sizeof(reason));
-    if (st == KV_SNAPSHOT_VALID) {
-        st = walk_entries(&v, load_entry, s, &fn_rc, reason, sizeof(reason));
+    /* Index and bloom filter are sized once, not grown step by step. */
+    if (st == KV_SNAPSHOT_VALID &&
+        (index_reserve(&s->index, v.nkeys) != 0 ||
+         (bloom_destroy(&s->bloom),
+          bloom_init(&s->bloom, 2 * v.nkeys, s->opts.bloom_bits_per_key)) != 0))
+        fn_rc = 2;
+    struct loader *ld = NULL;
+    if (st == KV_SNAPSHOT_VALID && fn_rc == 0 && !(ld = calloc(1, sizeof(*ld))))
+        fn_rc = 2;
+    if (st == KV_SNAPSHOT_VALID && fn_rc == 0) {
+        ld->s = s;
+        st = walk_entries(&v, load_entry, ld, &fn_rc, reason, sizeof(reason));
+        if (st == KV_SNAPSHOT_VALID && (fn_rc = load_flush(ld)) != 0)
+            st = fail(reason, sizeof(reason), fn_rc == 1 ? "a key appears twice" : "out of memory");
         *pos_seg = v.pos_seg;
         *pos_off = v.pos_off;
     }
+    free(ld);
     free(sizes);
     free(data);
     if (fn_rc == 2)

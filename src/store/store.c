@@ -63,13 +63,15 @@ static void sub_live(kv_store *s, const struct kv_loc *loc, size_t key_len)
 }
 
 int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
-                  const struct kv_loc *loc)
+                  const struct kv_loc *loc, bool *was_present)
 {
     struct kv_loc old;
     bool replaced = false;
     int rc = index_upsert(&s->index, hash, key, key_len, loc, &old, &replaced);
     if (rc != 0)
         return rc;
+    if (was_present)
+        *was_present = replaced;
     if (replaced)
         sub_live(s, &old, key_len);
     else
@@ -94,10 +96,23 @@ int kv__rebuild_bloom(kv_store *s)
     int rc = bloom_init(&fresh, capacity, s->opts.bloom_bits_per_key);
     if (rc != 0)
         return rc;
-    size_t cursor = 0;
+    /* Hashes are computed a batch ahead and their blocks prefetched, so the
+     * filter's cache misses overlap. */
+    uint64_t hashes[32];
+    size_t n = 0, cursor = 0;
     struct index_entry *e;
-    while ((e = index_next(&s->index, &cursor, NULL)) != NULL)
-        bloom_add(&fresh, index_hash(e->key, e->key_len));
+    do {
+        e = index_next(&s->index, &cursor, NULL);
+        if (e) {
+            hashes[n] = index_hash(e->key, e->key_len);
+            bloom_prefetch(&fresh, hashes[n++]);
+        }
+        if (n == 32 || (!e && n > 0)) {
+            for (size_t i = 0; i < n; i++)
+                bloom_add(&fresh, hashes[i]);
+            n = 0;
+        }
+    } while (e);
     fresh.inserted = s->index.count;
     bloom_destroy(&s->bloom);
     s->bloom = fresh;
@@ -193,7 +208,9 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         rc = take_dir_lock(s);
     if (rc == 0)
         rc = kv__recover(s);
-    if (rc == 0) {
+    /* A snapshot sizes the filter before loading; a full replay cannot know
+     * the key count in advance, so the filter is built after it. */
+    if (rc == 0 && (!s->snapshot_loaded || bloom_is_full(&s->bloom))) {
         pthread_rwlock_wrlock(&s->lock);
         rc = kv__rebuild_bloom(s);
         pthread_rwlock_unlock(&s->lock);

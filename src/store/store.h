@@ -130,7 +130,7 @@ void kv__stop_sync_thread(kv_store *s);
 /* ---- apply (store.c): index updates shared by writes, recovery and compaction;
  * caller holds lock for writing. */
 int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
-                  const struct kv_loc *loc);
+                  const struct kv_loc *loc, bool *replaced);
 void kv__apply_delete(kv_store *s, uint64_t hash, const void *key, size_t key_len);
 int kv__rebuild_bloom(kv_store *s);
 

@@ -219,7 +219,7 @@ static int apply_batch(kv_store *s, struct write_req *first, size_t count)
     struct write_req *w = first;
     for (size_t i = 0; i < count && rc == 0; i++, w = i < count ? w->next : w) {
         if (w->op == KV_OP_SET)
-            rc = kv__apply_set(s, w->hash, w->key, w->key_len, &w->loc);
+            rc = kv__apply_set(s, w->hash, w->key, w->key_len, &w->loc, NULL);
         else
             kv__apply_delete(s, w->hash, w->key, w->key_len);
     }

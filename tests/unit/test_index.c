@@ -1,0 +1,154 @@
+/*
+ * test_index.c - the hash index and the bloom filter against simple models:
+ * random inserts, overwrites and removals checked after every step.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bloom.h"
+#include "index.h"
+#include "testutil.h"
+
+#define KEYS 5000
+
+struct model {
+    bool present[KEYS];
+    struct kv_loc loc[KEYS];
+};
+
+/* Key i: its 4 bytes, then 0 to 39 filler bytes, so that entries of many
+ * sizes share the arena. */
+static size_t key_of(int i, char *buf)
+{
+    size_t extra = (size_t)(i * 7919) % 40;
+    memcpy(buf, &i, sizeof(i));
+    for (size_t j = 0; j < extra; j++)
+        buf[sizeof(i) + j] = (char)('a' + (i + (int)j * 31) % 26);
+    return sizeof(i) + extra;
+}
+
+static void check_all(const struct index *ix, const struct model *m)
+{
+    size_t count = 0;
+    for (int i = 0; i < KEYS; i++) {
+        char k[64];
+        size_t len = key_of(i, k);
+        const struct index_entry *e = index_lookup(ix, index_hash(k, len), k, len);
+        if (!m->present[i]) {
+            if (e)
+                fail_msg("key %d found after removal", i);
+            continue;
+        }
+        count++;
+        if (!e)
+            fail_msg("key %d lost", i);
+        assert_int_equal(e->loc.seg, m->loc[i].seg);
+        assert_int_equal(e->loc.off, m->loc[i].off);
+        assert_int_equal(e->key_len, len);
+        assert_memory_equal(e->key, k, len);
+    }
+    assert_int_equal(ix->count, count);
+    size_t cursor = 0, seen = 0;
+    while (index_next(ix, &cursor, NULL))
+        seen++;
+    assert_int_equal(seen, count);
+}
+
+static void test_index_matches_a_model_through_growth_and_removals(void **state)
+{
+    (void)state;
+    struct index ix;
+    assert_int_equal(index_init(&ix), 0);
+    struct model *m = calloc(1, sizeof(*m));
+    uint64_t x = 12345;
+    for (int step = 0; step < 60000; step++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        int i = (int)((x >> 33) % KEYS);
+        char k[64];
+        size_t len = key_of(i, k);
+        uint64_t h = index_hash(k, len);
+        if ((x >> 20) % 3 == 0) {
+            struct kv_loc old;
+            int rc = index_remove(&ix, h, k, len, &old);
+            assert_int_equal(rc, m->present[i] ? 0 : KV_ENOTFOUND);
+            if (rc == 0)
+                assert_int_equal(old.off, m->loc[i].off);
+            m->present[i] = false;
+        } else {
+            struct kv_loc loc = {.seg = (uint32_t)step, .off = (uint32_t)(x >> 40), .val_len = 1};
+            bool replaced = true;
+            assert_int_equal(index_upsert(&ix, h, k, len, &loc, NULL, &replaced), 0);
+            assert_int_equal(replaced, m->present[i]);
+            m->present[i] = true;
+            m->loc[i] = loc;
+        }
+        if (step % 997 == 0)
+            check_all(&ix, m);
+    }
+    check_all(&ix, m);
+    /* Remove everything: every removal must leave the others findable. */
+    for (int i = 0; i < KEYS; i++) {
+        char k[64];
+        size_t len = key_of(i, k);
+        int rc = index_remove(&ix, index_hash(k, len), k, len, NULL);
+        assert_int_equal(rc, m->present[i] ? 0 : KV_ENOTFOUND);
+        m->present[i] = false;
+        if (i % 500 == 0)
+            check_all(&ix, m);
+    }
+    assert_int_equal(ix.count, 0);
+    free(m);
+    index_destroy(&ix);
+}
+
+static void test_index_memory_per_key_stays_small(void **state)
+{
+    (void)state;
+    struct index ix;
+    assert_int_equal(index_init(&ix), 0);
+    char k[16];
+    size_t n = 1000000; /* the figure the benchmarks report */
+    for (size_t i = 0; i < n; i++) {
+        memset(k, 'k', sizeof(k));
+        memcpy(k, &i, sizeof(i));
+        struct kv_loc loc = {.seg = 1, .off = (uint32_t)i, .val_len = 100};
+        assert_int_equal(index_upsert(&ix, index_hash(k, 16), k, 16, &loc, NULL, NULL), 0);
+    }
+    double per_key = (double)index_memory(&ix) / (double)n;
+    /* 32 bytes of entry and at most 8 / 0.53 of slots, plus arena slack. */
+    if (per_key > 16 + 32)
+        fail_msg("index uses %.1f bytes per 16-byte key, over key length + 32", per_key);
+    index_destroy(&ix);
+}
+
+static void test_bloom_has_no_false_negatives_and_few_false_positives(void **state)
+{
+    (void)state;
+    struct bloom b;
+    uint64_t n = 100000;
+    assert_int_equal(bloom_init(&b, n, 12), 0);
+    for (uint64_t i = 0; i < n; i++)
+        bloom_add(&b, index_hash(&i, sizeof(i)));
+    for (uint64_t i = 0; i < n; i++)
+        assert_true(bloom_may_contain(&b, index_hash(&i, sizeof(i))));
+    uint64_t fp = 0;
+    for (uint64_t i = n; i < 2 * n; i++)
+        fp += bloom_may_contain(&b, index_hash(&i, sizeof(i)));
+    double rate = (double)fp / (double)n;
+    if (rate > 0.01)
+        fail_msg("false-positive rate %.4f at full load, over 1 %%", rate);
+    assert_false(bloom_is_full(&b));
+    bloom_add(&b, 1);
+    assert_true(bloom_is_full(&b));
+    bloom_destroy(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_index_matches_a_model_through_growth_and_removals),
+        cmocka_unit_test(test_index_memory_per_key_stays_small),
+        cmocka_unit_test(test_bloom_has_no_false_negatives_and_few_false_positives),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
