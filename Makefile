@@ -61,8 +61,8 @@ pre-commit: fmt-check lint test ## What to run before committing
 clean: ## Remove the build directories
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
 
-run: build ## Start the interactive CLI (not written yet)
-	@echo "make run: the kvstore CLI does not exist yet" >&2; exit 1
+run: build ## Start the interactive CLI on DATA_DIR (default: db)
+	$(BUILD)/kvstore --data-dir $(DATA_DIR)
 
 server: build ## Start the HTTP volume server (not written yet)
 	@echo "make server: volume-server does not exist yet" >&2; exit 1

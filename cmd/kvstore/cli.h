@@ -1,0 +1,124 @@
+/*
+ * cli.h - what the parts of the kvstore program share: the session state, the
+ * status every command returns (which is also the exit status of a one-shot
+ * run), and the functions each file offers the others.
+ *
+ *   main.c      arguments, the three ways to run (REPL, script, one-shot)
+ *   repl.c      the interactive loop: libedit, history, signals
+ *   complete.c  tab completion of command names and keys
+ *   commands.c  the command table, dispatch, and each store command
+ *   tools.c     verify and dump, which read a directory without opening it
+ *   output.c    how replies, values and messages are written
+ *   parse.c     the command-line tokenizer
+ */
+#ifndef KVSTORE_CLI_H
+#define KVSTORE_CLI_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "kvstore.h"
+#include "parse.h"
+
+/* The outcome of a command, ordered by severity: a script exits with the
+ * highest it met, a one-shot run with the one it got. */
+enum cli_status {
+    CLI_OK = 0,
+    CLI_NOTFOUND = 1, /* a missing key, exists -> false, damage found by verify */
+    CLI_USAGE = 2,    /* unknown command, wrong arguments, bad quoting */
+    CLI_ERROR = 3     /* the store failed or could not be opened */
+};
+
+enum cli_mode {
+    CLI_REPL,   /* standard input is a terminal: prompt, line editing */
+    CLI_SCRIPT, /* commands read from a pipe or file, no prompt */
+    CLI_ONESHOT /* one command from the program's arguments */
+};
+
+/* Engine log lines held back while the store opens, so that a failed open can
+ * say why in one line instead of echoing the engine's report first. */
+struct cli_log {
+    pthread_mutex_t mu;
+    bool holding;
+    char held[512];
+};
+
+struct cli {
+    const char *dir;    /* the data directory */
+    enum cli_mode mode; /* how commands arrive */
+    kv_store *store;    /* NULL until a command needs it (cli_store) */
+    bool open_failed;   /* opening was tried and failed: do not try again */
+    bool quit;          /* quit or exit ran */
+    bool out_tty;       /* stdout is a terminal: values are shown escaped */
+    unsigned long line; /* in a script: the line being run, for messages */
+    struct cli_log log;
+};
+
+/* Set from the SIGINT handler in the REPL; long listings poll it to stop
+ * early. A program-wide flag because a signal handler can reach no other. */
+extern volatile sig_atomic_t cli_interrupted;
+
+/* ---- main.c */
+
+/* Opens the store on first use and returns it, or prints why it cannot and
+ * returns NULL. */
+kv_store *cli_store(struct cli *cli);
+
+/* ---- commands.c */
+
+/* Runs one command line (without its newline). Empty lines and lines whose
+ * first non-blank byte is # do nothing. */
+enum cli_status cli_run_line(struct cli *cli, const char *line, size_t len);
+
+/* Runs the command named by args[0] with args[1..n-1] as its arguments,
+ * which are taken as they are (no quote processing). Extra arguments of a
+ * command that takes a value join the value, separated by one space. */
+enum cli_status cli_run_argv(struct cli *cli, int n, char **args);
+
+/* The name of the i-th command (for completion), NULL past the last. */
+const char *cli_command_name(size_t i);
+
+/* Whether the command's first argument is a key (for completion). */
+bool cli_command_takes_key(const char *name, size_t len);
+
+/* Prints the list of commands to f. */
+void cli_print_commands(FILE *f);
+
+/* ---- tools.c */
+
+enum cli_status cli_verify(struct cli *cli);
+enum cli_status cli_dump(struct cli *cli);
+
+/* ---- output.c */
+
+/* An error or warning for the user, on stderr, prefixed as the mode wants
+ * ("error: " in the REPL, "kvstore: line N: " in a script, "kvstore: " in a
+ * one-shot run). */
+void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The reply to a lookup that found nothing: "Key not found" on stdout, as the
+ * original, except in a one-shot run, where stdout is for values only and the
+ * reply goes to stderr. */
+void cli_not_found(const struct cli *cli);
+
+/* Writes a value read from the store. On a terminal: control bytes escaped
+ * (\n, \t, \xHH) and a newline after it. Otherwise the bytes unchanged, and a
+ * newline after them except in a one-shot run (so that a value round-trips
+ * through `kvstore get k > file`). */
+void cli_print_value(const struct cli *cli, const void *val, size_t len);
+
+/* Writes a key on a line of its own after two spaces (the original's list
+ * format), escaped on a terminal as values are. */
+void cli_print_key_line(const struct cli *cli, const void *key, size_t len);
+
+/* Writes bytes between double quotes in the syntax the parser reads back:
+ * " and \ escaped, control bytes as \n \r \t \0 \xHH. */
+void cli_print_quoted(FILE *f, const void *data, size_t len);
+
+/* Writes bytes with control bytes escaped as in cli_print_quoted, no quotes. */
+void cli_print_escaped(FILE *f, const void *data, size_t len);
+
+#endif /* KVSTORE_CLI_H */
