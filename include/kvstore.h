@@ -179,14 +179,16 @@ KV_API int kv_sync(kv_store *s);
 
 /*
  * Rewrites the live records of every segment into new segments and removes
- * the old ones, so that the disk holds about the live data. The active segment
- * is sealed first. Reads and writes go on while it runs (writers go to a new
- * active segment; a key written meanwhile keeps its newer value). At most one
- * compaction runs at a time: a second caller waits for the first. A crash at
- * any point loses no acknowledged write and brings back no deleted key. The
- * bloom filter is rebuilt and the snapshot saved afterwards. Codes: KV_ENOSPC
- * (not enough free space for the live data; nothing changed), KV_EIO,
- * KV_ENOMEM, KV_EREADONLY, KV_EBUSY (the store is closing).
+ * the old ones, so that the disk holds about the live data. The active
+ * segment is sealed first (unless it is the only segment and holds nothing
+ * dead: then there is nothing to do and it returns 0 at once). Reads and
+ * writes go on while it runs (writers go to a new active segment; a key
+ * written meanwhile keeps its newer value). At most one compaction runs at a
+ * time: a second caller waits for the first. A crash at any point loses no
+ * acknowledged write and brings back no deleted key. The bloom filter is
+ * rebuilt and the snapshot saved afterwards. Codes: KV_ENOSPC (not enough
+ * free space for the live data; nothing changed), KV_EIO, KV_ENOMEM,
+ * KV_EREADONLY, KV_EBUSY (the store is closing).
  */
 KV_API int kv_compact(kv_store *s);
 
