@@ -64,8 +64,8 @@ clean: ## Remove the build directories
 run: build ## Start the interactive CLI on DATA_DIR (default: db)
 	$(BUILD)/kvstore --data-dir $(DATA_DIR)
 
-server: build ## Start the HTTP volume server (not written yet)
-	@echo "make server: volume-server does not exist yet" >&2; exit 1
+server: build ## Start the HTTP volume server on its defaults (127.0.0.1:9002, data/)
+	$(BUILD)/volume-server
 
 docker: ## Build the container image (not written yet)
 	@echo "make docker: there is no Dockerfile yet" >&2; exit 1

@@ -1,0 +1,492 @@
+/*
+ * handlers.c - routing and the endpoints of volume-server.
+ *
+ * The route table is the API of DESIGN.md section 5: each path, the methods
+ * it accepts (anything else is 405 with Allow) and whether it needs the
+ * bearer token. Blob keys are the rest of the path after /blobs/,
+ * percent-decoded once (so "a%2Fb" and "a/b" are the same key), and must be
+ * valid UTF-8 of 1 to 1024 bytes.
+ */
+#include "handlers.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http_parse.h"
+#include "metrics.h"
+#include "response.h"
+
+#define KEY_MAX       1024 /* bytes of a blob key */
+#define LIST_PAGE_MAX 1000 /* largest ?limit= of GET /blobs */
+#define BLOBS_PREFIX  "/blobs/"
+
+#define M(x) (1u << (x))
+
+struct route {
+    const char *path; /* exact path; NULL: the /blobs/{key} prefix */
+    enum vs_route route;
+    unsigned methods; /* bit per enum vs_method */
+    const char *allow;
+    bool open; /* served without the bearer token */
+};
+
+static const struct route routes[] = {
+    {"/", VS_ROUTE_HEALTH, M(VS_GET) | M(VS_HEAD), "GET, HEAD", true},
+    {"/health", VS_ROUTE_HEALTH, M(VS_GET) | M(VS_HEAD), "GET, HEAD", true},
+    {"/metrics", VS_ROUTE_METRICS, M(VS_GET) | M(VS_HEAD), "GET, HEAD", false},
+    {"/blobs", VS_ROUTE_LIST, M(VS_GET) | M(VS_HEAD), "GET, HEAD", false},
+    {"/admin/compact", VS_ROUTE_COMPACT, M(VS_POST), "POST", false},
+    {"/admin/snapshot", VS_ROUTE_SNAPSHOT, M(VS_POST), "POST", false},
+    {NULL, VS_ROUTE_BLOB, M(VS_GET) | M(VS_HEAD) | M(VS_PUT) | M(VS_POST) | M(VS_DELETE),
+     "GET, HEAD, PUT, POST, DELETE", false},
+};
+
+static const struct route *find_route(const char *path, size_t len)
+{
+    size_t prefix = strlen(BLOBS_PREFIX);
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const struct route *rt = &routes[i];
+        if (rt->path == NULL) {
+            if (len >= prefix && memcmp(path, BLOBS_PREFIX, prefix) == 0)
+                return rt;
+        } else if (strlen(rt->path) == len && memcmp(rt->path, path, len) == 0) {
+            return rt;
+        }
+    }
+    return NULL;
+}
+
+const char *handlers_allowed(enum vs_route route)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (routes[i].route == route)
+            return routes[i].allow;
+    }
+    return "";
+}
+
+static bool authorized(struct vs_request *r)
+{
+    const char *token = r->app->cfg->auth_token;
+    if (token[0] == '\0')
+        return true;
+    const char *value =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    return value != NULL && http_bearer_matches(value, token);
+}
+
+/* Decodes and checks the key of a /blobs/{key} path. */
+static int decode_key(struct vs_request *r)
+{
+    size_t prefix = strlen(BLOBS_PREFIX);
+    const char *raw = r->uri + prefix;
+    size_t raw_len = r->path_len - prefix;
+    r->key = malloc(raw_len + 1);
+    if (r->key == NULL) {
+        vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
+        return -1;
+    }
+    long n = http_percent_decode(raw, raw_len, false, r->key);
+    if (n < 0) {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid key: malformed percent-encoding");
+        return -1;
+    }
+    r->key[n] = '\0';
+    r->key_len = (size_t)n;
+    if (r->key_len == 0 || r->key_len > KEY_MAX) {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid key: must be 1 to %d bytes, not %zu",
+                       KEY_MAX, r->key_len);
+        return -1;
+    }
+    if (!http_utf8_valid(r->key, r->key_len)) {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid key: not valid UTF-8");
+        return -1;
+    }
+    return 0;
+}
+
+int handlers_route(struct vs_request *r)
+{
+    const struct route *rt = find_route(r->uri, r->path_len);
+    if (rt == NULL) {
+        vs_reply_error(r, MHD_HTTP_NOT_FOUND, "Not found");
+        return -1;
+    }
+    r->route = rt->route;
+    if (!rt->open && !authorized(r)) {
+        vs_reply_error(r, MHD_HTTP_UNAUTHORIZED, "Unauthorized: a valid bearer token is required");
+        vs_reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"volume-server\"");
+        return -1;
+    }
+    if ((rt->methods & M(r->method)) == 0) {
+        vs_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed");
+        vs_reply_header(r, MHD_HTTP_HEADER_ALLOW, rt->allow);
+        return -1;
+    }
+    if (rt->route == VS_ROUTE_BLOB && decode_key(r) != 0)
+        return -1;
+    r->wants_body = rt->route == VS_ROUTE_BLOB && (r->method == VS_PUT || r->method == VS_POST);
+    return 0;
+}
+
+static const char *header(struct vs_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int handlers_prepare(struct vs_request *r)
+{
+    r->if_none_match = header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    r->range = header(r, MHD_HTTP_HEADER_RANGE);
+    r->if_range = header(r, MHD_HTTP_HEADER_IF_RANGE);
+    r->accept = header(r, MHD_HTTP_HEADER_ACCEPT);
+    bool write = r->method == VS_PUT || r->method == VS_POST || r->method == VS_DELETE;
+    if (r->route != VS_ROUTE_BLOB || !write)
+        return 0;
+    const char *im = header(r, MHD_HTTP_HEADER_IF_MATCH);
+    if (im != NULL && http_parse_etag_list(im, false, &r->cond.if_match) != 0) {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Malformed If-Match header");
+        return -1;
+    }
+    if (r->if_none_match != NULL &&
+        http_parse_etag_list(r->if_none_match, true, &r->cond.if_none_match) != 0) {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Malformed If-None-Match header");
+        return -1;
+    }
+    return 0;
+}
+
+bool handlers_may_block(const struct vs_request *r)
+{
+    switch (r->route) {
+    case VS_ROUTE_COMPACT:
+    case VS_ROUTE_SNAPSHOT:
+        return true;
+    case VS_ROUTE_BLOB:
+        return r->method != VS_GET && r->method != VS_HEAD &&
+               r->app->cfg->sync_mode == VS_SYNC_ALWAYS;
+    default:
+        return false;
+    }
+}
+
+static void add_etag_header(struct vs_request *r, uint32_t etag)
+{
+    char text[16];
+    http_format_etag(etag, true, text, sizeof(text));
+    vs_reply_header(r, MHD_HTTP_HEADER_ETAG, text);
+}
+
+/* True when an If-Range value allows the range: it must be our etag, by
+ * strong comparison. A date or anything else means "send it all". */
+static bool if_range_holds(const char *if_range, uint32_t etag)
+{
+    struct blob_etag_list list;
+    if (if_range == NULL)
+        return true;
+    return http_parse_etag_list(if_range, false, &list) == 0 && !list.any && list.count == 1 &&
+           list.foreign == 0 && list.tags[0] == etag;
+}
+
+/* Serves [first, last] of val as 206; the response frees val. */
+static void reply_range(struct vs_request *r, void *val, size_t len, uint64_t first, uint64_t last)
+{
+    char content_range[80];
+    snprintf(content_range, sizeof(content_range), "bytes %llu-%llu/%zu", (unsigned long long)first,
+             (unsigned long long)last, len);
+    vs_reply_bytes(r, MHD_HTTP_PARTIAL_CONTENT, (char *)val + first, (size_t)(last - first + 1),
+                   "application/octet-stream", kv_free, val);
+    vs_reply_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
+}
+
+static void blob_read(struct vs_request *r)
+{
+    void *val = NULL;
+    size_t len = 0;
+    uint32_t etag = 0;
+    int rc = blob_get(r->app->store, r->key, r->key_len, &val, &len, &etag);
+    if (rc != 0) {
+        vs_reply_store_error(r, rc);
+        return;
+    }
+    struct blob_etag_list inm;
+    if (r->if_none_match != NULL && http_parse_etag_list(r->if_none_match, true, &inm) == 0 &&
+        (inm.any || blob_etag_list_has(&inm, etag))) {
+        kv_free(val);
+        /* MHD 0.9.75 adds "Content-Length: 0" to a 304 whatever is set. */
+        vs_reply_empty(r, MHD_HTTP_NOT_MODIFIED);
+        add_etag_header(r, etag);
+        return;
+    }
+    uint64_t first = 0;
+    uint64_t last = 0;
+    enum http_range range = HTTP_RANGE_NONE;
+    if (r->method == VS_GET && r->range != NULL && if_range_holds(r->if_range, etag))
+        range = http_parse_range(r->range, len, &first, &last);
+    if (range == HTTP_RANGE_UNSATISFIABLE) {
+        char content_range[48];
+        kv_free(val);
+        snprintf(content_range, sizeof(content_range), "bytes */%zu", len);
+        vs_reply_error(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Range not satisfiable");
+        vs_reply_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
+    } else if (range == HTTP_RANGE_OK) {
+        reply_range(r, val, len, first, last);
+    } else {
+        vs_reply_bytes(r, MHD_HTTP_OK, val, len, "application/octet-stream", kv_free, val);
+    }
+    add_etag_header(r, etag);
+    vs_reply_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+}
+
+static void blob_write(struct vs_request *r)
+{
+    uint32_t etag = 0;
+    int rc = blob_put(r->app->store, r->key, r->key_len, r->body, r->body_len, &r->cond, &etag);
+    size_t size = r->body_len;
+    if (rc != 0) {
+        vs_reply_store_error(r, rc);
+        return;
+    }
+    char text[16];
+    http_format_etag(etag, false, text, sizeof(text));
+    json_t *body = json_pack("{s:s%,s:s,s:I,s:s}", "key", r->key, r->key_len, "etag", text, "size",
+                             (json_int_t)size, "volume_id", blob_volume_id(r->app->store));
+    vs_reply_json(r, MHD_HTTP_CREATED, body);
+    add_etag_header(r, etag);
+}
+
+static void blob_remove(struct vs_request *r)
+{
+    int rc = blob_delete(r->app->store, r->key, r->key_len, &r->cond);
+    if (rc != 0) {
+        vs_reply_store_error(r, rc);
+        return;
+    }
+    vs_reply_empty(r, MHD_HTTP_NO_CONTENT);
+}
+
+/* What GET /blobs gathers from kv_list. */
+struct listing {
+    json_t *keys;
+    size_t limit; /* 0: no limit */
+    size_t seen;
+    bool more;  /* a key beyond the page exists */
+    char *last; /* the page's last key, when limited */
+    size_t last_len;
+    bool failed;
+};
+
+static int list_one(const void *key, size_t key_len, void *ctx)
+{
+    struct listing *l = ctx;
+    if (l->limit != 0 && l->seen == l->limit) {
+        l->more = true;
+        return 1;
+    }
+    l->seen++;
+    if (l->limit != 0 && l->seen == l->limit) {
+        l->last = malloc(key_len + 1);
+        if (l->last == NULL)
+            goto fail;
+        memcpy(l->last, key, key_len);
+        l->last_len = key_len;
+    }
+    /* A key stored by other means than this API may not be UTF-8; JSON
+     * cannot carry it, and no request of this API can name it: skip it. */
+    if (!http_utf8_valid(key, key_len))
+        return 0;
+    if (json_array_append_new(l->keys, json_stringn(key, key_len)) != 0)
+        goto fail;
+    return 0;
+fail:
+    l->failed = true;
+    return 1;
+}
+
+/* Reads an optional query parameter; replies 400 and returns -1 when it is
+ * malformed. */
+static int query_param(struct vs_request *r, const char *name, char **value, size_t *len)
+{
+    *value = NULL;
+    *len = 0;
+    if (r->path_len >= r->uri_len)
+        return 0;
+    const char *q = r->uri + r->path_len + 1;
+    int found = http_query_param(q, r->uri_len - r->path_len - 1, name, value, len);
+    if (found == -2) {
+        vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
+        return -1;
+    }
+    if (found < 0) {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Malformed query parameter %s", name);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_limit(struct vs_request *r, size_t *limit)
+{
+    char *text = NULL;
+    size_t len = 0;
+    *limit = 0;
+    if (query_param(r, "limit", &text, &len) != 0)
+        return -1;
+    if (text == NULL)
+        return 0;
+    unsigned long long v = 0;
+    bool ok = len > 0 && len <= 18 && strspn(text, "0123456789") == len;
+    if (ok)
+        v = strtoull(text, NULL, 10);
+    free(text);
+    if (!ok || v == 0) {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid limit: expected a whole number from 1");
+        return -1;
+    }
+    *limit = v > LIST_PAGE_MAX ? LIST_PAGE_MAX : (size_t)v;
+    return 0;
+}
+
+static void set_next_after(struct vs_request *r, const struct listing *l)
+{
+    size_t cap = 3 * l->last_len + 1;
+    char *encoded = malloc(cap);
+    if (encoded != NULL && http_percent_encode(l->last, l->last_len, encoded, cap) > 0)
+        vs_reply_header(r, "X-Next-After", encoded);
+    free(encoded);
+}
+
+static void blob_list(struct vs_request *r)
+{
+    char *prefix = NULL;
+    char *after = NULL;
+    size_t prefix_len = 0;
+    size_t after_len = 0;
+    struct listing l = {0};
+    if (parse_limit(r, &l.limit) != 0 || query_param(r, "prefix", &prefix, &prefix_len) != 0 ||
+        query_param(r, "after", &after, &after_len) != 0)
+        goto out;
+    l.keys = json_array();
+    if (l.keys == NULL) {
+        vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
+        goto out;
+    }
+    /* One key more than the page shows whether another page follows. */
+    int rc = kv_list(blob_kv(r->app->store), prefix, prefix_len, after, after_len,
+                     l.limit != 0 ? l.limit + 1 : 0, list_one, &l);
+    if (l.failed) {
+        vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
+        goto out;
+    }
+    if (rc < 0) {
+        vs_reply_store_error(r, rc);
+        goto out;
+    }
+    vs_reply_json(r, MHD_HTTP_OK, l.keys);
+    l.keys = NULL;
+    if (l.more && l.last != NULL)
+        set_next_after(r, &l);
+out:
+    json_decref(l.keys);
+    free(l.last);
+    free(prefix);
+    free(after);
+}
+
+static void admin_compact(struct vs_request *r)
+{
+    kv_store *kv = blob_kv(r->app->store);
+    kv_stats before;
+    kv_stats after;
+    uint64_t t0 = vs_now_ns();
+    int rc = kv_get_stats(kv, &before);
+    if (rc == 0)
+        rc = kv_compact(kv);
+    if (rc == 0)
+        rc = kv_get_stats(kv, &after);
+    if (rc != 0) {
+        vs_reply_store_error(r, rc);
+        return;
+    }
+    uint64_t reclaimed =
+        before.disk_bytes > after.disk_bytes ? before.disk_bytes - after.disk_bytes : 0;
+    json_t *body = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "status", "compacted",
+                             "volume_id", blob_volume_id(r->app->store), "keys",
+                             (json_int_t)after.keys, "segments_before", (json_int_t)before.segments,
+                             "segments_after", (json_int_t)after.segments, "total_bytes",
+                             (json_int_t)after.disk_bytes, "reclaimed_bytes", (json_int_t)reclaimed,
+                             "duration_ms", (json_int_t)((vs_now_ns() - t0) / 1000000u));
+    vs_reply_json(r, MHD_HTTP_OK, body);
+}
+
+static void admin_snapshot(struct vs_request *r)
+{
+    kv_store *kv = blob_kv(r->app->store);
+    kv_stats st;
+    uint64_t t0 = vs_now_ns();
+    int rc = kv_save_snapshot(kv);
+    if (rc == 0)
+        rc = kv_get_stats(kv, &st);
+    if (rc != 0) {
+        vs_reply_store_error(r, rc);
+        return;
+    }
+    json_t *body = json_pack("{s:s,s:s,s:I,s:I}", "status", "saved", "volume_id",
+                             blob_volume_id(r->app->store), "keys", (json_int_t)st.keys,
+                             "duration_ms", (json_int_t)((vs_now_ns() - t0) / 1000000u));
+    vs_reply_json(r, MHD_HTTP_OK, body);
+}
+
+/* GET /metrics speaks Prometheus when asked by ?format=prometheus, or by an
+ * Accept header that names text/plain and not JSON (what scrapers send). */
+static bool wants_prometheus(struct vs_request *r)
+{
+    char *format = NULL;
+    size_t len = 0;
+    if (query_param(r, "format", &format, &len) != 0)
+        return false;
+    if (format != NULL) {
+        bool prom = strcmp(format, "prometheus") == 0 || strcmp(format, "text") == 0;
+        free(format);
+        return prom;
+    }
+    return r->accept != NULL && strcasestr(r->accept, "text/plain") != NULL &&
+           strcasestr(r->accept, "application/json") == NULL;
+}
+
+void handlers_run(struct vs_request *r)
+{
+    switch (r->route) {
+    case VS_ROUTE_HEALTH:
+        metrics_health(r);
+        return;
+    case VS_ROUTE_METRICS: {
+        bool prom = wants_prometheus(r);
+        if (r->response == NULL)
+            metrics_reply(r, prom);
+        return;
+    }
+    case VS_ROUTE_LIST:
+        blob_list(r);
+        return;
+    case VS_ROUTE_COMPACT:
+        admin_compact(r);
+        return;
+    case VS_ROUTE_SNAPSHOT:
+        admin_snapshot(r);
+        return;
+    case VS_ROUTE_BLOB:
+        if (r->method == VS_GET || r->method == VS_HEAD)
+            blob_read(r);
+        else if (r->method == VS_DELETE)
+            blob_remove(r);
+        else
+            blob_write(r);
+        return;
+    case VS_ROUTE_NONE:
+        break;
+    }
+    vs_reply_error(r, MHD_HTTP_NOT_FOUND, "Not found");
+}

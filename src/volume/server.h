@@ -1,0 +1,32 @@
+/*
+ * server.h - volume-server's HTTP server: libmicrohttpd in epoll mode with a
+ * pool of threads, the limits on connections, headers and bodies, the pool
+ * for blocking writes, and the orderly shutdown.
+ */
+#ifndef VS_SERVER_H
+#define VS_SERVER_H
+
+#include <stddef.h>
+
+#include "volume.h"
+
+struct vs_server;
+
+/*
+ * Binds HOST:PORT of app->cfg and starts serving app. On failure returns -1
+ * and writes the reason (naming the setting at fault) into err.
+ */
+int vs_server_start(struct vs_app *app, struct vs_server **out, char *err, size_t err_len);
+
+/* The port the server listens on (PORT, or the one chosen for PORT=0). */
+unsigned vs_server_port(const struct vs_server *srv);
+
+/*
+ * Stops: refuses new connections at once and answers new requests on open
+ * ones with 503; waits up to grace_ms for the requests in progress to
+ * complete; then closes every connection and frees the server. After it
+ * returns no handler runs, so the store may be closed. NULL is accepted.
+ */
+void vs_server_stop(struct vs_server *srv, unsigned grace_ms);
+
+#endif /* VS_SERVER_H */
