@@ -67,11 +67,29 @@ run: build ## Start the interactive CLI on DATA_DIR (default: db)
 server: build ## Start the HTTP volume server on its defaults (127.0.0.1:9002, data/)
 	$(BUILD)/volume-server
 
-docker: ## Build the container image (not written yet)
-	@echo "make docker: there is no Dockerfile yet" >&2; exit 1
+docker: ## Build the container image mini-kvstore:latest (Dockerfile)
+	docker build -t $(IMAGE) .
 
-docker-up: ## Start the three-volume cluster (not written yet)
-	@echo "make docker-up: there is no compose file yet" >&2; exit 1
+docker-up: ## Start the three-volume cluster: gateway on :9000, vol-1..vol-3 on :9001-9003
+	$(COMPOSE) up -d --build
 
-docker-down: ## Stop the three-volume cluster (not written yet)
-	@echo "make docker-down: there is no compose file yet" >&2; exit 1
+docker-down: ## Stop the three-volume cluster (the data stays in its named volumes)
+	$(COMPOSE) down
+
+# ---- deployment: containers and the local cluster
+IMAGE   ?= mini-kvstore:latest
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+.PHONY: test-docker cluster-start cluster-stop cluster-status
+
+test-docker: ## Set up podman (root), build the images, test the compose cluster, tear down
+	scripts/test-docker.sh
+
+cluster-start: build ## The three-volume cluster without containers (scripts/cluster.sh, ./cluster)
+	BUILD=$(BUILD) scripts/cluster.sh start
+
+cluster-stop: ## Stop the local cluster
+	BUILD=$(BUILD) scripts/cluster.sh stop
+
+cluster-status: ## What the local cluster runs
+	BUILD=$(BUILD) scripts/cluster.sh status

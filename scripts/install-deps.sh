@@ -5,6 +5,9 @@
 #
 #   scripts/install-deps.sh          build and test dependencies
 #   scripts/install-deps.sh --tools  also the formatting and lint tools
+#   scripts/install-deps.sh --bench  also the benchmark peers and tools
+#                                    (LevelDB, RocksDB, LMDB, Redis, gnuplot,
+#                                    and wrk and nginx for the HTTP benchmark)
 set -euo pipefail
 
 packages=(
@@ -13,10 +16,20 @@ packages=(
     libcmocka-dev                 # unit tests
     libmicrohttpd-dev libjansson-dev libedit-dev  # server and CLI
     curl python3                  # end-to-end tests
+    nginx-light                   # the cluster test's gateway (scripts/cluster.sh)
 )
-if [[ "${1:-}" == "--tools" ]]; then
-    packages+=(clang clang-format clang-tidy cppcheck)
-fi
+for opt in "$@"; do
+    case "$opt" in
+    --tools) packages+=(clang clang-format clang-tidy cppcheck) ;;
+    --bench)
+        packages+=(libleveldb-dev librocksdb-dev liblmdb-dev  # peer engines, C APIs
+                   redis-server redis-tools                   # durable-write peer
+                   gnuplot-nox                                # the chart
+                   wrk nginx-light)                           # HTTP benchmark
+        ;;
+    *) echo "install-deps: unknown option $opt (--tools, --bench)" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
