@@ -93,3 +93,40 @@ cluster-stop: ## Stop the local cluster
 
 cluster-status: ## What the local cluster runs
 	BUILD=$(BUILD) scripts/cluster.sh status
+
+.PHONY: soak
+SOAK_SECS ?= 600
+
+soak: build ## Crash loop (kill -9 under load, restart, verify) for SOAK_SECS seconds (default 600)
+	KV_BUILD_DIR=$(abspath $(BUILD)) SOAK_SECS=$(SOAK_SECS) python3 tests/e2e/test_crash_loop.py
+
+# ---- fuzzing (libFuzzer, clang): targets and seed corpora in tests/fuzz/
+.PHONY: fuzz fuzz-smoke fuzz-build
+BUILD_FUZZ   ?= build-fuzz
+FUZZ_SECS    ?= 60
+# Working directories of the store targets: on tmpfs, fsync costs nothing.
+FUZZ_TMPDIR  ?= $(shell test -w /dev/shm && echo /dev/shm || echo /tmp)
+FUZZ_TARGETS  = fuzz_segment fuzz_snapshot fuzz_http fuzz_cli_parse
+
+fuzz-build: deps ## Build the libFuzzer targets into build-fuzz/fuzz/ (clang)
+	@scripts/install-deps.sh --tools
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKV_FUZZ=ON
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target $(FUZZ_TARGETS)
+
+fuzz: fuzz-build ## Run each fuzz target for FUZZ_SECS seconds (default 60); new inputs go to build-fuzz/corpus/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD_FUZZ)/corpus/$$t $(BUILD_FUZZ)/artifacts; \
+	  echo "== $$t ($(FUZZ_SECS) s)"; \
+	  TMPDIR=$(FUZZ_TMPDIR) $(BUILD_FUZZ)/fuzz/$$t -max_total_time=$(FUZZ_SECS) -timeout=30 -rss_limit_mb=2048 \
+	    -print_final_stats=1 -artifact_prefix=$(BUILD_FUZZ)/artifacts/$$t- \
+	    $(BUILD_FUZZ)/corpus/$$t tests/fuzz/corpus/$$t 2> $(BUILD_FUZZ)/$$t.log || \
+	    { tail -60 $(BUILD_FUZZ)/$$t.log; exit 1; }; \
+	  grep -E 'stat::number_of_executed_units|stat::new_units_added' $(BUILD_FUZZ)/$$t.log; \
+	done
+
+fuzz-smoke: ## Each fuzz target for about 10 seconds (CI)
+	$(MAKE) fuzz FUZZ_SECS=10
+
+.PHONY: valgrind
+valgrind: build ## volume-server under valgrind memcheck through the e2e API test: zero errors, zero leaks
+	tests/valgrind/run.sh $(BUILD)

@@ -20,7 +20,7 @@ packages=(
 )
 for opt in "$@"; do
     case "$opt" in
-    --tools) packages+=(clang clang-format clang-tidy cppcheck) ;;
+    --tools) packages+=(clang libclang-rt-14-dev clang-format clang-tidy cppcheck valgrind) ;;
     --bench)
         packages+=(libleveldb-dev librocksdb-dev liblmdb-dev  # peer engines, C APIs
                    redis-server redis-tools                   # durable-write peer

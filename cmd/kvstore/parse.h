@@ -31,8 +31,10 @@ typedef struct cli_word {
     size_t len;
 } cli_word;
 
-/* A cursor over one line. Words it returns point into out, which it owns, and
- * stay valid until cli_parser_free(). */
+/* A cursor over one line. Words it returns point into the line itself (bare
+ * words) or into out, which it owns (quoted words, after unescaping); both
+ * stay valid until cli_parser_free(), since the line must outlive the
+ * parser. */
 typedef struct cli_parser {
     const char *line; /* borrowed: must outlive the parser */
     size_t len;
