@@ -45,6 +45,44 @@ char *tu_path(const char *dir, const char *name)
     return p;
 }
 
+int tu_setup(void **state)
+{
+    struct tu_fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->root = tu_mkdtemp();
+    f->dir = tu_path(f->root, "db");
+    *state = f;
+    return 0;
+}
+
+/* The store a test has open through tu_open_tracked. */
+static kv_store *g_tracked;
+
+kv_store *tu_open_tracked(const char *dir, const kv_options *opts)
+{
+    g_tracked = tu_open(dir, opts);
+    return g_tracked;
+}
+
+int tu_close_tracked(kv_store *s)
+{
+    if (s == g_tracked)
+        g_tracked = NULL;
+    return kv_close(s);
+}
+
+int tu_teardown(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_close(g_tracked);
+    g_tracked = NULL;
+    tu_rmtree(f->root);
+    free(f->dir);
+    free(f->root);
+    free(f);
+    return 0;
+}
+
 kv_store *tu_open(const char *dir, const kv_options *opts)
 {
     kv_options o;

@@ -22,6 +22,21 @@ char *tu_mkdtemp(void);
 void tu_rmtree(const char *dir);
 char *tu_path(const char *dir, const char *name); /* malloc'd "dir/name" */
 
+/* A test's fixture: a fresh temporary directory root (removed by
+ * tu_teardown) and the store directory dir = root/db. For
+ * cmocka_unit_test_setup_teardown(test, tu_setup, tu_teardown). */
+struct tu_fixture {
+    char *root;
+    char *dir;
+};
+int tu_setup(void **state);
+int tu_teardown(void **state);
+
+/* tu_open that tu_teardown closes if an assertion ends the test while the
+ * store is still open; tu_close_tracked closes it normally. */
+kv_store *tu_open_tracked(const char *dir, const kv_options *opts);
+int tu_close_tracked(kv_store *s);
+
 /* Opens dir with small segments and silent logging unless opts is given. */
 kv_store *tu_open(const char *dir, const kv_options *opts);
 

@@ -18,50 +18,6 @@
 
 #include "testutil.h"
 
-struct fixture {
-    char *root;
-    char *dir;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    f->root = tu_mkdtemp();
-    f->dir = tu_path(f->root, "db");
-    *state = f;
-    return 0;
-}
-
-/* The store a test has open, closed by teardown when an assertion ends the
- * test early (always after the threads were joined). */
-static kv_store *g_open;
-
-static kv_store *open_store(const char *dir, const kv_options *opts)
-{
-    g_open = tu_open(dir, opts);
-    return g_open;
-}
-
-static int close_store(kv_store *s)
-{
-    if (s == g_open)
-        g_open = NULL;
-    return kv_close(s);
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    kv_close(g_open);
-    g_open = NULL;
-    tu_rmtree(f->root);
-    free(f->dir);
-    free(f->root);
-    free(f);
-    return 0;
-}
-
 static kv_options options(kv_sync_mode mode, uint64_t segment_size)
 {
     kv_options o;
@@ -315,7 +271,7 @@ static void run_disjoint_writers(const char *dir, kv_sync_mode mode, uint64_t se
                                  int compactions)
 {
     kv_options o = options(mode, segment_size);
-    kv_store *s = open_store(dir, &o);
+    kv_store *s = tu_open_tracked(dir, &o);
     struct dj_shared sh;
     atomic_init(&sh.ops_done, 0);
     atomic_init(&sh.writers_running, DJ_THREADS);
@@ -359,17 +315,17 @@ static void run_disjoint_writers(const char *dir, kv_sync_mode mode, uint64_t se
             fail_msg("%llu fsyncs for %llu writes", (unsigned long long)st.fsyncs,
                      (unsigned long long)(puts + deletes));
     }
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 
     /* Reopen with the snapshot, then from the log alone. */
     for (int pass = 0; pass < 2; pass++) {
-        s = open_store(dir, &o);
+        s = tu_open_tracked(dir, &o);
         st = stats_of(s);
         assert_int_equal(st.snapshot_loaded, pass == 0);
         assert_int_equal(st.torn_bytes_truncated, 0);
         assert_int_equal(st.checksum_errors, 0);
         dj_check(s, t);
-        assert_int_equal(close_store(s), 0);
+        assert_int_equal(tu_close_tracked(s), 0);
         char *snap = tu_path(dir, "index.snapshot");
         assert_int_equal(remove(snap), 0);
         free(snap);
@@ -379,7 +335,7 @@ static void run_disjoint_writers(const char *dir, kv_sync_mode mode, uint64_t se
 
 static void test_concurrent_writers_on_disjoint_keys_all_acknowledged_writes_visible(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     char *none = tu_path(fx->root, "db-none");
     char *always = tu_path(fx->root, "db-always");
     /* Small segments: writers cross segment boundaries while racing. */
@@ -395,7 +351,7 @@ static void test_concurrent_writers_on_disjoint_keys_all_acknowledged_writes_vis
  * over the copies it makes, and no deleted key comes back after a reopen. */
 static void test_compaction_beside_writers_and_deleters_keeps_every_model(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     char *none = tu_path(fx->root, "db-none");
     char *always = tu_path(fx->root, "db-always");
     run_disjoint_writers(none, KV_SYNC_NONE, 16u * 1024, 2000, 30);
@@ -628,10 +584,10 @@ static void rc_check(kv_store *s, const uint32_t *final)
 
 static void test_readers_never_see_torn_or_foreign_values(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     kv_options o = options(KV_SYNC_NONE, 16u * 1024);
     o.max_open_files = 8; /* readers open and evict descriptors as they go */
-    kv_store *s = open_store(fx->dir, &o);
+    kv_store *s = tu_open_tracked(fx->dir, &o);
     struct rc_shared sh = {.s = s};
     atomic_init(&sh.writes_acked, 0);
     atomic_init(&sh.writers_running, RC_WRITERS);
@@ -685,22 +641,22 @@ static void test_readers_never_see_torn_or_foreign_values(void **state)
     assert_int_equal(st.puts, RC_KEYS + RC_WRITERS * RC_WRITES);
     assert_true(st.compactions >= 1);
     assert_false(st.read_only);
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 
-    s = open_store(fx->dir, &o);
+    s = tu_open_tracked(fx->dir, &o);
     st = stats_of(s);
     assert_int_equal(st.torn_bytes_truncated, 0);
     assert_int_equal(st.checksum_errors, 0);
     rc_check(s, final);
     /* Once more from the log alone, without the snapshot. */
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
     char *snap = tu_path(fx->dir, "index.snapshot");
     assert_int_equal(remove(snap), 0);
     free(snap);
-    s = open_store(fx->dir, &o);
+    s = tu_open_tracked(fx->dir, &o);
     assert_false(stats_of(s).snapshot_loaded);
     rc_check(s, final);
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 }
 
 /* ---- 3: writers racing on the same keys */
@@ -781,7 +737,7 @@ static int sk_winner(kv_store *s, const struct sk_thread *t, int k, char *out, s
 static void run_same_key_writers(const char *dir, kv_sync_mode mode, int rounds)
 {
     kv_options o = options(mode, 8u * 1024);
-    kv_store *s = open_store(dir, &o);
+    kv_store *s = tu_open_tracked(dir, &o);
     struct sk_thread t[SK_THREADS];
     memset(t, 0, sizeof(t));
     for (int i = 0; i < SK_THREADS; i++) {
@@ -803,18 +759,18 @@ static void run_same_key_writers(const char *dir, kv_sync_mode mode, int rounds)
     kv_stats st = stats_of(s);
     assert_int_equal(st.puts, (uint64_t)SK_THREADS * SK_KEYS * rounds);
     assert_int_equal(st.keys, SK_KEYS);
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 
     /* The log's order is the order the index applied: a replay (with the
      * snapshot, then without it) ends on the same values. */
     for (int pass = 0; pass < 2; pass++) {
-        s = open_store(dir, &o);
+        s = tu_open_tracked(dir, &o);
         assert_int_equal(stats_of(s).snapshot_loaded, pass == 0);
         for (int k = 0; k < SK_KEYS; k++) {
             sk_winner(s, t, k, after[k], sizeof(after[k]));
             assert_string_equal(after[k], before[k]);
         }
-        assert_int_equal(close_store(s), 0);
+        assert_int_equal(tu_close_tracked(s), 0);
         char *snap = tu_path(dir, "index.snapshot");
         assert_int_equal(remove(snap), 0);
         free(snap);
@@ -823,7 +779,7 @@ static void run_same_key_writers(const char *dir, kv_sync_mode mode, int rounds)
 
 static void test_same_key_concurrent_writes_last_acknowledged_order_is_consistent(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     char *none = tu_path(fx->root, "db-none");
     char *always = tu_path(fx->root, "db-always");
     run_same_key_writers(none, KV_SYNC_NONE, 400);
@@ -836,14 +792,15 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_concurrent_writers_on_disjoint_keys_all_acknowledged_writes_visible, setup,
-            teardown),
+            test_concurrent_writers_on_disjoint_keys_all_acknowledged_writes_visible, tu_setup,
+            tu_teardown),
         cmocka_unit_test_setup_teardown(
-            test_compaction_beside_writers_and_deleters_keeps_every_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_readers_never_see_torn_or_foreign_values, setup,
-                                        teardown),
+            test_compaction_beside_writers_and_deleters_keeps_every_model, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_readers_never_see_torn_or_foreign_values, tu_setup,
+                                        tu_teardown),
         cmocka_unit_test_setup_teardown(
-            test_same_key_concurrent_writes_last_acknowledged_order_is_consistent, setup, teardown),
+            test_same_key_concurrent_writes_last_acknowledged_order_is_consistent, tu_setup,
+            tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

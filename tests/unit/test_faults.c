@@ -18,50 +18,6 @@
 
 #include "testutil.h"
 
-struct fixture {
-    char *root;
-    char *dir;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    f->root = tu_mkdtemp();
-    f->dir = tu_path(f->root, "db");
-    *state = f;
-    return 0;
-}
-
-/* The store a test has open, closed by teardown when an assertion ends the
- * test early; fault tables are static for the same reason. */
-static kv_store *g_open;
-
-static kv_store *open_store(const char *dir, const kv_options *opts)
-{
-    g_open = tu_open(dir, opts);
-    return g_open;
-}
-
-static int close_store(kv_store *s)
-{
-    if (s == g_open)
-        g_open = NULL;
-    return kv_close(s);
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    kv_close(g_open);
-    g_open = NULL;
-    tu_rmtree(f->root);
-    free(f->dir);
-    free(f->root);
-    free(f);
-    return 0;
-}
-
 /* ---- helpers */
 
 static kv_options plain_options(kv_sync_mode mode, uint64_t segment_size)
@@ -329,12 +285,12 @@ static int model_delete(kv_store *s, struct model *m, int i)
 
 /* ---- 1, 2: a write that fails with an errno */
 
-static void check_failed_write(struct fixture *fx, int err, int want_rc)
+static void check_failed_write(struct tu_fixture *fx, int err, int want_rc)
 {
     static struct tu_faults f; /* outlives a failed assertion (teardown) */
     tu_faults_init(&f);
     kv_options o = fault_options(&f, KV_SYNC_ALWAYS, 64u * 1024);
-    kv_store *s = open_store(fx->dir, &o);
+    kv_store *s = tu_open_tracked(fx->dir, &o);
     put_str(s, "a", "alpha");
     put_str(s, "b", "bravo");
     put_str(s, "c", "charlie");
@@ -378,9 +334,9 @@ static void check_failed_write(struct fixture *fx, int err, int want_rc)
     put_str(s, "d", "delta");
     tu_assert_str(s, "d", "delta");
     assert_int_equal(tu_file_size(seg), size_before + 15 + 1 + 5);
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 
-    s = open_store(fx->dir, NULL); /* the operating system's I/O, no faults */
+    s = tu_open_tracked(fx->dir, NULL); /* the operating system's I/O, no faults */
     assert_clean_recovery(s);
     tu_assert_str(s, "a", "alpha");
     tu_assert_str(s, "b", "bravo");
@@ -388,7 +344,7 @@ static void check_failed_write(struct fixture *fx, int err, int want_rc)
     tu_assert_str(s, "d", "delta");
     assert_absent(s, "lost");
     assert_int_equal(stats_of(s).keys, 4);
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
     assert_no_record_on_disk(fx->dir, "lost");
     free(seg);
 }
@@ -407,11 +363,11 @@ static void test_eio_on_write_fails_with_eio_and_store_stays_usable(void **state
 
 static void test_short_write_then_error_cuts_partial_record(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     static struct tu_faults f; /* outlives a failed assertion (teardown) */
     tu_faults_init(&f);
     kv_options o = fault_options(&f, KV_SYNC_ALWAYS, 64u * 1024);
-    kv_store *s = open_store(fx->dir, &o);
+    kv_store *s = tu_open_tracked(fx->dir, &o);
     put_str(s, "a", "alpha");
     put_str(s, "b", "bravo");
     kv_stats before = stats_of(s);
@@ -437,26 +393,26 @@ static void test_short_write_then_error_cuts_partial_record(void **state)
 
     f.fail_write_at = 0;
     put_str(s, "c", "charlie");
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 
-    s = open_store(fx->dir, NULL);
+    s = tu_open_tracked(fx->dir, NULL);
     assert_clean_recovery(s);
     assert_absent(s, "torn");
     tu_assert_str(s, "a", "alpha");
     tu_assert_str(s, "b", "bravo");
     tu_assert_str(s, "c", "charlie");
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
     assert_no_record_on_disk(fx->dir, "torn");
     free(seg);
 }
 
 static void test_short_write_is_retried_to_completion(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     static struct tu_faults f; /* outlives a failed assertion (teardown) */
     tu_faults_init(&f);
     kv_options o = fault_options(&f, KV_SYNC_ALWAYS, 64u * 1024);
-    kv_store *s = open_store(fx->dir, &o);
+    kv_store *s = tu_open_tracked(fx->dir, &o);
     put_str(s, "a", "alpha");
     uint8_t val[300];
     fill_value(val, sizeof(val), 11);
@@ -467,24 +423,24 @@ static void test_short_write_is_retried_to_completion(void **state)
     assert_int_equal(f.short_write, 0);
     assert_true(f.writes >= f.fail_write_at + 1);
     tu_assert_value(s, "whole", val, sizeof(val));
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 
-    s = open_store(fx->dir, NULL);
+    s = tu_open_tracked(fx->dir, NULL);
     assert_clean_recovery(s);
     tu_assert_value(s, "whole", val, sizeof(val));
     tu_assert_str(s, "a", "alpha");
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 }
 
 /* ---- 4: a failed fdatasync in sync mode always */
 
 static void test_failed_fdatasync_fails_the_write_and_moves_to_a_fresh_segment(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     static struct tu_faults f; /* outlives a failed assertion (teardown) */
     tu_faults_init(&f);
     kv_options o = fault_options(&f, KV_SYNC_ALWAYS, 64u * 1024);
-    kv_store *s = open_store(fx->dir, &o);
+    kv_store *s = tu_open_tracked(fx->dir, &o);
     put_str(s, "a", "alpha");
     put_str(s, "b", "bravo");
     kv_stats before = stats_of(s);
@@ -510,16 +466,16 @@ static void test_failed_fdatasync_fails_the_write_and_moves_to_a_fresh_segment(v
     assert_int_equal(stats_of(s).active_segment_id, after.active_segment_id);
     tu_assert_str(s, "c", "charlie");
     tu_assert_str(s, "a", "alpha-2");
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 
-    s = open_store(fx->dir, NULL);
+    s = tu_open_tracked(fx->dir, NULL);
     assert_clean_recovery(s);
     assert_absent(s, "lost");
     tu_assert_str(s, "a", "alpha-2");
     tu_assert_str(s, "b", "bravo");
     tu_assert_str(s, "c", "charlie");
     assert_int_equal(stats_of(s).keys, 3);
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
     assert_no_record_on_disk(fx->dir, "lost");
     free(old_seg);
 }
@@ -534,7 +490,7 @@ static void check_failed_sync_makes_read_only(const char *dir, kv_sync_mode mode
     /* Interval mode: a period far beyond the test, so that only kv_sync
      * syncs (no background fdatasync touches the counters). */
     o.sync_interval_ms = 3600u * 1000;
-    kv_store *s = open_store(dir, &o);
+    kv_store *s = tu_open_tracked(dir, &o);
     put_str(s, "a", "alpha");
     put_str(s, "b", "bravo"); /* acknowledged, not yet synced */
 
@@ -554,20 +510,20 @@ static void check_failed_sync_makes_read_only(const char *dir, kv_sync_mode mode
     tu_assert_str(s, "b", "bravo");
     assert_absent(s, "c");
     assert_int_equal(stats_of(s).keys, 2);
-    close_store(s);
+    tu_close_tracked(s);
 
-    s = open_store(dir, NULL);
+    s = tu_open_tracked(dir, NULL);
     assert_false(stats_of(s).read_only);
     put_str(s, "c", "charlie");
     tu_assert_str(s, "a", "alpha");
     tu_assert_str(s, "b", "bravo");
     tu_assert_str(s, "c", "charlie");
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 }
 
 static void test_failed_fsync_in_interval_mode_makes_store_read_only(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     char *none = tu_path(fx->root, "db-none");
     char *interval = tu_path(fx->root, "db-interval");
     check_failed_sync_makes_read_only(none, KV_SYNC_NONE);
@@ -584,7 +540,7 @@ static void check_failed_sync_in(const char *dir, int (*op)(kv_store *), const c
     static struct tu_faults f; /* outlives a failed assertion (teardown) */
     tu_faults_init(&f);
     kv_options o = fault_options(&f, KV_SYNC_NONE, 64u * 1024);
-    kv_store *s = open_store(dir, &o);
+    kv_store *s = tu_open_tracked(dir, &o);
     put_str(s, "a", "alpha");
     put_str(s, "a", "alpha-2"); /* something for compaction to reclaim */
     f.fail_sync_at = f.syncs + 1;
@@ -602,18 +558,18 @@ static void check_failed_sync_in(const char *dir, int (*op)(kv_store *), const c
                  "retried fsync must not be trusted",
                  name, rc, kv_strerror(rc));
     tu_assert_str(s, "a", "alpha-2");
-    close_store(s);
+    tu_close_tracked(s);
 }
 
 static void test_failed_fsync_before_a_snapshot_makes_store_read_only(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     check_failed_sync_in(fx->dir, kv_save_snapshot, "kv_save_snapshot");
 }
 
 static void test_failed_fsync_when_compaction_seals_makes_store_read_only(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     check_failed_sync_in(fx->dir, kv_compact, "kv_compact");
 }
 
@@ -669,7 +625,7 @@ static struct seq_result run_sequence(const char *root, kv_sync_mode mode, enum 
     static struct tu_faults f; /* outlives a failed assertion (teardown) */
     tu_faults_init(&f);
     kv_options o = fault_options(&f, mode, 4096);
-    kv_store *s = open_store(dir, &o);
+    kv_store *s = tu_open_tracked(dir, &o);
     int writes0 = f.writes, syncs0 = f.syncs;
     if (n > 0 && kind != FAULT_SYNC) {
         f.fail_write_at = f.writes + n;
@@ -697,16 +653,16 @@ static struct seq_result run_sequence(const char *root, kv_sync_mode mode, enum 
         assert_int_equal(read_only, 0);
         assert_int_equal(failed, fired_before_close ? 1 : 0);
     }
-    int rc = close_store(s);
+    int rc = tu_close_tracked(s);
     if (rc != 0 && rc != KV_EIO)
         fail_msg("kv_close (fault %d) = %d (%s)", n, rc, kv_strerror(rc));
     struct seq_result res = {f.writes - writes0, f.syncs - syncs0};
 
     kv_options plain = plain_options(mode, 4096);
-    s = open_store(dir, &plain);
+    s = tu_open_tracked(dir, &plain);
     assert_clean_recovery(s);
     assert_store_equals_model(s, m);
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
     tu_rmtree(dir);
     free(dir);
     free(m);
@@ -715,7 +671,7 @@ static struct seq_result run_sequence(const char *root, kv_sync_mode mode, enum 
 
 static void test_write_failures_at_every_position_never_lose_acked_data(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     kv_sync_mode modes[] = {KV_SYNC_ALWAYS, KV_SYNC_NONE};
     enum fault_kind kinds[] = {FAULT_WRITE, FAULT_SHORT_WRITE};
     for (size_t mi = 0; mi < 2; mi++) {
@@ -729,7 +685,7 @@ static void test_write_failures_at_every_position_never_lose_acked_data(void **s
 
 static void test_sync_failures_at_every_position_never_lose_acked_data(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     kv_sync_mode modes[] = {KV_SYNC_ALWAYS, KV_SYNC_NONE};
     for (size_t mi = 0; mi < 2; mi++) {
         struct seq_result clean = run_sequence(fx->root, modes[mi], FAULT_SYNC, 0);
@@ -771,7 +727,7 @@ static struct compact_result run_compaction(const char *root, enum fault_kind ki
     static struct tu_faults f; /* outlives a failed assertion (teardown) */
     tu_faults_init(&f);
     kv_options o = fault_options(&f, KV_SYNC_NONE, 4096);
-    kv_store *s = open_store(dir, &o);
+    kv_store *s = tu_open_tracked(dir, &o);
     compaction_fill(s, m);
     kv_stats before = stats_of(s);
     assert_true(before.segments >= 4);
@@ -818,19 +774,19 @@ static struct compact_result run_compaction(const char *root, enum fault_kind ki
     assert_int_equal(model_put(s, m, COMPACT_KEYS, 33, 4242), 0);
     assert_int_equal(model_delete(s, m, 1), 0);
     assert_store_equals_model(s, m);
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
 
     kv_options plain = plain_options(KV_SYNC_NONE, 4096);
-    s = open_store(dir, &plain);
+    s = tu_open_tracked(dir, &plain);
     assert_clean_recovery(s);
     assert_store_equals_model(s, m);
     /* And the store can still be compacted once the fault is gone. */
     assert_int_equal(kv_compact(s), 0);
     assert_store_equals_model(s, m);
-    assert_int_equal(close_store(s), 0);
-    s = open_store(dir, &plain);
+    assert_int_equal(tu_close_tracked(s), 0);
+    s = tu_open_tracked(dir, &plain);
     assert_store_equals_model(s, m);
-    assert_int_equal(close_store(s), 0);
+    assert_int_equal(tu_close_tracked(s), 0);
     assert_int_equal(dir_files(dir, files_after, sizeof(files_after)), 0);
     tu_rmtree(dir);
     free(dir);
@@ -840,7 +796,7 @@ static struct compact_result run_compaction(const char *root, enum fault_kind ki
 
 static void test_enospc_during_compaction_changes_nothing(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     struct compact_result clean = run_compaction(fx->root, FAULT_WRITE, 0);
     assert_int_equal(clean.rc, 0);
     assert_true(clean.writes >= 2); /* at least one output and the snapshot */
@@ -857,7 +813,7 @@ static void test_enospc_during_compaction_changes_nothing(void **state)
 
 static void test_sync_failures_during_compaction_change_nothing(void **state)
 {
-    struct fixture *fx = *state;
+    struct tu_fixture *fx = *state;
     struct compact_result clean = run_compaction(fx->root, FAULT_SYNC, 0);
     assert_int_equal(clean.rc, 0);
     assert_true(clean.syncs >= 3);
@@ -871,28 +827,30 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enospc_on_write_fails_that_put_and_next_put_succeeds,
-                                        setup, teardown),
+                                        tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_eio_on_write_fails_with_eio_and_store_stays_usable,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_short_write_then_error_cuts_partial_record, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_short_write_is_retried_to_completion, setup, teardown),
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_short_write_then_error_cuts_partial_record, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_short_write_is_retried_to_completion, tu_setup,
+                                        tu_teardown),
         cmocka_unit_test_setup_teardown(
-            test_failed_fdatasync_fails_the_write_and_moves_to_a_fresh_segment, setup, teardown),
+            test_failed_fdatasync_fails_the_write_and_moves_to_a_fresh_segment, tu_setup,
+            tu_teardown),
         cmocka_unit_test_setup_teardown(test_failed_fsync_in_interval_mode_makes_store_read_only,
-                                        setup, teardown),
+                                        tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_failed_fsync_before_a_snapshot_makes_store_read_only,
-                                        setup, teardown),
+                                        tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(
-            test_failed_fsync_when_compaction_seals_makes_store_read_only, setup, teardown),
+            test_failed_fsync_when_compaction_seals_makes_store_read_only, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_write_failures_at_every_position_never_lose_acked_data,
-                                        setup, teardown),
+                                        tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_sync_failures_at_every_position_never_lose_acked_data,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_enospc_during_compaction_changes_nothing, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sync_failures_during_compaction_change_nothing, setup,
-                                        teardown),
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_enospc_during_compaction_changes_nothing, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_sync_failures_during_compaction_change_nothing,
+                                        tu_setup, tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
