@@ -37,8 +37,9 @@ test-sanitize: deps ## The suite under ASan+UBSan, and the concurrent tests unde
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS) -L concurrent
 
-bench: ## Run the benchmarks (not written yet)
-	@echo "make bench: the benchmark suite does not exist yet" >&2; exit 1
+bench: build ## Benchmark against LevelDB, RocksDB, LMDB and Redis (and HTTP against nginx) into docs/BENCHMARKS.md
+	@scripts/install-deps.sh --bench
+	BUILD=$(BUILD) bench/run.sh
 
 fmt: ## Format the C sources with clang-format
 	clang-format -i $(C_SOURCES)
