@@ -217,7 +217,7 @@ static int flush_staged(struct compactor *c)
 {
     kv_store *s = c->s;
     bool live[STAGE_RECORDS] = {false};
-    pthread_rwlock_rdlock(&s->lock);
+    kv__rdlock(s);
     for (size_t i = 0; i < c->nstaged; i++)
         index_prefetch_slot(&s->index, c->staged[i].hash);
     for (size_t i = 0; i < c->nstaged; i++)
@@ -228,7 +228,7 @@ static int flush_staged(struct compactor *c)
         const struct index_entry *e = index_lookup(&s->index, st->hash, key, st->key_len);
         live[i] = e && e->loc.seg == c->in->id && e->loc.off == st->off;
     }
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < c->nstaged; i++)
         if (live[i])
@@ -269,10 +269,10 @@ static int stage_record(const struct scan_record *r, void *arg)
                         .val_len = r->val_len};
     if (r->len > STAGE_BYTES) {
         /* Too large to stage: check and copy it on its own. */
-        pthread_rwlock_rdlock(&c->s->lock);
+        kv__rdlock(c->s);
         const struct index_entry *e = index_lookup(&c->s->index, st.hash, r->key, r->key_len);
         bool live = e && e->loc.seg == c->in->id && e->loc.off == r->off;
-        pthread_rwlock_unlock(&c->s->lock);
+        kv__unlock(c->s);
         return live ? copy_record(c, bytes, &st) : 0;
     }
     st.buf_off = c->stage_len;
@@ -349,12 +349,12 @@ static int add_outputs(struct compactor *c)
         if (!outs[i])
             rc = KV_ENOMEM;
     }
-    pthread_rwlock_wrlock(&s->lock);
+    kv__wrlock(s);
     if (rc == 0)
         rc = grow((void **)&s->segs, &s->segs_cap, s->nsegs + c->nouts, sizeof(*s->segs));
     for (size_t i = 0; rc == 0 && i < c->nouts; i++)
         kv__segtab_add(s, outs[i]); /* cannot fail: room was made above */
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     if (rc != 0)
         for (size_t i = 0; outs && i < c->nouts; i++)
             free(outs[i]);
@@ -369,7 +369,7 @@ static void relocate(struct compactor *c)
     kv_store *s = c->s;
     for (size_t start = 0; start < c->nrelocs; start += RELOCATE_BATCH) {
         size_t end = start + RELOCATE_BATCH < c->nrelocs ? start + RELOCATE_BATCH : c->nrelocs;
-        pthread_rwlock_wrlock(&s->lock);
+        kv__wrlock(s);
         for (size_t i = start; i < end; i++) {
             const struct reloc *rl = &c->relocs[i];
             const uint8_t *key = c->keys + rl->key_off;
@@ -382,7 +382,7 @@ static void relocate(struct compactor *c)
             kv__segtab_find(s, rl->now.seg)->live_bytes += len;
             kv__segtab_find(s, rl->old.seg)->live_bytes -= len;
         }
-        pthread_rwlock_unlock(&s->lock);
+        kv__unlock(s);
     }
 }
 
@@ -414,7 +414,7 @@ static void drop_orphans(struct compactor *c)
 static void retire_inputs(struct compactor *c)
 {
     kv_store *s = c->s;
-    pthread_rwlock_wrlock(&s->lock);
+    kv__wrlock(s);
     bool orphans = false;
     for (size_t i = 0; i < c->nin; i++)
         orphans |= c->inputs[i]->live_bytes != 0;
@@ -426,7 +426,7 @@ static void retire_inputs(struct compactor *c)
         kv__log(s, KV_LOG_WARN,
                 "compaction: no memory to rebuild the bloom filter; the old "
                 "one stays");
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
 }
 
 /* ---- step 5 */
@@ -496,7 +496,7 @@ static int begin(struct compactor *c, bool background, bool *skip)
     *skip = false;
     if (atomic_load(&s->read_only))
         return KV_EREADONLY;
-    pthread_rwlock_rdlock(&s->lock);
+    kv__rdlock(s);
     bool nothing = s->nsegs == 1 && s->segs[0]->live_bytes == atomic_load(&s->segs[0]->size);
     bool wanted = background ? worth_compacting(s) : !nothing;
     size_t n = s->nsegs;
@@ -510,7 +510,7 @@ static int begin(struct compactor *c, bool background, bool *skip)
             c->live_in += c->inputs[i]->live_bytes;
         }
     }
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     if (!wanted) {
         *skip = true;
         return 0;

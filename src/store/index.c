@@ -221,6 +221,11 @@ static int grow_for(struct index *ix, size_t extra)
     return 0;
 }
 
+bool index_needs_room(const struct index *ix, size_t n)
+{
+    return over_load(ix->count + n, ix->cap);
+}
+
 int index_reserve(struct index *ix, size_t n)
 {
     return grow_for(ix, n);

@@ -70,6 +70,9 @@ void index_prefetch_entry(const struct index *ix, uint64_t hash);
 /* Makes room for n more keys without reallocating; KV_ENOMEM on failure. */
 int index_reserve(struct index *ix, size_t n);
 
+/* Whether n more keys would make the slot array grow. */
+bool index_needs_room(const struct index *ix, size_t n);
+
 /* Iteration: start *cursor at 0; returns the next entry or NULL at the end.
  * The index must not change during an iteration. */
 struct index_entry *index_next(const struct index *ix, size_t *cursor, uint64_t *hash_low);

@@ -117,7 +117,7 @@ int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *afte
     struct selection sel = {.limit = limit};
     uint8_t *keys = NULL;
     int rc = 0;
-    pthread_rwlock_rdlock(&s->lock);
+    kv__rdlock(s);
     size_t cursor = 0;
     const struct index_entry *e;
     while (rc == 0 && (e = index_next(&s->index, &cursor, NULL)) != NULL) {
@@ -131,7 +131,7 @@ int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *afte
         qsort(sel.items, sel.n, sizeof(*sel.items), entry_qsort_cmp);
         rc = copy_keys(&sel, &keys);
     }
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     const uint8_t *p = keys;
     for (size_t i = 0; rc == 0 && i < sel.n; i++) {
         uint16_t len;

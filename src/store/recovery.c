@@ -175,7 +175,7 @@ int kv__recover(kv_store *s)
     int rc = kv__list_segments(s, true, &ids, &n);
     if (rc != 0)
         return rc;
-    pthread_rwlock_wrlock(&s->lock);
+    kv__wrlock(s);
     rc = load_segment_table(s, ids, n);
     uint32_t pos_seg = 0;
     uint64_t pos_off = 0;
@@ -197,7 +197,7 @@ int kv__recover(kv_store *s)
             start = pos_off;
         rc = replay_segment(s, seg, i == s->nsegs - 1, start);
     }
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     free(ids);
     if (rc != 0)
         return rc;
@@ -206,11 +206,11 @@ int kv__recover(kv_store *s)
         rc = kv__segment_create(s, 1, &seg);
         if (rc != 0)
             return rc;
-        pthread_rwlock_wrlock(&s->lock);
+        kv__wrlock(s);
         rc = kv__segtab_add(s, seg);
         if (rc == 0)
             s->active = seg;
-        pthread_rwlock_unlock(&s->lock);
+        kv__unlock(s);
         if (rc != 0) {
             s->io->close(s->io->ctx, seg->fd);
             free(seg);

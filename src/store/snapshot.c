@@ -140,10 +140,10 @@ int kv__snapshot_save_locked(kv_store *s)
     if (rc != 0)
         return rc;
     struct buf b = {0};
-    pthread_rwlock_rdlock(&s->lock);
+    kv__rdlock(s);
     rc = encode_snapshot(s, &b);
     uint64_t keys = s->index.count;
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     if (rc == 0)
         rc = write_file_atomically(s, SNAPSHOT_NAME, b.data, b.len);
     free(b.data);

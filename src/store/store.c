@@ -211,9 +211,9 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
     /* A snapshot sizes the filter before loading; a full replay cannot know
      * the key count in advance, so the filter is built after it. */
     if (rc == 0 && (!s->snapshot_loaded || bloom_is_full(&s->bloom))) {
-        pthread_rwlock_wrlock(&s->lock);
+        kv__wrlock(s);
         rc = kv__rebuild_bloom(s);
-        pthread_rwlock_unlock(&s->lock);
+        kv__unlock(s);
     }
     if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)
         rc = kv__start_sync_thread(s);
@@ -272,9 +272,9 @@ int kv_exists(kv_store *s, const void *key, size_t key_len)
     if (!s || !key_valid(key, key_len))
         return KV_EINVAL;
     uint64_t h = index_hash(key, key_len);
-    pthread_rwlock_rdlock(&s->lock);
+    kv__rdlock(s);
     bool found = bloom_may_contain(&s->bloom, h) && index_lookup(&s->index, h, key, key_len);
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     return found ? 0 : KV_ENOTFOUND;
 }
 
@@ -295,7 +295,7 @@ static int locate(kv_store *s, const void *key, size_t key_len, struct kv_loc *l
 {
     uint64_t h = index_hash(key, key_len);
     int rc = 0;
-    pthread_rwlock_rdlock(&s->lock);
+    kv__rdlock(s);
     if (!bloom_may_contain(&s->bloom, h)) {
         atomic_fetch_add_explicit(&s->n_bloom_negatives, 1, memory_order_relaxed);
         rc = KV_ENOTFOUND;
@@ -317,7 +317,7 @@ static int locate(kv_store *s, const void *key, size_t key_len, struct kv_loc *l
     }
     rc = kv__segment_acquire(s, *seg, fd);
 out:
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     return rc;
 }
 
@@ -330,12 +330,16 @@ static int verify_record(kv_store *s, const struct kv_loc *loc, const uint8_t *h
     struct record_header h;
     bool ok = record_decode_header(hdr, &h) && h.op == KV_OP_SET && h.key_len == key_len &&
               h.val_len == loc->val_len && memcmp(rec_key, key, key_len) == 0;
-    if (ok) {
+    if (ok && value_crc) {
+        /* The value's own CRC too: computed apart and combined, one pass. */
         uint32_t vcrc = record_crc_update(0, val, loc->val_len);
         uint32_t crc =
             record_crc_combine(record_crc_head(hdr, rec_key, key_len), vcrc, loc->val_len);
         ok = crc == get_u32(trailer);
         *value_crc = vcrc;
+    } else if (ok) {
+        uint32_t crc = record_crc_update(record_crc_head(hdr, rec_key, key_len), val, loc->val_len);
+        ok = crc == get_u32(trailer);
     }
     if (ok)
         return 0;
@@ -375,7 +379,8 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     rc = kv__io_readv_full(s->io, fd, iov, 4, (off_t)loc.off);
     if (rc == 0) {
         uint32_t vcrc = 0;
-        rc = verify_record(s, &loc, hdr, rec_key, key, key_len, buf, trailer, &vcrc);
+        rc = verify_record(s, &loc, hdr, rec_key, key, key_len, buf, trailer,
+                           value_crc ? &vcrc : NULL);
         if (rc == 0) {
             buf[loc.val_len] = 0;
             *val = buf;
@@ -424,7 +429,7 @@ int kv_get_stats(kv_store *s, kv_stats *out)
         return KV_EINVAL;
     kv_stats st;
     memset(&st, 0, sizeof(st));
-    pthread_rwlock_rdlock(&s->lock);
+    kv__rdlock(s);
     st.keys = s->index.count;
     st.segments = s->nsegs;
     for (size_t i = 0; i < s->nsegs; i++) {
@@ -436,7 +441,7 @@ int kv_get_stats(kv_store *s, kv_stats *out)
     st.bloom_bytes = bloom_memory(&s->bloom);
     st.index_bytes = index_memory(&s->index) + st.bloom_bytes;
     st.bloom_capacity = s->bloom.capacity;
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     st.dead_bytes = st.disk_bytes > st.live_bytes ? st.disk_bytes - st.live_bytes : 0;
     st.bloom_negatives = atomic_load(&s->n_bloom_negatives);
     st.bloom_false_positives = atomic_load(&s->n_bloom_false_positives);

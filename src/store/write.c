@@ -94,13 +94,13 @@ int kv__rotate(kv_store *s, uint32_t new_id)
     rc = kv__segment_create(s, new_id, &seg);
     if (rc != 0)
         return rc;
-    pthread_rwlock_wrlock(&s->lock);
+    kv__wrlock(s);
     rc = kv__segtab_add(s, seg);
     if (rc == 0) {
         s->active = seg;
         old->writable = false;
     }
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     if (rc != 0) {
         char path[4096];
         s->io->close(s->io->ctx, seg->fd);
@@ -215,7 +215,7 @@ static int write_batch(kv_store *s, struct write_req *first, size_t count)
 static int apply_batch(kv_store *s, struct write_req *first, size_t count)
 {
     int rc = 0;
-    pthread_rwlock_wrlock(&s->lock);
+    kv__wrlock(s);
     struct write_req *w = first;
     for (size_t i = 0; i < count && rc == 0; i++, w = i < count ? w->next : w) {
         if (w->op == KV_OP_SET)
@@ -225,7 +225,7 @@ static int apply_batch(kv_store *s, struct write_req *first, size_t count)
     }
     if (rc == 0 && bloom_is_full(&s->bloom))
         rc = kv__rebuild_bloom(s);
-    pthread_rwlock_unlock(&s->lock);
+    kv__unlock(s);
     if (rc != 0)
         set_read_only(s, "out of memory while indexing durable records");
     return rc;
@@ -241,9 +241,17 @@ static int lead_batch(kv_store *s, struct write_req *first, struct write_req **l
     if (rc == 0)
         rc = plan_batch(s, first, last, &count);
     if (rc == 0) {
-        pthread_rwlock_wrlock(&s->lock);
-        rc = index_reserve(&s->index, count);
-        pthread_rwlock_unlock(&s->lock);
+        /* Grow the index before the records become durable, so that applying
+         * them cannot fail for memory. The write lock is taken only when the
+         * index must grow: readers keep their lookups meanwhile. */
+        kv__rdlock(s);
+        bool grow = index_needs_room(&s->index, count);
+        kv__unlock(s);
+        if (grow) {
+            kv__wrlock(s);
+            rc = index_reserve(&s->index, count);
+            kv__unlock(s);
+        }
     }
     if (rc == 0)
         rc = write_batch(s, first, count);
