@@ -97,7 +97,7 @@ int main(int argc, char **argv)
         return 1;
 
     static const char image[] = "<binary data>";
-    blob_meta put_meta, get_meta;
+    blob_meta put_meta = {0}, get_meta = {0};
     int rc = check(blob_put(&bs, "image:123", image, sizeof image - 1, &put_meta), "put");
     if (!rc)
         printf("Stored on %s: etag=%s, size=%zu\n", bs.volume_id, put_meta.etag, put_meta.size);

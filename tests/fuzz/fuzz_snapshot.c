@@ -102,13 +102,16 @@ static int was_written(const void *key, size_t key_len, const void *val, size_t 
 {
     char want[512];
     int k;
-    char tail;
     char kbuf[32];
     if (key_len >= sizeof(kbuf))
         return 0;
     memcpy(kbuf, key, key_len);
     kbuf[key_len] = 0;
-    if (sscanf(kbuf, "key-%2d%c", &k, &tail) != 1 || k < 0 || k >= NKEYS)
+    char *end;
+    if (strncmp(kbuf, "key-", 4) != 0)
+        return 0;
+    k = (int)strtol(kbuf + 4, &end, 10);
+    if (end == kbuf + 4 || *end != 0 || k < 0 || k >= NKEYS)
         return 0;
     for (int round = 0; round < ROUNDS; round++) {
         value_of(k, round, want, sizeof(want));
