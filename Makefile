@@ -60,7 +60,7 @@ install-tools: ## Install the formatting and lint tools
 pre-commit: fmt-check lint test ## What to run before committing
 
 clean: ## Remove the build directories
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)
 
 run: build ## Start the interactive CLI on DATA_DIR (default: db)
 	$(BUILD)/kvstore --data-dir $(DATA_DIR)
