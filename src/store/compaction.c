@@ -399,7 +399,7 @@ static void drop_orphans(struct compactor *c)
     kv_store *s = c->s;
     size_t cursor = 0;
     struct index_entry *e;
-    while ((e = index_next(&s->index, &cursor, NULL)) != NULL) {
+    while ((e = index_next(&s->index, &cursor)) != NULL) {
         if (!names_input(c, e->loc.seg))
             continue;
         kv__log(s, KV_LOG_ERROR,

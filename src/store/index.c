@@ -297,13 +297,11 @@ int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_le
     return 0;
 }
 
-struct index_entry *index_next(const struct index *ix, size_t *cursor, uint64_t *hash_low)
+struct index_entry *index_next(const struct index *ix, size_t *cursor)
 {
     for (size_t i = *cursor; i < ix->cap; i++) {
         if (ix->slots[i].ref) {
             *cursor = i + 1;
-            if (hash_low)
-                *hash_low = ix->slots[i].hash;
             return arena_entry(ix, ix->slots[i].ref);
         }
     }

@@ -75,7 +75,7 @@ bool index_needs_room(const struct index *ix, size_t n);
 
 /* Iteration: start *cursor at 0; returns the next entry or NULL at the end.
  * The index must not change during an iteration. */
-struct index_entry *index_next(const struct index *ix, size_t *cursor, uint64_t *hash_low);
+struct index_entry *index_next(const struct index *ix, size_t *cursor);
 
 /* Bytes of memory the index holds. */
 size_t index_memory(const struct index *ix);

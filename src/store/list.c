@@ -120,7 +120,7 @@ int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *afte
     kv__rdlock(s);
     size_t cursor = 0;
     const struct index_entry *e;
-    while (rc == 0 && (e = index_next(&s->index, &cursor, NULL)) != NULL) {
+    while (rc == 0 && (e = index_next(&s->index, &cursor)) != NULL) {
         if (prefix_len && (e->key_len < prefix_len || memcmp(e->key, prefix, prefix_len) != 0))
             continue;
         if (after_len && key_cmp(e->key, e->key_len, after, after_len) <= 0)

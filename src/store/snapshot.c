@@ -79,7 +79,7 @@ static int encode_snapshot(const kv_store *s, struct buf *b)
     }
     size_t cursor = 0;
     const struct index_entry *e;
-    while ((e = index_next(&s->index, &cursor, NULL)) != NULL) {
+    while ((e = index_next(&s->index, &cursor)) != NULL) {
         p = buf_extend(b, SNAP_ENTRY_HEAD + e->key_len);
         if (!p)
             return KV_ENOMEM;
@@ -384,11 +384,12 @@ int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *p
     if (st == KV_SNAPSHOT_VALID)
         st = check_segments(&v, ids, sizes, nids, reason, sizeof(reason));
     /* Index and bloom filter are sized once, not grown step by step. */
-    if (st == KV_SNAPSHOT_VALID &&
-        (index_reserve(&s->index, v.nkeys) != 0 ||
-         (bloom_destroy(&s->bloom),
-          bloom_init(&s->bloom, 2 * v.nkeys, s->opts.bloom_bits_per_key)) != 0))
-        fn_rc = 2;
+    if (st == KV_SNAPSHOT_VALID) {
+        bloom_destroy(&s->bloom);
+        if (index_reserve(&s->index, v.nkeys) != 0 ||
+            bloom_init(&s->bloom, 2 * v.nkeys, s->opts.bloom_bits_per_key) != 0)
+            fn_rc = 2;
+    }
     struct loader *ld = NULL;
     if (st == KV_SNAPSHOT_VALID && fn_rc == 0 && !(ld = calloc(1, sizeof(*ld))))
         fn_rc = 2;

@@ -102,7 +102,7 @@ int kv__rebuild_bloom(kv_store *s)
     size_t n = 0, cursor = 0;
     struct index_entry *e;
     do {
-        e = index_next(&s->index, &cursor, NULL);
+        e = index_next(&s->index, &cursor);
         if (e) {
             hashes[n] = index_hash(e->key, e->key_len);
             bloom_prefetch(&fresh, hashes[n++]);

@@ -49,7 +49,7 @@ static void check_all(const struct index *ix, const struct model *m)
     }
     assert_int_equal(ix->count, count);
     size_t cursor = 0, seen = 0;
-    while (index_next(ix, &cursor, NULL))
+    while (index_next(ix, &cursor))
         seen++;
     assert_int_equal(seen, count);
 }

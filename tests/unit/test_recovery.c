@@ -221,9 +221,8 @@ static struct recs scan_dir(const char *dir)
 
 static void test_reopen_after_torn_tail_keeps_every_acked_write(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     struct model m = {0};
     kv_store *s = tu_open(dir, NULL);
     for (int i = 0; i < TORN_KEYS; i++)
@@ -300,9 +299,6 @@ static void test_reopen_after_torn_tail_keeps_every_acked_write(void **state)
     free(pristine_snap);
     free(seg);
     free(snap);
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 /* A crash after a snapshot: the snapshot still holds (the segment is longer
@@ -310,9 +306,8 @@ static void test_reopen_after_torn_tail_keeps_every_acked_write(void **state)
  * the end is cut all the same. */
 static void test_torn_tail_after_stale_snapshot_is_cut_and_snapshot_used(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     struct model m = {0};
     kv_store *s = tu_open(dir, NULL);
     for (int i = 0; i < 10; i++)
@@ -350,9 +345,6 @@ static void test_torn_tail_after_stale_snapshot_is_cut_and_snapshot_used(void **
     free(stale);
     free(seg);
     free(snap);
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 /* ---- 2. damage inside a sealed segment */
@@ -363,9 +355,8 @@ static void test_torn_tail_after_stale_snapshot_is_cut_and_snapshot_used(void **
 
 static void test_flipped_byte_in_middle_of_sealed_segment_loses_only_that_record(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     kv_options o = small_segments(4096);
     struct model m = {0};
     uint8_t victim_v1[SEALED_VLEN];
@@ -450,9 +441,6 @@ static void test_flipped_byte_in_middle_of_sealed_segment_loses_only_that_record
 
     free(r.v);
     free(seg);
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 /* Counts the warnings and errors the library logs. */
@@ -467,9 +455,8 @@ static void count_warnings(kv_log_level level, const char *msg, void *ctx)
  * short, it is reported and skipped, and the file is left as it is. */
 static void test_damaged_tail_of_sealed_segment_is_skipped_never_cut(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     kv_options o = small_segments(4096);
     struct model m = {0};
     kv_store *s = tu_open(dir, &o);
@@ -530,18 +517,14 @@ static void test_damaged_tail_of_sealed_segment_is_skipped_never_cut(void **stat
     }
 
     free(seg);
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 /* ---- 3. reads verify */
 
 static void test_flipped_byte_read_without_reopen_is_corrupt_not_wrong_bytes(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     kv_store *s = tu_open(dir, NULL);
     assert_int_equal(kv_put(s, "k", 1, "the-value", 9), 0);
     char *seg = segment_file(dir, stats_of(s).active_segment_id);
@@ -556,9 +539,6 @@ static void test_flipped_byte_read_without_reopen_is_corrupt_not_wrong_bytes(voi
 
     kv_close(s);
     free(seg);
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 /* ---- 4. bytes after the last record of the newest segment */
@@ -739,9 +719,8 @@ static void test_corrupt_snapshot_is_ignored_with_same_result(void **state)
 
 static void test_snapshot_naming_missing_segment_is_ignored(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     char *snap = tu_path(dir, "index.snapshot");
     struct model m = {0};
     kv_options o = small_segments(4096);
@@ -771,9 +750,6 @@ static void test_snapshot_naming_missing_segment_is_ignored(void **state)
 
     free(old);
     free(snap);
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 /* ---- 6. one owner */
@@ -798,9 +774,8 @@ static int open_in_child(const char *dir)
 
 static void test_second_open_of_same_directory_fails_with_locked(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     kv_store *s = tu_open(dir, NULL);
     assert_int_equal(kv_put(s, "k", 1, "v", 1), 0);
 
@@ -815,10 +790,6 @@ static void test_second_open_of_same_directory_fails_with_locked(void **state)
     s = tu_open(dir, NULL);
     tu_assert_str(s, "k", "v");
     assert_int_equal(kv_close(s), 0);
-
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 /* ---- 7. the original Go implementation's directory */
@@ -848,9 +819,8 @@ static void write_record_file(const char *dir, const char *name, const void *buf
 
 static void test_directory_in_original_go_format_opens(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     assert_int_equal(mkdir(dir, 0755), 0);
 
     uint8_t *b = NULL;
@@ -908,19 +878,14 @@ static void test_directory_in_original_go_format_opens(void **state)
     tu_assert_str(s, "delta", "four");
     tu_assert_str(s, "epsilon", "five");
     assert_int_equal(kv_close(s), 0);
-
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 /* ---- 8. unknown op codes */
 
 static void test_unknown_op_code_refuses_open(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     assert_int_equal(mkdir(dir, 0755), 0);
     uint8_t *b = NULL;
     size_t n1 = 0, n2 = 0;
@@ -964,18 +929,14 @@ static void test_unknown_op_code_refuses_open(void **state)
     free(seg1);
     free(seg2);
     free(seg3);
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 /* ---- 9. leftovers of interrupted writes */
 
 static void test_stale_tmp_files_are_removed_at_open(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     kv_store *s = tu_open(dir, NULL);
     assert_int_equal(kv_put(s, "k", 1, "v", 1), 0);
     assert_int_equal(kv_close(s), 0);
@@ -998,9 +959,6 @@ static void test_stale_tmp_files_are_removed_at_open(void **state)
 
     free(seg_tmp);
     free(snap_tmp);
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 /* ---- 10. kv_scan */
@@ -1014,9 +972,8 @@ struct written {
 
 static void test_scan_reports_every_record_in_log_order(void **state)
 {
-    (void)state;
-    char *root = tu_mkdtemp();
-    char *dir = tu_path(root, "db");
+    struct tu_fixture *f = *state;
+    const char *dir = f->dir;
     kv_options o = small_segments(4096);
     kv_store *s = tu_open(dir, &o);
     struct written w[300];
@@ -1080,30 +1037,39 @@ static void test_scan_reports_every_record_in_log_order(void **state)
 
     free(last);
     free(r.v);
-    tu_rmtree(root);
-    free(dir);
-    free(root);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reopen_after_torn_tail_keeps_every_acked_write),
-        cmocka_unit_test(test_torn_tail_after_stale_snapshot_is_cut_and_snapshot_used),
-        cmocka_unit_test(test_flipped_byte_in_middle_of_sealed_segment_loses_only_that_record),
-        cmocka_unit_test(test_damaged_tail_of_sealed_segment_is_skipped_never_cut),
-        cmocka_unit_test(test_flipped_byte_read_without_reopen_is_corrupt_not_wrong_bytes),
+        cmocka_unit_test_setup_teardown(test_reopen_after_torn_tail_keeps_every_acked_write,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_torn_tail_after_stale_snapshot_is_cut_and_snapshot_used, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_flipped_byte_in_middle_of_sealed_segment_loses_only_that_record, tu_setup,
+            tu_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_tail_of_sealed_segment_is_skipped_never_cut,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_flipped_byte_read_without_reopen_is_corrupt_not_wrong_bytes, tu_setup,
+            tu_teardown),
         cmocka_unit_test(test_garbage_appended_to_newest_segment_is_cut),
         cmocka_unit_test(test_zero_bytes_appended_to_newest_segment_are_cut),
         cmocka_unit_test(test_stale_snapshot_is_used_and_later_writes_replayed),
         cmocka_unit_test(test_truncated_snapshot_is_ignored_with_same_result),
         cmocka_unit_test(test_corrupt_snapshot_is_ignored_with_same_result),
-        cmocka_unit_test(test_snapshot_naming_missing_segment_is_ignored),
-        cmocka_unit_test(test_second_open_of_same_directory_fails_with_locked),
-        cmocka_unit_test(test_directory_in_original_go_format_opens),
-        cmocka_unit_test(test_unknown_op_code_refuses_open),
-        cmocka_unit_test(test_stale_tmp_files_are_removed_at_open),
-        cmocka_unit_test(test_scan_reports_every_record_in_log_order),
+        cmocka_unit_test_setup_teardown(test_snapshot_naming_missing_segment_is_ignored, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_second_open_of_same_directory_fails_with_locked,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_directory_in_original_go_format_opens, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_op_code_refuses_open, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_stale_tmp_files_are_removed_at_open, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_scan_reports_every_record_in_log_order, tu_setup,
+                                        tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
