@@ -88,8 +88,12 @@ fi
 # Podman's Docker-compatible API socket, for docker-compose and `docker`.
 if ! curl -fsS --max-time 5 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; then
     mkdir -p /run/podman /var/log
-    # BUILDAH_FORMAT=docker: builds through the socket keep HEALTHCHECK
-    BUILDAH_FORMAT=docker nohup podman system service --time=0 "unix://$sock" </dev/null >>/var/log/podman-service.log 2>&1 &
+    # BUILDAH_FORMAT=docker: builds through the socket keep HEALTHCHECK.
+    # Started from /: the service outlives this script, and containers fail
+    # to start ("write child: broken pipe") once its working directory, say a
+    # clone that was removed, is gone.
+    (cd / && BUILDAH_FORMAT=docker nohup podman system service --time=0 "unix://$sock" \
+        </dev/null >>/var/log/podman-service.log 2>&1 &)
     for _ in $(seq 100); do
         curl -fsS --max-time 2 --unix-socket "$sock" http://d/_ping >/dev/null 2>&1 && break
         sleep 0.2
