@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -70,6 +71,19 @@ static int os_unlink(void *ctx, const char *path)
     return unlink(path);
 }
 
+static void *os_map(void *ctx, int fd, size_t len)
+{
+    (void)ctx;
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static int os_unmap(void *ctx, void *addr, size_t len)
+{
+    (void)ctx;
+    return munmap(addr, len);
+}
+
 const struct kv_io kv__io_os = {
     .ctx = NULL,
     .open = os_open,
@@ -81,6 +95,8 @@ const struct kv_io kv__io_os = {
     .ftruncate = os_ftruncate,
     .rename = os_rename,
     .unlink = os_unlink,
+    .map = os_map,
+    .unmap = os_unmap,
 };
 
 /* Advances iov past n transferred bytes; returns the new first element. */

@@ -1,8 +1,8 @@
 /*
  * io.h - the one door through which the engine reaches the file system.
  *
- * Every open, read, write, sync, truncate, rename and unlink of the engine goes
- * through a struct kv_io table. The default table calls the operating system;
+ * Every open, read, write, sync, truncate, rename, unlink and mapping of the
+ * engine goes through a struct kv_io table. The default table calls the operating system;
  * tests pass their own (kv_options.io) to make the Nth write fail with ENOSPC,
  * EIO or a short count, to fail an fsync, or to record what each fsync covered.
  * Each function follows its POSIX namesake: -1 with errno set on failure.
@@ -26,6 +26,11 @@ struct kv_io {
     int (*ftruncate)(void *ctx, int fd, off_t len);
     int (*rename)(void *ctx, const char *from, const char *to);
     int (*unlink)(void *ctx, const char *path);
+    /* A read-only shared mapping of len bytes of fd from offset 0, or NULL
+     * (errno set). Optional: a table without it (NULL) makes every read go
+     * through preadv. */
+    void *(*map)(void *ctx, int fd, size_t len);
+    int (*unmap)(void *ctx, void *addr, size_t len);
 };
 
 /* The table that calls the operating system. */

@@ -3,11 +3,23 @@
  *
  * The table (s->segs, sorted by id, the active segment last) changes only
  * under the store's rwlock held for writing. A reader pins the segment it is
- * about to read (users++) while it still holds the rwlock, so a segment that
- * compaction removes stays open until its last reader is done; then the
- * descriptor is closed and the memory freed. Sealed segments' descriptors
- * are opened on demand and the least recently used idle ones are closed when
- * more than opts.max_open_files are open.
+ * about to read (refs++) while it still holds the rwlock, so a segment that
+ * compaction removes stays readable until its last reader is done; then it
+ * is unmapped, its descriptor closed and its memory freed.
+ *
+ * Reads copy records out of a shared read-only mapping of the file, made on
+ * a segment's first read: no system call, and small records are copied while
+ * the reader still holds the lock of its index lookup, so that they need no
+ * pin (table removals take the lock for writing). Larger ones are pinned and
+ * read with preadv once the lock is released.
+ * That is safe because no byte a read looks at ever changes: sealed segments
+ * are immutable, the active one only grows, and the only truncations (a
+ * failed write or fdatasync cut back in write.c, a torn tail at open) remove
+ * bytes no index entry points at. A segment that cannot be mapped (or a table
+ * of file calls without map, or a record beyond the mapping) is read with
+ * preadv too. Descriptors are opened on demand and the least recently
+ * used idle ones closed when more than opts.max_open_files are open; a
+ * mapping does not hold one.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -120,6 +132,9 @@ struct segment *kv__segment_new(uint32_t id, int fd, uint64_t size)
         return NULL;
     seg->id = id;
     seg->fd = fd;
+    atomic_init(&seg->refs, 1);
+    atomic_init(&seg->map, NULL);
+    atomic_init(&seg->map_tried, false);
     atomic_init(&seg->size, size);
     seg->synced_size = size;
     return seg;
@@ -194,9 +209,12 @@ struct segment *kv__segtab_find(const kv_store *s, uint32_t id)
     return NULL;
 }
 
-/* Closes and frees seg; seg_mu held. */
+/* Unmaps, closes and frees seg; seg_mu held. */
 static void segment_destroy_locked(kv_store *s, struct segment *seg)
 {
+    const uint8_t *map = atomic_load(&seg->map);
+    if (map)
+        s->io->unmap(s->io->ctx, (void *)map, seg->map_len);
     if (seg->fd >= 0) {
         s->io->close(s->io->ctx, seg->fd);
         s->open_fds--;
@@ -213,11 +231,7 @@ void kv__segtab_remove(kv_store *s, struct segment *seg)
         s->nsegs--;
         break;
     }
-    pthread_mutex_lock(&s->seg_mu);
-    seg->removed = true;
-    if (seg->users == 0)
-        segment_destroy_locked(s, seg);
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__segment_unpin(s, seg);
 }
 
 /* Closes idle sealed descriptors, least recently used first, until at most
@@ -229,7 +243,7 @@ static void evict_idle(kv_store *s)
         struct segment *victim = NULL;
         for (size_t i = 0; i < s->nsegs; i++) {
             struct segment *g = s->segs[i];
-            if (g->fd < 0 || g->users > 0 || g->writable)
+            if (g->fd < 0 || g->fd_users > 0 || g->writable)
                 continue;
             if (!victim || g->last_use < victim->last_use)
                 victim = g;
@@ -242,25 +256,84 @@ static void evict_idle(kv_store *s)
     }
 }
 
-int kv__segment_acquire(kv_store *s, struct segment *seg, int *fd)
+/* Opens seg's descriptor if the cache closed it; seg_mu held. The caller
+ * runs evict_idle once it has what it needs from the descriptor. */
+static int open_fd_locked(kv_store *s, struct segment *seg)
 {
-    int rc = 0;
-    pthread_mutex_lock(&s->seg_mu);
+    if (seg->fd >= 0)
+        return 0;
+    char path[4096];
+    int rc = kv__segment_path(s->dir, seg->id, false, path, sizeof(path));
+    if (rc != 0)
+        return rc;
+    seg->fd = s->io->open(s->io->ctx, path, O_RDONLY, 0);
     if (seg->fd < 0) {
-        char path[4096];
-        rc = kv__segment_path(s->dir, seg->id, false, path, sizeof(path));
-        if (rc == 0) {
-            seg->fd = s->io->open(s->io->ctx, path, O_RDONLY, 0);
-            if (seg->fd < 0) {
-                rc = kv__errno_to_rc(errno);
-                kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
-            } else {
-                s->open_fds++;
-            }
-        }
+        rc = kv__errno_to_rc(errno);
+        kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
+        return rc;
     }
+    s->open_fds++;
+    return 0;
+}
+
+/* Maps seg, or finds it cannot be; either way map_tried is published last,
+ * with release order, so that a reader that sees it sees map too. seg_mu
+ * held, and the rwlock, so that writable is stable. */
+static void map_locked(kv_store *s, struct segment *seg)
+{
+    if (atomic_load_explicit(&seg->map_tried, memory_order_relaxed))
+        return;
+    uint64_t size = atomic_load(&seg->size);
+    uint64_t len = seg->writable && s->opts.segment_size > size ? s->opts.segment_size : size;
+    if (s->io->map && len > 0 && len <= SIZE_MAX && open_fd_locked(s, seg) == 0) {
+        seg->last_use = ++s->fd_clock;
+        void *p = s->io->map(s->io->ctx, seg->fd, (size_t)len);
+        if (p) {
+            seg->map_len = (size_t)len;
+            atomic_store_explicit(&seg->map, (const uint8_t *)p, memory_order_relaxed);
+        } else {
+            kv__log(s, KV_LOG_WARN, "cannot map segment %u, reading it with preadv: %s", seg->id,
+                    strerror(errno));
+        }
+        evict_idle(s);
+    }
+    atomic_store_explicit(&seg->map_tried, true, memory_order_release);
+}
+
+void kv__segment_pin(struct segment *seg)
+{
+    atomic_fetch_add_explicit(&seg->refs, 1, memory_order_relaxed);
+}
+
+void kv__segment_unpin(kv_store *s, struct segment *seg)
+{
+    if (atomic_fetch_sub_explicit(&seg->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pthread_mutex_lock(&s->seg_mu);
+    segment_destroy_locked(s, seg);
+    pthread_mutex_unlock(&s->seg_mu);
+}
+
+const uint8_t *kv__segment_view(kv_store *s, struct segment *seg, uint64_t off, uint64_t len)
+{
+    if (!atomic_load_explicit(&seg->map_tried, memory_order_acquire)) {
+        pthread_mutex_lock(&s->seg_mu);
+        map_locked(s, seg);
+        pthread_mutex_unlock(&s->seg_mu);
+    }
+    const uint8_t *map = atomic_load_explicit(&seg->map, memory_order_relaxed);
+    uint64_t end = off + len;
+    if (!map || end < off || end > seg->map_len || end > atomic_load(&seg->size))
+        return NULL;
+    return map + off;
+}
+
+int kv__segment_get_fd(kv_store *s, struct segment *seg, int *fd)
+{
+    pthread_mutex_lock(&s->seg_mu);
+    int rc = open_fd_locked(s, seg);
     if (rc == 0) {
-        seg->users++;
+        seg->fd_users++;
         seg->last_use = ++s->fd_clock;
         *fd = seg->fd;
         evict_idle(s);
@@ -269,12 +342,10 @@ int kv__segment_acquire(kv_store *s, struct segment *seg, int *fd)
     return rc;
 }
 
-void kv__segment_release(kv_store *s, struct segment *seg)
+void kv__segment_put_fd(kv_store *s, struct segment *seg)
 {
     pthread_mutex_lock(&s->seg_mu);
-    seg->users--;
-    if (seg->removed && seg->users == 0)
-        segment_destroy_locked(s, seg);
+    seg->fd_users--;
     pthread_mutex_unlock(&s->seg_mu);
 }
 

@@ -144,15 +144,9 @@ static int take_dir_lock(kv_store *s)
 
 static int init_sync(kv_store *s)
 {
-    pthread_rwlockattr_t attr;
-    pthread_rwlockattr_init(&attr);
-    /* Writers hold the lock only briefly; do not let a stream of readers
-     * starve them. */
-    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    int r = pthread_rwlock_init(&s->lock, &attr);
-    pthread_rwlockattr_destroy(&attr);
-    if (r != 0)
-        return KV_ENOMEM;
+    int rc = kv__lock_init(s);
+    if (rc != 0)
+        return rc;
     pthread_mutex_init(&s->append_mu, NULL);
     pthread_mutex_init(&s->seg_mu, NULL);
     pthread_mutex_init(&s->queue_mu, NULL);
@@ -166,7 +160,7 @@ static void store_free(kv_store *s)
     kv__segtab_free(s);
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
-    pthread_rwlock_destroy(&s->lock);
+    kv__lock_destroy(s);
     pthread_mutex_destroy(&s->append_mu);
     pthread_mutex_destroy(&s->seg_mu);
     pthread_mutex_destroy(&s->queue_mu);
@@ -289,36 +283,38 @@ int kv_delete(kv_store *s, const void *key, size_t key_len)
     return rc;
 }
 
-/* Looks key up and pins its segment; the rwlock is released on return. */
-static int locate(kv_store *s, const void *key, size_t key_len, struct kv_loc *loc,
-                  struct segment **seg, int *fd)
+/* Records up to this size are copied out of the segment's mapping under the
+ * read lock; larger ones are copied once it is released, the segment pinned,
+ * so that a big value never holds up writers waiting for the lock. */
+#define COPY_UNDER_LOCK_MAX (64u << 10)
+
+/* Where a read finds its record. */
+struct read_at {
+    struct kv_loc loc;
+    struct segment *seg;
+};
+
+/* Looks key up; caller holds the read lock. */
+static int locate(kv_store *s, const void *key, size_t key_len, struct read_at *at)
 {
     uint64_t h = index_hash(key, key_len);
-    int rc = 0;
-    kv__rdlock(s);
     if (!bloom_may_contain(&s->bloom, h)) {
         atomic_fetch_add_explicit(&s->n_bloom_negatives, 1, memory_order_relaxed);
-        rc = KV_ENOTFOUND;
-        goto out;
+        return KV_ENOTFOUND;
     }
     const struct index_entry *e = index_lookup(&s->index, h, key, key_len);
     if (!e) {
         if (s->bloom.blocks)
             atomic_fetch_add_explicit(&s->n_bloom_false_positives, 1, memory_order_relaxed);
-        rc = KV_ENOTFOUND;
-        goto out;
+        return KV_ENOTFOUND;
     }
-    *loc = e->loc;
-    *seg = kv__segtab_find(s, loc->seg);
-    if (!*seg) {
-        kv__log(s, KV_LOG_ERROR, "index names segment %u, which is not open", loc->seg);
-        rc = KV_EIO;
-        goto out;
+    at->loc = e->loc;
+    at->seg = kv__segtab_find(s, at->loc.seg);
+    if (!at->seg) {
+        kv__log(s, KV_LOG_ERROR, "index names segment %u, which is not open", at->loc.seg);
+        return KV_EIO;
     }
-    rc = kv__segment_acquire(s, *seg, fd);
-out:
-    kv__unlock(s);
-    return rc;
+    return 0;
 }
 
 /* Checks the record read for key against its header and checksum; fills
@@ -349,23 +345,38 @@ static int verify_record(kv_store *s, const struct kv_loc *loc, const uint8_t *h
     return KV_ECORRUPT;
 }
 
-int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len,
-               uint32_t *value_crc)
+/* Copies the value of the record at rec (a whole record in memory) into a
+ * new buffer and checks the record; the value is copied before it is
+ * checked, so what the caller gets is what the checksum covered. */
+static int copy_value(kv_store *s, const struct read_at *at, const uint8_t *rec, const void *key,
+                      size_t key_len, uint8_t **out, uint32_t *value_crc)
 {
-    if (!s || !key_valid(key, key_len) || !val || !val_len)
-        return KV_EINVAL;
-    atomic_fetch_add_explicit(&s->n_gets, 1, memory_order_relaxed);
-    struct kv_loc loc;
-    struct segment *seg;
-    int fd;
-    int rc = locate(s, key, key_len, &loc, &seg, &fd);
-    if (rc != 0)
+    uint8_t *buf = malloc((size_t)at->loc.val_len + 1);
+    if (!buf)
+        return KV_ENOMEM;
+    const uint8_t *rec_key = rec + RECORD_HEADER_LEN;
+    memcpy(buf, rec_key + key_len, at->loc.val_len);
+    int rc = verify_record(s, &at->loc, rec, rec_key, key, key_len, buf,
+                           rec_key + key_len + at->loc.val_len, value_crc);
+    if (rc != 0) {
+        free(buf);
         return rc;
+    }
+    buf[at->loc.val_len] = 0;
+    *out = buf;
+    return 0;
+}
 
+/* Reads the record at names through the segment's descriptor, straight
+ * into a new value buffer; the segment is pinned. */
+static int read_value(kv_store *s, const struct read_at *at, int fd, const void *key,
+                      size_t key_len, uint8_t **out, uint32_t *value_crc)
+{
     uint8_t hdr[RECORD_HEADER_LEN], trailer[RECORD_TRAILER_LEN];
     uint8_t key_stack[KEY_STACK_LEN];
     uint8_t *rec_key = key_len <= sizeof(key_stack) ? key_stack : malloc(key_len);
-    uint8_t *buf = malloc((size_t)loc.val_len + 1);
+    uint8_t *buf = malloc((size_t)at->loc.val_len + 1);
+    int rc = 0;
     if (!rec_key || !buf) {
         rc = KV_ENOMEM;
         goto out;
@@ -373,34 +384,73 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     struct iovec iov[4] = {
         {.iov_base = hdr, .iov_len = sizeof(hdr)},
         {.iov_base = rec_key, .iov_len = key_len},
-        {.iov_base = buf, .iov_len = loc.val_len},
+        {.iov_base = buf, .iov_len = at->loc.val_len},
         {.iov_base = trailer, .iov_len = sizeof(trailer)},
     };
-    rc = kv__io_readv_full(s->io, fd, iov, 4, (off_t)loc.off);
-    if (rc == 0) {
-        uint32_t vcrc = 0;
-        rc = verify_record(s, &loc, hdr, rec_key, key, key_len, buf, trailer,
-                           value_crc ? &vcrc : NULL);
-        if (rc == 0) {
-            buf[loc.val_len] = 0;
-            *val = buf;
-            *val_len = loc.val_len;
-            if (value_crc)
-                *value_crc = vcrc;
-            buf = NULL;
-        }
-    } else {
-        kv__log(s, KV_LOG_ERROR, "read of segment %u offset %u failed: %s", loc.seg, loc.off,
-                rc == KV_ECORRUPT ? "file too short" : strerror(errno));
+    rc = kv__io_readv_full(s->io, fd, iov, 4, (off_t)at->loc.off);
+    if (rc != 0) {
+        kv__log(s, KV_LOG_ERROR, "read of segment %u offset %u failed: %s", at->loc.seg,
+                at->loc.off, rc == KV_ECORRUPT ? "file too short" : strerror(errno));
         if (rc == KV_ECORRUPT)
             atomic_fetch_add(&s->n_checksum_errors, 1);
+        goto out;
+    }
+    rc = verify_record(s, &at->loc, hdr, rec_key, key, key_len, buf, trailer, value_crc);
+    if (rc == 0) {
+        buf[at->loc.val_len] = 0;
+        *out = buf;
+        buf = NULL;
     }
 out:
-    kv__segment_release(s, seg);
     if (rec_key != key_stack)
         free(rec_key);
     free(buf);
     return rc;
+}
+
+int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len,
+               uint32_t *value_crc)
+{
+    if (!s || !key_valid(key, key_len) || !val || !val_len)
+        return KV_EINVAL;
+    atomic_fetch_add_explicit(&s->n_gets, 1, memory_order_relaxed);
+    struct read_at at;
+    uint8_t *buf = NULL;
+    uint32_t vcrc = 0;
+    uint32_t *want_crc = value_crc ? &vcrc : NULL;
+    kv__rdlock(s);
+    int rc = locate(s, key, key_len, &at);
+    if (rc != 0) {
+        kv__unlock(s);
+        return rc;
+    }
+    uint64_t len = record_size(key_len, at.loc.val_len);
+    const uint8_t *rec = kv__segment_view(s, at.seg, at.loc.off, len);
+    if (rec && len <= COPY_UNDER_LOCK_MAX) {
+        rc = copy_value(s, &at, rec, key, key_len, &buf, want_crc);
+        kv__unlock(s);
+    } else {
+        /* Pinned, the mapping stays valid after the lock is released. */
+        int fd = -1;
+        kv__segment_pin(at.seg);
+        if (!rec)
+            rc = kv__segment_get_fd(s, at.seg, &fd);
+        kv__unlock(s);
+        if (rec) {
+            rc = copy_value(s, &at, rec, key, key_len, &buf, want_crc);
+        } else if (rc == 0) {
+            rc = read_value(s, &at, fd, key, key_len, &buf, want_crc);
+            kv__segment_put_fd(s, at.seg);
+        }
+        kv__segment_unpin(s, at.seg);
+    }
+    if (rc != 0)
+        return rc;
+    *val = buf;
+    *val_len = at.loc.val_len;
+    if (value_crc)
+        *value_crc = vcrc;
+    return 0;
 }
 
 int kv_get(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len)

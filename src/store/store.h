@@ -6,10 +6,11 @@
  *   compact_mu  one compaction at a time.
  *   append_mu   the append path: writes to the active segment, rotation,
  *               sync, snapshot, compaction. Held by one group-commit leader.
- *   lock        (rwlock) the index, the bloom filter, the segment table and
- *               per-segment live-byte counts. Readers share it only for the
- *               lookup; they never hold it across I/O.
- *   seg_mu      reader counts, removal, and the descriptor cache of segments.
+ *   lock        (kv__rdlock/kv__wrlock) the index, the bloom filter, the
+ *               segment table and per-segment live-byte counts. Readers
+ *               share it for a lookup and the copy of a small record out of
+ *               a segment's mapping; they never hold it across a system call.
+ *   seg_mu      the descriptor cache of segments and their first mapping.
  * queue_mu guards the writers' queue and is never held with the others.
  */
 #ifndef KV_STORE_STORE_H
@@ -34,10 +35,18 @@ struct segment {
     _Atomic uint64_t size; /* bytes in the file */
     uint64_t synced_size;  /* bytes known durable (active segment; append_mu) */
     uint64_t live_bytes;   /* bytes of records the index points at (lock) */
-    unsigned users;        /* readers in flight (seg_mu) */
-    bool removed;          /* out of the table; freed by its last user (seg_mu) */
-    bool writable;         /* the active segment: its descriptor is never evicted */
-    uint64_t last_use;     /* descriptor-cache clock (seg_mu) */
+    /* The table's reference plus one per read in flight: the last one to
+     * drop it unmaps, closes and frees the segment. */
+    atomic_uint refs;
+    unsigned fd_users; /* reads using fd: it is not evicted (seg_mu) */
+    bool writable;     /* the active segment: its descriptor is never evicted */
+    uint64_t last_use; /* descriptor-cache clock (seg_mu) */
+    /* The file mapped for reading, made on its first read: map_len bytes,
+     * the whole segment size for the active segment (reads look only at
+     * bytes written), else the file. Published with release order once. */
+    const uint8_t *_Atomic map;
+    size_t map_len;
+    atomic_bool map_tried; /* mapping was attempted (it may have failed) */
 };
 
 struct write_req;
@@ -49,7 +58,10 @@ struct kv_store {
     int lock_fd;
 
     pthread_mutex_t append_mu;
-    pthread_rwlock_t lock;
+    /* lock: see lock.c */
+    struct kv_reader_shard *reader_shards;
+    atomic_bool writer_active;
+    pthread_mutex_t writer_mu;
     pthread_mutex_t seg_mu;
     pthread_mutex_t queue_mu;
 
@@ -90,11 +102,14 @@ struct kv_store {
     bool snapshot_loaded;
 };
 
-/* ---- lock.c: the store's rwlock, taken with a short spin before sleeping.
- * Its holders keep it for a lookup or a batch of index updates, well under a
- * microsecond, while waking a thread that went to sleep costs tens of
- * microseconds on a virtual machine: without the spin, one reader and one
- * writer on two cores hand the lock over through a sleep almost every time. */
+/* ---- lock.c: the store's reader-writer lock. Readers count themselves in
+ * per-thread shards, so that they do not share a cache line; both sides spin
+ * briefly before sleeping. Its holders keep it for a lookup or a batch of
+ * index updates, well under a microsecond, while waking a thread that went
+ * to sleep costs tens of microseconds on a virtual machine. */
+#define READER_SHARDS 8
+int kv__lock_init(kv_store *s);
+void kv__lock_destroy(kv_store *s);
 void kv__rdlock(kv_store *s);
 void kv__wrlock(kv_store *s);
 void kv__unlock(kv_store *s);
@@ -116,12 +131,22 @@ int kv__segment_create(kv_store *s, uint32_t id, struct segment **out);
 int kv__segtab_add(kv_store *s, struct segment *seg);
 /* Finds a segment by id (caller holds lock). */
 struct segment *kv__segtab_find(const kv_store *s, uint32_t id);
-/* Takes seg out of the table (caller holds lock for writing); it is closed
- * and freed when its last reader is done. */
+/* Takes seg out of the table (caller holds lock for writing) and drops the
+ * table's reference: reads in flight keep it until they are done. */
 void kv__segtab_remove(kv_store *s, struct segment *seg);
-/* Pins seg for a read and returns its descriptor (caller holds lock). */
-int kv__segment_acquire(kv_store *s, struct segment *seg, int *fd);
-void kv__segment_release(kv_store *s, struct segment *seg);
+/* Pins seg for a read after the lock is released (caller holds lock, so seg
+ * is in the table). kv__segment_unpin undoes it, without the lock. */
+void kv__segment_pin(struct segment *seg);
+void kv__segment_unpin(kv_store *s, struct segment *seg);
+/* The len bytes at off of seg straight from its mapping, made on the first
+ * call, or NULL when it cannot be mapped or they lie outside the bytes
+ * written. Valid while the caller holds lock, or a pin. */
+const uint8_t *kv__segment_view(kv_store *s, struct segment *seg, uint64_t off, uint64_t len);
+/* The descriptor of a pinned segment, opened if the cache closed it, kept
+ * open until kv__segment_put_fd (caller holds lock: the cache walks the
+ * table). */
+int kv__segment_get_fd(kv_store *s, struct segment *seg, int *fd);
+void kv__segment_put_fd(kv_store *s, struct segment *seg);
 /* Frees every segment (close). */
 void kv__segtab_free(kv_store *s);
 int kv__fsync_counted(kv_store *s, int fd, bool data_only);

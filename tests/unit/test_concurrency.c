@@ -368,7 +368,9 @@ static void test_compaction_beside_writers_and_deleters_keeps_every_model(void *
  *   key (8 bytes, "key-NNN\0") | version u32 | pad_len u16 | pad | crc32 u32
  *
  * where pad is a pattern of (key, version) and the CRC covers everything
- * before it. */
+ * before it. Every eighth key has values over 64 KiB, which readers copy out
+ * of a pinned segment after releasing the lock (or read with preadv, beyond
+ * the active segment's mapping), while compactions remove segments. */
 
 #define RC_KEYS        32
 #define RC_WRITERS     4
@@ -378,7 +380,8 @@ static void test_compaction_beside_writers_and_deleters_keeps_every_model(void *
 #define RC_READS_MAX   2000000
 #define RC_COMPACTIONS 24
 #define RC_PAD_MAX     600
-#define RC_VAL_MAX     (8 + 4 + 2 + RC_PAD_MAX + 4)
+#define RC_BIG_PAD     (66u * 1024)
+#define RC_VAL_MAX     (8 + 4 + 2 + RC_BIG_PAD + 97 + 4)
 
 static void rc_key(int i, char key[8])
 {
@@ -391,6 +394,8 @@ static size_t rc_value(int i, uint32_t version, uint8_t *buf)
     char key[8];
     rc_key(i, key);
     size_t pad = 20 + (size_t)((uint32_t)i * 7919u + version * 104729u) % (RC_PAD_MAX - 20);
+    if (i % 8 == 0)
+        pad = RC_BIG_PAD + version % 97;
     size_t n = 0;
     memcpy(buf, key, 8);
     n += 8;
