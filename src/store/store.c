@@ -298,6 +298,8 @@ struct read_at {
 static int locate(kv_store *s, const void *key, size_t key_len, struct read_at *at)
 {
     uint64_t h = index_hash(key, key_len);
+    /* The slot's cache miss overlaps the bloom filter's. */
+    index_prefetch_slot(&s->index, h);
     if (!bloom_may_contain(&s->bloom, h)) {
         atomic_fetch_add_explicit(&s->n_bloom_negatives, 1, memory_order_relaxed);
         return KV_ENOTFOUND;
