@@ -74,7 +74,10 @@ struct kv_store {
     uint64_t fd_clock; /* seg_mu */
 
     struct write_req *queue_head, *queue_tail;
-    bool closing; /* queue_mu */
+    atomic_size_t queue_len; /* written under queue_mu */
+    size_t round_writers;    /* writers in the last batch and queued behind it (queue_mu) */
+    bool closing;            /* queue_mu */
+    uint64_t last_sync_ns;   /* duration of the last fdatasync (append_mu) */
     atomic_bool read_only;
 
     /* Background fdatasync for KV_SYNC_INTERVAL. */
