@@ -38,6 +38,8 @@
 
 #define BATCH_MAX_RECORDS 256
 #define BATCH_MAX_BYTES   (4u << 20)
+#define SMALL_RECORD_MAX  256u
+#define STACK_IOVS        64
 
 struct write_req {
     uint8_t op;
@@ -46,8 +48,12 @@ struct write_req {
     const void *val;
     size_t val_len;
     uint64_t hash;
-    uint8_t hdr[RECORD_HEADER_LEN];
-    uint8_t trailer[RECORD_TRAILER_LEN];
+    /* The encoded record, as iovecs over buf and the caller's key and value:
+     * a small record is copied whole into buf (one piece, one CRC pass), a
+     * larger one keeps its header and trailer there. */
+    uint8_t buf[SMALL_RECORD_MAX];
+    struct iovec iov[4];
+    int niov;
     struct kv_loc loc; /* where the leader placed it */
     int rc;
     bool done;
@@ -157,25 +163,20 @@ static void abandon_unsynced_tail(kv_store *s)
         set_read_only(s, "no fresh segment could be started after a failed fdatasync");
 }
 
-/* Chooses the batch [first, *last] that fits the active segment, rotating
- * first when even the first record does not fit. append_mu held. */
-static int plan_batch(kv_store *s, struct write_req *first, struct write_req **last, size_t *count)
+/* Takes the batch [first, *last] off the queue: the records after first that
+ * fit the segment (size bytes used, limit) and the batch limits, none when
+ * alone is set. The writer behind the batch becomes the next leader at once:
+ * it wakes up while this batch is written and synced, and is ready to take
+ * append_mu the moment this leader lets go. Also notes how many writers this
+ * round involved, for await_writers. */
+static void take_batch(kv_store *s, struct write_req *first, uint64_t size, uint64_t limit,
+                       bool alone, struct write_req **last, size_t *count)
 {
-    uint64_t limit = s->opts.segment_size;
-    uint64_t size = atomic_load(&s->active->size);
-    if (size > 0 && size + req_size(first) > limit) {
-        int rc = kv__rotate(s, s->active->id + 1);
-        if (rc != 0)
-            return rc;
-        size = 0;
-    }
-    /* A record longer than a segment gets a segment of its own. Writers that
-     * queue up meanwhile link themselves in under queue_mu. */
     uint64_t bytes = req_size(first);
     struct write_req *w = first;
     size_t n = 1;
     pthread_mutex_lock(&s->queue_mu);
-    while (w->next && n < BATCH_MAX_RECORDS) {
+    while (!alone && w->next && n < BATCH_MAX_RECORDS) {
         uint64_t more = req_size(w->next);
         if (bytes + more > BATCH_MAX_BYTES || size + bytes + more > limit)
             break;
@@ -183,10 +184,36 @@ static int plan_batch(kv_store *s, struct write_req *first, struct write_req **l
         bytes += more;
         n++;
     }
+    struct write_req *next = w->next;
+    w->next = NULL;
+    s->queue_head = next;
+    size_t left = atomic_load_explicit(&s->queue_len, memory_order_relaxed) - n;
+    atomic_store_explicit(&s->queue_len, left, memory_order_relaxed);
+    if (!next)
+        s->queue_tail = NULL;
+    s->round_writers = n + left;
+    if (next)
+        sem_post(&next->wake);
     pthread_mutex_unlock(&s->queue_mu);
     *last = w;
     *count = n;
-    return 0;
+}
+
+/* Chooses and takes the batch that starts at first, rotating first when even
+ * the first record does not fit the active segment (a record longer than a
+ * segment gets a segment of its own). On failure the batch is first alone,
+ * and fails. append_mu held. */
+static int plan_batch(kv_store *s, struct write_req *first, struct write_req **last, size_t *count)
+{
+    uint64_t limit = s->opts.segment_size;
+    uint64_t size = atomic_load(&s->active->size);
+    int rc = atomic_load(&s->read_only) ? KV_EREADONLY : 0;
+    if (rc == 0 && size > 0 && size + req_size(first) > limit) {
+        rc = kv__rotate(s, s->active->id + 1);
+        size = 0;
+    }
+    take_batch(s, first, size, limit, rc != 0, last, count);
+    return rc;
 }
 
 /* Writes the batch at the end of the active segment. append_mu held. */
@@ -194,26 +221,28 @@ static int write_batch(kv_store *s, struct write_req *first, size_t count)
 {
     struct segment *a = s->active;
     uint64_t start = atomic_load(&a->size);
-    struct iovec *iov = malloc(count * 4 * sizeof(*iov));
-    if (!iov)
-        return KV_ENOMEM;
+    struct iovec stack_iov[STACK_IOVS];
+    struct iovec *iov = stack_iov;
+    if (count * 4 > STACK_IOVS) {
+        iov = malloc(count * 4 * sizeof(*iov));
+        if (!iov)
+            return KV_ENOMEM;
+    }
     int n = 0;
     uint64_t off = start;
     struct write_req *w = first;
-    for (size_t i = 0; i < count; i++, w = i < count ? w->next : w) {
+    for (size_t i = 0; i < count; i++, w = w->next) {
         w->loc.seg = a->id;
         w->loc.off = (uint32_t)off;
         w->loc.val_len = (uint32_t)w->val_len;
-        iov[n++] = (struct iovec){.iov_base = w->hdr, .iov_len = RECORD_HEADER_LEN};
-        iov[n++] = (struct iovec){.iov_base = (void *)w->key, .iov_len = w->key_len};
-        if (w->val_len > 0)
-            iov[n++] = (struct iovec){.iov_base = (void *)w->val, .iov_len = w->val_len};
-        iov[n++] = (struct iovec){.iov_base = w->trailer, .iov_len = RECORD_TRAILER_LEN};
+        for (int j = 0; j < w->niov; j++)
+            iov[n++] = w->iov[j];
         off += req_size(w);
     }
     int rc = kv__io_writev_full(s->io, a->fd, iov, n, (off_t)start);
     int err = errno;
-    free(iov);
+    if (iov != stack_iov)
+        free(iov);
     if (rc != 0) {
         kv__log(s, KV_LOG_ERROR, "write to segment %u failed: %s", a->id, strerror(err));
         if (truncate_active(s, start) != 0)
@@ -247,26 +276,6 @@ static int apply_batch(kv_store *s, struct write_req *first, size_t count)
     if (rc != 0)
         set_read_only(s, "out of memory while indexing durable records");
     return rc;
-}
-
-/* Takes the batch [first, last] off the queue and makes the writer behind it
- * the next leader at once: it wakes up while this batch is written and
- * synced, and is ready to take append_mu the moment this leader lets go.
- * Also notes how many writers this round involved, for await_writers. */
-static void detach_batch(kv_store *s, struct write_req *last, size_t count)
-{
-    pthread_mutex_lock(&s->queue_mu);
-    struct write_req *next = last->next;
-    last->next = NULL;
-    s->queue_head = next;
-    size_t left = atomic_load_explicit(&s->queue_len, memory_order_relaxed) - count;
-    atomic_store_explicit(&s->queue_len, left, memory_order_relaxed);
-    if (!next)
-        s->queue_tail = NULL;
-    s->round_writers = count + left;
-    if (next)
-        sem_post(&next->wake);
-    pthread_mutex_unlock(&s->queue_mu);
 }
 
 /*
@@ -307,10 +316,7 @@ static int lead_batch(kv_store *s, struct write_req *first)
     struct write_req *last = first;
     pthread_mutex_lock(&s->append_mu);
     await_writers(s);
-    int rc = atomic_load(&s->read_only) ? KV_EREADONLY : 0;
-    if (rc == 0)
-        rc = plan_batch(s, first, &last, &count);
-    detach_batch(s, last, count);
+    int rc = plan_batch(s, first, &last, &count);
     if (rc == 0) {
         /* Grow the index before the records become durable, so that applying
          * them cannot fail for memory. The write lock is taken only when the
@@ -346,16 +352,42 @@ static void finish_batch(struct write_req *first, int rc)
     }
 }
 
+/* Encodes the record of w into its iovecs, checksum included. */
+static void encode_request(struct write_req *w)
+{
+    uint8_t *p = w->buf;
+    record_encode_header(p, w->op, (uint32_t)w->key_len, (uint32_t)w->val_len);
+    uint64_t len = req_size(w);
+    if (len <= sizeof(w->buf)) {
+        memcpy(p + RECORD_HEADER_LEN, w->key, w->key_len);
+        if (w->val_len > 0)
+            memcpy(p + RECORD_HEADER_LEN + w->key_len, w->val, w->val_len);
+        put_u32(p + len - RECORD_TRAILER_LEN,
+                record_crc_update(0, p + 2, len - 2 - RECORD_TRAILER_LEN));
+        w->iov[0] = (struct iovec){.iov_base = p, .iov_len = len};
+        w->niov = 1;
+        return;
+    }
+    uint8_t *trailer = p + RECORD_HEADER_LEN;
+    uint32_t crc = record_crc_head(p, w->key, w->key_len);
+    if (w->val_len > 0)
+        crc = record_crc_update(crc, w->val, w->val_len);
+    put_u32(trailer, crc);
+    int n = 0;
+    w->iov[n++] = (struct iovec){.iov_base = p, .iov_len = RECORD_HEADER_LEN};
+    w->iov[n++] = (struct iovec){.iov_base = (void *)w->key, .iov_len = w->key_len};
+    if (w->val_len > 0)
+        w->iov[n++] = (struct iovec){.iov_base = (void *)w->val, .iov_len = w->val_len};
+    w->iov[n++] = (struct iovec){.iov_base = trailer, .iov_len = RECORD_TRAILER_LEN};
+    w->niov = n;
+}
+
 int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
               size_t val_len)
 {
     struct write_req w = {.op = op, .key = key, .key_len = key_len, .val = val, .val_len = val_len};
     w.hash = index_hash(key, key_len);
-    record_encode_header(w.hdr, op, (uint32_t)key_len, (uint32_t)val_len);
-    uint32_t crc = record_crc_head(w.hdr, key, key_len);
-    if (val_len > 0)
-        crc = record_crc_update(crc, val, val_len);
-    put_u32(w.trailer, crc);
+    encode_request(&w);
     sem_init(&w.wake, 0, 0);
 
     pthread_mutex_lock(&s->queue_mu);
