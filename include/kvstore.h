@@ -236,9 +236,11 @@ typedef struct kv_stats {
     uint64_t gets;                       /* kv_get calls */
     uint64_t records_replayed;           /* log records read at open */
     uint64_t compactions;                /* compactions completed */
-    uint64_t compaction_bytes_read;      /* segment bytes compactions scanned */
+    uint64_t compaction_bytes_read;      /* segment bytes compactions read: the live records
+                                            and the short dead gaps read through between them
+                                            (dead records are not read) */
     uint64_t compaction_bytes_written;   /* bytes they wrote */
-    uint64_t compaction_bytes_reclaimed; /* disk bytes they freed */
+    uint64_t compaction_bytes_reclaimed; /* disk bytes they freed: input size minus written */
     uint64_t last_compaction_ms;         /* duration of the last one */
     bool snapshot_loaded;                /* open used index.snapshot */
     bool read_only;                      /* writes are refused after a failed fsync */

@@ -4,10 +4,11 @@
  *
  * Only two short moments take append_mu: sealing the active segment at the
  * start, and writing the snapshot at the end. The rest runs while readers and
- * writers go on; the index is updated in short batches under the write lock,
- * and an entry moves to its copy only if it still names the record that was
- * copied, so a write made meanwhile wins. A reader that pinned a segment being
- * removed still reads it: its descriptor closes with its last reader.
+ * writers go on; the index is read and updated in short pieces under the
+ * rwlock, and an entry moves to its copy only if it still names the record
+ * that was copied, so a write made meanwhile wins. A reader that pinned a
+ * segment being removed still reads it: its descriptor closes with its last
+ * reader.
  *
  * Every step leaves a directory that opens to the same contents:
  *
@@ -15,12 +16,31 @@
  *      ids H+1 .. H+R are free for the outputs: inputs are every segment up
  *      to H, outputs sort after every input and before every new write;
  *   2. live records are copied into outputs written as .tmp files and fsynced
- *      (a crash here leaves .tmp files, removed at open);
+ *      (a crash here leaves .tmp files, removed at open). The copy is driven
+ *      by the index, not by a scan of the inputs:
+ *      a. the index is walked a hash range per read-lock hold (about
+ *         WALK_SLOTS slots, tens of microseconds), and every entry that names
+ *         an input is noted. Nothing live is missed though the index changes
+ *         (and even grows) between two ranges: after step 1 no entry comes to
+ *         name an input (writes go to segments after H), so the entries that
+ *         name inputs only ever leave that set, by an overwrite (the key then
+ *         lives in a newer segment) or a delete. A key's range is fixed by
+ *         its hash, wherever its slot moves, and each range is read whole
+ *         under one lock hold; so an entry that still names an input when
+ *         its range is walked is noted, and one that no longer does needs no
+ *         copy. Every entry naming an input at step 4 was thus noted;
+ *      b. the notes are sorted by (segment, offset), and the inputs read in
+ *         large reads that cover neighbouring live records and the short dead
+ *         gaps between them (dead records are never checksummed);
+ *      c. each record's header and checksum are verified before it is copied.
+ *         One that fails is not copied: its key still names an input after
+ *         step 4 and is dropped then, as when the record was found damaged
+ *         by a scan. Tombstones are never in the index, so none is copied;
  *   3. outputs are renamed into place and the directory fsynced: they hold,
  *      for each key they hold, its newest value as of step 1, so replaying
  *      inputs and outputs together gives the same result;
- *   4. the index moves to the outputs and the snapshot is rewritten naming
- *      only segments that stay;
+ *   4. the index moves to the outputs (in batches under the write lock) and
+ *      the snapshot is rewritten naming only segments that stay;
  *   5. inputs are unlinked oldest first, the directory fsynced after each.
  *      Tombstones were dropped at step 2: that is safe because every segment
  *      older than them is an input too; and since a crash in step 5 leaves
@@ -37,25 +57,25 @@
 #include "store.h"
 
 #define WRITE_BUF      (1u << 20)
+#define READ_BUF       (1u << 20)
 #define SPACE_MARGIN   (1u << 20)
 #define RELOCATE_BATCH 4096
+/* Slots of the index one read-lock hold of the walk covers: tens of
+ * microseconds. */
+#define WALK_SLOTS 8192
+/* Dead bytes between two live records that one read goes through rather than
+ * paying a second read: copying 32 KiB from the page cache costs about what
+ * a system call does. */
+#define READ_GAP (32u << 10)
+/* Lookups of the relocation started ahead of the one being made. */
+#define RELOCATE_AHEAD 8
 
-struct reloc {
-    struct kv_loc old;
-    struct kv_loc now;
-    size_t key_off; /* into compactor.keys */
+/* A live record of an input, as the index names it, and where it went. */
+struct live {
+    uint32_t seg, off, val_len;
+    uint32_t new_seg, new_off;
     uint16_t key_len;
-};
-
-#define STAGE_RECORDS 64
-#define STAGE_BYTES   (256u << 10)
-
-struct staged {
-    uint64_t off; /* in the input */
-    uint64_t len;
-    uint64_t hash;
-    size_t buf_off; /* into stage_buf: the whole record */
-    uint32_t key_len, val_len;
+    bool copied; /* its checksum held and it is in an output */
 };
 
 struct compactor {
@@ -63,8 +83,10 @@ struct compactor {
     struct segment **inputs;
     uint32_t *in_ids;
     size_t nin;
-    struct segment *in; /* the input being scanned */
+    struct live *live; /* sorted by (seg, off) once collected */
+    size_t nlive, live_cap;
     int in_fd;
+    uint32_t in_seg;  /* the input in_fd reads */
     uint32_t next_id; /* the id the next output gets */
     uint32_t last_id; /* the last id reserved for outputs */
     uint32_t *outs;   /* ids of the outputs written, and their sizes */
@@ -74,19 +96,13 @@ struct compactor {
     uint64_t out_size; /* bytes of the current output, buffered ones included */
     uint8_t *wbuf;
     size_t wlen;
-    uint8_t *rec; /* a record too large for the scanner's window */
-    size_t rec_cap;
-    struct reloc *relocs;
-    size_t nrelocs, relocs_cap;
-    /* Records waiting for their liveness check, checked a batch at a time so
-     * that the index's cache misses overlap. */
-    struct staged *staged;
-    size_t nstaged;
-    uint8_t *stage_buf;
-    size_t stage_len;
-    uint8_t *keys;
+    uint8_t *rbuf; /* a read of the inputs: READ_BUF, or one larger record */
+    size_t rbuf_cap;
+    uint8_t *keys; /* the keys of the copied records, in order */
     size_t keys_len, keys_cap;
-    uint64_t bytes_in, live_in;
+    uint64_t bytes_in; /* input bytes read */
+    uint64_t disk_in;  /* input bytes on disk */
+    uint64_t live_in;
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -111,7 +127,112 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* ---- step 2: copying */
+static bool cancelled(const struct compactor *c)
+{
+    return atomic_load_explicit(&c->s->compact_cancel, memory_order_relaxed);
+}
+
+static uint64_t live_size(const struct live *r)
+{
+    return record_size(r->key_len, r->val_len);
+}
+
+/* ---- step 2a: the live records of the inputs, from the index */
+
+/* Inputs are exactly the segments with ids up to the last input's. */
+static bool names_input(const struct compactor *c, uint32_t seg)
+{
+    return seg <= c->in_ids[c->nin - 1];
+}
+
+/* Walk visitor (read lock held): notes an entry that names an input. */
+static int collect_entry(const struct index_entry *e, void *arg)
+{
+    struct compactor *c = arg;
+    if (!names_input(c, e->loc.seg))
+        return 0;
+    int rc = grow((void **)&c->live, &c->live_cap, c->nlive + 1, sizeof(*c->live));
+    if (rc != 0)
+        return rc;
+    c->live[c->nlive++] = (struct live){
+        .seg = e->loc.seg, .off = e->loc.off, .val_len = e->loc.val_len, .key_len = e->key_len};
+    return 0;
+}
+
+/* Walks the whole index a hash range per read-lock hold (see the top
+ * comment for why nothing live is missed). */
+static int collect(struct compactor *c)
+{
+    kv_store *s = c->s;
+    uint64_t lo = 0;
+    while (lo <= UINT32_MAX) {
+        if (cancelled(c))
+            return KV_EBUSY;
+        kv__rdlock(s);
+        uint64_t width = ((uint64_t)WALK_SLOTS << 32) / s->index.cap;
+        uint64_t hi = lo + (width ? width : 1) - 1;
+        if (hi > UINT32_MAX)
+            hi = UINT32_MAX;
+        int rc = index_walk_range(&s->index, (uint32_t)lo, (uint32_t)hi, collect_entry, c);
+        kv__unlock(s);
+        if (rc != 0)
+            return rc;
+        lo = hi + 1;
+    }
+    return 0;
+}
+
+static uint64_t sort_key(const struct live *r)
+{
+    return (uint64_t)r->seg << 32 | r->off;
+}
+
+/* Sorts the live records by (segment, offset): a least-significant-digit
+ * radix sort, 16 bits a pass, that skips the digits all records share (the
+ * high bits of segment ids, usually). */
+static int sort_live(struct compactor *c)
+{
+    enum { DIGIT_BITS = 16, DIGITS = 64 / DIGIT_BITS, BUCKETS = 1 << DIGIT_BITS };
+    if (c->nlive < 2)
+        return 0;
+    uint32_t *counts = calloc((size_t)DIGITS * BUCKETS, sizeof(*counts));
+    struct live *tmp = malloc(c->nlive * sizeof(*tmp));
+    if (!counts || !tmp) {
+        free(counts);
+        free(tmp);
+        return KV_ENOMEM;
+    }
+    for (size_t i = 0; i < c->nlive; i++) {
+        uint64_t k = sort_key(&c->live[i]);
+        for (int d = 0; d < DIGITS; d++)
+            counts[d * BUCKETS + ((k >> (d * DIGIT_BITS)) & (BUCKETS - 1))]++;
+    }
+    struct live *from = c->live, *to = tmp;
+    for (int d = 0; d < DIGITS; d++) {
+        uint32_t *cnt = counts + (size_t)d * BUCKETS;
+        uint64_t k0 = sort_key(&from[0]);
+        if (cnt[(k0 >> (d * DIGIT_BITS)) & (BUCKETS - 1)] == c->nlive)
+            continue; /* every record has this digit */
+        uint32_t sum = 0;
+        for (size_t b = 0; b < BUCKETS; b++) {
+            uint32_t n = cnt[b];
+            cnt[b] = sum;
+            sum += n;
+        }
+        for (size_t i = 0; i < c->nlive; i++)
+            to[cnt[(sort_key(&from[i]) >> (d * DIGIT_BITS)) & (BUCKETS - 1)]++] = from[i];
+        struct live *t = from;
+        from = to;
+        to = t;
+    }
+    if (from != c->live)
+        memcpy(c->live, from, c->nlive * sizeof(*c->live));
+    free(counts);
+    free(tmp);
+    return 0;
+}
+
+/* ---- step 2b: copying */
 
 static int flush_output(struct compactor *c)
 {
@@ -162,9 +283,10 @@ static int start_output(struct compactor *c)
 }
 
 /* Appends one record to the outputs, starting a new output when the current
- * one is full, and says where it landed. */
-static int emit(struct compactor *c, const uint8_t *rec, uint64_t len, struct kv_loc *at)
+ * one is full, and notes where it landed. */
+static int emit(struct compactor *c, const uint8_t *rec, struct live *r)
 {
+    uint64_t len = live_size(r);
     int rc = 0;
     if (c->out_fd >= 0 && c->out_size > 0 && c->out_size + len > c->s->opts.segment_size)
         rc = finish_output(c);
@@ -172,8 +294,8 @@ static int emit(struct compactor *c, const uint8_t *rec, uint64_t len, struct kv
         rc = start_output(c);
     if (rc != 0)
         return rc;
-    at->seg = c->outs[c->nouts - 1];
-    at->off = (uint32_t)c->out_size;
+    r->new_seg = c->outs[c->nouts - 1];
+    r->new_off = (uint32_t)c->out_size;
     if (c->wlen + len > WRITE_BUF)
         rc = flush_output(c);
     if (rc == 0 && len > WRITE_BUF)
@@ -186,121 +308,115 @@ static int emit(struct compactor *c, const uint8_t *rec, uint64_t len, struct kv
     return rc;
 }
 
-/* Copies one live record to the outputs and notes where its key moved. */
-static int copy_record(struct compactor *c, const uint8_t *rec, const struct staged *st)
+/* Whether the bytes at rec are the SET record the index describes, checksum
+ * included. */
+static bool record_checks_out(const uint8_t *rec, const struct live *r)
 {
-    size_t keys_cap = c->keys_cap, relocs_cap = c->relocs_cap;
-    int rc = grow((void **)&c->keys, &keys_cap, c->keys_len + st->key_len, 1);
-    c->keys_cap = keys_cap;
-    if (rc == 0)
-        rc = grow((void **)&c->relocs, &relocs_cap, c->nrelocs + 1, sizeof(*c->relocs));
-    c->relocs_cap = relocs_cap;
-    if (rc != 0)
-        return rc;
-    struct reloc *rl = &c->relocs[c->nrelocs];
-    rl->old = (struct kv_loc){.seg = c->in->id, .off = (uint32_t)st->off, .val_len = st->val_len};
-    rl->key_off = c->keys_len;
-    rl->key_len = (uint16_t)st->key_len;
-    memcpy(c->keys + c->keys_len, rec + RECORD_HEADER_LEN, st->key_len);
-    rc = emit(c, rec, st->len, &rl->now);
-    if (rc != 0)
-        return rc;
-    rl->now.val_len = st->val_len;
-    c->keys_len += st->key_len;
-    c->nrelocs++;
-    return 0;
+    struct record_header h;
+    if (!record_decode_header(rec, &h) || h.op != KV_OP_SET || h.key_len != r->key_len ||
+        h.val_len != r->val_len)
+        return false;
+    uint64_t len = live_size(r);
+    uint32_t crc = record_crc_update(0, rec + 2, (size_t)len - 2 - RECORD_TRAILER_LEN);
+    return crc == get_u32(rec + len - RECORD_TRAILER_LEN);
 }
 
-/* Checks the staged records against the index in one read-lock hold, with
- * the lookups' memory prefetched, and copies the live ones. */
-static int flush_staged(struct compactor *c)
+/* Copies one live record that checks out, and keeps its key for the
+ * relocation. One that does not is left behind: its key still names an
+ * input after relocation, and retire_inputs drops it. */
+static int copy_record(struct compactor *c, const uint8_t *rec, struct live *r)
 {
-    kv_store *s = c->s;
-    bool live[STAGE_RECORDS] = {false};
-    kv__rdlock(s);
-    for (size_t i = 0; i < c->nstaged; i++)
-        index_prefetch_slot(&s->index, c->staged[i].hash);
-    for (size_t i = 0; i < c->nstaged; i++)
-        index_prefetch_entry(&s->index, c->staged[i].hash);
-    for (size_t i = 0; i < c->nstaged; i++) {
-        const struct staged *st = &c->staged[i];
-        const uint8_t *key = c->stage_buf + st->buf_off + RECORD_HEADER_LEN;
-        const struct index_entry *e = index_lookup(&s->index, st->hash, key, st->key_len);
-        live[i] = e && e->loc.seg == c->in->id && e->loc.off == st->off;
-    }
-    kv__unlock(s);
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < c->nstaged; i++)
-        if (live[i])
-            rc = copy_record(c, c->stage_buf + c->staged[i].buf_off, &c->staged[i]);
-    c->nstaged = 0;
-    c->stage_len = 0;
-    return rc;
-}
-
-/* Scanner callback: stages every good SET record (tombstones are dropped:
- * every older segment is an input; damaged records have nothing to copy). */
-static int stage_record(const struct scan_record *r, void *arg)
-{
-    struct compactor *c = arg;
-    if (atomic_load_explicit(&c->s->compact_cancel, memory_order_relaxed))
-        return KV_EBUSY;
-    if (r->status != KV_REC_OK || r->op != KV_OP_SET)
+    if (!record_checks_out(rec, r))
         return 0;
-    int rc = 0;
-    if (c->nstaged == STAGE_RECORDS || c->stage_len + r->len > STAGE_BYTES)
-        rc = flush_staged(c);
+    int rc = grow((void **)&c->keys, &c->keys_cap, c->keys_len + r->key_len, 1);
+    if (rc == 0)
+        rc = emit(c, rec, r);
     if (rc != 0)
         return rc;
-    const uint8_t *bytes = r->raw;
-    if (!bytes) {
-        /* Larger than the scanner's window: read it whole. */
-        rc = grow((void **)&c->rec, &c->rec_cap, (size_t)r->len, 1);
-        if (rc == 0)
-            rc = kv__io_read_full(c->s->io, c->in_fd, c->rec, (size_t)r->len, (off_t)r->off);
-        if (rc != 0)
-            return rc;
-        bytes = c->rec;
-    }
-    struct staged st = {.off = r->off,
-                        .len = r->len,
-                        .hash = index_hash(r->key, r->key_len),
-                        .key_len = r->key_len,
-                        .val_len = r->val_len};
-    if (r->len > STAGE_BYTES) {
-        /* Too large to stage: check and copy it on its own. */
-        kv__rdlock(c->s);
-        const struct index_entry *e = index_lookup(&c->s->index, st.hash, r->key, r->key_len);
-        bool live = e && e->loc.seg == c->in->id && e->loc.off == r->off;
-        kv__unlock(c->s);
-        return live ? copy_record(c, bytes, &st) : 0;
-    }
-    st.buf_off = c->stage_len;
-    memcpy(c->stage_buf + c->stage_len, bytes, (size_t)r->len);
-    c->stage_len += (size_t)r->len;
-    c->staged[c->nstaged++] = st;
+    memcpy(c->keys + c->keys_len, rec + RECORD_HEADER_LEN, r->key_len);
+    c->keys_len += r->key_len;
+    r->copied = true;
     return 0;
 }
 
-static int copy_input(struct compactor *c, struct segment *in)
+/* Points c->in_fd at input seg and returns that input's size. */
+static int open_input(struct compactor *c, uint32_t seg, uint64_t *size)
 {
+    size_t lo = 0, hi = c->nin;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->in_ids[mid] < seg)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == c->nin || c->in_ids[lo] != seg)
+        return KV_EIO; /* cannot be: names_input holds and inputs are every such id */
+    *size = atomic_load(&c->inputs[lo]->size);
+    if (c->in_fd >= 0 && c->in_seg == seg)
+        return 0;
+    if (c->in_fd >= 0)
+        c->s->io->close(c->s->io->ctx, c->in_fd);
+    c->in_fd = -1;
     char path[4096];
-    int rc = kv__segment_path(c->s->dir, in->id, false, path, sizeof(path));
+    int rc = kv__segment_path(c->s->dir, seg, false, path, sizeof(path));
     if (rc != 0)
         return rc;
-    c->in = in;
     c->in_fd = c->s->io->open(c->s->io->ctx, path, O_RDONLY, 0);
     if (c->in_fd < 0)
         return kv__errno_to_rc(errno);
-    uint64_t size = atomic_load(&in->size);
-    rc = kv__scan_segment(c->s->io, c->in_fd, size, 0, stage_record, c);
-    if (rc == 0)
-        rc = flush_staged(c);
-    c->nstaged = 0;
-    c->stage_len = 0;
-    c->s->io->close(c->s->io->ctx, c->in_fd);
-    c->in_fd = -1;
-    c->bytes_in += size;
+    c->in_seg = seg;
+    return 0;
+}
+
+/* The records [i, *end) of one read: same input, at most READ_GAP dead
+ * bytes between two of them, READ_BUF in all (or one larger record). */
+static size_t plan_read(const struct compactor *c, size_t i)
+{
+    const struct live *first = &c->live[i];
+    uint64_t start = first->off, stop = start + live_size(first);
+    size_t j = i + 1;
+    for (; j < c->nlive && c->live[j].seg == first->seg; j++) {
+        const struct live *r = &c->live[j];
+        uint64_t r_end = (uint64_t)r->off + live_size(r);
+        if (r->off < stop || r->off - stop > READ_GAP || r_end - start > READ_BUF)
+            break;
+        stop = r_end;
+    }
+    return j;
+}
+
+/* Reads the live records of the inputs, coalesced into large reads, and
+ * copies those that check out. */
+static int copy_live(struct compactor *c)
+{
+    int rc = 0;
+    for (size_t i = 0, j; rc == 0 && i < c->nlive; i = j) {
+        if (cancelled(c))
+            return KV_EBUSY;
+        j = plan_read(c, i);
+        uint64_t start = c->live[i].off;
+        uint64_t stop = (uint64_t)c->live[j - 1].off + live_size(&c->live[j - 1]);
+        uint64_t in_size = 0;
+        rc = open_input(c, c->live[i].seg, &in_size);
+        if (rc == 0 && stop > in_size) {
+            /* The index names bytes past the end of the file: a damaged
+             * record, like one whose checksum fails. Copy the others. */
+            while (j > i + 1 && (uint64_t)c->live[j - 1].off + live_size(&c->live[j - 1]) > in_size)
+                j--;
+            stop = (uint64_t)c->live[j - 1].off + live_size(&c->live[j - 1]);
+            if (stop > in_size)
+                continue;
+        }
+        if (rc == 0)
+            rc = grow((void **)&c->rbuf, &c->rbuf_cap, (size_t)(stop - start), 1);
+        if (rc == 0)
+            rc =
+                kv__io_read_full(c->s->io, c->in_fd, c->rbuf, (size_t)(stop - start), (off_t)start);
+        c->bytes_in += stop - start;
+        for (size_t k = i; rc == 0 && k < j; k++)
+            rc = copy_record(c, c->rbuf + (c->live[k].off - start), &c->live[k]);
+    }
     return rc;
 }
 
@@ -363,33 +479,52 @@ static int add_outputs(struct compactor *c)
 }
 
 /* Moves index entries to their copies, a batch per write-lock hold, so that
- * readers and writers wait microseconds, not the whole pass. */
+ * readers and writers wait microseconds, not the whole pass. The keys are
+ * hashed before the lock is taken, and the lookups' slots and entries are
+ * prefetched a few records ahead, so that their cache misses overlap. */
 static void relocate(struct compactor *c)
 {
     kv_store *s = c->s;
-    for (size_t start = 0; start < c->nrelocs; start += RELOCATE_BATCH) {
-        size_t end = start + RELOCATE_BATCH < c->nrelocs ? start + RELOCATE_BATCH : c->nrelocs;
+    uint64_t hashes[RELOCATE_BATCH];
+    const uint8_t *keys[RELOCATE_BATCH];
+    struct live *batch[RELOCATE_BATCH];
+    const uint8_t *key = c->keys;
+    size_t i = 0;
+    while (i < c->nlive) {
+        size_t n = 0;
+        for (; i < c->nlive && n < RELOCATE_BATCH; i++) {
+            if (!c->live[i].copied)
+                continue;
+            batch[n] = &c->live[i];
+            keys[n] = key;
+            hashes[n++] = index_hash(key, c->live[i].key_len);
+            key += c->live[i].key_len;
+        }
+        struct segment *from = NULL, *to = NULL;
         kv__wrlock(s);
-        for (size_t i = start; i < end; i++) {
-            const struct reloc *rl = &c->relocs[i];
-            const uint8_t *key = c->keys + rl->key_off;
-            struct index_entry *e =
-                index_lookup(&s->index, index_hash(key, rl->key_len), key, rl->key_len);
-            if (!e || e->loc.seg != rl->old.seg || e->loc.off != rl->old.off)
+        for (size_t k = 0; k < n && k < 2 * RELOCATE_AHEAD; k++)
+            index_prefetch_slot(&s->index, hashes[k]);
+        for (size_t k = 0; k < n && k < RELOCATE_AHEAD; k++)
+            index_prefetch_entry(&s->index, hashes[k]);
+        for (size_t k = 0; k < n; k++) {
+            if (k + 2 * RELOCATE_AHEAD < n)
+                index_prefetch_slot(&s->index, hashes[k + 2 * RELOCATE_AHEAD]);
+            if (k + RELOCATE_AHEAD < n)
+                index_prefetch_entry(&s->index, hashes[k + RELOCATE_AHEAD]);
+            const struct live *r = batch[k];
+            struct index_entry *e = index_lookup(&s->index, hashes[k], keys[k], r->key_len);
+            if (!e || e->loc.seg != r->seg || e->loc.off != r->off)
                 continue; /* written again meanwhile: the newer record wins */
-            uint64_t len = record_size(rl->key_len, rl->now.val_len);
-            e->loc = rl->now;
-            kv__segtab_find(s, rl->now.seg)->live_bytes += len;
-            kv__segtab_find(s, rl->old.seg)->live_bytes -= len;
+            e->loc = (struct kv_loc){.seg = r->new_seg, .off = r->new_off, .val_len = r->val_len};
+            if (!from || from->id != r->seg)
+                from = kv__segtab_find(s, r->seg);
+            if (!to || to->id != r->new_seg)
+                to = kv__segtab_find(s, r->new_seg);
+            to->live_bytes += live_size(r);
+            from->live_bytes -= live_size(r);
         }
         kv__unlock(s);
     }
-}
-
-/* Inputs are exactly the segments with ids up to the last input's. */
-static bool names_input(const struct compactor *c, uint32_t seg)
-{
-    return seg <= c->in_ids[c->nin - 1];
 }
 
 /* Drops keys whose entry still names an input after relocation: their record
@@ -461,11 +596,11 @@ static void compactor_free(struct compactor *c)
     free(c->in_ids);
     free(c->outs);
     free(c->out_sizes);
+    if (c->in_fd >= 0)
+        c->s->io->close(c->s->io->ctx, c->in_fd);
+    free(c->live);
     free(c->wbuf);
-    free(c->stage_buf);
-    free(c->staged);
-    free(c->rec);
-    free(c->relocs);
+    free(c->rbuf);
     free(c->keys);
 }
 
@@ -508,6 +643,7 @@ static int begin(struct compactor *c, bool background, bool *skip)
         for (size_t i = 0; i < n; i++) {
             c->in_ids[i] = c->inputs[i]->id;
             c->live_in += c->inputs[i]->live_bytes;
+            c->disk_in += atomic_load(&c->inputs[i]->size);
         }
     }
     kv__unlock(s);
@@ -544,13 +680,15 @@ static int run(struct compactor *c, bool background)
     }
     if (rc == 0) {
         c->wbuf = malloc(WRITE_BUF);
-        c->stage_buf = malloc(STAGE_BYTES);
-        c->staged = malloc(STAGE_RECORDS * sizeof(*c->staged));
-        if (!c->wbuf || !c->stage_buf || !c->staged)
+        if (!c->wbuf)
             rc = KV_ENOMEM;
     }
-    for (size_t i = 0; rc == 0 && i < c->nin; i++)
-        rc = copy_input(c, c->inputs[i]);
+    if (rc == 0)
+        rc = collect(c);
+    if (rc == 0)
+        rc = sort_live(c);
+    if (rc == 0)
+        rc = copy_live(c);
     if (rc == 0)
         rc = finish_output(c);
     if (rc == 0)
@@ -588,12 +726,12 @@ static int compact(kv_store *s, bool background)
         atomic_fetch_add(&s->n_compactions, 1);
         atomic_fetch_add(&s->compaction_read, c.bytes_in);
         atomic_fetch_add(&s->compaction_written, written);
-        atomic_fetch_add(&s->compaction_reclaimed, c.bytes_in - written);
+        atomic_fetch_add(&s->compaction_reclaimed, c.disk_in - written);
         atomic_store(&s->last_compaction_ms, ms);
         kv__log(s, KV_LOG_INFO,
-                "compaction: %zu segments (%llu bytes) into %zu (%llu bytes) in %llu ms", c.nin,
-                (unsigned long long)c.bytes_in, c.nouts, (unsigned long long)written,
-                (unsigned long long)ms);
+                "compaction: %zu segments (%llu bytes, %llu read) into %zu (%llu bytes) in %llu ms",
+                c.nin, (unsigned long long)c.disk_in, (unsigned long long)c.bytes_in, c.nouts,
+                (unsigned long long)written, (unsigned long long)ms);
     }
     compactor_free(&c);
     pthread_mutex_unlock(&s->compact_mu);

@@ -297,6 +297,39 @@ int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_le
     return 0;
 }
 
+/*
+ * Linear probing keeps every entry in the run of occupied slots that starts
+ * at its home, and home_of is monotone in the hash: so the entries with a
+ * hash in [lo, hi] lie in slots from home_of(lo) up to the first empty slot
+ * after home_of(hi), cyclically (a run may wrap past the last slot). Other
+ * hashes met on the way are skipped.
+ */
+int index_walk_range(const struct index *ix, uint32_t lo, uint32_t hi, index_visit_fn fn, void *arg)
+{
+    enum { AHEAD = 16 }; /* entries prefetched ahead of the visit */
+    size_t first = home_of(lo, ix->cap);
+    size_t span = home_of(hi, ix->cap) - first + 1;
+    size_t i = first, ahead = first;
+    for (size_t k = 0; k < AHEAD; k++)
+        ahead = next_slot(ahead, ix->cap);
+    for (size_t k = 0; k < ix->cap; k++) {
+        const struct index_slot *sl = &ix->slots[i];
+        const struct index_slot *pf = &ix->slots[ahead];
+        if (pf->ref && pf->hash >= lo && pf->hash <= hi)
+            __builtin_prefetch(arena_entry(ix, pf->ref));
+        if (sl->ref == 0 && k >= span)
+            break; /* past home_of(hi) and the end of its run */
+        if (sl->ref && sl->hash >= lo && sl->hash <= hi) {
+            int rc = fn(arena_entry(ix, sl->ref), arg);
+            if (rc != 0)
+                return rc;
+        }
+        i = next_slot(i, ix->cap);
+        ahead = next_slot(ahead, ix->cap);
+    }
+    return 0;
+}
+
 struct index_entry *index_next(const struct index *ix, size_t *cursor)
 {
     for (size_t i = *cursor; i < ix->cap; i++) {

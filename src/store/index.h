@@ -73,6 +73,22 @@ int index_reserve(struct index *ix, size_t n);
 /* Whether n more keys would make the slot array grow. */
 bool index_needs_room(const struct index *ix, size_t n);
 
+/*
+ * Walk by hash range: calls fn(entry, arg) for every entry whose slot hash
+ * (the low 32 bits of its key's hash) lies in [lo, hi], and stops at fn's
+ * first non-zero return, which it returns; 0 when all were visited.
+ *
+ * Unlike index_next, a walk made of ranges that cover [0, 2^32) visits every
+ * key that stays in the index throughout exactly once even when the index
+ * changes between two ranges (insertions, removals, growth): a key belongs
+ * to the range of its hash wherever its slot moves. fn must not change the
+ * index. Time is about the slots the range covers: (hi - lo + 1) * cap / 2^32
+ * plus one probe run.
+ */
+typedef int (*index_visit_fn)(const struct index_entry *e, void *arg);
+int index_walk_range(const struct index *ix, uint32_t lo, uint32_t hi, index_visit_fn fn,
+                     void *arg);
+
 /* Iteration: start *cursor at 0; returns the next entry or NULL at the end.
  * The index must not change during an iteration. */
 struct index_entry *index_next(const struct index *ix, size_t *cursor);

@@ -1,6 +1,6 @@
 /*
  * scan.c - reads a segment record by record, good or bad: the one parser of
- * the log, used by recovery, compaction and kv_scan().
+ * the log, used by recovery and kv_scan().
  *
  * A record "checks out" when its magic, lengths and CRC-32 agree. Bytes that
  * do not check out are reported as one region reaching to the next position
@@ -89,12 +89,10 @@ static int probe(struct reader *r, uint64_t pos, struct scan_record *rec, enum p
     if (rc != 0)
         return rc;
     uint32_t stored = get_u32(p);
-    /* Bring the whole record into the window when it fits, so that callers
-     * (compaction) can copy it without reading it again. */
-    rc = reader_peek(r, pos, len <= WINDOW_CAP ? (size_t)len : RECORD_HEADER_LEN + h.key_len, &p);
+    /* Reading the value may have moved the window: bring the key back. */
+    rc = reader_peek(r, pos, RECORD_HEADER_LEN + h.key_len, &p);
     if (rc != 0)
         return rc;
-    rec->raw = len <= WINDOW_CAP ? p : NULL;
     rec->off = pos;
     rec->len = len;
     rec->op = h.op;
@@ -187,7 +185,6 @@ int kv__scan_segment(const struct kv_io *io, int fd, uint64_t size, uint64_t sta
         if (rc != 0)
             break;
         rec.at_tail = next == size;
-        rec.raw = NULL;
         rec.status = region_status(pr, next - pos, &rec, rec.at_tail);
         if (rec.status != KV_REC_BAD_CHECKSUM) {
             rec.key = NULL;

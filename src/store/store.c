@@ -89,6 +89,32 @@ void kv__apply_delete(kv_store *s, uint64_t hash, const void *key, size_t key_le
         sub_live(s, &old, key_len);
 }
 
+/* Bloom rebuild: hashes are computed a batch ahead and their blocks
+ * prefetched, so that the filter's cache misses overlap (and the index walk
+ * prefetches the entries). */
+struct bloom_fill {
+    struct bloom *b;
+    uint64_t hashes[32];
+    size_t n;
+};
+
+static void bloom_fill_flush(struct bloom_fill *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        bloom_add(f->b, f->hashes[i]);
+    f->n = 0;
+}
+
+static int bloom_fill_visit(const struct index_entry *e, void *arg)
+{
+    struct bloom_fill *f = arg;
+    f->hashes[f->n] = index_hash(e->key, e->key_len);
+    bloom_prefetch(f->b, f->hashes[f->n++]);
+    if (f->n == sizeof(f->hashes) / sizeof(f->hashes[0]))
+        bloom_fill_flush(f);
+    return 0;
+}
+
 int kv__rebuild_bloom(kv_store *s)
 {
     struct bloom fresh;
@@ -96,23 +122,9 @@ int kv__rebuild_bloom(kv_store *s)
     int rc = bloom_init(&fresh, capacity, s->opts.bloom_bits_per_key);
     if (rc != 0)
         return rc;
-    /* Hashes are computed a batch ahead and their blocks prefetched, so the
-     * filter's cache misses overlap. */
-    uint64_t hashes[32];
-    size_t n = 0, cursor = 0;
-    struct index_entry *e;
-    do {
-        e = index_next(&s->index, &cursor);
-        if (e) {
-            hashes[n] = index_hash(e->key, e->key_len);
-            bloom_prefetch(&fresh, hashes[n++]);
-        }
-        if (n == 32 || (!e && n > 0)) {
-            for (size_t i = 0; i < n; i++)
-                bloom_add(&fresh, hashes[i]);
-            n = 0;
-        }
-    } while (e);
+    struct bloom_fill f = {.b = &fresh};
+    index_walk_range(&s->index, 0, UINT32_MAX, bloom_fill_visit, &f);
+    bloom_fill_flush(&f);
     fresh.inserted = s->index.count;
     bloom_destroy(&s->bloom);
     s->bloom = fresh;

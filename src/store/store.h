@@ -201,8 +201,6 @@ struct scan_record {
     uint32_t key_len;
     uint32_t val_len;
     uint32_t crc;
-    const uint8_t *raw; /* the whole record in memory, when it fits the
-                           reader's window (status OK only); else NULL */
 };
 typedef int (*scan_fn)(const struct scan_record *r, void *ctx);
 int kv__scan_segment(const struct kv_io *io, int fd, uint64_t size, uint64_t start, scan_fn fn,

@@ -101,6 +101,100 @@ static void test_index_matches_a_model_through_growth_and_removals(void **state)
     index_destroy(&ix);
 }
 
+static int stop_at_third(const struct index_entry *e, void *arg)
+{
+    (void)e;
+    int *calls = arg;
+    return ++*calls == 3 ? KV_ENOMEM : 0;
+}
+
+/* ---- walking by hash range while the index changes */
+
+#define WALK_KEYS 20000
+
+struct walk {
+    unsigned visits[WALK_KEYS];
+};
+
+static int count_visit(const struct index_entry *e, void *arg)
+{
+    struct walk *w = arg;
+    int i;
+    memcpy(&i, e->key, sizeof(i));
+    assert_true(i >= 0 && i < WALK_KEYS);
+    w->visits[i]++;
+    return 0;
+}
+
+static void upsert_key(struct index *ix, int i)
+{
+    char k[64];
+    size_t len = key_of(i, k);
+    struct kv_loc loc = {.seg = 1, .off = (uint32_t)i, .val_len = 1};
+    assert_int_equal(index_upsert(ix, index_hash(k, len), k, len, &loc, NULL, NULL), 0);
+}
+
+static void remove_key(struct index *ix, int i)
+{
+    char k[64];
+    size_t len = key_of(i, k);
+    assert_int_equal(index_remove(ix, index_hash(k, len), k, len, NULL), 0);
+}
+
+/* Between two ranges, keys are removed (slots shift back over the walk's
+ * position), added, and enough added at once that the slot array grows; a
+ * key present throughout must be visited exactly once, and no key twice. */
+static void test_walk_by_hash_range_sees_each_lasting_key_once_while_index_changes(void **state)
+{
+    (void)state;
+    struct index ix;
+    assert_int_equal(index_init(&ix), 0);
+    struct walk *w = calloc(1, sizeof(*w));
+    assert_non_null(w);
+    /* Keys below WALK_KEYS / 2 are there from the start; even ones among
+     * them stay, odd ones are removed during the walk. Keys above are added
+     * during the walk. */
+    int half = WALK_KEYS / 2;
+    for (int i = 0; i < half; i++)
+        upsert_key(&ix, i);
+    int removed = 1, added = half;
+    uint64_t lo = 0;
+    for (int piece = 0; lo <= UINT32_MAX; piece++) {
+        uint64_t hi = lo + (UINT64_C(1) << 32) / 61 - 1;
+        if (hi > UINT32_MAX)
+            hi = UINT32_MAX;
+        assert_int_equal(index_walk_range(&ix, (uint32_t)lo, (uint32_t)hi, count_visit, w), 0);
+        lo = hi + 1;
+        for (int n = 0; n < 80 && removed < half; n++, removed += 2)
+            remove_key(&ix, removed);
+        int burst = piece == 20 ? 3 * half : 60; /* growth, once */
+        for (int n = 0; n < burst && added < WALK_KEYS; n++)
+            upsert_key(&ix, added++);
+    }
+    assert_true(ix.cap > 2 * (size_t)half); /* it grew during the walk */
+    for (int i = 0; i < WALK_KEYS; i++) {
+        if (w->visits[i] > 1)
+            fail_msg("key %d visited %u times", i, w->visits[i]);
+        if (i < half && i % 2 == 0 && w->visits[i] != 1)
+            fail_msg("key %d, there throughout, was not visited", i);
+    }
+    free(w);
+    index_destroy(&ix);
+}
+
+static void test_walk_stops_at_the_visitors_error(void **state)
+{
+    (void)state;
+    struct index ix;
+    assert_int_equal(index_init(&ix), 0);
+    for (int i = 0; i < 100; i++)
+        upsert_key(&ix, i);
+    int calls = 0;
+    assert_int_equal(index_walk_range(&ix, 0, UINT32_MAX, stop_at_third, &calls), KV_ENOMEM);
+    assert_int_equal(calls, 3);
+    index_destroy(&ix);
+}
+
 static void test_index_memory_per_key_stays_small(void **state)
 {
     (void)state;
@@ -147,6 +241,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_matches_a_model_through_growth_and_removals),
+        cmocka_unit_test(test_walk_by_hash_range_sees_each_lasting_key_once_while_index_changes),
+        cmocka_unit_test(test_walk_stops_at_the_visitors_error),
         cmocka_unit_test(test_index_memory_per_key_stays_small),
         cmocka_unit_test(test_bloom_has_no_false_negatives_and_few_false_positives),
     };
