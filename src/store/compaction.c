@@ -18,9 +18,9 @@
  *   2. live records are copied into outputs written as .tmp files and fsynced
  *      (a crash here leaves .tmp files, removed at open). The copy is driven
  *      by the index, not by a scan of the inputs:
- *      a. the index is walked a hash range per read-lock hold (about
- *         WALK_SLOTS slots, tens of microseconds), and every entry that names
- *         an input is noted. Nothing live is missed though the index changes
+ *      a. the index is walked a hash range per read-lock hold
+ *         (kv__walk_index_shared: tens of microseconds each), and every
+ *         entry that names an input is noted. Nothing live is missed though the index changes
  *         (and even grows) between two ranges: after step 1 no entry comes to
  *         name an input (writes go to segments after H), so the entries that
  *         name inputs only ever leave that set, by an overwrite (the key then
@@ -41,7 +41,11 @@
  *      inputs and outputs together gives the same result;
  *   4. the index moves to the outputs (in batches under the write lock) and
  *      the snapshot is rewritten naming only segments that stay;
- *   5. inputs are unlinked oldest first, the directory fsynced after each.
+ *   5. inputs are unlinked oldest first, the directory fsynced after each,
+ *      on a second thread while step 4 writes the snapshot: unlinking takes
+ *      tens of milliseconds per segment (the kernel frees its cached pages),
+ *      and the two need no order, since a snapshot that names a segment that
+ *      is gone is refused at open, which then replays the whole log.
  *      Tombstones were dropped at step 2: that is safe because every segment
  *      older than them is an input too; and since a crash in step 5 leaves
  *      only the newest inputs behind, a deleted key's last record among them
@@ -60,9 +64,6 @@
 #define READ_BUF       (1u << 20)
 #define SPACE_MARGIN   (1u << 20)
 #define RELOCATE_BATCH 4096
-/* Slots of the index one read-lock hold of the walk covers: tens of
- * microseconds. */
-#define WALK_SLOTS 8192
 /* Dead bytes between two live records that one read goes through rather than
  * paying a second read: copying 32 KiB from the page cache costs about what
  * a system call does. */
@@ -149,6 +150,8 @@ static bool names_input(const struct compactor *c, uint32_t seg)
 static int collect_entry(const struct index_entry *e, void *arg)
 {
     struct compactor *c = arg;
+    if (cancelled(c))
+        return KV_EBUSY;
     if (!names_input(c, e->loc.seg))
         return 0;
     int rc = grow((void **)&c->live, &c->live_cap, c->nlive + 1, sizeof(*c->live));
@@ -163,23 +166,7 @@ static int collect_entry(const struct index_entry *e, void *arg)
  * comment for why nothing live is missed). */
 static int collect(struct compactor *c)
 {
-    kv_store *s = c->s;
-    uint64_t lo = 0;
-    while (lo <= UINT32_MAX) {
-        if (cancelled(c))
-            return KV_EBUSY;
-        kv__rdlock(s);
-        uint64_t width = ((uint64_t)WALK_SLOTS << 32) / s->index.cap;
-        uint64_t hi = lo + (width ? width : 1) - 1;
-        if (hi > UINT32_MAX)
-            hi = UINT32_MAX;
-        int rc = index_walk_range(&s->index, (uint32_t)lo, (uint32_t)hi, collect_entry, c);
-        kv__unlock(s);
-        if (rc != 0)
-            return rc;
-        lo = hi + 1;
-    }
-    return 0;
+    return kv__walk_index_shared(c->s, collect_entry, NULL, c);
 }
 
 static uint64_t sort_key(const struct live *r)
@@ -545,7 +532,8 @@ static void drop_orphans(struct compactor *c)
     }
 }
 
-/* Takes the inputs out of the table and rebuilds the bloom filter. */
+/* Takes the inputs out of the table, then rebuilds the bloom filter without
+ * the keys that are gone. */
 static void retire_inputs(struct compactor *c)
 {
     kv_store *s = c->s;
@@ -557,17 +545,20 @@ static void retire_inputs(struct compactor *c)
         drop_orphans(c);
     for (size_t i = 0; i < c->nin; i++)
         kv__segtab_remove(s, c->inputs[i]);
-    if (kv__rebuild_bloom(s) != 0)
-        kv__log(s, KV_LOG_WARN,
-                "compaction: no memory to rebuild the bloom filter; the old "
-                "one stays");
     kv__unlock(s);
+    /* Unmapping takes milliseconds: not under the lock. */
+    for (size_t i = 0; i < c->nin; i++)
+        kv__segment_unpin(s, c->inputs[i]);
+    if (kv__rebuild_bloom_shared(s) != 0)
+        kv__log(s, KV_LOG_WARN,
+                "compaction: no memory to rebuild the bloom filter; the old one stays");
 }
 
 /* ---- step 5 */
 
-static void unlink_inputs(struct compactor *c)
+static void *unlink_inputs(void *arg)
 {
+    struct compactor *c = arg;
     kv_store *s = c->s;
     for (size_t i = 0; i < c->nin; i++) {
         char path[4096];
@@ -581,9 +572,10 @@ static void unlink_inputs(struct compactor *c)
                     "compaction: cannot remove segment %u: %s (it holds only older copies; the "
                     "next compaction takes it again)",
                     c->in_ids[i], strerror(errno));
-            return;
+            return NULL;
         }
     }
+    return NULL;
 }
 
 /* ---- the whole compaction */
@@ -703,12 +695,19 @@ static int run(struct compactor *c, bool background)
     }
     relocate(c);
     retire_inputs(c);
+    /* Steps 4 and 5 overlap: the inputs are unlinked on a second thread while
+     * the snapshot is written (see the top comment). */
+    pthread_t unlinker;
+    bool threaded = pthread_create(&unlinker, NULL, unlink_inputs, c) == 0;
     pthread_mutex_lock(&s->append_mu);
     int src = kv__snapshot_save_locked(s);
     pthread_mutex_unlock(&s->append_mu);
     if (src != 0)
         kv__log(s, KV_LOG_WARN, "snapshot after compaction failed: %s", kv_strerror(src));
-    unlink_inputs(c);
+    if (threaded)
+        pthread_join(unlinker, NULL);
+    else
+        unlink_inputs(c);
     return 0;
 }
 

@@ -231,7 +231,6 @@ void kv__segtab_remove(kv_store *s, struct segment *seg)
         s->nsegs--;
         break;
     }
-    kv__segment_unpin(s, seg);
 }
 
 /* Closes idle sealed descriptors, least recently used first, until at most

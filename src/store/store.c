@@ -72,10 +72,13 @@ int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
         return rc;
     if (was_present)
         *was_present = replaced;
-    if (replaced)
+    if (replaced) {
         sub_live(s, &old, key_len);
-    else
+    } else {
         bloom_add(&s->bloom, hash);
+        if (s->bloom_next)
+            bloom_add(s->bloom_next, hash);
+    }
     struct segment *seg = kv__segtab_find(s, loc->seg);
     if (seg)
         seg->live_bytes += record_size(key_len, loc->val_len);
@@ -115,6 +118,11 @@ static int bloom_fill_visit(const struct index_entry *e, void *arg)
     return 0;
 }
 
+static void bloom_fill_end_range(void *arg)
+{
+    bloom_fill_flush(arg);
+}
+
 int kv__rebuild_bloom(kv_store *s)
 {
     struct bloom fresh;
@@ -128,6 +136,59 @@ int kv__rebuild_bloom(kv_store *s)
     fresh.inserted = s->index.count;
     bloom_destroy(&s->bloom);
     s->bloom = fresh;
+    return 0;
+}
+
+/* Slots of the index one read-lock hold of a shared walk covers: tens of
+ * microseconds. */
+#define WALK_SLOTS 8192
+
+int kv__walk_index_shared(kv_store *s, index_visit_fn fn, void (*end_range)(void *arg), void *arg)
+{
+    uint64_t lo = 0;
+    while (lo <= UINT32_MAX) {
+        kv__rdlock(s);
+        uint64_t width = ((uint64_t)WALK_SLOTS << 32) / s->index.cap;
+        uint64_t hi = lo + (width ? width : 1) - 1;
+        if (hi > UINT32_MAX)
+            hi = UINT32_MAX;
+        int rc = index_walk_range(&s->index, (uint32_t)lo, (uint32_t)hi, fn, arg);
+        if (end_range)
+            end_range(arg);
+        kv__unlock(s);
+        if (rc != 0)
+            return rc;
+        lo = hi + 1;
+    }
+    return 0;
+}
+
+/* The new filter takes the keys of the walk, and writers add the keys they
+ * insert meanwhile: a key inserted behind the walk is still in it, one
+ * removed meanwhile is a false positive at worst. Only the walk (under the
+ * read lock) and writers (under the write lock) touch it, never at once. */
+int kv__rebuild_bloom_shared(kv_store *s)
+{
+    kv__rdlock(s);
+    uint64_t capacity = 2 * (uint64_t)s->index.count;
+    kv__unlock(s);
+    struct bloom fresh;
+    int rc = bloom_init(&fresh, capacity, s->opts.bloom_bits_per_key);
+    if (rc != 0)
+        return rc;
+    kv__wrlock(s);
+    s->bloom_next = &fresh;
+    kv__unlock(s);
+    struct bloom_fill f = {.b = &fresh};
+    kv__walk_index_shared(s, bloom_fill_visit, bloom_fill_end_range, &f);
+    struct bloom old;
+    kv__wrlock(s);
+    s->bloom_next = NULL;
+    fresh.inserted = s->index.count;
+    old = s->bloom;
+    s->bloom = fresh;
+    kv__unlock(s);
+    bloom_destroy(&old);
     return 0;
 }
 

@@ -67,6 +67,9 @@ struct kv_store {
 
     struct index index;
     struct bloom bloom;
+    /* A filter being rebuilt beside traffic (kv__rebuild_bloom_shared):
+     * writers add new keys to it too until it replaces bloom. */
+    struct bloom *bloom_next;
     struct segment **segs; /* sorted by id; the last one is the active segment */
     size_t nsegs, segs_cap;
     struct segment *active;
@@ -134,8 +137,10 @@ int kv__segment_create(kv_store *s, uint32_t id, struct segment **out);
 int kv__segtab_add(kv_store *s, struct segment *seg);
 /* Finds a segment by id (caller holds lock). */
 struct segment *kv__segtab_find(const kv_store *s, uint32_t id);
-/* Takes seg out of the table (caller holds lock for writing) and drops the
- * table's reference: reads in flight keep it until they are done. */
+/* Takes seg out of the table (caller holds lock for writing). The caller
+ * then drops the table's reference with kv__segment_unpin, once it has
+ * released the lock (unmapping takes time); reads in flight keep seg until
+ * they are done. */
 void kv__segtab_remove(kv_store *s, struct segment *seg);
 /* Pins seg for a read after the lock is released (caller holds lock, so seg
  * is in the table). kv__segment_unpin undoes it, without the lock. */
@@ -169,7 +174,17 @@ void kv__stop_sync_thread(kv_store *s);
 int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
                   const struct kv_loc *loc, bool *replaced);
 void kv__apply_delete(kv_store *s, uint64_t hash, const void *key, size_t key_len);
+/* Rebuilds the bloom filter from the index; caller holds lock for writing. */
 int kv__rebuild_bloom(kv_store *s);
+/* The same, holding the lock only for pieces of the index walk and the swap;
+ * caller holds no lock (compaction). */
+int kv__rebuild_bloom_shared(kv_store *s);
+/* Calls fn for every entry of the index, a range of hashes per read-lock
+ * hold, so that writers go on between ranges; a key that stays in the index
+ * throughout is visited exactly once (index_walk_range). end_range(arg), if
+ * not NULL, runs before each release of the lock. Stops at fn's first
+ * non-zero return, which it returns. Caller holds no lock. */
+int kv__walk_index_shared(kv_store *s, index_visit_fn fn, void (*end_range)(void *arg), void *arg);
 
 /* ---- compaction.c: the background compactor */
 int kv__start_compactor(kv_store *s);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
@@ -66,7 +67,7 @@ void tu_append_record(uint8_t **buf, size_t *len, uint8_t op, const void *key, s
  */
 struct tu_faults {
     struct kv_io io;
-    int writes, syncs;
+    atomic_int writes, syncs; /* compaction syncs on two threads */
     int fail_write_at;
     int fail_write_count; /* how many consecutive writes fail (default 1) */
     int write_errno;
