@@ -548,7 +548,7 @@ static void retire_inputs(struct compactor *c)
     kv__unlock(s);
     /* Unmapping takes milliseconds: not under the lock. */
     for (size_t i = 0; i < c->nin; i++)
-        kv__segment_unpin(s, c->inputs[i]);
+        kv__segment_retire(s, c->inputs[i]);
     if (kv__rebuild_bloom_shared(s) != 0)
         kv__log(s, KV_LOG_WARN,
                 "compaction: no memory to rebuild the bloom filter; the old one stays");

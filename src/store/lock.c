@@ -15,7 +15,8 @@
  * other: a reader that finds the flag raised takes its count back and waits
  * for the writer on writer_mu; a writer never enters while a count it could
  * have missed is held. Writers are serialised by writer_mu, which they try
- * a while before sleeping on it, since it is held only for an index update.
+ * a while before sleeping on it, since it is held only for an index update;
+ * a writer first lets in the readers that went to sleep on it.
  * kv__unlock tells a writer from a reader by the thread-local record of which
  * store the thread holds for writing.
  */
@@ -26,11 +27,6 @@
 
 #define SPIN_TRIES  200
 #define YIELD_EVERY 64
-#define CACHE_LINE  64
-
-struct kv_reader_shard {
-    _Alignas(CACHE_LINE) atomic_uint readers;
-};
 
 /* The shard of this thread, assigned round robin on its first lock. */
 static atomic_uint next_shard;
@@ -47,11 +43,26 @@ static void cpu_relax(void)
 #endif
 }
 
-static atomic_uint *shard_of_thread(kv_store *s)
+unsigned kv__thread_shard(void)
 {
     if (my_shard == UINT32_MAX)
         my_shard = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % READER_SHARDS;
-    return &s->reader_shards[my_shard].readers;
+    return my_shard;
+}
+
+static atomic_uint *shard_of_thread(kv_store *s)
+{
+    return &s->reader_shards[kv__thread_shard()].n;
+}
+
+/* Yields now and then, else pauses: for waits on a thread that holds on for
+ * well under a microsecond unless it was preempted. */
+static void back_off(unsigned n)
+{
+    if (n % YIELD_EVERY == 0)
+        sched_yield();
+    else
+        cpu_relax();
 }
 
 int kv__lock_init(kv_store *s)
@@ -60,8 +71,9 @@ int kv__lock_init(kv_store *s)
     if (!s->reader_shards)
         return KV_ENOMEM;
     for (unsigned i = 0; i < READER_SHARDS; i++)
-        atomic_init(&s->reader_shards[i].readers, 0);
+        atomic_init(&s->reader_shards[i].n, 0);
     atomic_init(&s->writer_active, false);
+    atomic_init(&s->readers_waiting, 0);
     pthread_mutex_init(&s->writer_mu, NULL);
     return 0;
 }
@@ -85,16 +97,24 @@ void kv__rdlock(kv_store *s)
         atomic_fetch_sub(readers, 1);
         for (int i = 0; i < SPIN_TRIES && atomic_load(&s->writer_active); i++)
             cpu_relax();
-        if (atomic_load(&s->writer_active)) {
-            /* Sleep until the writer is done with the lock. */
-            pthread_mutex_lock(&s->writer_mu);
-            pthread_mutex_unlock(&s->writer_mu);
-        }
+        if (atomic_load(&s->writer_active))
+            break;
     }
+    /* Sleep until the writer is done, then enter while holding writer_mu, so
+     * that no writer can be active; the next writer lets the readers that
+     * slept go first (readers_waiting), or a writer that takes the lock back
+     * to back would keep them out for good. */
+    atomic_fetch_add(&s->readers_waiting, 1);
+    pthread_mutex_lock(&s->writer_mu);
+    atomic_fetch_add(readers, 1);
+    atomic_fetch_sub(&s->readers_waiting, 1);
+    pthread_mutex_unlock(&s->writer_mu);
 }
 
 void kv__wrlock(kv_store *s)
 {
+    for (unsigned n = 1; atomic_load(&s->readers_waiting) != 0; n++)
+        back_off(n);
     int tries = 0;
     while (pthread_mutex_trylock(&s->writer_mu) != 0) {
         if (++tries == SPIN_TRIES) {
@@ -104,16 +124,11 @@ void kv__wrlock(kv_store *s)
         cpu_relax();
     }
     atomic_store(&s->writer_active, true);
-    for (unsigned i = 0; i < READER_SHARDS; i++) {
-        /* Readers hold the lock briefly, but one may have been preempted
-         * while holding it: yield now and then rather than spin it out. */
-        for (unsigned n = 1; atomic_load(&s->reader_shards[i].readers) != 0; n++) {
-            if (n % YIELD_EVERY == 0)
-                sched_yield();
-            else
-                cpu_relax();
-        }
-    }
+    /* Readers hold the lock briefly, but one may have been preempted while
+     * holding it: yield now and then rather than spin it out. */
+    for (unsigned i = 0; i < READER_SHARDS; i++)
+        for (unsigned n = 1; atomic_load(&s->reader_shards[i].n) != 0; n++)
+            back_off(n);
     writing = s;
 }
 

@@ -3,27 +3,26 @@
  *
  * The table (s->segs, sorted by id, the active segment last) changes only
  * under the store's rwlock held for writing. A reader pins the segment it is
- * about to read (refs++) while it still holds the rwlock, so a segment that
- * compaction removes stays readable until its last reader is done; then it
- * is unmapped, its descriptor closed and its memory freed.
+ * about to read while it still holds the rwlock, in its own reader shard's
+ * count (so readers on different cores write different cache lines), and
+ * reads after releasing it. A segment that compaction takes out of the table
+ * is retired: once the pins taken before have drained, it is unmapped, its
+ * descriptor closed and its memory freed.
  *
  * Reads copy records out of a shared read-only mapping of the file, made on
- * a segment's first read: no system call, and small records are copied while
- * the reader still holds the lock of its index lookup, so that they need no
- * pin (table removals take the lock for writing). Larger ones are pinned and
- * read with preadv once the lock is released.
- * That is safe because no byte a read looks at ever changes: sealed segments
- * are immutable, the active one only grows, and the only truncations (a
- * failed write or fdatasync cut back in write.c, a torn tail at open) remove
- * bytes no index entry points at. A segment that cannot be mapped (or a table
- * of file calls without map, or a record beyond the mapping) is read with
- * preadv too. Descriptors are opened on demand and the least recently
- * used idle ones closed when more than opts.max_open_files are open; a
- * mapping does not hold one.
+ * a segment's first read: no system call. That is safe because no byte a
+ * read looks at ever changes: sealed segments are immutable, the active one
+ * only grows, and the only truncations (a failed write or fdatasync cut back
+ * in write.c, a torn tail at open) remove bytes no index entry points at. A
+ * segment that cannot be mapped (or a table of file calls without map, or a
+ * record beyond the mapping) is read with preadv. Descriptors are opened on
+ * demand and the least recently used idle ones closed when more than
+ * opts.max_open_files are open; a mapping does not hold one.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,12 +126,15 @@ int kv__list_segments(const kv_store *s, bool remove_tmp, uint32_t **ids, size_t
 
 struct segment *kv__segment_new(uint32_t id, int fd, uint64_t size)
 {
-    struct segment *seg = calloc(1, sizeof(*seg));
+    /* Aligned for the per-shard pin counts, one cache line each. */
+    struct segment *seg = aligned_alloc(CACHE_LINE, sizeof(*seg));
     if (!seg)
         return NULL;
+    memset(seg, 0, sizeof(*seg));
     seg->id = id;
     seg->fd = fd;
-    atomic_init(&seg->refs, 1);
+    for (unsigned i = 0; i < READER_SHARDS; i++)
+        atomic_init(&seg->pins[i].n, 0);
     atomic_init(&seg->map, NULL);
     atomic_init(&seg->map_tried, false);
     atomic_init(&seg->size, size);
@@ -301,13 +303,21 @@ static void map_locked(kv_store *s, struct segment *seg)
 
 void kv__segment_pin(struct segment *seg)
 {
-    atomic_fetch_add_explicit(&seg->refs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&seg->pins[kv__thread_shard()].n, 1, memory_order_relaxed);
 }
 
-void kv__segment_unpin(kv_store *s, struct segment *seg)
+void kv__segment_unpin(struct segment *seg)
 {
-    if (atomic_fetch_sub_explicit(&seg->refs, 1, memory_order_acq_rel) != 1)
-        return;
+    atomic_fetch_sub_explicit(&seg->pins[kv__thread_shard()].n, 1, memory_order_release);
+}
+
+/* Pins are only taken under the lock while seg is in the table, so once it
+ * is out and the lock released, the counts only fall. */
+void kv__segment_retire(kv_store *s, struct segment *seg)
+{
+    for (unsigned i = 0; i < READER_SHARDS; i++)
+        while (atomic_load_explicit(&seg->pins[i].n, memory_order_acquire) != 0)
+            sched_yield();
     pthread_mutex_lock(&s->seg_mu);
     segment_destroy_locked(s, seg);
     pthread_mutex_unlock(&s->seg_mu);

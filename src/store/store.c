@@ -3,9 +3,9 @@
  * put, get, exists, delete, sync, statistics.
  *
  * Reads take the rwlock only to look the key up and pin its segment; the
- * pread and the checksum run without any lock, so readers never wait for a
- * writer's fdatasync, and writers wait for readers only during the few
- * instructions of a lookup.
+ * copy (out of the segment's mapping, or by pread) and the checksum run
+ * without any lock, so readers never wait for a writer's fdatasync, and
+ * writers wait for readers only during the few instructions of a lookup.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -356,11 +356,6 @@ int kv_delete(kv_store *s, const void *key, size_t key_len)
     return rc;
 }
 
-/* Records up to this size are copied out of the segment's mapping under the
- * read lock; larger ones are copied once it is released, the segment pinned,
- * so that a big value never holds up writers waiting for the lock. */
-#define COPY_UNDER_LOCK_MAX (64u << 10)
-
 /* Where a read finds its record. */
 struct read_at {
     struct kv_loc loc;
@@ -501,24 +496,18 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     }
     uint64_t len = record_size(key_len, at.loc.val_len);
     const uint8_t *rec = kv__segment_view(s, at.seg, at.loc.off, len);
-    if (rec && len <= COPY_UNDER_LOCK_MAX) {
+    int fd = -1;
+    kv__segment_pin(at.seg);
+    if (!rec)
+        rc = kv__segment_get_fd(s, at.seg, &fd);
+    kv__unlock(s);
+    if (rec) {
         rc = copy_value(s, &at, rec, key, key_len, &buf, want_crc);
-        kv__unlock(s);
-    } else {
-        /* Pinned, the mapping stays valid after the lock is released. */
-        int fd = -1;
-        kv__segment_pin(at.seg);
-        if (!rec)
-            rc = kv__segment_get_fd(s, at.seg, &fd);
-        kv__unlock(s);
-        if (rec) {
-            rc = copy_value(s, &at, rec, key, key_len, &buf, want_crc);
-        } else if (rc == 0) {
-            rc = read_value(s, &at, fd, key, key_len, &buf, want_crc);
-            kv__segment_put_fd(s, at.seg);
-        }
-        kv__segment_unpin(s, at.seg);
+    } else if (rc == 0) {
+        rc = read_value(s, &at, fd, key, key_len, &buf, want_crc);
+        kv__segment_put_fd(s, at.seg);
     }
+    kv__segment_unpin(at.seg);
     if (rc != 0)
         return rc;
     *val = buf;

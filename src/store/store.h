@@ -8,10 +8,11 @@
  *               sync, snapshot, compaction. Held by one group-commit leader.
  *   lock        (kv__rdlock/kv__wrlock) the index, the bloom filter, the
  *               segment table and per-segment live-byte counts. Readers
- *               share it for a lookup and the copy of a small record out of
- *               a segment's mapping; they never hold it across a system call.
+ *               share it for a lookup and to pin the segment they read; the
+ *               copy and checksum run after it is released.
  *   seg_mu      the descriptor cache of segments and their first mapping.
- * queue_mu guards the writers' queue and is never held with the others.
+ * queue_mu guards the writers' queue; it is taken last, under append_mu by
+ * the group-commit leader, and under no other lock.
  */
 #ifndef KV_STORE_STORE_H
 #define KV_STORE_STORE_H
@@ -29,15 +30,24 @@
 #define SNAPSHOT_NAME "index.snapshot"
 #define LOCK_NAME     "LOCK"
 
+/* Readers count themselves in per-thread shards, one cache line each, so
+ * that readers on different cores never write the same line (lock.c). */
+#define READER_SHARDS 8
+#define CACHE_LINE    64
+
+struct kv_shard_count {
+    _Alignas(CACHE_LINE) atomic_uint n;
+};
+
 struct segment {
     uint32_t id;
     int fd;                /* -1 while closed by the descriptor cache */
     _Atomic uint64_t size; /* bytes in the file */
     uint64_t synced_size;  /* bytes known durable (active segment; append_mu) */
     uint64_t live_bytes;   /* bytes of records the index points at (lock) */
-    /* The table's reference plus one per read in flight: the last one to
-     * drop it unmaps, closes and frees the segment. */
-    atomic_uint refs;
+    /* Reads in flight, per reader shard: a segment taken out of the table
+     * is destroyed once they have all drained (kv__segment_retire). */
+    struct kv_shard_count pins[READER_SHARDS];
     unsigned fd_users; /* reads using fd: it is not evicted (seg_mu) */
     bool writable;     /* the active segment: its descriptor is never evicted */
     uint64_t last_use; /* descriptor-cache clock (seg_mu) */
@@ -59,8 +69,9 @@ struct kv_store {
 
     pthread_mutex_t append_mu;
     /* lock: see lock.c */
-    struct kv_reader_shard *reader_shards;
+    struct kv_shard_count *reader_shards;
     atomic_bool writer_active;
+    atomic_uint readers_waiting;
     pthread_mutex_t writer_mu;
     pthread_mutex_t seg_mu;
     pthread_mutex_t queue_mu;
@@ -113,12 +124,13 @@ struct kv_store {
  * briefly before sleeping. Its holders keep it for a lookup or a batch of
  * index updates, well under a microsecond, while waking a thread that went
  * to sleep costs tens of microseconds on a virtual machine. */
-#define READER_SHARDS 8
 int kv__lock_init(kv_store *s);
 void kv__lock_destroy(kv_store *s);
 void kv__rdlock(kv_store *s);
 void kv__wrlock(kv_store *s);
 void kv__unlock(kv_store *s);
+/* The reader shard of the calling thread, 0 .. READER_SHARDS-1. */
+unsigned kv__thread_shard(void);
 
 /* ---- log.c */
 void kv__log(const kv_store *s, kv_log_level level, const char *fmt, ...)
@@ -137,18 +149,20 @@ int kv__segment_create(kv_store *s, uint32_t id, struct segment **out);
 int kv__segtab_add(kv_store *s, struct segment *seg);
 /* Finds a segment by id (caller holds lock). */
 struct segment *kv__segtab_find(const kv_store *s, uint32_t id);
-/* Takes seg out of the table (caller holds lock for writing). The caller
- * then drops the table's reference with kv__segment_unpin, once it has
- * released the lock (unmapping takes time); reads in flight keep seg until
- * they are done. */
+/* Takes seg out of the table (caller holds lock for writing). Once it has
+ * released the lock, the caller hands seg to kv__segment_retire. */
 void kv__segtab_remove(kv_store *s, struct segment *seg);
-/* Pins seg for a read after the lock is released (caller holds lock, so seg
- * is in the table). kv__segment_unpin undoes it, without the lock. */
+/* Waits for the reads that pinned seg before it left the table, then unmaps,
+ * closes and frees it. Caller holds no lock. */
+void kv__segment_retire(kv_store *s, struct segment *seg);
+/* Pins seg for a read that goes on after the lock is released (caller holds
+ * lock, so seg is in the table); kv__segment_unpin, without the lock, ends
+ * it. The count is the calling thread's reader shard's. */
 void kv__segment_pin(struct segment *seg);
-void kv__segment_unpin(kv_store *s, struct segment *seg);
+void kv__segment_unpin(struct segment *seg);
 /* The len bytes at off of seg straight from its mapping, made on the first
  * call, or NULL when it cannot be mapped or they lie outside the bytes
- * written. Valid while the caller holds lock, or a pin. */
+ * written. Caller holds lock; the bytes stay valid while seg is pinned. */
 const uint8_t *kv__segment_view(kv_store *s, struct segment *seg, uint64_t off, uint64_t len);
 /* The descriptor of a pinned segment, opened if the cache closed it, kept
  * open until kv__segment_put_fd (caller holds lock: the cache walks the

@@ -262,6 +262,18 @@ static int f_unlink(void *ctx, const char *p)
     return kv__io_os.unlink(NULL, p);
 }
 
+static void *f_map(void *ctx, int fd, size_t len)
+{
+    (void)ctx;
+    return kv__io_os.map(NULL, fd, len);
+}
+
+static int f_unmap(void *ctx, void *addr, size_t len)
+{
+    (void)ctx;
+    return kv__io_os.unmap(NULL, addr, len);
+}
+
 void tu_faults_init(struct tu_faults *f)
 {
     memset(f, 0, sizeof(*f));
@@ -276,6 +288,11 @@ void tu_faults_init(struct tu_faults *f)
         .ftruncate = f_ftruncate,
         .rename = f_rename,
         .unlink = f_unlink,
+        /* Reads go through the mapping, as with the operating system's
+         * table, so that cut-backs after failed writes and syncs are checked
+         * against mapped segments too. */
+        .map = f_map,
+        .unmap = f_unmap,
     };
 }
 

@@ -368,9 +368,9 @@ static void test_compaction_beside_writers_and_deleters_keeps_every_model(void *
  *   key (8 bytes, "key-NNN\0") | version u32 | pad_len u16 | pad | crc32 u32
  *
  * where pad is a pattern of (key, version) and the CRC covers everything
- * before it. Every eighth key has values over 64 KiB, which readers copy out
- * of a pinned segment after releasing the lock (or read with preadv, beyond
- * the active segment's mapping), while compactions remove segments. */
+ * before it. Every eighth key has values over 64 KiB, larger than a segment
+ * here, so that readers also take the preadv path (a record beyond the
+ * active segment's mapping), while compactions retire segments. */
 
 #define RC_KEYS        32
 #define RC_WRITERS     4
