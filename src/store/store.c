@@ -177,7 +177,7 @@ int kv__rebuild_bloom_shared(kv_store *s)
     if (rc != 0)
         return rc;
     kv__wrlock(s);
-    s->bloom_next = &fresh;
+    s->bloom_next = &fresh; // cppcheck-suppress autoVariables ; reset below
     kv__unlock(s);
     struct bloom_fill f = {.b = &fresh};
     kv__walk_index_shared(s, bloom_fill_visit, bloom_fill_end_range, &f);
