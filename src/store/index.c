@@ -18,6 +18,11 @@
  * Arena references count 8-byte units: chunk number in the high bits, unit
  * within the chunk in the low ARENA_CHUNK_BITS. Freed entries are kept on a
  * list per size (in units) and reused by entries of the same size.
+ *
+ * A snapshot load is the one time millions of keys arrive at once, and it
+ * has its own path: keys that arrive in ascending order of hash take their
+ * slot without a probe (index_insert_new), and the snapshot is written in
+ * that order (index_for_each_by_hash).
  */
 #include "index.h"
 
@@ -261,6 +266,128 @@ int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_le
     if (replaced)
         *replaced = false;
     return 0;
+}
+
+/* Where a key of home slot home goes on the quick path of a bulk load, or
+ * SIZE_MAX when only a probe can say. The quick path holds while every key
+ * inserted so far has a lower hash (so none is this key, and none has a later
+ * home) and none wrapped past the end of the array: then every occupied slot
+ * lies at or before the frontier, the highest one used, and every slot from
+ * this key's home to the frontier is occupied (a key at the frontier fills
+ * the run from its own home, which is not after this one's). The first free
+ * slot from home on is therefore the one after the frontier, or home. */
+static size_t bulk_slot(const struct index *ix, const struct index_bulk *b, uint32_t h, size_t home)
+{
+    if (b->off || (b->any && h <= b->max_hash))
+        return SIZE_MAX;
+    size_t at = b->any && home <= b->frontier ? b->frontier + 1 : home;
+    return at < ix->cap ? at : SIZE_MAX;
+}
+
+int index_insert_new(struct index *ix, struct index_bulk *b, uint64_t hash, const void *key,
+                     size_t key_len, const struct kv_loc *loc, bool *present)
+{
+    size_t cap = ix->cap;
+    /* Growing first means the slot found below stays valid. */
+    if (grow_for(ix, 1) != 0)
+        return KV_ENOMEM;
+    /* The hints describe this load's keys in this array only. */
+    if (ix->cap != cap || (!b->any && ix->count > 0))
+        b->off = true;
+    uint32_t h = (uint32_t)hash;
+    size_t home = home_of(h, ix->cap);
+    size_t i = bulk_slot(ix, b, h, home);
+    if (i == SIZE_MAX) {
+        i = find_slot(ix, h, key, key_len);
+        *present = ix->slots[i].ref != 0;
+        if (*present)
+            return 0;
+    }
+    *present = false;
+    uint32_t ref = arena_alloc(ix, entry_units(key_len));
+    if (ref == 0)
+        return KV_ENOMEM;
+    struct index_entry *e = arena_entry(ix, ref);
+    e->loc = *loc;
+    e->key_len = (uint16_t)key_len;
+    memcpy(e->key, key, key_len);
+    ix->slots[i].hash = h;
+    ix->slots[i].ref = ref;
+    ix->count++;
+    if (i < home)
+        b->off = true; /* the probe wrapped past the end */
+    if (!b->any || i > b->frontier)
+        b->frontier = i;
+    if (!b->any || h > b->max_hash)
+        b->max_hash = h;
+    b->any = true;
+    return 0;
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const struct index_slot *)a)->hash, y = ((const struct index_slot *)b)->hash;
+    return (x > y) - (x < y);
+}
+
+/* Sorts a run of slots by hash: insertion sort for the short runs of a table
+ * at most 80 % full, qsort for a long one. */
+static void sort_run(struct index_slot *run, size_t n)
+{
+    if (n > 16) {
+        qsort(run, n, sizeof(*run), slot_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct index_slot x = run[i];
+        size_t j = i;
+        for (; j > 0 && run[j - 1].hash > x.hash; j--)
+            run[j] = run[j - 1];
+        run[j] = x;
+    }
+}
+
+/*
+ * A key's home lies in the run of occupied slots (cluster) that holds it, so
+ * walking the clusters in slot order and each one sorted gives ascending
+ * hashes; starting after an empty slot means no cluster is cut by the end of
+ * the array, and only the keys whose home precedes that slot come out of
+ * order (at the end).
+ */
+int index_for_each_by_hash(const struct index *ix, index_entry_fn fn, void *ctx)
+{
+    size_t start = 0;
+    while (start < ix->cap && ix->slots[start].ref)
+        start++;
+    if (start == ix->cap)
+        start = 0; /* cannot happen below the maximum load */
+    struct index_slot *run = NULL;
+    size_t n = 0, run_cap = 0;
+    int rc = 0;
+    for (size_t k = 1; rc == 0 && k <= ix->cap; k++) {
+        size_t i = start + k < ix->cap ? start + k : start + k - ix->cap;
+        if (ix->slots[i].ref) {
+            if (n == run_cap) {
+                size_t ncap = run_cap ? 2 * run_cap : 64;
+                struct index_slot *grown = realloc(run, ncap * sizeof(*run));
+                if (!grown) {
+                    rc = KV_ENOMEM;
+                    break;
+                }
+                run = grown;
+                run_cap = ncap;
+            }
+            run[n++] = ix->slots[i];
+            if (k < ix->cap)
+                continue;
+        }
+        sort_run(run, n);
+        for (size_t j = 0; rc == 0 && j < n; j++)
+            rc = fn(ctx, arena_entry(ix, run[j].ref));
+        n = 0;
+    }
+    free(run);
+    return rc;
 }
 
 int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_len,

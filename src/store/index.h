@@ -57,6 +57,29 @@ struct index_entry *index_lookup(const struct index *ix, uint64_t hash, const vo
 int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_len,
                  const struct kv_loc *loc, struct kv_loc *old, bool *replaced);
 
+/*
+ * A bulk load: keys that are expected to be new, arriving in about ascending
+ * order of hash (a snapshot writes them so). Start with a zeroed struct
+ * index_bulk on an empty index, after index_reserve, and change the index
+ * only through index_insert_new until the load is done. Each key that hashes
+ * higher than every one before it then takes its slot without a probe (see
+ * bulk_slot in index.c); any other takes the ordinary probe, so any order and
+ * any duplicate are still handled right, only slower.
+ */
+struct index_bulk {
+    uint32_t max_hash; /* highest hash inserted */
+    size_t frontier;   /* highest slot used */
+    bool any;          /* a key was inserted */
+    bool off;          /* the quick path no longer holds: probe every key */
+};
+
+/*
+ * Adds key at loc. When key is already present, *present is set and the
+ * index is unchanged. On KV_ENOMEM the index is unchanged.
+ */
+int index_insert_new(struct index *ix, struct index_bulk *b, uint64_t hash, const void *key,
+                     size_t key_len, const struct kv_loc *loc, bool *present);
+
 /* Removes key; *old (if not NULL) receives its location. 0 or KV_ENOTFOUND. */
 int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_len,
                  struct kv_loc *old);
@@ -92,6 +115,13 @@ int index_walk_range(const struct index *ix, uint32_t lo, uint32_t hi, index_vis
 /* Iteration: start *cursor at 0; returns the next entry or NULL at the end.
  * The index must not change during an iteration. */
 struct index_entry *index_next(const struct index *ix, size_t *cursor);
+
+/* Calls fn for every entry, in about ascending order of hash (the order
+ * index_insert_new's bulk load is quick with), until fn returns non-zero,
+ * which is returned; KV_ENOMEM when memory runs out. The index must not
+ * change meanwhile. */
+typedef int (*index_entry_fn)(void *ctx, const struct index_entry *e);
+int index_for_each_by_hash(const struct index *ix, index_entry_fn fn, void *ctx);
 
 /* Bytes of memory the index holds. */
 size_t index_memory(const struct index *ix);

@@ -40,8 +40,10 @@ static void check_all(const struct index *ix, const struct model *m)
             continue;
         }
         count++;
-        if (!e)
+        if (!e) {
             fail_msg("key %d lost", i);
+            return; /* fail_msg ends the test; the analyzer does not know */
+        }
         assert_int_equal(e->loc.seg, m->loc[i].seg);
         assert_int_equal(e->loc.off, m->loc[i].off);
         assert_int_equal(e->key_len, len);
@@ -237,12 +239,173 @@ static void test_bloom_has_no_false_negatives_and_few_false_positives(void **sta
     bloom_destroy(&b);
 }
 
+/* ---- bulk loads (snapshots) */
+
+struct keyed {
+    uint32_t hash;
+    int i;
+};
+
+static int by_hash(const void *a, const void *b)
+{
+    uint32_t x = ((const struct keyed *)a)->hash, y = ((const struct keyed *)b)->hash;
+    return (x > y) - (x < y);
+}
+
+enum order { ASCENDING, ROTATED, SHUFFLED };
+
+/* The keys 0..KEYS-1 in the given order of hash, each third one twice. */
+static struct keyed *load_order(enum order order, size_t *n)
+{
+    struct keyed *v = calloc(KEYS + (KEYS + 2) / 3, sizeof(*v));
+    assert_non_null(v);
+    for (int i = 0; i < KEYS; i++) {
+        char k[64];
+        size_t len = key_of(i, k);
+        v[i] = (struct keyed){.hash = (uint32_t)index_hash(k, len), .i = i};
+    }
+    *n = KEYS;
+    for (int i = 0; i < KEYS; i += 3)
+        v[(*n)++] = v[i];
+    qsort(v, *n, sizeof(*v), by_hash); /* each duplicate next to its first */
+    uint64_t x = 99;
+    if (order == ROTATED) { /* as a snapshot starts: a high-hash run first */
+        struct keyed *r = malloc(*n * sizeof(*r));
+        assert_non_null(r);
+        size_t cut = *n - *n / 50;
+        memcpy(r, v + cut, (*n - cut) * sizeof(*r));
+        memcpy(r + (*n - cut), v, cut * sizeof(*r));
+        free(v);
+        v = r;
+    } else if (order == SHUFFLED) {
+        for (size_t j = *n - 1; j > 0; j--) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t o = (size_t)(x >> 33) % (j + 1);
+            struct keyed t = v[j];
+            v[j] = v[o];
+            v[o] = t;
+        }
+    }
+    return v;
+}
+
+/* Loads the keys in the given order through index_insert_new, then keeps
+ * using the index as usual: every key is found, each duplicate is reported,
+ * and nothing is lost whether the quick path held or not. */
+static void check_bulk_load(enum order order, bool reserve)
+{
+    struct index ix;
+    assert_int_equal(index_init(&ix), 0);
+    if (reserve)
+        assert_int_equal(index_reserve(&ix, KEYS), 0);
+    struct model *m = calloc(1, sizeof(*m));
+    size_t n;
+    struct keyed *v = load_order(order, &n);
+    struct index_bulk bulk = {0};
+    for (size_t j = 0; j < n; j++) {
+        char k[64];
+        int i = v[j].i;
+        size_t len = key_of(i, k);
+        struct kv_loc loc = {.seg = 1, .off = (uint32_t)j, .val_len = 2};
+        bool present = false;
+        assert_int_equal(index_insert_new(&ix, &bulk, index_hash(k, len), k, len, &loc, &present),
+                         0);
+        if (present != m->present[i])
+            fail_msg("key %d: reported present=%d, model %d", i, present, m->present[i]);
+        if (!present) {
+            m->present[i] = true;
+            m->loc[i] = loc;
+        }
+    }
+    check_all(&ix, m);
+    /* Ordinary use after the load. */
+    for (int i = 0; i < KEYS; i += 2) {
+        char k[64];
+        size_t len = key_of(i, k);
+        assert_int_equal(index_remove(&ix, index_hash(k, len), k, len, NULL), 0);
+        m->present[i] = false;
+    }
+    for (int i = 0; i < KEYS; i += 4) {
+        char k[64];
+        size_t len = key_of(i, k);
+        struct kv_loc loc = {.seg = 2, .off = (uint32_t)i, .val_len = 3};
+        assert_int_equal(index_upsert(&ix, index_hash(k, len), k, len, &loc, NULL, NULL), 0);
+        m->present[i] = true;
+        m->loc[i] = loc;
+    }
+    check_all(&ix, m);
+    free(v);
+    free(m);
+    index_destroy(&ix);
+}
+
+static void test_bulk_load_in_hash_order_finds_every_key_and_duplicate(void **state)
+{
+    (void)state;
+    check_bulk_load(ASCENDING, true);
+    check_bulk_load(ROTATED, true);
+}
+
+static void test_bulk_load_in_any_order_or_through_growth_is_still_right(void **state)
+{
+    (void)state;
+    check_bulk_load(SHUFFLED, true);
+    check_bulk_load(ASCENDING, false); /* the slot array grows during the load */
+    check_bulk_load(SHUFFLED, false);
+}
+
+struct visit {
+    bool *seen;
+    size_t n, descents;
+    uint32_t last;
+};
+
+static int visit_entry(void *ctx, const struct index_entry *e)
+{
+    struct visit *v = ctx;
+    int i;
+    memcpy(&i, e->key, sizeof(i));
+    assert_true(i >= 0 && i < KEYS);
+    assert_false(v->seen[i]);
+    v->seen[i] = true;
+    uint32_t h = (uint32_t)index_hash(e->key, e->key_len);
+    if (v->n++ > 0 && h < v->last)
+        v->descents++;
+    v->last = h;
+    return 0;
+}
+
+/* The snapshot's order: every entry once, in ascending hash but for one
+ * step down where the run that wraps around the end of the array begins. */
+static void test_walk_by_hash_visits_each_entry_once_in_ascending_order(void **state)
+{
+    (void)state;
+    struct index ix;
+    assert_int_equal(index_init(&ix), 0);
+    for (int i = 0; i < KEYS; i++) {
+        char k[64];
+        size_t len = key_of(i, k);
+        struct kv_loc loc = {.seg = 1, .off = (uint32_t)i, .val_len = 1};
+        assert_int_equal(index_upsert(&ix, index_hash(k, len), k, len, &loc, NULL, NULL), 0);
+    }
+    struct visit v = {.seen = calloc(KEYS, sizeof(bool))};
+    assert_int_equal(index_for_each_by_hash(&ix, visit_entry, &v), 0);
+    assert_int_equal(v.n, KEYS);
+    if (v.descents > 1)
+        fail_msg("%zu steps down in hash order, at most 1 expected", v.descents);
+    free(v.seen);
+    index_destroy(&ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_matches_a_model_through_growth_and_removals),
         cmocka_unit_test(test_walk_by_hash_range_sees_each_lasting_key_once_while_index_changes),
         cmocka_unit_test(test_walk_stops_at_the_visitors_error),
+        cmocka_unit_test(test_bulk_load_in_hash_order_finds_every_key_and_duplicate),
+        cmocka_unit_test(test_bulk_load_in_any_order_or_through_growth_is_still_right),
+        cmocka_unit_test(test_walk_by_hash_visits_each_entry_once_in_ascending_order),
         cmocka_unit_test(test_index_memory_per_key_stays_small),
         cmocka_unit_test(test_bloom_has_no_false_negatives_and_few_false_positives),
     };
