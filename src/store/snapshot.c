@@ -9,6 +9,12 @@
  *   | per segment: id u32, size u64          (every segment the index may name)
  *   | per key: key_len u16, segment u32, offset u32, value_len u32, key
  *
+ * Entries are written in about ascending order of key hash (see
+ * index_for_each_by_hash), so that a load inserts nearly every key without a
+ * probe and fills the slot array front to back. The order is a property of
+ * the writer, not of the format: a loader accepts any order (only slower),
+ * and files written before it (in slot order) load as before.
+ *
  * A snapshot is trusted only when everything agrees: magic, version, CRC,
  * every listed segment present and at least as long as listed, every entry
  * inside its segment, no key twice. Otherwise it is ignored (and the reason
@@ -59,7 +65,21 @@ static uint8_t *buf_extend(struct buf *b, size_t n)
     return p;
 }
 
-/* Serialises the index and segment table; caller holds lock (read). */
+static int encode_entry(void *ctx, const struct index_entry *e)
+{
+    uint8_t *p = buf_extend(ctx, SNAP_ENTRY_HEAD + e->key_len);
+    if (!p)
+        return KV_ENOMEM;
+    put_u16(p, e->key_len);
+    put_u32(p + 2, e->loc.seg);
+    put_u32(p + 6, e->loc.off);
+    put_u32(p + 10, e->loc.val_len);
+    memcpy(p + SNAP_ENTRY_HEAD, e->key, e->key_len);
+    return 0;
+}
+
+/* Serialises the index and segment table; caller holds lock (read). Entries
+ * go in about ascending order of hash, which a load inserts fastest. */
 static int encode_snapshot(const kv_store *s, struct buf *b)
 {
     uint8_t *p = buf_extend(b, SNAP_HEADER_LEN + s->nsegs * SNAP_SEG_LEN);
@@ -77,18 +97,9 @@ static int encode_snapshot(const kv_store *s, struct buf *b)
         put_u32(p, s->segs[i]->id);
         put_u64(p + 4, atomic_load(&s->segs[i]->size));
     }
-    size_t cursor = 0;
-    const struct index_entry *e;
-    while ((e = index_next(&s->index, &cursor)) != NULL) {
-        p = buf_extend(b, SNAP_ENTRY_HEAD + e->key_len);
-        if (!p)
-            return KV_ENOMEM;
-        put_u16(p, e->key_len);
-        put_u32(p + 2, e->loc.seg);
-        put_u32(p + 6, e->loc.off);
-        put_u32(p + 10, e->loc.val_len);
-        memcpy(p + SNAP_ENTRY_HEAD, e->key, e->key_len);
-    }
+    int rc = index_for_each_by_hash(&s->index, encode_entry, b);
+    if (rc != 0)
+        return rc;
     uint32_t crc = record_crc_update(0, b->data, b->len);
     p = buf_extend(b, 4);
     if (!p)
@@ -162,17 +173,58 @@ int kv_save_snapshot(kv_store *s)
     return rc;
 }
 
-/* ---- reading */
+/* ---- reading
+ *
+ * The file is read through a window that slides along it, not whole: read
+ * into one buffer, a 1M-key snapshot costs 30 MB of fresh memory (a page
+ * fault every 4 KiB) and a copy that no cache still holds when it is parsed,
+ * a third of the load. The window is reused; each stretch is checksummed as
+ * it arrives and parsed while it is still in cache. The price is that entries
+ * reach the index before the whole-file CRC is known: a snapshot that turns
+ * out bad leaves an index for the caller to discard (recovery.c resets it).
+ * So that a damaged file gets the verdict it got when the CRC was checked
+ * first, a failure found after the magic reads the rest of the file and
+ * yields to "checksum mismatch" when the CRC disagrees.
+ */
+#define SNAP_WINDOW    (256u << 10)
+#define SNAP_MAX_TABLE (1u << 16) /* direct segment table: ids it may span */
+
+_Static_assert(SNAP_WINDOW >= 2 * (SNAP_ENTRY_HEAD + UINT16_MAX), "the window holds any entry");
+
+struct snap_reader {
+    const struct kv_io *io;
+    int fd;
+    uint64_t file_len;
+    uint64_t body_len; /* bytes the CRC covers: all but the last 4 */
+    uint64_t read_off; /* body bytes read into the window so far */
+    uint32_t crc;      /* of those bytes */
+    uint8_t *win;
+    size_t cap;       /* window size: SNAP_WINDOW, or the file's when smaller */
+    size_t pos, fill; /* win[pos, fill) is read and not yet parsed */
+    bool framed;      /* the magic is ours: the CRC has the last word */
+    bool crc_ok;      /* set by settle() */
+    int io_rc;        /* a read failed: the verdict is "cannot read" */
+};
+
+/* A segment the snapshot lists, and the bytes of records a load points at in it. */
+struct listed_seg {
+    uint32_t id;
+    uint64_t size;
+    uint64_t live;
+};
 
 struct snap_view {
-    const uint8_t *data;
-    size_t len;
     uint32_t nsegs;
     uint64_t nkeys;
     uint32_t pos_seg;
     uint64_t pos_off;
-    const uint8_t *segs;
-    const uint8_t *entries;
+    struct listed_seg *segs;
+    /* Entries find their segment through by_id[id - min_id] (position in
+     * segs + 1; 0 = not listed) when the ids span little, which they do in a
+     * store's life; otherwise by a scan of segs. */
+    uint32_t *by_id;
+    uint32_t min_id;
+    size_t by_id_len;
 };
 
 static kv_snapshot_status fail(char *reason, size_t rlen, const char *why)
@@ -182,230 +234,389 @@ static kv_snapshot_status fail(char *reason, size_t rlen, const char *why)
     return KV_SNAPSHOT_INVALID;
 }
 
-/* Checks the framing of a snapshot file's bytes and fills *v. */
-static kv_snapshot_status parse(const uint8_t *data, size_t len, struct snap_view *v, char *reason,
-                                size_t rlen)
+/* Opens dir/index.snapshot. Returns 0, 1 when there is none, or a negative
+ * code. */
+static int reader_open(struct snap_reader *r, const struct kv_io *io, const char *dir)
 {
-    if (len >= SNAP_MAGIC_LEN && memcmp(data, SNAP_GO_MAGIC, SNAP_MAGIC_LEN) == 0) {
+    char path[4096];
+    memset(r, 0, sizeof(*r));
+    r->io = io;
+    r->fd = -1;
+    int rc = kv__join_path(dir, SNAPSHOT_NAME, path, sizeof(path));
+    if (rc != 0)
+        return rc;
+    r->fd = io->open(io->ctx, path, O_RDONLY, 0);
+    if (r->fd < 0)
+        return errno == ENOENT ? 1 : kv__errno_to_rc(errno);
+    rc = kv__io_file_size(r->fd, &r->file_len);
+    if (rc != 0)
+        return rc;
+    r->cap = r->file_len < SNAP_WINDOW ? (size_t)r->file_len : SNAP_WINDOW;
+    r->win = malloc(r->cap ? r->cap : 1);
+    return r->win ? 0 : KV_ENOMEM;
+}
+
+static void reader_close(struct snap_reader *r)
+{
+    if (r->fd >= 0)
+        r->io->close(r->io->ctx, r->fd);
+    free(r->win);
+    r->fd = -1;
+    r->win = NULL;
+}
+
+/* Moves the unparsed bytes to the front of the window and fills the rest
+ * with the next bytes of the body. */
+static int reader_refill(struct snap_reader *r)
+{
+    size_t keep = r->fill - r->pos;
+    memmove(r->win, r->win + r->pos, keep);
+    r->pos = 0;
+    r->fill = keep;
+    uint64_t left = r->body_len - r->read_off;
+    size_t n = r->cap - keep < left ? r->cap - keep : (size_t)left;
+    if (n == 0)
+        return 0;
+    int rc = kv__io_read_full(r->io, r->fd, r->win + keep, n, (off_t)r->read_off);
+    if (rc != 0) {
+        r->io_rc = rc;
+        return rc;
+    }
+    r->crc = record_crc_update(r->crc, r->win + keep, n);
+    r->read_off += n;
+    r->fill += n;
+    return 0;
+}
+
+/* Consumes n bytes (n <= cap); NULL when the body ends first or a read fails. */
+static const uint8_t *reader_take(struct snap_reader *r, size_t n)
+{
+    if (r->fill - r->pos < n && reader_refill(r) != 0)
+        return NULL;
+    if (r->fill - r->pos < n)
+        return NULL;
+    const uint8_t *p = r->win + r->pos;
+    r->pos += n;
+    return p;
+}
+
+/* Reads the rest of the body and the CRC after it; true when they agree. */
+static bool reader_crc_matches(struct snap_reader *r)
+{
+    while (r->io_rc == 0 && r->read_off < r->body_len) {
+        r->pos = r->fill; /* parsing is over: the window only feeds the CRC */
+        reader_refill(r);
+    }
+    uint8_t tail[4];
+    if (r->io_rc == 0)
+        r->io_rc = kv__io_read_full(r->io, r->fd, tail, sizeof(tail), (off_t)r->body_len);
+    return r->io_rc == 0 && get_u32(tail) == r->crc;
+}
+
+/* The verdict on a framed snapshot whose checks ended in st: a doubt found on
+ * the way yields to a checksum mismatch, and a clean walk still needs the CRC
+ * to agree. r->io_rc says when the file could not be read to its end. */
+static kv_snapshot_status settle(struct snap_reader *r, kv_snapshot_status st, char *reason,
+                                 size_t rlen)
+{
+    if (!r->framed)
+        return st;
+    r->crc_ok = reader_crc_matches(r);
+    if (r->io_rc != 0)
+        return fail(reason, rlen, "cannot read it");
+    if (!r->crc_ok)
+        return fail(reason, rlen, "checksum mismatch");
+    return st;
+}
+
+/* Builds v->by_id when the listed ids span little; duplicates keep the
+ * first, as a scan would. */
+static int index_listed(struct snap_view *v)
+{
+    if (v->nsegs == 0)
+        return 0;
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (uint32_t i = 0; i < v->nsegs; i++) {
+        lo = v->segs[i].id < lo ? v->segs[i].id : lo;
+        hi = v->segs[i].id > hi ? v->segs[i].id : hi;
+    }
+    if (hi - lo >= SNAP_MAX_TABLE)
+        return 0;
+    v->min_id = lo;
+    v->by_id_len = (size_t)(hi - lo) + 1;
+    v->by_id = calloc(v->by_id_len, sizeof(*v->by_id));
+    if (!v->by_id)
+        return KV_ENOMEM;
+    for (uint32_t i = v->nsegs; i-- > 0;)
+        v->by_id[v->segs[i].id - lo] = i + 1;
+    return 0;
+}
+
+/* The listed segment id, or NULL. */
+static struct listed_seg *find_listed(const struct snap_view *v, uint32_t id)
+{
+    if (v->by_id) {
+        size_t i = (size_t)id - v->min_id; /* wraps for ids below min_id */
+        return id >= v->min_id && i < v->by_id_len && v->by_id[i] ? &v->segs[v->by_id[i] - 1]
+                                                                  : NULL;
+    }
+    for (uint32_t i = 0; i < v->nsegs; i++)
+        if (v->segs[i].id == id)
+            return &v->segs[i];
+    return NULL;
+}
+
+static void view_free(struct snap_view *v)
+{
+    free(v->segs);
+    free(v->by_id);
+    memset(v, 0, sizeof(*v));
+}
+
+/* Reads the magic, the header and the segment list into *v. */
+static kv_snapshot_status read_head(struct snap_reader *r, struct snap_view *v, int *err,
+                                    char *reason, size_t rlen)
+{
+    uint8_t magic[SNAP_MAGIC_LEN];
+    if (r->file_len >= SNAP_MAGIC_LEN &&
+        (r->io_rc = kv__io_read_full(r->io, r->fd, magic, sizeof(magic), 0)) != 0)
+        return fail(reason, rlen, "cannot read it");
+    if (r->file_len >= SNAP_MAGIC_LEN && memcmp(magic, SNAP_GO_MAGIC, SNAP_MAGIC_LEN) == 0) {
         if (reason && rlen)
             snprintf(reason, rlen,
                      "written by the original Go implementation (offsets not "
                      "recorded)");
         return KV_SNAPSHOT_FOREIGN;
     }
-    if (len < SNAP_HEADER_LEN + 4 || memcmp(data, SNAP_MAGIC, SNAP_MAGIC_LEN) != 0)
+    if (r->file_len < SNAP_HEADER_LEN + 4 || memcmp(magic, SNAP_MAGIC, SNAP_MAGIC_LEN) != 0)
         return fail(reason, rlen, "not a snapshot file");
-    if (record_crc_update(0, data, len - 4) != get_u32(data + len - 4))
-        return fail(reason, rlen, "checksum mismatch");
-    if (get_u32(data + 8) != SNAP_VERSION)
+    r->framed = true;
+    r->body_len = r->file_len - 4;
+    const uint8_t *p = reader_take(r, SNAP_HEADER_LEN);
+    if (!p)
+        return fail(reason, rlen, "cannot read it");
+    if (get_u32(p + 8) != SNAP_VERSION)
         return fail(reason, rlen, "unknown version");
-    v->data = data;
-    v->len = len;
-    v->nsegs = get_u32(data + 16);
-    v->nkeys = get_u64(data + 20);
-    v->pos_seg = get_u32(data + 28);
-    v->pos_off = get_u64(data + 32);
-    if (v->nsegs > (len - SNAP_HEADER_LEN - 4) / SNAP_SEG_LEN)
+    v->nsegs = get_u32(p + 16);
+    v->nkeys = get_u64(p + 20);
+    v->pos_seg = get_u32(p + 28);
+    v->pos_off = get_u64(p + 32);
+    if (v->nsegs > (r->body_len - SNAP_HEADER_LEN) / SNAP_SEG_LEN)
         return fail(reason, rlen, "segment list longer than the file");
-    if (v->nkeys > (len - SNAP_HEADER_LEN - 4) / (SNAP_ENTRY_HEAD + 1))
+    if (v->nkeys > (r->body_len - SNAP_HEADER_LEN) / (SNAP_ENTRY_HEAD + 1))
         return fail(reason, rlen, "more keys than the file can hold");
-    v->segs = data + SNAP_HEADER_LEN;
-    v->entries = v->segs + (size_t)v->nsegs * SNAP_SEG_LEN;
-    return KV_SNAPSHOT_VALID;
-}
-
-/* The size a snapshot lists for segment id, or false when it does not list it. */
-static bool listed_size(const struct snap_view *v, uint32_t id, uint64_t *size)
-{
-    for (uint32_t i = 0; i < v->nsegs; i++) {
-        if (get_u32(v->segs + (size_t)i * SNAP_SEG_LEN) == id) {
-            *size = get_u64(v->segs + (size_t)i * SNAP_SEG_LEN + 4);
-            return true;
-        }
+    v->segs = malloc((v->nsegs ? v->nsegs : 1) * sizeof(*v->segs));
+    if (!v->segs) {
+        *err = KV_ENOMEM;
+        return fail(reason, rlen, "out of memory");
     }
-    return false;
+    for (uint32_t i = 0; i < v->nsegs; i++) {
+        if (!(p = reader_take(r, SNAP_SEG_LEN)))
+            return fail(reason, rlen, "cannot read it");
+        v->segs[i] = (struct listed_seg){.id = get_u32(p), .size = get_u64(p + 4)};
+    }
+    if ((*err = index_listed(v)) != 0)
+        return fail(reason, rlen, "out of memory");
+    return KV_SNAPSHOT_VALID;
 }
 
 /* Checks every listed segment against the files found (ids/sizes). */
 static kv_snapshot_status check_segments(const struct snap_view *v, const uint32_t *ids,
                                          const uint64_t *sizes, size_t n, char *reason, size_t rlen)
 {
-    uint64_t pos_size;
-    if (!listed_size(v, v->pos_seg, &pos_size) || pos_size != v->pos_off)
+    const struct listed_seg *pos = find_listed(v, v->pos_seg);
+    if (!pos || pos->size != v->pos_off)
         return fail(reason, rlen, "its log position is not among its segments");
     for (uint32_t i = 0; i < v->nsegs; i++) {
-        uint32_t id = get_u32(v->segs + (size_t)i * SNAP_SEG_LEN);
-        uint64_t size = get_u64(v->segs + (size_t)i * SNAP_SEG_LEN + 4);
         size_t j = 0;
-        while (j < n && ids[j] != id)
+        while (j < n && ids[j] != v->segs[i].id)
             j++;
         if (j == n) {
             if (reason && rlen)
-                snprintf(reason, rlen, "segment %u it names is missing", id);
+                snprintf(reason, rlen, "segment %u it names is missing", v->segs[i].id);
             return KV_SNAPSHOT_INVALID;
         }
-        if (sizes[j] < size) {
+        if (sizes[j] < v->segs[i].size) {
             if (reason && rlen)
-                snprintf(reason, rlen, "segment %u is shorter than it records", id);
+                snprintf(reason, rlen, "segment %u is shorter than it records", v->segs[i].id);
             return KV_SNAPSHOT_INVALID;
         }
     }
     return KV_SNAPSHOT_VALID;
 }
 
-typedef int (*entry_fn)(void *ctx, const uint8_t *key, uint16_t key_len, const struct kv_loc *loc);
+/* Entries are handed on a batch at a time, all inside the window (valid
+ * until the next refill), so that a loader can overlap their cache misses. */
+#define LOAD_BATCH 32
 
-/* Walks the entries, checking each lies inside a listed segment. */
-static kv_snapshot_status walk_entries(const struct snap_view *v, entry_fn fn, void *ctx,
-                                       int *fn_rc, char *reason, size_t rlen)
+struct snap_entry {
+    const uint8_t *key;
+    uint16_t key_len;
+    struct kv_loc loc;
+    struct listed_seg *seg;
+};
+
+/* Returns 0, 1 for a key that appears twice, 2 when memory runs out. */
+typedef int (*batch_fn)(void *ctx, const struct snap_entry *batch, size_t n);
+
+/* Parses up to max complete entries from the window into batch, checking
+ * each lies inside a listed segment. *n = 0 when the window holds none. */
+static kv_snapshot_status take_entries(struct snap_reader *r, const struct snap_view *v,
+                                       struct snap_entry *batch, size_t max, size_t *n,
+                                       char *reason, size_t rlen)
 {
-    const uint8_t *p = v->entries, *end = v->data + v->len - 4;
-    for (uint64_t i = 0; i < v->nkeys; i++) {
-        if ((size_t)(end - p) < SNAP_ENTRY_HEAD)
-            return fail(reason, rlen, "entries run past the end of the file");
-        uint16_t klen = get_u16(p);
-        struct kv_loc loc = {
+    *n = 0;
+    while (*n < max) {
+        const uint8_t *p = r->win + r->pos;
+        size_t avail = r->fill - r->pos;
+        if (avail < SNAP_ENTRY_HEAD || avail - SNAP_ENTRY_HEAD < get_u16(p))
+            break;
+        struct snap_entry *e = &batch[*n];
+        e->key_len = get_u16(p);
+        e->loc = (struct kv_loc){
             .seg = get_u32(p + 2), .off = get_u32(p + 6), .val_len = get_u32(p + 10)};
-        uint64_t seg_size;
-        if (klen == 0 || (size_t)(end - p) - SNAP_ENTRY_HEAD < klen)
+        e->key = p + SNAP_ENTRY_HEAD;
+        if (e->key_len == 0)
             return fail(reason, rlen, "an entry has a bad key length");
-        if (!listed_size(v, loc.seg, &seg_size) ||
-            (uint64_t)loc.off + record_size(klen, loc.val_len) > seg_size)
+        e->seg = find_listed(v, e->loc.seg);
+        if (!e->seg ||
+            (uint64_t)e->loc.off + record_size(e->key_len, e->loc.val_len) > e->seg->size)
             return fail(reason, rlen, "an entry points outside its segment");
-        if (fn && (*fn_rc = fn(ctx, p + SNAP_ENTRY_HEAD, klen, &loc)) != 0)
-            return fail(reason, rlen, *fn_rc == 1 ? "a key appears twice" : "out of memory");
-        p += SNAP_ENTRY_HEAD + klen;
+        r->pos += SNAP_ENTRY_HEAD + e->key_len;
+        (*n)++;
     }
-    if (p != end)
+    return KV_SNAPSHOT_VALID;
+}
+
+/* Walks the entries, handing them to fn (when not NULL) a batch at a time. */
+static kv_snapshot_status walk_entries(struct snap_reader *r, const struct snap_view *v,
+                                       batch_fn fn, void *ctx, int *fn_rc, char *reason,
+                                       size_t rlen)
+{
+    struct snap_entry batch[LOAD_BATCH];
+    uint64_t left = v->nkeys;
+    while (left > 0) {
+        size_t n;
+        size_t max = left < LOAD_BATCH ? (size_t)left : LOAD_BATCH;
+        kv_snapshot_status st = take_entries(r, v, batch, max, &n, reason, rlen);
+        if (st != KV_SNAPSHOT_VALID)
+            return st;
+        if (n == 0) {
+            size_t had = r->fill - r->pos;
+            if (reader_refill(r) != 0)
+                return fail(reason, rlen, "cannot read it");
+            if (r->fill - r->pos > had)
+                continue;
+            /* The body ends inside this entry. */
+            return fail(reason, rlen,
+                        had < SNAP_ENTRY_HEAD ? "entries run past the end of the file"
+                                              : "an entry has a bad key length");
+        }
+        if (fn && (*fn_rc = fn(ctx, batch, n)) != 0)
+            return fail(reason, rlen, *fn_rc == 1 ? "a key appears twice" : "out of memory");
+        left -= n;
+    }
+    if (r->fill - r->pos != 0 || r->read_off != r->body_len)
         return fail(reason, rlen, "bytes after the last entry");
     return KV_SNAPSHOT_VALID;
 }
 
-/* Reads dir/index.snapshot whole. *data NULL (and 0) when there is none. */
-static int read_snapshot_file(const struct kv_io *io, const char *dir, uint8_t **data, size_t *len)
+struct loader {
+    kv_store *s;
+    struct index_bulk bulk;
+};
+
+/* Adds a batch to the index and the bloom filter: hashes first, and the
+ * filter block of each prefetched, so that the batch's cache misses overlap.
+ * Entries arrive in about ascending order of hash, so nearly all take their
+ * slot without a probe, filling the slot array front to back. */
+static int load_batch(void *ctx, const struct snap_entry *batch, size_t n)
 {
-    char path[4096];
-    *data = NULL;
-    *len = 0;
-    int rc = kv__join_path(dir, SNAPSHOT_NAME, path, sizeof(path));
-    if (rc != 0)
-        return rc;
-    int fd = io->open(io->ctx, path, O_RDONLY, 0);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : kv__errno_to_rc(errno);
-    uint64_t size;
-    rc = kv__io_file_size(fd, &size);
-    if (rc == 0 && size > SNAP_MAX_FILE)
-        rc = KV_ENOMEM;
-    uint8_t *buf = rc == 0 ? malloc(size ? (size_t)size : 1) : NULL;
-    if (rc == 0 && !buf)
-        rc = KV_ENOMEM;
-    if (rc == 0)
-        rc = kv__io_read_full(io, fd, buf, (size_t)size, 0);
-    io->close(io->ctx, fd);
-    if (rc != 0) {
-        free(buf);
-        return rc;
+    struct loader *l = ctx;
+    kv_store *s = l->s;
+    uint64_t hash[LOAD_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        hash[i] = index_hash(batch[i].key, batch[i].key_len);
+        bloom_prefetch(&s->bloom, hash[i]);
     }
-    *data = buf;
-    *len = (size_t)size;
+    for (size_t i = 0; i < n; i++) {
+        const struct snap_entry *e = &batch[i];
+        bool present;
+        if (index_insert_new(&s->index, &l->bulk, hash[i], e->key, e->key_len, &e->loc, &present) !=
+            0)
+            return 2;
+        if (present)
+            return 1;
+        bloom_add(&s->bloom, hash[i]);
+        e->seg->live += record_size(e->key_len, e->loc.val_len);
+    }
     return 0;
 }
 
-/* Loads entries a batch at a time, prefetching the slots each will land in,
- * so that the cache misses of a batch overlap. */
-#define LOAD_BATCH 32
-
-struct loader {
-    kv_store *s;
-    size_t n;
-    struct {
-        const uint8_t *key;
-        uint16_t key_len;
-        uint64_t hash;
-        struct kv_loc loc;
-    } e[LOAD_BATCH];
-};
-
-/* Returns 0, 1 for a key that appears twice, 2 when memory runs out. */
-static int load_flush(struct loader *l)
+/* Sizes the index and the filter once for the keys a snapshot holds. */
+static int reserve_for(kv_store *s, uint64_t nkeys)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        index_prefetch_slot(&l->s->index, l->e[i].hash);
-        bloom_prefetch(&l->s->bloom, l->e[i].hash);
-    }
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < l->n; i++) {
-        bool twice = false;
-        if (kv__apply_set(l->s, l->e[i].hash, l->e[i].key, l->e[i].key_len, &l->e[i].loc, &twice) !=
-            0)
-            rc = 2;
-        else if (twice)
-            rc = 1;
-    }
-    l->n = 0;
-    return rc;
-}
-
-static int load_entry(void *ctx, const uint8_t *key, uint16_t key_len, const struct kv_loc *loc)
-{
-    struct loader *l = ctx;
-    l->e[l->n].key = key;
-    l->e[l->n].key_len = key_len;
-    l->e[l->n].hash = index_hash(key, key_len);
-    l->e[l->n].loc = *loc;
-    return ++l->n == LOAD_BATCH ? load_flush(l) : 0;
+    bloom_destroy(&s->bloom);
+    if (index_reserve(&s->index, nkeys) != 0 ||
+        bloom_init(&s->bloom, 2 * nkeys, s->opts.bloom_bits_per_key) != 0)
+        return KV_ENOMEM;
+    return 0;
 }
 
 int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *pos_seg,
                       uint64_t *pos_off)
 {
-    uint8_t *data;
-    size_t len;
+    struct snap_reader r;
+    struct snap_view v = {0};
     char reason[160] = "";
-    int rc = read_snapshot_file(s->io, s->dir, &data, &len);
+    int rc = reader_open(&r, s->io, s->dir);
+    uint64_t *sizes = rc == 0 ? malloc((nids ? nids : 1) * sizeof(*sizes)) : NULL;
+    if (rc == 0 && !sizes)
+        rc = KV_ENOMEM;
     if (rc != 0) {
+        reader_close(&r);
+        if (rc == 1)
+            return 1;
         kv__log(s, KV_LOG_WARN, "cannot read %s (%s): replaying the whole log", SNAPSHOT_NAME,
                 kv_strerror(rc));
-        return 1;
-    }
-    if (!data)
-        return 1;
-    uint64_t *sizes = malloc(nids * sizeof(*sizes));
-    if (!sizes) {
-        free(data);
-        return KV_ENOMEM;
+        return rc == KV_ENOMEM ? rc : 1;
     }
     for (size_t i = 0; i < nids; i++)
         sizes[i] = atomic_load(&kv__segtab_find(s, ids[i])->size);
-    struct snap_view v;
-    int fn_rc = 0;
-    kv_snapshot_status st = parse(data, len, &v, reason, sizeof(reason));
+    int err = 0, fn_rc = 0;
+    kv_snapshot_status st = read_head(&r, &v, &err, reason, sizeof(reason));
     if (st == KV_SNAPSHOT_VALID)
         st = check_segments(&v, ids, sizes, nids, reason, sizeof(reason));
-    /* Index and bloom filter are sized once, not grown step by step. */
+    if (st == KV_SNAPSHOT_VALID && (err = reserve_for(s, v.nkeys)) != 0)
+        st = fail(reason, sizeof(reason), "out of memory");
+    struct loader ld = {.s = s};
+    if (st == KV_SNAPSHOT_VALID)
+        st = walk_entries(&r, &v, load_batch, &ld, &fn_rc, reason, sizeof(reason));
+    if (fn_rc == 2)
+        err = KV_ENOMEM;
+    st = settle(&r, st, reason, sizeof(reason));
+    for (uint32_t i = 0; st == KV_SNAPSHOT_VALID && i < v.nsegs; i++)
+        if (v.segs[i].live)
+            kv__segtab_find(s, v.segs[i].id)->live_bytes += v.segs[i].live;
     if (st == KV_SNAPSHOT_VALID) {
-        bloom_destroy(&s->bloom);
-        if (index_reserve(&s->index, v.nkeys) != 0 ||
-            bloom_init(&s->bloom, 2 * v.nkeys, s->opts.bloom_bits_per_key) != 0)
-            fn_rc = 2;
-    }
-    struct loader *ld = NULL;
-    if (st == KV_SNAPSHOT_VALID && fn_rc == 0 && !(ld = calloc(1, sizeof(*ld))))
-        fn_rc = 2;
-    if (st == KV_SNAPSHOT_VALID && fn_rc == 0) {
-        ld->s = s;
-        st = walk_entries(&v, load_entry, ld, &fn_rc, reason, sizeof(reason));
-        if (st == KV_SNAPSHOT_VALID && (fn_rc = load_flush(ld)) != 0)
-            st = fail(reason, sizeof(reason), fn_rc == 1 ? "a key appears twice" : "out of memory");
         *pos_seg = v.pos_seg;
         *pos_off = v.pos_off;
     }
-    free(ld);
+    int io_rc = r.io_rc;
+    /* Memory that runs out while loading a snapshot that checks out is a
+     * failure of the open; for a damaged one it is one more reason to
+     * replay. */
+    bool oom = err != 0 && r.crc_ok;
+    reader_close(&r);
+    view_free(&v);
     free(sizes);
-    free(data);
-    if (fn_rc == 2)
+    if (oom)
         return KV_ENOMEM;
+    if (io_rc != 0) {
+        kv__log(s, KV_LOG_WARN, "cannot read %s (%s): replaying the whole log", SNAPSHOT_NAME,
+                kv_strerror(io_rc));
+        return 1;
+    }
     if (st != KV_SNAPSHOT_VALID) {
         kv__log(s, st == KV_SNAPSHOT_FOREIGN ? KV_LOG_INFO : KV_LOG_WARN,
                 "ignoring %s: %s; replaying the whole log", SNAPSHOT_NAME, reason);
@@ -440,13 +651,14 @@ int kv_check_snapshot(const char *dir, kv_snapshot_status *status, uint64_t *key
     if (!dir || !status)
         return KV_EINVAL;
     kv_store probe = {.dir = (char *)dir, .io = &kv__io_os};
-    uint8_t *data = NULL;
-    size_t len = 0;
+    struct snap_reader r;
+    struct snap_view v = {0};
     uint32_t *ids = NULL;
     uint64_t *sizes = NULL;
     size_t n = 0;
-    int rc = read_snapshot_file(&kv__io_os, dir, &data, &len);
-    if (rc == 0 && !data) {
+    int rc = reader_open(&r, &kv__io_os, dir);
+    if (rc == 1) {
+        reader_close(&r);
         *status = KV_SNAPSHOT_ABSENT;
         if (reason && reason_len)
             snprintf(reason, reason_len, "no %s", SNAPSHOT_NAME);
@@ -459,22 +671,26 @@ int kv_check_snapshot(const char *dir, kv_snapshot_status *status, uint64_t *key
     if (rc == 0)
         rc = sizes_of_dir(dir, ids, n, sizes);
     if (rc == 0) {
-        struct snap_view v;
         int fn_rc = 0;
-        kv_snapshot_status st = parse(data, len, &v, reason, reason_len);
+        kv_snapshot_status st = read_head(&r, &v, &rc, reason, reason_len);
         if (st == KV_SNAPSHOT_VALID)
             st = check_segments(&v, ids, sizes, n, reason, reason_len);
         if (st == KV_SNAPSHOT_VALID)
-            st = walk_entries(&v, NULL, NULL, &fn_rc, reason, reason_len);
-        if (st == KV_SNAPSHOT_VALID) {
+            st = walk_entries(&r, &v, NULL, NULL, &fn_rc, reason, reason_len);
+        st = settle(&r, st, reason, reason_len);
+        if (rc == 0)
+            rc = r.io_rc;
+        if (rc == 0 && st == KV_SNAPSHOT_VALID) {
             if (keys)
                 *keys = v.nkeys;
             if (reason && reason_len)
                 snprintf(reason, reason_len, "valid");
         }
-        *status = st;
+        if (rc == 0)
+            *status = st;
     }
-    free(data);
+    reader_close(&r);
+    view_free(&v);
     free(ids);
     free(sizes);
     return rc;

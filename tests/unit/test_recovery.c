@@ -13,9 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "record.h"
 #include "testutil.h"
-
-#define RECORD_OVERHEAD 15u /* magic 2, op 1, key_len 4, val_len 4, crc 4 */
 
 /* ---- the model: what every key must read back as */
 
@@ -752,6 +751,183 @@ static void test_snapshot_naming_missing_segment_is_ignored(void **state)
     free(snap);
 }
 
+/* A snapshot many times the loader's read window (256 KiB), with keys of
+ * many lengths up to the largest, so that entries straddle every refill. */
+#define BIG_KEYS 12000
+
+static size_t big_key(int i, char *buf)
+{
+    size_t len = i == 0 ? KV_MAX_KEY_LEN : 10 + (size_t)(i % 97) * 3 + (i % 1000 == 1 ? 5000 : 0);
+    int n = snprintf(buf, len + 1, "big-%06d", i);
+    for (size_t j = (size_t)n; j < len; j++)
+        buf[j] = (char)('a' + (size_t)(i + (int)j) % 26);
+    return len;
+}
+
+static void big_value(int i, char *buf, size_t *len)
+{
+    *len = (size_t)snprintf(buf, 64, "value-%d-%d", i, i * 31);
+}
+
+static void write_big_store(const char *dir)
+{
+    kv_options o;
+    kv_options_init(&o);
+    o.sync_mode = KV_SYNC_NONE;
+    o.segment_size = 4u << 20;
+    o.compaction_interval_secs = 0;
+    kv_store *s = tu_open(dir, &o);
+    char *k = malloc(KV_MAX_KEY_LEN + 1), v[64];
+    assert_non_null(k);
+    for (int i = 0; i < BIG_KEYS; i++) {
+        size_t vlen, klen = big_key(i, k);
+        big_value(i, v, &vlen);
+        assert_int_equal(kv_put(s, k, klen, v, vlen), 0);
+    }
+    for (int i = 0; i < BIG_KEYS; i += 11) {
+        size_t klen = big_key(i, k);
+        assert_int_equal(kv_delete(s, k, klen), 0);
+    }
+    free(k);
+    assert_int_equal(kv_close(s), 0); /* saves the snapshot */
+}
+
+/* Whether the library logged a line holding want. */
+struct log_watch {
+    const char *want;
+    bool seen;
+};
+
+static void watch_log(kv_log_level level, const char *msg, void *ctx)
+{
+    (void)level;
+    struct log_watch *w = ctx;
+    if (strstr(msg, w->want))
+        w->seen = true;
+}
+
+/* Opens dir, checks every key of write_big_store, and returns the stats; w
+ * (may be NULL) watches the log. */
+static kv_stats open_big_store(const char *dir, struct log_watch *w)
+{
+    kv_options o;
+    kv_options_init(&o);
+    o.compaction_interval_secs = 0;
+    if (w) {
+        o.log_fn = watch_log;
+        o.log_ctx = w;
+    }
+    kv_store *s = tu_open(dir, &o);
+    char *k = malloc(KV_MAX_KEY_LEN + 1), v[64];
+    assert_non_null(k);
+    for (int i = 0; i < BIG_KEYS; i++) {
+        size_t vlen, klen = big_key(i, k);
+        big_value(i, v, &vlen);
+        void *got = NULL;
+        size_t got_len = 0;
+        int rc = kv_get(s, k, klen, &got, &got_len);
+        if (i % 11 == 0) {
+            assert_int_equal(rc, KV_ENOTFOUND);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(got_len, vlen);
+        assert_memory_equal(got, v, vlen);
+        kv_free(got);
+    }
+    free(k);
+    kv_stats st = stats_of(s);
+    assert_int_equal(st.keys, BIG_KEYS - (BIG_KEYS + 10) / 11);
+    assert_int_equal(kv_close(s), 0);
+    return st;
+}
+
+static void assert_snapshot_invalid_because(const char *dir, const char *why)
+{
+    kv_snapshot_status st;
+    char reason[160] = "";
+    assert_int_equal(kv_check_snapshot(dir, &st, NULL, reason, sizeof(reason)), 0);
+    assert_int_equal(st, KV_SNAPSHOT_INVALID);
+    if (!strstr(reason, why))
+        fail_msg("snapshot rejected for \"%s\", expected \"%s\"", reason, why);
+}
+
+static void test_snapshot_larger_than_read_window_loads_exactly(void **state)
+{
+    struct tu_fixture *f = *state;
+    write_big_store(f->dir);
+    char *snap = tu_path(f->dir, "index.snapshot");
+    assert_true(tu_file_size(snap) > 4 * (256u << 10));
+    assert_int_equal(snapshot_status(f->dir), KV_SNAPSHOT_VALID);
+    kv_stats st = open_big_store(f->dir, NULL);
+    assert_true(st.snapshot_loaded);
+    assert_int_equal(st.records_replayed, 0);
+    /* Saved again by that close, in the same order: still whole. */
+    st = open_big_store(f->dir, NULL);
+    assert_true(st.snapshot_loaded);
+    free(snap);
+}
+
+/* Damage past the first window is found as surely as in it: the whole-file
+ * CRC decides, even though entries reach the index before it is known. */
+static void test_damage_deep_in_large_snapshot_is_found_and_replayed(void **state)
+{
+    struct tu_fixture *f = *state;
+    write_big_store(f->dir);
+    char *snap = tu_path(f->dir, "index.snapshot");
+    size_t len;
+    uint8_t *orig = tu_read_file(snap, &len);
+    const size_t flips[] = {len / 2, len - 4096, len - 5};
+    for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
+        tu_write_file(snap, orig, len);
+        tu_flip_byte(snap, flips[i]);
+        assert_snapshot_invalid_because(f->dir, "checksum mismatch");
+        kv_stats st = open_big_store(f->dir, NULL); /* saves a good snapshot again */
+        assert_false(st.snapshot_loaded);
+        assert_true(st.records_replayed > 0);
+    }
+    const size_t cuts[] = {300000, len / 2, len - 1};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        tu_write_file(snap, orig, cuts[i]);
+        assert_snapshot_invalid_because(f->dir, "");
+        assert_false(open_big_store(f->dir, NULL).snapshot_loaded);
+    }
+    free(orig);
+    free(snap);
+}
+
+/* A snapshot whose CRC checks out but which names a key twice, far into the
+ * file (as only a bug or a forgery could write it), is not loaded. (Only the
+ * load builds an index to find it; kv_check_snapshot does not.) */
+static void test_key_twice_deep_in_large_snapshot_is_refused(void **state)
+{
+    struct tu_fixture *f = *state;
+    write_big_store(f->dir);
+    char *snap = tu_path(f->dir, "index.snapshot");
+    size_t len;
+    uint8_t *b = tu_read_file(snap, &len);
+    size_t p = 40 + 12 * (size_t)get_u32(b + 16), prev = 0;
+    bool forged = false;
+    while (p + 14 <= len - 4 && !forged) {
+        size_t klen = get_u16(b + p);
+        if (p > len / 2 && prev && get_u16(b + prev) == klen) {
+            memcpy(b + p, b + prev, 14 + klen);
+            forged = true;
+        }
+        prev = p;
+        p += 14 + klen;
+    }
+    assert_true(forged);
+    put_u32(b + len - 4, record_crc_update(0, b, len - 4));
+    tu_write_file(snap, b, len);
+    struct log_watch w = {.want = "a key appears twice"};
+    kv_stats st = open_big_store(f->dir, &w);
+    assert_false(st.snapshot_loaded);
+    assert_true(w.seen);
+    free(b);
+    free(snap);
+}
+
 /* ---- 6. one owner */
 
 /* Forks a child that tries to open dir and exits with -rc. */
@@ -1060,6 +1236,12 @@ int main(void)
         cmocka_unit_test(test_truncated_snapshot_is_ignored_with_same_result),
         cmocka_unit_test(test_corrupt_snapshot_is_ignored_with_same_result),
         cmocka_unit_test_setup_teardown(test_snapshot_naming_missing_segment_is_ignored, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_larger_than_read_window_loads_exactly,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_deep_in_large_snapshot_is_found_and_replayed,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_key_twice_deep_in_large_snapshot_is_refused, tu_setup,
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_second_open_of_same_directory_fails_with_locked,
                                         tu_setup, tu_teardown),
