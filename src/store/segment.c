@@ -277,28 +277,37 @@ static int open_fd_locked(kv_store *s, struct segment *seg)
     return 0;
 }
 
-/* Maps seg, or finds it cannot be; either way map_tried is published last,
- * with release order, so that a reader that sees it sees map too. seg_mu
- * held, and the rwlock, so that writable is stable. */
+/* Maps seg, or finds it cannot be for good (a shortage of descriptors or
+ * memory is tried again on a later read, and logged once); map_tried is
+ * published last, with release order, so that a reader that sees it sees map
+ * too. seg_mu held, and the rwlock, so that writable is stable. */
 static void map_locked(kv_store *s, struct segment *seg)
 {
     if (atomic_load_explicit(&seg->map_tried, memory_order_relaxed))
         return;
     uint64_t size = atomic_load(&seg->size);
     uint64_t len = seg->writable && s->opts.segment_size > size ? s->opts.segment_size : size;
-    if (s->io->map && len > 0 && len <= SIZE_MAX && open_fd_locked(s, seg) == 0) {
-        seg->last_use = ++s->fd_clock;
-        void *p = s->io->map(s->io->ctx, seg->fd, (size_t)len);
+    bool retry = false;
+    if (s->io->map && len > 0 && len <= SIZE_MAX) {
+        /* Out of descriptors or memory may pass: try again on a later read. */
+        retry = open_fd_locked(s, seg) != 0;
+        void *p = retry ? NULL : s->io->map(s->io->ctx, seg->fd, (size_t)len);
         if (p) {
+            seg->last_use = ++s->fd_clock;
             seg->map_len = (size_t)len;
             atomic_store_explicit(&seg->map, (const uint8_t *)p, memory_order_relaxed);
-        } else {
-            kv__log(s, KV_LOG_WARN, "cannot map segment %u, reading it with preadv: %s", seg->id,
-                    strerror(errno));
+        } else if (!retry) {
+            int err = errno;
+            retry = err == ENOMEM || err == EAGAIN || err == EMFILE || err == ENFILE;
+            if (!seg->map_warned)
+                kv__log(s, KV_LOG_WARN, "cannot map segment %u, reading it with preadv: %s",
+                        seg->id, strerror(err));
+            seg->map_warned = true;
         }
         evict_idle(s);
     }
-    atomic_store_explicit(&seg->map_tried, true, memory_order_release);
+    if (!retry)
+        atomic_store_explicit(&seg->map_tried, true, memory_order_release);
 }
 
 void kv__segment_pin(struct segment *seg)

@@ -56,7 +56,8 @@ struct segment {
      * bytes written), else the file. Published with release order once. */
     const uint8_t *_Atomic map;
     size_t map_len;
-    atomic_bool map_tried; /* mapping was attempted (it may have failed) */
+    atomic_bool map_tried; /* mapped, or mapping failed for good */
+    bool map_warned;       /* a failure to map was logged (seg_mu) */
 };
 
 struct write_req;

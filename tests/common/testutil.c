@@ -264,7 +264,11 @@ static int f_unlink(void *ctx, const char *p)
 
 static void *f_map(void *ctx, int fd, size_t len)
 {
-    (void)ctx;
+    struct tu_faults *f = faults_of(ctx);
+    if (++f->maps <= f->fail_maps) {
+        errno = f->map_errno ? f->map_errno : ENOMEM;
+        return NULL;
+    }
     return kv__io_os.map(NULL, fd, len);
 }
 

@@ -74,6 +74,9 @@ struct tu_faults {
     int short_write;
     int fail_sync_at;
     int sync_errno;
+    atomic_int maps; /* calls of map */
+    int fail_maps;   /* the first fail_maps calls of map fail... */
+    int map_errno;   /* ...with this errno (default ENOMEM) */
 };
 void tu_faults_init(struct tu_faults *f);
 

@@ -1,6 +1,7 @@
 /*
  * test_faults.c - injected I/O failures through the tu_faults table: ENOSPC,
- * EIO and short writes, failed fdatasync and fsync.
+ * EIO and short writes, failed fdatasync and fsync, segments that cannot be
+ * mapped.
  *
  * What every test checks, in the words of write.c and DESIGN.md section 4: a
  * failed write is neither acknowledged nor visible to readers, its partial
@@ -432,6 +433,64 @@ static void test_short_write_is_retried_to_completion(void **state)
     assert_int_equal(tu_close_tracked(s), 0);
 }
 
+/* ---- mapping segments for reads */
+
+static void put_keys(kv_store *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char key[16], val[64];
+        snprintf(key, sizeof(key), "k%04d", i);
+        snprintf(val, sizeof(val), "value of %d", i);
+        put_str(s, key, val);
+    }
+}
+
+/* Every get must return the value, mapped or not. */
+static void read_keys(kv_store *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char key[16], val[64];
+        snprintf(key, sizeof(key), "k%04d", i);
+        snprintf(val, sizeof(val), "value of %d", i);
+        tu_assert_str(s, key, val);
+    }
+}
+
+static void test_reads_fall_back_to_preadv_and_map_once_memory_returns(void **state)
+{
+    struct tu_fixture *fx = *state;
+    static struct tu_faults f;
+    tu_faults_init(&f);
+    f.fail_maps = 3; /* ENOMEM: a shortage that may pass */
+    kv_options o = fault_options(&f, KV_SYNC_NONE, 4096);
+    kv_store *s = tu_open_tracked(fx->dir, &o);
+    put_keys(s, 200); /* many 4 KiB segments */
+    read_keys(s, 200);
+    int maps = f.maps;
+    assert_true(maps > 3); /* tried again after the failures, and mapped */
+    /* Every segment is mapped now: reading again maps nothing more. */
+    read_keys(s, 200);
+    read_keys(s, 200);
+    assert_int_equal(f.maps, maps);
+    assert_int_equal(tu_close_tracked(s), 0);
+}
+
+static void test_reads_stop_trying_to_map_a_segment_that_cannot_be(void **state)
+{
+    struct tu_fixture *fx = *state;
+    static struct tu_faults f;
+    tu_faults_init(&f);
+    f.fail_maps = 1000000;
+    f.map_errno = ENODEV; /* the file system cannot map: for good */
+    kv_options o = fault_options(&f, KV_SYNC_NONE, 1u << 20);
+    kv_store *s = tu_open_tracked(fx->dir, &o);
+    put_keys(s, 50); /* one segment */
+    read_keys(s, 50);
+    read_keys(s, 50);
+    assert_int_equal(f.maps, 1);
+    assert_int_equal(tu_close_tracked(s), 0);
+}
+
 /* ---- 4: a failed fdatasync in sync mode always */
 
 static void test_failed_fdatasync_fails_the_write_and_moves_to_a_fresh_segment(void **state)
@@ -834,6 +893,10 @@ int main(void)
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_short_write_is_retried_to_completion, tu_setup,
                                         tu_teardown),
+        cmocka_unit_test_setup_teardown(test_reads_fall_back_to_preadv_and_map_once_memory_returns,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_reads_stop_trying_to_map_a_segment_that_cannot_be,
+                                        tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(
             test_failed_fdatasync_fails_the_write_and_moves_to_a_fresh_segment, tu_setup,
             tu_teardown),
