@@ -16,26 +16,37 @@
 #include "kvstore.h"
 
 #define BLOCK_BITS  512u
-#define BLOCK_WORDS (BLOCK_BITS / 64u)
+#define BLOCK_WORDS BLOOM_BLOCK_WORDS
+_Static_assert(BLOCK_BITS == 64u * BLOOM_BLOCK_WORDS, "a block is 8 words");
+
+size_t bloom_blocks_for(uint64_t capacity, unsigned bits_per_key, unsigned *k)
+{
+    *k = 0;
+    if (bits_per_key == 0)
+        return 0;
+    if (capacity < 1024)
+        capacity = 1024;
+    /* k = bits_per_key * ln 2, the optimum for a classic filter. */
+    unsigned kk = (bits_per_key * 69 + 50) / 100;
+    *k = kk < 1 ? 1 : (kk > 16 ? 16 : kk);
+    uint64_t bits = capacity * bits_per_key;
+    return (size_t)((bits + BLOCK_BITS - 1) / BLOCK_BITS);
+}
 
 int bloom_init(struct bloom *b, uint64_t capacity, unsigned bits_per_key)
 {
     memset(b, 0, sizeof(*b));
     if (bits_per_key == 0)
         return 0;
-    if (capacity < 1024)
-        capacity = 1024;
-    uint64_t bits = capacity * bits_per_key;
-    size_t nblocks = (size_t)((bits + BLOCK_BITS - 1) / BLOCK_BITS);
+    unsigned k;
+    size_t nblocks = bloom_blocks_for(capacity, bits_per_key, &k);
     b->blocks = aligned_alloc(64, nblocks * BLOCK_WORDS * sizeof(uint64_t));
     if (!b->blocks)
         return KV_ENOMEM;
     memset(b->blocks, 0, nblocks * BLOCK_WORDS * sizeof(uint64_t));
     b->nblocks = nblocks;
-    /* k = bits_per_key * ln 2, the optimum for a classic filter. */
-    unsigned k = (bits_per_key * 69 + 50) / 100;
-    b->k = k < 1 ? 1 : (k > 16 ? 16 : k);
-    b->capacity = capacity;
+    b->k = k;
+    b->capacity = capacity < 1024 ? 1024 : capacity;
     return 0;
 }
 

@@ -21,6 +21,13 @@ struct bloom {
 /* Sizes the filter for capacity keys at bits_per_key. bits_per_key 0 gives an
  * empty filter that answers "maybe" to everything. */
 int bloom_init(struct bloom *b, uint64_t capacity, unsigned bits_per_key);
+/* The blocks and k that bloom_init(capacity, bits_per_key) gives, without
+ * allocating them. */
+size_t bloom_blocks_for(uint64_t capacity, unsigned bits_per_key, unsigned *k);
+
+/* Bytes in one block: the unit of the filter's bit array (b->blocks holds
+ * nblocks * BLOOM_BLOCK_WORDS words). */
+#define BLOOM_BLOCK_WORDS 8u
 void bloom_destroy(struct bloom *b);
 
 void bloom_add(struct bloom *b, uint64_t hash);

@@ -4,10 +4,17 @@
  *
  * Layout (little-endian), followed by a CRC-32 of everything before it:
  *
- *   "MKVSNAP\0" | version u32 = 1 | flags u32 = 0 | segments u32 | keys u64
+ *   "MKVSNAP\0" | version u32 = 2 | flags u32 = 0 | segments u32 | keys u64
  *   | position: segment u32, offset u64
  *   | per segment: id u32, size u64          (every segment the index may name)
+ *   | bloom filter: k u32, capacity u64, inserted u64, blocks u64,
+ *     then blocks * 8 words u64               (version 2 only)
  *   | per key: key_len u16, segment u32, offset u32, value_len u32, key
+ *
+ * The bloom filter is the store's own, as it stood with the index: a load
+ * takes its bits as they are when they have the shape the store's options
+ * give for that capacity, instead of adding every key again; otherwise it is
+ * skipped and rebuilt. Version 1 files (no filter) load too.
  *
  * Entries are written in about ascending order of key hash (see
  * index_for_each_by_hash), so that a load inserts nearly every key without a
@@ -35,7 +42,8 @@
 #define SNAP_MAGIC      "MKVSNAP"
 #define SNAP_MAGIC_LEN  8
 #define SNAP_GO_MAGIC   "KVINDEX1"
-#define SNAP_VERSION    1u
+#define SNAP_VERSION    2u
+#define SNAP_BLOOM_HEAD 28u
 #define SNAP_HEADER_LEN 40u
 #define SNAP_SEG_LEN    12u
 #define SNAP_ENTRY_HEAD 14u
@@ -80,6 +88,22 @@ static int encode_entry(void *ctx, const struct index_entry *e)
 
 /* Serialises the index and segment table; caller holds lock (read). Entries
  * go in about ascending order of hash, which a load inserts fastest. */
+static int encode_bloom(const struct bloom *f, struct buf *b)
+{
+    size_t words = f->nblocks * BLOOM_BLOCK_WORDS;
+    uint8_t *p = buf_extend(b, SNAP_BLOOM_HEAD + words * 8);
+    if (!p)
+        return KV_ENOMEM;
+    put_u32(p, f->k);
+    put_u64(p + 4, f->capacity);
+    put_u64(p + 12, f->inserted);
+    put_u64(p + 20, f->nblocks);
+    p += SNAP_BLOOM_HEAD;
+    for (size_t i = 0; i < words; i++, p += 8)
+        put_u64(p, f->blocks[i]);
+    return 0;
+}
+
 static int encode_snapshot(const kv_store *s, struct buf *b)
 {
     uint8_t *p = buf_extend(b, SNAP_HEADER_LEN + s->nsegs * SNAP_SEG_LEN);
@@ -97,7 +121,9 @@ static int encode_snapshot(const kv_store *s, struct buf *b)
         put_u32(p, s->segs[i]->id);
         put_u64(p + 4, atomic_load(&s->segs[i]->size));
     }
-    int rc = index_for_each_by_hash(&s->index, encode_entry, b);
+    int rc = encode_bloom(&s->bloom, b);
+    if (rc == 0)
+        rc = index_for_each_by_hash(&s->index, encode_entry, b);
     if (rc != 0)
         return rc;
     uint32_t crc = record_crc_update(0, b->data, b->len);
@@ -214,6 +240,7 @@ struct listed_seg {
 };
 
 struct snap_view {
+    uint32_t version;
     uint32_t nsegs;
     uint64_t nkeys;
     uint32_t pos_seg;
@@ -395,7 +422,8 @@ static kv_snapshot_status read_head(struct snap_reader *r, struct snap_view *v, 
     const uint8_t *p = reader_take(r, SNAP_HEADER_LEN);
     if (!p)
         return fail(reason, rlen, "cannot read it");
-    if (get_u32(p + 8) != SNAP_VERSION)
+    v->version = get_u32(p + 8);
+    if (v->version != 1 && v->version != SNAP_VERSION)
         return fail(reason, rlen, "unknown version");
     v->nsegs = get_u32(p + 16);
     v->nkeys = get_u64(p + 20);
@@ -417,6 +445,49 @@ static kv_snapshot_status read_head(struct snap_reader *r, struct snap_view *v, 
     }
     if ((*err = index_listed(v)) != 0)
         return fail(reason, rlen, "out of memory");
+    return KV_SNAPSHOT_VALID;
+}
+
+/*
+ * Reads the bloom filter section of a version 2 snapshot. When into is not
+ * NULL and the stored filter has the shape bits_per_key gives its capacity,
+ * *into becomes that filter and *used is set; otherwise the section is only
+ * read past (and the caller builds the filter from the keys).
+ */
+static kv_snapshot_status read_bloom(struct snap_reader *r, const struct snap_view *v,
+                                     struct bloom *into, unsigned bits_per_key, bool *used,
+                                     int *err, char *reason, size_t rlen)
+{
+    *used = false;
+    if (v->version < 2)
+        return KV_SNAPSHOT_VALID;
+    const uint8_t *p = reader_take(r, SNAP_BLOOM_HEAD);
+    if (!p)
+        return fail(reason, rlen, "cannot read it");
+    unsigned k = get_u32(p);
+    uint64_t capacity = get_u64(p + 4), inserted = get_u64(p + 12), nblocks = get_u64(p + 20);
+    uint64_t left = r->body_len - r->read_off + (r->fill - r->pos);
+    if (nblocks > left / (BLOOM_BLOCK_WORDS * 8))
+        return fail(reason, rlen, "bloom filter longer than the file");
+    unsigned want_k = 0;
+    bool fits = into && nblocks > 0 && capacity <= (UINT64_C(1) << 40) &&
+                bloom_blocks_for(capacity, bits_per_key, &want_k) == nblocks && want_k == k;
+    if (fits) {
+        bloom_destroy(into);
+        if ((*err = bloom_init(into, capacity, bits_per_key)) != 0)
+            return fail(reason, rlen, "out of memory");
+        into->inserted = inserted;
+    }
+    uint64_t words = nblocks * BLOOM_BLOCK_WORDS;
+    for (uint64_t done = 0; done < words;) {
+        size_t n = words - done < 8192 ? (size_t)(words - done) : 8192;
+        if (!(p = reader_take(r, n * 8)))
+            return fail(reason, rlen, "cannot read it");
+        for (size_t i = 0; fits && i < n; i++)
+            into->blocks[done + i] = get_u64(p + 8 * i);
+        done += n;
+    }
+    *used = fits;
     return KV_SNAPSHOT_VALID;
 }
 
@@ -524,6 +595,7 @@ static kv_snapshot_status walk_entries(struct snap_reader *r, const struct snap_
 struct loader {
     kv_store *s;
     struct index_bulk bulk;
+    bool bloom_loaded; /* the snapshot's filter is in place: add no key to it */
 };
 
 /* Adds a batch to the index and the bloom filter: hashes first, and the
@@ -537,7 +609,8 @@ static int load_batch(void *ctx, const struct snap_entry *batch, size_t n)
     uint64_t hash[LOAD_BATCH];
     for (size_t i = 0; i < n; i++) {
         hash[i] = index_hash(batch[i].key, batch[i].key_len);
-        bloom_prefetch(&s->bloom, hash[i]);
+        if (!l->bloom_loaded)
+            bloom_prefetch(&s->bloom, hash[i]);
     }
     for (size_t i = 0; i < n; i++) {
         const struct snap_entry *e = &batch[i];
@@ -547,20 +620,23 @@ static int load_batch(void *ctx, const struct snap_entry *batch, size_t n)
             return 2;
         if (present)
             return 1;
-        bloom_add(&s->bloom, hash[i]);
+        if (!l->bloom_loaded)
+            bloom_add(&s->bloom, hash[i]);
         e->seg->live += record_size(e->key_len, e->loc.val_len);
     }
     return 0;
 }
 
-/* Sizes the index and the filter once for the keys a snapshot holds. */
-static int reserve_for(kv_store *s, uint64_t nkeys)
+/* Sizes the index once for the keys a snapshot holds, and the filter when
+ * the snapshot's own is not taken. */
+static int reserve_for(kv_store *s, uint64_t nkeys, bool bloom_loaded)
 {
-    bloom_destroy(&s->bloom);
-    if (index_reserve(&s->index, nkeys) != 0 ||
-        bloom_init(&s->bloom, 2 * nkeys, s->opts.bloom_bits_per_key) != 0)
+    if (index_reserve(&s->index, nkeys) != 0)
         return KV_ENOMEM;
-    return 0;
+    if (bloom_loaded)
+        return 0;
+    bloom_destroy(&s->bloom);
+    return bloom_init(&s->bloom, 2 * nkeys, s->opts.bloom_bits_per_key);
 }
 
 int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *pos_seg,
@@ -587,9 +663,12 @@ int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *p
     kv_snapshot_status st = read_head(&r, &v, &err, reason, sizeof(reason));
     if (st == KV_SNAPSHOT_VALID)
         st = check_segments(&v, ids, sizes, nids, reason, sizeof(reason));
-    if (st == KV_SNAPSHOT_VALID && (err = reserve_for(s, v.nkeys)) != 0)
-        st = fail(reason, sizeof(reason), "out of memory");
     struct loader ld = {.s = s};
+    if (st == KV_SNAPSHOT_VALID)
+        st = read_bloom(&r, &v, &s->bloom, s->opts.bloom_bits_per_key, &ld.bloom_loaded, &err,
+                        reason, sizeof(reason));
+    if (st == KV_SNAPSHOT_VALID && (err = reserve_for(s, v.nkeys, ld.bloom_loaded)) != 0)
+        st = fail(reason, sizeof(reason), "out of memory");
     if (st == KV_SNAPSHOT_VALID)
         st = walk_entries(&r, &v, load_batch, &ld, &fn_rc, reason, sizeof(reason));
     if (fn_rc == 2)
@@ -675,6 +754,9 @@ int kv_check_snapshot(const char *dir, kv_snapshot_status *status, uint64_t *key
         kv_snapshot_status st = read_head(&r, &v, &rc, reason, reason_len);
         if (st == KV_SNAPSHOT_VALID)
             st = check_segments(&v, ids, sizes, n, reason, reason_len);
+        bool unused;
+        if (st == KV_SNAPSHOT_VALID)
+            st = read_bloom(&r, &v, NULL, 0, &unused, &rc, reason, reason_len);
         if (st == KV_SNAPSHOT_VALID)
             st = walk_entries(&r, &v, NULL, NULL, &fn_rc, reason, reason_len);
         st = settle(&r, st, reason, reason_len);

@@ -808,11 +808,12 @@ static void watch_log(kv_log_level level, const char *msg, void *ctx)
 
 /* Opens dir, checks every key of write_big_store, and returns the stats; w
  * (may be NULL) watches the log. */
-static kv_stats open_big_store(const char *dir, struct log_watch *w)
+static kv_stats open_big_store_with(const char *dir, struct log_watch *w, uint32_t bloom_bits)
 {
     kv_options o;
     kv_options_init(&o);
     o.compaction_interval_secs = 0;
+    o.bloom_bits_per_key = bloom_bits;
     if (w) {
         o.log_fn = watch_log;
         o.log_ctx = w;
@@ -840,6 +841,13 @@ static kv_stats open_big_store(const char *dir, struct log_watch *w)
     assert_int_equal(st.keys, BIG_KEYS - (BIG_KEYS + 10) / 11);
     assert_int_equal(kv_close(s), 0);
     return st;
+}
+
+static kv_stats open_big_store(const char *dir, struct log_watch *w)
+{
+    kv_options o;
+    kv_options_init(&o);
+    return open_big_store_with(dir, w, o.bloom_bits_per_key);
 }
 
 static void assert_snapshot_invalid_because(const char *dir, const char *why)
@@ -896,6 +904,83 @@ static void test_damage_deep_in_large_snapshot_is_found_and_replayed(void **stat
     free(snap);
 }
 
+/* The snapshot carries the bloom filter: a load with the same density takes
+ * it as saved (its capacity is the saved one, not the 2 x keys a rebuild
+ * gives), and it still answers "maybe" for every key; a load with another
+ * density rebuilds it from the keys. */
+static void test_snapshot_bloom_filter_is_taken_as_saved_or_rebuilt(void **state)
+{
+    struct tu_fixture *f = *state;
+    write_big_store(f->dir);
+    kv_stats saved = open_big_store(f->dir, NULL);
+    assert_true(saved.snapshot_loaded);
+    uint64_t keys = BIG_KEYS - (BIG_KEYS + 10) / 11;
+    kv_stats st = open_big_store(f->dir, NULL);
+    assert_true(st.snapshot_loaded);
+    assert_int_equal(st.bloom_capacity, saved.bloom_capacity);
+    assert_int_equal(st.bloom_bytes, saved.bloom_bytes);
+    /* Its bits are the saved ones: the deleted keys were added before they
+     * were deleted, so the filter passes every one of them (the index then
+     * refuses it), where a filter built from the index would refuse them. */
+    uint64_t deleted = (BIG_KEYS + 10) / 11;
+    assert_true(st.bloom_false_positives >= deleted);
+    st = open_big_store_with(f->dir, NULL, 6);
+    assert_true(st.snapshot_loaded);
+    assert_int_equal(st.bloom_capacity, 2 * keys);
+    assert_true(st.bloom_bytes < saved.bloom_bytes);
+    assert_true(st.bloom_negatives > deleted * 9 / 10);
+    st = open_big_store_with(f->dir, NULL, 0); /* no filter at all */
+    assert_true(st.snapshot_loaded);
+    assert_int_equal(st.bloom_bytes, 0);
+}
+
+/* A snapshot of version 1 (no bloom filter section) still loads. */
+static void test_version_1_snapshot_loads_and_builds_the_filter(void **state)
+{
+    struct tu_fixture *f = *state;
+    write_big_store(f->dir);
+    char *snap = tu_path(f->dir, "index.snapshot");
+    size_t len;
+    uint8_t *b = tu_read_file(snap, &len);
+    assert_int_equal(get_u32(b + 8), 2);
+    size_t at = 40 + 12 * (size_t)get_u32(b + 16);
+    size_t bloom_len = 28 + 64 * (size_t)get_u64(b + at + 20);
+    memmove(b + at, b + at + bloom_len, len - at - bloom_len);
+    len -= bloom_len;
+    put_u32(b + 8, 1);
+    put_u32(b + len - 4, record_crc_update(0, b, len - 4));
+    tu_write_file(snap, b, len);
+    assert_int_equal(snapshot_status(f->dir), KV_SNAPSHOT_VALID);
+    kv_stats st = open_big_store(f->dir, NULL);
+    assert_true(st.snapshot_loaded);
+    assert_int_equal(st.records_replayed, 0);
+    assert_int_equal(st.bloom_capacity, 2 * st.keys);
+    free(b);
+    free(snap);
+}
+
+/* A flipped bit in the filter section is caught by the CRC like any other:
+ * were it trusted, a key could go missing behind a false negative. */
+static void test_damaged_bloom_filter_in_snapshot_is_refused(void **state)
+{
+    struct tu_fixture *f = *state;
+    write_big_store(f->dir);
+    char *snap = tu_path(f->dir, "index.snapshot");
+    size_t len;
+    uint8_t *b = tu_read_file(snap, &len);
+    size_t at = 40 + 12 * (size_t)get_u32(b + 16);
+    const size_t flips[] = {at, at + 4, at + 20, at + 28, at + 28 + 64 * get_u64(b + at + 20) - 1};
+    for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
+        tu_write_file(snap, b, len);
+        tu_flip_byte(snap, flips[i]);
+        assert_snapshot_invalid_because(f->dir, "");
+        kv_stats st = open_big_store(f->dir, NULL); /* every key found: by replay */
+        assert_false(st.snapshot_loaded);
+    }
+    free(b);
+    free(snap);
+}
+
 /* A snapshot whose CRC checks out but which names a key twice, far into the
  * file (as only a bug or a forgery could write it), is not loaded. (Only the
  * load builds an index to find it; kv_check_snapshot does not.) */
@@ -906,7 +991,10 @@ static void test_key_twice_deep_in_large_snapshot_is_refused(void **state)
     char *snap = tu_path(f->dir, "index.snapshot");
     size_t len;
     uint8_t *b = tu_read_file(snap, &len);
+    /* Past the header, the segment list and the bloom filter section. */
     size_t p = 40 + 12 * (size_t)get_u32(b + 16), prev = 0;
+    assert_int_equal(get_u32(b + 8), 2);
+    p += 28 + 64 * (size_t)get_u64(b + p + 20);
     bool forged = false;
     while (p + 14 <= len - 4 && !forged) {
         size_t klen = get_u16(b + p);
@@ -1245,6 +1333,12 @@ int main(void)
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_second_open_of_same_directory_fails_with_locked,
                                         tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_bloom_filter_is_taken_as_saved_or_rebuilt,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_version_1_snapshot_loads_and_builds_the_filter,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_bloom_filter_in_snapshot_is_refused, tu_setup,
+                                        tu_teardown),
         cmocka_unit_test_setup_teardown(test_directory_in_original_go_format_opens, tu_setup,
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_op_code_refuses_open, tu_setup, tu_teardown),
