@@ -67,11 +67,13 @@ static size_t entry_units(size_t key_len)
 static void prefault(void *p, size_t len)
 {
 #ifdef MADV_POPULATE_WRITE
-    const uintptr_t page = 4096;
-    uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
-    uintptr_t end = ((uintptr_t)p + len) & ~(page - 1);
-    if (p && end > start)
-        madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+    const size_t page = 4096;
+    if (!p)
+        return;
+    size_t head = (page - (size_t)((uintptr_t)p % page)) % page;
+    if (len <= head + page)
+        return;
+    madvise((char *)p + head, (len - head) / page * page, MADV_POPULATE_WRITE);
 #else
     (void)p;
     (void)len;
