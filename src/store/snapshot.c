@@ -49,35 +49,61 @@
 #define SNAP_ENTRY_HEAD 14u
 #define SNAP_MAX_FILE   (64ull << 30)
 
-/* ---- writing */
+/* ---- writing
+ *
+ * The file is streamed out through a 1 MiB buffer, not built whole in
+ * memory: a snapshot is about as large as the index, and a store of a
+ * hundred million keys must not need gigabytes more to save one. The CRC is
+ * taken of each stretch as it is written. The read lock is held throughout,
+ * so that the entries and the segment list agree (compaction moves entries
+ * between segments under the write lock); writers are held off by append_mu
+ * anyway.
+ */
 
-struct buf {
-    uint8_t *data;
-    size_t len, cap;
+#define SNAP_WRITE_BUF (1u << 20)
+
+_Static_assert(SNAP_WRITE_BUF >= SNAP_ENTRY_HEAD + UINT16_MAX, "an entry fits in the buffer");
+
+struct snap_writer {
+    const struct kv_io *io;
+    int fd;
+    uint8_t *buf;
+    size_t len;
+    uint64_t off; /* bytes written to the file */
+    uint32_t crc; /* of those bytes */
+    int rc;       /* the first failed write's code */
 };
 
-static uint8_t *buf_extend(struct buf *b, size_t n)
+static int writer_flush(struct snap_writer *w)
 {
-    if (b->cap - b->len < n) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap - b->len < n)
-            ncap *= 2;
-        uint8_t *grown = realloc(b->data, ncap);
-        if (!grown)
-            return NULL;
-        b->data = grown;
-        b->cap = ncap;
-    }
-    uint8_t *p = b->data + b->len;
-    b->len += n;
+    if (w->len == 0)
+        return 0;
+    int rc = kv__io_write_full(w->io, w->fd, w->buf, w->len, (off_t)w->off);
+    if (rc != 0)
+        return w->rc = rc;
+    w->crc = record_crc_update(w->crc, w->buf, w->len);
+    w->off += w->len;
+    w->len = 0;
+    return 0;
+}
+
+/* Room for n bytes (n <= SNAP_WRITE_BUF) at the end of the buffer, or NULL
+ * when flushing failed (w->rc says why). */
+static uint8_t *writer_take(struct snap_writer *w, size_t n)
+{
+    if (SNAP_WRITE_BUF - w->len < n && writer_flush(w) != 0)
+        return NULL;
+    uint8_t *p = w->buf + w->len;
+    w->len += n;
     return p;
 }
 
 static int encode_entry(void *ctx, const struct index_entry *e)
 {
-    uint8_t *p = buf_extend(ctx, SNAP_ENTRY_HEAD + e->key_len);
+    struct snap_writer *w = ctx;
+    uint8_t *p = writer_take(w, SNAP_ENTRY_HEAD + e->key_len);
     if (!p)
-        return KV_ENOMEM;
+        return w->rc;
     put_u16(p, e->key_len);
     put_u32(p + 2, e->loc.seg);
     put_u32(p + 6, e->loc.off);
@@ -86,29 +112,30 @@ static int encode_entry(void *ctx, const struct index_entry *e)
     return 0;
 }
 
-/* Serialises the index and segment table; caller holds lock (read). Entries
- * go in about ascending order of hash, which a load inserts fastest. */
-static int encode_bloom(const struct bloom *f, struct buf *b)
+static int encode_bloom(const struct bloom *f, struct snap_writer *w)
 {
-    size_t words = f->nblocks * BLOOM_BLOCK_WORDS;
-    uint8_t *p = buf_extend(b, SNAP_BLOOM_HEAD + words * 8);
+    uint8_t *p = writer_take(w, SNAP_BLOOM_HEAD);
     if (!p)
-        return KV_ENOMEM;
+        return w->rc;
     put_u32(p, f->k);
     put_u64(p + 4, f->capacity);
     put_u64(p + 12, f->inserted);
     put_u64(p + 20, f->nblocks);
-    p += SNAP_BLOOM_HEAD;
-    for (size_t i = 0; i < words; i++, p += 8)
+    size_t words = f->nblocks * BLOOM_BLOCK_WORDS;
+    for (size_t i = 0; i < words; i++) {
+        if (!(p = writer_take(w, 8)))
+            return w->rc;
         put_u64(p, f->blocks[i]);
+    }
     return 0;
 }
 
-static int encode_snapshot(const kv_store *s, struct buf *b)
+/* Writes the whole file but its CRC; caller holds the read lock. */
+static int encode_snapshot(const kv_store *s, struct snap_writer *w)
 {
-    uint8_t *p = buf_extend(b, SNAP_HEADER_LEN + s->nsegs * SNAP_SEG_LEN);
+    uint8_t *p = writer_take(w, SNAP_HEADER_LEN);
     if (!p)
-        return KV_ENOMEM;
+        return w->rc;
     memcpy(p, SNAP_MAGIC, SNAP_MAGIC_LEN);
     put_u32(p + 8, SNAP_VERSION);
     put_u32(p + 12, 0);
@@ -116,43 +143,55 @@ static int encode_snapshot(const kv_store *s, struct buf *b)
     put_u64(p + 20, s->index.count);
     put_u32(p + 28, s->active->id);
     put_u64(p + 32, atomic_load(&s->active->size));
-    p += SNAP_HEADER_LEN;
-    for (size_t i = 0; i < s->nsegs; i++, p += SNAP_SEG_LEN) {
+    for (size_t i = 0; i < s->nsegs; i++) {
+        if (!(p = writer_take(w, SNAP_SEG_LEN)))
+            return w->rc;
         put_u32(p, s->segs[i]->id);
         put_u64(p + 4, atomic_load(&s->segs[i]->size));
     }
-    int rc = encode_bloom(&s->bloom, b);
+    int rc = encode_bloom(&s->bloom, w);
     if (rc == 0)
-        rc = index_for_each_by_hash(&s->index, encode_entry, b);
-    if (rc != 0)
-        return rc;
-    uint32_t crc = record_crc_update(0, b->data, b->len);
-    p = buf_extend(b, 4);
-    if (!p)
-        return KV_ENOMEM;
-    put_u32(p, crc);
-    return 0;
+        rc = index_for_each_by_hash(&s->index, encode_entry, w);
+    return rc;
 }
 
-/* Writes data to dir/name through a .tmp file: fsync, rename, fsync dir. */
-static int write_file_atomically(kv_store *s, const char *name, const uint8_t *data, size_t len)
+/* Streams the snapshot into index.snapshot.tmp, then fsync, rename and a
+ * directory fsync; the .tmp file is removed on failure. */
+static int write_snapshot(kv_store *s)
 {
     char path[4096], tmp[4096];
-    int rc = kv__join_path(s->dir, name, path, sizeof(path));
+    int rc = kv__join_path(s->dir, SNAPSHOT_NAME, path, sizeof(path));
     if (rc == 0 && (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
         rc = KV_EINVAL;
     if (rc != 0)
         return rc;
-    int fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
+    struct snap_writer w = {.io = s->io, .buf = malloc(SNAP_WRITE_BUF)};
+    if (!w.buf)
+        return KV_ENOMEM;
+    w.fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (w.fd < 0) {
         kv__log(s, KV_LOG_ERROR, "cannot create %s: %s", tmp, strerror(errno));
+        free(w.buf);
         return kv__errno_to_rc(errno);
     }
-    rc = kv__io_write_full(s->io, fd, data, len, 0);
-    if (rc == 0)
-        rc = kv__fsync_counted(s, fd, false);
+    kv__rdlock(s);
+    rc = encode_snapshot(s, &w);
+    uint64_t keys = s->index.count;
+    kv__unlock(s);
     int err = errno;
-    s->io->close(s->io->ctx, fd);
+    if (rc == 0)
+        rc = writer_flush(&w);
+    if (rc == 0) {
+        uint8_t crc[4];
+        put_u32(crc, w.crc);
+        rc = kv__io_write_full(s->io, w.fd, crc, sizeof(crc), (off_t)w.off);
+    }
+    if (rc == 0)
+        rc = kv__fsync_counted(s, w.fd, false);
+    if (rc != 0)
+        err = errno;
+    s->io->close(s->io->ctx, w.fd);
+    free(w.buf);
     if (rc == 0 && s->io->rename(s->io->ctx, tmp, path) != 0) {
         err = errno;
         rc = kv__errno_to_rc(err);
@@ -163,10 +202,13 @@ static int write_file_atomically(kv_store *s, const char *name, const uint8_t *d
         atomic_fetch_add(&s->n_fsyncs, 1);
     }
     if (rc != 0) {
-        kv__log(s, KV_LOG_ERROR, "cannot write %s: %s", path, strerror(err));
+        kv__log(s, KV_LOG_ERROR, "cannot write %s: %s", path,
+                rc == KV_ENOMEM ? "out of memory" : strerror(err));
         s->io->unlink(s->io->ctx, tmp);
+        return rc;
     }
-    return rc;
+    kv__log(s, KV_LOG_DEBUG, "snapshot saved: %llu keys", (unsigned long long)keys);
+    return 0;
 }
 
 int kv__snapshot_save_locked(kv_store *s)
@@ -174,19 +216,7 @@ int kv__snapshot_save_locked(kv_store *s)
     /* The position it records must be durable, or a crash would leave the
      * snapshot naming bytes that are gone (it would then be ignored). */
     int rc = kv__sync_active(s);
-    if (rc != 0)
-        return rc;
-    struct buf b = {0};
-    kv__rdlock(s);
-    rc = encode_snapshot(s, &b);
-    uint64_t keys = s->index.count;
-    kv__unlock(s);
-    if (rc == 0)
-        rc = write_file_atomically(s, SNAPSHOT_NAME, b.data, b.len);
-    free(b.data);
-    if (rc == 0)
-        kv__log(s, KV_LOG_DEBUG, "snapshot saved: %llu keys", (unsigned long long)keys);
-    return rc;
+    return rc != 0 ? rc : write_snapshot(s);
 }
 
 int kv_save_snapshot(kv_store *s)
