@@ -212,8 +212,7 @@ int kv__recover(kv_store *s)
             s->active = seg;
         kv__unlock(s);
         if (rc != 0) {
-            s->io->close(s->io->ctx, seg->fd);
-            free(seg);
+            kv__segment_discard(s, seg);
             return rc;
         }
     } else if (atomic_load(&s->active->size) >= s->opts.segment_size) {

@@ -320,6 +320,13 @@ void kv__segment_unpin(struct segment *seg)
     atomic_fetch_sub_explicit(&seg->pins[kv__thread_shard()].n, 1, memory_order_release);
 }
 
+void kv__segment_discard(kv_store *s, struct segment *seg)
+{
+    pthread_mutex_lock(&s->seg_mu);
+    segment_destroy_locked(s, seg);
+    pthread_mutex_unlock(&s->seg_mu);
+}
+
 /* Pins are only taken under the lock while seg is in the table, so once it
  * is out and the lock released, the counts only fall. */
 void kv__segment_retire(kv_store *s, struct segment *seg)

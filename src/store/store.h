@@ -146,6 +146,9 @@ int kv__list_segments(const kv_store *s, bool remove_tmp, uint32_t **ids, size_t
 struct segment *kv__segment_new(uint32_t id, int fd, uint64_t size);
 /* Creates segment-<id>.dat, fsyncs the directory, and returns it writable. */
 int kv__segment_create(kv_store *s, uint32_t id, struct segment **out);
+/* Closes and frees a segment from kv__segment_create that never entered the
+ * table (its file stays for the caller to remove). */
+void kv__segment_discard(kv_store *s, struct segment *seg);
 /* Appends seg to the table (caller holds lock for writing). */
 int kv__segtab_add(kv_store *s, struct segment *seg);
 /* Finds a segment by id (caller holds lock). */

@@ -127,10 +127,9 @@ int kv__rotate(kv_store *s, uint32_t new_id)
     kv__unlock(s);
     if (rc != 0) {
         char path[4096];
-        s->io->close(s->io->ctx, seg->fd);
+        kv__segment_discard(s, seg);
         if (kv__segment_path(s->dir, new_id, false, path, sizeof(path)) == 0)
             s->io->unlink(s->io->ctx, path);
-        free(seg);
         return rc;
     }
     kv__log(s, KV_LOG_DEBUG, "sealed segment %u, writing to segment %u", old->id, new_id);
