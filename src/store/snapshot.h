@@ -1,0 +1,39 @@
+/*
+ * snapshot.h - the format of index.snapshot, the index as of a log position,
+ * so that an open replays only what was written after it. snapshot_save.c
+ * writes it; snapshot.c reads, loads and checks it.
+ *
+ * Layout (little-endian), followed by a CRC-32 of everything before it:
+ *
+ *   "MKVSNAP\0" | version u32 = 2 | flags u32 = 0 | segments u32 | keys u64
+ *   | position: segment u32, offset u64
+ *   | per segment: id u32, size u64          (every segment the index may name)
+ *   | bloom filter: k u32, capacity u64, inserted u64, blocks u64,
+ *     then blocks * 8 words u64               (version 2 only)
+ *   | per key: key_len u16, segment u32, offset u32, value_len u32, key
+ *
+ * The bloom filter is the store's own, as it stood with the index: a load
+ * takes its bits as they are when they have the shape the store's options
+ * give for that capacity, instead of adding every key again; otherwise it is
+ * skipped and rebuilt. Version 1 files (no filter) load too.
+ *
+ * Entries are written in about ascending order of key hash (see
+ * index_for_each_by_hash), so that a load inserts nearly every key without a
+ * probe and fills the slot array front to back. The order is a property of
+ * the writer, not of the format: a loader accepts any order (only slower),
+ * and files written before it (in slot order) load as before.
+ */
+#ifndef KV_STORE_SNAPSHOT_H
+#define KV_STORE_SNAPSHOT_H
+
+#define SNAP_MAGIC      "MKVSNAP"
+#define SNAP_MAGIC_LEN  8
+#define SNAP_GO_MAGIC   "KVINDEX1"
+#define SNAP_VERSION    2u
+#define SNAP_BLOOM_HEAD 28u
+#define SNAP_HEADER_LEN 40u
+#define SNAP_SEG_LEN    12u
+#define SNAP_ENTRY_HEAD 14u
+#define SNAP_MAX_FILE   (64ull << 30)
+
+#endif /* KV_STORE_SNAPSHOT_H */
