@@ -260,6 +260,20 @@ int index_reserve(struct index *ix, size_t n)
     return grow_for(ix, n);
 }
 
+/* An arena entry holding key at loc; its reference, or 0 out of memory. */
+static uint32_t new_entry(struct index *ix, const void *key, size_t key_len,
+                          const struct kv_loc *loc)
+{
+    uint32_t ref = arena_alloc(ix, entry_units(key_len));
+    if (ref == 0)
+        return 0;
+    struct index_entry *e = arena_entry(ix, ref);
+    e->loc = *loc;
+    e->key_len = (uint16_t)key_len;
+    memcpy(e->key, key, key_len);
+    return ref;
+}
+
 int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_len,
                  const struct kv_loc *loc, struct kv_loc *old, bool *replaced)
 {
@@ -276,13 +290,9 @@ int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_le
     }
     if (grow_for(ix, 1) != 0)
         return KV_ENOMEM;
-    uint32_t ref = arena_alloc(ix, entry_units(key_len));
+    uint32_t ref = new_entry(ix, key, key_len, loc);
     if (ref == 0)
         return KV_ENOMEM;
-    struct index_entry *e = arena_entry(ix, ref);
-    e->loc = *loc;
-    e->key_len = (uint16_t)key_len;
-    memcpy(e->key, key, key_len);
     i = find_slot(ix, h, key, key_len); /* the array may have grown */
     ix->slots[i].hash = h;
     ix->slots[i].ref = ref;
@@ -328,13 +338,9 @@ int index_insert_new(struct index *ix, struct index_bulk *b, uint64_t hash, cons
             return 0;
     }
     *present = false;
-    uint32_t ref = arena_alloc(ix, entry_units(key_len));
+    uint32_t ref = new_entry(ix, key, key_len, loc);
     if (ref == 0)
         return KV_ENOMEM;
-    struct index_entry *e = arena_entry(ix, ref);
-    e->loc = *loc;
-    e->key_len = (uint16_t)key_len;
-    memcpy(e->key, key, key_len);
     ix->slots[i].hash = h;
     ix->slots[i].ref = ref;
     ix->count++;

@@ -334,9 +334,7 @@ void kv__segment_retire(kv_store *s, struct segment *seg)
     for (unsigned i = 0; i < READER_SHARDS; i++)
         while (atomic_load_explicit(&seg->pins[i].n, memory_order_acquire) != 0)
             sched_yield();
-    pthread_mutex_lock(&s->seg_mu);
-    segment_destroy_locked(s, seg);
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__segment_discard(s, seg);
 }
 
 const uint8_t *kv__segment_view(kv_store *s, struct segment *seg, uint64_t off, uint64_t len)

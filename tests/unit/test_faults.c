@@ -435,12 +435,18 @@ static void test_short_write_is_retried_to_completion(void **state)
 
 /* ---- mapping segments for reads */
 
+/* Key i and its value. */
+static void key_value(int i, char key[16], char val[64])
+{
+    snprintf(key, 16, "k%04d", i);
+    snprintf(val, 64, "value of %d", i);
+}
+
 static void put_keys(kv_store *s, int n)
 {
     for (int i = 0; i < n; i++) {
         char key[16], val[64];
-        snprintf(key, sizeof(key), "k%04d", i);
-        snprintf(val, sizeof(val), "value of %d", i);
+        key_value(i, key, val);
         put_str(s, key, val);
     }
 }
@@ -450,8 +456,7 @@ static void read_keys(kv_store *s, int n)
 {
     for (int i = 0; i < n; i++) {
         char key[16], val[64];
-        snprintf(key, sizeof(key), "k%04d", i);
-        snprintf(val, sizeof(val), "value of %d", i);
+        key_value(i, key, val);
         tu_assert_str(s, key, val);
     }
 }

@@ -904,6 +904,19 @@ static void test_damage_deep_in_large_snapshot_is_found_and_replayed(void **stat
     free(snap);
 }
 
+/* Where a version 2 snapshot's bloom filter section starts (after the
+ * 40-byte header and the segment list), and its length in bytes. */
+static size_t snap_bloom_at(const uint8_t *b)
+{
+    assert_int_equal(get_u32(b + 8), 2);
+    return 40 + 12 * (size_t)get_u32(b + 16);
+}
+
+static size_t snap_bloom_len(const uint8_t *b)
+{
+    return 28 + 64 * (size_t)get_u64(b + snap_bloom_at(b) + 20);
+}
+
 /* The snapshot carries the bloom filter: a load with the same density takes
  * it as saved (its capacity is the saved one, not the 2 x keys a rebuild
  * gives), and it still answers "maybe" for every key; a load with another
@@ -942,9 +955,7 @@ static void test_version_1_snapshot_loads_and_builds_the_filter(void **state)
     char *snap = tu_path(f->dir, "index.snapshot");
     size_t len;
     uint8_t *b = tu_read_file(snap, &len);
-    assert_int_equal(get_u32(b + 8), 2);
-    size_t at = 40 + 12 * (size_t)get_u32(b + 16);
-    size_t bloom_len = 28 + 64 * (size_t)get_u64(b + at + 20);
+    size_t at = snap_bloom_at(b), bloom_len = snap_bloom_len(b);
     memmove(b + at, b + at + bloom_len, len - at - bloom_len);
     len -= bloom_len;
     put_u32(b + 8, 1);
@@ -968,8 +979,8 @@ static void test_damaged_bloom_filter_in_snapshot_is_refused(void **state)
     char *snap = tu_path(f->dir, "index.snapshot");
     size_t len;
     uint8_t *b = tu_read_file(snap, &len);
-    size_t at = 40 + 12 * (size_t)get_u32(b + 16);
-    const size_t flips[] = {at, at + 4, at + 20, at + 28, at + 28 + 64 * get_u64(b + at + 20) - 1};
+    size_t at = snap_bloom_at(b);
+    const size_t flips[] = {at, at + 4, at + 20, at + 28, at + snap_bloom_len(b) - 1};
     for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
         tu_write_file(snap, b, len);
         tu_flip_byte(snap, flips[i]);
@@ -992,9 +1003,7 @@ static void test_key_twice_deep_in_large_snapshot_is_refused(void **state)
     size_t len;
     uint8_t *b = tu_read_file(snap, &len);
     /* Past the header, the segment list and the bloom filter section. */
-    size_t p = 40 + 12 * (size_t)get_u32(b + 16), prev = 0;
-    assert_int_equal(get_u32(b + 8), 2);
-    p += 28 + 64 * (size_t)get_u64(b + p + 20);
+    size_t p = snap_bloom_at(b) + snap_bloom_len(b), prev = 0;
     bool forged = false;
     while (p + 14 <= len - 4 && !forged) {
         size_t klen = get_u16(b + p);
