@@ -14,8 +14,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
+#include "store.h"
 #include "testutil.h"
 
 static kv_options options(kv_sync_mode mode, uint64_t segment_size)
@@ -793,6 +795,80 @@ static void test_same_key_concurrent_writes_last_acknowledged_order_is_consisten
     free(always);
 }
 
+/* ---- 4: the store's lock
+ *
+ * A writer that takes the lock again the moment it lets go (as compaction's
+ * relocation batches do) must not keep readers out: a reader that went to
+ * sleep behind it enters before the writer's next turn. The writer holds the
+ * lock nearly all the time, for up to WS_ROUNDS turns or until the reader is
+ * done; the reader asks WS_READS times, each time once the writer has started
+ * a new turn, and counts the write turns it waited. A reader kept out waits
+ * for all of them; one let in waits a turn or two, more only while the
+ * machine does not run it (the bound leaves room for a loaded CI machine). */
+
+#define WS_ROUNDS    4000
+#define WS_READS     20
+#define WS_TURNS_MAX (WS_ROUNDS / 4)
+#define WS_HOLD_NS   200000
+
+struct write_storm {
+    kv_store *s;
+    atomic_int rounds;
+    atomic_bool reader_done, writer_done;
+};
+
+static void hold_for(long ns)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < ns);
+}
+
+static void *ws_writer(void *arg)
+{
+    struct write_storm *w = arg;
+    for (int n = 0; n < WS_ROUNDS && !atomic_load(&w->reader_done); n++) {
+        kv__wrlock(w->s);
+        atomic_fetch_add(&w->rounds, 1);
+        hold_for(WS_HOLD_NS);
+        kv__unlock(w->s);
+    }
+    atomic_store(&w->writer_done, true);
+    return NULL;
+}
+
+static void test_readers_get_in_between_back_to_back_write_locks(void **state)
+{
+    struct tu_fixture *fx = *state;
+    kv_store *s = tu_open_tracked(fx->dir, NULL);
+    struct write_storm w = {.s = s};
+    atomic_init(&w.rounds, 0);
+    atomic_init(&w.reader_done, false);
+    atomic_init(&w.writer_done, false);
+    pthread_t writer;
+    assert_int_equal(pthread_create(&writer, NULL, ws_writer, &w), 0);
+    while (atomic_load(&w.rounds) < 2)
+        sched_yield();
+    int waited = 0;
+    for (int i = 0; i < WS_READS && !atomic_load(&w.writer_done); i++) {
+        /* Ask while the writer is inside a turn of its own. */
+        int seen = atomic_load(&w.rounds);
+        while (atomic_load(&w.rounds) == seen && !atomic_load(&w.writer_done))
+            sched_yield();
+        int asked = atomic_load(&w.rounds);
+        kv__rdlock(s);
+        waited += atomic_load(&w.rounds) - asked;
+        kv__unlock(s);
+    }
+    atomic_store(&w.reader_done, true);
+    pthread_join(writer, NULL);
+    if (waited > WS_TURNS_MAX)
+        fail_msg("%d reads waited %d write turns", WS_READS, waited);
+    assert_int_equal(tu_close_tracked(s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -801,6 +877,8 @@ int main(void)
             tu_teardown),
         cmocka_unit_test_setup_teardown(
             test_compaction_beside_writers_and_deleters_keeps_every_model, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_readers_get_in_between_back_to_back_write_locks,
+                                        tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_readers_never_see_torn_or_foreign_values, tu_setup,
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(
