@@ -68,6 +68,18 @@ run: build ## Start the interactive CLI on DATA_DIR (default: db)
 server: build ## Start the HTTP volume server on its defaults (127.0.0.1:9002, data/)
 	$(BUILD)/volume-server
 
+# ---- installing: the GNU directories under PREFIX (the configured prefix,
+# /usr/local, when not given), staged below DESTDIR when it is set
+PREFIX  ?=
+DESTDIR ?=
+.PHONY: install uninstall
+
+install: build ## Install both programs, the libraries, kvstore.h, kvstore.pc and the man pages (PREFIX, DESTDIR)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) $(if $(PREFIX),--prefix "$(PREFIX)")
+
+uninstall: ## Remove the files make install puts under PREFIX (and DESTDIR)
+	@BUILD=$(BUILD) PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/uninstall.sh
+
 docker: ## Build the container image mini-kvstore:latest (Dockerfile)
 	docker build -t $(IMAGE) .
 
