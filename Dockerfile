@@ -17,7 +17,7 @@ COPY src src
 COPY cmd cmd
 COPY examples examples
 COPY bench bench
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKV_BUILD_TESTS=OFF \
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKV_BUILD_TESTS=OFF -DKV_MAN=OFF \
  && cmake --build build -j "$(nproc)" --target volume-server kvstore \
  && strip build/volume-server build/kvstore
 

@@ -7,6 +7,8 @@ BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DATA_DIR   ?= db
 C_SOURCES   = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+# No "Entering directory" lines from the makes that cmake --build runs.
+MAKEFLAGS  += --no-print-directory
 
 .PHONY: help deps build test test-sanitize bench fmt fmt-check lint clean run server \
         install-tools pre-commit docker docker-up docker-down
@@ -23,6 +25,14 @@ $(BUILD)/CMakeCache.txt:
 
 build: deps $(BUILD)/CMakeCache.txt ## Build the library, programs, tests and examples into build/
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The build before run and server: warnings and errors (standard error) show,
+# the progress lines go to $(BUILD)/build.log, and one line says it is done.
+.PHONY: build-quiet
+build-quiet: deps $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS) >$(BUILD)/build.log || \
+	  { echo "make: the build failed; its log: $(BUILD)/build.log" >&2; exit 1; }
+	@echo "built $(BUILD)/ (log: $(BUILD)/build.log)"
 
 test: build ## Build and run the whole test suite
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -62,11 +72,23 @@ pre-commit: fmt-check lint test ## What to run before committing
 clean: ## Remove the build directories
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)
 
-run: build ## Start the interactive CLI on DATA_DIR (default: db)
-	$(BUILD)/kvstore --data-dir $(DATA_DIR)
+run: build-quiet ## Start the interactive CLI on DATA_DIR (default: db)
+	@$(BUILD)/kvstore --data-dir $(DATA_DIR)
 
-server: build ## Start the HTTP volume server on its defaults (127.0.0.1:9002, data/)
-	$(BUILD)/volume-server
+server: build-quiet ## Start the HTTP volume server on its defaults (127.0.0.1:9002, data/)
+	@$(BUILD)/volume-server
+
+# ---- installing: the GNU directories under PREFIX (the configured prefix,
+# /usr/local, when not given), staged below DESTDIR when it is set
+PREFIX  ?=
+DESTDIR ?=
+.PHONY: install uninstall
+
+install: build ## Install both programs, the libraries, kvstore.h, kvstore.pc and the man pages (PREFIX, DESTDIR)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) $(if $(PREFIX),--prefix "$(PREFIX)")
+
+uninstall: ## Remove the files make install puts under PREFIX (and DESTDIR)
+	@BUILD=$(BUILD) PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/uninstall.sh
 
 docker: ## Build the container image mini-kvstore:latest (Dockerfile)
 	docker build -t $(IMAGE) .

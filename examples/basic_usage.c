@@ -2,13 +2,20 @@
  * basic_usage.c - the engine's public API in a dozen calls: open a store, set,
  * get, delete, list, read statistics, compact, save the snapshot, close.
  *
- *   build/examples/basic_usage [DIR]      (default: my_database)
+ *   build/examples/basic_usage [DIR]      (default: build/examples/basic_usage-data)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kvstore.h"
+
+/* The store's directory when neither DIR nor KVSTORE_EXAMPLE_DIR is given.
+ * The build names one inside the build directory, so that running an example
+ * leaves nothing in the source tree. */
+#ifndef KV_EXAMPLE_DATA_DIR
+#define KV_EXAMPLE_DATA_DIR "basic_usage-data"
+#endif
 
 static int print_key(const void *key, size_t len, void *ctx)
 {
@@ -28,7 +35,7 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : getenv("KVSTORE_EXAMPLE_DIR");
     if (!dir)
-        dir = "my_database";
+        dir = KV_EXAMPLE_DATA_DIR;
 
     kv_store *store;
     if (check(kv_open(dir, NULL, &store), "open"))

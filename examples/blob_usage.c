@@ -5,7 +5,7 @@
  * the blob. The etag a get reports comes from the record checksum the engine
  * verifies on every read (kv_get_crc), so it costs no second pass.
  *
- *   build/examples/blob_usage [DIR]      (default: blob_data)
+ *   build/examples/blob_usage [DIR]      (default: build/examples/blob_usage-data)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,6 +14,13 @@
 #include <zlib.h>
 
 #include "kvstore.h"
+
+/* The store's directory when neither DIR nor KVSTORE_EXAMPLE_DIR is given.
+ * The build names one inside the build directory, so that running an example
+ * leaves nothing in the source tree. */
+#ifndef KV_EXAMPLE_DATA_DIR
+#define KV_EXAMPLE_DATA_DIR "blob_usage-data"
+#endif
 
 typedef struct blob_storage {
     kv_store *store;
@@ -90,7 +97,7 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : getenv("KVSTORE_EXAMPLE_DIR");
     if (!dir)
-        dir = "blob_data";
+        dir = KV_EXAMPLE_DATA_DIR;
 
     blob_storage bs;
     if (check(blob_open(&bs, dir, "vol-1"), "open"))

@@ -7,6 +7,7 @@
 #   scripts/cluster.sh start            start whatever is not running
 #   scripts/cluster.sh stop [VOLUME]    stop everything (or one volume, e.g. vol-2)
 #   scripts/cluster.sh status           what runs, and each volume's key count
+#   scripts/cluster.sh help             this text
 #
 # Settings (environment):
 #   CLUSTER_DIR    data, logs, pid files, nginx config    (default: ./cluster)
@@ -26,14 +27,17 @@ BUILD=${BUILD:-build}
 START_TIMEOUT=${START_TIMEOUT:-30}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
-mkdir -p "$CLUSTER_DIR"
-dir=$(cd "$CLUSTER_DIR" && pwd)
+# Nothing is created before a command needs it: start makes the directories.
+dir=$(realpath -m -- "$CLUSTER_DIR")
 [[ $BUILD == /* ]] || BUILD="$root/$BUILD"
 read -r -a ports <<<"$VOLUME_PORTS"
 names=()
 for i in "${!ports[@]}"; do names+=("vol-$((i + 1))"); done
 
 say() { echo "cluster: $*" >&2; }
+
+# the comment at the top of this file, from its second line to `set -e`
+usage() { sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 # true while pid $1 runs (a zombie waiting for its reaper counts as gone)
 alive() {
@@ -176,8 +180,10 @@ stop)
     fi
     ;;
 status) status ;;
+help | -h | --help) usage ;;
 *)
-    sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    [[ -z ${1:-} ]] || say "unknown command: $1"
+    usage >&2
     exit 2
     ;;
 esac

@@ -15,6 +15,7 @@ packages=(
     zlib1g-dev libisal-dev libxxhash-dev  # CRC-32, hashing
     libcmocka-dev                 # unit tests
     libmicrohttpd-dev libjansson-dev libedit-dev  # server and CLI
+    scdoc                         # the manual pages (docs/man/*.scd)
     curl python3                  # end-to-end tests
     nginx-light                   # the cluster test's gateway (scripts/cluster.sh)
 )
