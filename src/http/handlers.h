@@ -17,7 +17,7 @@
 
 #include <stdbool.h>
 
-#include "volume.h"
+#include "http.h"
 
 /* Finds the endpoint of r (path and method), checks the bearer token and
  * decodes the key. On a problem, sets r->response (404, 405, 401, 400, or

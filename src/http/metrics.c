@@ -35,11 +35,6 @@ static double megabytes(uint64_t bytes)
     return (double)(uint64_t)((double)bytes / MIB * 1000.0 + 0.5) / 1000.0;
 }
 
-static uint64_t uptime_secs(const struct vs_app *app)
-{
-    return (vs_now_ns() - app->started_ns) / 1000000000u;
-}
-
 static uint64_t load(atomic_uint_fast64_t *v)
 {
     return atomic_load_explicit(v, memory_order_relaxed);
@@ -59,7 +54,7 @@ static size_t collect(struct vs_app *app, const kv_stats *st, struct metric *m, 
         {"dead_bytes", "dead_bytes", GAUGE, "Bytes compaction can reclaim.", st->dead_bytes},
         {"active_segment_id", "active_segment_id", GAUGE, "Segment taking new writes.", st->active_segment_id},
         {"oldest_segment_id", "oldest_segment_id", GAUGE, "Lowest segment id on disk.", st->oldest_segment_id},
-        {"uptime_secs", "uptime_seconds", GAUGE, "Seconds since the server started.", uptime_secs(app)},
+        {"uptime_secs", "uptime_seconds", GAUGE, "Seconds since the server started.", vs_app_uptime_secs(app)},
         {"index_bytes", "index_bytes", GAUGE, "Memory held by the index and bloom filter.", st->index_bytes},
         {"bloom_bytes", "bloom_bytes", GAUGE, "Memory held by the bloom filter.", st->bloom_bytes},
         {"bloom_capacity", "bloom_capacity", GAUGE, "Keys the bloom filter is sized for.", st->bloom_capacity},
@@ -107,7 +102,7 @@ void metrics_health(struct vs_request *r)
         json_pack("{s:s,s:s,s:I,s:I,s:f,s:I}", "status", st.read_only ? "degraded" : "healthy",
                   "volume_id", blob_volume_id(r->app->store), "keys", (json_int_t)st.keys,
                   "segments", (json_int_t)st.segments, "total_mb", megabytes(st.disk_bytes),
-                  "uptime_secs", (json_int_t)uptime_secs(r->app));
+                  "uptime_secs", (json_int_t)vs_app_uptime_secs(r->app));
     if (body != NULL && st.read_only)
         json_object_set_new(body, "read_only", json_true());
     vs_reply_json(r, MHD_HTTP_OK, body);
