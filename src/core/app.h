@@ -4,9 +4,9 @@
  *
  * src/core/ owns the application a front end serves: the blob layer over the
  * engine (storage.h), the settings it was started with (src/config/), the
- * counters that metrics report, the log (log.h), the pool of threads for
- * work that waits for a disk (pool.h), and the application's life from open
- * to close. Front ends (src/http/, and any
+ * counters and the table of figures that metrics report (figures.h), the
+ * log (log.h), the pool of threads for work that waits for a disk (pool.h),
+ * and the application's life from open to close. Front ends (src/http/, and any
  * other protocol) include these headers; nothing here includes a front end's,
  * and only the engine's public header (kvstore.h) is reached below.
  */
