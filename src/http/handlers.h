@@ -36,7 +36,4 @@ bool handlers_may_block(const struct vs_request *r);
 /* Serves r: sets r->response and r->status. */
 void handlers_run(struct vs_request *r);
 
-/* The text "GET, HEAD" style of the methods a route accepts. */
-const char *handlers_allowed(enum vs_route route);
-
 #endif /* VS_HANDLERS_H */
