@@ -4,6 +4,7 @@ orderly stop on SIGTERM/SIGINT that keeps every acknowledged blob."""
 
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -72,6 +73,17 @@ class Configuration(unittest.TestCase):
             p = run(args)
             self.assertEqual(p.returncode, 2, args)
             self.assertIn("--help", p.stderr.decode(), args)
+
+    def test_every_flag_help_lists_is_one_the_parser_knows(self):
+        out = run(["--help"]).stdout.decode()
+        flags = re.findall(r"^  ([A-Z_]+) +(--[a-z-]+) +default", out, re.M)
+        self.assertEqual(sorted(name for name, _ in flags), sorted(ALL_SETTINGS))
+        for name, flag in flags:
+            self.assertEqual(flag, "--" + name.lower().replace("_", "-"))
+            # Without its value the flag is known, and named with its variable.
+            p = run([flag])
+            self.assertEqual(p.returncode, 2, flag)
+            self.assertIn("%s (%s) needs a value" % (flag, name), p.stderr.decode())
 
     def test_a_secret_is_not_echoed(self):
         p = run(env={"AUTH_TOKEN": "almost secret"})
