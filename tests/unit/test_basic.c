@@ -357,7 +357,7 @@ static void test_descriptor_cache_bounds_open_segment_files(void **state)
         fail_msg("%d descriptors open, expected at most 5", open_now);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_then_get_returns_the_value, setup, teardown),
@@ -387,5 +387,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_descriptor_cache_bounds_open_segment_files, setup,
                                         teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

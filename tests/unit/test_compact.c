@@ -532,7 +532,7 @@ static void test_writes_during_compaction_win_over_its_copies(void **state)
     assert_matches_model(f, f->s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_compaction_of_overwrites_falls_to_about_live_size,
@@ -561,5 +561,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writes_during_compaction_win_over_its_copies, setup,
                                         teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

@@ -869,7 +869,7 @@ static void test_readers_get_in_between_back_to_back_write_locks(void **state)
     assert_int_equal(tu_close_tracked(s), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
@@ -885,5 +885,5 @@ int main(void)
             test_same_key_concurrent_writes_last_acknowledged_order_is_consistent, tu_setup,
             tu_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

@@ -887,7 +887,7 @@ static void test_sync_failures_during_compaction_change_nothing(void **state)
         run_compaction(fx->root, FAULT_SYNC, n);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enospc_on_write_fails_that_put_and_next_put_succeeds,
@@ -920,5 +920,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_failures_during_compaction_change_nothing,
                                         tu_setup, tu_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

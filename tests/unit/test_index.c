@@ -397,7 +397,7 @@ static void test_walk_by_hash_visits_each_entry_once_in_ascending_order(void **s
     index_destroy(&ix);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_matches_a_model_through_growth_and_removals),
@@ -409,5 +409,5 @@ int main(void)
         cmocka_unit_test(test_index_memory_per_key_stays_small),
         cmocka_unit_test(test_bloom_has_no_false_negatives_and_few_false_positives),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

@@ -608,10 +608,10 @@ static void test_power_cut_in_sync_always_loses_no_acknowledged_write(void **sta
     free(root);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_power_cut_in_sync_always_loses_no_acknowledged_write),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

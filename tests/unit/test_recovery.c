@@ -1312,7 +1312,7 @@ static void test_scan_reports_every_record_in_log_order(void **state)
     free(r.v);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reopen_after_torn_tail_keeps_every_acked_write,
@@ -1356,5 +1356,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_reports_every_record_in_log_order, tu_setup,
                                         tu_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }
