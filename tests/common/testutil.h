@@ -50,6 +50,13 @@ int tu_run_tests_(const struct CMUnitTest *tests, size_t count, int argc, char *
 #define assert_kv_ok(expr)       tu_assert_kv_rc((expr), KV_OK, #expr, __FILE__, __LINE__)
 void tu_assert_kv_rc(int got, int want, const char *expr, const char *file, int line);
 
+/* Waiting for a condition that another thread brings about: poll it every
+ * millisecond or so until TU_WAIT_MS have passed, a bound generous enough for
+ * a loaded machine (never a duration the test asserts). */
+#define TU_WAIT_MS 30000
+uint64_t tu_now_ms(void); /* CLOCK_MONOTONIC */
+void tu_pause_ms(unsigned ms);
+
 /* A fresh directory under $TMPDIR (or /tmp); the caller removes it with
  * tu_rmtree and frees the string. The store directory is "<dir>/db". */
 char *tu_mkdtemp(void);

@@ -2,10 +2,15 @@
  * test_basic.c - round trips of every public operation through the C API.
  */
 #include <dirent.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
+
+/* How far past the last named code (and above KV_OK) the strerror test
+ * looks for codes that have a text. */
+#define STRERROR_SCAN 1000
 
 struct fixture {
     char *root;
@@ -183,11 +188,36 @@ static void test_invalid_arguments_are_refused(void **state)
     assert_null(s2);
 }
 
+/* Codes from KV_OK down to the last one kv_strerror names: the header has no
+ * sentinel for the last code, so the range ends where kv_strerror starts to
+ * give the text of an unknown code. */
+static int last_named_code(const char *unknown)
+{
+    int last = KV_OK;
+    while (last > -STRERROR_SCAN && strcmp(kv_strerror(last - 1), unknown) != 0)
+        last--;
+    return last;
+}
+
 static void test_strerror_names_every_code(void **state)
 {
     (void)state;
-    for (int rc = 0; rc >= KV_EBUSY; rc--)
-        assert_string_not_equal(kv_strerror(rc), "unknown error");
+    const char *unknown = kv_strerror(INT_MIN);
+    assert_string_equal(unknown, "unknown error");
+    int last = last_named_code(unknown);
+    assert_true(last <= KV_EBUSY); /* the range holds every code the header had when written */
+    for (int rc = KV_OK; rc >= last; rc--) {
+        assert_string_not_equal(kv_strerror(rc), unknown);
+        assert_true(kv_strerror(rc)[0] != '\0');
+        for (int other = rc - 1; other >= last; other--)
+            assert_string_not_equal(kv_strerror(rc), kv_strerror(other));
+    }
+    /* No gap: a code named beyond the first unknown one would have been
+     * skipped by the walk above. */
+    for (int rc = last - 1; rc > last - STRERROR_SCAN; rc--)
+        assert_string_equal(kv_strerror(rc), unknown);
+    for (int rc = 1; rc < STRERROR_SCAN; rc++)
+        assert_string_equal(kv_strerror(rc), unknown);
     assert_string_equal(kv_strerror(12345), "unknown error");
     assert_string_equal(kv_version(), KV_VERSION_STRING);
 }
@@ -312,6 +342,46 @@ static void test_interval_and_none_sync_modes_keep_data_across_close(void **stat
     f->s = tu_open(f->dir, NULL);
 }
 
+static uint64_t fsyncs_of(kv_store *s)
+{
+    kv_stats st;
+    assert_kv_ok(kv_get_stats(s, &st));
+    return st.fsyncs;
+}
+
+/* The interval sync thread makes acknowledged writes durable while the store
+ * stays open: the fsync count grows after each write without a kv_sync or a
+ * close (which would sync whatever the thread did). Nothing else syncs here:
+ * no compactor runs, and writes in interval mode do not sync by themselves,
+ * so only the thread can make the count grow. */
+static void test_interval_mode_syncs_writes_in_the_background_while_open(void **state)
+{
+    struct fixture *f = *state;
+    kv_close(f->s);
+    kv_options o;
+    kv_options_init(&o);
+    o.segment_size = 64u * 1024;
+    o.sync_mode = KV_SYNC_INTERVAL;
+    o.sync_interval_ms = 5;
+    o.compaction_interval_secs = 0;
+    f->s = tu_open(f->dir, &o);
+    for (int round = 0; round < 3; round++) {
+        char key[16];
+        snprintf(key, sizeof(key), "r%d", round);
+        uint64_t before = fsyncs_of(f->s);
+        assert_kv_ok(kv_put(f->s, key, strlen(key), "v", 1));
+        uint64_t deadline = tu_now_ms() + TU_WAIT_MS;
+        while (fsyncs_of(f->s) == before) {
+            if (tu_now_ms() > deadline)
+                fail_msg("round %d: no fsync within %d ms of a write in interval mode (every "
+                         "%u ms)",
+                         round, TU_WAIT_MS, o.sync_interval_ms);
+            tu_pause_ms(1);
+        }
+    }
+    tu_assert_str(f->s, "r2", "v");
+}
+
 static int open_descriptors(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -382,6 +452,8 @@ int main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_list_stops_when_the_callback_asks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_and_snapshot_succeed, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_interval_mode_syncs_writes_in_the_background_while_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interval_and_none_sync_modes_keep_data_across_close,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_descriptor_cache_bounds_open_segment_files, setup,
