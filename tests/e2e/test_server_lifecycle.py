@@ -16,8 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_harness import (BINARY, Server, assert_clean_log, free_port,  # noqa: E402
-                            stop_and_check)
+from server_harness import BINARY, Server, assert_clean_log, stop_and_check  # noqa: E402
 
 ALL_SETTINGS = ["HOST", "PORT", "VOLUME_ID", "DATA_DIR", "COMPACTION_THRESHOLD",
                 "COMPACTION_INTERVAL_SECS", "MAX_REQUEST_SIZE_MB", "SYNC_MODE",
@@ -28,8 +27,7 @@ ALL_SETTINGS = ["HOST", "PORT", "VOLUME_ID", "DATA_DIR", "COMPACTION_THRESHOLD",
 def run(args=(), env=None, timeout=20):
     """Runs the binary to completion (for cases where it must not start)."""
     full_env = {k: v for k, v in os.environ.items() if k not in ALL_SETTINGS}
-    full_env.update({"DATA_DIR": "/nonexistent-should-not-be-created",
-                     "PORT": str(free_port())})
+    full_env.update({"DATA_DIR": "/nonexistent-should-not-be-created", "PORT": "0"})
     full_env.update(env or {})
     return subprocess.run([BINARY] + list(args), env=full_env, capture_output=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
@@ -106,11 +104,8 @@ class Configuration(unittest.TestCase):
         self.assertRegex(p.stdout.decode(), r"^volume-server \d+\.\d+\.\d+")
 
     def test_flags_win_over_the_environment(self):
-        port = free_port()
         server = Server(env={"VOLUME_ID": "from-env", "LOG_LEVEL": "error"},
-                        args=["--volume-id", "from-flag", "--port=%d" % port,
-                              "--log-level", "info"])
-        server.port = port
+                        args=["--volume-id", "from-flag", "--port=0", "--log-level", "info"])
         try:
             server.start()
             self.assertEqual(server.request("GET", "/health").json()["volume_id"], "from-flag")
