@@ -266,6 +266,7 @@ struct flag_table {
 
 static void flag_table_init(struct flag_table *ft)
 {
+    memset(ft, 0, sizeof(*ft));
     for (size_t i = 0; i < N_OPTIONS; i++) {
         char flag[FLAG_NAME_MAX + 2];
         flag_name(&options[i], flag, sizeof(flag));
