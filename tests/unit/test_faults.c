@@ -866,9 +866,9 @@ static void test_enospc_during_compaction_changes_nothing(void **state)
     assert_true(clean.writes >= 2); /* at least one output and the snapshot */
     /* The first write of a compaction is an output's: it must fail it. */
     struct compact_result first = run_compaction(fx->root, FAULT_WRITE, 1);
-    assert_int_equal(first.rc, KV_ENOSPC);
+    assert_kv_rc(first.rc, KV_ENOSPC);
     first = run_compaction(fx->root, FAULT_SHORT_WRITE, 1); /* half an output, then ENOSPC */
-    assert_int_equal(first.rc, KV_ENOSPC);
+    assert_kv_rc(first.rc, KV_ENOSPC);
     for (int n = 2; n <= clean.writes; n++) {
         run_compaction(fx->root, FAULT_WRITE, n);
         run_compaction(fx->root, FAULT_SHORT_WRITE, n);
@@ -882,7 +882,7 @@ static void test_sync_failures_during_compaction_change_nothing(void **state)
     assert_int_equal(clean.rc, 0);
     assert_true(clean.syncs >= 3);
     struct compact_result first = run_compaction(fx->root, FAULT_SYNC, 1);
-    assert_int_equal(first.rc, KV_EIO); /* an output's fdatasync */
+    assert_kv_rc(first.rc, KV_EIO); /* an output's fdatasync */
     for (int n = 2; n <= clean.syncs; n++)
         run_compaction(fx->root, FAULT_SYNC, n);
 }

@@ -192,7 +192,7 @@ static void test_walk_stops_at_the_visitors_error(void **state)
     for (int i = 0; i < 100; i++)
         upsert_key(&ix, i);
     int calls = 0;
-    assert_int_equal(index_walk_range(&ix, 0, UINT32_MAX, stop_at_third, &calls), KV_ENOMEM);
+    assert_kv_rc(index_walk_range(&ix, 0, UINT32_MAX, stop_at_third, &calls), KV_ENOMEM);
     assert_int_equal(calls, 3);
     index_destroy(&ix);
 }
