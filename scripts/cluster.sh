@@ -13,6 +13,9 @@
 #   CLUSTER_DIR    data, logs, pid files, nginx config    (default: ./cluster)
 #   GATEWAY_PORT   the gateway's port                     (default: 9000)
 #   VOLUME_PORTS   one port per volume, vol-1 first       (default: "9001 9002 9003")
+#                  0: the volume takes a free port at its first start, and
+#                  keeps it across restarts (the gateway's configuration names
+#                  it); `status` and $CLUSTER_DIR/run/<volume>.port show it
 #   BUILD          build directory with volume-server     (default: build)
 #   NGINX          the nginx binary                       (default: nginx on PATH, or /usr/sbin/nginx)
 #   START_TIMEOUT  seconds to wait for each process       (default: 30)
@@ -86,17 +89,50 @@ stop_pid() {
     return 1
 }
 
+# the port of volume $1 configured as $2: a configured 0 is the port the
+# volume took at its first start (empty before that)
+volume_port() {
+    if [[ $2 != 0 ]]; then
+        echo "$2"
+    elif [[ -r $dir/run/$1.port ]]; then
+        cat "$dir/run/$1.port"
+    fi
+}
+
+# waits until log $1 has, past byte $2, the start line of pid $3, and prints
+# the port it names
+wait_listening() {
+    local deadline=$((SECONDS + START_TIMEOUT)) port
+    while :; do
+        port=$(tail -c "+$(($2 + 1))" "$1" 2>/dev/null |
+            grep -o -m 1 'listening on http://127\.0\.0\.1:[0-9]*' | sed 's/.*://') || true
+        [[ -n $port ]] && echo "$port" && return 0
+        alive "$3" || return 1
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
 start_volume() {
-    local name=$1 port=$2 pidfile="$dir/run/$1.pid" pid
+    local name=$1 port pidfile="$dir/run/$1.pid" pid log="$dir/logs/$1.log" offset
     if pid=$(running_pid "$pidfile" volume-server); then
         return 0
     fi
     [[ -x $BUILD/volume-server ]] || die "no $BUILD/volume-server: run make build (or set BUILD)"
     mkdir -p "$dir/data/$name" "$dir/logs" "$dir/run"
-    HOST=127.0.0.1 PORT=$port VOLUME_ID=$name DATA_DIR="$dir/data/$name" \
-        nohup "$BUILD/volume-server" </dev/null >>"$dir/logs/$name.log" 2>&1 &
+    port=$(volume_port "$name" "$2")
+    offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    HOST=127.0.0.1 PORT=${port:-0} VOLUME_ID=$name DATA_DIR="$dir/data/$name" \
+        nohup "$BUILD/volume-server" </dev/null >>"$log" 2>&1 &
     pid=$!
     echo "$pid" >"$pidfile"
+    if [[ -z $port ]]; then
+        if ! port=$(wait_listening "$log" "$offset" "$pid"); then
+            tail -n 20 "$log" >&2 || true
+            die "$name (pid $pid) did not start on a free port"
+        fi
+        echo "$port" >"$dir/run/$name.port"
+    fi
     if ! wait_http "$port" /health "$pid"; then
         tail -n 20 "$dir/logs/$name.log" >&2 || true
         die "$name (pid $pid) did not answer on 127.0.0.1:$port/health"
@@ -111,7 +147,9 @@ start_gateway() {
     fi
     [[ -x $NGINX ]] || die "no nginx ($NGINX): install nginx-light (scripts/install-deps.sh)"
     mkdir -p "$ng" "$dir/logs"
-    for i in "${!ports[@]}"; do vols+=("${names[$i]}=127.0.0.1:${ports[$i]}"); done
+    for i in "${!ports[@]}"; do
+        vols+=("${names[$i]}=127.0.0.1:$(volume_port "${names[$i]}" "${ports[$i]}")")
+    done
     "$root/deploy/render-gateway.sh" "$root/deploy/nginx.conf.template" "$ng/nginx.conf" \
         "127.0.0.1:$GATEWAY_PORT" "$ng" "$dir/logs/nginx-error.log" "$dir/logs/nginx-access.log" \
         "${vols[@]}"
@@ -146,12 +184,13 @@ stop_volume() {
 }
 
 status() {
-    local rc=0 i pid keys
+    local rc=0 i pid keys port
     for i in "${!names[@]}"; do
         if pid=$(running_pid "$dir/run/${names[$i]}.pid" volume-server); then
-            keys=$(curl -fsS --max-time 5 "http://127.0.0.1:${ports[$i]}/health" 2>/dev/null |
+            port=$(volume_port "${names[$i]}" "${ports[$i]}")
+            keys=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/health" 2>/dev/null |
                 grep -o '"keys":[0-9]*' | cut -d: -f2) || keys="?"
-            echo "${names[$i]}  running  pid $pid  127.0.0.1:${ports[$i]}  keys ${keys:-?}"
+            echo "${names[$i]}  running  pid $pid  127.0.0.1:$port  keys ${keys:-?}"
         else
             echo "${names[$i]}  stopped"
             rc=3

@@ -8,8 +8,13 @@
  *   complete.c  tab completion of command names and keys
  *   commands.c  the command table, dispatch, and each store command
  *   tools.c     verify and dump, which read a directory without opening it
+ *   session.c   the store of the session: opened on first use, closed at the
+ *               end, and the engine's log
  *   output.c    how replies, values and messages are written
  *   parse.c     the command-line tokenizer
+ *
+ * Calls go down that list, never back up: main.c runs the REPL, the REPL
+ * runs commands, and commands use the session, the output and the parser.
  */
 #ifndef KVSTORE_CLI_H
 #define KVSTORE_CLI_H
@@ -55,17 +60,23 @@ struct cli {
     bool out_tty;       /* stdout is a terminal: values are shown escaped */
     unsigned long line; /* in a script: the line being run, for messages */
     struct cli_log log;
+    sigset_t engine_blocked; /* signals the engine's threads must not take */
 };
 
 /* Set from the SIGINT handler in the REPL; long listings poll it to stop
- * early. A program-wide flag because a signal handler can reach no other. */
+ * early. A program-wide flag because a signal handler can reach no other;
+ * defined in session.c, below both its writer and its readers. */
 extern volatile sig_atomic_t cli_interrupted;
 
-/* ---- main.c */
+/* ---- session.c */
 
 /* Opens the store on first use and returns it, or prints why it cannot and
- * returns NULL. */
+ * returns NULL. The engine's threads start with cli->engine_blocked blocked. */
 kv_store *cli_store(struct cli *cli);
+
+/* Closes the store if it is open (which saves the snapshot). Returns
+ * kv_close's code, after printing why it failed. */
+int cli_store_close(struct cli *cli);
 
 /* ---- commands.c */
 

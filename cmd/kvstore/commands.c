@@ -26,16 +26,18 @@
 #define PER_KEY_MIN_KEYS 4096
 
 typedef enum cli_status (*command_fn)(struct cli *cli, const cli_word *args, size_t n);
+typedef enum cli_status (*bare_command_fn)(struct cli *cli);
 
 struct command {
     const char *name;
     const char *args; /* for the usage line and help */
     const char *help;
     unsigned min_args, max_args;
-    bool value_last;  /* the last argument is the rest of the line */
-    bool key_first;   /* the first argument is a key (for completion) */
-    bool needs_store; /* verify, dump and help read no store */
-    command_fn run;
+    bool value_last;          /* the last argument is the rest of the line */
+    bool key_first;           /* the first argument is a key (for completion) */
+    bool needs_store;         /* verify, dump and help read no store */
+    command_fn run;           /* a command with arguments... */
+    bare_command_fn run_bare; /* ...or one without (max_args 0) */
 };
 
 /* ---- helpers */
@@ -225,10 +227,8 @@ static enum cli_status walk_keys(struct cli *cli, const char *what, const cli_wo
     return CLI_OK;
 }
 
-static enum cli_status cmd_list(struct cli *cli, const cli_word *args, size_t n)
+static enum cli_status cmd_list(struct cli *cli)
 {
-    (void)args;
-    (void)n;
     return walk_keys(cli, "list", NULL, true, NULL);
 }
 
@@ -295,10 +295,8 @@ static void print_stats(const kv_stats *st)
     printf("  Read-only: %s\n", yes_no(st->read_only));
 }
 
-static enum cli_status cmd_stats(struct cli *cli, const cli_word *args, size_t n)
+static enum cli_status cmd_stats(struct cli *cli)
 {
-    (void)args;
-    (void)n;
     kv_stats st;
     int rc = kv_get_stats(cli->store, &st);
     if (rc != 0)
@@ -307,83 +305,65 @@ static enum cli_status cmd_stats(struct cli *cli, const cli_word *args, size_t n
     return CLI_OK;
 }
 
-static enum cli_status cmd_compact(struct cli *cli, const cli_word *args, size_t n)
+/* Runs a maintenance call of the engine (command what) and says done. */
+static enum cli_status maintain(struct cli *cli, const char *what, int (*call)(kv_store *),
+                                const char *done)
 {
-    (void)args;
-    (void)n;
-    int rc = kv_compact(cli->store);
+    int rc = call(cli->store);
     if (rc != 0)
-        return engine_error(cli, "compact", rc);
-    puts("Compaction finished");
+        return engine_error(cli, what, rc);
+    puts(done);
     return CLI_OK;
 }
 
-static enum cli_status cmd_snapshot(struct cli *cli, const cli_word *args, size_t n)
+static enum cli_status cmd_compact(struct cli *cli)
 {
-    (void)args;
-    (void)n;
-    int rc = kv_save_snapshot(cli->store);
-    if (rc != 0)
-        return engine_error(cli, "snapshot", rc);
-    puts("Snapshot saved");
-    return CLI_OK;
+    return maintain(cli, "compact", kv_compact, "Compaction finished");
 }
 
-static enum cli_status cmd_verify(struct cli *cli, const cli_word *args, size_t n)
+static enum cli_status cmd_snapshot(struct cli *cli)
 {
-    (void)args;
-    (void)n;
-    return cli_verify(cli);
+    return maintain(cli, "snapshot", kv_save_snapshot, "Snapshot saved");
 }
 
-static enum cli_status cmd_dump(struct cli *cli, const cli_word *args, size_t n)
-{
-    (void)args;
-    (void)n;
-    return cli_dump(cli);
-}
-
-static enum cli_status cmd_help(struct cli *cli, const cli_word *args, size_t n)
+static enum cli_status cmd_help(struct cli *cli)
 {
     (void)cli;
-    (void)args;
-    (void)n;
     cli_print_commands(stdout);
     return CLI_OK;
 }
 
-static enum cli_status cmd_quit(struct cli *cli, const cli_word *args, size_t n)
+static enum cli_status cmd_quit(struct cli *cli)
 {
-    (void)args;
-    (void)n;
     cli->quit = true;
     return CLI_OK;
 }
 
 static const struct command commands[] = {
     {"set", "<key> <value>", "store value under key (the value is the rest of the line)", 2, 2,
-     true, true, true, cmd_set},
-    {"get", "<key>", "print the value of key", 1, 1, false, true, true, cmd_get},
-    {"delete", "<key>", "remove key", 1, 1, false, true, true, cmd_delete},
+     true, true, true, cmd_set, NULL},
+    {"get", "<key>", "print the value of key", 1, 1, false, true, true, cmd_get, NULL},
+    {"delete", "<key>", "remove key", 1, 1, false, true, true, cmd_delete, NULL},
     {"exists", "<key>", "print true if key is in the store, false if not", 1, 1, false, true, true,
-     cmd_exists},
-    {"list", "", "print every key, sorted", 0, 0, false, false, true, cmd_list},
+     cmd_exists, NULL},
+    {"list", "", "print every key, sorted", 0, 0, false, false, true, NULL, cmd_list},
     {"scan", "<prefix>", "print the keys that start with prefix, sorted", 1, 1, false, true, true,
-     cmd_scan},
+     cmd_scan, NULL},
     {"count", "[prefix]", "print the number of keys (that start with prefix)", 0, 1, false, true,
-     true, cmd_count},
-    {"stats", "", "show the store's statistics", 0, 0, false, false, true, cmd_stats},
+     true, cmd_count, NULL},
+    {"stats", "", "show the store's statistics", 0, 0, false, false, true, NULL, cmd_stats},
     {"compact", "", "rewrite live records and reclaim the space of dead ones", 0, 0, false, false,
-     true, cmd_compact},
+     true, NULL, cmd_compact},
     {"snapshot", "", "save the index snapshot now (quit saves it too)", 0, 0, false, false, true,
-     cmd_snapshot},
+     NULL, cmd_snapshot},
     {"verify", "", "check every record and the snapshot; list the damaged ones", 0, 0, false, false,
-     false, cmd_verify},
+     false, NULL, cli_verify},
     {"dump", "", "list every record in log order, with its checksum status", 0, 0, false, false,
-     false, cmd_dump},
-    {"help", "", "show this list", 0, 0, false, false, false, cmd_help},
-    {"quit", "", "save the snapshot and leave (Ctrl-D too)", 0, 0, false, false, false, cmd_quit},
-    {"exit", "", "the same as quit", 0, 0, false, false, false, cmd_quit},
+     false, NULL, cli_dump},
+    {"help", "", "show this list", 0, 0, false, false, false, NULL, cmd_help},
+    {"quit", "", "save the snapshot and leave (Ctrl-D too)", 0, 0, false, false, false, NULL,
+     cmd_quit},
+    {"exit", "", "the same as quit", 0, 0, false, false, false, NULL, cmd_quit},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -460,7 +440,7 @@ static enum cli_status run(struct cli *cli, const struct command *cmd, const cli
 {
     if (cmd->needs_store && !cli_store(cli))
         return CLI_ERROR;
-    return cmd->run(cli, args, n);
+    return cmd->run_bare != NULL ? cmd->run_bare(cli) : cmd->run(cli, args, n);
 }
 
 /* Reads the arguments of cmd from p into args; returns their number, or -1

@@ -1,7 +1,6 @@
 /*
  * main.c - the kvstore program: reads its options, picks one of three ways to
- * run, opens the store when a command first needs it, and turns the outcome
- * into the exit status.
+ * run, and turns the outcome into the exit status.
  *
  *   kvstore [--data-dir DIR]                 a session on a terminal, or a
  *                                            script when stdin is not one
@@ -47,75 +46,6 @@ static void print_usage(FILE *f)
                "commands.\n");
 }
 
-/* ---- opening the store */
-
-/* Engine log lines at warning level or above go to stderr. While the store
- * opens, errors are held instead, so that a failed open is explained once. */
-static void on_engine_log(kv_log_level level, const char *msg, void *ctx)
-{
-    struct cli_log *log = ctx;
-    pthread_mutex_lock(&log->mu);
-    if (log->holding && level == KV_LOG_ERROR) {
-        size_t used = strlen(log->held);
-        snprintf(log->held + used, sizeof(log->held) - used, "kvstore: %s\n", msg);
-    } else {
-        fflush(stdout);
-        fprintf(stderr, "kvstore: %s%s\n", level == KV_LOG_ERROR ? "" : "warning: ", msg);
-    }
-    pthread_mutex_unlock(&log->mu);
-}
-
-/* Stops holding engine errors; those held stay in log->held. */
-static void release_log(struct cli_log *log)
-{
-    pthread_mutex_lock(&log->mu);
-    log->holding = false;
-    pthread_mutex_unlock(&log->mu);
-}
-
-static void report_open_failure(const struct cli *cli, int rc)
-{
-    fflush(stdout);
-    if (rc == KV_ELOCKED) {
-        fprintf(stderr, "kvstore: %s is in use by another process\n", cli->dir);
-        return;
-    }
-    fputs(cli->log.held, stderr);
-    fprintf(stderr, "kvstore: cannot open %s: %s\n", cli->dir, kv_strerror(rc));
-}
-
-kv_store *cli_store(struct cli *cli)
-{
-    if (cli->store || cli->open_failed)
-        return cli->store;
-    kv_options opts;
-    kv_options_init(&opts);
-    opts.log_fn = on_engine_log;
-    opts.log_ctx = &cli->log;
-    opts.log_level = KV_LOG_WARN;
-    cli->log.holding = true;
-    cli->log.held[0] = '\0';
-    /* The engine's threads inherit this mask: the REPL's signals must reach
-     * the main thread, which is the one reading the terminal. */
-    sigset_t block, old;
-    repl_signal_set(&block);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    int rc = kv_open(cli->dir, &opts, &cli->store);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    release_log(&cli->log);
-    if (rc != 0) {
-        cli->open_failed = true;
-        report_open_failure(cli, rc);
-        return NULL;
-    }
-    /* Errors the engine met but recovered from (a damaged record skipped). */
-    if (cli->log.held[0]) {
-        fflush(stdout);
-        fputs(cli->log.held, stderr);
-    }
-    return cli->store;
-}
-
 /* ---- the ways to run */
 
 /* Runs standard input as a script, one command per line; continues past a
@@ -154,15 +84,8 @@ static enum cli_status run_script(struct cli *cli)
  * reached stdout; either failing makes the run fail. */
 static enum cli_status finish(struct cli *cli, enum cli_status st)
 {
-    if (cli->store) {
-        int rc = kv_close(cli->store);
-        cli->store = NULL;
-        if (rc != 0) {
-            fflush(stdout);
-            fprintf(stderr, "kvstore: closing %s: %s\n", cli->dir, kv_strerror(rc));
-            st = CLI_ERROR;
-        }
-    }
+    if (cli_store_close(cli) != 0)
+        st = CLI_ERROR;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "kvstore: cannot write to standard output\n");
         st = CLI_ERROR;
@@ -216,6 +139,9 @@ int main(int argc, char **argv)
 {
     struct cli cli = {.dir = "db"};
     pthread_mutex_init(&cli.log.mu, NULL);
+    /* The engine's threads must leave the REPL's signals to the main thread,
+     * which is the one reading the terminal. */
+    repl_signal_set(&cli.engine_blocked);
     int rc = parse_options(argc, argv, &cli);
     if (rc >= 0)
         goto out;

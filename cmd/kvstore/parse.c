@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "hex.h"
+
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t';
@@ -44,17 +46,6 @@ void cli_parser_free(cli_parser *p)
     p->out_len = 0;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the escape whose backslash is at *at; on success appends its byte to
  * out and moves *at past the escape. */
 static int read_escape(cli_parser *p, size_t *at, size_t *n)
@@ -83,8 +74,8 @@ static int read_escape(cli_parser *p, size_t *at, size_t *n)
         byte = '\0';
         break;
     case 'x': {
-        int hi = i + 1 < p->len ? hex_digit(p->line[i + 1]) : -1;
-        int lo = i + 2 < p->len ? hex_digit(p->line[i + 2]) : -1;
+        int hi = i + 1 < p->len ? util_hex_value(p->line[i + 1]) : -1;
+        int lo = i + 2 < p->len ? util_hex_value(p->line[i + 2]) : -1;
         if (hi < 0 || lo < 0)
             return syntax_error(p, "\\x needs two hex digits", *at);
         byte = (char)(hi * 16 + lo);

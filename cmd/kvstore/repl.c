@@ -35,7 +35,6 @@
 #define HISTORY_FILE "/.kvstore_history"
 #define HISTORY_SIZE 1000
 
-volatile sig_atomic_t cli_interrupted;
 static volatile sig_atomic_t got_winch, got_tstp, got_term;
 
 static const int handled_signals[] = {SIGINT, SIGWINCH, SIGTSTP, SIGTERM, SIGHUP};

@@ -112,6 +112,24 @@ static void print_summary(const char *what, const struct tally *t)
         printf("%" PRIu64 " damaged\n", t->damaged);
 }
 
+/* Runs fn over every record of the directory (kv_scan) for command what,
+ * then counts the segment files. Returns -1 after reporting a failure or an
+ * interruption. */
+static int scan_directory(const struct cli *cli, const char *what, kv_record_fn fn, struct tally *t)
+{
+    int rc = kv_scan(cli->dir, fn, t);
+    if (rc == 1) {
+        cli_error(cli, "%s: interrupted", what);
+        return -1;
+    }
+    if (rc != 0) {
+        cli_error(cli, "%s: cannot read %s: %s", what, cli->dir, kv_strerror(rc));
+        return -1;
+    }
+    t->segments = count_segment_files(cli->dir);
+    return 0;
+}
+
 /* ---- verify */
 
 static void report_torn(uint64_t segment, uint64_t offset, uint64_t length, bool newest)
@@ -204,16 +222,8 @@ enum cli_status cli_verify(struct cli *cli)
     if (!dir_readable(cli, "verify"))
         return CLI_ERROR;
     struct tally t = {0};
-    int rc = kv_scan(cli->dir, on_verify_record, &t);
-    if (rc == 1) {
-        cli_error(cli, "verify: interrupted");
+    if (scan_directory(cli, "verify", on_verify_record, &t) != 0)
         return CLI_ERROR;
-    }
-    if (rc != 0) {
-        cli_error(cli, "verify: cannot read %s: %s", cli->dir, kv_strerror(rc));
-        return CLI_ERROR;
-    }
-    t.segments = count_segment_files(cli->dir);
     if (t.torn_pending)
         report_torn(t.torn_segment, t.torn_offset, t.torn_length, true);
     bool failed = false;
@@ -277,16 +287,8 @@ enum cli_status cli_dump(struct cli *cli)
     struct tally t = {0};
     printf("%-8s %-10s %-9s %-7s %-10s %-9s %-13s %s\n", "segment", "offset", "length", "op",
            "value_len", "checksum", "status", "key");
-    int rc = kv_scan(cli->dir, on_dump_record, &t);
-    if (rc == 1) {
-        cli_error(cli, "dump: interrupted");
+    if (scan_directory(cli, "dump", on_dump_record, &t) != 0)
         return CLI_ERROR;
-    }
-    if (rc != 0) {
-        cli_error(cli, "dump: cannot read %s: %s", cli->dir, kv_strerror(rc));
-        return CLI_ERROR;
-    }
-    t.segments = count_segment_files(cli->dir);
     print_summary("dump", &t);
     return CLI_OK;
 }

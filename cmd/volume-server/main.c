@@ -18,33 +18,13 @@
 
 #include <kvstore.h>
 
-#include "config/config.h"
-#include "volume/log.h"
-#include "volume/server.h"
-#include "volume/storage.h"
-#include "volume/volume.h"
+#include "app.h"
+#include "config.h"
+#include "log.h"
+#include "server.h"
 
 /* How long requests in progress get to finish once a stop is asked for. */
 #define SHUTDOWN_GRACE_MS 10000u
-
-static int open_store(const struct vs_config *cfg, struct blob_store **out)
-{
-    kv_options opts;
-    kv_options_init(&opts);
-    opts.sync_mode = cfg->sync_mode == VS_SYNC_ALWAYS     ? KV_SYNC_ALWAYS
-                     : cfg->sync_mode == VS_SYNC_INTERVAL ? KV_SYNC_INTERVAL
-                                                          : KV_SYNC_NONE;
-    opts.segment_size = (uint64_t)cfg->segment_size_mb * 1024u * 1024u;
-    opts.compaction_threshold = cfg->compaction_threshold;
-    opts.compaction_interval_secs = cfg->compaction_interval_secs;
-    opts.log_fn = vs_log_engine;
-    opts.log_level = (kv_log_level)cfg->log_level;
-    int rc = blob_store_open(cfg->data_dir, &opts, cfg->volume_id, out);
-    if (rc != 0)
-        vs_log(VS_LOG_ERROR, "cannot open the store in DATA_DIR=%s: %s", cfg->data_dir,
-               kv_strerror(rc));
-    return rc;
-}
 
 /* Blocks the stop signals in this thread and every thread it creates, and
  * ignores SIGPIPE (a client that goes away is not a reason to die). */
@@ -60,21 +40,16 @@ static void take_signals(sigset_t *stop)
 static int serve(const struct vs_config *cfg)
 {
     int status = 1;
-    struct blob_store *store = NULL;
     struct vs_server *srv = NULL;
-    struct vs_app app = {.cfg = cfg};
+    struct vs_app app = {0};
     char err[512] = "";
     char settings[1024];
     sigset_t stop;
     int sig = 0;
 
     take_signals(&stop);
-    if (open_store(cfg, &store) != 0)
+    if (vs_app_open(&app, cfg) != 0)
         goto out;
-    app.store = store;
-    app.body_limit = (uint64_t)cfg->max_request_size_mb * 1024u * 1024u;
-    app.body_budget = (uint64_t)cfg->max_body_memory_mb * 1024u * 1024u;
-    app.started_ns = vs_now_ns();
     if (vs_server_start(&app, &srv, err, sizeof(err)) != 0) {
         vs_log(VS_LOG_ERROR, "%s", err);
         goto out;
@@ -91,8 +66,8 @@ static int serve(const struct vs_config *cfg)
     status = 0;
 out:
     vs_server_stop(srv, 0);
-    if (store != NULL) {
-        int rc = blob_store_close(store);
+    if (app.store != NULL) {
+        int rc = vs_app_close(&app);
         if (rc != 0) {
             vs_log(VS_LOG_ERROR, "closing the store: %s", kv_strerror(rc));
             status = 1;

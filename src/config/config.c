@@ -8,11 +8,14 @@
  * are written as text and go through the same parser as user input, so a
  * default can never be out of its own bounds unnoticed. Every value is
  * checked in full: "9002x", "-1", " 5" and overflowing numbers are errors.
+ * The command line is read by getopt_long, with long options generated from
+ * the same table, so that --help and the parser cannot disagree.
  */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,6 +94,10 @@ static const struct opt options[] = {
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
+/* Most settings one command line may give. A setting may be repeated: each
+ * value is checked, in order, and the last one stays. */
+#define FLAGS_MAX 128
+
 static unsigned default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -144,17 +151,6 @@ static void flag_name(const struct opt *o, char *buf, size_t buf_len)
     for (const char *p = o->env; *p != '\0' && n + 1 < buf_len; p++)
         buf[n++] = *p == '_' ? '-' : (char)tolower((unsigned char)*p);
     buf[n] = '\0';
-}
-
-static const struct opt *find_flag(const char *name, size_t name_len)
-{
-    char flag[64];
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        flag_name(&options[i], flag, sizeof(flag));
-        if (strlen(flag + 2) == name_len && memcmp(flag + 2, name, name_len) == 0)
-            return &options[i];
-    }
-    return NULL;
 }
 
 /* Parses a decimal number with nothing around it: no sign, no spaces. */
@@ -256,35 +252,102 @@ static int apply_environment(struct vs_config *cfg, char *err, size_t err_len)
     return 0;
 }
 
-static int apply_flags(struct vs_config *cfg, int argc, char *const argv[], char *err,
+/* getopt_long's value for the i-th setting: above every character, so that
+ * no setting can be taken for -h or -V. */
+#define FLAG_VAL_BASE 256
+#define FLAG_NAME_MAX 64
+
+/* The long options, generated from the table: --help can never list a flag
+ * that parsing does not know, or the other way round. */
+struct flag_table {
+    char names[N_OPTIONS][FLAG_NAME_MAX]; /* "data-dir": the flag without "--" */
+    struct option longopts[N_OPTIONS + 3];
+};
+
+static void flag_table_init(struct flag_table *ft)
+{
+    memset(ft, 0, sizeof(*ft));
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        char flag[FLAG_NAME_MAX + 2];
+        flag_name(&options[i], flag, sizeof(flag));
+        memcpy(ft->names[i], flag + 2, strlen(flag + 2) + 1);
+        ft->longopts[i] =
+            (struct option){ft->names[i], required_argument, NULL, FLAG_VAL_BASE + (int)i};
+    }
+    ft->longopts[N_OPTIONS] = (struct option){"help", no_argument, NULL, 'h'};
+    ft->longopts[N_OPTIONS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    ft->longopts[N_OPTIONS + 2] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* The settings given on the command line, in order, kept until the defaults
+ * and the environment have been applied (flags win over both). */
+struct flag_values {
+    const struct opt *opt[FLAGS_MAX];
+    const char *value[FLAGS_MAX];
+    size_t count;
+    bool help, version;
+    char error[256]; /* the first mistake on the command line, "" if none */
+};
+
+/* Writes the message of the mistake getopt_long reported with c into why. */
+static void flag_mistake(int c, char *const argv[], char *why, size_t why_len)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    if (c == ':' && optopt >= FLAG_VAL_BASE) {
+        const struct opt *o = &options[optopt - FLAG_VAL_BASE];
+        char flag[FLAG_NAME_MAX + 2];
+        flag_name(o, flag, sizeof(flag));
+        snprintf(why, why_len, "%s (%s) needs a value", flag, o->env);
+    } else if (strncmp(arg, "--", 2) != 0 && optopt > 0 && optopt < FLAG_VAL_BASE) {
+        snprintf(why, why_len, "unknown flag \"-%c\" (see --help)", optopt);
+    } else {
+        snprintf(why, why_len, "unknown flag \"%.64s\" (see --help)", arg);
+    }
+}
+
+/* Reads argv with getopt_long into *fv. Flags take the forms --name=value
+ * and --name value; the first argument that is not a flag is a mistake. */
+static void read_flags(int argc, char *const argv[], struct flag_values *fv)
+{
+    struct flag_table ft;
+    flag_table_init(&ft);
+    memset(fv, 0, sizeof(*fv));
+    opterr = 0;
+    optind = 0; /* a fresh scan, also when called more than once */
+    int c;
+    /* "+": stop at the first argument that is not a flag; ":": tell a
+     * missing value from an unknown flag. */
+    while ((c = getopt_long(argc, argv, "+:hV", ft.longopts, NULL)) != -1) {
+        if (c == 'h') {
+            fv->help = true;
+        } else if (c == 'V') {
+            fv->version = true;
+        } else if (c >= FLAG_VAL_BASE && fv->count < FLAGS_MAX) {
+            fv->opt[fv->count] = &options[c - FLAG_VAL_BASE];
+            fv->value[fv->count++] = optarg;
+        } else if (c >= FLAG_VAL_BASE) {
+            if (fv->error[0] == '\0')
+                snprintf(fv->error, sizeof(fv->error), "more than %d flags", FLAGS_MAX);
+        } else if (fv->error[0] == '\0') {
+            flag_mistake(c, argv, fv->error, sizeof(fv->error));
+        }
+    }
+    if (optind < argc && fv->error[0] == '\0')
+        snprintf(fv->error, sizeof(fv->error), "unexpected argument \"%.64s\" (see --help)",
+                 argv[optind]);
+}
+
+static int apply_flags(struct vs_config *cfg, const struct flag_values *fv, char *err,
                        size_t err_len)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strncmp(arg, "--", 2) != 0) {
-            snprintf(err, err_len, "unexpected argument \"%.64s\" (see --help)", arg);
-            return -1;
-        }
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-        const struct opt *o = find_flag(name, name_len);
-        if (o == NULL) {
-            snprintf(err, err_len, "unknown flag \"%.64s\" (see --help)", arg);
-            return -1;
-        }
-        char source[80];
-        flag_name(o, source, sizeof(source));
-        const char *value = NULL;
-        if (eq != NULL) {
-            value = eq + 1;
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            snprintf(err, err_len, "%s (%s) needs a value", source, o->env);
-            return -1;
-        }
-        if (apply(cfg, o, value, source, err, err_len) != 0)
+    if (fv->error[0] != '\0') {
+        snprintf(err, err_len, "%s", fv->error);
+        return -1;
+    }
+    for (size_t i = 0; i < fv->count; i++) {
+        char source[FLAG_NAME_MAX + 2];
+        flag_name(fv->opt[i], source, sizeof(source));
+        if (apply(cfg, fv->opt[i], fv->value[i], source, err, err_len) != 0)
             return -1;
     }
     return 0;
@@ -306,15 +369,16 @@ static int check_together(const struct vs_config *cfg, char *err, size_t err_len
 enum vs_config_result config_load(struct vs_config *cfg, int argc, char *const argv[], char *err,
                                   size_t err_len)
 {
-    /* --help and --version answer even when the environment is invalid. */
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return VS_CONFIG_HELP;
-        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0)
-            return VS_CONFIG_VERSION;
-    }
+    struct flag_values fv;
+    read_flags(argc, argv, &fv);
+    /* --help and --version answer even when the environment or another flag
+     * is invalid. */
+    if (fv.help)
+        return VS_CONFIG_HELP;
+    if (fv.version)
+        return VS_CONFIG_VERSION;
     if (apply_defaults(cfg, err, err_len) != 0 || apply_environment(cfg, err, err_len) != 0 ||
-        apply_flags(cfg, argc, argv, err, err_len) != 0 || check_together(cfg, err, err_len) != 0)
+        apply_flags(cfg, &fv, err, err_len) != 0 || check_together(cfg, err, err_len) != 0)
         return VS_CONFIG_ERROR;
     return VS_CONFIG_OK;
 }

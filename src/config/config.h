@@ -1,6 +1,10 @@
 /*
- * config.h - the settings of volume-server, read from environment variables
- * and command-line flags.
+ * config.h - the main header of src/config/: the settings of volume-server,
+ * read from environment variables and command-line flags.
+ *
+ * src/config/ owns the table of settings and nothing else: it knows no front
+ * end and no store, so that every part of the server (and a test) can read
+ * the settings the same way.
  *
  * Every setting is an environment variable (PORT, DATA_DIR, ...) and also a
  * flag (--port, --data-dir, ...); a flag wins over the environment, which

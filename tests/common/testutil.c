@@ -5,13 +5,169 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <stdbool.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+
+/* ---- the runner */
+
+/* One selected test: the program's entry, which the guard's setup and
+ * teardown wrap. */
+struct guard {
+    const struct CMUnitTest *test;
+};
+
+/* Tests run one at a time, so the guard of the running test and the line
+ * the alarm writes are the runner's only state. The line is composed when
+ * the alarm is set, so that the signal handler only writes it. */
+static const struct guard *g_running;
+static unsigned g_timeout_secs = TU_TEST_TIMEOUT_SECS;
+static char g_timeout_line[512];
+static size_t g_timeout_len;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    ssize_t w = write(STDERR_FILENO, g_timeout_line, g_timeout_len);
+    (void)w;
+    _exit(124);
+}
+
+static void arm_alarm(const char *name)
+{
+    if (g_timeout_secs == 0)
+        return;
+    int n = snprintf(g_timeout_line, sizeof(g_timeout_line),
+                     "[ TIMEOUT  ] %s is still running after %u s (KV_TEST_TIMEOUT): stopping\n",
+                     name, g_timeout_secs);
+    g_timeout_len = n > 0 && (size_t)n < sizeof(g_timeout_line) ? (size_t)n : 0;
+    alarm(g_timeout_secs);
+}
+
+static int guard_setup(void **state)
+{
+    const struct guard *g = *state;
+    g_running = g;
+    *state = g->test->initial_state;
+    arm_alarm(g->test->name);
+    int rc = g->test->setup_func != NULL ? g->test->setup_func(state) : 0;
+    if (rc != 0)
+        alarm(0); /* cmocka runs no teardown after a failed setup */
+    return rc;
+}
+
+static int guard_teardown(void **state)
+{
+    const struct CMUnitTest *t = g_running->test;
+    int rc = t->teardown_func != NULL ? t->teardown_func(state) : 0;
+    alarm(0);
+    g_running = NULL;
+    return rc;
+}
+
+static bool selected(const char *name, char **patterns, int npatterns)
+{
+    if (npatterns == 0)
+        return true;
+    for (int i = 0; i < npatterns; i++) {
+        if (fnmatch(patterns[i], name, 0) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int read_timeout(void)
+{
+    const char *text = getenv("KV_TEST_TIMEOUT");
+    if (text == NULL || text[0] == '\0')
+        return 0;
+    char *end = NULL;
+    unsigned long v = strtoul(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || v > 86400) {
+        fprintf(stderr, "KV_TEST_TIMEOUT=%s: expected seconds from 0 to 86400\n", text);
+        return -1;
+    }
+    g_timeout_secs = (unsigned)v;
+    return 0;
+}
+
+int tu_run_tests_(const struct CMUnitTest *tests, size_t count, int argc, char **argv)
+{
+    const char *program = argc > 0 ? strrchr(argv[0], '/') : NULL;
+    program = program != NULL ? program + 1 : (argc > 0 ? argv[0] : "tests");
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < count; i++)
+            printf("%s\n", tests[i].name);
+        return 0;
+    }
+    char *env_filter = getenv("KV_TEST_FILTER");
+    char **patterns = argc > 1 ? argv + 1 : &env_filter;
+    int npatterns = argc > 1 ? argc - 1 : (env_filter != NULL && env_filter[0] != '\0');
+    if (read_timeout() != 0)
+        return 2;
+
+    struct CMUnitTest *run = calloc(count, sizeof(*run));
+    struct guard *guards = calloc(count, sizeof(*guards));
+    assert_non_null(run);
+    assert_non_null(guards);
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!selected(tests[i].name, patterns, npatterns))
+            continue;
+        guards[n].test = &tests[i];
+        run[n] = (struct CMUnitTest){.name = tests[i].name,
+                                     .test_func = tests[i].test_func,
+                                     .setup_func = guard_setup,
+                                     .teardown_func = guard_teardown,
+                                     .initial_state = &guards[n]};
+        n++;
+    }
+    int failed = 2;
+    if (n == 0) {
+        fprintf(stderr, "%s: no test matches", program);
+        for (int i = 0; i < npatterns; i++)
+            fprintf(stderr, " '%s'", patterns[i]);
+        fprintf(stderr, " (%s --list names them)\n", program);
+    } else {
+        signal(SIGALRM, on_alarm);
+        failed = _cmocka_run_group_tests(program, run, n, NULL, NULL);
+        alarm(0);
+    }
+    free(run);
+    free(guards);
+    return failed;
+}
+
+void tu_assert_kv_rc(int got, int want, const char *expr, const char *file, int line)
+{
+    if (got == want)
+        return;
+    print_error("%s returned %d (%s), expected %d (%s)\n", expr, got, kv_strerror(got), want,
+                kv_strerror(want));
+    _fail(file, line);
+}
+
+uint64_t tu_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void tu_pause_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
 
 char *tu_mkdtemp(void)
 {

@@ -1,6 +1,8 @@
 /*
- * testutil.h - helpers shared by the unit tests: fresh temporary directories,
- * file helpers, and a fault-injecting I/O table.
+ * testutil.h - helpers shared by the unit tests: the runner every test
+ * program's main() calls (tests by name, a time limit per test), assertions
+ * on return codes, fresh temporary directories, file helpers, and a
+ * fault-injecting I/O table.
  */
 #ifndef KV_TESTUTIL_H
 #define KV_TESTUTIL_H
@@ -16,6 +18,44 @@
 
 #include "io.h"
 #include "kvstore.h"
+
+/*
+ * Runs the tests of a unit-test program as its command line asks:
+ *
+ *   test_x                 every test
+ *   test_x PATTERN...      the tests whose names match one of the shell
+ *                          patterns (test_x 'test_reopen_*')
+ *   test_x --list          the tests' names, one a line
+ *
+ * With no PATTERN, KV_TEST_FILTER=PATTERN selects as one would. Each test
+ * (its setup and teardown included) runs under an alarm of KV_TEST_TIMEOUT
+ * seconds (default TU_TEST_TIMEOUT_SECS, 0 for none): a test still running
+ * then is named on standard error and the program exits with status 124, so
+ * that a hang points at its test instead of at the whole program. Returns
+ * what main() should return: the number of failed tests, or 2 for a pattern
+ * that matches nothing or a malformed KV_TEST_TIMEOUT.
+ */
+#define TU_TEST_TIMEOUT_SECS 120
+#define tu_run_tests(tests, argc, argv)                                                            \
+    tu_run_tests_((tests), sizeof(tests) / sizeof((tests)[0]), (argc), (argv))
+int tu_run_tests_(const struct CMUnitTest *tests, size_t count, int argc, char **argv);
+
+/*
+ * Asserts that a call returned the code want (0 or a KV_E... code). On a
+ * mismatch the message names the call and both codes with their
+ * kv_strerror text ("kv_get(s, \"k\", 1, &v, &n) returned -2 (key not
+ * found), expected 0 (success)") at the caller's line.
+ */
+#define assert_kv_rc(expr, want) tu_assert_kv_rc((expr), (want), #expr, __FILE__, __LINE__)
+#define assert_kv_ok(expr)       tu_assert_kv_rc((expr), KV_OK, #expr, __FILE__, __LINE__)
+void tu_assert_kv_rc(int got, int want, const char *expr, const char *file, int line);
+
+/* Waiting for a condition that another thread brings about: poll it every
+ * millisecond or so until TU_WAIT_MS have passed, a bound generous enough for
+ * a loaded machine (never a duration the test asserts). */
+#define TU_WAIT_MS 30000
+uint64_t tu_now_ms(void); /* CLOCK_MONOTONIC */
+void tu_pause_ms(unsigned ms);
 
 /* A fresh directory under $TMPDIR (or /tmp); the caller removes it with
  * tu_rmtree and frees the string. The store directory is "<dir>/db". */

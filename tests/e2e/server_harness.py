@@ -1,14 +1,17 @@
 """Helpers for the end-to-end tests of volume-server (not a test itself).
 
-Starts the real binary ($KV_BUILD_DIR/volume-server) on 127.0.0.1 with a free
-port and a fresh data directory, waits until /health answers (bounded retries
-while the port is not yet open), and stops it with SIGTERM (SIGKILL after a
-bounded wait). Python standard library only.
+Starts the real binary ($KV_BUILD_DIR/volume-server) on 127.0.0.1 with PORT=0
+and a fresh data directory, reads the port the kernel chose from the start
+line the server logs, waits until /health answers there, and stops it with
+SIGTERM (SIGKILL after a bounded wait). No port is probed for in advance, so
+two tests (or two test runs) can never race for one. Python standard library
+only.
 """
 
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,11 +40,22 @@ def sanitized_build():
         return False
 
 
+# The start line: "volume-server 0.1.0 listening on http://127.0.0.1:40123 (...)".
+LISTENING = re.compile(r"listening on http://(?:\[[^\]]*\]|[^\s:/]+):(\d+)")
+
+
 def free_port():
-    """A port that was free a moment ago (the kernel does not reuse it soon)."""
+    """A port that was free a moment ago, for programs that cannot report the
+    port they bound (nginx). volume-server takes PORT=0 instead."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listening_port(log):
+    """The port in the first start line of log, or None before it is out."""
+    m = LISTENING.search(log)
+    return int(m.group(1)) if m else None
 
 
 def quote_key(key):
@@ -68,9 +82,9 @@ class Server:
     def __init__(self, env=None, args=(), data_dir=None):
         self.tmp = tempfile.mkdtemp(prefix="vs-e2e-")
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
-        self.port = free_port()
+        self.port = None  # known once the server has logged its start line
         self.env = dict(os.environ)
-        self.env.update({"PORT": str(self.port), "DATA_DIR": self.data_dir,
+        self.env.update({"PORT": "0", "DATA_DIR": self.data_dir,
                          "HOST": "127.0.0.1", "LOG_LEVEL": "info",
                          "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
                          "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"})
@@ -83,6 +97,8 @@ class Server:
     # -- life cycle --------------------------------------------------------
     def start(self):
         self.log_file = open(self.log_path, "ab")
+        self.log_start = self.log_file.tell()  # this run's lines follow
+        self.port = None
         self.proc = subprocess.Popen([BINARY] + self.args, env=self.env,
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
@@ -96,19 +112,20 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError("volume-server exited with %d:\n%s" %
                                    (self.proc.returncode, self.log()))
-            try:
-                # Ready: /health answers and the start line is out (it is
-                # written just after the server starts serving).
-                r = self.request("GET", "/health", timeout=2)
-                if r.status == 200 and "listening on" in self.log():
-                    return
-            except (ConnectionRefusedError, ConnectionResetError,
-                    http.client.HTTPException, socket.timeout):
-                pass
+            # The start line is written once the server serves; it names the
+            # port (the one PORT=0 made the kernel choose).
+            self.port = listening_port(self.log(since=self.log_start))
+            if self.port is not None:
+                try:
+                    r = self.request("GET", "/health", timeout=2)
+                    if r.status == 200:
+                        return
+                except (ConnectionRefusedError, ConnectionResetError,
+                        http.client.HTTPException, socket.timeout):
+                    pass
             if time.monotonic() > deadline:
-                raise RuntimeError("volume-server did not answer /health:\n" +
-                                   self.log())
-            time.sleep(0.02)  # the port is not open yet: retry (bounded)
+                raise RuntimeError("volume-server did not start serving:\n" + self.log())
+            time.sleep(0.02)  # not started yet: look again (bounded)
 
     def send_signal(self, sig):
         self.proc.send_signal(sig)
@@ -143,9 +160,11 @@ class Server:
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def log(self):
+    def log(self, since=0):
+        """The server's log (from byte offset since)."""
         try:
             with open(self.log_path, "rb") as f:
+                f.seek(since)
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""

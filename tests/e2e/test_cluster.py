@@ -111,25 +111,31 @@ class ClusterTest(unittest.TestCase):
             raise RuntimeError("no volume-server in %s" % BUILD_DIR)
         if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
             raise RuntimeError("nginx is not installed: scripts/install-deps.sh installs nginx-light")
-        ports = [free_port() for _ in range(4)]
+        # The volumes take free ports themselves (PORT=0) and keep them across
+        # restarts; nginx cannot say which port it took, so the gateway's is
+        # probed for.
+        gateway_port = free_port()
+        cluster_dir = os.path.join(cls.tmp, "cluster")
         cls.env = dict(os.environ)
         cls.env.update({
-            "CLUSTER_DIR": os.path.join(cls.tmp, "cluster"),
-            "GATEWAY_PORT": str(ports[0]),
-            "VOLUME_PORTS": " ".join(map(str, ports[1:])),
+            "CLUSTER_DIR": cluster_dir,
+            "GATEWAY_PORT": str(gateway_port),
+            "VOLUME_PORTS": "0 0 0",
             "BUILD": os.path.abspath(BUILD_DIR),
             "START_TIMEOUT": "30",
             # Routing is under test, not durability: let the OS flush.
             "SYNC_MODE": "none",
             "LOG_LEVEL": "info",
         })
-        cls.gateway_url = "http://127.0.0.1:%d" % ports[0]
-        cls.volumes = {"vol-%d" % (i + 1): "http://127.0.0.1:%d" % p
-                       for i, p in enumerate(ports[1:])}
+        cls.gateway_url = "http://127.0.0.1:%d" % gateway_port
         cls.stop_cmd = CLUSTER_SH + " stop"
         cls.start_cmd = CLUSTER_SH + " start"
         try:
             cls.run_cmd(CLUSTER_SH + " start")
+            cls.volumes = {}
+            for name in ("vol-1", "vol-2", "vol-3"):
+                with open(os.path.join(cluster_dir, "run", name + ".port")) as f:
+                    cls.volumes[name] = "http://127.0.0.1:%d" % int(f.read())
         except BaseException:
             cls.teardown_cluster()
             raise

@@ -4,6 +4,7 @@ orderly stop on SIGTERM/SIGINT that keeps every acknowledged blob."""
 
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,8 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_harness import (BINARY, Server, assert_clean_log, free_port,  # noqa: E402
-                            stop_and_check)
+from server_harness import BINARY, Server, assert_clean_log, stop_and_check  # noqa: E402
 
 ALL_SETTINGS = ["HOST", "PORT", "VOLUME_ID", "DATA_DIR", "COMPACTION_THRESHOLD",
                 "COMPACTION_INTERVAL_SECS", "MAX_REQUEST_SIZE_MB", "SYNC_MODE",
@@ -27,8 +27,7 @@ ALL_SETTINGS = ["HOST", "PORT", "VOLUME_ID", "DATA_DIR", "COMPACTION_THRESHOLD",
 def run(args=(), env=None, timeout=20):
     """Runs the binary to completion (for cases where it must not start)."""
     full_env = {k: v for k, v in os.environ.items() if k not in ALL_SETTINGS}
-    full_env.update({"DATA_DIR": "/nonexistent-should-not-be-created",
-                     "PORT": str(free_port())})
+    full_env.update({"DATA_DIR": "/nonexistent-should-not-be-created", "PORT": "0"})
     full_env.update(env or {})
     return subprocess.run([BINARY] + list(args), env=full_env, capture_output=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
@@ -73,6 +72,17 @@ class Configuration(unittest.TestCase):
             self.assertEqual(p.returncode, 2, args)
             self.assertIn("--help", p.stderr.decode(), args)
 
+    def test_every_flag_help_lists_is_one_the_parser_knows(self):
+        out = run(["--help"]).stdout.decode()
+        flags = re.findall(r"^  ([A-Z_]+) +(--[a-z-]+) +default", out, re.M)
+        self.assertEqual(sorted(name for name, _ in flags), sorted(ALL_SETTINGS))
+        for name, flag in flags:
+            self.assertEqual(flag, "--" + name.lower().replace("_", "-"))
+            # Without its value the flag is known, and named with its variable.
+            p = run([flag])
+            self.assertEqual(p.returncode, 2, flag)
+            self.assertIn("%s (%s) needs a value" % (flag, name), p.stderr.decode())
+
     def test_a_secret_is_not_echoed(self):
         p = run(env={"AUTH_TOKEN": "almost secret"})
         self.assertEqual(p.returncode, 2)
@@ -94,11 +104,8 @@ class Configuration(unittest.TestCase):
         self.assertRegex(p.stdout.decode(), r"^volume-server \d+\.\d+\.\d+")
 
     def test_flags_win_over_the_environment(self):
-        port = free_port()
         server = Server(env={"VOLUME_ID": "from-env", "LOG_LEVEL": "error"},
-                        args=["--volume-id", "from-flag", "--port=%d" % port,
-                              "--log-level", "info"])
-        server.port = port
+                        args=["--volume-id", "from-flag", "--port=0", "--log-level", "info"])
         try:
             server.start()
             self.assertEqual(server.request("GET", "/health").json()["volume_id"], "from-flag")

@@ -2,10 +2,15 @@
  * test_basic.c - round trips of every public operation through the C API.
  */
 #include <dirent.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
+
+/* How far past the last named code (and above KV_OK) the strerror test
+ * looks for codes that have a text. */
+#define STRERROR_SCAN 1000
 
 struct fixture {
     char *root;
@@ -36,14 +41,14 @@ static int teardown(void **state)
 
 static void reopen(struct fixture *f)
 {
-    assert_int_equal(kv_close(f->s), 0);
+    assert_kv_ok(kv_close(f->s));
     f->s = tu_open(f->dir, NULL);
 }
 
 static void test_put_then_get_returns_the_value(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(kv_put(f->s, "name", 4, "Alice", 5), 0);
+    assert_kv_ok(kv_put(f->s, "name", 4, "Alice", 5));
     tu_assert_str(f->s, "name", "Alice");
 }
 
@@ -52,7 +57,7 @@ static void test_get_of_missing_key_is_not_found(void **state)
     struct fixture *f = *state;
     void *v = (void *)0x1;
     size_t n = 7;
-    assert_int_equal(kv_get(f->s, "nope", 4, &v, &n), KV_ENOTFOUND);
+    assert_kv_rc(kv_get(f->s, "nope", 4, &v, &n), KV_ENOTFOUND);
     assert_ptr_equal(v, (void *)0x1); /* outputs untouched on failure */
     assert_int_equal(n, 7);
 }
@@ -60,8 +65,8 @@ static void test_get_of_missing_key_is_not_found(void **state)
 static void test_overwrite_returns_newest_value(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(kv_put(f->s, "k", 1, "one", 3), 0);
-    assert_int_equal(kv_put(f->s, "k", 1, "three", 5), 0);
+    assert_kv_ok(kv_put(f->s, "k", 1, "one", 3));
+    assert_kv_ok(kv_put(f->s, "k", 1, "three", 5));
     tu_assert_str(f->s, "k", "three");
     reopen(f);
     tu_assert_str(f->s, "k", "three");
@@ -70,12 +75,12 @@ static void test_overwrite_returns_newest_value(void **state)
 static void test_delete_removes_key_and_survives_reopen(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(kv_put(f->s, "k", 1, "v", 1), 0);
-    assert_int_equal(kv_delete(f->s, "k", 1), 0);
-    assert_int_equal(kv_exists(f->s, "k", 1), KV_ENOTFOUND);
+    assert_kv_ok(kv_put(f->s, "k", 1, "v", 1));
+    assert_kv_ok(kv_delete(f->s, "k", 1));
+    assert_kv_rc(kv_exists(f->s, "k", 1), KV_ENOTFOUND);
     reopen(f);
-    assert_int_equal(kv_exists(f->s, "k", 1), KV_ENOTFOUND);
-    assert_int_equal(kv_delete(f->s, "k", 1), KV_ENOTFOUND);
+    assert_kv_rc(kv_exists(f->s, "k", 1), KV_ENOTFOUND);
+    assert_kv_rc(kv_delete(f->s, "k", 1), KV_ENOTFOUND);
 }
 
 static void test_binary_keys_and_values_round_trip(void **state)
@@ -85,11 +90,11 @@ static void test_binary_keys_and_values_round_trip(void **state)
     uint8_t val[256];
     for (int i = 0; i < 256; i++)
         val[i] = (uint8_t)i;
-    assert_int_equal(kv_put(f->s, key, sizeof(key), val, sizeof(val)), 0);
+    assert_kv_ok(kv_put(f->s, key, sizeof(key), val, sizeof(val)));
     reopen(f);
     void *got;
     size_t n;
-    assert_int_equal(kv_get(f->s, key, sizeof(key), &got, &n), 0);
+    assert_kv_ok(kv_get(f->s, key, sizeof(key), &got, &n));
     assert_int_equal(n, sizeof(val));
     assert_memory_equal(got, val, sizeof(val));
     kv_free(got);
@@ -98,11 +103,11 @@ static void test_binary_keys_and_values_round_trip(void **state)
 static void test_empty_value_is_stored_and_distinct_from_absent(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(kv_put(f->s, "e", 1, NULL, 0), 0);
-    assert_int_equal(kv_exists(f->s, "e", 1), 0);
+    assert_kv_ok(kv_put(f->s, "e", 1, NULL, 0));
+    assert_kv_ok(kv_exists(f->s, "e", 1));
     void *got = NULL;
     size_t n = 99;
-    assert_int_equal(kv_get(f->s, "e", 1, &got, &n), 0);
+    assert_kv_ok(kv_get(f->s, "e", 1, &got, &n));
     assert_int_equal(n, 0);
     assert_non_null(got);
     kv_free(got);
@@ -114,13 +119,13 @@ static void test_largest_key_round_trips_and_longer_is_refused(void **state)
     size_t n = KV_MAX_KEY_LEN;
     uint8_t *key = malloc(n + 1);
     memset(key, 'k', n + 1);
-    assert_int_equal(kv_put(f->s, key, n, "v", 1), 0);
-    assert_int_equal(kv_put(f->s, key, n + 1, "v", 1), KV_EINVAL);
-    assert_int_equal(kv_put(f->s, key, 0, "v", 1), KV_EINVAL);
+    assert_kv_ok(kv_put(f->s, key, n, "v", 1));
+    assert_kv_rc(kv_put(f->s, key, n + 1, "v", 1), KV_EINVAL);
+    assert_kv_rc(kv_put(f->s, key, 0, "v", 1), KV_EINVAL);
     reopen(f);
     void *got;
     size_t len;
-    assert_int_equal(kv_get(f->s, key, n, &got, &len), 0);
+    assert_kv_ok(kv_get(f->s, key, n, &got, &len));
     assert_int_equal(len, 1);
     kv_free(got);
     free(key);
@@ -133,8 +138,8 @@ static void test_values_larger_than_a_segment_round_trip(void **state)
     uint8_t *val = malloc(n);
     for (size_t i = 0; i < n; i++)
         val[i] = (uint8_t)(i * 7);
-    assert_int_equal(kv_put(f->s, "big", 3, val, n), 0);
-    assert_int_equal(kv_put(f->s, "small", 5, "s", 1), 0);
+    assert_kv_ok(kv_put(f->s, "big", 3, val, n));
+    assert_kv_ok(kv_put(f->s, "small", 5, "s", 1));
     tu_assert_value(f->s, "big", val, n);
     reopen(f);
     tu_assert_value(f->s, "big", val, n);
@@ -149,10 +154,10 @@ static void test_segments_rotate_at_the_configured_size(void **state)
     memset(val, 'v', sizeof(val));
     for (int i = 0; i < 2000; i++) {
         int n = snprintf(key, sizeof(key), "key-%05d", i);
-        assert_int_equal(kv_put(f->s, key, (size_t)n, val, sizeof(val)), 0);
+        assert_kv_ok(kv_put(f->s, key, (size_t)n, val, sizeof(val)));
     }
     kv_stats st;
-    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_kv_ok(kv_get_stats(f->s, &st));
     assert_true(st.segments >= 4); /* ~250 KB over 64 KiB segments */
     assert_int_equal(st.keys, 2000);
     reopen(f);
@@ -167,27 +172,52 @@ static void test_invalid_arguments_are_refused(void **state)
     struct fixture *f = *state;
     void *v;
     size_t n;
-    assert_int_equal(kv_put(NULL, "k", 1, "v", 1), KV_EINVAL);
-    assert_int_equal(kv_put(f->s, NULL, 1, "v", 1), KV_EINVAL);
-    assert_int_equal(kv_put(f->s, "k", 1, NULL, 1), KV_EINVAL);
-    assert_int_equal(kv_get(f->s, "k", 1, NULL, &n), KV_EINVAL);
-    assert_int_equal(kv_get(f->s, "k", 0, &v, &n), KV_EINVAL);
-    assert_int_equal(kv_open(NULL, NULL, NULL), KV_EINVAL);
-    assert_int_equal(kv_close(NULL), 0);
+    assert_kv_rc(kv_put(NULL, "k", 1, "v", 1), KV_EINVAL);
+    assert_kv_rc(kv_put(f->s, NULL, 1, "v", 1), KV_EINVAL);
+    assert_kv_rc(kv_put(f->s, "k", 1, NULL, 1), KV_EINVAL);
+    assert_kv_rc(kv_get(f->s, "k", 1, NULL, &n), KV_EINVAL);
+    assert_kv_rc(kv_get(f->s, "k", 0, &v, &n), KV_EINVAL);
+    assert_kv_rc(kv_open(NULL, NULL, NULL), KV_EINVAL);
+    assert_kv_ok(kv_close(NULL));
     kv_free(NULL);
     kv_options o;
     kv_options_init(&o);
     o.segment_size = 10;
     kv_store *s2 = NULL;
-    assert_int_equal(kv_open(f->dir, &o, &s2), KV_EINVAL);
+    assert_kv_rc(kv_open(f->dir, &o, &s2), KV_EINVAL);
     assert_null(s2);
+}
+
+/* Codes from KV_OK down to the last one kv_strerror names: the header has no
+ * sentinel for the last code, so the range ends where kv_strerror starts to
+ * give the text of an unknown code. */
+static int last_named_code(const char *unknown)
+{
+    int last = KV_OK;
+    while (last > -STRERROR_SCAN && strcmp(kv_strerror(last - 1), unknown) != 0)
+        last--;
+    return last;
 }
 
 static void test_strerror_names_every_code(void **state)
 {
     (void)state;
-    for (int rc = 0; rc >= KV_EBUSY; rc--)
-        assert_string_not_equal(kv_strerror(rc), "unknown error");
+    const char *unknown = kv_strerror(INT_MIN);
+    assert_string_equal(unknown, "unknown error");
+    int last = last_named_code(unknown);
+    assert_true(last <= KV_EBUSY); /* the range holds every code the header had when written */
+    for (int rc = KV_OK; rc >= last; rc--) {
+        assert_string_not_equal(kv_strerror(rc), unknown);
+        assert_true(kv_strerror(rc)[0] != '\0');
+        for (int other = rc - 1; other >= last; other--)
+            assert_string_not_equal(kv_strerror(rc), kv_strerror(other));
+    }
+    /* No gap: a code named beyond the first unknown one would have been
+     * skipped by the walk above. */
+    for (int rc = last - 1; rc > last - STRERROR_SCAN; rc--)
+        assert_string_equal(kv_strerror(rc), unknown);
+    for (int rc = 1; rc < STRERROR_SCAN; rc++)
+        assert_string_equal(kv_strerror(rc), unknown);
     assert_string_equal(kv_strerror(12345), "unknown error");
     assert_string_equal(kv_version(), KV_VERSION_STRING);
 }
@@ -195,11 +225,11 @@ static void test_strerror_names_every_code(void **state)
 static void test_get_crc_returns_crc_of_the_value(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(kv_put(f->s, "user:123", 8, "Hello, World!", 13), 0);
+    assert_kv_ok(kv_put(f->s, "user:123", 8, "Hello, World!", 13));
     void *v;
     size_t n;
     uint32_t crc = 0;
-    assert_int_equal(kv_get_crc(f->s, "user:123", 8, &v, &n, &crc), 0);
+    assert_kv_ok(kv_get_crc(f->s, "user:123", 8, &v, &n, &crc));
     kv_free(v);
     assert_int_equal(crc, 0xec4ac3d0); /* crc32("Hello, World!") */
 }
@@ -207,11 +237,11 @@ static void test_get_crc_returns_crc_of_the_value(void **state)
 static void test_stats_count_keys_bytes_and_segments(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(kv_put(f->s, "a", 1, "1234", 4), 0);
-    assert_int_equal(kv_put(f->s, "a", 1, "5678", 4), 0);
-    assert_int_equal(kv_put(f->s, "b", 1, "xy", 2), 0);
+    assert_kv_ok(kv_put(f->s, "a", 1, "1234", 4));
+    assert_kv_ok(kv_put(f->s, "a", 1, "5678", 4));
+    assert_kv_ok(kv_put(f->s, "b", 1, "xy", 2));
     kv_stats st;
-    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_kv_ok(kv_get_stats(f->s, &st));
     assert_int_equal(st.keys, 2);
     assert_int_equal(st.segments, 1);
     assert_int_equal(st.disk_bytes, 3 * 15 + 3 + 4 + 4 + 2);
@@ -242,18 +272,18 @@ static void test_list_is_sorted_with_prefix_after_and_limit(void **state)
     struct fixture *f = *state;
     const char *keys[] = {"b", "a/2", "a/1", "c", "a/10", "ab"};
     for (size_t i = 0; i < 6; i++)
-        assert_int_equal(kv_put(f->s, keys[i], strlen(keys[i]), "v", 1), 0);
+        assert_kv_ok(kv_put(f->s, keys[i], strlen(keys[i]), "v", 1));
     struct collected c = {0};
-    assert_int_equal(kv_list(f->s, NULL, 0, NULL, 0, 0, collect, &c), 0);
+    assert_kv_ok(kv_list(f->s, NULL, 0, NULL, 0, 0, collect, &c));
     assert_int_equal(c.n, 6);
     const char *want[] = {"a/1", "a/10", "a/2", "ab", "b", "c"};
     for (int i = 0; i < 6; i++)
         assert_string_equal(c.keys[i], want[i]);
     memset(&c, 0, sizeof(c));
-    assert_int_equal(kv_list(f->s, "a/", 2, NULL, 0, 0, collect, &c), 0);
+    assert_kv_ok(kv_list(f->s, "a/", 2, NULL, 0, 0, collect, &c));
     assert_int_equal(c.n, 3);
     memset(&c, 0, sizeof(c));
-    assert_int_equal(kv_list(f->s, NULL, 0, "a/2", 3, 2, collect, &c), 0);
+    assert_kv_ok(kv_list(f->s, NULL, 0, "a/2", 3, 2, collect, &c));
     assert_int_equal(c.n, 2);
     assert_string_equal(c.keys[0], "ab");
     assert_string_equal(c.keys[1], "b");
@@ -270,23 +300,23 @@ static int stop_after_one(const void *key, size_t len, void *ctx)
 static void test_list_stops_when_the_callback_asks(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(kv_put(f->s, "x", 1, "v", 1), 0);
-    assert_int_equal(kv_put(f->s, "y", 1, "v", 1), 0);
+    assert_kv_ok(kv_put(f->s, "x", 1, "v", 1));
+    assert_kv_ok(kv_put(f->s, "y", 1, "v", 1));
     int calls = 0;
-    assert_int_equal(kv_list(f->s, NULL, 0, NULL, 0, 0, stop_after_one, &calls), 42);
+    assert_kv_rc(kv_list(f->s, NULL, 0, NULL, 0, 0, stop_after_one, &calls), 42);
     assert_int_equal(calls, 1);
 }
 
 static void test_sync_and_snapshot_succeed(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(kv_put(f->s, "k", 1, "v", 1), 0);
-    assert_int_equal(kv_sync(f->s), 0);
-    assert_int_equal(kv_save_snapshot(f->s), 0);
+    assert_kv_ok(kv_put(f->s, "k", 1, "v", 1));
+    assert_kv_ok(kv_sync(f->s));
+    assert_kv_ok(kv_save_snapshot(f->s));
     kv_snapshot_status st;
     uint64_t keys = 0;
     char why[128];
-    assert_int_equal(kv_check_snapshot(f->dir, &st, &keys, why, sizeof(why)), 0);
+    assert_kv_ok(kv_check_snapshot(f->dir, &st, &keys, why, sizeof(why)));
     assert_int_equal(st, KV_SNAPSHOT_VALID);
     assert_int_equal(keys, 1);
 }
@@ -303,13 +333,53 @@ static void test_interval_and_none_sync_modes_keep_data_across_close(void **stat
         f->s = tu_open(f->dir, &o);
         char key[8];
         snprintf(key, sizeof(key), "m%d", mode);
-        assert_int_equal(kv_put(f->s, key, strlen(key), "v", 1), 0);
-        assert_int_equal(kv_close(f->s), 0);
+        assert_kv_ok(kv_put(f->s, key, strlen(key), "v", 1));
+        assert_kv_ok(kv_close(f->s));
         f->s = tu_open(f->dir, NULL);
         tu_assert_str(f->s, key, "v");
         kv_close(f->s);
     }
     f->s = tu_open(f->dir, NULL);
+}
+
+static uint64_t fsyncs_of(kv_store *s)
+{
+    kv_stats st;
+    assert_kv_ok(kv_get_stats(s, &st));
+    return st.fsyncs;
+}
+
+/* The interval sync thread makes acknowledged writes durable while the store
+ * stays open: the fsync count grows after each write without a kv_sync or a
+ * close (which would sync whatever the thread did). Nothing else syncs here:
+ * no compactor runs, and writes in interval mode do not sync by themselves,
+ * so only the thread can make the count grow. */
+static void test_interval_mode_syncs_writes_in_the_background_while_open(void **state)
+{
+    struct fixture *f = *state;
+    kv_close(f->s);
+    kv_options o;
+    kv_options_init(&o);
+    o.segment_size = 64u * 1024;
+    o.sync_mode = KV_SYNC_INTERVAL;
+    o.sync_interval_ms = 5;
+    o.compaction_interval_secs = 0;
+    f->s = tu_open(f->dir, &o);
+    for (int round = 0; round < 3; round++) {
+        char key[16];
+        snprintf(key, sizeof(key), "r%d", round);
+        uint64_t before = fsyncs_of(f->s);
+        assert_kv_ok(kv_put(f->s, key, strlen(key), "v", 1));
+        uint64_t deadline = tu_now_ms() + TU_WAIT_MS;
+        while (fsyncs_of(f->s) == before) {
+            if (tu_now_ms() > deadline)
+                fail_msg("round %d: no fsync within %d ms of a write in interval mode (every "
+                         "%u ms)",
+                         round, TU_WAIT_MS, o.sync_interval_ms);
+            tu_pause_ms(1);
+        }
+    }
+    tu_assert_str(f->s, "r2", "v");
 }
 
 static int open_descriptors(void)
@@ -336,14 +406,14 @@ static void test_descriptor_cache_bounds_open_segment_files(void **state)
     memset(val, 'v', sizeof(val));
     for (int i = 0; i < 200; i++) { /* about 25 segments */
         int n = snprintf(key, sizeof(key), "key-%03d", i);
-        assert_int_equal(kv_put(f->s, key, (size_t)n, val, sizeof(val)), 0);
+        assert_kv_ok(kv_put(f->s, key, (size_t)n, val, sizeof(val)));
     }
     reopen(f);
     kv_close(f->s);
     int baseline = open_descriptors();
     f->s = tu_open(f->dir, &o);
     kv_stats st;
-    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_kv_ok(kv_get_stats(f->s, &st));
     assert_true(st.segments > 20);
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < 200; i++) {
@@ -357,7 +427,7 @@ static void test_descriptor_cache_bounds_open_segment_files(void **state)
         fail_msg("%d descriptors open, expected at most 5", open_now);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_then_get_returns_the_value, setup, teardown),
@@ -382,10 +452,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_list_stops_when_the_callback_asks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_and_snapshot_succeed, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_interval_mode_syncs_writes_in_the_background_while_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interval_and_none_sync_modes_keep_data_across_close,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_descriptor_cache_bounds_open_segment_files, setup,
                                         teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

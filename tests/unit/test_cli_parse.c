@@ -243,7 +243,7 @@ static void test_free_twice_is_safe(void **state)
     cli_parser_free(&p);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blanks_and_tabs_separate_bare_words),
@@ -263,5 +263,5 @@ int main(void)
         cmocka_unit_test(test_rest_of_nothing_is_no_value),
         cmocka_unit_test(test_free_twice_is_safe),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

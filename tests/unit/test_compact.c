@@ -66,7 +66,7 @@ static void model_put(struct fixture *f, int i, int version)
     char k[32], v[96];
     make_key(i, k, sizeof(k));
     make_value(i, version, v, sizeof(v));
-    assert_int_equal(kv_put(f->s, k, strlen(k), v, strlen(v)), 0);
+    assert_kv_ok(kv_put(f->s, k, strlen(k), v, strlen(v)));
     f->version[i] = version;
 }
 
@@ -75,7 +75,7 @@ static void model_delete(struct fixture *f, int i)
     char k[32];
     make_key(i, k, sizeof(k));
     int rc = kv_delete(f->s, k, strlen(k));
-    assert_int_equal(rc, f->version[i] ? 0 : KV_ENOTFOUND);
+    assert_kv_rc(rc, f->version[i] ? 0 : KV_ENOTFOUND);
     f->version[i] = 0;
 }
 
@@ -95,13 +95,13 @@ static void assert_matches_model(const struct fixture *f, kv_store *s)
         tu_assert_str(s, k, v);
     }
     kv_stats st;
-    assert_int_equal(kv_get_stats(s, &st), 0);
+    assert_kv_ok(kv_get_stats(s, &st));
     assert_int_equal(st.keys, live);
 }
 
 static void reopen(struct fixture *f)
 {
-    assert_int_equal(kv_close(f->s), 0);
+    assert_kv_ok(kv_close(f->s));
     kv_options o = small_segments();
     f->s = tu_open(f->dir, &o);
 }
@@ -113,9 +113,9 @@ static void test_compaction_of_overwrites_falls_to_about_live_size(void **state)
         for (int i = 0; i < NKEYS; i++)
             model_put(f, i, round);
     kv_stats before, after;
-    assert_int_equal(kv_get_stats(f->s, &before), 0);
-    assert_int_equal(kv_compact(f->s), 0);
-    assert_int_equal(kv_get_stats(f->s, &after), 0);
+    assert_kv_ok(kv_get_stats(f->s, &before));
+    assert_kv_ok(kv_compact(f->s));
+    assert_kv_ok(kv_get_stats(f->s, &after));
     assert_true(before.disk_bytes > 4 * before.live_bytes);
     assert_int_equal(after.dead_bytes, 0);
     assert_int_equal(after.disk_bytes, before.live_bytes);
@@ -132,7 +132,7 @@ static void test_compaction_keeps_deleted_keys_deleted_across_reopen(void **stat
         model_put(f, i, 1);
     for (int i = 0; i < NKEYS; i += 3)
         model_delete(f, i);
-    assert_int_equal(kv_compact(f->s), 0);
+    assert_kv_ok(kv_compact(f->s));
     assert_matches_model(f, f->s);
     reopen(f);
     assert_matches_model(f, f->s);
@@ -141,8 +141,8 @@ static void test_compaction_keeps_deleted_keys_deleted_across_reopen(void **stat
 static void test_compaction_of_an_empty_store_is_harmless(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(kv_compact(f->s), 0);
-    assert_int_equal(kv_compact(f->s), 0);
+    assert_kv_ok(kv_compact(f->s));
+    assert_kv_ok(kv_compact(f->s));
     assert_matches_model(f, f->s);
     model_put(f, 1, 1);
     reopen(f);
@@ -156,9 +156,9 @@ static void test_compaction_of_only_tombstones_leaves_nothing(void **state)
         model_put(f, i, 1);
     for (int i = 0; i < 50; i++)
         model_delete(f, i);
-    assert_int_equal(kv_compact(f->s), 0);
+    assert_kv_ok(kv_compact(f->s));
     kv_stats st;
-    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_kv_ok(kv_get_stats(f->s, &st));
     assert_int_equal(st.keys, 0);
     assert_int_equal(st.disk_bytes, 0);
     reopen(f);
@@ -171,9 +171,9 @@ static void test_compaction_when_every_record_is_live_keeps_all(void **state)
     for (int i = 0; i < NKEYS; i++)
         model_put(f, i, 1);
     kv_stats before, after;
-    assert_int_equal(kv_get_stats(f->s, &before), 0);
-    assert_int_equal(kv_compact(f->s), 0);
-    assert_int_equal(kv_get_stats(f->s, &after), 0);
+    assert_kv_ok(kv_get_stats(f->s, &before));
+    assert_kv_ok(kv_compact(f->s));
+    assert_kv_ok(kv_get_stats(f->s, &after));
     assert_int_equal(after.disk_bytes, before.disk_bytes);
     assert_matches_model(f, f->s);
 }
@@ -186,7 +186,7 @@ static void test_repeated_compaction_is_idempotent_on_contents(void **state)
     for (int i = 0; i < NKEYS; i += 7)
         model_delete(f, i);
     for (int k = 0; k < 3; k++) {
-        assert_int_equal(kv_compact(f->s), 0);
+        assert_kv_ok(kv_compact(f->s));
         assert_matches_model(f, f->s);
     }
     reopen(f);
@@ -198,14 +198,14 @@ static void test_writes_after_compaction_win_over_compacted_copies(void **state)
     struct fixture *f = *state;
     for (int i = 0; i < NKEYS; i++)
         model_put(f, i, 1);
-    assert_int_equal(kv_compact(f->s), 0);
+    assert_kv_ok(kv_compact(f->s));
     for (int i = 0; i < NKEYS; i += 2)
         model_put(f, i, 2);
     for (int i = 1; i < NKEYS; i += 4)
         model_delete(f, i);
     reopen(f);
     assert_matches_model(f, f->s);
-    assert_int_equal(kv_compact(f->s), 0);
+    assert_kv_ok(kv_compact(f->s));
     reopen(f);
     assert_matches_model(f, f->s);
 }
@@ -220,7 +220,7 @@ static void test_compaction_drops_a_key_whose_record_is_damaged_and_keeps_the_re
         model_put(f, i, 1);
     for (int i = 0; i < NKEYS; i += 2)
         model_put(f, i, 2);
-    assert_int_equal(kv_sync(f->s), 0);
+    assert_kv_ok(kv_sync(f->s));
     const int victim = 77;
     char k[32];
     make_key(victim, k, sizeof(k));
@@ -238,13 +238,13 @@ static void test_compaction_drops_a_key_whose_record_is_damaged_and_keeps_the_re
     free(path);
     void *v = NULL;
     size_t vlen = 0;
-    assert_int_equal(kv_get(f->s, k, strlen(k), &v, &vlen), KV_ECORRUPT);
+    assert_kv_rc(kv_get(f->s, k, strlen(k), &v, &vlen), KV_ECORRUPT);
 
-    assert_int_equal(kv_compact(f->s), 0);
+    assert_kv_ok(kv_compact(f->s));
     f->version[victim] = 0;
     assert_matches_model(f, f->s);
     kv_stats st;
-    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_kv_ok(kv_get_stats(f->s, &st));
     assert_int_equal(st.dead_bytes, 0);
     reopen(f);
     assert_matches_model(f, f->s);
@@ -340,11 +340,11 @@ static void test_crash_after_each_compaction_step_loses_nothing(void **state)
         model_put(f, i, 2);
     for (int i = 0; i < NKEYS; i += 5)
         model_delete(f, i);
-    assert_int_equal(kv_save_snapshot(f->s), 0);
-    assert_int_equal(kv_sync(f->s), 0);
+    assert_kv_ok(kv_save_snapshot(f->s));
+    assert_kv_ok(kv_sync(f->s));
     struct dir_copy before, after;
     snapshot_dir(f->dir, &before);
-    assert_int_equal(kv_compact(f->s), 0);
+    assert_kv_ok(kv_compact(f->s));
     snapshot_dir(f->dir, &after);
     g_before = &before;
     char *crash = tu_path(f->root, "crash");
@@ -436,21 +436,21 @@ static void test_background_trigger_fires_only_when_worthwhile(void **state)
     for (int i = 0; i < NKEYS; i++)
         model_put(f, i, 1);
     kv_stats st;
-    assert_int_equal(kv__compact_if_worthwhile(f->s), 0);
-    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_kv_ok(kv__compact_if_worthwhile(f->s));
+    assert_kv_ok(kv_get_stats(f->s, &st));
     assert_int_equal(st.compactions, 0); /* nothing dead */
     for (int i = 0; i < NKEYS / 4; i++)
         model_put(f, i, 2);
-    assert_int_equal(kv__compact_if_worthwhile(f->s), 0);
-    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_kv_ok(kv__compact_if_worthwhile(f->s));
+    assert_kv_ok(kv_get_stats(f->s, &st));
     assert_int_equal(st.compactions, 0); /* 20 % dead, under the ratio */
     for (int round = 3; round < 6; round++)
         for (int i = 0; i < NKEYS; i++)
             model_put(f, i, round);
     kv_stats before;
-    assert_int_equal(kv_get_stats(f->s, &before), 0);
-    assert_int_equal(kv__compact_if_worthwhile(f->s), 0);
-    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_kv_ok(kv_get_stats(f->s, &before));
+    assert_kv_ok(kv__compact_if_worthwhile(f->s));
+    assert_kv_ok(kv_get_stats(f->s, &st));
     assert_int_equal(st.compactions, 1);
     /* It reads the live records (and short gaps between them), not the
      * dead ones; it reclaims what the disk no longer holds. */
@@ -475,14 +475,14 @@ static void test_segment_count_trigger_needs_a_segment_of_dead_bytes(void **stat
         model_put(f, i, 1);
     model_put(f, 0, 2); /* a few dead bytes, many segments */
     kv_stats st;
-    assert_int_equal(kv__compact_if_worthwhile(f->s), 0);
-    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_kv_ok(kv__compact_if_worthwhile(f->s));
+    assert_kv_ok(kv_get_stats(f->s, &st));
     assert_true(st.segments >= 3);
     assert_int_equal(st.compactions, 0);
     for (int i = 0; i < NKEYS / 2; i++)
         model_put(f, i, 3);
-    assert_int_equal(kv__compact_if_worthwhile(f->s), 0);
-    assert_int_equal(kv_get_stats(f->s, &st), 0);
+    assert_kv_ok(kv__compact_if_worthwhile(f->s));
+    assert_kv_ok(kv_get_stats(f->s, &st));
     assert_int_equal(st.compactions, 1);
     assert_matches_model(f, f->s);
 }
@@ -525,14 +525,14 @@ static void test_writes_during_compaction_win_over_its_copies(void **state)
         model_put(f, i, 1);
     for (int i = 0; i < NKEYS - 1; i += 2)
         model_put(f, i, 2);
-    assert_int_equal(kv_compact(f->s), 0);
+    assert_kv_ok(kv_compact(f->s));
     assert_int_equal(g_midway.fired, 1);
     assert_matches_model(f, f->s);
     reopen(f);
     assert_matches_model(f, f->s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_compaction_of_overwrites_falls_to_about_live_size,
@@ -561,5 +561,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writes_during_compaction_win_over_its_copies, setup,
                                         teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

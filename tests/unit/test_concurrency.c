@@ -32,7 +32,7 @@ static kv_options options(kv_sync_mode mode, uint64_t segment_size)
 static kv_stats stats_of(kv_store *s)
 {
     kv_stats st;
-    assert_int_equal(kv_get_stats(s, &st), 0);
+    assert_kv_ok(kv_get_stats(s, &st));
     return st;
 }
 
@@ -109,7 +109,7 @@ static struct key_list list_keys(kv_store *s, const char *prefix)
 {
     struct key_list l = {0};
     size_t plen = prefix ? strlen(prefix) : 0;
-    assert_int_equal(kv_list(s, prefix, plen, NULL, 0, 0, collect_key, &l), 0);
+    assert_kv_ok(kv_list(s, prefix, plen, NULL, 0, 0, collect_key, &l));
     assert_int_equal(l.too_long, 0);
     return l;
 }
@@ -317,7 +317,7 @@ static void run_disjoint_writers(const char *dir, kv_sync_mode mode, uint64_t se
             fail_msg("%llu fsyncs for %llu writes", (unsigned long long)st.fsyncs,
                      (unsigned long long)(puts + deletes));
     }
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 
     /* Reopen with the snapshot, then from the log alone. */
     for (int pass = 0; pass < 2; pass++) {
@@ -327,7 +327,7 @@ static void run_disjoint_writers(const char *dir, kv_sync_mode mode, uint64_t se
         assert_int_equal(st.torn_bytes_truncated, 0);
         assert_int_equal(st.checksum_errors, 0);
         dj_check(s, t);
-        assert_int_equal(tu_close_tracked(s), 0);
+        assert_kv_ok(tu_close_tracked(s));
         char *snap = tu_path(dir, "index.snapshot");
         assert_int_equal(remove(snap), 0);
         free(snap);
@@ -585,7 +585,7 @@ static void rc_check(kv_store *s, const uint32_t *final)
         kv_free(v);
     }
     size_t keys = 0;
-    assert_int_equal(kv_list(s, NULL, 0, NULL, 0, 0, count_key, &keys), 0);
+    assert_kv_ok(kv_list(s, NULL, 0, NULL, 0, 0, count_key, &keys));
     assert_int_equal(keys, RC_KEYS);
 }
 
@@ -604,7 +604,7 @@ static void test_readers_never_see_torn_or_foreign_values(void **state)
         char key[8];
         rc_key(i, key);
         size_t len = rc_value(i, 1, buf);
-        assert_int_equal(kv_put(s, key, 8, buf, len), 0);
+        assert_kv_ok(kv_put(s, key, 8, buf, len));
         atomic_init(&sh.acked[i], 1);
     }
 
@@ -648,7 +648,7 @@ static void test_readers_never_see_torn_or_foreign_values(void **state)
     assert_int_equal(st.puts, RC_KEYS + RC_WRITERS * RC_WRITES);
     assert_true(st.compactions >= 1);
     assert_false(st.read_only);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 
     s = tu_open_tracked(fx->dir, &o);
     st = stats_of(s);
@@ -656,14 +656,14 @@ static void test_readers_never_see_torn_or_foreign_values(void **state)
     assert_int_equal(st.checksum_errors, 0);
     rc_check(s, final);
     /* Once more from the log alone, without the snapshot. */
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
     char *snap = tu_path(fx->dir, "index.snapshot");
     assert_int_equal(remove(snap), 0);
     free(snap);
     s = tu_open_tracked(fx->dir, &o);
     assert_false(stats_of(s).snapshot_loaded);
     rc_check(s, final);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 }
 
 /* ---- 3: writers racing on the same keys */
@@ -766,7 +766,7 @@ static void run_same_key_writers(const char *dir, kv_sync_mode mode, int rounds)
     kv_stats st = stats_of(s);
     assert_int_equal(st.puts, (uint64_t)SK_THREADS * SK_KEYS * rounds);
     assert_int_equal(st.keys, SK_KEYS);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 
     /* The log's order is the order the index applied: a replay (with the
      * snapshot, then without it) ends on the same values. */
@@ -777,7 +777,7 @@ static void run_same_key_writers(const char *dir, kv_sync_mode mode, int rounds)
             sk_winner(s, t, k, after[k], sizeof(after[k]));
             assert_string_equal(after[k], before[k]);
         }
-        assert_int_equal(tu_close_tracked(s), 0);
+        assert_kv_ok(tu_close_tracked(s));
         char *snap = tu_path(dir, "index.snapshot");
         assert_int_equal(remove(snap), 0);
         free(snap);
@@ -866,10 +866,10 @@ static void test_readers_get_in_between_back_to_back_write_locks(void **state)
     pthread_join(writer, NULL);
     if (waited > WS_TURNS_MAX)
         fail_msg("%d reads waited %d write turns", WS_READS, waited);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
@@ -885,5 +885,5 @@ int main(void)
             test_same_key_concurrent_writes_last_acknowledged_order_is_consistent, tu_setup,
             tu_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

@@ -43,7 +43,7 @@ static kv_options fault_options(struct tu_faults *faults, kv_sync_mode mode, uin
 static kv_stats stats_of(kv_store *s)
 {
     kv_stats st;
-    assert_int_equal(kv_get_stats(s, &st), 0);
+    assert_kv_ok(kv_get_stats(s, &st));
     return st;
 }
 
@@ -68,7 +68,7 @@ static void assert_absent(kv_store *s, const char *key)
     int rc = kv_get(s, key, strlen(key), &v, &n);
     if (rc != KV_ENOTFOUND)
         fail_msg("kv_get(%s) = %d (%s), wanted KV_ENOTFOUND", key, rc, kv_strerror(rc));
-    assert_int_equal(kv_exists(s, key, strlen(key)), KV_ENOTFOUND);
+    assert_kv_rc(kv_exists(s, key, strlen(key)), KV_ENOTFOUND);
 }
 
 /* After a reopen: recovery found nothing torn and nothing damaged. */
@@ -103,7 +103,7 @@ static int count_records(const kv_record_info *info, void *ctx)
 static void assert_no_record_on_disk(const char *dir, const char *key)
 {
     struct key_count c = {.key = key};
-    assert_int_equal(kv_scan(dir, count_records, &c), 0);
+    assert_kv_ok(kv_scan(dir, count_records, &c));
     assert_int_equal(c.records, 0);
     assert_int_equal(c.bad, 0);
 }
@@ -248,7 +248,7 @@ static void assert_store_equals_model(kv_store *s, const struct model *m)
         tu_assert_value(s, k, m->val[i], m->len[i]);
     }
     struct list_check c = {.m = m};
-    assert_int_equal(kv_list(s, NULL, 0, NULL, 0, 0, list_against_model, &c), 0);
+    assert_kv_ok(kv_list(s, NULL, 0, NULL, 0, 0, list_against_model, &c));
     assert_int_equal(c.foreign, 0);
     assert_int_equal(c.listed, live);
     assert_int_equal(stats_of(s).keys, (uint64_t)live);
@@ -276,7 +276,7 @@ static int model_delete(kv_store *s, struct model *m, int i)
     model_key(i, k, sizeof(k));
     int rc = kv_delete(s, k, strlen(k));
     if (!m->live[i]) {
-        assert_int_equal(rc, KV_ENOTFOUND);
+        assert_kv_rc(rc, KV_ENOTFOUND);
         return 0; /* nothing written, nothing to fail */
     }
     if (rc == 0)
@@ -302,7 +302,7 @@ static void check_failed_write(struct tu_fixture *fx, int err, int want_rc)
     /* A new key. */
     f.fail_write_at = f.writes + 1;
     f.write_errno = err;
-    assert_int_equal(kv_put(s, "lost", 4, "never-acknowledged", 18), want_rc);
+    assert_kv_rc(kv_put(s, "lost", 4, "never-acknowledged", 18), want_rc);
     assert_int_equal(f.writes, f.fail_write_at); /* the fault fired */
     assert_absent(s, "lost");
     tu_assert_str(s, "a", "alpha");
@@ -312,13 +312,13 @@ static void check_failed_write(struct tu_fixture *fx, int err, int want_rc)
 
     /* An overwrite: the old value stays. */
     f.fail_write_at = f.writes + 1;
-    assert_int_equal(kv_put(s, "a", 1, "changed", 7), want_rc);
+    assert_kv_rc(kv_put(s, "a", 1, "changed", 7), want_rc);
     tu_assert_str(s, "a", "alpha");
     assert_int_equal(tu_file_size(seg), size_before);
 
     /* A delete: the key stays. */
     f.fail_write_at = f.writes + 1;
-    assert_int_equal(kv_delete(s, "b", 1), want_rc);
+    assert_kv_rc(kv_delete(s, "b", 1), want_rc);
     tu_assert_str(s, "b", "bravo");
     assert_int_equal(tu_file_size(seg), size_before);
 
@@ -335,7 +335,7 @@ static void check_failed_write(struct tu_fixture *fx, int err, int want_rc)
     put_str(s, "d", "delta");
     tu_assert_str(s, "d", "delta");
     assert_int_equal(tu_file_size(seg), size_before + 15 + 1 + 5);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 
     s = tu_open_tracked(fx->dir, NULL); /* the operating system's I/O, no faults */
     assert_clean_recovery(s);
@@ -345,7 +345,7 @@ static void check_failed_write(struct tu_fixture *fx, int err, int want_rc)
     tu_assert_str(s, "d", "delta");
     assert_absent(s, "lost");
     assert_int_equal(stats_of(s).keys, 4);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
     assert_no_record_on_disk(fx->dir, "lost");
     free(seg);
 }
@@ -383,7 +383,7 @@ static void test_short_write_then_error_cuts_partial_record(void **state)
     f.fail_write_count = 2;
     f.short_write = 1;
     f.write_errno = EIO;
-    assert_int_equal(kv_put(s, "torn", 4, val, sizeof(val)), KV_EIO);
+    assert_kv_rc(kv_put(s, "torn", 4, val, sizeof(val)), KV_EIO);
     assert_int_equal(f.short_write, 0); /* the half write did happen */
     assert_int_equal(f.writes, f.fail_write_at + 1);
     assert_int_equal(tu_file_size(seg), size_before);
@@ -394,7 +394,7 @@ static void test_short_write_then_error_cuts_partial_record(void **state)
 
     f.fail_write_at = 0;
     put_str(s, "c", "charlie");
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 
     s = tu_open_tracked(fx->dir, NULL);
     assert_clean_recovery(s);
@@ -402,7 +402,7 @@ static void test_short_write_then_error_cuts_partial_record(void **state)
     tu_assert_str(s, "a", "alpha");
     tu_assert_str(s, "b", "bravo");
     tu_assert_str(s, "c", "charlie");
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
     assert_no_record_on_disk(fx->dir, "torn");
     free(seg);
 }
@@ -420,17 +420,17 @@ static void test_short_write_is_retried_to_completion(void **state)
     /* One short count and no error: the engine must finish the write. */
     f.fail_write_at = f.writes + 1;
     f.short_write = 1;
-    assert_int_equal(kv_put(s, "whole", 5, val, sizeof(val)), 0);
+    assert_kv_ok(kv_put(s, "whole", 5, val, sizeof(val)));
     assert_int_equal(f.short_write, 0);
     assert_true(f.writes >= f.fail_write_at + 1);
     tu_assert_value(s, "whole", val, sizeof(val));
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 
     s = tu_open_tracked(fx->dir, NULL);
     assert_clean_recovery(s);
     tu_assert_value(s, "whole", val, sizeof(val));
     tu_assert_str(s, "a", "alpha");
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 }
 
 /* ---- mapping segments for reads */
@@ -477,7 +477,7 @@ static void test_reads_fall_back_to_preadv_and_map_once_memory_returns(void **st
     read_keys(s, 200);
     read_keys(s, 200);
     assert_int_equal(f.maps, maps);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 }
 
 static void test_reads_stop_trying_to_map_a_segment_that_cannot_be(void **state)
@@ -493,7 +493,7 @@ static void test_reads_stop_trying_to_map_a_segment_that_cannot_be(void **state)
     read_keys(s, 50);
     read_keys(s, 50);
     assert_int_equal(f.maps, 1);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 }
 
 /* ---- 4: a failed fdatasync in sync mode always */
@@ -512,7 +512,7 @@ static void test_failed_fdatasync_fails_the_write_and_moves_to_a_fresh_segment(v
     size_t old_size = tu_file_size(old_seg);
 
     f.fail_sync_at = f.syncs + 1;
-    assert_int_equal(kv_put(s, "lost", 4, "not-durable", 11), KV_EIO);
+    assert_kv_rc(kv_put(s, "lost", 4, "not-durable", 11), KV_EIO);
     assert_true(f.syncs >= f.fail_sync_at); /* the fault fired */
     assert_absent(s, "lost");
     tu_assert_str(s, "a", "alpha");
@@ -530,7 +530,7 @@ static void test_failed_fdatasync_fails_the_write_and_moves_to_a_fresh_segment(v
     assert_int_equal(stats_of(s).active_segment_id, after.active_segment_id);
     tu_assert_str(s, "c", "charlie");
     tu_assert_str(s, "a", "alpha-2");
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 
     s = tu_open_tracked(fx->dir, NULL);
     assert_clean_recovery(s);
@@ -539,7 +539,7 @@ static void test_failed_fdatasync_fails_the_write_and_moves_to_a_fresh_segment(v
     tu_assert_str(s, "b", "bravo");
     tu_assert_str(s, "c", "charlie");
     assert_int_equal(stats_of(s).keys, 3);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
     assert_no_record_on_disk(fx->dir, "lost");
     free(old_seg);
 }
@@ -559,16 +559,16 @@ static void check_failed_sync_makes_read_only(const char *dir, kv_sync_mode mode
     put_str(s, "b", "bravo"); /* acknowledged, not yet synced */
 
     f.fail_sync_at = f.syncs + 1;
-    assert_int_equal(kv_sync(s), KV_EIO);
+    assert_kv_rc(kv_sync(s), KV_EIO);
     assert_true(f.syncs >= f.fail_sync_at);
     f.fail_sync_at = 0;
     assert_true(stats_of(s).read_only);
 
-    assert_int_equal(kv_put(s, "c", 1, "charlie", 7), KV_EREADONLY);
-    assert_int_equal(kv_delete(s, "a", 1), KV_EREADONLY);
-    assert_int_equal(kv_sync(s), KV_EREADONLY); /* never trusts a retried fsync */
-    assert_int_equal(kv_compact(s), KV_EREADONLY);
-    assert_int_equal(kv_save_snapshot(s), KV_EREADONLY);
+    assert_kv_rc(kv_put(s, "c", 1, "charlie", 7), KV_EREADONLY);
+    assert_kv_rc(kv_delete(s, "a", 1), KV_EREADONLY);
+    assert_kv_rc(kv_sync(s), KV_EREADONLY); /* never trusts a retried fsync */
+    assert_kv_rc(kv_compact(s), KV_EREADONLY);
+    assert_kv_rc(kv_save_snapshot(s), KV_EREADONLY);
     /* Reads go on. */
     tu_assert_str(s, "a", "alpha");
     tu_assert_str(s, "b", "bravo");
@@ -582,7 +582,7 @@ static void check_failed_sync_makes_read_only(const char *dir, kv_sync_mode mode
     tu_assert_str(s, "a", "alpha");
     tu_assert_str(s, "b", "bravo");
     tu_assert_str(s, "c", "charlie");
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 }
 
 static void test_failed_fsync_in_interval_mode_makes_store_read_only(void **state)
@@ -726,7 +726,7 @@ static struct seq_result run_sequence(const char *root, kv_sync_mode mode, enum 
     s = tu_open_tracked(dir, &plain);
     assert_clean_recovery(s);
     assert_store_equals_model(s, m);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
     tu_rmtree(dir);
     free(dir);
     free(m);
@@ -773,7 +773,7 @@ static void compaction_fill(kv_store *s, struct model *m)
                              0);
     for (int i = 0; i < COMPACT_KEYS; i += 5)
         assert_int_equal(model_delete(s, m, i), 0);
-    assert_int_equal(kv_sync(s), 0);
+    assert_kv_ok(kv_sync(s));
 }
 
 struct compact_result {
@@ -838,19 +838,19 @@ static struct compact_result run_compaction(const char *root, enum fault_kind ki
     assert_int_equal(model_put(s, m, COMPACT_KEYS, 33, 4242), 0);
     assert_int_equal(model_delete(s, m, 1), 0);
     assert_store_equals_model(s, m);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
 
     kv_options plain = plain_options(KV_SYNC_NONE, 4096);
     s = tu_open_tracked(dir, &plain);
     assert_clean_recovery(s);
     assert_store_equals_model(s, m);
     /* And the store can still be compacted once the fault is gone. */
-    assert_int_equal(kv_compact(s), 0);
+    assert_kv_ok(kv_compact(s));
     assert_store_equals_model(s, m);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
     s = tu_open_tracked(dir, &plain);
     assert_store_equals_model(s, m);
-    assert_int_equal(tu_close_tracked(s), 0);
+    assert_kv_ok(tu_close_tracked(s));
     assert_int_equal(dir_files(dir, files_after, sizeof(files_after)), 0);
     tu_rmtree(dir);
     free(dir);
@@ -866,9 +866,9 @@ static void test_enospc_during_compaction_changes_nothing(void **state)
     assert_true(clean.writes >= 2); /* at least one output and the snapshot */
     /* The first write of a compaction is an output's: it must fail it. */
     struct compact_result first = run_compaction(fx->root, FAULT_WRITE, 1);
-    assert_int_equal(first.rc, KV_ENOSPC);
+    assert_kv_rc(first.rc, KV_ENOSPC);
     first = run_compaction(fx->root, FAULT_SHORT_WRITE, 1); /* half an output, then ENOSPC */
-    assert_int_equal(first.rc, KV_ENOSPC);
+    assert_kv_rc(first.rc, KV_ENOSPC);
     for (int n = 2; n <= clean.writes; n++) {
         run_compaction(fx->root, FAULT_WRITE, n);
         run_compaction(fx->root, FAULT_SHORT_WRITE, n);
@@ -882,12 +882,12 @@ static void test_sync_failures_during_compaction_change_nothing(void **state)
     assert_int_equal(clean.rc, 0);
     assert_true(clean.syncs >= 3);
     struct compact_result first = run_compaction(fx->root, FAULT_SYNC, 1);
-    assert_int_equal(first.rc, KV_EIO); /* an output's fdatasync */
+    assert_kv_rc(first.rc, KV_EIO); /* an output's fdatasync */
     for (int n = 2; n <= clean.syncs; n++)
         run_compaction(fx->root, FAULT_SYNC, n);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enospc_on_write_fails_that_put_and_next_put_succeeds,
@@ -920,5 +920,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_failures_during_compaction_change_nothing,
                                         tu_setup, tu_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

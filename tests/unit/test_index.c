@@ -72,7 +72,7 @@ static void test_index_matches_a_model_through_growth_and_removals(void **state)
         if ((x >> 20) % 3 == 0) {
             struct kv_loc old;
             int rc = index_remove(&ix, h, k, len, &old);
-            assert_int_equal(rc, m->present[i] ? 0 : KV_ENOTFOUND);
+            assert_kv_rc(rc, m->present[i] ? 0 : KV_ENOTFOUND);
             if (rc == 0)
                 assert_int_equal(old.off, m->loc[i].off);
             m->present[i] = false;
@@ -93,7 +93,7 @@ static void test_index_matches_a_model_through_growth_and_removals(void **state)
         char k[64];
         size_t len = key_of(i, k);
         int rc = index_remove(&ix, index_hash(k, len), k, len, NULL);
-        assert_int_equal(rc, m->present[i] ? 0 : KV_ENOTFOUND);
+        assert_kv_rc(rc, m->present[i] ? 0 : KV_ENOTFOUND);
         m->present[i] = false;
         if (i % 500 == 0)
             check_all(&ix, m);
@@ -192,7 +192,7 @@ static void test_walk_stops_at_the_visitors_error(void **state)
     for (int i = 0; i < 100; i++)
         upsert_key(&ix, i);
     int calls = 0;
-    assert_int_equal(index_walk_range(&ix, 0, UINT32_MAX, stop_at_third, &calls), KV_ENOMEM);
+    assert_kv_rc(index_walk_range(&ix, 0, UINT32_MAX, stop_at_third, &calls), KV_ENOMEM);
     assert_int_equal(calls, 3);
     index_destroy(&ix);
 }
@@ -397,7 +397,7 @@ static void test_walk_by_hash_visits_each_entry_once_in_ascending_order(void **s
     index_destroy(&ix);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_matches_a_model_through_growth_and_removals),
@@ -409,5 +409,5 @@ int main(void)
         cmocka_unit_test(test_index_memory_per_key_stays_small),
         cmocka_unit_test(test_bloom_has_no_false_negatives_and_few_false_positives),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

@@ -497,8 +497,8 @@ static void check_image(const struct image *im, const char *root, size_t cut_no)
         kv_free(got);
     }
     /* The store takes writes again. */
-    assert_int_equal(kv_put(s, "after", 5, "cut", 3), 0);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_put(s, "after", 5, "cut", 3));
+    assert_kv_ok(kv_close(s));
     tu_rmtree(dir);
     free(dir);
     g_points++;
@@ -567,7 +567,7 @@ static void test_power_cut_in_sync_always_loses_no_acknowledged_write(void **sta
     o.compaction_interval_secs = 0;
     o.io = &r->io;
     kv_store *s = NULL;
-    assert_int_equal(kv_open(dir, &o, &s), 0);
+    assert_kv_ok(kv_open(dir, &o, &s));
 
     pthread_t tids[THREADS];
     struct worker w[THREADS];
@@ -580,10 +580,10 @@ static void test_power_cut_in_sync_always_loses_no_acknowledged_write(void **sta
         assert_int_equal(w[t].failures, 0);
     }
     kv_stats st;
-    assert_int_equal(kv_get_stats(s, &st), 0);
+    assert_kv_ok(kv_get_stats(s, &st));
     /* The final state is a cut too: everything acknowledged. */
     copy_directory(r);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
     assert_int_equal(r->link_failures, 0);
     assert_true(st.active_segment_id > 3); /* rotation happened */
     assert_true(st.compactions > 0);
@@ -608,10 +608,10 @@ static void test_power_cut_in_sync_always_loses_no_acknowledged_write(void **sta
     free(root);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_power_cut_in_sync_always_loses_no_acknowledged_write),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

@@ -48,7 +48,7 @@ static void model_put(kv_store *s, struct model *m, int i, int version, size_t v
     assert_true(vlen <= MODEL_VMAX);
     key_of(i, k, sizeof(k));
     value_of(i, version, vlen, m->val[i]);
-    assert_int_equal(kv_put(s, k, strlen(k), m->val[i], vlen), 0);
+    assert_kv_ok(kv_put(s, k, strlen(k), m->val[i], vlen));
     m->live[i] = true;
     m->len[i] = vlen;
     if (i >= m->nkeys)
@@ -59,7 +59,7 @@ static void model_delete(kv_store *s, struct model *m, int i)
 {
     char k[16];
     key_of(i, k, sizeof(k));
-    assert_int_equal(kv_delete(s, k, strlen(k)), m->live[i] ? 0 : KV_ENOTFOUND);
+    assert_kv_rc(kv_delete(s, k, strlen(k)), m->live[i] ? 0 : KV_ENOTFOUND);
     m->live[i] = false;
 }
 
@@ -70,7 +70,7 @@ static void assert_absent(kv_store *s, const char *key)
     int rc = kv_get(s, key, strlen(key), &v, &n);
     if (rc == 0)
         kv_free(v);
-    assert_int_equal(rc, KV_ENOTFOUND);
+    assert_kv_rc(rc, KV_ENOTFOUND);
 }
 
 static uint64_t model_live_count(const struct model *m)
@@ -94,7 +94,7 @@ static void assert_matches_model(kv_store *s, const struct model *m)
             assert_absent(s, k);
     }
     kv_stats st;
-    assert_int_equal(kv_get_stats(s, &st), 0);
+    assert_kv_ok(kv_get_stats(s, &st));
     assert_int_equal(st.keys, model_live_count(m));
 }
 
@@ -154,7 +154,7 @@ static kv_options small_segments(uint64_t size)
 static kv_stats stats_of(kv_store *s)
 {
     kv_stats st;
-    assert_int_equal(kv_get_stats(s, &st), 0);
+    assert_kv_ok(kv_get_stats(s, &st));
     return st;
 }
 
@@ -162,7 +162,7 @@ static kv_snapshot_status snapshot_status(const char *dir)
 {
     kv_snapshot_status st = KV_SNAPSHOT_ABSENT;
     char why[160] = "";
-    assert_int_equal(kv_check_snapshot(dir, &st, NULL, why, sizeof(why)), 0);
+    assert_kv_ok(kv_check_snapshot(dir, &st, NULL, why, sizeof(why)));
     return st;
 }
 
@@ -209,7 +209,7 @@ static int collect_rec(const kv_record_info *info, void *ctx)
 static struct recs scan_dir(const char *dir)
 {
     struct recs r = {0};
-    assert_int_equal(kv_scan(dir, collect_rec, &r), 0);
+    assert_kv_ok(kv_scan(dir, collect_rec, &r));
     return r;
 }
 
@@ -228,7 +228,7 @@ static void test_reopen_after_torn_tail_keeps_every_acked_write(void **state)
         model_put(s, &m, i, 1, TORN_VLEN);
     uint64_t seg_id = stats_of(s).active_segment_id;
     assert_int_equal(stats_of(s).segments, 1);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
 
     char *seg = segment_file(dir, seg_id);
     char *snap = tu_path(dir, "index.snapshot");
@@ -254,7 +254,7 @@ static void test_reopen_after_torn_tail_keeps_every_acked_write(void **state)
                  * name bytes that are gone. */
                 kv_snapshot_status ss;
                 char why[160] = "";
-                assert_int_equal(kv_check_snapshot(dir, &ss, NULL, why, sizeof(why)), 0);
+                assert_kv_ok(kv_check_snapshot(dir, &ss, NULL, why, sizeof(why)));
                 assert_int_equal(ss, p == full ? KV_SNAPSHOT_VALID : KV_SNAPSHOT_INVALID);
                 if (p != full)
                     assert_non_null(strstr(why, "shorter"));
@@ -277,8 +277,8 @@ static void test_reopen_after_torn_tail_keeps_every_acked_write(void **state)
             else
                 assert_absent(s, cut_key);
 
-            assert_int_equal(kv_put(s, "after-cut", 9, "fresh", 5), 0);
-            assert_int_equal(kv_close(s), 0);
+            assert_kv_ok(kv_put(s, "after-cut", 9, "fresh", 5));
+            assert_kv_ok(kv_close(s));
             s = tu_open(dir, NULL);
             tu_assert_str(s, "after-cut", "fresh");
             for (int i = 0; i < TORN_KEYS - 1; i++) {
@@ -289,7 +289,7 @@ static void test_reopen_after_torn_tail_keeps_every_acked_write(void **state)
             if (p != full)
                 assert_absent(s, cut_key);
             assert_int_equal(stats_of(s).torn_bytes_truncated, 0);
-            assert_int_equal(kv_close(s), 0);
+            assert_kv_ok(kv_close(s));
         }
     }
 
@@ -311,7 +311,7 @@ static void test_torn_tail_after_stale_snapshot_is_cut_and_snapshot_used(void **
     kv_store *s = tu_open(dir, NULL);
     for (int i = 0; i < 10; i++)
         model_put(s, &m, i, 1, TORN_VLEN);
-    assert_int_equal(kv_save_snapshot(s), 0);
+    assert_kv_ok(kv_save_snapshot(s));
     char *snap = tu_path(dir, "index.snapshot");
     size_t snap_len;
     uint8_t *stale = tu_read_file(snap, &snap_len);
@@ -320,7 +320,7 @@ static void test_torn_tail_after_stale_snapshot_is_cut_and_snapshot_used(void **
     model_delete(s, &m, 2);
     model_put(s, &m, 15, 1, TORN_VLEN); /* the record that will be torn */
     char *seg = segment_file(dir, stats_of(s).active_segment_id);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
     size_t full;
     uint8_t *pristine = tu_read_file(seg, &full);
     size_t rec_off = full - (RECORD_OVERHEAD + 7 + TORN_VLEN);
@@ -337,7 +337,7 @@ static void test_torn_tail_after_stale_snapshot_is_cut_and_snapshot_used(void **
         assert_int_equal(st.torn_bytes_truncated, p - rec_off);
         assert_int_equal(tu_file_size(seg), rec_off);
         assert_matches_model(s, &m);
-        assert_int_equal(kv_close(s), 0);
+        assert_kv_ok(kv_close(s));
     }
 
     free(pristine);
@@ -370,7 +370,7 @@ static void test_flipped_byte_in_middle_of_sealed_segment_loses_only_that_record
     kv_stats st = stats_of(s);
     assert_true(st.segments >= 4);
     uint64_t newest = st.active_segment_id;
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
     remove_file(dir, "index.snapshot");
 
     /* Find the overwrite of the victim in the scan. */
@@ -414,7 +414,7 @@ static void test_flipped_byte_in_middle_of_sealed_segment_loses_only_that_record
         assert_memory_equal(got, victim_v1, SEALED_VLEN);
         kv_free(got);
     } else {
-        assert_int_equal(rc, KV_ENOTFOUND);
+        assert_kv_rc(rc, KV_ENOTFOUND);
     }
     for (int i = 0; i < SEALED_KEYS; i++) {
         char k[16];
@@ -422,7 +422,7 @@ static void test_flipped_byte_in_middle_of_sealed_segment_loses_only_that_record
         if (i != VICTIM)
             tu_assert_value(s, k, m.val[i], m.len[i]);
     }
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
     assert_int_equal(tu_file_size(seg), seg_size);
 
     r = scan_dir(dir);
@@ -462,7 +462,7 @@ static void test_damaged_tail_of_sealed_segment_is_skipped_never_cut(void **stat
     for (int i = 0; i < 120; i++)
         model_put(s, &m, i, 1, SEALED_VLEN);
     uint64_t newest = stats_of(s).active_segment_id;
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
 
     struct recs r = scan_dir(dir);
     uint64_t sealed = r.v[0].seg;
@@ -497,7 +497,7 @@ static void test_damaged_tail_of_sealed_segment_is_skipped_never_cut(void **stat
         assert_true(st.checksum_errors >= 1);
         assert_true(warnings >= 1);
         assert_matches_model(s, &m);
-        assert_int_equal(kv_close(s), 0);
+        assert_kv_ok(kv_close(s));
         assert_int_equal(tu_file_size(seg), seg_size);
 
         r = scan_dir(dir);
@@ -525,13 +525,13 @@ static void test_flipped_byte_read_without_reopen_is_corrupt_not_wrong_bytes(voi
     struct tu_fixture *f = *state;
     const char *dir = f->dir;
     kv_store *s = tu_open(dir, NULL);
-    assert_int_equal(kv_put(s, "k", 1, "the-value", 9), 0);
+    assert_kv_ok(kv_put(s, "k", 1, "the-value", 9));
     char *seg = segment_file(dir, stats_of(s).active_segment_id);
     tu_flip_byte(seg, 11 + 1 + 4); /* a byte of the value */
 
     void *v = (void *)0x1;
     size_t n = 7;
-    assert_int_equal(kv_get(s, "k", 1, &v, &n), KV_ECORRUPT);
+    assert_kv_rc(kv_get(s, "k", 1, &v, &n), KV_ECORRUPT);
     assert_ptr_equal(v, (void *)0x1);
     assert_int_equal(n, 7);
     assert_true(stats_of(s).checksum_errors >= 1);
@@ -553,7 +553,7 @@ static void check_appended_bytes_are_cut(bool zeros)
         model_put(s, &m, i, 1, (size_t)i * 5);
     model_delete(s, &m, 3);
     char *seg = segment_file(dir, stats_of(s).active_segment_id);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
     remove_file(dir, "index.snapshot");
     size_t good;
     uint8_t *pristine = tu_read_file(seg, &good);
@@ -575,7 +575,7 @@ static void check_appended_bytes_are_cut(bool zeros)
         assert_int_equal(tu_file_size(seg), good);
         assert_int_equal(stats_of(s).torn_bytes_truncated, extra);
         assert_matches_model(s, &m);
-        assert_int_equal(kv_close(s), 0);
+        assert_kv_ok(kv_close(s));
         tu_write_file(seg, pristine, good);
         remove_file(dir, "index.snapshot");
     }
@@ -623,7 +623,7 @@ static void make_crashed_dir(struct crashed *c)
         model_put(s, &c->m, i, 1, 40);
     for (int i = 0; i < 80; i += 9)
         model_delete(s, &c->m, i);
-    assert_int_equal(kv_save_snapshot(s), 0);
+    assert_kv_ok(kv_save_snapshot(s));
     uint64_t puts = stats_of(s).puts, deletes = stats_of(s).deletes;
     for (int i = 0; i < 80; i += 4)
         model_put(s, &c->m, i, 2, 50); /* overwrites, and brings some deleted back */
@@ -631,11 +631,11 @@ static void make_crashed_dir(struct crashed *c)
         model_delete(s, &c->m, i);
     for (int i = 80; i < 130; i++)
         model_put(s, &c->m, i, 1, 30);
-    assert_int_equal(kv_sync(s), 0);
+    assert_kv_ok(kv_sync(s));
     kv_stats st = stats_of(s);
     c->ops_after_snapshot = st.puts - puts + st.deletes - deletes;
     copy_dir(c->dir, c->crash);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
 }
 
 static void free_crashed(struct crashed *c)
@@ -656,7 +656,7 @@ static bool open_and_match(const char *dir, const struct model *m, uint64_t *rep
     kv_stats st = stats_of(s);
     if (replayed)
         *replayed = st.records_replayed;
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
     return st.snapshot_loaded;
 }
 
@@ -728,21 +728,21 @@ static void test_snapshot_naming_missing_segment_is_ignored(void **state)
         model_put(s, &m, i, 1, 40);
     for (int i = 0; i < 100; i += 3)
         model_put(s, &m, i, 2, 40);
-    assert_int_equal(kv_save_snapshot(s), 0);
+    assert_kv_ok(kv_save_snapshot(s));
     size_t old_len;
     uint8_t *old = tu_read_file(snap, &old_len);
     /* Compaction removes every segment the old snapshot names; a crash
      * before the new snapshot would leave the old one beside its outputs. */
-    assert_int_equal(kv_compact(s), 0);
+    assert_kv_ok(kv_compact(s));
     for (int i = 0; i < 100; i += 5)
         model_delete(s, &m, i);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
     assert_int_equal(snapshot_status(dir), KV_SNAPSHOT_VALID);
     tu_write_file(snap, old, old_len);
 
     kv_snapshot_status st;
     char why[160] = "";
-    assert_int_equal(kv_check_snapshot(dir, &st, NULL, why, sizeof(why)), 0);
+    assert_kv_ok(kv_check_snapshot(dir, &st, NULL, why, sizeof(why)));
     assert_int_equal(st, KV_SNAPSHOT_INVALID);
     assert_non_null(strstr(why, "missing"));
     assert_false(open_and_match(dir, &m, NULL));
@@ -782,14 +782,14 @@ static void write_big_store(const char *dir)
     for (int i = 0; i < BIG_KEYS; i++) {
         size_t vlen, klen = big_key(i, k);
         big_value(i, v, &vlen);
-        assert_int_equal(kv_put(s, k, klen, v, vlen), 0);
+        assert_kv_ok(kv_put(s, k, klen, v, vlen));
     }
     for (int i = 0; i < BIG_KEYS; i += 11) {
         size_t klen = big_key(i, k);
-        assert_int_equal(kv_delete(s, k, klen), 0);
+        assert_kv_ok(kv_delete(s, k, klen));
     }
     free(k);
-    assert_int_equal(kv_close(s), 0); /* saves the snapshot */
+    assert_kv_ok(kv_close(s)); /* saves the snapshot */
 }
 
 /* Whether the library logged a line holding want. */
@@ -828,10 +828,10 @@ static kv_stats open_big_store_with(const char *dir, struct log_watch *w, uint32
         size_t got_len = 0;
         int rc = kv_get(s, k, klen, &got, &got_len);
         if (i % 11 == 0) {
-            assert_int_equal(rc, KV_ENOTFOUND);
+            assert_kv_rc(rc, KV_ENOTFOUND);
             continue;
         }
-        assert_int_equal(rc, 0);
+        assert_kv_ok(rc);
         assert_int_equal(got_len, vlen);
         assert_memory_equal(got, v, vlen);
         kv_free(got);
@@ -839,7 +839,7 @@ static kv_stats open_big_store_with(const char *dir, struct log_watch *w, uint32
     free(k);
     kv_stats st = stats_of(s);
     assert_int_equal(st.keys, BIG_KEYS - (BIG_KEYS + 10) / 11);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
     return st;
 }
 
@@ -854,7 +854,7 @@ static void assert_snapshot_invalid_because(const char *dir, const char *why)
 {
     kv_snapshot_status st;
     char reason[160] = "";
-    assert_int_equal(kv_check_snapshot(dir, &st, NULL, reason, sizeof(reason)), 0);
+    assert_kv_ok(kv_check_snapshot(dir, &st, NULL, reason, sizeof(reason)));
     assert_int_equal(st, KV_SNAPSHOT_INVALID);
     if (!strstr(reason, why))
         fail_msg("snapshot rejected for \"%s\", expected \"%s\"", reason, why);
@@ -1050,19 +1050,19 @@ static void test_second_open_of_same_directory_fails_with_locked(void **state)
     struct tu_fixture *f = *state;
     const char *dir = f->dir;
     kv_store *s = tu_open(dir, NULL);
-    assert_int_equal(kv_put(s, "k", 1, "v", 1), 0);
+    assert_kv_ok(kv_put(s, "k", 1, "v", 1));
 
     kv_store *second = (kv_store *)0x1;
-    assert_int_equal(kv_open(dir, NULL, &second), KV_ELOCKED);
+    assert_kv_rc(kv_open(dir, NULL, &second), KV_ELOCKED);
     assert_ptr_equal(second, (kv_store *)0x1);
-    assert_int_equal(open_in_child(dir), KV_ELOCKED);
+    assert_kv_rc(open_in_child(dir), KV_ELOCKED);
     tu_assert_str(s, "k", "v"); /* the failed opens did not disturb the owner */
 
-    assert_int_equal(kv_close(s), 0);
-    assert_int_equal(open_in_child(dir), 0);
+    assert_kv_ok(kv_close(s));
+    assert_kv_ok(open_in_child(dir));
     s = tu_open(dir, NULL);
     tu_assert_str(s, "k", "v");
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
 }
 
 /* ---- 7. the original Go implementation's directory */
@@ -1142,15 +1142,15 @@ static void test_directory_in_original_go_format_opens(void **state)
     tu_assert_str(s, "empty", "");
     tu_assert_str(s, "delta", "four");
     /* It stays writable and reopens the same. */
-    assert_int_equal(kv_put(s, "epsilon", 7, "five", 4), 0);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_put(s, "epsilon", 7, "five", 4));
+    assert_kv_ok(kv_close(s));
     s = tu_open(dir, NULL);
     tu_assert_str(s, "alpha", "uno-again");
     assert_absent(s, "beta");
     tu_assert_str(s, "gamma", "three");
     tu_assert_str(s, "delta", "four");
     tu_assert_str(s, "epsilon", "five");
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
 }
 
 /* ---- 8. unknown op codes */
@@ -1176,7 +1176,7 @@ static void test_unknown_op_code_refuses_open(void **state)
     free(b);
 
     kv_store *s = NULL;
-    assert_int_equal(kv_open(dir, NULL, &s), KV_EFORMAT);
+    assert_kv_rc(kv_open(dir, NULL, &s), KV_EFORMAT);
     assert_null(s);
     char *seg1 = segment_file(dir, 1), *seg2 = segment_file(dir, 2), *seg3 = segment_file(dir, 3);
     assert_int_equal(tu_file_size(seg1), n1);
@@ -1193,7 +1193,7 @@ static void test_unknown_op_code_refuses_open(void **state)
     write_record_file(dir, "segment-2.dat", b, n2);
     free(b);
     remove_file(dir, "segment-1.dat");
-    assert_int_equal(kv_open(dir, NULL, &s), KV_EFORMAT);
+    assert_kv_rc(kv_open(dir, NULL, &s), KV_EFORMAT);
     assert_null(s);
     assert_int_equal(tu_file_size(seg2), n2);
     assert_false(file_exists(seg3));
@@ -1211,8 +1211,8 @@ static void test_stale_tmp_files_are_removed_at_open(void **state)
     struct tu_fixture *f = *state;
     const char *dir = f->dir;
     kv_store *s = tu_open(dir, NULL);
-    assert_int_equal(kv_put(s, "k", 1, "v", 1), 0);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_put(s, "k", 1, "v", 1));
+    assert_kv_ok(kv_close(s));
 
     char *seg_tmp = tu_path(dir, "segment-9.dat.tmp");
     char *snap_tmp = tu_path(dir, "index.snapshot.tmp");
@@ -1228,7 +1228,7 @@ static void test_stale_tmp_files_are_removed_at_open(void **state)
     assert_false(file_exists(snap_tmp));
     tu_assert_str(s, "k", "v");
     assert_int_equal(stats_of(s).segments, 1);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
 
     free(seg_tmp);
     free(snap_tmp);
@@ -1260,13 +1260,13 @@ static void test_scan_reports_every_record_in_log_order(void **state)
         if (i % 11 == 10 && kv_exists(s, x->key, strlen(x->key)) == 0) {
             x->op = KV_OP_DELETE;
             x->val_len = 0;
-            assert_int_equal(kv_delete(s, x->key, strlen(x->key)), 0);
+            assert_kv_ok(kv_delete(s, x->key, strlen(x->key)));
             tu_append_record(&b, &n, KV_OP_DELETE, x->key, strlen(x->key), NULL, 0);
         } else {
             x->op = KV_OP_SET;
             x->val_len = (size_t)(i * 37) % MODEL_VMAX;
             value_of(i, 3, x->val_len, val);
-            assert_int_equal(kv_put(s, x->key, strlen(x->key), val, x->val_len), 0);
+            assert_kv_ok(kv_put(s, x->key, strlen(x->key), val, x->val_len));
             tu_append_record(&b, &n, KV_OP_SET, x->key, strlen(x->key), val, x->val_len);
         }
         x->crc = (uint32_t)b[n - 4] | (uint32_t)b[n - 3] << 8 | (uint32_t)b[n - 2] << 16 |
@@ -1275,7 +1275,7 @@ static void test_scan_reports_every_record_in_log_order(void **state)
     }
     kv_stats st = stats_of(s);
     assert_true(st.segments >= 3);
-    assert_int_equal(kv_close(s), 0);
+    assert_kv_ok(kv_close(s));
 
     struct recs r = scan_dir(dir);
     assert_int_equal(r.n, nw);
@@ -1312,7 +1312,7 @@ static void test_scan_reports_every_record_in_log_order(void **state)
     free(r.v);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reopen_after_torn_tail_keeps_every_acked_write,
@@ -1356,5 +1356,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_reports_every_record_in_log_order, tu_setup,
                                         tu_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_tests(tests, argc, argv);
 }

@@ -10,7 +10,7 @@
 
 #include <kvstore.h>
 
-#include "../config/config.h"
+#include "config.h"
 
 /* Sets the most verbose level written (enum vs_log_level). */
 void vs_log_set_level(unsigned level);

@@ -17,7 +17,7 @@
 
 #include <stdbool.h>
 
-#include "volume.h"
+#include "http.h"
 
 /* Finds the endpoint of r (path and method), checks the bearer token and
  * decodes the key. On a problem, sets r->response (404, 405, 401, 400, or
@@ -35,8 +35,5 @@ bool handlers_may_block(const struct vs_request *r);
 
 /* Serves r: sets r->response and r->status. */
 void handlers_run(struct vs_request *r);
-
-/* The text "GET, HEAD" style of the methods a route accepts. */
-const char *handlers_allowed(enum vs_route route);
 
 #endif /* VS_HANDLERS_H */

@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "volume.h"
+#include "http.h"
 
 /* A JSON body (compact) with Content-Type application/json. Takes ownership
  * of body, even on failure. */

@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "volume.h"
+#include "http.h"
 
 /* GET / and GET /health: {"status","volume_id","keys","segments","total_mb",
  * "uptime_secs"}. */

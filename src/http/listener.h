@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "../config/config.h"
+#include "config.h"
 
 /* Raises the soft RLIMIT_NOFILE so that max_connections connections, the
  * engine's segment files and the process's own descriptors fit. Returns -1

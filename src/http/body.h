@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "volume.h"
+#include "http.h"
 
 /* Whether body bytes follow the headers (Content-Length > 0, or a
  * Transfer-Encoding). */

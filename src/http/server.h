@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "volume.h"
+#include "http.h"
 
 struct vs_server;
 

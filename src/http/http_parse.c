@@ -14,16 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "hex.h"
 
 long http_percent_decode(const char *in, size_t in_len, bool plus_is_space, char *out)
 {
@@ -33,8 +24,8 @@ long http_percent_decode(const char *in, size_t in_len, bool plus_is_space, char
         if (c == '%') {
             if (i + 2 >= in_len)
                 return -1;
-            int hi = hex_value(in[i + 1]);
-            int lo = hex_value(in[i + 2]);
+            int hi = util_hex_value(in[i + 1]);
+            int lo = util_hex_value(in[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             out[o++] = (char)(hi * 16 + lo);
@@ -179,7 +170,7 @@ static int read_etag(const char **pp, bool *weak, uint32_t *tag)
         return 0;
     uint32_t v = 0;
     for (size_t i = 0; i < 8; i++) {
-        int h = hex_value(start[i]);
+        int h = util_hex_value(start[i]);
         if (h < 0)
             return 0;
         v = v << 4 | (uint32_t)h;

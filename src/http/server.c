@@ -66,13 +66,6 @@ struct vs_server {
     pthread_cond_t idle; /* signalled when in_flight reaches 0 while stopping */
 };
 
-uint64_t vs_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static enum vs_method parse_method(const char *m)
 {
     static const struct {

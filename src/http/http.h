@@ -1,6 +1,14 @@
 /*
- * volume.h - the state shared by volume-server's parts: the application
- * (store, settings, counters) and one HTTP request in progress.
+ * http.h - the main header of src/http/: one HTTP request in progress.
+ *
+ * src/http/ owns volume-server's HTTP front end: the libmicrohttpd glue and
+ * the phases of a request (server.c), the listening socket (listener.c),
+ * request bodies and their memory budget (body.c), routing and the endpoints
+ * (handlers.c, metrics.c), the parsing that HTTP leaves to the application
+ * (http_parse.c), and the building of responses (response.c). It serves the
+ * application of src/core/ and depends on nothing but it, the settings and
+ * the engine's public header, and only the program (cmd/volume-server) and
+ * its tests include it.
  *
  * server.c owns the request's life (created when its request line arrives,
  * freed when libmicrohttpd reports it complete); body.c receives its body;
@@ -8,41 +16,18 @@
  * of response.c. A request is touched by one thread at a time: its HTTP
  * thread, or a pool thread while its connection is suspended.
  */
-#ifndef VS_VOLUME_H
-#define VS_VOLUME_H
+#ifndef VS_HTTP_H
+#define VS_HTTP_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <microhttpd.h>
 
-#include "../config/config.h"
+#include "app.h"
 #include "pool.h"
 #include "storage.h"
-
-/* Counters for /metrics, updated with relaxed atomics. */
-struct vs_counters {
-    atomic_uint_fast64_t requests;       /* requests that reached a handler */
-    atomic_uint_fast64_t by_class[6];    /* responses by status / 100 (1 to 5) */
-    atomic_uint_fast64_t bytes_received; /* request body bytes */
-    atomic_uint_fast64_t bytes_sent;     /* response body bytes */
-    atomic_uint_fast64_t connections;    /* open client connections */
-    atomic_uint_fast64_t connections_total;
-    atomic_uint_fast64_t in_flight;  /* requests begun and not complete */
-    atomic_uint_fast64_t body_bytes; /* memory held for request bodies */
-};
-
-struct vs_app {
-    struct blob_store *store;
-    const struct vs_config *cfg;
-    uint64_t body_limit;  /* bytes: MAX_REQUEST_SIZE_MB in bytes */
-    uint64_t body_budget; /* bytes: MAX_BODY_MEMORY_MB in bytes */
-    uint64_t started_ns;  /* CLOCK_MONOTONIC at start, for uptime */
-    atomic_bool stopping;
-    struct vs_counters counters;
-};
 
 enum vs_method { VS_GET, VS_HEAD, VS_POST, VS_PUT, VS_DELETE, VS_OTHER };
 
@@ -89,7 +74,4 @@ struct vs_request {
     struct vs_job job;             /* when the work runs on the pool */
 };
 
-/* Nanoseconds on CLOCK_MONOTONIC. */
-uint64_t vs_now_ns(void);
-
-#endif /* VS_VOLUME_H */
+#endif /* VS_HTTP_H */

@@ -59,15 +59,6 @@ static const struct route *find_route(const char *path, size_t len)
     return NULL;
 }
 
-const char *handlers_allowed(enum vs_route route)
-{
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (routes[i].route == route)
-            return routes[i].allow;
-    }
-    return "";
-}
-
 static bool authorized(struct vs_request *r)
 {
     const char *token = r->app->cfg->auth_token;

@@ -1,0 +1,92 @@
+/*
+ * session.c - the store of a kvstore session: opened when a command first
+ * needs it (so that help, verify and dump work on a directory in use),
+ * closed at the end, and the engine's log lines on the way.
+ *
+ * The commands, the REPL and main() all call down into this file; it calls
+ * nothing of theirs.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+volatile sig_atomic_t cli_interrupted;
+
+/* Engine log lines at warning level or above go to stderr. While the store
+ * opens, errors are held instead, so that a failed open is explained once. */
+static void on_engine_log(kv_log_level level, const char *msg, void *ctx)
+{
+    struct cli_log *log = ctx;
+    pthread_mutex_lock(&log->mu);
+    if (log->holding && level == KV_LOG_ERROR) {
+        size_t used = strlen(log->held);
+        snprintf(log->held + used, sizeof(log->held) - used, "kvstore: %s\n", msg);
+    } else {
+        fflush(stdout);
+        fprintf(stderr, "kvstore: %s%s\n", level == KV_LOG_ERROR ? "" : "warning: ", msg);
+    }
+    pthread_mutex_unlock(&log->mu);
+}
+
+/* Stops holding engine errors; those held stay in log->held. */
+static void release_log(struct cli_log *log)
+{
+    pthread_mutex_lock(&log->mu);
+    log->holding = false;
+    pthread_mutex_unlock(&log->mu);
+}
+
+static void report_open_failure(const struct cli *cli, int rc)
+{
+    fflush(stdout);
+    if (rc == KV_ELOCKED) {
+        fprintf(stderr, "kvstore: %s is in use by another process\n", cli->dir);
+        return;
+    }
+    fputs(cli->log.held, stderr);
+    fprintf(stderr, "kvstore: cannot open %s: %s\n", cli->dir, kv_strerror(rc));
+}
+
+kv_store *cli_store(struct cli *cli)
+{
+    if (cli->store || cli->open_failed)
+        return cli->store;
+    kv_options opts;
+    kv_options_init(&opts);
+    opts.log_fn = on_engine_log;
+    opts.log_ctx = &cli->log;
+    opts.log_level = KV_LOG_WARN;
+    cli->log.holding = true;
+    cli->log.held[0] = '\0';
+    /* The engine's threads inherit this mask. */
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &cli->engine_blocked, &old);
+    int rc = kv_open(cli->dir, &opts, &cli->store);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    release_log(&cli->log);
+    if (rc != 0) {
+        cli->open_failed = true;
+        report_open_failure(cli, rc);
+        return NULL;
+    }
+    /* Errors the engine met but recovered from (a damaged record skipped). */
+    if (cli->log.held[0]) {
+        fflush(stdout);
+        fputs(cli->log.held, stderr);
+    }
+    return cli->store;
+}
+
+int cli_store_close(struct cli *cli)
+{
+    if (!cli->store)
+        return 0;
+    int rc = kv_close(cli->store);
+    cli->store = NULL;
+    if (rc != 0) {
+        fflush(stdout);
+        fprintf(stderr, "kvstore: closing %s: %s\n", cli->dir, kv_strerror(rc));
+    }
+    return rc;
+}
