@@ -51,14 +51,24 @@
  *      only the newest inputs behind, a deleted key's last record among them
  *      is still its tombstone, so no deleted key comes back.
  */
+#include "compaction.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "index.h"
+#include "io.h"
+#include "keydir.h"
+#include "logging.h"
 #include "record.h"
+#include "rwlock.h"
+#include "segment.h"
+#include "snapshot.h"
 #include "store.h"
+#include "write.h"
 
 #define WRITE_BUF      (1u << 20)
 #define READ_BUF       (1u << 20)
@@ -452,12 +462,12 @@ static int add_outputs(struct compactor *c)
         if (!outs[i])
             rc = KV_ENOMEM;
     }
-    kv__wrlock(s);
+    kv__wrlock(&s->rwlock);
     if (rc == 0)
         rc = grow((void **)&s->segs, &s->segs_cap, s->nsegs + c->nouts, sizeof(*s->segs));
     for (size_t i = 0; rc == 0 && i < c->nouts; i++)
         kv__segtab_add(s, outs[i]); /* cannot fail: room was made above */
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     if (rc != 0)
         for (size_t i = 0; outs && i < c->nouts; i++)
             free(outs[i]);
@@ -488,7 +498,7 @@ static void relocate(struct compactor *c)
             key += c->live[i].key_len;
         }
         struct segment *from = NULL, *to = NULL;
-        kv__wrlock(s);
+        kv__wrlock(&s->rwlock);
         for (size_t k = 0; k < n && k < 2 * RELOCATE_AHEAD; k++)
             index_prefetch_slot(&s->index, hashes[k]);
         for (size_t k = 0; k < n && k < RELOCATE_AHEAD; k++)
@@ -510,7 +520,7 @@ static void relocate(struct compactor *c)
             to->live_bytes += live_size(r);
             from->live_bytes -= live_size(r);
         }
-        kv__unlock(s);
+        kv__unlock(&s->rwlock);
     }
 }
 
@@ -537,7 +547,7 @@ static void drop_orphans(struct compactor *c)
 static void retire_inputs(struct compactor *c)
 {
     kv_store *s = c->s;
-    kv__wrlock(s);
+    kv__wrlock(&s->rwlock);
     bool orphans = false;
     for (size_t i = 0; i < c->nin; i++)
         orphans |= c->inputs[i]->live_bytes != 0;
@@ -545,7 +555,7 @@ static void retire_inputs(struct compactor *c)
         drop_orphans(c);
     for (size_t i = 0; i < c->nin; i++)
         kv__segtab_remove(s, c->inputs[i]);
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     /* Unmapping takes milliseconds: not under the lock. */
     for (size_t i = 0; i < c->nin; i++)
         kv__segment_retire(s, c->inputs[i]);
@@ -623,7 +633,7 @@ static int begin(struct compactor *c, bool background, bool *skip)
     *skip = false;
     if (atomic_load(&s->read_only))
         return KV_EREADONLY;
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     bool nothing = s->nsegs == 1 && s->segs[0]->live_bytes == atomic_load(&s->segs[0]->size);
     bool wanted = background ? worth_compacting(s) : !nothing;
     size_t n = s->nsegs;
@@ -638,7 +648,7 @@ static int begin(struct compactor *c, bool background, bool *skip)
             c->disk_in += atomic_load(&c->inputs[i]->size);
         }
     }
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     if (!wanted) {
         *skip = true;
         return 0;

@@ -164,6 +164,12 @@ int kv__io_write_full(const struct kv_io *io, int fd, const void *buf, size_t le
     return transfer_full(io, fd, &iov, 1, off, true);
 }
 
+int kv__join_path(const char *dir, const char *name, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/%s", dir, name);
+    return n < 0 || (size_t)n >= len ? KV_EINVAL : 0;
+}
+
 int kv__io_sync_dir(const struct kv_io *io, const char *dir)
 {
     int fd = io->open(io->ctx, dir, O_RDONLY | O_DIRECTORY, 0);

@@ -46,6 +46,9 @@ int kv__io_readv_full(const struct kv_io *io, int fd, struct iovec *iov, int iov
 int kv__io_writev_full(const struct kv_io *io, int fd, struct iovec *iov, int iovcnt, off_t off);
 int kv__io_write_full(const struct kv_io *io, int fd, const void *buf, size_t len, off_t off);
 
+/* dir/name into buf; KV_EINVAL when it does not fit len. */
+int kv__join_path(const char *dir, const char *name, char *buf, size_t len);
+
 /* Opens dir and fsyncs it, so that creations, renames and unlinks in it are
  * durable. */
 int kv__io_sync_dir(const struct kv_io *io, const char *dir);

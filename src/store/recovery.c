@@ -14,13 +14,24 @@
  * A record with an op code this version does not know stops the open with
  * KV_EFORMAT rather than silently skipping data.
  */
+#include "recovery.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "record.h"
+#include "bloom.h"
+#include "index.h"
+#include "io.h"
+#include "keydir.h"
+#include "logging.h"
+#include "rwlock.h"
+#include "segment.h"
+#include "segment_scan.h"
+#include "snapshot.h"
 #include "store.h"
+#include "write.h"
 
 struct replay {
     kv_store *s;
@@ -172,10 +183,10 @@ int kv__recover(kv_store *s)
 {
     uint32_t *ids = NULL;
     size_t n = 0;
-    int rc = kv__list_segments(s, true, &ids, &n);
+    int rc = kv__list_segments(s->io, s->dir, s, true, &ids, &n);
     if (rc != 0)
         return rc;
-    kv__wrlock(s);
+    kv__wrlock(&s->rwlock);
     rc = load_segment_table(s, ids, n);
     uint32_t pos_seg = 0;
     uint64_t pos_off = 0;
@@ -197,7 +208,7 @@ int kv__recover(kv_store *s)
             start = pos_off;
         rc = replay_segment(s, seg, i == s->nsegs - 1, start);
     }
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     free(ids);
     if (rc != 0)
         return rc;
@@ -206,11 +217,11 @@ int kv__recover(kv_store *s)
         rc = kv__segment_create(s, 1, &seg);
         if (rc != 0)
             return rc;
-        kv__wrlock(s);
+        kv__wrlock(&s->rwlock);
         rc = kv__segtab_add(s, seg);
         if (rc == 0)
             s->active = seg;
-        kv__unlock(s);
+        kv__unlock(&s->rwlock);
         if (rc != 0) {
             kv__segment_discard(s, seg);
             return rc;

@@ -27,13 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "segment.h"
 
-int kv__join_path(const char *dir, const char *name, char *buf, size_t len)
-{
-    int n = snprintf(buf, len, "%s/%s", dir, name);
-    return n < 0 || (size_t)n >= len ? KV_EINVAL : 0;
-}
+#include "io.h"
+#include "logging.h"
+#include "rwlock.h"
+#include "store.h"
 
 int kv__segment_path(const char *dir, uint32_t id, bool tmp, char *buf, size_t len)
 {
@@ -73,11 +72,12 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int kv__list_segments(const kv_store *s, bool remove_tmp, uint32_t **ids, size_t *n)
+int kv__list_segments(const struct kv_io *io, const char *dir, const kv_store *log, bool remove_tmp,
+                      uint32_t **ids, size_t *n)
 {
-    DIR *d = opendir(s->dir);
+    DIR *d = opendir(dir);
     if (!d) {
-        kv__log(s, KV_LOG_ERROR, "cannot read directory %s: %s", s->dir, strerror(errno));
+        kv__log(log, KV_LOG_ERROR, "cannot read directory %s: %s", dir, strerror(errno));
         return kv__errno_to_rc(errno);
     }
     uint32_t *out = NULL;
@@ -88,15 +88,15 @@ int kv__list_segments(const kv_store *s, bool remove_tmp, uint32_t **ids, size_t
     while ((de = readdir(d)) != NULL) {
         uint64_t id;
         if (has_suffix(de->d_name, ".tmp")) {
-            if (remove_tmp && kv__join_path(s->dir, de->d_name, path, sizeof(path)) == 0 &&
-                s->io->unlink(s->io->ctx, path) == 0)
-                kv__log(s, KV_LOG_INFO, "removed stale temporary file %s", de->d_name);
+            if (remove_tmp && kv__join_path(dir, de->d_name, path, sizeof(path)) == 0 &&
+                io->unlink(io->ctx, path) == 0)
+                kv__log(log, KV_LOG_INFO, "removed stale temporary file %s", de->d_name);
             continue;
         }
         if (!parse_segment_name(de->d_name, &id))
             continue;
         if (id > UINT32_MAX - 1024) {
-            kv__log(s, KV_LOG_ERROR, "%s: segment number too large for this version", de->d_name);
+            kv__log(log, KV_LOG_ERROR, "%s: segment number too large for this version", de->d_name);
             rc = KV_EFORMAT;
             break;
         }

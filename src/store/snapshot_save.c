@@ -15,9 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bloom.h"
+#include "index.h"
+#include "io.h"
+#include "logging.h"
 #include "record.h"
+#include "rwlock.h"
+#include "segment.h"
 #include "snapshot.h"
 #include "store.h"
+#include "write.h"
 
 #define SNAP_WRITE_BUF (1u << 20)
 
@@ -133,10 +140,10 @@ static int write_snapshot(kv_store *s)
         free(w.buf);
         return kv__errno_to_rc(errno);
     }
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     rc = encode_snapshot(s, &w);
     uint64_t keys = s->index.count;
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     int err = errno;
     if (rc == 0)
         rc = writer_flush(&w);

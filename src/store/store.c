@@ -8,15 +8,24 @@
  * writers wait for readers only during the few instructions of a lookup.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "bloom.h"
+#include "compaction.h"
+#include "dirlock.h"
+#include "index.h"
+#include "io.h"
+#include "keydir.h"
+#include "logging.h"
 #include "record.h"
+#include "recovery.h"
+#include "rwlock.h"
+#include "segment.h"
+#include "snapshot.h"
 #include "store.h"
+#include "write.h"
 
 #define MIN_SEGMENT_SIZE (4u << 10)
 #define MAX_SEGMENT_SIZE (2ull << 30)
@@ -53,171 +62,11 @@ static bool key_valid(const void *key, size_t key_len)
     return key && key_len >= 1 && key_len <= KV_MAX_KEY_LEN;
 }
 
-/* ---- index updates shared by writes, recovery and compaction */
-
-static void sub_live(kv_store *s, const struct kv_loc *loc, size_t key_len)
-{
-    struct segment *seg = kv__segtab_find(s, loc->seg);
-    if (seg)
-        seg->live_bytes -= record_size(key_len, loc->val_len);
-}
-
-int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
-                  const struct kv_loc *loc, bool *was_present)
-{
-    struct kv_loc old;
-    bool replaced = false;
-    int rc = index_upsert(&s->index, hash, key, key_len, loc, &old, &replaced);
-    if (rc != 0)
-        return rc;
-    if (was_present)
-        *was_present = replaced;
-    if (replaced) {
-        sub_live(s, &old, key_len);
-    } else {
-        bloom_add(&s->bloom, hash);
-        if (s->bloom_next)
-            bloom_add(s->bloom_next, hash);
-    }
-    struct segment *seg = kv__segtab_find(s, loc->seg);
-    if (seg)
-        seg->live_bytes += record_size(key_len, loc->val_len);
-    return 0;
-}
-
-void kv__apply_delete(kv_store *s, uint64_t hash, const void *key, size_t key_len)
-{
-    struct kv_loc old;
-    if (index_remove(&s->index, hash, key, key_len, &old) == 0)
-        sub_live(s, &old, key_len);
-}
-
-/* Bloom rebuild: hashes are computed a batch ahead and their blocks
- * prefetched, so that the filter's cache misses overlap (and the index walk
- * prefetches the entries). */
-struct bloom_fill {
-    struct bloom *b;
-    uint64_t hashes[32];
-    size_t n;
-};
-
-static void bloom_fill_flush(struct bloom_fill *f)
-{
-    for (size_t i = 0; i < f->n; i++)
-        bloom_add(f->b, f->hashes[i]);
-    f->n = 0;
-}
-
-static int bloom_fill_visit(const struct index_entry *e, void *arg)
-{
-    struct bloom_fill *f = arg;
-    f->hashes[f->n] = index_hash(e->key, e->key_len);
-    bloom_prefetch(f->b, f->hashes[f->n++]);
-    if (f->n == sizeof(f->hashes) / sizeof(f->hashes[0]))
-        bloom_fill_flush(f);
-    return 0;
-}
-
-static void bloom_fill_end_range(void *arg)
-{
-    bloom_fill_flush(arg);
-}
-
-int kv__rebuild_bloom(kv_store *s)
-{
-    struct bloom fresh;
-    uint64_t capacity = 2 * (uint64_t)s->index.count;
-    int rc = bloom_init(&fresh, capacity, s->opts.bloom_bits_per_key);
-    if (rc != 0)
-        return rc;
-    struct bloom_fill f = {.b = &fresh};
-    index_walk_range(&s->index, 0, UINT32_MAX, bloom_fill_visit, &f);
-    bloom_fill_flush(&f);
-    fresh.inserted = s->index.count;
-    bloom_destroy(&s->bloom);
-    s->bloom = fresh;
-    return 0;
-}
-
-/* Slots of the index one read-lock hold of a shared walk covers: tens of
- * microseconds. */
-#define WALK_SLOTS 8192
-
-int kv__walk_index_shared(kv_store *s, index_visit_fn fn, void (*end_range)(void *arg), void *arg)
-{
-    uint64_t lo = 0;
-    while (lo <= UINT32_MAX) {
-        kv__rdlock(s);
-        uint64_t width = ((uint64_t)WALK_SLOTS << 32) / s->index.cap;
-        uint64_t hi = lo + (width ? width : 1) - 1;
-        if (hi > UINT32_MAX)
-            hi = UINT32_MAX;
-        int rc = index_walk_range(&s->index, (uint32_t)lo, (uint32_t)hi, fn, arg);
-        if (end_range)
-            end_range(arg);
-        kv__unlock(s);
-        if (rc != 0)
-            return rc;
-        lo = hi + 1;
-    }
-    return 0;
-}
-
-/* The new filter takes the keys of the walk, and writers add the keys they
- * insert meanwhile: a key inserted behind the walk is still in it, one
- * removed meanwhile is a false positive at worst. Only the walk (under the
- * read lock) and writers (under the write lock) touch it, never at once. */
-int kv__rebuild_bloom_shared(kv_store *s)
-{
-    kv__rdlock(s);
-    uint64_t capacity = 2 * (uint64_t)s->index.count;
-    kv__unlock(s);
-    struct bloom fresh;
-    int rc = bloom_init(&fresh, capacity, s->opts.bloom_bits_per_key);
-    if (rc != 0)
-        return rc;
-    kv__wrlock(s);
-    s->bloom_next = &fresh; // cppcheck-suppress autoVariables ; reset below
-    kv__unlock(s);
-    struct bloom_fill f = {.b = &fresh};
-    kv__walk_index_shared(s, bloom_fill_visit, bloom_fill_end_range, &f);
-    struct bloom old;
-    kv__wrlock(s);
-    s->bloom_next = NULL;
-    fresh.inserted = s->index.count;
-    old = s->bloom;
-    s->bloom = fresh;
-    kv__unlock(s);
-    bloom_destroy(&old);
-    return 0;
-}
-
 /* ---- open and close */
-
-static int take_dir_lock(kv_store *s)
-{
-    char path[4096];
-    int rc = kv__join_path(s->dir, LOCK_NAME, path, sizeof(path));
-    if (rc != 0)
-        return rc;
-    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s->lock_fd < 0) {
-        kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
-        return kv__errno_to_rc(errno);
-    }
-    /* flock locks belong to the open file description, so a second handle in
-     * the same process conflicts too (fcntl locks would not). */
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        kv__log(s, KV_LOG_ERROR, "%s is in use by another handle or process", s->dir);
-        return err == EWOULDBLOCK ? KV_ELOCKED : kv__errno_to_rc(err);
-    }
-    return 0;
-}
 
 static int init_sync(kv_store *s)
 {
-    int rc = kv__lock_init(s);
+    int rc = kv__rwlock_init(&s->rwlock);
     if (rc != 0)
         return rc;
     pthread_mutex_init(&s->append_mu, NULL);
@@ -233,13 +82,12 @@ static void store_free(kv_store *s)
     kv__segtab_free(s);
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
-    kv__lock_destroy(s);
+    kv__rwlock_destroy(&s->rwlock);
     pthread_mutex_destroy(&s->append_mu);
     pthread_mutex_destroy(&s->seg_mu);
     pthread_mutex_destroy(&s->queue_mu);
     pthread_mutex_destroy(&s->compact_mu);
-    if (s->lock_fd >= 0)
-        close(s->lock_fd);
+    kv__dirlock_release(s);
     free(s->dir);
     free(s);
 }
@@ -259,7 +107,7 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         return KV_ENOMEM;
     s->opts = *opts;
     s->io = opts->io ? opts->io : &kv__io_os;
-    s->lock_fd = -1;
+    s->dir_lock_fd = -1;
     s->dir = strdup(dir);
     if (!s->dir || init_sync(s) != 0) {
         free(s->dir);
@@ -272,15 +120,15 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         rc = kv__errno_to_rc(errno);
     }
     if (rc == 0)
-        rc = take_dir_lock(s);
+        rc = kv__dirlock_take(s);
     if (rc == 0)
         rc = kv__recover(s);
     /* A snapshot sizes the filter before loading; a full replay cannot know
      * the key count in advance, so the filter is built after it. */
     if (rc == 0 && (!s->snapshot_loaded || bloom_is_full(&s->bloom))) {
-        kv__wrlock(s);
+        kv__wrlock(&s->rwlock);
         rc = kv__rebuild_bloom(s);
-        kv__unlock(s);
+        kv__unlock(&s->rwlock);
     }
     if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)
         rc = kv__start_sync_thread(s);
@@ -339,9 +187,9 @@ int kv_exists(kv_store *s, const void *key, size_t key_len)
     if (!s || !key_valid(key, key_len))
         return KV_EINVAL;
     uint64_t h = index_hash(key, key_len);
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     bool found = bloom_may_contain(&s->bloom, h) && index_lookup(&s->index, h, key, key_len);
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     return found ? 0 : KV_ENOTFOUND;
 }
 
@@ -488,10 +336,10 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     uint8_t *buf = NULL;
     uint32_t vcrc = 0;
     uint32_t *want_crc = value_crc ? &vcrc : NULL;
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     int rc = locate(s, key, key_len, &at);
     if (rc != 0) {
-        kv__unlock(s);
+        kv__unlock(&s->rwlock);
         return rc;
     }
     uint64_t len = record_size(key_len, at.loc.val_len);
@@ -500,7 +348,7 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     kv__segment_pin(at.seg);
     if (!rec)
         rc = kv__segment_get_fd(s, at.seg, &fd);
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     if (rec) {
         rc = copy_value(s, &at, rec, key, key_len, &buf, want_crc);
     } else if (rc == 0) {
@@ -543,7 +391,7 @@ int kv_get_stats(kv_store *s, kv_stats *out)
         return KV_EINVAL;
     kv_stats st;
     memset(&st, 0, sizeof(st));
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     st.keys = s->index.count;
     st.segments = s->nsegs;
     for (size_t i = 0; i < s->nsegs; i++) {
@@ -555,7 +403,7 @@ int kv_get_stats(kv_store *s, kv_stats *out)
     st.bloom_bytes = bloom_memory(&s->bloom);
     st.index_bytes = index_memory(&s->index) + st.bloom_bytes;
     st.bloom_capacity = s->bloom.capacity;
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     st.dead_bytes = st.disk_bytes > st.live_bytes ? st.disk_bytes - st.live_bytes : 0;
     st.bloom_negatives = atomic_load(&s->n_bloom_negatives);
     st.bloom_false_positives = atomic_load(&s->n_bloom_false_positives);

@@ -26,6 +26,8 @@
  * were already acknowledged (sync modes interval and none), the store turns
  * read-only (KV_EREADONLY) until it is reopened.
  */
+#include "write.h"
+
 #include <errno.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -33,7 +35,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "index.h"
+#include "io.h"
+#include "keydir.h"
+#include "logging.h"
 #include "record.h"
+#include "rwlock.h"
+#include "segment.h"
 #include "store.h"
 
 #define BATCH_MAX_RECORDS 256
@@ -118,13 +126,13 @@ int kv__rotate(kv_store *s, uint32_t new_id)
     rc = kv__segment_create(s, new_id, &seg);
     if (rc != 0)
         return rc;
-    kv__wrlock(s);
+    kv__wrlock(&s->rwlock);
     rc = kv__segtab_add(s, seg);
     if (rc == 0) {
         s->active = seg;
         old->writable = false;
     }
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     if (rc != 0) {
         char path[4096];
         kv__segment_discard(s, seg);
@@ -261,7 +269,7 @@ static int write_batch(kv_store *s, struct write_req *first, size_t count)
 static int apply_batch(kv_store *s, struct write_req *first, size_t count)
 {
     int rc = 0;
-    kv__wrlock(s);
+    kv__wrlock(&s->rwlock);
     struct write_req *w = first;
     for (size_t i = 0; i < count && rc == 0; i++, w = i < count ? w->next : w) {
         if (w->op == KV_OP_SET)
@@ -271,7 +279,7 @@ static int apply_batch(kv_store *s, struct write_req *first, size_t count)
     }
     if (rc == 0 && bloom_is_full(&s->bloom))
         rc = kv__rebuild_bloom(s);
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     if (rc != 0)
         set_read_only(s, "out of memory while indexing durable records");
     return rc;
@@ -320,13 +328,13 @@ static int lead_batch(kv_store *s, struct write_req *first)
         /* Grow the index before the records become durable, so that applying
          * them cannot fail for memory. The write lock is taken only when the
          * index must grow: readers keep their lookups meanwhile. */
-        kv__rdlock(s);
+        kv__rdlock(&s->rwlock);
         bool grow = index_needs_room(&s->index, count);
-        kv__unlock(s);
+        kv__unlock(&s->rwlock);
         if (grow) {
-            kv__wrlock(s);
+            kv__wrlock(&s->rwlock);
             rc = index_reserve(&s->index, count);
-            kv__unlock(s);
+            kv__unlock(&s->rwlock);
         }
     }
     if (rc == 0)

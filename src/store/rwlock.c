@@ -1,6 +1,6 @@
 /*
- * lock.c - the store's reader-writer lock, built so that readers on
- * different cores never write to the same cache line.
+ * rwlock.c - the store's in-memory reader-writer lock (rwlock.h), built so
+ * that readers on different cores never write to the same cache line.
  *
  * A get holds the lock for an index lookup and the copy of a small record:
  * a fraction of a microsecond. With a single reader count (pthread_rwlock),
@@ -18,12 +18,14 @@
  * a while before sleeping on it, since it is held only for an index update;
  * a writer first lets in the readers that went to sleep on it.
  * kv__unlock tells a writer from a reader by the thread-local record of which
- * store the thread holds for writing.
+ * lock the thread holds for writing.
  */
 #include <sched.h>
 #include <stdlib.h>
 
-#include "store.h"
+#include "rwlock.h"
+
+#include "kvstore.h"
 
 #define SPIN_TRIES  200
 #define YIELD_EVERY 64
@@ -31,8 +33,8 @@
 /* The shard of this thread, assigned round robin on its first lock. */
 static atomic_uint next_shard;
 static _Thread_local unsigned my_shard = UINT32_MAX;
-/* The store this thread holds for writing, if any. */
-static _Thread_local const kv_store *writing;
+/* The lock this thread holds for writing, if any. */
+static _Thread_local const struct kv_rwlock *writing;
 
 static void cpu_relax(void)
 {
@@ -50,9 +52,9 @@ unsigned kv__thread_shard(void)
     return my_shard;
 }
 
-static atomic_uint *shard_of_thread(kv_store *s)
+static atomic_uint *shard_of_thread(struct kv_rwlock *l)
 {
-    return &s->reader_shards[kv__thread_shard()].n;
+    return &l->readers[kv__thread_shard()].n;
 }
 
 /* Yields now and then, else pauses: for waits on a thread that holds on for
@@ -65,80 +67,80 @@ static void back_off(unsigned n)
         cpu_relax();
 }
 
-int kv__lock_init(kv_store *s)
+int kv__rwlock_init(struct kv_rwlock *l)
 {
-    s->reader_shards = aligned_alloc(CACHE_LINE, READER_SHARDS * sizeof(*s->reader_shards));
-    if (!s->reader_shards)
+    l->readers = aligned_alloc(CACHE_LINE, READER_SHARDS * sizeof(*l->readers));
+    if (!l->readers)
         return KV_ENOMEM;
     for (unsigned i = 0; i < READER_SHARDS; i++)
-        atomic_init(&s->reader_shards[i].n, 0);
-    atomic_init(&s->writer_active, false);
-    atomic_init(&s->readers_waiting, 0);
-    pthread_mutex_init(&s->writer_mu, NULL);
+        atomic_init(&l->readers[i].n, 0);
+    atomic_init(&l->writer_active, false);
+    atomic_init(&l->readers_waiting, 0);
+    pthread_mutex_init(&l->writer_mu, NULL);
     return 0;
 }
 
-void kv__lock_destroy(kv_store *s)
+void kv__rwlock_destroy(struct kv_rwlock *l)
 {
-    if (!s->reader_shards)
+    if (!l->readers)
         return;
-    free(s->reader_shards);
-    s->reader_shards = NULL;
-    pthread_mutex_destroy(&s->writer_mu);
+    free(l->readers);
+    l->readers = NULL;
+    pthread_mutex_destroy(&l->writer_mu);
 }
 
-void kv__rdlock(kv_store *s)
+void kv__rdlock(struct kv_rwlock *l)
 {
-    atomic_uint *readers = shard_of_thread(s);
+    atomic_uint *readers = shard_of_thread(l);
     for (;;) {
         atomic_fetch_add(readers, 1);
-        if (!atomic_load(&s->writer_active))
+        if (!atomic_load(&l->writer_active))
             return;
         atomic_fetch_sub(readers, 1);
-        for (int i = 0; i < SPIN_TRIES && atomic_load(&s->writer_active); i++)
+        for (int i = 0; i < SPIN_TRIES && atomic_load(&l->writer_active); i++)
             cpu_relax();
-        if (atomic_load(&s->writer_active))
+        if (atomic_load(&l->writer_active))
             break;
     }
     /* Sleep until the writer is done, then enter while holding writer_mu, so
      * that no writer can be active; the next writer lets the readers that
      * slept go first (readers_waiting), or a writer that takes the lock back
      * to back would keep them out for good. */
-    atomic_fetch_add(&s->readers_waiting, 1);
-    pthread_mutex_lock(&s->writer_mu);
+    atomic_fetch_add(&l->readers_waiting, 1);
+    pthread_mutex_lock(&l->writer_mu);
     atomic_fetch_add(readers, 1);
-    atomic_fetch_sub(&s->readers_waiting, 1);
-    pthread_mutex_unlock(&s->writer_mu);
+    atomic_fetch_sub(&l->readers_waiting, 1);
+    pthread_mutex_unlock(&l->writer_mu);
 }
 
-void kv__wrlock(kv_store *s)
+void kv__wrlock(struct kv_rwlock *l)
 {
-    for (unsigned n = 1; atomic_load(&s->readers_waiting) != 0; n++)
+    for (unsigned n = 1; atomic_load(&l->readers_waiting) != 0; n++)
         back_off(n);
     int tries = 0;
-    while (pthread_mutex_trylock(&s->writer_mu) != 0) {
+    while (pthread_mutex_trylock(&l->writer_mu) != 0) {
         if (++tries == SPIN_TRIES) {
-            pthread_mutex_lock(&s->writer_mu);
+            pthread_mutex_lock(&l->writer_mu);
             break;
         }
         cpu_relax();
     }
-    atomic_store(&s->writer_active, true);
+    atomic_store(&l->writer_active, true);
     /* Readers hold the lock briefly, but one may have been preempted while
      * holding it: yield now and then rather than spin it out. */
     for (unsigned i = 0; i < READER_SHARDS; i++)
-        for (unsigned n = 1; atomic_load(&s->reader_shards[i].n) != 0; n++)
+        for (unsigned n = 1; atomic_load(&l->readers[i].n) != 0; n++)
             back_off(n);
-    writing = s;
+    writing = l;
 }
 
-void kv__unlock(kv_store *s)
+void kv__unlock(struct kv_rwlock *l)
 {
-    if (writing == s) {
+    if (writing == l) {
         writing = NULL;
-        atomic_store(&s->writer_active, false);
-        pthread_mutex_unlock(&s->writer_mu);
+        atomic_store(&l->writer_active, false);
+        pthread_mutex_unlock(&l->writer_mu);
         return;
     }
-    atomic_fetch_sub_explicit(shard_of_thread(s), 1, memory_order_release);
+    atomic_fetch_sub_explicit(shard_of_thread(l), 1, memory_order_release);
 }

@@ -1,6 +1,6 @@
 /*
- * scan.c - reads a segment record by record, good or bad: the one parser of
- * the log, used by recovery and kv_scan().
+ * segment_scan.c - reads a segment record by record, good or bad: the one
+ * parser of the log, used by recovery and kv_scan().
  *
  * A record "checks out" when its magic, lengths and CRC-32 agree. Bytes that
  * do not check out are reported as one region reaching to the next position
@@ -9,11 +9,13 @@
  * in full, values included, in windows of WINDOW bytes, so memory stays
  * bounded whatever the size of a value.
  */
+#include "segment_scan.h"
+
 #include <stdlib.h>
 #include <string.h>
 
+#include "io.h"
 #include "record.h"
-#include "store.h"
 
 #define WINDOW     (1u << 20)
 #define WINDOW_CAP (WINDOW + RECORD_HEADER_LEN + KV_MAX_KEY_LEN + RECORD_TRAILER_LEN)

@@ -1,7 +1,9 @@
 /*
- * log.c - formats a line and hands it to the user's log callback. The
- * library never writes to stdout or stderr itself.
+ * logging.c - formats a diagnostic line and hands it to the user's log
+ * callback. The library never writes to stdout or stderr itself.
  */
+#include "logging.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -9,7 +11,7 @@
 
 void kv__log(const kv_store *s, kv_log_level level, const char *fmt, ...)
 {
-    if (!s->opts.log_fn || level > s->opts.log_level)
+    if (!s || !s->opts.log_fn || level > s->opts.log_level)
         return;
     char line[512];
     va_list ap;

@@ -1,0 +1,32 @@
+/*
+ * write.h - the append path (write.c): group commit, rotation of the active
+ * segment, and the fdatasync of sync mode interval.
+ */
+#ifndef KV_STORE_WRITE_H
+#define KV_STORE_WRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvstore.h"
+
+/* Appends one record (op KV_OP_SET or KV_OP_DELETE) through group commit
+ * and applies it to the index; durable when it returns 0 in sync mode
+ * always. Caller holds no lock. */
+int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
+              size_t val_len);
+
+/* Seals the active segment and starts segment new_id. Caller holds
+ * append_mu. */
+int kv__rotate(kv_store *s, uint32_t new_id);
+
+/* fdatasync of the active segment if it has unsynced bytes; a failure turns
+ * the store read-only. Caller holds append_mu. */
+int kv__sync_active(kv_store *s);
+
+/* The background fdatasync of KV_SYNC_INTERVAL. Stopping one that never
+ * started is a no-op. */
+int kv__start_sync_thread(kv_store *s);
+void kv__stop_sync_thread(kv_store *s);
+
+#endif /* KV_STORE_WRITE_H */
