@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -80,7 +81,83 @@ typedef enum { KV_LOG_ERROR = 0, KV_LOG_WARN = 1, KV_LOG_INFO = 2, KV_LOG_DEBUG 
  * only during the call. */
 typedef void (*kv_log_fn)(kv_log_level level, const char *msg, void *ctx);
 
-struct kv_io; /* the file-I/O table, see src/store/io.h; NULL = the OS */
+/*
+ * The file-system calls of the engine, as a table of functions (in the
+ * manner of SQLite's VFS): every call the engine makes on files and
+ * directories goes through the table in kv_options.io, so that a program can
+ * trace them, count them, or make one fail (a full disk, an I/O error, a
+ * short write, a lost fsync) to see what the engine does. kv_io_default()
+ * is the operating system's table; a table of your own typically handles the
+ * calls it cares about and passes the others to it.
+ *
+ * Contract of every member:
+ *  - It follows its POSIX namesake (the same arguments after ctx, the same
+ *    return value, errno set on failure), except where its comment says
+ *    otherwise. The engine retries EINTR and short transfers itself, so a
+ *    short count is not an error.
+ *  - ctx is the table's ctx, passed as the first argument of every call.
+ *  - Any member may be NULL: the operating system's function is used for it.
+ *    Members that share a handle go together: opendir, readdir and closedir
+ *    are all set or all NULL, and so are map and unmap (kv_open gives
+ *    KV_EINVAL otherwise).
+ *  - Calls come from any thread, several at once, and from the engine's own
+ *    threads (group commit, interval sync, compaction). The table and what
+ *    ctx points at must stay valid until kv_close() returns.
+ *  - The engine opens every file with O_CLOEXEC in flags. Descriptors and
+ *    directory handles a member returns are passed back only to the members
+ *    of the same table.
+ */
+struct iovec;
+struct stat;
+struct statvfs;
+
+struct kv_io {
+    void *ctx; /* passed as the first argument of every call */
+    /* Segments, the snapshot, the LOCK file, and directories (O_DIRECTORY,
+     * to fsync them). */
+    int (*open)(void *ctx, const char *path, int flags, mode_t mode);
+    int (*close)(void *ctx, int fd);
+    ssize_t (*preadv)(void *ctx, int fd, const struct iovec *iov, int iovcnt, off_t off);
+    ssize_t (*pwritev)(void *ctx, int fd, const struct iovec *iov, int iovcnt, off_t off);
+    /* What makes a write durable: fdatasync for segments, fsync for files
+     * that are renamed and for directories. A failure of either is taken to
+     * mean that the data it covered may be lost. */
+    int (*fdatasync)(void *ctx, int fd);
+    int (*fsync)(void *ctx, int fd);
+    /* Cuts a segment back after a failed write or a torn tail. */
+    int (*ftruncate)(void *ctx, int fd, off_t len);
+    int (*rename)(void *ctx, const char *from, const char *to);
+    int (*unlink)(void *ctx, const char *path);
+    /* A read-only shared mapping of the first len bytes of fd (mmap with
+     * PROT_READ, MAP_SHARED, offset 0), or NULL with errno set. Reads of
+     * segments are served from it; return NULL with errno ENODEV to have
+     * them read with preadv instead (ENOMEM, EAGAIN, EMFILE and ENFILE are
+     * taken as passing: a later read tries again). */
+    void *(*map)(void *ctx, int fd, size_t len);
+    int (*unmap)(void *ctx, void *addr, size_t len);
+    /* The data directory, when kv_open creates it (EEXIST is no error). */
+    int (*mkdir)(void *ctx, const char *path, mode_t mode);
+    /* The LOCK file: operation is LOCK_EX | LOCK_NB, and EWOULDBLOCK means
+     * that another handle or process has the directory open (KV_ELOCKED). */
+    int (*flock)(void *ctx, int fd, int operation);
+    /* The size of a segment or the snapshot; only st_size is read. */
+    int (*fstat)(void *ctx, int fd, struct stat *st);
+    /* Free space before a compaction (f_bavail * f_frsize): a compaction
+     * that would not fit is refused with KV_ENOSPC before it changes
+     * anything. Only those two fields are read. */
+    int (*statvfs)(void *ctx, const char *path, struct statvfs *st);
+    /* Listing the data directory (segments, stale temporary files): opendir
+     * returns a handle, or NULL with errno set; readdir the next name in it
+     * (".", ".." and any other name may come too) or NULL at the end, with
+     * errno left unchanged, and NULL with errno set on a failure; closedir
+     * releases the handle. */
+    void *(*opendir)(void *ctx, const char *path);
+    const char *(*readdir)(void *ctx, void *dir);
+    int (*closedir)(void *ctx, void *dir);
+};
+
+/* The operating system's table: every member set. Static; never NULL. */
+KV_API const struct kv_io *kv_io_default(void);
 
 typedef struct kv_options {
     kv_sync_mode sync_mode;      /* default KV_SYNC_ALWAYS */
@@ -101,7 +178,7 @@ typedef struct kv_options {
     kv_log_fn log_fn;       /* NULL: the library stays silent */
     void *log_ctx;          /* passed to log_fn */
     kv_log_level log_level; /* most verbose level passed to log_fn; default KV_LOG_INFO */
-    const struct kv_io *io; /* file I/O table for fault-injection tests; NULL = the OS */
+    const struct kv_io *io; /* the file-system calls (struct kv_io); NULL: the OS's */
 } kv_options;
 
 /* Fills *opts with the defaults above. Call it before changing any field, so

@@ -12,7 +12,9 @@
  *
  * Every step leaves a directory that opens to the same contents:
  *
- *   1. the active segment H is sealed and writers move to segment H+1+R, so
+ *   1. the free space is checked against the live bytes (not enough: the
+ *      compaction is refused with KV_ENOSPC, nothing changed); the active
+ *      segment H is sealed and writers move to segment H+1+R, so
  *      ids H+1 .. H+R are free for the outputs: inputs are every segment up
  *      to H, outputs sort after every input and before every new write;
  *   2. live records are copied into outputs written as .tmp files and fsynced
@@ -270,7 +272,7 @@ static int start_output(struct compactor *c)
         rc = kv__segment_path(c->s->dir, c->next_id, true, path, sizeof(path));
     if (rc != 0)
         return rc;
-    c->out_fd = c->s->io->open(c->s->io->ctx, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    c->out_fd = c->s->io->open(c->s->io->ctx, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (c->out_fd < 0)
         return kv__errno_to_rc(errno);
     c->out_sizes[c->nouts] = 0;
@@ -359,7 +361,7 @@ static int open_input(struct compactor *c, uint32_t seg, uint64_t *size)
     int rc = kv__segment_path(c->s->dir, seg, false, path, sizeof(path));
     if (rc != 0)
         return rc;
-    c->in_fd = c->s->io->open(c->s->io->ctx, path, O_RDONLY, 0);
+    c->in_fd = c->s->io->open(c->s->io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
     if (c->in_fd < 0)
         return kv__errno_to_rc(errno);
     c->in_seg = seg;
@@ -625,8 +627,29 @@ static bool worth_compacting(const kv_store *s)
     return by_count || by_ratio;
 }
 
-/* Step 1, under append_mu: chooses the inputs and seals the active segment,
- * leaving ids free for the outputs. *skip is set when there is nothing to do. */
+/* Refuses a compaction whose live data would not fit the free space. */
+static int check_free_space(const struct compactor *c)
+{
+    kv_store *s = c->s;
+    uint64_t avail = 0;
+    int rc = kv__io_free_space(s->io, s->dir, &avail);
+    if (rc != 0) {
+        kv__log(s, KV_LOG_ERROR, "compaction: cannot learn the free space of %s: %s", s->dir,
+                kv_strerror(rc));
+        return rc;
+    }
+    if (avail < c->live_in + SPACE_MARGIN) {
+        kv__log(s, KV_LOG_WARN, "compaction needs %llu bytes free, %llu are: not started",
+                (unsigned long long)c->live_in + SPACE_MARGIN, (unsigned long long)avail);
+        return KV_ENOSPC;
+    }
+    return 0;
+}
+
+/* Step 1, under append_mu: chooses the inputs, checks that their live data
+ * fits the free space, and seals the active segment, leaving ids free for
+ * the outputs. The check comes before the seal, so that a compaction refused
+ * for space changes nothing. *skip is set when there is nothing to do. */
 static int begin(struct compactor *c, bool background, bool *skip)
 {
     kv_store *s = c->s;
@@ -655,6 +678,9 @@ static int begin(struct compactor *c, bool background, bool *skip)
     }
     if (!c->inputs || !c->in_ids)
         return KV_ENOMEM;
+    int rc = check_free_space(c);
+    if (rc != 0)
+        return rc;
     /* Each output holds at least one record and outputs are filled to the
      * segment size, so twice the inputs (plus slack) is more than enough. */
     uint32_t last = c->in_ids[n - 1];
@@ -673,18 +699,9 @@ static int run(struct compactor *c, bool background)
     pthread_mutex_unlock(&s->append_mu);
     if (rc != 0 || skip)
         return rc;
-    uint64_t avail = 0;
-    rc = kv__io_free_space(s->dir, &avail);
-    if (rc == 0 && avail < c->live_in + SPACE_MARGIN) {
-        kv__log(s, KV_LOG_WARN, "compaction needs %llu bytes free, %llu are: not started",
-                (unsigned long long)c->live_in + SPACE_MARGIN, (unsigned long long)avail);
-        rc = KV_ENOSPC;
-    }
-    if (rc == 0) {
-        c->wbuf = malloc(WRITE_BUF);
-        if (!c->wbuf)
-            rc = KV_ENOMEM;
-    }
+    c->wbuf = malloc(WRITE_BUF);
+    if (!c->wbuf)
+        rc = KV_ENOMEM;
     if (rc == 0)
         rc = collect(c);
     if (rc == 0)

@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
-#include <unistd.h>
 
 #include "io.h"
 #include "logging.h"
@@ -27,12 +26,12 @@ int kv__dirlock_take(kv_store *s)
     int rc = kv__join_path(s->dir, LOCK_NAME, path, sizeof(path));
     if (rc != 0)
         return rc;
-    s->dir_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    s->dir_lock_fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->dir_lock_fd < 0) {
         kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
         return kv__errno_to_rc(errno);
     }
-    if (flock(s->dir_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (s->io->flock(s->io->ctx, s->dir_lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
         kv__log(s, KV_LOG_ERROR, "%s is in use by another handle or process", s->dir);
         return err == EWOULDBLOCK ? KV_ELOCKED : kv__errno_to_rc(err);
@@ -44,6 +43,6 @@ void kv__dirlock_release(kv_store *s)
 {
     if (s->dir_lock_fd < 0)
         return;
-    close(s->dir_lock_fd);
+    s->io->close(s->io->ctx, s->dir_lock_fd);
     s->dir_lock_fd = -1;
 }

@@ -27,7 +27,7 @@ static int open_segment(const struct kv_io *io, const char *dir, uint32_t id, in
     *fd = io->open(io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
     if (*fd < 0)
         return kv__errno_to_rc(errno);
-    rc = kv__io_file_size(*fd, size);
+    rc = kv__io_file_size(io, *fd, size);
     if (rc != 0)
         io->close(io->ctx, *fd);
     return rc;

@@ -159,4 +159,3 @@ int kv__rebuild_bloom_shared(kv_store *s)
     bloom_destroy(&old);
     return 0;
 }
-

@@ -116,7 +116,7 @@ static int replay_segment(kv_store *s, struct segment *seg, bool newest, uint64_
         int rc = kv__segment_path(s->dir, seg->id, false, path, sizeof(path));
         if (rc != 0)
             return rc;
-        fd = s->io->open(s->io->ctx, path, O_RDONLY, 0);
+        fd = s->io->open(s->io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
         if (fd < 0) {
             kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
             return kv__errno_to_rc(errno);
@@ -141,13 +141,13 @@ static int load_segment_table(kv_store *s, const uint32_t *ids, size_t n)
         int rc = kv__segment_path(s->dir, ids[i], false, path, sizeof(path));
         if (rc != 0)
             return rc;
-        int fd = s->io->open(s->io->ctx, path, newest ? O_RDWR : O_RDONLY, 0);
+        int fd = s->io->open(s->io->ctx, path, (newest ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
         if (fd < 0) {
             kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
             return kv__errno_to_rc(errno);
         }
         uint64_t size;
-        rc = kv__io_file_size(fd, &size);
+        rc = kv__io_file_size(s->io, fd, &size);
         struct segment *seg = rc == 0 ? kv__segment_new(ids[i], newest ? fd : -1, size) : NULL;
         if (!newest || !seg)
             s->io->close(s->io->ctx, fd);

@@ -19,7 +19,6 @@
  * demand and the least recently used idle ones closed when more than
  * opts.max_open_files are open; a mapping does not hold one.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -75,7 +74,7 @@ static int cmp_u32(const void *a, const void *b)
 int kv__list_segments(const struct kv_io *io, const char *dir, const kv_store *log, bool remove_tmp,
                       uint32_t **ids, size_t *n)
 {
-    DIR *d = opendir(dir);
+    void *d = io->opendir(io->ctx, dir);
     if (!d) {
         kv__log(log, KV_LOG_ERROR, "cannot read directory %s: %s", dir, strerror(errno));
         return kv__errno_to_rc(errno);
@@ -83,26 +82,26 @@ int kv__list_segments(const struct kv_io *io, const char *dir, const kv_store *l
     uint32_t *out = NULL;
     size_t count = 0, cap = 0;
     int rc = 0;
-    struct dirent *de;
+    const char *name;
     char path[4096];
-    while ((de = readdir(d)) != NULL) {
+    for (errno = 0; (name = io->readdir(io->ctx, d)) != NULL; errno = 0) {
         uint64_t id;
-        if (has_suffix(de->d_name, ".tmp")) {
-            if (remove_tmp && kv__join_path(dir, de->d_name, path, sizeof(path)) == 0 &&
+        if (has_suffix(name, ".tmp")) {
+            if (remove_tmp && kv__join_path(dir, name, path, sizeof(path)) == 0 &&
                 io->unlink(io->ctx, path) == 0)
-                kv__log(log, KV_LOG_INFO, "removed stale temporary file %s", de->d_name);
+                kv__log(log, KV_LOG_INFO, "removed stale temporary file %s", name);
             continue;
         }
-        if (!parse_segment_name(de->d_name, &id))
+        if (!parse_segment_name(name, &id))
             continue;
         if (id > UINT32_MAX - 1024) {
-            kv__log(log, KV_LOG_ERROR, "%s: segment number too large for this version", de->d_name);
+            kv__log(log, KV_LOG_ERROR, "%s: segment number too large for this version", name);
             rc = KV_EFORMAT;
             break;
         }
         if (count == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            uint32_t *grown = realloc(out, ncap * sizeof(*out));
+            uint32_t *grown = realloc(out, ncap * sizeof(*grown));
             if (!grown) {
                 rc = KV_ENOMEM;
                 break;
@@ -112,7 +111,11 @@ int kv__list_segments(const struct kv_io *io, const char *dir, const kv_store *l
         }
         out[count++] = (uint32_t)id;
     }
-    closedir(d);
+    if (rc == 0 && errno != 0) {
+        kv__log(log, KV_LOG_ERROR, "cannot read directory %s: %s", dir, strerror(errno));
+        rc = kv__errno_to_rc(errno);
+    }
+    io->closedir(io->ctx, d);
     if (rc != 0) {
         free(out);
         return rc;
@@ -148,7 +151,7 @@ int kv__segment_create(kv_store *s, uint32_t id, struct segment **out)
     int rc = kv__segment_path(s->dir, id, false, path, sizeof(path));
     if (rc != 0)
         return rc;
-    int fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    int fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = kv__errno_to_rc(errno);
         kv__log(s, KV_LOG_ERROR, "cannot create %s: %s", path, strerror(errno));
@@ -267,7 +270,7 @@ static int open_fd_locked(kv_store *s, struct segment *seg)
     int rc = kv__segment_path(s->dir, seg->id, false, path, sizeof(path));
     if (rc != 0)
         return rc;
-    seg->fd = s->io->open(s->io->ctx, path, O_RDONLY, 0);
+    seg->fd = s->io->open(s->io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
     if (seg->fd < 0) {
         rc = kv__errno_to_rc(errno);
         kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));

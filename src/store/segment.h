@@ -47,8 +47,8 @@ int kv__segment_path(const char *dir, uint32_t id, bool tmp, char *buf, size_t l
 /* Lists the segment ids in dir, ascending, through io; with remove_tmp, also
  * deletes stale *.tmp files left by a crash. Problems are logged to log (a
  * store, or NULL for none). *ids is released with free(). */
-int kv__list_segments(const struct kv_io *io, const char *dir, const kv_store *log,
-                      bool remove_tmp, uint32_t **ids, size_t *n);
+int kv__list_segments(const struct kv_io *io, const char *dir, const kv_store *log, bool remove_tmp,
+                      uint32_t **ids, size_t *n);
 
 /* Creates segment-<id>.dat, fsyncs the directory, and returns it writable
  * (not yet in the table). */

@@ -97,10 +97,10 @@ static int reader_open(struct snap_reader *r, const struct kv_io *io, const char
     int rc = kv__join_path(dir, SNAPSHOT_NAME, path, sizeof(path));
     if (rc != 0)
         return rc;
-    r->fd = io->open(io->ctx, path, O_RDONLY, 0);
+    r->fd = io->open(io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
     if (r->fd < 0)
         return errno == ENOENT ? 1 : kv__errno_to_rc(errno);
-    rc = kv__io_file_size(r->fd, &r->file_len);
+    rc = kv__io_file_size(io, r->fd, &r->file_len);
     if (rc != 0)
         return rc;
     r->cap = r->file_len < SNAP_WINDOW ? (size_t)r->file_len : SNAP_WINDOW;

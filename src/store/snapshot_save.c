@@ -134,7 +134,7 @@ static int write_snapshot(kv_store *s)
     struct snap_writer w = {.io = s->io, .buf = malloc(SNAP_WRITE_BUF)};
     if (!w.buf)
         return KV_ENOMEM;
-    w.fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    w.fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w.fd < 0) {
         kv__log(s, KV_LOG_ERROR, "cannot create %s: %s", tmp, strerror(errno));
         free(w.buf);

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bloom.h"
 #include "compaction.h"
@@ -64,6 +63,16 @@ static bool key_valid(const void *key, size_t key_len)
 
 /* ---- open and close */
 
+/* Creates the data directory (one level) unless it exists. */
+static int make_dir(kv_store *s)
+{
+    if (s->io->mkdir(s->io->ctx, s->dir, 0755) == 0 || errno == EEXIST)
+        return 0;
+    int err = errno;
+    kv__log(s, KV_LOG_ERROR, "cannot create directory %s: %s", s->dir, strerror(err));
+    return kv__errno_to_rc(err);
+}
+
 static int init_sync(kv_store *s)
 {
     int rc = kv__rwlock_init(&s->rwlock);
@@ -100,13 +109,15 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
     kv_options_init(&defaults);
     if (!opts)
         opts = &defaults;
-    if (!options_valid(opts))
+    struct kv_io io;
+    if (!options_valid(opts) || kv__io_complete(opts->io, &io) != 0)
         return KV_EINVAL;
     kv_store *s = calloc(1, sizeof(*s));
     if (!s)
         return KV_ENOMEM;
     s->opts = *opts;
-    s->io = opts->io ? opts->io : &kv__io_os;
+    s->io_table = io;
+    s->io = &s->io_table;
     s->dir_lock_fd = -1;
     s->dir = strdup(dir);
     if (!s->dir || init_sync(s) != 0) {
@@ -115,10 +126,8 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         return KV_ENOMEM;
     }
     int rc = index_init(&s->index);
-    if (rc == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        kv__log(s, KV_LOG_ERROR, "cannot create directory %s: %s", dir, strerror(errno));
-        rc = kv__errno_to_rc(errno);
-    }
+    if (rc == 0)
+        rc = make_dir(s);
     if (rc == 0)
         rc = kv__dirlock_take(s);
     if (rc == 0)

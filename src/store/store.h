@@ -64,6 +64,9 @@ struct write_req;
 struct kv_store {
     char *dir;
     kv_options opts;
+    /* The file-system calls: opts.io completed with the operating system's
+     * (io points at io_table). */
+    struct kv_io io_table;
     const struct kv_io *io;
     int dir_lock_fd; /* the LOCK file (dirlock.c) */
 
