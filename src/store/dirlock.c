@@ -28,8 +28,9 @@ int kv__dirlock_take(kv_store *s)
         return rc;
     s->dir_lock_fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->dir_lock_fd < 0) {
-        kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
-        return kv__errno_to_rc(errno);
+        int err = errno;
+        kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(err));
+        return kv__errno_to_rc(err);
     }
     if (s->io->flock(s->io->ctx, s->dir_lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;

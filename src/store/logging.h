@@ -8,7 +8,9 @@
 #include "kvstore.h"
 
 /* Formats one line and passes it to s's log callback when s has one and
- * level is within its log_level. s may be NULL (nothing is logged). */
+ * level is within its log_level. s may be NULL (nothing is logged). errno is
+ * the same after the call as before it, whatever the callback does; a
+ * caller that needs errno still saves it before logging. */
 void kv__log(const kv_store *s, kv_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

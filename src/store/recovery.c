@@ -99,8 +99,9 @@ static int cut_torn_tail(kv_store *s, struct segment *seg, uint64_t at)
             seg->id, (unsigned long long)(size - at), (unsigned long long)at);
     if (s->io->ftruncate(s->io->ctx, seg->fd, (off_t)at) != 0 ||
         kv__fsync_counted(s, seg->fd, false) != 0) {
-        kv__log(s, KV_LOG_ERROR, "cannot truncate segment %u: %s", seg->id, strerror(errno));
-        return kv__errno_to_rc(errno);
+        int err = errno;
+        kv__log(s, KV_LOG_ERROR, "cannot truncate segment %u: %s", seg->id, strerror(err));
+        return kv__errno_to_rc(err);
     }
     s->torn_bytes_truncated += size - at;
     atomic_store(&seg->size, at);
@@ -118,8 +119,9 @@ static int replay_segment(kv_store *s, struct segment *seg, bool newest, uint64_
             return rc;
         fd = s->io->open(s->io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
         if (fd < 0) {
-            kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
-            return kv__errno_to_rc(errno);
+            int err = errno;
+            kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(err));
+            return kv__errno_to_rc(err);
         }
     }
     struct replay rp = {.s = s, .seg = seg, .newest = newest};
@@ -143,8 +145,9 @@ static int load_segment_table(kv_store *s, const uint32_t *ids, size_t n)
             return rc;
         int fd = s->io->open(s->io->ctx, path, (newest ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
         if (fd < 0) {
-            kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
-            return kv__errno_to_rc(errno);
+            int err = errno;
+            kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(err));
+            return kv__errno_to_rc(err);
         }
         uint64_t size;
         rc = kv__io_file_size(s->io, fd, &size);

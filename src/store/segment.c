@@ -76,8 +76,9 @@ int kv__list_segments(const struct kv_io *io, const char *dir, const kv_store *l
 {
     void *d = io->opendir(io->ctx, dir);
     if (!d) {
-        kv__log(log, KV_LOG_ERROR, "cannot read directory %s: %s", dir, strerror(errno));
-        return kv__errno_to_rc(errno);
+        int err = errno;
+        kv__log(log, KV_LOG_ERROR, "cannot read directory %s: %s", dir, strerror(err));
+        return kv__errno_to_rc(err);
     }
     uint32_t *out = NULL;
     size_t count = 0, cap = 0;
@@ -112,8 +113,9 @@ int kv__list_segments(const struct kv_io *io, const char *dir, const kv_store *l
         out[count++] = (uint32_t)id;
     }
     if (rc == 0 && errno != 0) {
-        kv__log(log, KV_LOG_ERROR, "cannot read directory %s: %s", dir, strerror(errno));
-        rc = kv__errno_to_rc(errno);
+        int err = errno;
+        kv__log(log, KV_LOG_ERROR, "cannot read directory %s: %s", dir, strerror(err));
+        rc = kv__errno_to_rc(err);
     }
     io->closedir(io->ctx, d);
     if (rc != 0) {

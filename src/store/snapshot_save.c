@@ -136,9 +136,10 @@ static int write_snapshot(kv_store *s)
         return KV_ENOMEM;
     w.fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w.fd < 0) {
-        kv__log(s, KV_LOG_ERROR, "cannot create %s: %s", tmp, strerror(errno));
+        int err = errno;
+        kv__log(s, KV_LOG_ERROR, "cannot create %s: %s", tmp, strerror(err));
         free(w.buf);
-        return kv__errno_to_rc(errno);
+        return kv__errno_to_rc(err);
     }
     kv__rdlock(&s->rwlock);
     rc = encode_snapshot(s, &w);

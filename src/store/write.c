@@ -149,9 +149,10 @@ static int truncate_active(kv_store *s, uint64_t len)
 {
     struct segment *a = s->active;
     if (s->io->ftruncate(s->io->ctx, a->fd, (off_t)len) != 0) {
+        int err = errno;
         kv__log(s, KV_LOG_ERROR, "cannot cut segment %u back to %llu bytes: %s", a->id,
-                (unsigned long long)len, strerror(errno));
-        return kv__errno_to_rc(errno);
+                (unsigned long long)len, strerror(err));
+        return kv__errno_to_rc(err);
     }
     atomic_store(&a->size, len);
     return 0;

@@ -8,6 +8,8 @@
  *  - Failures of the calls made before anything changes (the directory's
  *    creation, the LOCK file, compaction's free-space check) come back as
  *    the right code and leave nothing behind.
+ *  - A log callback that changes errno does not change the code a failure
+ *    returns: the engine reads errno before it logs.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -68,8 +70,8 @@ enum call {
 };
 
 static const char *const call_names[C_COUNT] = {
-    "open", "close", "preadv", "pwritev", "fdatasync", "fsync",   "rename",  "unlink",   "map",
-    "unmap", "mkdir", "flock", "fstat", "statvfs", "opendir", "readdir", "closedir"};
+    "open",  "close", "preadv", "pwritev", "fdatasync", "fsync",   "rename",  "unlink",  "map",
+    "unmap", "mkdir", "flock",  "fstat",   "statvfs",   "opendir", "readdir", "closedir"};
 
 struct mover {
     struct kv_io io;
@@ -283,29 +285,53 @@ static void test_every_file_system_call_of_a_store_goes_through_the_table(void *
 
 /* ---- failures before anything changes */
 
+/* Each errno field: the call fails with it (0: the call goes through). */
 struct failing {
     struct kv_io io;
-    int mkdir_errno; /* mkdir fails with it (0: passes) */
+    int mkdir_errno;
     int flock_errno;
-    int lock_open_errno; /* the open of the LOCK file fails with it */
-    bool full_disk;      /* statvfs reports no space available */
+    const char *open_name; /* opens of the file of this name fail... */
+    int open_errno;        /* ...with this */
+    int opendir_errno;
+    int ftruncate_errno;
+    bool full_disk; /* statvfs reports no space available */
     atomic_int statvfs_calls;
 };
 
-static bool is_lock_file(const char *path)
+static bool is_named(const char *path, const char *name)
 {
     const char *slash = strrchr(path, '/');
-    return strcmp(slash ? slash + 1 : path, "LOCK") == 0;
+    return strcmp(slash ? slash + 1 : path, name) == 0;
 }
 
 static int fail_open(void *ctx, const char *path, int flags, mode_t mode)
 {
     struct failing *f = ctx;
-    if (f->lock_open_errno && is_lock_file(path)) {
-        errno = f->lock_open_errno;
+    if (f->open_errno && is_named(path, f->open_name)) {
+        errno = f->open_errno;
         return -1;
     }
     return kv_io_default()->open(NULL, path, flags, mode);
+}
+
+static void *fail_opendir(void *ctx, const char *path)
+{
+    struct failing *f = ctx;
+    if (f->opendir_errno) {
+        errno = f->opendir_errno;
+        return NULL;
+    }
+    return kv_io_default()->opendir(NULL, path);
+}
+
+static int fail_ftruncate(void *ctx, int fd, off_t len)
+{
+    struct failing *f = ctx;
+    if (f->ftruncate_errno) {
+        errno = f->ftruncate_errno;
+        return -1;
+    }
+    return kv_io_default()->ftruncate(NULL, fd, len);
 }
 
 static int fail_mkdir(void *ctx, const char *path, mode_t mode)
@@ -344,9 +370,14 @@ static void failing_init(struct failing *f)
     memset(f, 0, sizeof(*f));
     f->io = (struct kv_io){.ctx = f,
                            .open = fail_open,
+                           .ftruncate = fail_ftruncate,
                            .mkdir = fail_mkdir,
                            .flock = fail_flock,
-                           .statvfs = fail_statvfs};
+                           .statvfs = fail_statvfs,
+                           /* the three go together */
+                           .opendir = fail_opendir,
+                           .readdir = kv_io_default()->readdir,
+                           .closedir = kv_io_default()->closedir};
 }
 
 static void test_open_fails_with_the_code_of_a_failed_mkdir_and_creates_nothing(void **state)
@@ -400,13 +431,13 @@ static void test_open_reports_a_lock_it_cannot_take_and_leaves_the_directory_fre
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         failing_init(&f);
         f.flock_errno = cases[i].flock_errno;
-        f.lock_open_errno = cases[i].open_errno;
+        f.open_name = "LOCK";
+        f.open_errno = cases[i].open_errno;
         kv_options o = options_with(&f.io);
         s = NULL;
         int rc = kv_open(fx->dir, &o, &s);
         if (rc != cases[i].rc)
-            fail_msg("case %zu: kv_open = %d (%s), wanted %d", i, rc, kv_strerror(rc),
-                     cases[i].rc);
+            fail_msg("case %zu: kv_open = %d (%s), wanted %d", i, rc, kv_strerror(rc), cases[i].rc);
         assert_null(s);
         assert_int_equal(tu_file_size(seg), seg_size);
         /* The failed open holds nothing: a plain open takes the lock. */
@@ -428,8 +459,8 @@ static void dir_listing(const char *dir, char *buf, size_t len)
     for (int i = 0; i < n; i++) {
         if (names[i]->d_name[0] != '.') {
             char *path = tu_path(dir, names[i]->d_name);
-            int w = snprintf(buf + used, len - used, "%s %zu\n", names[i]->d_name,
-                             tu_file_size(path));
+            int w =
+                snprintf(buf + used, len - used, "%s %zu\n", names[i]->d_name, tu_file_size(path));
             assert_true(w > 0 && (size_t)w < len - used);
             used += (size_t)w;
             free(path);
@@ -493,6 +524,111 @@ static void test_compaction_refused_for_space_changes_nothing(void **state)
     assert_int_equal(tu_close_tracked(s), 0);
 }
 
+/* ---- errno and the log callback */
+
+struct clobber {
+    int err;          /* what the callback leaves in errno */
+    atomic_int calls; /* lines it received */
+};
+
+static void clobbering_log(kv_log_level level, const char *msg, void *ctx)
+{
+    (void)level;
+    (void)msg;
+    struct clobber *c = ctx;
+    c->calls++;
+    errno = c->err;
+}
+
+/* A failure that the engine logs before it returns: the code must be the
+ * failure's, not that of whatever errno the callback left behind. */
+static void expect_code_despite_the_log(const char *what, int rc, int want, struct clobber *c)
+{
+    if (c->calls == 0)
+        fail_msg("%s: the log callback never ran", what);
+    if (rc != want)
+        fail_msg("%s: %d (%s), wanted %d (%s)", what, rc, kv_strerror(rc), want, kv_strerror(want));
+}
+
+static void test_a_log_callback_that_changes_errno_does_not_change_the_code(void **state)
+{
+    struct tu_fixture *fx = *state;
+    static struct failing f;
+    static struct clobber c;
+    kv_store *s = tu_open_tracked(fx->dir, NULL);
+    put_str(s, "a", "alpha");
+    assert_int_equal(tu_close_tracked(s), 0);
+
+    /* Each case fails one call with an errno whose code differs from the
+     * code of the errno the callback sets. */
+    static const struct {
+        const char *what;
+        int mkdir_errno, flock_errno, opendir_errno, open_errno;
+        const char *open_name;
+        int want, clobber;
+    } cases[] = {
+        {"mkdir", EACCES, 0, 0, 0, NULL, KV_EIO, ENOSPC},
+        {"LOCK open", 0, 0, 0, ENOSPC, "LOCK", KV_ENOSPC, EACCES},
+        {"LOCK flock", 0, ENOLCK, 0, 0, NULL, KV_EIO, ENOSPC},
+        {"opendir", 0, 0, ENOMEM, 0, NULL, KV_ENOMEM, ENOSPC},
+        {"segment open", 0, 0, 0, EMFILE, "segment-1.dat", KV_EIO, ENOSPC},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        failing_init(&f);
+        f.mkdir_errno = cases[i].mkdir_errno;
+        f.flock_errno = cases[i].flock_errno;
+        f.opendir_errno = cases[i].opendir_errno;
+        f.open_errno = cases[i].open_errno;
+        f.open_name = cases[i].open_name;
+        c = (struct clobber){.err = cases[i].clobber};
+        kv_options o = options_with(&f.io);
+        o.log_fn = clobbering_log;
+        o.log_ctx = &c;
+        s = NULL;
+        expect_code_despite_the_log(cases[i].what, kv_open(fx->dir, &o, &s), cases[i].want, &c);
+        assert_null(s);
+    }
+
+    /* The snapshot's temporary file cannot be created. */
+    failing_init(&f);
+    c = (struct clobber){.err = EACCES};
+    kv_options o = options_with(&f.io);
+    o.log_fn = clobbering_log;
+    o.log_ctx = &c;
+    s = tu_open_tracked(fx->dir, &o);
+    c.calls = 0;
+    f.open_name = "index.snapshot.tmp";
+    f.open_errno = ENOSPC;
+    expect_code_despite_the_log("snapshot", kv_save_snapshot(s), KV_ENOSPC, &c);
+    f.open_errno = 0;
+    assert_int_equal(tu_close_tracked(s), 0);
+
+    /* A torn tail that cannot be cut off. */
+    char *seg = tu_path(fx->dir, "segment-1.dat");
+    uint8_t *rec = NULL;
+    size_t len = 0;
+    tu_append_record(&rec, &len, KV_OP_SET, "torn", 4, "value", 5);
+    size_t size = tu_file_size(seg);
+    FILE *fp = fopen(seg, "ab");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(rec, 1, len - 3, fp), len - 3);
+    assert_int_equal(fclose(fp), 0);
+    failing_init(&f);
+    f.ftruncate_errno = EIO;
+    c = (struct clobber){.err = ENOSPC};
+    s = NULL;
+    expect_code_despite_the_log("torn tail", kv_open(fx->dir, &o, &s), KV_EIO, &c);
+    assert_null(s);
+    assert_int_equal(tu_file_size(seg), size + len - 3);
+    /* Without the fault, the open cuts it and goes on. */
+    s = tu_open_tracked(fx->dir, NULL);
+    tu_assert_str(s, "a", "alpha");
+    assert_int_equal(tu_close_tracked(s), 0);
+    assert_int_equal(tu_file_size(seg), size);
+    free(rec);
+    free(seg);
+}
+
 static void test_a_table_that_sets_only_half_of_a_pair_is_refused(void **state)
 {
     struct tu_fixture *fx = *state;
@@ -517,8 +653,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_open_reports_a_lock_it_cannot_take_and_leaves_the_directory_free, tu_setup,
             tu_teardown),
-        cmocka_unit_test_setup_teardown(test_compaction_refused_for_space_changes_nothing,
-                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_refused_for_space_changes_nothing, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_log_callback_that_changes_errno_does_not_change_the_code, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_a_table_that_sets_only_half_of_a_pair_is_refused,
                                         tu_setup, tu_teardown),
     };
