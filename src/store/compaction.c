@@ -70,6 +70,7 @@
 #include "segment.h"
 #include "snapshot.h"
 #include "store.h"
+#include "thread.h"
 #include "write.h"
 
 #define WRITE_BUF      (1u << 20)
@@ -778,58 +779,22 @@ int kv_compact(kv_store *s)
 
 /* ---- the background compactor */
 
-static void *compactor_main(void *arg)
+static void compactor_task(void *arg)
 {
     kv_store *s = arg;
-    pthread_mutex_lock(&s->bg_mu);
-    while (!s->bg_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += (time_t)s->opts.compaction_interval_secs;
-        pthread_cond_timedwait(&s->bg_cv, &s->bg_mu, &until);
-        if (s->bg_stop)
-            break;
-        pthread_mutex_unlock(&s->bg_mu);
-        int rc = kv__compact_if_worthwhile(s);
-        if (rc != 0 && rc != KV_EBUSY)
-            kv__log(s, KV_LOG_WARN, "background compaction: %s", kv_strerror(rc));
-        pthread_mutex_lock(&s->bg_mu);
-    }
-    pthread_mutex_unlock(&s->bg_mu);
-    return NULL;
+    int rc = kv__compact_if_worthwhile(s);
+    if (rc != 0 && rc != KV_EBUSY)
+        kv__log(s, KV_LOG_WARN, "background compaction: %s", kv_strerror(rc));
 }
 
 int kv__start_compactor(kv_store *s)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    int r = pthread_cond_init(&s->bg_cv, &attr);
-    pthread_condattr_destroy(&attr);
-    if (r != 0)
-        return KV_ENOMEM;
-    pthread_mutex_init(&s->bg_mu, NULL);
-    s->bg_stop = false;
-    if (pthread_create(&s->bg_thread, NULL, compactor_main, s) != 0) {
-        pthread_cond_destroy(&s->bg_cv);
-        pthread_mutex_destroy(&s->bg_mu);
-        return KV_ENOMEM;
-    }
-    s->bg_running = true;
-    return 0;
+    return kv__bgthread_start(&s->compactor, (uint64_t)s->opts.compaction_interval_secs * 1000u,
+                              compactor_task, s);
 }
 
 void kv__stop_compactor(kv_store *s)
 {
     atomic_store(&s->compact_cancel, true);
-    if (!s->bg_running)
-        return;
-    pthread_mutex_lock(&s->bg_mu);
-    s->bg_stop = true;
-    pthread_cond_signal(&s->bg_cv);
-    pthread_mutex_unlock(&s->bg_mu);
-    pthread_join(s->bg_thread, NULL);
-    pthread_cond_destroy(&s->bg_cv);
-    pthread_mutex_destroy(&s->bg_mu);
-    s->bg_running = false;
+    kv__bgthread_stop(&s->compactor);
 }

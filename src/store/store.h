@@ -26,6 +26,7 @@
  *   bloom.c         the bloom filter in front of the index
  *   record.c        the on-disk record: encoding and CRC-32
  *   rwlock.c        the in-memory reader-writer lock of the index
+ *   thread.c        background threads: a task every period, until stopped
  *   logging.c       diagnostic messages to the user's log callback
  *   io.c            the file-system table (struct kv_io) and its helpers
  *   errors.c        kv_strerror, kv_version; errno to KV_E... codes
@@ -57,6 +58,7 @@
 #include "io.h"
 #include "kvstore.h"
 #include "rwlock.h"
+#include "thread.h"
 
 struct segment;
 struct write_req;
@@ -94,19 +96,12 @@ struct kv_store {
     atomic_bool read_only;
 
     /* Background fdatasync for KV_SYNC_INTERVAL. */
-    pthread_t sync_thread;
-    bool sync_thread_running;
-    bool sync_stop; /* append_mu */
-    pthread_cond_t sync_cv;
+    struct kv_bgthread sync_thread;
 
     /* Compaction: one at a time (compact_mu, taken before append_mu), and
      * the background thread that triggers it. */
     pthread_mutex_t compact_mu;
-    pthread_mutex_t bg_mu;
-    pthread_cond_t bg_cv;
-    pthread_t bg_thread;
-    bool bg_running;
-    bool bg_stop; /* bg_mu */
+    struct kv_bgthread compactor;
     atomic_bool compact_cancel;
 
     /* Counters reported by kv_get_stats. */

@@ -43,6 +43,7 @@
 #include "rwlock.h"
 #include "segment.h"
 #include "store.h"
+#include "thread.h"
 
 #define BATCH_MAX_RECORDS 256
 #define BATCH_MAX_BYTES   (4u << 20)
@@ -435,51 +436,21 @@ int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const vo
 /* ---- KV_SYNC_INTERVAL: a thread that makes the active segment durable every
  * sync_interval_ms. */
 
-static void *sync_thread_main(void *arg)
+static void sync_task(void *arg)
 {
     kv_store *s = arg;
     pthread_mutex_lock(&s->append_mu);
-    while (!s->sync_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)s->opts.sync_interval_ms * 1000000u;
-        until.tv_sec += (time_t)(ns / 1000000000u);
-        until.tv_nsec = (long)(ns % 1000000000u);
-        int r = pthread_cond_timedwait(&s->sync_cv, &s->append_mu, &until);
-        if (r == ETIMEDOUT && !s->sync_stop && !atomic_load(&s->read_only))
-            kv__sync_active(s);
-    }
+    if (!atomic_load(&s->read_only))
+        kv__sync_active(s);
     pthread_mutex_unlock(&s->append_mu);
-    return NULL;
 }
 
 int kv__start_sync_thread(kv_store *s)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    int r = pthread_cond_init(&s->sync_cv, &attr);
-    pthread_condattr_destroy(&attr);
-    if (r != 0)
-        return KV_ENOMEM;
-    s->sync_stop = false;
-    if (pthread_create(&s->sync_thread, NULL, sync_thread_main, s) != 0) {
-        pthread_cond_destroy(&s->sync_cv);
-        return KV_ENOMEM;
-    }
-    s->sync_thread_running = true;
-    return 0;
+    return kv__bgthread_start(&s->sync_thread, s->opts.sync_interval_ms, sync_task, s);
 }
 
 void kv__stop_sync_thread(kv_store *s)
 {
-    if (!s->sync_thread_running)
-        return;
-    pthread_mutex_lock(&s->append_mu);
-    s->sync_stop = true;
-    pthread_cond_signal(&s->sync_cv);
-    pthread_mutex_unlock(&s->append_mu);
-    pthread_join(s->sync_thread, NULL);
-    pthread_cond_destroy(&s->sync_cv);
-    s->sync_thread_running = false;
+    kv__bgthread_stop(&s->sync_thread);
 }
