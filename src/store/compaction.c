@@ -61,6 +61,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "debug.h"
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
@@ -163,6 +164,7 @@ static bool names_input(const struct compactor *c, uint32_t seg)
 static int collect_entry(const struct index_entry *e, void *arg)
 {
     struct compactor *c = arg;
+    KV_ASSERT(kv__rwlock_held(&c->s->rwlock));
     if (cancelled(c))
         return KV_EBUSY;
     if (!names_input(c, e->loc.seg))
@@ -350,8 +352,8 @@ static int open_input(struct compactor *c, uint32_t seg, uint64_t *size)
         else
             hi = mid;
     }
-    if (lo == c->nin || c->in_ids[lo] != seg)
-        return KV_EIO; /* cannot be: names_input holds and inputs are every such id */
+    if (NEVER(lo == c->nin || c->in_ids[lo] != seg))
+        return KV_EIO; /* names_input holds, and the inputs are every such id */
     *size = atomic_load(&c->inputs[lo]->size);
     if (c->in_fd >= 0 && c->in_seg == seg)
         return 0;
@@ -484,6 +486,7 @@ static int add_outputs(struct compactor *c)
  * prefetched a few records ahead, so that their cache misses overlap. */
 static void relocate(struct compactor *c)
 {
+    KV_ASSERT(!kv__rwlock_held(&c->s->rwlock));
     kv_store *s = c->s;
     uint64_t hashes[RELOCATE_BATCH];
     const uint8_t *keys[RELOCATE_BATCH];
@@ -520,6 +523,8 @@ static void relocate(struct compactor *c)
                 from = kv__segtab_find(s, r->seg);
             if (!to || to->id != r->new_seg)
                 to = kv__segtab_find(s, r->new_seg);
+            if (!ALWAYS(from && to)) /* inputs and outputs are in the table */
+                continue;
             to->live_bytes += live_size(r);
             from->live_bytes -= live_size(r);
         }
@@ -531,6 +536,7 @@ static void relocate(struct compactor *c)
  * there failed its checksum, so no copy exists. Write lock held. */
 static void drop_orphans(struct compactor *c)
 {
+    KV_ASSERT(kv__rwlock_held_write(&c->s->rwlock));
     kv_store *s = c->s;
     size_t cursor = 0;
     struct index_entry *e;
@@ -549,6 +555,7 @@ static void drop_orphans(struct compactor *c)
  * the keys that are gone. */
 static void retire_inputs(struct compactor *c)
 {
+    KV_ASSERT(!kv__rwlock_held(&c->s->rwlock));
     kv_store *s = c->s;
     kv__wrlock(&s->rwlock);
     bool orphans = false;
@@ -612,6 +619,7 @@ static void compactor_free(struct compactor *c)
 /* Whether the background trigger fires. Caller holds the rwlock. */
 static bool worth_compacting(const kv_store *s)
 {
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     uint64_t disk = 0, live = 0;
     for (size_t i = 0; i < s->nsegs; i++) {
         disk += atomic_load(&s->segs[i]->size);
@@ -653,6 +661,7 @@ static int check_free_space(const struct compactor *c)
  * for space changes nothing. *skip is set when there is nothing to do. */
 static int begin(struct compactor *c, bool background, bool *skip)
 {
+    KV_ASSERT(kv__mutex_held(&c->s->append_mu));
     kv_store *s = c->s;
     *skip = false;
     if (atomic_load(&s->read_only))
@@ -695,9 +704,9 @@ static int run(struct compactor *c, bool background)
 {
     kv_store *s = c->s;
     bool skip;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     int rc = begin(c, background, &skip);
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
     if (rc != 0 || skip)
         return rc;
     c->wbuf = malloc(WRITE_BUF);
@@ -727,9 +736,9 @@ static int run(struct compactor *c, bool background)
      * the snapshot is written (see the top comment). */
     pthread_t unlinker;
     bool threaded = pthread_create(&unlinker, NULL, unlink_inputs, c) == 0;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     int src = kv__snapshot_save_locked(s);
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
     if (src != 0)
         kv__log(s, KV_LOG_WARN, "snapshot after compaction failed: %s", kv_strerror(src));
     if (threaded)
@@ -741,7 +750,7 @@ static int run(struct compactor *c, bool background)
 
 static int compact(kv_store *s, bool background)
 {
-    pthread_mutex_lock(&s->compact_mu);
+    kv__mutex_lock(&s->compact_mu);
     uint64_t t0 = now_ms();
     struct compactor c = {.s = s, .in_fd = -1, .out_fd = -1};
     int rc = atomic_load(&s->compact_cancel) ? KV_EBUSY : run(&c, background);
@@ -761,7 +770,7 @@ static int compact(kv_store *s, bool background)
                 (unsigned long long)written, (unsigned long long)ms);
     }
     compactor_free(&c);
-    pthread_mutex_unlock(&s->compact_mu);
+    kv__mutex_unlock(&s->compact_mu);
     return rc;
 }
 

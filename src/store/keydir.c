@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "debug.h"
 #include "bloom.h"
 #include "index.h"
 #include "record.h"
@@ -26,13 +27,14 @@
 static void sub_live(kv_store *s, const struct kv_loc *loc, size_t key_len)
 {
     struct segment *seg = kv__segtab_find(s, loc->seg);
-    if (seg)
+    if (ALWAYS(seg))
         seg->live_bytes -= record_size(key_len, loc->val_len);
 }
 
 int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
                   const struct kv_loc *loc, bool *was_present)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     struct kv_loc old;
     bool replaced = false;
     int rc = index_upsert(&s->index, hash, key, key_len, loc, &old, &replaced);
@@ -48,13 +50,14 @@ int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
             bloom_add(s->bloom_next, hash);
     }
     struct segment *seg = kv__segtab_find(s, loc->seg);
-    if (seg)
+    if (ALWAYS(seg))
         seg->live_bytes += record_size(key_len, loc->val_len);
     return 0;
 }
 
 void kv__apply_delete(kv_store *s, uint64_t hash, const void *key, size_t key_len)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     struct kv_loc old;
     if (index_remove(&s->index, hash, key, key_len, &old) == 0)
         sub_live(s, &old, key_len);
@@ -93,6 +96,7 @@ static void bloom_fill_end_range(void *arg)
 
 int kv__rebuild_bloom(kv_store *s)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     struct bloom fresh;
     uint64_t capacity = 2 * (uint64_t)s->index.count;
     int rc = bloom_init(&fresh, capacity, s->opts.bloom_bits_per_key);
@@ -113,6 +117,7 @@ int kv__rebuild_bloom(kv_store *s)
 
 int kv__walk_index_shared(kv_store *s, index_visit_fn fn, void (*end_range)(void *arg), void *arg)
 {
+    KV_ASSERT(!kv__rwlock_held(&s->rwlock));
     uint64_t lo = 0;
     while (lo <= UINT32_MAX) {
         kv__rdlock(&s->rwlock);
@@ -137,6 +142,7 @@ int kv__walk_index_shared(kv_store *s, index_visit_fn fn, void (*end_range)(void
  * read lock) and writers (under the write lock) touch it, never at once. */
 int kv__rebuild_bloom_shared(kv_store *s)
 {
+    KV_ASSERT(!kv__rwlock_held(&s->rwlock));
     kv__rdlock(&s->rwlock);
     uint64_t capacity = 2 * (uint64_t)s->index.count;
     kv__unlock(&s->rwlock);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "bloom.h"
 #include "index.h"
 #include "io.h"
@@ -31,6 +32,7 @@
 #include "segment_scan.h"
 #include "snapshot.h"
 #include "store.h"
+#include "thread.h"
 #include "write.h"
 
 struct replay {
@@ -57,6 +59,7 @@ static int replay_one(const struct scan_record *r, void *arg)
 {
     struct replay *rp = arg;
     kv_store *s = rp->s;
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     if (r->status == KV_REC_UNKNOWN_OP) {
         kv__log(s, KV_LOG_ERROR,
                 "segment %u offset %llu: record with unknown op code %u; this version cannot "
@@ -94,6 +97,7 @@ static int replay_one(const struct scan_record *r, void *arg)
 /* Cuts the torn tail off the newest segment and makes the cut durable. */
 static int cut_torn_tail(kv_store *s, struct segment *seg, uint64_t at)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     uint64_t size = atomic_load(&seg->size);
     kv__log(s, KV_LOG_WARN, "segment %u: cutting %llu bytes of an incomplete write at offset %llu",
             seg->id, (unsigned long long)(size - at), (unsigned long long)at);
@@ -137,6 +141,7 @@ static int replay_segment(kv_store *s, struct segment *seg, bool newest, uint64_
  * opened for writing and becomes the active segment. */
 static int load_segment_table(kv_store *s, const uint32_t *ids, size_t n)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     for (size_t i = 0; i < n; i++) {
         bool newest = i == n - 1;
         char path[4096];
@@ -175,6 +180,7 @@ static int load_segment_table(kv_store *s, const uint32_t *ids, size_t n)
 /* Forgets whatever a rejected snapshot put in the index. */
 static int reset_index(kv_store *s)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
     for (size_t i = 0; i < s->nsegs; i++)
@@ -184,6 +190,7 @@ static int reset_index(kv_store *s)
 
 int kv__recover(kv_store *s)
 {
+    KV_ASSERT(!kv__rwlock_held(&s->rwlock));
     uint32_t *ids = NULL;
     size_t n = 0;
     int rc = kv__list_segments(s->io, s->dir, s, true, &ids, &n);
@@ -230,9 +237,9 @@ int kv__recover(kv_store *s)
             return rc;
         }
     } else if (atomic_load(&s->active->size) >= s->opts.segment_size) {
-        pthread_mutex_lock(&s->append_mu);
+        kv__mutex_lock(&s->append_mu);
         rc = kv__rotate(s, s->active->id + 1);
-        pthread_mutex_unlock(&s->append_mu);
+        kv__mutex_unlock(&s->append_mu);
     }
     return rc;
 }

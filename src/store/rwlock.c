@@ -36,6 +36,41 @@ static _Thread_local unsigned my_shard = UINT32_MAX;
 /* The lock this thread holds for writing, if any. */
 static _Thread_local const struct kv_rwlock *writing;
 
+#ifdef KV_DEBUG
+/* Debug builds: the read holds of this thread, by lock. A thread holds a
+ * few stores' locks at most (tests open several stores). */
+#define HELD_MAX 16
+static _Thread_local struct {
+    const struct kv_rwlock *lock;
+    unsigned reads;
+} held[HELD_MAX];
+
+static unsigned *reads_of(const struct kv_rwlock *l, bool add)
+{
+    for (unsigned i = 0; i < HELD_MAX; i++)
+        if (held[i].lock == l)
+            return &held[i].reads;
+    for (unsigned i = 0; add && i < HELD_MAX; i++)
+        if (held[i].reads == 0) {
+            held[i].lock = l;
+            return &held[i].reads;
+        }
+    KV_ASSERT(!add); /* more locks held at once than HELD_MAX */
+    return NULL;
+}
+
+bool kv__rwlock_held_write(const struct kv_rwlock *l)
+{
+    return writing == l;
+}
+
+bool kv__rwlock_held(const struct kv_rwlock *l)
+{
+    const unsigned *n = reads_of(l, false);
+    return writing == l || (n && *n > 0);
+}
+#endif
+
 static void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -91,6 +126,10 @@ void kv__rwlock_destroy(struct kv_rwlock *l)
 
 void kv__rdlock(struct kv_rwlock *l)
 {
+#ifdef KV_DEBUG
+    KV_ASSERT(!kv__rwlock_held(l)); /* not recursive: a writer in between would deadlock */
+    ++*reads_of(l, true);
+#endif
     atomic_uint *readers = shard_of_thread(l);
     for (;;) {
         atomic_fetch_add(readers, 1);
@@ -115,6 +154,7 @@ void kv__rdlock(struct kv_rwlock *l)
 
 void kv__wrlock(struct kv_rwlock *l)
 {
+    KV_ASSERT(!kv__rwlock_held(l));
     for (unsigned n = 1; atomic_load(&l->readers_waiting) != 0; n++)
         back_off(n);
     int tries = 0;
@@ -142,5 +182,10 @@ void kv__unlock(struct kv_rwlock *l)
         pthread_mutex_unlock(&l->writer_mu);
         return;
     }
+#ifdef KV_DEBUG
+    unsigned *n = reads_of(l, false);
+    KV_ASSERT(n && *n > 0);
+    --*n;
+#endif
     atomic_fetch_sub_explicit(shard_of_thread(l), 1, memory_order_release);
 }

@@ -16,6 +16,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "debug.h"
+
 /* Reader shards, and the cache line each takes (segments' pin counts use
  * the same shards). */
 #define READER_SHARDS 8
@@ -42,5 +44,13 @@ void kv__unlock(struct kv_rwlock *l);
 
 /* The reader shard of the calling thread, 0 .. READER_SHARDS-1. */
 unsigned kv__thread_shard(void);
+
+#ifdef KV_DEBUG
+/* Whether the calling thread holds l, either way, or for writing. Debug
+ * builds keep a per-thread count of read holds for this; release builds
+ * know only the writer (which kv__unlock needs anyway). */
+bool kv__rwlock_held(const struct kv_rwlock *l);
+bool kv__rwlock_held_write(const struct kv_rwlock *l);
+#endif
 
 #endif /* KV_STORE_RWLOCK_H */

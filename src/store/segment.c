@@ -28,10 +28,12 @@
 
 #include "segment.h"
 
+#include "debug.h"
 #include "io.h"
 #include "logging.h"
 #include "rwlock.h"
 #include "store.h"
+#include "thread.h"
 
 int kv__segment_path(const char *dir, uint32_t id, bool tmp, char *buf, size_t len)
 {
@@ -173,15 +175,16 @@ int kv__segment_create(kv_store *s, uint32_t id, struct segment **out)
         return rc;
     }
     seg->writable = true;
-    pthread_mutex_lock(&s->seg_mu);
+    kv__mutex_lock(&s->seg_mu);
     s->open_fds++;
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__mutex_unlock(&s->seg_mu);
     *out = seg;
     return 0;
 }
 
 int kv__segtab_add(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     if (s->nsegs == s->segs_cap) {
         size_t ncap = s->segs_cap ? s->segs_cap * 2 : 16;
         struct segment **grown = realloc(s->segs, ncap * sizeof(*grown));
@@ -202,6 +205,7 @@ int kv__segtab_add(kv_store *s, struct segment *seg)
 
 struct segment *kv__segtab_find(const kv_store *s, uint32_t id)
 {
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     size_t lo = 0, hi = s->nsegs;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -219,6 +223,7 @@ struct segment *kv__segtab_find(const kv_store *s, uint32_t id)
 /* Unmaps, closes and frees seg; seg_mu held. */
 static void segment_destroy_locked(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(kv__mutex_held(&s->seg_mu));
     const uint8_t *map = atomic_load(&seg->map);
     if (map)
         s->io->unmap(s->io->ctx, (void *)map, seg->map_len);
@@ -231,6 +236,7 @@ static void segment_destroy_locked(kv_store *s, struct segment *seg)
 
 void kv__segtab_remove(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     for (size_t i = 0; i < s->nsegs; i++) {
         if (s->segs[i] != seg)
             continue;
@@ -245,6 +251,8 @@ void kv__segtab_remove(kv_store *s, struct segment *seg)
  * table is stable. */
 static void evict_idle(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->seg_mu));
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     while (s->open_fds > s->opts.max_open_files) {
         struct segment *victim = NULL;
         for (size_t i = 0; i < s->nsegs; i++) {
@@ -266,6 +274,7 @@ static void evict_idle(kv_store *s)
  * runs evict_idle once it has what it needs from the descriptor. */
 static int open_fd_locked(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(kv__mutex_held(&s->seg_mu));
     if (seg->fd >= 0)
         return 0;
     char path[4096];
@@ -288,6 +297,8 @@ static int open_fd_locked(kv_store *s, struct segment *seg)
  * too. seg_mu held, and the rwlock, so that writable is stable. */
 static void map_locked(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(kv__mutex_held(&s->seg_mu));
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     if (atomic_load_explicit(&seg->map_tried, memory_order_relaxed))
         return;
     uint64_t size = atomic_load(&seg->size);
@@ -327,15 +338,16 @@ void kv__segment_unpin(struct segment *seg)
 
 void kv__segment_discard(kv_store *s, struct segment *seg)
 {
-    pthread_mutex_lock(&s->seg_mu);
+    kv__mutex_lock(&s->seg_mu);
     segment_destroy_locked(s, seg);
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__mutex_unlock(&s->seg_mu);
 }
 
 /* Pins are only taken under the lock while seg is in the table, so once it
  * is out and the lock released, the counts only fall. */
 void kv__segment_retire(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(!kv__rwlock_held(&s->rwlock));
     for (unsigned i = 0; i < READER_SHARDS; i++)
         while (atomic_load_explicit(&seg->pins[i].n, memory_order_acquire) != 0)
             sched_yield();
@@ -344,10 +356,11 @@ void kv__segment_retire(kv_store *s, struct segment *seg)
 
 const uint8_t *kv__segment_view(kv_store *s, struct segment *seg, uint64_t off, uint64_t len)
 {
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     if (!atomic_load_explicit(&seg->map_tried, memory_order_acquire)) {
-        pthread_mutex_lock(&s->seg_mu);
+        kv__mutex_lock(&s->seg_mu);
         map_locked(s, seg);
-        pthread_mutex_unlock(&s->seg_mu);
+        kv__mutex_unlock(&s->seg_mu);
     }
     const uint8_t *map = atomic_load_explicit(&seg->map, memory_order_relaxed);
     uint64_t end = off + len;
@@ -358,7 +371,8 @@ const uint8_t *kv__segment_view(kv_store *s, struct segment *seg, uint64_t off, 
 
 int kv__segment_get_fd(kv_store *s, struct segment *seg, int *fd)
 {
-    pthread_mutex_lock(&s->seg_mu);
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
+    kv__mutex_lock(&s->seg_mu);
     int rc = open_fd_locked(s, seg);
     if (rc == 0) {
         seg->fd_users++;
@@ -366,23 +380,24 @@ int kv__segment_get_fd(kv_store *s, struct segment *seg, int *fd)
         *fd = seg->fd;
         evict_idle(s);
     }
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__mutex_unlock(&s->seg_mu);
     return rc;
 }
 
 void kv__segment_put_fd(kv_store *s, struct segment *seg)
 {
-    pthread_mutex_lock(&s->seg_mu);
+    kv__mutex_lock(&s->seg_mu);
+    KV_ASSERT(seg->fd_users > 0);
     seg->fd_users--;
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__mutex_unlock(&s->seg_mu);
 }
 
 void kv__segtab_free(kv_store *s)
 {
-    pthread_mutex_lock(&s->seg_mu);
+    kv__mutex_lock(&s->seg_mu);
     for (size_t i = 0; i < s->nsegs; i++)
         segment_destroy_locked(s, s->segs[i]);
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__mutex_unlock(&s->seg_mu);
     free(s->segs);
     s->segs = NULL;
     s->nsegs = s->segs_cap = 0;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "bloom.h"
 #include "index.h"
 #include "io.h"
@@ -467,6 +468,7 @@ static int reserve_for(kv_store *s, uint64_t nkeys, bool bloom_loaded)
 int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *pos_seg,
                       uint64_t *pos_off)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     struct snap_reader r;
     struct snap_view v = {0};
     char reason[160] = "";

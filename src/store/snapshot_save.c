@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "bloom.h"
 #include "index.h"
 #include "io.h"
@@ -24,6 +25,7 @@
 #include "segment.h"
 #include "snapshot.h"
 #include "store.h"
+#include "thread.h"
 #include "write.h"
 
 #define SNAP_WRITE_BUF (1u << 20)
@@ -99,6 +101,7 @@ static int encode_bloom(const struct bloom *f, struct snap_writer *w)
 /* Writes the whole file but its CRC; caller holds the read lock. */
 static int encode_snapshot(const kv_store *s, struct snap_writer *w)
 {
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     uint8_t *p = writer_take(w, SNAP_HEADER_LEN);
     if (!p)
         return w->rc;
@@ -180,6 +183,7 @@ static int write_snapshot(kv_store *s)
 
 int kv__snapshot_save_locked(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     /* The position it records must be durable, or a crash would leave the
      * snapshot naming bytes that are gone (it would then be ignored). */
     int rc = kv__sync_active(s);
@@ -190,8 +194,8 @@ int kv_save_snapshot(kv_store *s)
 {
     if (!s)
         return KV_EINVAL;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     int rc = atomic_load(&s->read_only) ? KV_EREADONLY : kv__snapshot_save_locked(s);
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
     return rc;
 }

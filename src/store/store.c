@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "bloom.h"
 #include "compaction.h"
 #include "dirlock.h"
@@ -24,6 +25,7 @@
 #include "segment.h"
 #include "snapshot.h"
 #include "store.h"
+#include "thread.h"
 #include "write.h"
 
 #define MIN_SEGMENT_SIZE (4u << 10)
@@ -78,10 +80,10 @@ static int init_sync(kv_store *s)
     int rc = kv__rwlock_init(&s->rwlock);
     if (rc != 0)
         return rc;
-    pthread_mutex_init(&s->append_mu, NULL);
-    pthread_mutex_init(&s->seg_mu, NULL);
-    pthread_mutex_init(&s->queue_mu, NULL);
-    pthread_mutex_init(&s->compact_mu, NULL);
+    kv__mutex_init(&s->append_mu);
+    kv__mutex_init(&s->seg_mu);
+    kv__mutex_init(&s->queue_mu);
+    kv__mutex_init(&s->compact_mu);
     return 0;
 }
 
@@ -92,10 +94,10 @@ static void store_free(kv_store *s)
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
     kv__rwlock_destroy(&s->rwlock);
-    pthread_mutex_destroy(&s->append_mu);
-    pthread_mutex_destroy(&s->seg_mu);
-    pthread_mutex_destroy(&s->queue_mu);
-    pthread_mutex_destroy(&s->compact_mu);
+    kv__mutex_destroy(&s->append_mu);
+    kv__mutex_destroy(&s->seg_mu);
+    kv__mutex_destroy(&s->queue_mu);
+    kv__mutex_destroy(&s->compact_mu);
     kv__dirlock_release(s);
     free(s->dir);
     free(s);
@@ -158,13 +160,13 @@ int kv_close(kv_store *s)
 {
     if (!s)
         return 0;
-    pthread_mutex_lock(&s->queue_mu);
+    kv__mutex_lock(&s->queue_mu);
     s->closing = true;
-    pthread_mutex_unlock(&s->queue_mu);
+    kv__mutex_unlock(&s->queue_mu);
     kv__stop_compactor(s);
     kv__stop_sync_thread(s);
     int rc = 0;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     /* A snapshot only after a successful sync: it records a log position,
      * which must be durable. */
     if (!atomic_load(&s->read_only)) {
@@ -172,7 +174,7 @@ int kv_close(kv_store *s)
         if (rc == 0)
             rc = kv__snapshot_save_locked(s);
     }
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
     store_free(s);
     return rc;
 }
@@ -222,6 +224,7 @@ struct read_at {
 /* Looks key up; caller holds the read lock. */
 static int locate(kv_store *s, const void *key, size_t key_len, struct read_at *at)
 {
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     uint64_t h = index_hash(key, key_len);
     /* The slot's cache miss overlaps the bloom filter's. */
     index_prefetch_slot(&s->index, h);
@@ -237,7 +240,7 @@ static int locate(kv_store *s, const void *key, size_t key_len, struct read_at *
     }
     at->loc = e->loc;
     at->seg = kv__segtab_find(s, at->loc.seg);
-    if (!at->seg) {
+    if (NEVER(!at->seg)) {
         kv__log(s, KV_LOG_ERROR, "index names segment %u, which is not open", at->loc.seg);
         return KV_EIO;
     }
@@ -388,9 +391,9 @@ int kv_sync(kv_store *s)
 {
     if (!s)
         return KV_EINVAL;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     int rc = atomic_load(&s->read_only) ? KV_EREADONLY : kv__sync_active(s);
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
     return rc;
 }
 

@@ -26,7 +26,8 @@
  *   bloom.c         the bloom filter in front of the index
  *   record.c        the on-disk record: encoding and CRC-32
  *   rwlock.c        the in-memory reader-writer lock of the index
- *   thread.c        background threads: a task every period, until stopped
+ *   thread.c        mutexes that know their holder (debug builds); background
+ *                   threads: a task every period, until stopped
  *   logging.c       diagnostic messages to the user's log callback
  *   io.c            the file-system table (struct kv_io) and its helpers
  *   errors.c        kv_strerror, kv_version; errno to KV_E... codes
@@ -43,7 +44,10 @@
  *               compaction) hold it for batches of index updates.
  *   seg_mu      the descriptor cache of segments and their first mapping.
  * queue_mu guards the writers' queue; it is taken last, under append_mu by
- * the group-commit leader, and under no other lock.
+ * the group-commit leader, and under no other lock. None is recursive.
+ * Functions whose caller must hold a lock check it in debug builds
+ * (debug.h): KV_ASSERT(kv__mutex_held(&s->append_mu)),
+ * KV_ASSERT(kv__rwlock_held_write(&s->rwlock)) and the like.
  */
 #ifndef KV_STORE_STORE_H
 #define KV_STORE_STORE_H
@@ -72,10 +76,10 @@ struct kv_store {
     const struct kv_io *io;
     int dir_lock_fd; /* the LOCK file (dirlock.c) */
 
-    pthread_mutex_t append_mu;
+    struct kv_mutex append_mu;
     struct kv_rwlock rwlock;
-    pthread_mutex_t seg_mu;
-    pthread_mutex_t queue_mu;
+    struct kv_mutex seg_mu;
+    struct kv_mutex queue_mu;
 
     struct index index;
     struct bloom bloom;
@@ -100,7 +104,7 @@ struct kv_store {
 
     /* Compaction: one at a time (compact_mu, taken before append_mu), and
      * the background thread that triggers it. */
-    pthread_mutex_t compact_mu;
+    struct kv_mutex compact_mu;
     struct kv_bgthread compactor;
     atomic_bool compact_cancel;
 

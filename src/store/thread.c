@@ -1,5 +1,6 @@
 /*
- * thread.c - background threads that run a task every period.
+ * thread.c - background threads that run a task every period, and the
+ * thread identity of the debug builds' lock checks (thread.h).
  *
  * The wait is a condition variable on CLOCK_MONOTONIC, so that a change of
  * the wall clock neither fires a task early nor holds it back, and so that a
@@ -11,6 +12,16 @@
 #include <time.h>
 
 #include "kvstore.h"
+
+#ifdef KV_DEBUG
+/* Its address differs between every two threads that are alive at once. */
+static _Thread_local char thread_marker;
+
+uintptr_t kv__thread_id(void)
+{
+    return (uintptr_t)&thread_marker;
+}
+#endif
 
 static void *bgthread_main(void *arg)
 {

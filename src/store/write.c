@@ -35,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "debug.h"
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
@@ -91,6 +92,7 @@ static uint64_t now_ns(void)
 /* fdatasync of the active segment's unsynced bytes; append_mu held. */
 static int sync_active(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
     uint64_t size = atomic_load(&a->size);
     if (a->synced_size == size)
@@ -108,6 +110,7 @@ static int sync_active(kv_store *s)
 
 int kv__sync_active(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     /* Outside the append path, unsynced bytes are acknowledged writes (sync
      * modes interval and none): if they cannot be made durable, no later
      * fsync can be trusted to have done it either. */
@@ -119,6 +122,7 @@ int kv__sync_active(kv_store *s)
 
 int kv__rotate(kv_store *s, uint32_t new_id)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *old = s->active;
     int rc = kv__sync_active(s);
     if (rc != 0)
@@ -148,6 +152,7 @@ int kv__rotate(kv_store *s, uint32_t new_id)
 /* Cuts the active segment back to len after a failed write or sync. */
 static int truncate_active(kv_store *s, uint64_t len)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
     if (s->io->ftruncate(s->io->ctx, a->fd, (off_t)len) != 0) {
         int err = errno;
@@ -163,6 +168,7 @@ static int truncate_active(kv_store *s, uint64_t len)
  * move to a fresh segment. */
 static void abandon_unsynced_tail(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
     if (truncate_active(s, a->synced_size) != 0 || kv__fsync_counted(s, a->fd, false) != 0) {
         set_read_only(s, "the unsynced tail of a segment could not be cut off");
@@ -181,10 +187,11 @@ static void abandon_unsynced_tail(kv_store *s)
 static void take_batch(kv_store *s, struct write_req *first, uint64_t size, uint64_t limit,
                        bool alone, struct write_req **last, size_t *count)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     uint64_t bytes = req_size(first);
     struct write_req *w = first;
     size_t n = 1;
-    pthread_mutex_lock(&s->queue_mu);
+    kv__mutex_lock(&s->queue_mu);
     while (!alone && w->next && n < BATCH_MAX_RECORDS) {
         uint64_t more = req_size(w->next);
         if (bytes + more > BATCH_MAX_BYTES || size + bytes + more > limit)
@@ -203,7 +210,7 @@ static void take_batch(kv_store *s, struct write_req *first, uint64_t size, uint
     s->round_writers = n + left;
     if (next)
         sem_post(&next->wake);
-    pthread_mutex_unlock(&s->queue_mu);
+    kv__mutex_unlock(&s->queue_mu);
     *last = w;
     *count = n;
 }
@@ -214,6 +221,7 @@ static void take_batch(kv_store *s, struct write_req *first, uint64_t size, uint
  * and fails. append_mu held. */
 static int plan_batch(kv_store *s, struct write_req *first, struct write_req **last, size_t *count)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     uint64_t limit = s->opts.segment_size;
     uint64_t size = atomic_load(&s->active->size);
     int rc = atomic_load(&s->read_only) ? KV_EREADONLY : 0;
@@ -228,6 +236,7 @@ static int plan_batch(kv_store *s, struct write_req *first, struct write_req **l
 /* Writes the batch at the end of the active segment. append_mu held. */
 static int write_batch(kv_store *s, struct write_req *first, size_t count)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
     uint64_t start = atomic_load(&a->size);
     struct iovec stack_iov[STACK_IOVS];
@@ -270,6 +279,7 @@ static int write_batch(kv_store *s, struct write_req *first, size_t count)
 /* Applies a written batch to the index, in log order. append_mu held. */
 static int apply_batch(kv_store *s, struct write_req *first, size_t count)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     int rc = 0;
     kv__wrlock(&s->rwlock);
     struct write_req *w = first;
@@ -303,11 +313,12 @@ static int apply_batch(kv_store *s, struct write_req *first, size_t count)
  */
 static void await_writers(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     if (s->opts.sync_mode != KV_SYNC_ALWAYS || s->last_sync_ns == 0)
         return;
-    pthread_mutex_lock(&s->queue_mu);
+    kv__mutex_lock(&s->queue_mu);
     size_t want = s->round_writers;
-    pthread_mutex_unlock(&s->queue_mu);
+    kv__mutex_unlock(&s->queue_mu);
     if (atomic_load_explicit(&s->queue_len, memory_order_relaxed) >= want)
         return;
     uint64_t until = now_ns() + s->last_sync_ns / 2;
@@ -323,7 +334,7 @@ static int lead_batch(kv_store *s, struct write_req *first)
 {
     size_t count = 1;
     struct write_req *last = first;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     await_writers(s);
     int rc = plan_batch(s, first, &last, &count);
     if (rc == 0) {
@@ -343,7 +354,7 @@ static int lead_batch(kv_store *s, struct write_req *first)
         rc = write_batch(s, first, count);
     if (rc == 0)
         rc = apply_batch(s, first, count);
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
     return rc;
 }
 
@@ -394,14 +405,15 @@ static void encode_request(struct write_req *w)
 int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
               size_t val_len)
 {
+    KV_ASSERT(!kv__rwlock_held(&s->rwlock) && !kv__mutex_held(&s->append_mu));
     struct write_req w = {.op = op, .key = key, .key_len = key_len, .val = val, .val_len = val_len};
     w.hash = index_hash(key, key_len);
     encode_request(&w);
     sem_init(&w.wake, 0, 0);
 
-    pthread_mutex_lock(&s->queue_mu);
+    kv__mutex_lock(&s->queue_mu);
     if (s->closing) {
-        pthread_mutex_unlock(&s->queue_mu);
+        kv__mutex_unlock(&s->queue_mu);
         sem_destroy(&w.wake);
         return KV_EBUSY;
     }
@@ -416,7 +428,7 @@ int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const vo
                           atomic_load_explicit(&s->queue_len, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     bool lead = s->queue_head == &w;
-    pthread_mutex_unlock(&s->queue_mu);
+    kv__mutex_unlock(&s->queue_mu);
 
     /* Posted once: either this write is done, or it heads the queue now. */
     if (!lead) {
@@ -439,10 +451,10 @@ int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const vo
 static void sync_task(void *arg)
 {
     kv_store *s = arg;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     if (!atomic_load(&s->read_only))
         kv__sync_active(s);
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
 }
 
 int kv__start_sync_thread(kv_store *s)
