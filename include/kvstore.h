@@ -338,6 +338,11 @@ typedef enum {
                             does not know */
 } kv_record_status;
 
+/* The name of a record status, as the CLI's dump prints it: "ok",
+ * "bad-checksum", "damaged", "incomplete", "unknown-op"; "?" for a value
+ * outside the enum. A static string, never NULL. */
+KV_API const char *kv_record_status_name(kv_record_status status);
+
 #define KV_OP_SET    1
 #define KV_OP_DELETE 2
 

@@ -43,18 +43,6 @@ struct replay {
     uint64_t truncate_at;
 };
 
-static const char *status_text(kv_record_status st)
-{
-    switch (st) {
-    case KV_REC_BAD_CHECKSUM:
-        return "record failed its checksum";
-    case KV_REC_TORN:
-        return "incomplete record";
-    default:
-        return "damaged bytes";
-    }
-}
-
 static int replay_one(const struct scan_record *r, void *arg)
 {
     struct replay *rp = arg;
@@ -74,8 +62,9 @@ static int replay_one(const struct scan_record *r, void *arg)
             return 0;
         }
         atomic_fetch_add(&s->n_checksum_errors, 1);
-        kv__log(s, KV_LOG_WARN, "segment %u offset %llu: %s, %llu bytes skipped", rp->seg->id,
-                (unsigned long long)r->off, status_text(r->status), (unsigned long long)r->len);
+        kv__log(s, KV_LOG_WARN, "segment %u offset %llu: %llu bytes skipped (%s)", rp->seg->id,
+                (unsigned long long)r->off, (unsigned long long)r->len,
+                kv_record_status_name(r->status));
         return 0;
     }
     if (r->key_len == 0 || r->off > UINT32_MAX) {

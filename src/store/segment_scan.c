@@ -7,7 +7,8 @@
  * where a record checks out again (resynchronisation on the magic), so one
  * damaged record never hides the records after it. Every record is verified
  * in full, values included, in windows of WINDOW bytes, so memory stays
- * bounded whatever the size of a value.
+ * bounded whatever the size of a value. The statuses it gives have one set of
+ * names, kv_record_status_name(), for the log and for the tools alike.
  */
 #include "segment_scan.h"
 
@@ -109,6 +110,23 @@ static int probe(struct reader *r, uint64_t pos, struct scan_record *rec, enum p
     else
         *out = PROBE_OK;
     return 0;
+}
+
+const char *kv_record_status_name(kv_record_status status)
+{
+    switch (status) {
+    case KV_REC_OK:
+        return "ok";
+    case KV_REC_BAD_CHECKSUM:
+        return "bad-checksum";
+    case KV_REC_DAMAGED:
+        return "damaged";
+    case KV_REC_TORN:
+        return "incomplete";
+    case KV_REC_UNKNOWN_OP:
+        return "unknown-op";
+    }
+    return "?";
 }
 
 static bool probe_good(enum probe p)

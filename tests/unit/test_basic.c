@@ -192,6 +192,17 @@ static void test_strerror_names_every_code(void **state)
     assert_string_equal(kv_version(), KV_VERSION_STRING);
 }
 
+static void test_record_status_names_are_the_dump_names(void **state)
+{
+    (void)state;
+    assert_string_equal(kv_record_status_name(KV_REC_OK), "ok");
+    assert_string_equal(kv_record_status_name(KV_REC_BAD_CHECKSUM), "bad-checksum");
+    assert_string_equal(kv_record_status_name(KV_REC_DAMAGED), "damaged");
+    assert_string_equal(kv_record_status_name(KV_REC_TORN), "incomplete");
+    assert_string_equal(kv_record_status_name(KV_REC_UNKNOWN_OP), "unknown-op");
+    assert_string_equal(kv_record_status_name((kv_record_status)99), "?");
+}
+
 static void test_get_crc_returns_crc_of_the_value(void **state)
 {
     struct fixture *f = *state;
@@ -376,6 +387,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_invalid_arguments_are_refused, setup, teardown),
         cmocka_unit_test(test_strerror_names_every_code),
+        cmocka_unit_test(test_record_status_names_are_the_dump_names),
         cmocka_unit_test_setup_teardown(test_get_crc_returns_crc_of_the_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_count_keys_bytes_and_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_is_sorted_with_prefix_after_and_limit, setup,
