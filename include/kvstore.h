@@ -218,6 +218,16 @@ KV_API int kv_close(kv_store *s);
 KV_API int kv_put(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len);
 
 /*
+ * kv_put that also returns the CRC-32 (zlib's crc32) of val alone in
+ * *value_crc, taken in the same pass that checksums the record (and combined
+ * into the record's checksum): no second pass over the value. It is what an
+ * HTTP server wants for an etag, and what kv_get_crc gives back later.
+ * value_crc may be NULL; it is written only on success. Codes as kv_put.
+ */
+KV_API int kv_put_crc(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len,
+                      uint32_t *value_crc);
+
+/*
  * Reads the value of key. On success *val is a new allocation of *val_len
  * bytes (plus one zero byte after them, so that text values can be printed),
  * owned by the caller and released with kv_free(). The record's checksum is

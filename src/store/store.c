@@ -181,16 +181,26 @@ int kv_close(kv_store *s)
 
 /* ---- single-key operations */
 
-int kv_put(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len)
+int kv_put_crc(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len,
+               uint32_t *value_crc)
 {
     if (!s || !key_valid(key, key_len) || (!val && val_len > 0))
         return KV_EINVAL;
     if (val_len > KV_MAX_VALUE_LEN)
         return KV_ETOOBIG;
-    int rc = kv__write(s, KV_OP_SET, key, key_len, val, val_len);
-    if (rc == 0)
-        atomic_fetch_add_explicit(&s->n_puts, 1, memory_order_relaxed);
-    return rc;
+    uint32_t vcrc = 0;
+    int rc = kv__write(s, KV_OP_SET, key, key_len, val, val_len, value_crc ? &vcrc : NULL);
+    if (rc != 0)
+        return rc;
+    atomic_fetch_add_explicit(&s->n_puts, 1, memory_order_relaxed);
+    if (value_crc)
+        *value_crc = vcrc;
+    return 0;
+}
+
+int kv_put(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    return kv_put_crc(s, key, key_len, val, val_len, NULL);
 }
 
 int kv_exists(kv_store *s, const void *key, size_t key_len)
@@ -209,7 +219,7 @@ int kv_delete(kv_store *s, const void *key, size_t key_len)
     int rc = kv_exists(s, key, key_len);
     if (rc != 0)
         return rc;
-    rc = kv__write(s, KV_OP_DELETE, key, key_len, NULL, 0);
+    rc = kv__write(s, KV_OP_DELETE, key, key_len, NULL, 0, NULL);
     if (rc == 0)
         atomic_fetch_add_explicit(&s->n_deletes, 1, memory_order_relaxed);
     return rc;

@@ -372,26 +372,40 @@ static void finish_batch(struct write_req *first, int rc)
     }
 }
 
-/* Encodes the record of w into its iovecs, checksum included. */
-static void encode_request(struct write_req *w)
+/* The record checksum over head (the CRC of op, lengths and key) and the
+ * value. With value_crc, the value's own CRC too, from the same single pass
+ * over it: computed apart and combined into the record's. */
+static uint32_t record_crc(uint32_t head, const void *val, size_t val_len, uint32_t *value_crc)
+{
+    if (!value_crc)
+        return record_crc_update(head, val, val_len);
+    *value_crc = record_crc_update(0, val, val_len);
+    return record_crc_combine(head, *value_crc, val_len);
+}
+
+/* Encodes the record of w into its iovecs, checksum included; with
+ * value_crc, also gives the CRC of the value alone. */
+static void encode_request(struct write_req *w, uint32_t *value_crc)
 {
     uint8_t *p = w->buf;
     record_encode_header(p, w->op, (uint32_t)w->key_len, (uint32_t)w->val_len);
     uint64_t len = req_size(w);
     if (len <= sizeof(w->buf)) {
+        uint8_t *v = p + RECORD_HEADER_LEN + w->key_len;
         memcpy(p + RECORD_HEADER_LEN, w->key, w->key_len);
         if (w->val_len > 0)
-            memcpy(p + RECORD_HEADER_LEN + w->key_len, w->val, w->val_len);
-        put_u32(p + len - RECORD_TRAILER_LEN,
-                record_crc_update(0, p + 2, len - 2 - RECORD_TRAILER_LEN));
+            memcpy(v, w->val, w->val_len);
+        uint32_t crc = value_crc ? record_crc(record_crc_update(0, p + 2, (size_t)(v - p - 2)), v,
+                                              w->val_len, value_crc)
+                                 : record_crc_update(0, p + 2, len - 2 - RECORD_TRAILER_LEN);
+        put_u32(p + len - RECORD_TRAILER_LEN, crc);
         w->iov[0] = (struct iovec){.iov_base = p, .iov_len = len};
         w->niov = 1;
         return;
     }
     uint8_t *trailer = p + RECORD_HEADER_LEN;
-    uint32_t crc = record_crc_head(p, w->key, w->key_len);
-    if (w->val_len > 0)
-        crc = record_crc_update(crc, w->val, w->val_len);
+    uint32_t crc =
+        record_crc(record_crc_head(p, w->key, w->key_len), w->val, w->val_len, value_crc);
     put_u32(trailer, crc);
     int n = 0;
     w->iov[n++] = (struct iovec){.iov_base = p, .iov_len = RECORD_HEADER_LEN};
@@ -403,12 +417,12 @@ static void encode_request(struct write_req *w)
 }
 
 int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
-              size_t val_len)
+              size_t val_len, uint32_t *value_crc)
 {
     KV_ASSERT(!kv__rwlock_held(&s->rwlock) && !kv__mutex_held(&s->append_mu));
     struct write_req w = {.op = op, .key = key, .key_len = key_len, .val = val, .val_len = val_len};
     w.hash = index_hash(key, key_len);
-    encode_request(&w);
+    encode_request(&w, value_crc);
     sem_init(&w.wake, 0, 0);
 
     kv__mutex_lock(&s->queue_mu);

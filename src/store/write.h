@@ -12,9 +12,11 @@
 
 /* Appends one record (op KV_OP_SET or KV_OP_DELETE) through group commit
  * and applies it to the index; durable when it returns 0 in sync mode
- * always. Caller holds no lock. */
+ * always. value_crc, when not NULL, receives the CRC-32 of val, from the
+ * pass that checksums the record (set whatever the outcome). Caller holds
+ * no lock. */
 int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
-              size_t val_len);
+              size_t val_len, uint32_t *value_crc);
 
 /* Seals the active segment and starts segment new_id. Caller holds
  * append_mu. */

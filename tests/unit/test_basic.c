@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "testutil.h"
 
@@ -215,6 +216,49 @@ static void test_get_crc_returns_crc_of_the_value(void **state)
     assert_int_equal(crc, 0xec4ac3d0); /* crc32("Hello, World!") */
 }
 
+/* kv_put_crc gives the CRC-32 of the value, as zlib computes it and as
+ * kv_get_crc gives it back: for a small record (encoded whole), a large one
+ * (encoded in pieces), and an empty value. */
+static void test_put_crc_returns_crc_of_the_value(void **state)
+{
+    struct fixture *f = *state;
+    uint32_t crc = 1;
+    assert_int_equal(kv_put_crc(f->s, "user:123", 8, "Hello, World!", 13, &crc), 0);
+    assert_int_equal(crc, 0xec4ac3d0); /* crc32("Hello, World!") */
+
+    size_t big_len = 100000;
+    uint8_t *big = malloc(big_len);
+    assert_non_null(big);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (uint8_t)(i * 131 + 7);
+    uint32_t want = (uint32_t)crc32(crc32(0L, Z_NULL, 0), big, (uInt)big_len);
+    assert_int_equal(kv_put_crc(f->s, "big", 3, big, big_len, &crc), 0);
+    assert_int_equal(crc, want);
+    void *v;
+    size_t n;
+    uint32_t got = 0;
+    assert_int_equal(kv_get_crc(f->s, "big", 3, &v, &n, &got), 0);
+    assert_int_equal(got, want);
+    assert_int_equal(n, big_len);
+    assert_memory_equal(v, big, big_len);
+    kv_free(v);
+    free(big);
+
+    assert_int_equal(kv_put_crc(f->s, "empty", 5, "", 0, &crc), 0);
+    assert_int_equal(crc, 0);
+    assert_int_equal(kv_put_crc(f->s, "nocrc", 5, "x", 1, NULL), 0);
+    tu_assert_str(f->s, "nocrc", "x");
+    /* A put that fails leaves *value_crc alone. */
+    crc = 12345;
+    assert_int_equal(kv_put_crc(f->s, "", 0, "x", 1, &crc), KV_EINVAL);
+    assert_int_equal(crc, 12345);
+
+    /* The records check out on their own: a reopen reads them back. */
+    reopen(f);
+    tu_assert_str(f->s, "user:123", "Hello, World!");
+    tu_assert_str(f->s, "empty", "");
+}
+
 static void test_stats_count_keys_bytes_and_segments(void **state)
 {
     struct fixture *f = *state;
@@ -389,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_strerror_names_every_code),
         cmocka_unit_test(test_record_status_names_are_the_dump_names),
         cmocka_unit_test_setup_teardown(test_get_crc_returns_crc_of_the_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_crc_returns_crc_of_the_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_count_keys_bytes_and_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_is_sorted_with_prefix_after_and_limit, setup,
                                         teardown),
