@@ -253,8 +253,10 @@ KV_API int kv_exists(kv_store *s, const void *key, size_t key_len);
 
 /*
  * Deletes key by appending a tombstone (durable as kv_put is). A key that is
- * not in the store gives KV_ENOTFOUND and writes nothing. Other codes as
- * kv_put.
+ * not in the store gives KV_ENOTFOUND and writes nothing. Whether it is there
+ * is decided atomically with the write, in the order of concurrent writes: a
+ * delete that follows a put of the key sees it, and of two deletes of one
+ * key only the first finds it. Other codes as kv_put.
  */
 KV_API int kv_delete(kv_store *s, const void *key, size_t key_len);
 

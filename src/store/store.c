@@ -189,7 +189,8 @@ int kv_put_crc(kv_store *s, const void *key, size_t key_len, const void *val, si
     if (val_len > KV_MAX_VALUE_LEN)
         return KV_ETOOBIG;
     uint32_t vcrc = 0;
-    int rc = kv__write(s, KV_OP_SET, key, key_len, val, val_len, value_crc ? &vcrc : NULL);
+    int rc =
+        kv__write(s, KV_OP_SET, key, key_len, val, val_len, KV_COND_NONE, value_crc ? &vcrc : NULL);
     if (rc != 0)
         return rc;
     atomic_fetch_add_explicit(&s->n_puts, 1, memory_order_relaxed);
@@ -216,10 +217,11 @@ int kv_exists(kv_store *s, const void *key, size_t key_len)
 
 int kv_delete(kv_store *s, const void *key, size_t key_len)
 {
-    int rc = kv_exists(s, key, key_len);
-    if (rc != 0)
-        return rc;
-    rc = kv__write(s, KV_OP_DELETE, key, key_len, NULL, 0, NULL);
+    if (!s || !key_valid(key, key_len))
+        return KV_EINVAL;
+    /* Whether the key exists is decided with the write, by the group-commit
+     * leader (write.c): a delete of an absent key writes nothing. */
+    int rc = kv__write(s, KV_OP_DELETE, key, key_len, NULL, 0, KV_COND_PRESENT, NULL);
     if (rc == 0)
         atomic_fetch_add_explicit(&s->n_deletes, 1, memory_order_relaxed);
     return rc;

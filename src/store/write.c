@@ -9,6 +9,15 @@
  * hands each waiting writer its result. So N concurrent writers pay for about
  * one fdatasync, not N, and the index only ever shows durable records.
  *
+ * A write may carry a condition (enum kv__write_cond: kv_delete's "the key
+ * exists"). The leader decides the conditions of its batch when it has taken
+ * it, in log order, under the lock it holds anyway to size the index: each
+ * against the index as the earlier batches left it and against the earlier
+ * writes of the same key in this batch. A write whose condition fails is
+ * left out of the batch: it writes nothing and gets the condition's code.
+ * Since only a leader changes the index's keys (under append_mu), nothing can
+ * change the outcome between the decision and the write.
+ *
  * Each waiting writer sleeps on its own semaphore, posted exactly once: when
  * its write is done, or when it becomes the head of the queue. The leader
  * takes its batch off the queue before writing it and promotes the next
@@ -35,6 +44,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bloom.h"
 #include "debug.h"
 #include "index.h"
 #include "io.h"
@@ -53,6 +63,8 @@
 
 struct write_req {
     uint8_t op;
+    uint8_t cond; /* enum kv__write_cond */
+    bool skip;    /* its condition failed: left out of the batch, rc says why */
     const void *key;
     size_t key_len;
     const void *val;
@@ -250,6 +262,8 @@ static int write_batch(kv_store *s, struct write_req *first, size_t count)
     uint64_t off = start;
     struct write_req *w = first;
     for (size_t i = 0; i < count; i++, w = w->next) {
+        if (w->skip)
+            continue;
         w->loc.seg = a->id;
         w->loc.off = (uint32_t)off;
         w->loc.val_len = (uint32_t)w->val_len;
@@ -284,6 +298,8 @@ static int apply_batch(kv_store *s, struct write_req *first, size_t count)
     kv__wrlock(&s->rwlock);
     struct write_req *w = first;
     for (size_t i = 0; i < count && rc == 0; i++, w = i < count ? w->next : w) {
+        if (w->skip)
+            continue;
         if (w->op == KV_OP_SET)
             rc = kv__apply_set(s, w->hash, w->key, w->key_len, &w->loc, NULL);
         else
@@ -329,6 +345,55 @@ static void await_writers(kv_store *s)
     while (atomic_load_explicit(&s->queue_len, memory_order_relaxed) < want && now_ns() < until);
 }
 
+/* Whether w's key is in the store just before w: as the last earlier write
+ * of the same key in the batch left it, or else as the index has it. The
+ * rwlock is held. */
+static bool present_before(kv_store *s, const struct write_req *first, const struct write_req *w)
+{
+    const struct write_req *last = NULL;
+    for (const struct write_req *r = first; r != w; r = r->next)
+        if (!r->skip && r->hash == w->hash && r->key_len == w->key_len &&
+            memcmp(r->key, w->key, w->key_len) == 0)
+            last = r;
+    if (last)
+        return last->op == KV_OP_SET;
+    return bloom_may_contain(&s->bloom, w->hash) &&
+           index_lookup(&s->index, w->hash, w->key, w->key_len) != NULL;
+}
+
+/* 0 when w's condition holds, else the code w fails with. */
+static int cond_check(const struct write_req *w, bool present)
+{
+    switch ((enum kv__write_cond)w->cond) {
+    case KV_COND_PRESENT:
+        return present ? 0 : KV_ENOTFOUND;
+    case KV_COND_NONE:
+        break;
+    }
+    return 0;
+}
+
+/* Decides the conditions of the batch [first, count) in log order, leaving
+ * out (skip, with its code in rc) each write whose condition fails; returns
+ * how many writes are left. append_mu and the rwlock are held. */
+static size_t settle_conditions(kv_store *s, struct write_req *first, size_t count)
+{
+    KV_ASSERT(kv__mutex_held(&s->append_mu) && kv__rwlock_held(&s->rwlock));
+    size_t left = count;
+    struct write_req *w = first;
+    for (size_t i = 0; i < count; i++, w = w->next) {
+        if (w->cond == KV_COND_NONE)
+            continue;
+        int rc = cond_check(w, present_before(s, first, w));
+        if (rc != 0) {
+            w->skip = true;
+            w->rc = rc;
+            left--;
+        }
+    }
+    return left;
+}
+
 /* The leader's work for the batch that starts at first (the queue's head). */
 static int lead_batch(kv_store *s, struct write_req *first)
 {
@@ -337,35 +402,37 @@ static int lead_batch(kv_store *s, struct write_req *first)
     kv__mutex_lock(&s->append_mu);
     await_writers(s);
     int rc = plan_batch(s, first, &last, &count);
-    if (rc == 0) {
-        /* Grow the index before the records become durable, so that applying
-         * them cannot fail for memory. The write lock is taken only when the
-         * index must grow: readers keep their lookups meanwhile. */
-        kv__rdlock(&s->rwlock);
-        bool grow = index_needs_room(&s->index, count);
+    /* One read-lock hold decides the conditions and whether the index must
+     * grow for the writes left. It grows before the records become durable,
+     * so that applying them cannot fail for memory; the write lock is taken
+     * only then, and readers keep their lookups meanwhile. */
+    kv__rdlock(&s->rwlock);
+    size_t writes = settle_conditions(s, first, count);
+    bool grow = rc == 0 && writes > 0 && index_needs_room(&s->index, writes);
+    kv__unlock(&s->rwlock);
+    if (grow) {
+        kv__wrlock(&s->rwlock);
+        rc = index_reserve(&s->index, writes);
         kv__unlock(&s->rwlock);
-        if (grow) {
-            kv__wrlock(&s->rwlock);
-            rc = index_reserve(&s->index, count);
-            kv__unlock(&s->rwlock);
-        }
     }
-    if (rc == 0)
+    if (rc == 0 && writes > 0)
         rc = write_batch(s, first, count);
-    if (rc == 0)
+    if (rc == 0 && writes > 0)
         rc = apply_batch(s, first, count);
     kv__mutex_unlock(&s->append_mu);
     return rc;
 }
 
-/* Hands every follower of the batch its result. A follower may return (and
- * its request vanish) as soon as it is posted, so next is read first. */
+/* Hands every follower of the batch its result: rc, or the code of its
+ * failed condition. A follower may return (and its request vanish) as soon
+ * as it is posted, so next is read first. */
 static void finish_batch(struct write_req *first, int rc)
 {
     struct write_req *r = first->next;
     while (r) {
         struct write_req *next = r->next;
-        r->rc = rc;
+        if (!r->skip)
+            r->rc = rc;
         r->done = true;
         sem_post(&r->wake);
         r = next;
@@ -417,10 +484,15 @@ static void encode_request(struct write_req *w, uint32_t *value_crc)
 }
 
 int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
-              size_t val_len, uint32_t *value_crc)
+              size_t val_len, enum kv__write_cond cond, uint32_t *value_crc)
 {
     KV_ASSERT(!kv__rwlock_held(&s->rwlock) && !kv__mutex_held(&s->append_mu));
-    struct write_req w = {.op = op, .key = key, .key_len = key_len, .val = val, .val_len = val_len};
+    struct write_req w = {.op = op,
+                          .cond = (uint8_t)cond,
+                          .key = key,
+                          .key_len = key_len,
+                          .val = val,
+                          .val_len = val_len};
     w.hash = index_hash(key, key_len);
     encode_request(&w, value_crc);
     sem_init(&w.wake, 0, 0);
@@ -456,7 +528,7 @@ int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const vo
     int rc = lead_batch(s, &w);
     finish_batch(&w, rc);
     sem_destroy(&w.wake);
-    return rc;
+    return w.skip ? w.rc : rc;
 }
 
 /* ---- KV_SYNC_INTERVAL: a thread that makes the active segment durable every

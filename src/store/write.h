@@ -10,13 +10,22 @@
 
 #include "kvstore.h"
 
+/* A condition on a write, decided by the group-commit leader when it plans
+ * the batch, in log order: against the index as the earlier batches left it
+ * and the earlier writes of the same key in the batch. A write whose
+ * condition fails writes nothing and returns the condition's code. */
+enum kv__write_cond {
+    KV_COND_NONE = 0,
+    KV_COND_PRESENT, /* the key is in the store; else KV_ENOTFOUND */
+};
+
 /* Appends one record (op KV_OP_SET or KV_OP_DELETE) through group commit
- * and applies it to the index; durable when it returns 0 in sync mode
- * always. value_crc, when not NULL, receives the CRC-32 of val, from the
- * pass that checksums the record (set whatever the outcome). Caller holds
- * no lock. */
+ * and applies it to the index, if cond holds; durable when it returns 0 in
+ * sync mode always. value_crc, when not NULL, receives the CRC-32 of val,
+ * from the pass that checksums the record (set whatever the outcome).
+ * Caller holds no lock. */
 int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
-              size_t val_len, uint32_t *value_crc);
+              size_t val_len, enum kv__write_cond cond, uint32_t *value_crc);
 
 /* Seals the active segment and starts segment new_id. Caller holds
  * append_mu. */
