@@ -192,10 +192,5 @@ int kv__snapshot_save_locked(kv_store *s)
 
 int kv_save_snapshot(kv_store *s)
 {
-    if (!s)
-        return KV_EINVAL;
-    kv__mutex_lock(&s->append_mu);
-    int rc = atomic_load(&s->read_only) ? KV_EREADONLY : kv__snapshot_save_locked(s);
-    kv__mutex_unlock(&s->append_mu);
-    return rc;
+    return s ? kv__append_path_run(s, kv__snapshot_save_locked) : KV_EINVAL;
 }

@@ -401,12 +401,7 @@ void kv_free(void *p)
 
 int kv_sync(kv_store *s)
 {
-    if (!s)
-        return KV_EINVAL;
-    kv__mutex_lock(&s->append_mu);
-    int rc = atomic_load(&s->read_only) ? KV_EREADONLY : kv__sync_active(s);
-    kv__mutex_unlock(&s->append_mu);
-    return rc;
+    return s ? kv__append_path_run(s, kv__sync_active) : KV_EINVAL;
 }
 
 int kv_get_stats(kv_store *s, kv_stats *out)

@@ -531,6 +531,14 @@ int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const vo
     return w.skip ? w.rc : rc;
 }
 
+int kv__append_path_run(kv_store *s, int (*fn)(kv_store *s))
+{
+    kv__mutex_lock(&s->append_mu);
+    int rc = atomic_load(&s->read_only) ? KV_EREADONLY : fn(s);
+    kv__mutex_unlock(&s->append_mu);
+    return rc;
+}
+
 /* ---- KV_SYNC_INTERVAL: a thread that makes the active segment durable every
  * sync_interval_ms. */
 

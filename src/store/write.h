@@ -35,6 +35,11 @@ int kv__rotate(kv_store *s, uint32_t new_id);
  * the store read-only. Caller holds append_mu. */
 int kv__sync_active(kv_store *s);
 
+/* Runs fn(s) on the append path, holding append_mu, or returns KV_EREADONLY
+ * when the store refuses writes: kv_sync and kv_save_snapshot. Caller holds
+ * no lock. */
+int kv__append_path_run(kv_store *s, int (*fn)(kv_store *s));
+
 /* The background fdatasync of KV_SYNC_INTERVAL. Stopping one that never
  * started is a no-op. */
 int kv__start_sync_thread(kv_store *s);

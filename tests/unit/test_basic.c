@@ -193,6 +193,20 @@ static void test_strerror_names_every_code(void **state)
     assert_string_equal(kv_version(), KV_VERSION_STRING);
 }
 
+static void test_version_macros_and_kv_version_agree(void **state)
+{
+    (void)state;
+    char want[32];
+    snprintf(want, sizeof(want), "%d.%d.%d", KV_VERSION_MAJOR, KV_VERSION_MINOR, KV_VERSION_PATCH);
+    assert_string_equal(KV_VERSION_STRING, want);
+    assert_string_equal(kv_version(), want);
+    assert_int_equal(KV_VERSION_NUMBER,
+                     KV_VERSION_MAJOR * 10000 + KV_VERSION_MINOR * 100 + KV_VERSION_PATCH);
+#if KV_VERSION_NUMBER < 100 /* usable in #if: 0.1.0 is 100 */
+    fail_msg("KV_VERSION_NUMBER %d is below 0.1.0", KV_VERSION_NUMBER);
+#endif
+}
+
 static void test_record_status_names_are_the_dump_names(void **state)
 {
     (void)state;
@@ -431,6 +445,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_invalid_arguments_are_refused, setup, teardown),
         cmocka_unit_test(test_strerror_names_every_code),
+        cmocka_unit_test(test_version_macros_and_kv_version_agree),
         cmocka_unit_test(test_record_status_names_are_the_dump_names),
         cmocka_unit_test_setup_teardown(test_get_crc_returns_crc_of_the_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_crc_returns_crc_of_the_value, setup, teardown),
