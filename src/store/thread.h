@@ -55,9 +55,7 @@ static inline void kv__mutex_destroy(struct kv_mutex *m)
 
 static inline void kv__mutex_lock(struct kv_mutex *m)
 {
-#ifdef KV_DEBUG
     KV_ASSERT(!kv__mutex_held(m)); /* not recursive */
-#endif
     pthread_mutex_lock(&m->mu);
 #ifdef KV_DEBUG
     atomic_store_explicit(&m->owner, kv__thread_id(), memory_order_relaxed);
@@ -66,8 +64,8 @@ static inline void kv__mutex_lock(struct kv_mutex *m)
 
 static inline void kv__mutex_unlock(struct kv_mutex *m)
 {
-#ifdef KV_DEBUG
     KV_ASSERT(kv__mutex_held(m));
+#ifdef KV_DEBUG
     atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
 #endif
     pthread_mutex_unlock(&m->mu);
