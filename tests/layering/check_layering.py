@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The engine's layering, checked on the real build.
 
-  front-ends   src/volume, src/config and cmd/ reach the engine through
-               include/kvstore.h only: no include path of theirs (the flags in
+  front-ends   every folder of src/ but src/store, and cmd/, reach the
+               engine through include/kvstore.h only: no include path of theirs (the flags in
                BUILD/compile_commands.json) reaches src/store, no #include of
                theirs resolves into it (relative paths included), and the
                compiler, run with the flags of a front-end file, cannot find
@@ -25,8 +25,15 @@ import subprocess
 import sys
 import tempfile
 
-FRONT_ENDS = ("src/volume", "src/config", "cmd")
 STORE = "src/store"
+
+
+def front_ends(src):
+    """Every folder of src/ but the engine's, and cmd/."""
+    top = os.path.join(src, "src")
+    parts = [f"src/{d}" for d in sorted(os.listdir(top))
+             if d != "store" and os.path.isdir(os.path.join(top, d))]
+    return parts + ["cmd"]
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 
 
@@ -81,7 +88,7 @@ def front_end_entries(src, build):
     out = []
     for e in entries:
         path = os.path.join(e["directory"], e["file"])
-        if any(is_under(path, os.path.join(src, p)) for p in FRONT_ENDS):
+        if any(is_under(path, os.path.join(src, p)) for p in front_ends(src)):
             out.append(e)
     return out
 
@@ -101,7 +108,7 @@ def check_front_ends(src, build, compile_probe=True):
             # A directory reaches src/store if src/store lies below it.
             if is_under(store, d):
                 errors.append(f"{e['file']}: include path {d} reaches {STORE}")
-    for path in sources(src, FRONT_ENDS):
+    for path in sources(src, front_ends(src)):
         for quoted, name, line in includes(path):
             dirs = ([os.path.dirname(path)] if quoted else []) + search
             for d in dirs:
