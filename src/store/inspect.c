@@ -67,8 +67,8 @@ int kv_scan(const char *dir, kv_record_fn fn, void *ctx)
     size_t n = 0;
     int rc = kv__list_segments(io, dir, NULL, false, &ids, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        int fd;
-        uint64_t size;
+        int fd = -1;
+        uint64_t size = 0;
         rc = open_segment(io, dir, ids[i], &fd, &size);
         if (rc != 0)
             break;
@@ -95,7 +95,7 @@ int kv_check_snapshot(const char *dir, kv_snapshot_status *status, uint64_t *key
     if (rc == 0 && !(sizes = malloc((n ? n : 1) * sizeof(*sizes))))
         rc = KV_ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        int fd;
+        int fd = -1;
         rc = open_segment(io, dir, ids[i], &fd, &sizes[i]);
         if (rc == 0)
             io->close(io->ctx, fd);
