@@ -6,8 +6,9 @@
  * Conventions that hold for every function below:
  *
  *  - Return codes. 0 is success; failure is a negative KV_E... code that
- *    kv_strerror() names. A function that fails leaves its output parameters
- *    untouched and frees whatever it allocated.
+ *    kv_strerror() names. Each function lists every code it can return. A
+ *    function that fails leaves its output parameters untouched and frees
+ *    whatever it allocated.
  *  - Threads. A kv_store handle may be used from any number of threads at once.
  *    Readers never wait for a writer's fsync. kv_close() is the exception: no
  *    other call on the handle may be running or start once it is called.
@@ -17,7 +18,8 @@
  *    Memory handed out (kv_get's value) belongs to the caller, who releases it
  *    with kv_free().
  *  - The library never prints, exits or aborts on input it was given; it
- *    reports through the log callback in kv_options.
+ *    reports through the log callback in kv_options (see kv_log_fn for what
+ *    the callback may do).
  */
 #ifndef KVSTORE_H
 #define KVSTORE_H
@@ -25,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,7 +39,17 @@ extern "C" {
 #define KV_API
 #endif
 
-#define KV_VERSION_STRING "0.1.0"
+/* The version of this header. KV_VERSION_NUMBER grows with every release
+ * (MAJOR * 10000 + MINOR * 100 + PATCH), for #if tests; kv_version() gives
+ * the version of the library a program runs with. */
+#define KV_VERSION_MAJOR  0
+#define KV_VERSION_MINOR  1
+#define KV_VERSION_PATCH  0
+#define KV_VERSION_NUMBER (KV_VERSION_MAJOR * 10000 + KV_VERSION_MINOR * 100 + KV_VERSION_PATCH)
+#define KV__STR(x)        #x
+#define KV__XSTR(x)       KV__STR(x)
+#define KV_VERSION_STRING                                                                          \
+    KV__XSTR(KV_VERSION_MAJOR) "." KV__XSTR(KV_VERSION_MINOR) "." KV__XSTR(KV_VERSION_PATCH)
 
 /* Largest key and value the on-disk format and the index accept. */
 #define KV_MAX_KEY_LEN   65535u
@@ -75,12 +88,98 @@ typedef enum {
 
 typedef enum { KV_LOG_ERROR = 0, KV_LOG_WARN = 1, KV_LOG_INFO = 2, KV_LOG_DEBUG = 3 } kv_log_level;
 
-/* Receives one complete line (no trailing newline) from the library. Called
- * from whichever thread did the work, possibly several at once; msg is valid
- * only during the call. */
+/*
+ * Receives one complete line (no trailing newline) from the library. msg is
+ * valid only during the call. The rules for the callback:
+ *  - It is called from whichever thread did the work, the library's own
+ *    background threads included, possibly several at once: it must be
+ *    thread-safe.
+ *  - It may be called while the library holds the store's internal locks
+ *    (the write path's, the index's). It must not call any kv_ function on
+ *    the same store: that call would wait for a lock its own thread holds,
+ *    for ever. It should return quickly, since other threads may be waiting
+ *    on those locks meanwhile; to act on a line, hand it to another thread.
+ *  - It may change errno: the library keeps its own.
+ */
 typedef void (*kv_log_fn)(kv_log_level level, const char *msg, void *ctx);
 
-struct kv_io; /* the file-I/O table, see src/store/io.h; NULL = the OS */
+/*
+ * The file-system calls of the engine, as a table of functions (in the
+ * manner of SQLite's VFS): every call the engine makes on files and
+ * directories goes through the table in kv_options.io, so that a program can
+ * trace them, count them, or make one fail (a full disk, an I/O error, a
+ * short write, a lost fsync) to see what the engine does. kv_io_default()
+ * is the operating system's table; a table of your own typically handles the
+ * calls it cares about and passes the others to it.
+ *
+ * Contract of every member:
+ *  - It follows its POSIX namesake (the same arguments after ctx, the same
+ *    return value, errno set on failure), except where its comment says
+ *    otherwise. The engine retries EINTR and short transfers itself, so a
+ *    short count is not an error.
+ *  - ctx is the table's ctx, passed as the first argument of every call.
+ *  - Any member may be NULL: the operating system's function is used for it.
+ *    Members that share a handle go together: opendir, readdir and closedir
+ *    are all set or all NULL, and so are map and unmap (kv_open gives
+ *    KV_EINVAL otherwise).
+ *  - Calls come from any thread, several at once, and from the engine's own
+ *    threads (group commit, interval sync, compaction). The table and what
+ *    ctx points at must stay valid until kv_close() returns.
+ *  - The engine opens every file with O_CLOEXEC in flags. Descriptors and
+ *    directory handles a member returns are passed back only to the members
+ *    of the same table.
+ */
+struct iovec;
+struct stat;
+struct statvfs;
+
+struct kv_io {
+    void *ctx; /* passed as the first argument of every call */
+    /* Segments, the snapshot, the LOCK file, and directories (O_DIRECTORY,
+     * to fsync them). */
+    int (*open)(void *ctx, const char *path, int flags, mode_t mode);
+    int (*close)(void *ctx, int fd);
+    ssize_t (*preadv)(void *ctx, int fd, const struct iovec *iov, int iovcnt, off_t off);
+    ssize_t (*pwritev)(void *ctx, int fd, const struct iovec *iov, int iovcnt, off_t off);
+    /* What makes a write durable: fdatasync for segments, fsync for files
+     * that are renamed and for directories. A failure of either is taken to
+     * mean that the data it covered may be lost. */
+    int (*fdatasync)(void *ctx, int fd);
+    int (*fsync)(void *ctx, int fd);
+    /* Cuts a segment back after a failed write or a torn tail. */
+    int (*ftruncate)(void *ctx, int fd, off_t len);
+    int (*rename)(void *ctx, const char *from, const char *to);
+    int (*unlink)(void *ctx, const char *path);
+    /* A read-only shared mapping of the first len bytes of fd (mmap with
+     * PROT_READ, MAP_SHARED, offset 0), or NULL with errno set. Reads of
+     * segments are served from it; return NULL with errno ENODEV to have
+     * them read with preadv instead (ENOMEM, EAGAIN, EMFILE and ENFILE are
+     * taken as passing: a later read tries again). */
+    void *(*map)(void *ctx, int fd, size_t len);
+    int (*unmap)(void *ctx, void *addr, size_t len);
+    /* The data directory, when kv_open creates it (EEXIST is no error). */
+    int (*mkdir)(void *ctx, const char *path, mode_t mode);
+    /* The LOCK file: operation is LOCK_EX | LOCK_NB, and EWOULDBLOCK means
+     * that another handle or process has the directory open (KV_ELOCKED). */
+    int (*flock)(void *ctx, int fd, int operation);
+    /* The size of a segment or the snapshot; only st_size is read. */
+    int (*fstat)(void *ctx, int fd, struct stat *st);
+    /* Free space before a compaction (f_bavail * f_frsize): a compaction
+     * that would not fit is refused with KV_ENOSPC before it changes
+     * anything. Only those two fields are read. */
+    int (*statvfs)(void *ctx, const char *path, struct statvfs *st);
+    /* Listing the data directory (segments, stale temporary files): opendir
+     * returns a handle, or NULL with errno set; readdir the next name in it
+     * (".", ".." and any other name may come too) or NULL at the end, with
+     * errno left unchanged, and NULL with errno set on a failure; closedir
+     * releases the handle. */
+    void *(*opendir)(void *ctx, const char *path);
+    const char *(*readdir)(void *ctx, void *dir);
+    int (*closedir)(void *ctx, void *dir);
+};
+
+/* The operating system's table: every member set. Static; never NULL. */
+KV_API const struct kv_io *kv_io_default(void);
 
 typedef struct kv_options {
     kv_sync_mode sync_mode;      /* default KV_SYNC_ALWAYS */
@@ -101,7 +200,7 @@ typedef struct kv_options {
     kv_log_fn log_fn;       /* NULL: the library stays silent */
     void *log_ctx;          /* passed to log_fn */
     kv_log_level log_level; /* most verbose level passed to log_fn; default KV_LOG_INFO */
-    const struct kv_io *io; /* file I/O table for fault-injection tests; NULL = the OS */
+    const struct kv_io *io; /* the file-system calls (struct kv_io); NULL: the OS's */
 } kv_options;
 
 /* Fills *opts with the defaults above. Call it before changing any field, so
@@ -118,41 +217,60 @@ KV_API void kv_options_init(kv_options *opts);
  * and skips (and reports through the log and kv_stats) damaged records of the
  * others. A directory written by the original Go implementation opens too.
  *
- * Codes: KV_EINVAL (NULL argument or an option out of range), KV_ELOCKED (the
- * directory is open elsewhere), KV_EFORMAT (a record with an unknown op code
- * or an unsupported key length), KV_EIO, KV_ENOSPC, KV_ENOMEM.
+ * Codes: KV_EINVAL (NULL argument, an option out of range, or an io table
+ * with half of a pair of members), KV_ELOCKED (the directory is open
+ * elsewhere), KV_EFORMAT (a record with an unknown op code, an empty key, a
+ * segment number or size this version cannot read), KV_EIO, KV_ENOSPC,
+ * KV_ENOMEM, KV_ECORRUPT (a segment grew shorter while it was read: another
+ * program changed the directory).
  */
 KV_API int kv_open(const char *dir, const kv_options *opts, kv_store **out);
 
 /*
- * Syncs the active segment, saves index.snapshot, releases the lock and frees
- * the handle, whatever the outcome of the sync and snapshot: the handle is
- * invalid afterwards. NULL is accepted and returns 0. Returns the first error
- * met (the store is still consistent on disk; the next open replays the log).
+ * Stops the background threads, syncs the active segment, saves
+ * index.snapshot, releases the lock and frees the handle, whatever the
+ * outcome of the sync and snapshot: the handle is invalid afterwards. NULL is
+ * accepted and returns 0. A store that turned read-only (KV_EREADONLY) is
+ * closed without either. Returns the first error met (the store is still
+ * consistent on disk; the next open replays the log): KV_EIO, KV_ENOSPC,
+ * KV_ENOMEM.
  */
 KV_API int kv_close(kv_store *s);
 
 /*
  * Stores val under key. In KV_SYNC_ALWAYS mode the record is on stable storage
  * when this returns 0. A failed put leaves the store as it was for readers.
- * Codes: KV_EINVAL (bad key length, val NULL with val_len > 0), KV_ETOOBIG,
- * KV_ENOSPC, KV_EIO, KV_EREADONLY, KV_ENOMEM, KV_EBUSY.
+ * Codes: KV_EINVAL (NULL handle or key, bad key length, val NULL with
+ * val_len > 0), KV_ETOOBIG (val_len > KV_MAX_VALUE_LEN), KV_ENOSPC, KV_EIO,
+ * KV_EREADONLY (a failed fsync turned the store read-only), KV_ENOMEM,
+ * KV_EBUSY (kv_close has begun).
  */
 KV_API int kv_put(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len);
+
+/*
+ * kv_put that also returns the CRC-32 (zlib's crc32) of val alone in
+ * *value_crc, taken in the same pass that checksums the record (and combined
+ * into the record's checksum): no second pass over the value. It is what an
+ * HTTP server wants for an etag, and what kv_get_crc gives back later.
+ * value_crc may be NULL; it is written only on success. Codes as kv_put.
+ */
+KV_API int kv_put_crc(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len,
+                      uint32_t *value_crc);
 
 /*
  * Reads the value of key. On success *val is a new allocation of *val_len
  * bytes (plus one zero byte after them, so that text values can be printed),
  * owned by the caller and released with kv_free(). The record's checksum is
- * verified on every read. Codes: KV_ENOTFOUND, KV_ECORRUPT, KV_EINVAL, KV_EIO,
- * KV_ENOMEM.
+ * verified on every read. Codes: KV_ENOTFOUND, KV_ECORRUPT (the record failed
+ * its checksum, or its file is shorter than the index says), KV_EINVAL (NULL
+ * argument, bad key length), KV_EIO, KV_ENOMEM.
  */
 KV_API int kv_get(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len);
 
 /*
  * kv_get that also returns the CRC-32 (zlib's crc32) of the value alone in
  * *value_crc, derived from the record checksum that the read verifies anyway:
- * no second pass over the value. value_crc may be NULL.
+ * no second pass over the value. value_crc may be NULL. Codes as kv_get.
  */
 KV_API int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len,
                       uint32_t *value_crc);
@@ -161,19 +279,25 @@ KV_API int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, 
 KV_API void kv_free(void *p);
 
 /* Returns 0 if key is in the store, KV_ENOTFOUND if not, KV_EINVAL on a bad
- * argument. Reads only memory. */
+ * argument (NULL handle or key, bad key length). Reads only memory. */
 KV_API int kv_exists(kv_store *s, const void *key, size_t key_len);
 
 /*
  * Deletes key by appending a tombstone (durable as kv_put is). A key that is
- * not in the store gives KV_ENOTFOUND and writes nothing. Other codes as
- * kv_put.
+ * not in the store gives KV_ENOTFOUND and writes nothing. Whether it is there
+ * is decided atomically with the write, in the order of concurrent writes: a
+ * delete that follows a put of the key sees it, and of two deletes of one
+ * key only the first finds it. Other codes as kv_put's, but for
+ * KV_ETOOBIG.
  */
 KV_API int kv_delete(kv_store *s, const void *key, size_t key_len);
 
 /*
  * Makes every acknowledged write durable (fdatasync of the active segment),
- * whatever the sync mode. Codes: KV_EIO, KV_EREADONLY.
+ * whatever the sync mode. A failed fdatasync turns the store read-only: the
+ * kernel may have dropped the data, and a retried sync could falsely
+ * succeed. Codes: KV_EINVAL (NULL), KV_EIO, KV_ENOSPC (the sync failed),
+ * KV_EREADONLY (the store refuses writes).
  */
 KV_API int kv_sync(kv_store *s);
 
@@ -186,16 +310,20 @@ KV_API int kv_sync(kv_store *s);
  * written meanwhile keeps its newer value). At most one compaction runs at a
  * time: a second caller waits for the first. A crash at any point loses no
  * acknowledged write and brings back no deleted key. The bloom filter is
- * rebuilt and the snapshot saved afterwards. Codes: KV_ENOSPC (not enough
- * free space for the live data; nothing changed), KV_EIO, KV_ENOMEM,
- * KV_EREADONLY, KV_EBUSY (the store is closing).
+ * rebuilt and the snapshot saved afterwards. Codes: KV_EINVAL (NULL),
+ * KV_ENOSPC (not enough free space for the live data, or a write ran out of
+ * it; nothing changed), KV_EIO, KV_ENOMEM, KV_EREADONLY, KV_EBUSY (the store
+ * is closing).
  */
 KV_API int kv_compact(kv_store *s);
 
 /*
  * Writes index.snapshot (to a .tmp file, fsynced, renamed, directory fsynced)
- * so that the next open replays only the log written after it. Writers wait
- * while the index is copied. Codes: KV_EIO, KV_ENOSPC, KV_ENOMEM.
+ * so that the next open replays only the log written after it. The position
+ * it records is made durable first (an fdatasync of the active segment,
+ * which turns the store read-only if it fails, as in kv_sync). Writers wait
+ * while the index is copied. Codes: KV_EINVAL (NULL), KV_EIO, KV_ENOSPC,
+ * KV_ENOMEM, KV_EREADONLY (the store refuses writes).
  */
 KV_API int kv_save_snapshot(kv_store *s);
 
@@ -210,7 +338,8 @@ typedef int (*kv_key_fn)(const void *key, size_t key_len, void *ctx);
  * them (0: no limit), in ascending order. The keys are a consistent view of
  * the index at the time of the call; fn runs without any lock held, so it may
  * call back into the store. Costs O(n log limit) over the n keys of the store.
- * Codes: KV_EINVAL, KV_ENOMEM, or fn's non-zero return.
+ * Codes: KV_EINVAL (NULL handle or fn, NULL prefix or after with a non-zero
+ * length), KV_ENOMEM, or fn's non-zero return.
  */
 KV_API int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *after,
                    size_t after_len, size_t limit, kv_key_fn fn, void *ctx);
@@ -246,7 +375,7 @@ typedef struct kv_stats {
     bool read_only;                      /* writes are refused after a failed fsync */
 } kv_stats;
 
-/* Fills *out with a consistent set of figures. Codes: KV_EINVAL. */
+/* Fills *out with a consistent set of figures. Codes: KV_EINVAL (NULL). */
 KV_API int kv_get_stats(kv_store *s, kv_stats *out);
 
 /* ---- Reading a data directory record by record (for verify and dump) ---- */
@@ -260,6 +389,11 @@ typedef enum {
     KV_REC_UNKNOWN_OP    /* a record that checks out but has an op code this version
                             does not know */
 } kv_record_status;
+
+/* The name of a record status, as the CLI's dump prints it: "ok",
+ * "bad-checksum", "damaged", "incomplete", "unknown-op"; "?" for a value
+ * outside the enum. A static string, never NULL. */
+KV_API const char *kv_record_status_name(kv_record_status status);
 
 #define KV_OP_SET    1
 #define KV_OP_DELETE 2
@@ -284,8 +418,11 @@ typedef int (*kv_record_fn)(const kv_record_info *info, void *ctx);
  * Reads every segment of directory dir in replay order and calls fn for each
  * record found, good or bad. It opens files read-only and takes no lock, so it
  * may run beside a process that has the store open (records being written at
- * that moment may show as torn). Codes: KV_EIO (dir or a segment cannot be
- * read), KV_ENOMEM, or fn's non-zero return.
+ * that moment may show as torn). Codes: KV_EINVAL (NULL dir or fn), KV_EIO
+ * (dir or a segment cannot be read), KV_EFORMAT (a segment number this
+ * version cannot read), KV_ECORRUPT (a segment grew shorter while it was
+ * read, as the running process cut a failed write off), KV_ENOMEM, or fn's
+ * non-zero return.
  */
 KV_API int kv_scan(const char *dir, kv_record_fn fn, void *ctx);
 
@@ -300,7 +437,9 @@ typedef enum {
  * Checks dir/index.snapshot the way kv_open would. *status says what it found;
  * when reason is not NULL, a short explanation is written to it (at most
  * reason_len bytes, NUL-terminated). *keys is the number of keys it holds when
- * valid (keys may be NULL). Codes: KV_EINVAL, KV_ENOMEM, KV_EIO.
+ * valid (keys may be NULL). Codes: KV_EINVAL (NULL dir or status), KV_EIO
+ * (dir, a segment or the snapshot cannot be read), KV_EFORMAT (a segment
+ * number this version cannot read), KV_ENOMEM.
  */
 KV_API int kv_check_snapshot(const char *dir, kv_snapshot_status *status, uint64_t *keys,
                              char *reason, size_t reason_len);
@@ -308,7 +447,9 @@ KV_API int kv_check_snapshot(const char *dir, kv_snapshot_status *status, uint64
 /* The text of a return code: a static string, never NULL. */
 KV_API const char *kv_strerror(int rc);
 
-/* The library's version, "MAJOR.MINOR.PATCH". */
+/* The library's version, "MAJOR.MINOR.PATCH": KV_VERSION_STRING of the
+ * library the program runs with, which may be newer than the header it was
+ * compiled with. */
 KV_API const char *kv_version(void);
 
 #ifdef __cplusplus

@@ -237,23 +237,6 @@ enum cli_status cli_verify(struct cli *cli)
 
 /* ---- dump */
 
-static const char *status_name(kv_record_status st)
-{
-    switch (st) {
-    case KV_REC_OK:
-        return "ok";
-    case KV_REC_BAD_CHECKSUM:
-        return "bad-checksum";
-    case KV_REC_DAMAGED:
-        return "damaged";
-    case KV_REC_TORN:
-        return "incomplete";
-    case KV_REC_UNKNOWN_OP:
-        return "unknown-op";
-    }
-    return "?";
-}
-
 static int on_dump_record(const kv_record_info *info, void *arg)
 {
     struct tally *t = arg;
@@ -264,7 +247,7 @@ static int on_dump_record(const kv_record_info *info, void *arg)
            info->length);
     if (!info->key) {
         /* A damaged region has no fields to show. */
-        printf("%-7s %-10s %-9s %-13s -\n", "-", "-", "-", status_name(info->status));
+        printf("%-7s %-10s %-9s %-13s -\n", "-", "-", "-", kv_record_status_name(info->status));
         return 0;
     }
     const char *op = op_name(info->op);
@@ -274,7 +257,7 @@ static int on_dump_record(const kv_record_info *info, void *arg)
         op = opbuf;
     }
     printf("%-7s %-10" PRIu64 " %08" PRIx32 "  %-13s ", op, info->value_len, info->checksum,
-           status_name(info->status));
+           kv_record_status_name(info->status));
     cli_print_quoted(stdout, info->key, info->key_len);
     printf("\n");
     return 0;

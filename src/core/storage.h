@@ -2,9 +2,10 @@
  * storage.h - the blob layer of volume-server: blobs with an etag, a size and
  * a volume id, kept in a kv_store.
  *
- * The etag of a blob is the CRC-32 (zlib's crc32) of its bytes. It is
- * computed once when the blob is written, and on reads it comes from the
- * engine's record check (kv_get_crc): the bytes are never scanned twice.
+ * The etag of a blob is the CRC-32 (zlib's crc32) of its bytes. The engine
+ * computes it in the pass that checksums the blob's record, both when it is
+ * written (kv_put_crc) and when it is read (kv_get_crc): the bytes are never
+ * scanned twice.
  *
  * Conditional writes (create-only, compare-and-swap) are atomic: every write
  * of a key, conditional or not, holds the key's lock (one of a fixed table of

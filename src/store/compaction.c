@@ -12,7 +12,9 @@
  *
  * Every step leaves a directory that opens to the same contents:
  *
- *   1. the active segment H is sealed and writers move to segment H+1+R, so
+ *   1. the free space is checked against the live bytes (not enough: the
+ *      compaction is refused with KV_ENOSPC, nothing changed); the active
+ *      segment H is sealed and writers move to segment H+1+R, so
  *      ids H+1 .. H+R are free for the outputs: inputs are every segment up
  *      to H, outputs sort after every input and before every new write;
  *   2. live records are copied into outputs written as .tmp files and fsynced
@@ -51,14 +53,26 @@
  *      only the newest inputs behind, a deleted key's last record among them
  *      is still its tombstone, so no deleted key comes back.
  */
+#include "compaction.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "debug.h"
+#include "index.h"
+#include "io.h"
+#include "keydir.h"
+#include "logging.h"
 #include "record.h"
+#include "rwlock.h"
+#include "segment.h"
+#include "snapshot.h"
 #include "store.h"
+#include "thread.h"
+#include "write.h"
 
 #define WRITE_BUF      (1u << 20)
 #define READ_BUF       (1u << 20)
@@ -150,6 +164,7 @@ static bool names_input(const struct compactor *c, uint32_t seg)
 static int collect_entry(const struct index_entry *e, void *arg)
 {
     struct compactor *c = arg;
+    KV_ASSERT(kv__rwlock_held(&c->s->rwlock));
     if (cancelled(c))
         return KV_EBUSY;
     if (!names_input(c, e->loc.seg))
@@ -260,7 +275,7 @@ static int start_output(struct compactor *c)
         rc = kv__segment_path(c->s->dir, c->next_id, true, path, sizeof(path));
     if (rc != 0)
         return rc;
-    c->out_fd = c->s->io->open(c->s->io->ctx, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    c->out_fd = c->s->io->open(c->s->io->ctx, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (c->out_fd < 0)
         return kv__errno_to_rc(errno);
     c->out_sizes[c->nouts] = 0;
@@ -337,8 +352,8 @@ static int open_input(struct compactor *c, uint32_t seg, uint64_t *size)
         else
             hi = mid;
     }
-    if (lo == c->nin || c->in_ids[lo] != seg)
-        return KV_EIO; /* cannot be: names_input holds and inputs are every such id */
+    if (NEVER(lo == c->nin || c->in_ids[lo] != seg))
+        return KV_EIO; /* names_input holds, and the inputs are every such id */
     *size = atomic_load(&c->inputs[lo]->size);
     if (c->in_fd >= 0 && c->in_seg == seg)
         return 0;
@@ -349,7 +364,7 @@ static int open_input(struct compactor *c, uint32_t seg, uint64_t *size)
     int rc = kv__segment_path(c->s->dir, seg, false, path, sizeof(path));
     if (rc != 0)
         return rc;
-    c->in_fd = c->s->io->open(c->s->io->ctx, path, O_RDONLY, 0);
+    c->in_fd = c->s->io->open(c->s->io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
     if (c->in_fd < 0)
         return kv__errno_to_rc(errno);
     c->in_seg = seg;
@@ -452,12 +467,12 @@ static int add_outputs(struct compactor *c)
         if (!outs[i])
             rc = KV_ENOMEM;
     }
-    kv__wrlock(s);
+    kv__wrlock(&s->rwlock);
     if (rc == 0)
         rc = grow((void **)&s->segs, &s->segs_cap, s->nsegs + c->nouts, sizeof(*s->segs));
     for (size_t i = 0; rc == 0 && i < c->nouts; i++)
         kv__segtab_add(s, outs[i]); /* cannot fail: room was made above */
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     if (rc != 0)
         for (size_t i = 0; outs && i < c->nouts; i++)
             free(outs[i]);
@@ -471,6 +486,7 @@ static int add_outputs(struct compactor *c)
  * prefetched a few records ahead, so that their cache misses overlap. */
 static void relocate(struct compactor *c)
 {
+    KV_ASSERT(!kv__rwlock_held(&c->s->rwlock));
     kv_store *s = c->s;
     uint64_t hashes[RELOCATE_BATCH];
     const uint8_t *keys[RELOCATE_BATCH];
@@ -488,7 +504,7 @@ static void relocate(struct compactor *c)
             key += c->live[i].key_len;
         }
         struct segment *from = NULL, *to = NULL;
-        kv__wrlock(s);
+        kv__wrlock(&s->rwlock);
         for (size_t k = 0; k < n && k < 2 * RELOCATE_AHEAD; k++)
             index_prefetch_slot(&s->index, hashes[k]);
         for (size_t k = 0; k < n && k < RELOCATE_AHEAD; k++)
@@ -507,10 +523,12 @@ static void relocate(struct compactor *c)
                 from = kv__segtab_find(s, r->seg);
             if (!to || to->id != r->new_seg)
                 to = kv__segtab_find(s, r->new_seg);
+            if (!ALWAYS(from && to)) /* inputs and outputs are in the table */
+                continue;
             to->live_bytes += live_size(r);
             from->live_bytes -= live_size(r);
         }
-        kv__unlock(s);
+        kv__unlock(&s->rwlock);
     }
 }
 
@@ -518,6 +536,7 @@ static void relocate(struct compactor *c)
  * there failed its checksum, so no copy exists. Write lock held. */
 static void drop_orphans(struct compactor *c)
 {
+    KV_ASSERT(kv__rwlock_held_write(&c->s->rwlock));
     kv_store *s = c->s;
     size_t cursor = 0;
     struct index_entry *e;
@@ -536,8 +555,9 @@ static void drop_orphans(struct compactor *c)
  * the keys that are gone. */
 static void retire_inputs(struct compactor *c)
 {
+    KV_ASSERT(!kv__rwlock_held(&c->s->rwlock));
     kv_store *s = c->s;
-    kv__wrlock(s);
+    kv__wrlock(&s->rwlock);
     bool orphans = false;
     for (size_t i = 0; i < c->nin; i++)
         orphans |= c->inputs[i]->live_bytes != 0;
@@ -545,7 +565,7 @@ static void retire_inputs(struct compactor *c)
         drop_orphans(c);
     for (size_t i = 0; i < c->nin; i++)
         kv__segtab_remove(s, c->inputs[i]);
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     /* Unmapping takes milliseconds: not under the lock. */
     for (size_t i = 0; i < c->nin; i++)
         kv__segment_retire(s, c->inputs[i]);
@@ -599,6 +619,7 @@ static void compactor_free(struct compactor *c)
 /* Whether the background trigger fires. Caller holds the rwlock. */
 static bool worth_compacting(const kv_store *s)
 {
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     uint64_t disk = 0, live = 0;
     for (size_t i = 0; i < s->nsegs; i++) {
         disk += atomic_load(&s->segs[i]->size);
@@ -615,15 +636,37 @@ static bool worth_compacting(const kv_store *s)
     return by_count || by_ratio;
 }
 
-/* Step 1, under append_mu: chooses the inputs and seals the active segment,
- * leaving ids free for the outputs. *skip is set when there is nothing to do. */
+/* Refuses a compaction whose live data would not fit the free space. */
+static int check_free_space(const struct compactor *c)
+{
+    kv_store *s = c->s;
+    uint64_t avail = 0;
+    int rc = kv__io_free_space(s->io, s->dir, &avail);
+    if (rc != 0) {
+        kv__log(s, KV_LOG_ERROR, "compaction: cannot learn the free space of %s: %s", s->dir,
+                kv_strerror(rc));
+        return rc;
+    }
+    if (avail < c->live_in + SPACE_MARGIN) {
+        kv__log(s, KV_LOG_WARN, "compaction needs %llu bytes free, %llu are: not started",
+                (unsigned long long)c->live_in + SPACE_MARGIN, (unsigned long long)avail);
+        return KV_ENOSPC;
+    }
+    return 0;
+}
+
+/* Step 1, under append_mu: chooses the inputs, checks that their live data
+ * fits the free space, and seals the active segment, leaving ids free for
+ * the outputs. The check comes before the seal, so that a compaction refused
+ * for space changes nothing. *skip is set when there is nothing to do. */
 static int begin(struct compactor *c, bool background, bool *skip)
 {
+    KV_ASSERT(kv__mutex_held(&c->s->append_mu));
     kv_store *s = c->s;
     *skip = false;
     if (atomic_load(&s->read_only))
         return KV_EREADONLY;
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     bool nothing = s->nsegs == 1 && s->segs[0]->live_bytes == atomic_load(&s->segs[0]->size);
     bool wanted = background ? worth_compacting(s) : !nothing;
     size_t n = s->nsegs;
@@ -638,13 +681,16 @@ static int begin(struct compactor *c, bool background, bool *skip)
             c->disk_in += atomic_load(&c->inputs[i]->size);
         }
     }
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     if (!wanted) {
         *skip = true;
         return 0;
     }
     if (!c->inputs || !c->in_ids)
         return KV_ENOMEM;
+    int rc = check_free_space(c);
+    if (rc != 0)
+        return rc;
     /* Each output holds at least one record and outputs are filled to the
      * segment size, so twice the inputs (plus slack) is more than enough. */
     uint32_t last = c->in_ids[n - 1];
@@ -658,23 +704,14 @@ static int run(struct compactor *c, bool background)
 {
     kv_store *s = c->s;
     bool skip;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     int rc = begin(c, background, &skip);
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
     if (rc != 0 || skip)
         return rc;
-    uint64_t avail = 0;
-    rc = kv__io_free_space(s->dir, &avail);
-    if (rc == 0 && avail < c->live_in + SPACE_MARGIN) {
-        kv__log(s, KV_LOG_WARN, "compaction needs %llu bytes free, %llu are: not started",
-                (unsigned long long)c->live_in + SPACE_MARGIN, (unsigned long long)avail);
-        rc = KV_ENOSPC;
-    }
-    if (rc == 0) {
-        c->wbuf = malloc(WRITE_BUF);
-        if (!c->wbuf)
-            rc = KV_ENOMEM;
-    }
+    c->wbuf = malloc(WRITE_BUF);
+    if (!c->wbuf)
+        rc = KV_ENOMEM;
     if (rc == 0)
         rc = collect(c);
     if (rc == 0)
@@ -699,9 +736,9 @@ static int run(struct compactor *c, bool background)
      * the snapshot is written (see the top comment). */
     pthread_t unlinker;
     bool threaded = pthread_create(&unlinker, NULL, unlink_inputs, c) == 0;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     int src = kv__snapshot_save_locked(s);
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
     if (src != 0)
         kv__log(s, KV_LOG_WARN, "snapshot after compaction failed: %s", kv_strerror(src));
     if (threaded)
@@ -713,7 +750,7 @@ static int run(struct compactor *c, bool background)
 
 static int compact(kv_store *s, bool background)
 {
-    pthread_mutex_lock(&s->compact_mu);
+    kv__mutex_lock(&s->compact_mu);
     uint64_t t0 = now_ms();
     struct compactor c = {.s = s, .in_fd = -1, .out_fd = -1};
     int rc = atomic_load(&s->compact_cancel) ? KV_EBUSY : run(&c, background);
@@ -733,7 +770,7 @@ static int compact(kv_store *s, bool background)
                 (unsigned long long)written, (unsigned long long)ms);
     }
     compactor_free(&c);
-    pthread_mutex_unlock(&s->compact_mu);
+    kv__mutex_unlock(&s->compact_mu);
     return rc;
 }
 
@@ -751,58 +788,22 @@ int kv_compact(kv_store *s)
 
 /* ---- the background compactor */
 
-static void *compactor_main(void *arg)
+static void compactor_task(void *arg)
 {
     kv_store *s = arg;
-    pthread_mutex_lock(&s->bg_mu);
-    while (!s->bg_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += (time_t)s->opts.compaction_interval_secs;
-        pthread_cond_timedwait(&s->bg_cv, &s->bg_mu, &until);
-        if (s->bg_stop)
-            break;
-        pthread_mutex_unlock(&s->bg_mu);
-        int rc = kv__compact_if_worthwhile(s);
-        if (rc != 0 && rc != KV_EBUSY)
-            kv__log(s, KV_LOG_WARN, "background compaction: %s", kv_strerror(rc));
-        pthread_mutex_lock(&s->bg_mu);
-    }
-    pthread_mutex_unlock(&s->bg_mu);
-    return NULL;
+    int rc = kv__compact_if_worthwhile(s);
+    if (rc != 0 && rc != KV_EBUSY)
+        kv__log(s, KV_LOG_WARN, "background compaction: %s", kv_strerror(rc));
 }
 
 int kv__start_compactor(kv_store *s)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    int r = pthread_cond_init(&s->bg_cv, &attr);
-    pthread_condattr_destroy(&attr);
-    if (r != 0)
-        return KV_ENOMEM;
-    pthread_mutex_init(&s->bg_mu, NULL);
-    s->bg_stop = false;
-    if (pthread_create(&s->bg_thread, NULL, compactor_main, s) != 0) {
-        pthread_cond_destroy(&s->bg_cv);
-        pthread_mutex_destroy(&s->bg_mu);
-        return KV_ENOMEM;
-    }
-    s->bg_running = true;
-    return 0;
+    return kv__bgthread_start(&s->compactor, (uint64_t)s->opts.compaction_interval_secs * 1000u,
+                              compactor_task, s);
 }
 
 void kv__stop_compactor(kv_store *s)
 {
     atomic_store(&s->compact_cancel, true);
-    if (!s->bg_running)
-        return;
-    pthread_mutex_lock(&s->bg_mu);
-    s->bg_stop = true;
-    pthread_cond_signal(&s->bg_cv);
-    pthread_mutex_unlock(&s->bg_mu);
-    pthread_join(s->bg_thread, NULL);
-    pthread_cond_destroy(&s->bg_cv);
-    pthread_mutex_destroy(&s->bg_mu);
-    s->bg_running = false;
+    kv__bgthread_stop(&s->compactor);
 }

@@ -1,26 +1,27 @@
 /*
- * io.c - the operating system's file I/O table and the helpers every other
- * module uses on top of a table: full reads and writes that retry EINTR and
- * short counts, and directory fsync.
+ * io.c - the operating system's file I/O table, the completion of a user's
+ * table with it, and the helpers every other module uses on top of a table:
+ * full reads and writes that retry EINTR and short counts, directory fsync,
+ * file size and free space.
  */
 #include "io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "kvstore.h"
-
 static int os_open(void *ctx, const char *path, int flags, mode_t mode)
 {
     (void)ctx;
-    return open(path, flags | O_CLOEXEC, mode);
+    return open(path, flags, mode);
 }
 
 static int os_close(void *ctx, int fd)
@@ -84,6 +85,49 @@ static int os_unmap(void *ctx, void *addr, size_t len)
     return munmap(addr, len);
 }
 
+static int os_mkdir(void *ctx, const char *path, mode_t mode)
+{
+    (void)ctx;
+    return mkdir(path, mode);
+}
+
+static int os_flock(void *ctx, int fd, int operation)
+{
+    (void)ctx;
+    return flock(fd, operation);
+}
+
+static int os_fstat(void *ctx, int fd, struct stat *st)
+{
+    (void)ctx;
+    return fstat(fd, st);
+}
+
+static int os_statvfs(void *ctx, const char *path, struct statvfs *st)
+{
+    (void)ctx;
+    return statvfs(path, st);
+}
+
+static void *os_opendir(void *ctx, const char *path)
+{
+    (void)ctx;
+    return opendir(path);
+}
+
+static const char *os_readdir(void *ctx, void *dir)
+{
+    (void)ctx;
+    const struct dirent *de = readdir(dir);
+    return de ? de->d_name : NULL;
+}
+
+static int os_closedir(void *ctx, void *dir)
+{
+    (void)ctx;
+    return closedir(dir);
+}
+
 const struct kv_io kv__io_os = {
     .ctx = NULL,
     .open = os_open,
@@ -97,7 +141,58 @@ const struct kv_io kv__io_os = {
     .unlink = os_unlink,
     .map = os_map,
     .unmap = os_unmap,
+    .mkdir = os_mkdir,
+    .flock = os_flock,
+    .fstat = os_fstat,
+    .statvfs = os_statvfs,
+    .opendir = os_opendir,
+    .readdir = os_readdir,
+    .closedir = os_closedir,
 };
+
+const struct kv_io *kv_io_default(void)
+{
+    return &kv__io_os;
+}
+
+/* Fills a NULL member of t with the operating system's. */
+#define COMPLETE(t, member)                                                                        \
+    do {                                                                                           \
+        if (!(t)->member)                                                                          \
+            (t)->member = kv__io_os.member;                                                        \
+    } while (0)
+
+int kv__io_complete(const struct kv_io *user, struct kv_io *out)
+{
+    if (!user) {
+        *out = kv__io_os;
+        return 0;
+    }
+    int dir_members = !!user->opendir + !!user->readdir + !!user->closedir;
+    if ((dir_members != 0 && dir_members != 3) || !user->map != !user->unmap)
+        return KV_EINVAL;
+    struct kv_io t = *user;
+    COMPLETE(&t, open);
+    COMPLETE(&t, close);
+    COMPLETE(&t, preadv);
+    COMPLETE(&t, pwritev);
+    COMPLETE(&t, fdatasync);
+    COMPLETE(&t, fsync);
+    COMPLETE(&t, ftruncate);
+    COMPLETE(&t, rename);
+    COMPLETE(&t, unlink);
+    COMPLETE(&t, map);
+    COMPLETE(&t, unmap);
+    COMPLETE(&t, mkdir);
+    COMPLETE(&t, flock);
+    COMPLETE(&t, fstat);
+    COMPLETE(&t, statvfs);
+    COMPLETE(&t, opendir);
+    COMPLETE(&t, readdir);
+    COMPLETE(&t, closedir);
+    *out = t;
+    return 0;
+}
 
 /* Advances iov past n transferred bytes; returns the new first element. */
 static struct iovec *iov_advance(struct iovec *iov, int *iovcnt, size_t n)
@@ -164,9 +259,15 @@ int kv__io_write_full(const struct kv_io *io, int fd, const void *buf, size_t le
     return transfer_full(io, fd, &iov, 1, off, true);
 }
 
+int kv__join_path(const char *dir, const char *name, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/%s", dir, name);
+    return n < 0 || (size_t)n >= len ? KV_EINVAL : 0;
+}
+
 int kv__io_sync_dir(const struct kv_io *io, const char *dir)
 {
-    int fd = io->open(io->ctx, dir, O_RDONLY | O_DIRECTORY, 0);
+    int fd = io->open(io->ctx, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (fd < 0)
         return kv__errno_to_rc(errno);
     int rc = 0;
@@ -178,19 +279,19 @@ int kv__io_sync_dir(const struct kv_io *io, const char *dir)
     return rc;
 }
 
-int kv__io_file_size(int fd, uint64_t *size)
+int kv__io_file_size(const struct kv_io *io, int fd, uint64_t *size)
 {
     struct stat st;
-    if (fstat(fd, &st) != 0)
+    if (io->fstat(io->ctx, fd, &st) != 0)
         return kv__errno_to_rc(errno);
     *size = (uint64_t)st.st_size;
     return 0;
 }
 
-int kv__io_free_space(const char *path, uint64_t *bytes)
+int kv__io_free_space(const struct kv_io *io, const char *path, uint64_t *bytes)
 {
     struct statvfs st;
-    if (statvfs(path, &st) != 0)
+    if (io->statvfs(io->ctx, path, &st) != 0)
         return kv__errno_to_rc(errno);
     *bytes = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
     return 0;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index.h"
+#include "rwlock.h"
 #include "store.h"
 
 static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
@@ -117,7 +119,7 @@ int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *afte
     struct selection sel = {.limit = limit};
     uint8_t *keys = NULL;
     int rc = 0;
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     size_t cursor = 0;
     const struct index_entry *e;
     while (rc == 0 && (e = index_next(&s->index, &cursor)) != NULL) {
@@ -131,7 +133,7 @@ int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *afte
         qsort(sel.items, sel.n, sizeof(*sel.items), entry_qsort_cmp);
         rc = copy_keys(&sel, &keys);
     }
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     const uint8_t *p = keys;
     for (size_t i = 0; rc == 0 && i < sel.n; i++) {
         uint16_t len;

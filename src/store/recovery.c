@@ -14,13 +14,26 @@
  * A record with an op code this version does not know stops the open with
  * KV_EFORMAT rather than silently skipping data.
  */
+#include "recovery.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "record.h"
+#include "debug.h"
+#include "bloom.h"
+#include "index.h"
+#include "io.h"
+#include "keydir.h"
+#include "logging.h"
+#include "rwlock.h"
+#include "segment.h"
+#include "segment_scan.h"
+#include "snapshot.h"
 #include "store.h"
+#include "thread.h"
+#include "write.h"
 
 struct replay {
     kv_store *s;
@@ -30,22 +43,11 @@ struct replay {
     uint64_t truncate_at;
 };
 
-static const char *status_text(kv_record_status st)
-{
-    switch (st) {
-    case KV_REC_BAD_CHECKSUM:
-        return "record failed its checksum";
-    case KV_REC_TORN:
-        return "incomplete record";
-    default:
-        return "damaged bytes";
-    }
-}
-
 static int replay_one(const struct scan_record *r, void *arg)
 {
     struct replay *rp = arg;
     kv_store *s = rp->s;
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     if (r->status == KV_REC_UNKNOWN_OP) {
         kv__log(s, KV_LOG_ERROR,
                 "segment %u offset %llu: record with unknown op code %u; this version cannot "
@@ -60,8 +62,9 @@ static int replay_one(const struct scan_record *r, void *arg)
             return 0;
         }
         atomic_fetch_add(&s->n_checksum_errors, 1);
-        kv__log(s, KV_LOG_WARN, "segment %u offset %llu: %s, %llu bytes skipped", rp->seg->id,
-                (unsigned long long)r->off, status_text(r->status), (unsigned long long)r->len);
+        kv__log(s, KV_LOG_WARN, "segment %u offset %llu: %llu bytes skipped (%s)", rp->seg->id,
+                (unsigned long long)r->off, (unsigned long long)r->len,
+                kv_record_status_name(r->status));
         return 0;
     }
     if (r->key_len == 0 || r->off > UINT32_MAX) {
@@ -83,13 +86,15 @@ static int replay_one(const struct scan_record *r, void *arg)
 /* Cuts the torn tail off the newest segment and makes the cut durable. */
 static int cut_torn_tail(kv_store *s, struct segment *seg, uint64_t at)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     uint64_t size = atomic_load(&seg->size);
     kv__log(s, KV_LOG_WARN, "segment %u: cutting %llu bytes of an incomplete write at offset %llu",
             seg->id, (unsigned long long)(size - at), (unsigned long long)at);
     if (s->io->ftruncate(s->io->ctx, seg->fd, (off_t)at) != 0 ||
         kv__fsync_counted(s, seg->fd, false) != 0) {
-        kv__log(s, KV_LOG_ERROR, "cannot truncate segment %u: %s", seg->id, strerror(errno));
-        return kv__errno_to_rc(errno);
+        int err = errno;
+        kv__log(s, KV_LOG_ERROR, "cannot truncate segment %u: %s", seg->id, strerror(err));
+        return kv__errno_to_rc(err);
     }
     s->torn_bytes_truncated += size - at;
     atomic_store(&seg->size, at);
@@ -105,10 +110,11 @@ static int replay_segment(kv_store *s, struct segment *seg, bool newest, uint64_
         int rc = kv__segment_path(s->dir, seg->id, false, path, sizeof(path));
         if (rc != 0)
             return rc;
-        fd = s->io->open(s->io->ctx, path, O_RDONLY, 0);
+        fd = s->io->open(s->io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
         if (fd < 0) {
-            kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
-            return kv__errno_to_rc(errno);
+            int err = errno;
+            kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(err));
+            return kv__errno_to_rc(err);
         }
     }
     struct replay rp = {.s = s, .seg = seg, .newest = newest};
@@ -124,19 +130,21 @@ static int replay_segment(kv_store *s, struct segment *seg, bool newest, uint64_
  * opened for writing and becomes the active segment. */
 static int load_segment_table(kv_store *s, const uint32_t *ids, size_t n)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     for (size_t i = 0; i < n; i++) {
         bool newest = i == n - 1;
         char path[4096];
         int rc = kv__segment_path(s->dir, ids[i], false, path, sizeof(path));
         if (rc != 0)
             return rc;
-        int fd = s->io->open(s->io->ctx, path, newest ? O_RDWR : O_RDONLY, 0);
+        int fd = s->io->open(s->io->ctx, path, (newest ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
         if (fd < 0) {
-            kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
-            return kv__errno_to_rc(errno);
+            int err = errno;
+            kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(err));
+            return kv__errno_to_rc(err);
         }
         uint64_t size;
-        rc = kv__io_file_size(fd, &size);
+        rc = kv__io_file_size(s->io, fd, &size);
         struct segment *seg = rc == 0 ? kv__segment_new(ids[i], newest ? fd : -1, size) : NULL;
         if (!newest || !seg)
             s->io->close(s->io->ctx, fd);
@@ -161,6 +169,7 @@ static int load_segment_table(kv_store *s, const uint32_t *ids, size_t n)
 /* Forgets whatever a rejected snapshot put in the index. */
 static int reset_index(kv_store *s)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
     for (size_t i = 0; i < s->nsegs; i++)
@@ -170,12 +179,13 @@ static int reset_index(kv_store *s)
 
 int kv__recover(kv_store *s)
 {
+    KV_ASSERT(!kv__rwlock_held(&s->rwlock));
     uint32_t *ids = NULL;
     size_t n = 0;
-    int rc = kv__list_segments(s, true, &ids, &n);
+    int rc = kv__list_segments(s->io, s->dir, s, true, &ids, &n);
     if (rc != 0)
         return rc;
-    kv__wrlock(s);
+    kv__wrlock(&s->rwlock);
     rc = load_segment_table(s, ids, n);
     uint32_t pos_seg = 0;
     uint64_t pos_off = 0;
@@ -197,7 +207,7 @@ int kv__recover(kv_store *s)
             start = pos_off;
         rc = replay_segment(s, seg, i == s->nsegs - 1, start);
     }
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     free(ids);
     if (rc != 0)
         return rc;
@@ -206,19 +216,19 @@ int kv__recover(kv_store *s)
         rc = kv__segment_create(s, 1, &seg);
         if (rc != 0)
             return rc;
-        kv__wrlock(s);
+        kv__wrlock(&s->rwlock);
         rc = kv__segtab_add(s, seg);
         if (rc == 0)
             s->active = seg;
-        kv__unlock(s);
+        kv__unlock(&s->rwlock);
         if (rc != 0) {
             kv__segment_discard(s, seg);
             return rc;
         }
     } else if (atomic_load(&s->active->size) >= s->opts.segment_size) {
-        pthread_mutex_lock(&s->append_mu);
+        kv__mutex_lock(&s->append_mu);
         rc = kv__rotate(s, s->active->id + 1);
-        pthread_mutex_unlock(&s->append_mu);
+        kv__mutex_unlock(&s->append_mu);
     }
     return rc;
 }

@@ -19,7 +19,6 @@
  * demand and the least recently used idle ones closed when more than
  * opts.max_open_files are open; a mapping does not hold one.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -27,13 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "segment.h"
 
-int kv__join_path(const char *dir, const char *name, char *buf, size_t len)
-{
-    int n = snprintf(buf, len, "%s/%s", dir, name);
-    return n < 0 || (size_t)n >= len ? KV_EINVAL : 0;
-}
+#include "debug.h"
+#include "io.h"
+#include "logging.h"
+#include "rwlock.h"
+#include "store.h"
+#include "thread.h"
 
 int kv__segment_path(const char *dir, uint32_t id, bool tmp, char *buf, size_t len)
 {
@@ -73,36 +73,38 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int kv__list_segments(const kv_store *s, bool remove_tmp, uint32_t **ids, size_t *n)
+int kv__list_segments(const struct kv_io *io, const char *dir, const kv_store *log, bool remove_tmp,
+                      uint32_t **ids, size_t *n)
 {
-    DIR *d = opendir(s->dir);
+    void *d = io->opendir(io->ctx, dir);
     if (!d) {
-        kv__log(s, KV_LOG_ERROR, "cannot read directory %s: %s", s->dir, strerror(errno));
-        return kv__errno_to_rc(errno);
+        int err = errno;
+        kv__log(log, KV_LOG_ERROR, "cannot read directory %s: %s", dir, strerror(err));
+        return kv__errno_to_rc(err);
     }
     uint32_t *out = NULL;
     size_t count = 0, cap = 0;
     int rc = 0;
-    struct dirent *de;
+    const char *name;
     char path[4096];
-    while ((de = readdir(d)) != NULL) {
+    for (errno = 0; (name = io->readdir(io->ctx, d)) != NULL; errno = 0) {
         uint64_t id;
-        if (has_suffix(de->d_name, ".tmp")) {
-            if (remove_tmp && kv__join_path(s->dir, de->d_name, path, sizeof(path)) == 0 &&
-                s->io->unlink(s->io->ctx, path) == 0)
-                kv__log(s, KV_LOG_INFO, "removed stale temporary file %s", de->d_name);
+        if (has_suffix(name, ".tmp")) {
+            if (remove_tmp && kv__join_path(dir, name, path, sizeof(path)) == 0 &&
+                io->unlink(io->ctx, path) == 0)
+                kv__log(log, KV_LOG_INFO, "removed stale temporary file %s", name);
             continue;
         }
-        if (!parse_segment_name(de->d_name, &id))
+        if (!parse_segment_name(name, &id))
             continue;
         if (id > UINT32_MAX - 1024) {
-            kv__log(s, KV_LOG_ERROR, "%s: segment number too large for this version", de->d_name);
+            kv__log(log, KV_LOG_ERROR, "%s: segment number too large for this version", name);
             rc = KV_EFORMAT;
             break;
         }
         if (count == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            uint32_t *grown = realloc(out, ncap * sizeof(*out));
+            uint32_t *grown = realloc(out, ncap * sizeof(*grown));
             if (!grown) {
                 rc = KV_ENOMEM;
                 break;
@@ -112,7 +114,12 @@ int kv__list_segments(const kv_store *s, bool remove_tmp, uint32_t **ids, size_t
         }
         out[count++] = (uint32_t)id;
     }
-    closedir(d);
+    if (rc == 0 && errno != 0) {
+        int err = errno;
+        kv__log(log, KV_LOG_ERROR, "cannot read directory %s: %s", dir, strerror(err));
+        rc = kv__errno_to_rc(err);
+    }
+    io->closedir(io->ctx, d);
     if (rc != 0) {
         free(out);
         return rc;
@@ -148,7 +155,7 @@ int kv__segment_create(kv_store *s, uint32_t id, struct segment **out)
     int rc = kv__segment_path(s->dir, id, false, path, sizeof(path));
     if (rc != 0)
         return rc;
-    int fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    int fd = s->io->open(s->io->ctx, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = kv__errno_to_rc(errno);
         kv__log(s, KV_LOG_ERROR, "cannot create %s: %s", path, strerror(errno));
@@ -168,15 +175,16 @@ int kv__segment_create(kv_store *s, uint32_t id, struct segment **out)
         return rc;
     }
     seg->writable = true;
-    pthread_mutex_lock(&s->seg_mu);
+    kv__mutex_lock(&s->seg_mu);
     s->open_fds++;
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__mutex_unlock(&s->seg_mu);
     *out = seg;
     return 0;
 }
 
 int kv__segtab_add(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     if (s->nsegs == s->segs_cap) {
         size_t ncap = s->segs_cap ? s->segs_cap * 2 : 16;
         struct segment **grown = realloc(s->segs, ncap * sizeof(*grown));
@@ -197,6 +205,7 @@ int kv__segtab_add(kv_store *s, struct segment *seg)
 
 struct segment *kv__segtab_find(const kv_store *s, uint32_t id)
 {
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     size_t lo = 0, hi = s->nsegs;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -214,6 +223,7 @@ struct segment *kv__segtab_find(const kv_store *s, uint32_t id)
 /* Unmaps, closes and frees seg; seg_mu held. */
 static void segment_destroy_locked(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(kv__mutex_held(&s->seg_mu));
     const uint8_t *map = atomic_load(&seg->map);
     if (map)
         s->io->unmap(s->io->ctx, (void *)map, seg->map_len);
@@ -226,6 +236,7 @@ static void segment_destroy_locked(kv_store *s, struct segment *seg)
 
 void kv__segtab_remove(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     for (size_t i = 0; i < s->nsegs; i++) {
         if (s->segs[i] != seg)
             continue;
@@ -240,6 +251,8 @@ void kv__segtab_remove(kv_store *s, struct segment *seg)
  * table is stable. */
 static void evict_idle(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->seg_mu));
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     while (s->open_fds > s->opts.max_open_files) {
         struct segment *victim = NULL;
         for (size_t i = 0; i < s->nsegs; i++) {
@@ -261,13 +274,14 @@ static void evict_idle(kv_store *s)
  * runs evict_idle once it has what it needs from the descriptor. */
 static int open_fd_locked(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(kv__mutex_held(&s->seg_mu));
     if (seg->fd >= 0)
         return 0;
     char path[4096];
     int rc = kv__segment_path(s->dir, seg->id, false, path, sizeof(path));
     if (rc != 0)
         return rc;
-    seg->fd = s->io->open(s->io->ctx, path, O_RDONLY, 0);
+    seg->fd = s->io->open(s->io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
     if (seg->fd < 0) {
         rc = kv__errno_to_rc(errno);
         kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
@@ -283,6 +297,8 @@ static int open_fd_locked(kv_store *s, struct segment *seg)
  * too. seg_mu held, and the rwlock, so that writable is stable. */
 static void map_locked(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(kv__mutex_held(&s->seg_mu));
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     if (atomic_load_explicit(&seg->map_tried, memory_order_relaxed))
         return;
     uint64_t size = atomic_load(&seg->size);
@@ -322,15 +338,16 @@ void kv__segment_unpin(struct segment *seg)
 
 void kv__segment_discard(kv_store *s, struct segment *seg)
 {
-    pthread_mutex_lock(&s->seg_mu);
+    kv__mutex_lock(&s->seg_mu);
     segment_destroy_locked(s, seg);
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__mutex_unlock(&s->seg_mu);
 }
 
 /* Pins are only taken under the lock while seg is in the table, so once it
  * is out and the lock released, the counts only fall. */
 void kv__segment_retire(kv_store *s, struct segment *seg)
 {
+    KV_ASSERT(!kv__rwlock_held(&s->rwlock));
     for (unsigned i = 0; i < READER_SHARDS; i++)
         while (atomic_load_explicit(&seg->pins[i].n, memory_order_acquire) != 0)
             sched_yield();
@@ -339,10 +356,11 @@ void kv__segment_retire(kv_store *s, struct segment *seg)
 
 const uint8_t *kv__segment_view(kv_store *s, struct segment *seg, uint64_t off, uint64_t len)
 {
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     if (!atomic_load_explicit(&seg->map_tried, memory_order_acquire)) {
-        pthread_mutex_lock(&s->seg_mu);
+        kv__mutex_lock(&s->seg_mu);
         map_locked(s, seg);
-        pthread_mutex_unlock(&s->seg_mu);
+        kv__mutex_unlock(&s->seg_mu);
     }
     const uint8_t *map = atomic_load_explicit(&seg->map, memory_order_relaxed);
     uint64_t end = off + len;
@@ -353,7 +371,8 @@ const uint8_t *kv__segment_view(kv_store *s, struct segment *seg, uint64_t off, 
 
 int kv__segment_get_fd(kv_store *s, struct segment *seg, int *fd)
 {
-    pthread_mutex_lock(&s->seg_mu);
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
+    kv__mutex_lock(&s->seg_mu);
     int rc = open_fd_locked(s, seg);
     if (rc == 0) {
         seg->fd_users++;
@@ -361,23 +380,24 @@ int kv__segment_get_fd(kv_store *s, struct segment *seg, int *fd)
         *fd = seg->fd;
         evict_idle(s);
     }
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__mutex_unlock(&s->seg_mu);
     return rc;
 }
 
 void kv__segment_put_fd(kv_store *s, struct segment *seg)
 {
-    pthread_mutex_lock(&s->seg_mu);
+    kv__mutex_lock(&s->seg_mu);
+    KV_ASSERT(seg->fd_users > 0);
     seg->fd_users--;
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__mutex_unlock(&s->seg_mu);
 }
 
 void kv__segtab_free(kv_store *s)
 {
-    pthread_mutex_lock(&s->seg_mu);
+    kv__mutex_lock(&s->seg_mu);
     for (size_t i = 0; i < s->nsegs; i++)
         segment_destroy_locked(s, s->segs[i]);
-    pthread_mutex_unlock(&s->seg_mu);
+    kv__mutex_unlock(&s->seg_mu);
     free(s->segs);
     s->segs = NULL;
     s->nsegs = s->segs_cap = 0;

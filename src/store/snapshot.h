@@ -26,6 +26,12 @@
 #ifndef KV_STORE_SNAPSHOT_H
 #define KV_STORE_SNAPSHOT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvstore.h"
+
+#define SNAPSHOT_NAME   "index.snapshot"
 #define SNAP_MAGIC      "MKVSNAP"
 #define SNAP_MAGIC_LEN  8
 #define SNAP_GO_MAGIC   "KVINDEX1"
@@ -35,5 +41,24 @@
 #define SNAP_SEG_LEN    12u
 #define SNAP_ENTRY_HEAD 14u
 #define SNAP_MAX_FILE   (64ull << 30)
+
+/* Writes the snapshot (snapshot_save.c), after making the log position it
+ * records durable. Caller holds append_mu. */
+int kv__snapshot_save_locked(kv_store *s);
+
+/* Loads the snapshot into s->index if valid (snapshot_load.c); ids are the
+ * segments on disk, already in the table. pos_seg and pos_off receive the
+ * log position it covers. Returns 0 when loaded, 1 when absent or unusable
+ * (the reason logged, the index to be reset by the caller), or a negative
+ * code on a hard failure. Caller holds the rwlock for writing. */
+int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *pos_seg,
+                      uint64_t *pos_off);
+
+/* Checks dir's snapshot as a load would, against the n segments ids of
+ * sizes bytes, without loading it (snapshot_load.c): kv_check_snapshot's
+ * verdict, reason and key count. */
+int kv__snapshot_check(const struct kv_io *io, const char *dir, const uint32_t *ids,
+                       const uint64_t *sizes, size_t n, kv_snapshot_status *status, uint64_t *keys,
+                       char *reason, size_t reason_len);
 
 #endif /* KV_STORE_SNAPSHOT_H */

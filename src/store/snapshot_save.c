@@ -15,9 +15,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
+#include "bloom.h"
+#include "index.h"
+#include "io.h"
+#include "logging.h"
 #include "record.h"
+#include "rwlock.h"
+#include "segment.h"
 #include "snapshot.h"
 #include "store.h"
+#include "thread.h"
+#include "write.h"
 
 #define SNAP_WRITE_BUF (1u << 20)
 
@@ -92,6 +101,7 @@ static int encode_bloom(const struct bloom *f, struct snap_writer *w)
 /* Writes the whole file but its CRC; caller holds the read lock. */
 static int encode_snapshot(const kv_store *s, struct snap_writer *w)
 {
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     uint8_t *p = writer_take(w, SNAP_HEADER_LEN);
     if (!p)
         return w->rc;
@@ -127,16 +137,17 @@ static int write_snapshot(kv_store *s)
     struct snap_writer w = {.io = s->io, .buf = malloc(SNAP_WRITE_BUF)};
     if (!w.buf)
         return KV_ENOMEM;
-    w.fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    w.fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w.fd < 0) {
-        kv__log(s, KV_LOG_ERROR, "cannot create %s: %s", tmp, strerror(errno));
+        int err = errno;
+        kv__log(s, KV_LOG_ERROR, "cannot create %s: %s", tmp, strerror(err));
         free(w.buf);
-        return kv__errno_to_rc(errno);
+        return kv__errno_to_rc(err);
     }
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     rc = encode_snapshot(s, &w);
     uint64_t keys = s->index.count;
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     int err = errno;
     if (rc == 0)
         rc = writer_flush(&w);
@@ -172,6 +183,7 @@ static int write_snapshot(kv_store *s)
 
 int kv__snapshot_save_locked(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     /* The position it records must be durable, or a crash would leave the
      * snapshot naming bytes that are gone (it would then be ignored). */
     int rc = kv__sync_active(s);
@@ -180,10 +192,5 @@ int kv__snapshot_save_locked(kv_store *s)
 
 int kv_save_snapshot(kv_store *s)
 {
-    if (!s)
-        return KV_EINVAL;
-    pthread_mutex_lock(&s->append_mu);
-    int rc = atomic_load(&s->read_only) ? KV_EREADONLY : kv__snapshot_save_locked(s);
-    pthread_mutex_unlock(&s->append_mu);
-    return rc;
+    return s ? kv__append_path_run(s, kv__snapshot_save_locked) : KV_EINVAL;
 }

@@ -8,15 +8,25 @@
  * writers wait for readers only during the few instructions of a lookup.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "debug.h"
+#include "bloom.h"
+#include "compaction.h"
+#include "dirlock.h"
+#include "index.h"
+#include "io.h"
+#include "keydir.h"
+#include "logging.h"
 #include "record.h"
+#include "recovery.h"
+#include "rwlock.h"
+#include "segment.h"
+#include "snapshot.h"
 #include "store.h"
+#include "thread.h"
+#include "write.h"
 
 #define MIN_SEGMENT_SIZE (4u << 10)
 #define MAX_SEGMENT_SIZE (2ull << 30)
@@ -53,177 +63,27 @@ static bool key_valid(const void *key, size_t key_len)
     return key && key_len >= 1 && key_len <= KV_MAX_KEY_LEN;
 }
 
-/* ---- index updates shared by writes, recovery and compaction */
-
-static void sub_live(kv_store *s, const struct kv_loc *loc, size_t key_len)
-{
-    struct segment *seg = kv__segtab_find(s, loc->seg);
-    if (seg)
-        seg->live_bytes -= record_size(key_len, loc->val_len);
-}
-
-int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
-                  const struct kv_loc *loc, bool *was_present)
-{
-    struct kv_loc old;
-    bool replaced = false;
-    int rc = index_upsert(&s->index, hash, key, key_len, loc, &old, &replaced);
-    if (rc != 0)
-        return rc;
-    if (was_present)
-        *was_present = replaced;
-    if (replaced) {
-        sub_live(s, &old, key_len);
-    } else {
-        bloom_add(&s->bloom, hash);
-        if (s->bloom_next)
-            bloom_add(s->bloom_next, hash);
-    }
-    struct segment *seg = kv__segtab_find(s, loc->seg);
-    if (seg)
-        seg->live_bytes += record_size(key_len, loc->val_len);
-    return 0;
-}
-
-void kv__apply_delete(kv_store *s, uint64_t hash, const void *key, size_t key_len)
-{
-    struct kv_loc old;
-    if (index_remove(&s->index, hash, key, key_len, &old) == 0)
-        sub_live(s, &old, key_len);
-}
-
-/* Bloom rebuild: hashes are computed a batch ahead and their blocks
- * prefetched, so that the filter's cache misses overlap (and the index walk
- * prefetches the entries). */
-struct bloom_fill {
-    struct bloom *b;
-    uint64_t hashes[32];
-    size_t n;
-};
-
-static void bloom_fill_flush(struct bloom_fill *f)
-{
-    for (size_t i = 0; i < f->n; i++)
-        bloom_add(f->b, f->hashes[i]);
-    f->n = 0;
-}
-
-static int bloom_fill_visit(const struct index_entry *e, void *arg)
-{
-    struct bloom_fill *f = arg;
-    f->hashes[f->n] = index_hash(e->key, e->key_len);
-    bloom_prefetch(f->b, f->hashes[f->n++]);
-    if (f->n == sizeof(f->hashes) / sizeof(f->hashes[0]))
-        bloom_fill_flush(f);
-    return 0;
-}
-
-static void bloom_fill_end_range(void *arg)
-{
-    bloom_fill_flush(arg);
-}
-
-int kv__rebuild_bloom(kv_store *s)
-{
-    struct bloom fresh;
-    uint64_t capacity = 2 * (uint64_t)s->index.count;
-    int rc = bloom_init(&fresh, capacity, s->opts.bloom_bits_per_key);
-    if (rc != 0)
-        return rc;
-    struct bloom_fill f = {.b = &fresh};
-    index_walk_range(&s->index, 0, UINT32_MAX, bloom_fill_visit, &f);
-    bloom_fill_flush(&f);
-    fresh.inserted = s->index.count;
-    bloom_destroy(&s->bloom);
-    s->bloom = fresh;
-    return 0;
-}
-
-/* Slots of the index one read-lock hold of a shared walk covers: tens of
- * microseconds. */
-#define WALK_SLOTS 8192
-
-int kv__walk_index_shared(kv_store *s, index_visit_fn fn, void (*end_range)(void *arg), void *arg)
-{
-    uint64_t lo = 0;
-    while (lo <= UINT32_MAX) {
-        kv__rdlock(s);
-        uint64_t width = ((uint64_t)WALK_SLOTS << 32) / s->index.cap;
-        uint64_t hi = lo + (width ? width : 1) - 1;
-        if (hi > UINT32_MAX)
-            hi = UINT32_MAX;
-        int rc = index_walk_range(&s->index, (uint32_t)lo, (uint32_t)hi, fn, arg);
-        if (end_range)
-            end_range(arg);
-        kv__unlock(s);
-        if (rc != 0)
-            return rc;
-        lo = hi + 1;
-    }
-    return 0;
-}
-
-/* The new filter takes the keys of the walk, and writers add the keys they
- * insert meanwhile: a key inserted behind the walk is still in it, one
- * removed meanwhile is a false positive at worst. Only the walk (under the
- * read lock) and writers (under the write lock) touch it, never at once. */
-int kv__rebuild_bloom_shared(kv_store *s)
-{
-    kv__rdlock(s);
-    uint64_t capacity = 2 * (uint64_t)s->index.count;
-    kv__unlock(s);
-    struct bloom fresh;
-    int rc = bloom_init(&fresh, capacity, s->opts.bloom_bits_per_key);
-    if (rc != 0)
-        return rc;
-    kv__wrlock(s);
-    s->bloom_next = &fresh; // cppcheck-suppress autoVariables ; reset below
-    kv__unlock(s);
-    struct bloom_fill f = {.b = &fresh};
-    kv__walk_index_shared(s, bloom_fill_visit, bloom_fill_end_range, &f);
-    struct bloom old;
-    kv__wrlock(s);
-    s->bloom_next = NULL;
-    fresh.inserted = s->index.count;
-    old = s->bloom;
-    s->bloom = fresh;
-    kv__unlock(s);
-    bloom_destroy(&old);
-    return 0;
-}
-
 /* ---- open and close */
 
-static int take_dir_lock(kv_store *s)
+/* Creates the data directory (one level) unless it exists. */
+static int make_dir(kv_store *s)
 {
-    char path[4096];
-    int rc = kv__join_path(s->dir, LOCK_NAME, path, sizeof(path));
-    if (rc != 0)
-        return rc;
-    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s->lock_fd < 0) {
-        kv__log(s, KV_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
-        return kv__errno_to_rc(errno);
-    }
-    /* flock locks belong to the open file description, so a second handle in
-     * the same process conflicts too (fcntl locks would not). */
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        kv__log(s, KV_LOG_ERROR, "%s is in use by another handle or process", s->dir);
-        return err == EWOULDBLOCK ? KV_ELOCKED : kv__errno_to_rc(err);
-    }
-    return 0;
+    if (s->io->mkdir(s->io->ctx, s->dir, 0755) == 0 || errno == EEXIST)
+        return 0;
+    int err = errno;
+    kv__log(s, KV_LOG_ERROR, "cannot create directory %s: %s", s->dir, strerror(err));
+    return kv__errno_to_rc(err);
 }
 
 static int init_sync(kv_store *s)
 {
-    int rc = kv__lock_init(s);
+    int rc = kv__rwlock_init(&s->rwlock);
     if (rc != 0)
         return rc;
-    pthread_mutex_init(&s->append_mu, NULL);
-    pthread_mutex_init(&s->seg_mu, NULL);
-    pthread_mutex_init(&s->queue_mu, NULL);
-    pthread_mutex_init(&s->compact_mu, NULL);
+    kv__mutex_init(&s->append_mu);
+    kv__mutex_init(&s->seg_mu);
+    kv__mutex_init(&s->queue_mu);
+    kv__mutex_init(&s->compact_mu);
     return 0;
 }
 
@@ -233,13 +93,12 @@ static void store_free(kv_store *s)
     kv__segtab_free(s);
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
-    kv__lock_destroy(s);
-    pthread_mutex_destroy(&s->append_mu);
-    pthread_mutex_destroy(&s->seg_mu);
-    pthread_mutex_destroy(&s->queue_mu);
-    pthread_mutex_destroy(&s->compact_mu);
-    if (s->lock_fd >= 0)
-        close(s->lock_fd);
+    kv__rwlock_destroy(&s->rwlock);
+    kv__mutex_destroy(&s->append_mu);
+    kv__mutex_destroy(&s->seg_mu);
+    kv__mutex_destroy(&s->queue_mu);
+    kv__mutex_destroy(&s->compact_mu);
+    kv__dirlock_release(s);
     free(s->dir);
     free(s);
 }
@@ -252,14 +111,16 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
     kv_options_init(&defaults);
     if (!opts)
         opts = &defaults;
-    if (!options_valid(opts))
+    struct kv_io io;
+    if (!options_valid(opts) || kv__io_complete(opts->io, &io) != 0)
         return KV_EINVAL;
     kv_store *s = calloc(1, sizeof(*s));
     if (!s)
         return KV_ENOMEM;
     s->opts = *opts;
-    s->io = opts->io ? opts->io : &kv__io_os;
-    s->lock_fd = -1;
+    s->io_table = io;
+    s->io = &s->io_table;
+    s->dir_lock_fd = -1;
     s->dir = strdup(dir);
     if (!s->dir || init_sync(s) != 0) {
         free(s->dir);
@@ -267,20 +128,18 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         return KV_ENOMEM;
     }
     int rc = index_init(&s->index);
-    if (rc == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        kv__log(s, KV_LOG_ERROR, "cannot create directory %s: %s", dir, strerror(errno));
-        rc = kv__errno_to_rc(errno);
-    }
     if (rc == 0)
-        rc = take_dir_lock(s);
+        rc = make_dir(s);
+    if (rc == 0)
+        rc = kv__dirlock_take(s);
     if (rc == 0)
         rc = kv__recover(s);
     /* A snapshot sizes the filter before loading; a full replay cannot know
      * the key count in advance, so the filter is built after it. */
     if (rc == 0 && (!s->snapshot_loaded || bloom_is_full(&s->bloom))) {
-        kv__wrlock(s);
+        kv__wrlock(&s->rwlock);
         rc = kv__rebuild_bloom(s);
-        kv__unlock(s);
+        kv__unlock(&s->rwlock);
     }
     if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)
         rc = kv__start_sync_thread(s);
@@ -301,13 +160,13 @@ int kv_close(kv_store *s)
 {
     if (!s)
         return 0;
-    pthread_mutex_lock(&s->queue_mu);
+    kv__mutex_lock(&s->queue_mu);
     s->closing = true;
-    pthread_mutex_unlock(&s->queue_mu);
+    kv__mutex_unlock(&s->queue_mu);
     kv__stop_compactor(s);
     kv__stop_sync_thread(s);
     int rc = 0;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     /* A snapshot only after a successful sync: it records a log position,
      * which must be durable. */
     if (!atomic_load(&s->read_only)) {
@@ -315,23 +174,34 @@ int kv_close(kv_store *s)
         if (rc == 0)
             rc = kv__snapshot_save_locked(s);
     }
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
     store_free(s);
     return rc;
 }
 
 /* ---- single-key operations */
 
-int kv_put(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len)
+int kv_put_crc(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len,
+               uint32_t *value_crc)
 {
     if (!s || !key_valid(key, key_len) || (!val && val_len > 0))
         return KV_EINVAL;
     if (val_len > KV_MAX_VALUE_LEN)
         return KV_ETOOBIG;
-    int rc = kv__write(s, KV_OP_SET, key, key_len, val, val_len);
-    if (rc == 0)
-        atomic_fetch_add_explicit(&s->n_puts, 1, memory_order_relaxed);
-    return rc;
+    uint32_t vcrc = 0;
+    int rc =
+        kv__write(s, KV_OP_SET, key, key_len, val, val_len, KV_COND_NONE, value_crc ? &vcrc : NULL);
+    if (rc != 0)
+        return rc;
+    atomic_fetch_add_explicit(&s->n_puts, 1, memory_order_relaxed);
+    if (value_crc)
+        *value_crc = vcrc;
+    return 0;
+}
+
+int kv_put(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len)
+{
+    return kv_put_crc(s, key, key_len, val, val_len, NULL);
 }
 
 int kv_exists(kv_store *s, const void *key, size_t key_len)
@@ -339,18 +209,19 @@ int kv_exists(kv_store *s, const void *key, size_t key_len)
     if (!s || !key_valid(key, key_len))
         return KV_EINVAL;
     uint64_t h = index_hash(key, key_len);
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     bool found = bloom_may_contain(&s->bloom, h) && index_lookup(&s->index, h, key, key_len);
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     return found ? 0 : KV_ENOTFOUND;
 }
 
 int kv_delete(kv_store *s, const void *key, size_t key_len)
 {
-    int rc = kv_exists(s, key, key_len);
-    if (rc != 0)
-        return rc;
-    rc = kv__write(s, KV_OP_DELETE, key, key_len, NULL, 0);
+    if (!s || !key_valid(key, key_len))
+        return KV_EINVAL;
+    /* Whether the key exists is decided with the write, by the group-commit
+     * leader (write.c): a delete of an absent key writes nothing. */
+    int rc = kv__write(s, KV_OP_DELETE, key, key_len, NULL, 0, KV_COND_PRESENT, NULL);
     if (rc == 0)
         atomic_fetch_add_explicit(&s->n_deletes, 1, memory_order_relaxed);
     return rc;
@@ -365,6 +236,7 @@ struct read_at {
 /* Looks key up; caller holds the read lock. */
 static int locate(kv_store *s, const void *key, size_t key_len, struct read_at *at)
 {
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
     uint64_t h = index_hash(key, key_len);
     /* The slot's cache miss overlaps the bloom filter's. */
     index_prefetch_slot(&s->index, h);
@@ -380,7 +252,7 @@ static int locate(kv_store *s, const void *key, size_t key_len, struct read_at *
     }
     at->loc = e->loc;
     at->seg = kv__segtab_find(s, at->loc.seg);
-    if (!at->seg) {
+    if (NEVER(!at->seg)) {
         kv__log(s, KV_LOG_ERROR, "index names segment %u, which is not open", at->loc.seg);
         return KV_EIO;
     }
@@ -488,10 +360,10 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     uint8_t *buf = NULL;
     uint32_t vcrc = 0;
     uint32_t *want_crc = value_crc ? &vcrc : NULL;
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     int rc = locate(s, key, key_len, &at);
     if (rc != 0) {
-        kv__unlock(s);
+        kv__unlock(&s->rwlock);
         return rc;
     }
     uint64_t len = record_size(key_len, at.loc.val_len);
@@ -500,7 +372,7 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     kv__segment_pin(at.seg);
     if (!rec)
         rc = kv__segment_get_fd(s, at.seg, &fd);
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     if (rec) {
         rc = copy_value(s, &at, rec, key, key_len, &buf, want_crc);
     } else if (rc == 0) {
@@ -529,12 +401,7 @@ void kv_free(void *p)
 
 int kv_sync(kv_store *s)
 {
-    if (!s)
-        return KV_EINVAL;
-    pthread_mutex_lock(&s->append_mu);
-    int rc = atomic_load(&s->read_only) ? KV_EREADONLY : kv__sync_active(s);
-    pthread_mutex_unlock(&s->append_mu);
-    return rc;
+    return s ? kv__append_path_run(s, kv__sync_active) : KV_EINVAL;
 }
 
 int kv_get_stats(kv_store *s, kv_stats *out)
@@ -543,7 +410,7 @@ int kv_get_stats(kv_store *s, kv_stats *out)
         return KV_EINVAL;
     kv_stats st;
     memset(&st, 0, sizeof(st));
-    kv__rdlock(s);
+    kv__rdlock(&s->rwlock);
     st.keys = s->index.count;
     st.segments = s->nsegs;
     for (size_t i = 0; i < s->nsegs; i++) {
@@ -555,7 +422,7 @@ int kv_get_stats(kv_store *s, kv_stats *out)
     st.bloom_bytes = bloom_memory(&s->bloom);
     st.index_bytes = index_memory(&s->index) + st.bloom_bytes;
     st.bloom_capacity = s->bloom.capacity;
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     st.dead_bytes = st.disk_bytes > st.live_bytes ? st.disk_bytes - st.live_bytes : 0;
     st.bloom_negatives = atomic_load(&s->n_bloom_negatives);
     st.bloom_false_positives = atomic_load(&s->n_bloom_false_positives);

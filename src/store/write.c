@@ -9,6 +9,15 @@
  * hands each waiting writer its result. So N concurrent writers pay for about
  * one fdatasync, not N, and the index only ever shows durable records.
  *
+ * A write may carry a condition (enum kv__write_cond: kv_delete's "the key
+ * exists"). The leader decides the conditions of its batch when it has taken
+ * it, in log order, under the lock it holds anyway to size the index: each
+ * against the index as the earlier batches left it and against the earlier
+ * writes of the same key in this batch. A write whose condition fails is
+ * left out of the batch: it writes nothing and gets the condition's code.
+ * Since only a leader changes the index's keys (under append_mu), nothing can
+ * change the outcome between the decision and the write.
+ *
  * Each waiting writer sleeps on its own semaphore, posted exactly once: when
  * its write is done, or when it becomes the head of the queue. The leader
  * takes its batch off the queue before writing it and promotes the next
@@ -26,6 +35,8 @@
  * were already acknowledged (sync modes interval and none), the store turns
  * read-only (KV_EREADONLY) until it is reopened.
  */
+#include "write.h"
+
 #include <errno.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -33,8 +44,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "bloom.h"
+#include "debug.h"
+#include "index.h"
+#include "io.h"
+#include "keydir.h"
+#include "logging.h"
 #include "record.h"
+#include "rwlock.h"
+#include "segment.h"
 #include "store.h"
+#include "thread.h"
 
 #define BATCH_MAX_RECORDS 256
 #define BATCH_MAX_BYTES   (4u << 20)
@@ -43,6 +63,8 @@
 
 struct write_req {
     uint8_t op;
+    uint8_t cond; /* enum kv__write_cond */
+    bool skip;    /* its condition failed: left out of the batch, rc says why */
     const void *key;
     size_t key_len;
     const void *val;
@@ -82,6 +104,7 @@ static uint64_t now_ns(void)
 /* fdatasync of the active segment's unsynced bytes; append_mu held. */
 static int sync_active(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
     uint64_t size = atomic_load(&a->size);
     if (a->synced_size == size)
@@ -99,6 +122,7 @@ static int sync_active(kv_store *s)
 
 int kv__sync_active(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     /* Outside the append path, unsynced bytes are acknowledged writes (sync
      * modes interval and none): if they cannot be made durable, no later
      * fsync can be trusted to have done it either. */
@@ -110,6 +134,7 @@ int kv__sync_active(kv_store *s)
 
 int kv__rotate(kv_store *s, uint32_t new_id)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *old = s->active;
     int rc = kv__sync_active(s);
     if (rc != 0)
@@ -118,13 +143,13 @@ int kv__rotate(kv_store *s, uint32_t new_id)
     rc = kv__segment_create(s, new_id, &seg);
     if (rc != 0)
         return rc;
-    kv__wrlock(s);
+    kv__wrlock(&s->rwlock);
     rc = kv__segtab_add(s, seg);
     if (rc == 0) {
         s->active = seg;
         old->writable = false;
     }
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     if (rc != 0) {
         char path[4096];
         kv__segment_discard(s, seg);
@@ -139,11 +164,13 @@ int kv__rotate(kv_store *s, uint32_t new_id)
 /* Cuts the active segment back to len after a failed write or sync. */
 static int truncate_active(kv_store *s, uint64_t len)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
     if (s->io->ftruncate(s->io->ctx, a->fd, (off_t)len) != 0) {
+        int err = errno;
         kv__log(s, KV_LOG_ERROR, "cannot cut segment %u back to %llu bytes: %s", a->id,
-                (unsigned long long)len, strerror(errno));
-        return kv__errno_to_rc(errno);
+                (unsigned long long)len, strerror(err));
+        return kv__errno_to_rc(err);
     }
     atomic_store(&a->size, len);
     return 0;
@@ -153,6 +180,7 @@ static int truncate_active(kv_store *s, uint64_t len)
  * move to a fresh segment. */
 static void abandon_unsynced_tail(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
     if (truncate_active(s, a->synced_size) != 0 || kv__fsync_counted(s, a->fd, false) != 0) {
         set_read_only(s, "the unsynced tail of a segment could not be cut off");
@@ -171,10 +199,11 @@ static void abandon_unsynced_tail(kv_store *s)
 static void take_batch(kv_store *s, struct write_req *first, uint64_t size, uint64_t limit,
                        bool alone, struct write_req **last, size_t *count)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     uint64_t bytes = req_size(first);
     struct write_req *w = first;
     size_t n = 1;
-    pthread_mutex_lock(&s->queue_mu);
+    kv__mutex_lock(&s->queue_mu);
     while (!alone && w->next && n < BATCH_MAX_RECORDS) {
         uint64_t more = req_size(w->next);
         if (bytes + more > BATCH_MAX_BYTES || size + bytes + more > limit)
@@ -193,7 +222,7 @@ static void take_batch(kv_store *s, struct write_req *first, uint64_t size, uint
     s->round_writers = n + left;
     if (next)
         sem_post(&next->wake);
-    pthread_mutex_unlock(&s->queue_mu);
+    kv__mutex_unlock(&s->queue_mu);
     *last = w;
     *count = n;
 }
@@ -204,6 +233,7 @@ static void take_batch(kv_store *s, struct write_req *first, uint64_t size, uint
  * and fails. append_mu held. */
 static int plan_batch(kv_store *s, struct write_req *first, struct write_req **last, size_t *count)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     uint64_t limit = s->opts.segment_size;
     uint64_t size = atomic_load(&s->active->size);
     int rc = atomic_load(&s->read_only) ? KV_EREADONLY : 0;
@@ -218,6 +248,7 @@ static int plan_batch(kv_store *s, struct write_req *first, struct write_req **l
 /* Writes the batch at the end of the active segment. append_mu held. */
 static int write_batch(kv_store *s, struct write_req *first, size_t count)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
     uint64_t start = atomic_load(&a->size);
     struct iovec stack_iov[STACK_IOVS];
@@ -231,6 +262,8 @@ static int write_batch(kv_store *s, struct write_req *first, size_t count)
     uint64_t off = start;
     struct write_req *w = first;
     for (size_t i = 0; i < count; i++, w = w->next) {
+        if (w->skip)
+            continue;
         w->loc.seg = a->id;
         w->loc.off = (uint32_t)off;
         w->loc.val_len = (uint32_t)w->val_len;
@@ -260,10 +293,13 @@ static int write_batch(kv_store *s, struct write_req *first, size_t count)
 /* Applies a written batch to the index, in log order. append_mu held. */
 static int apply_batch(kv_store *s, struct write_req *first, size_t count)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     int rc = 0;
-    kv__wrlock(s);
+    kv__wrlock(&s->rwlock);
     struct write_req *w = first;
     for (size_t i = 0; i < count && rc == 0; i++, w = i < count ? w->next : w) {
+        if (w->skip)
+            continue;
         if (w->op == KV_OP_SET)
             rc = kv__apply_set(s, w->hash, w->key, w->key_len, &w->loc, NULL);
         else
@@ -271,7 +307,7 @@ static int apply_batch(kv_store *s, struct write_req *first, size_t count)
     }
     if (rc == 0 && bloom_is_full(&s->bloom))
         rc = kv__rebuild_bloom(s);
-    kv__unlock(s);
+    kv__unlock(&s->rwlock);
     if (rc != 0)
         set_read_only(s, "out of memory while indexing durable records");
     return rc;
@@ -293,11 +329,12 @@ static int apply_batch(kv_store *s, struct write_req *first, size_t count)
  */
 static void await_writers(kv_store *s)
 {
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
     if (s->opts.sync_mode != KV_SYNC_ALWAYS || s->last_sync_ns == 0)
         return;
-    pthread_mutex_lock(&s->queue_mu);
+    kv__mutex_lock(&s->queue_mu);
     size_t want = s->round_writers;
-    pthread_mutex_unlock(&s->queue_mu);
+    kv__mutex_unlock(&s->queue_mu);
     if (atomic_load_explicit(&s->queue_len, memory_order_relaxed) >= want)
         return;
     uint64_t until = now_ns() + s->last_sync_ns / 2;
@@ -308,69 +345,134 @@ static void await_writers(kv_store *s)
     while (atomic_load_explicit(&s->queue_len, memory_order_relaxed) < want && now_ns() < until);
 }
 
+/* Whether w's key is in the store just before w: as the last earlier write
+ * of the same key in the batch left it, or else as the index has it. The
+ * rwlock is held. */
+static bool present_before(kv_store *s, const struct write_req *first, const struct write_req *w)
+{
+    const struct write_req *last = NULL;
+    for (const struct write_req *r = first; r != w; r = r->next)
+        if (!r->skip && r->hash == w->hash && r->key_len == w->key_len &&
+            memcmp(r->key, w->key, w->key_len) == 0)
+            last = r;
+    if (last)
+        return last->op == KV_OP_SET;
+    return bloom_may_contain(&s->bloom, w->hash) &&
+           index_lookup(&s->index, w->hash, w->key, w->key_len) != NULL;
+}
+
+/* 0 when w's condition holds, else the code w fails with. */
+static int cond_check(const struct write_req *w, bool present)
+{
+    switch ((enum kv__write_cond)w->cond) {
+    case KV_COND_PRESENT:
+        return present ? 0 : KV_ENOTFOUND;
+    case KV_COND_NONE:
+        break;
+    }
+    return 0;
+}
+
+/* Decides the conditions of the batch [first, count) in log order, leaving
+ * out (skip, with its code in rc) each write whose condition fails; returns
+ * how many writes are left. append_mu and the rwlock are held. */
+static size_t settle_conditions(kv_store *s, struct write_req *first, size_t count)
+{
+    KV_ASSERT(kv__mutex_held(&s->append_mu) && kv__rwlock_held(&s->rwlock));
+    size_t left = count;
+    struct write_req *w = first;
+    for (size_t i = 0; i < count; i++, w = w->next) {
+        if (w->cond == KV_COND_NONE)
+            continue;
+        int rc = cond_check(w, present_before(s, first, w));
+        if (rc != 0) {
+            w->skip = true;
+            w->rc = rc;
+            left--;
+        }
+    }
+    return left;
+}
+
 /* The leader's work for the batch that starts at first (the queue's head). */
 static int lead_batch(kv_store *s, struct write_req *first)
 {
     size_t count = 1;
     struct write_req *last = first;
-    pthread_mutex_lock(&s->append_mu);
+    kv__mutex_lock(&s->append_mu);
     await_writers(s);
     int rc = plan_batch(s, first, &last, &count);
-    if (rc == 0) {
-        /* Grow the index before the records become durable, so that applying
-         * them cannot fail for memory. The write lock is taken only when the
-         * index must grow: readers keep their lookups meanwhile. */
-        kv__rdlock(s);
-        bool grow = index_needs_room(&s->index, count);
-        kv__unlock(s);
-        if (grow) {
-            kv__wrlock(s);
-            rc = index_reserve(&s->index, count);
-            kv__unlock(s);
-        }
+    /* One read-lock hold decides the conditions and whether the index must
+     * grow for the writes left. It grows before the records become durable,
+     * so that applying them cannot fail for memory; the write lock is taken
+     * only then, and readers keep their lookups meanwhile. */
+    kv__rdlock(&s->rwlock);
+    size_t writes = settle_conditions(s, first, count);
+    bool grow = rc == 0 && writes > 0 && index_needs_room(&s->index, writes);
+    kv__unlock(&s->rwlock);
+    if (grow) {
+        kv__wrlock(&s->rwlock);
+        rc = index_reserve(&s->index, writes);
+        kv__unlock(&s->rwlock);
     }
-    if (rc == 0)
+    if (rc == 0 && writes > 0)
         rc = write_batch(s, first, count);
-    if (rc == 0)
+    if (rc == 0 && writes > 0)
         rc = apply_batch(s, first, count);
-    pthread_mutex_unlock(&s->append_mu);
+    kv__mutex_unlock(&s->append_mu);
     return rc;
 }
 
-/* Hands every follower of the batch its result. A follower may return (and
- * its request vanish) as soon as it is posted, so next is read first. */
+/* Hands every follower of the batch its result: rc, or the code of its
+ * failed condition. A follower may return (and its request vanish) as soon
+ * as it is posted, so next is read first. */
 static void finish_batch(struct write_req *first, int rc)
 {
     struct write_req *r = first->next;
     while (r) {
         struct write_req *next = r->next;
-        r->rc = rc;
+        if (!r->skip)
+            r->rc = rc;
         r->done = true;
         sem_post(&r->wake);
         r = next;
     }
 }
 
-/* Encodes the record of w into its iovecs, checksum included. */
-static void encode_request(struct write_req *w)
+/* The record checksum over head (the CRC of op, lengths and key) and the
+ * value. With value_crc, the value's own CRC too, from the same single pass
+ * over it: computed apart and combined into the record's. */
+static uint32_t record_crc(uint32_t head, const void *val, size_t val_len, uint32_t *value_crc)
+{
+    if (!value_crc)
+        return record_crc_update(head, val, val_len);
+    *value_crc = record_crc_update(0, val, val_len);
+    return record_crc_combine(head, *value_crc, val_len);
+}
+
+/* Encodes the record of w into its iovecs, checksum included; with
+ * value_crc, also gives the CRC of the value alone. */
+static void encode_request(struct write_req *w, uint32_t *value_crc)
 {
     uint8_t *p = w->buf;
     record_encode_header(p, w->op, (uint32_t)w->key_len, (uint32_t)w->val_len);
     uint64_t len = req_size(w);
     if (len <= sizeof(w->buf)) {
+        uint8_t *v = p + RECORD_HEADER_LEN + w->key_len;
         memcpy(p + RECORD_HEADER_LEN, w->key, w->key_len);
         if (w->val_len > 0)
-            memcpy(p + RECORD_HEADER_LEN + w->key_len, w->val, w->val_len);
-        put_u32(p + len - RECORD_TRAILER_LEN,
-                record_crc_update(0, p + 2, len - 2 - RECORD_TRAILER_LEN));
+            memcpy(v, w->val, w->val_len);
+        uint32_t crc = value_crc ? record_crc(record_crc_update(0, p + 2, (size_t)(v - p - 2)), v,
+                                              w->val_len, value_crc)
+                                 : record_crc_update(0, p + 2, len - 2 - RECORD_TRAILER_LEN);
+        put_u32(p + len - RECORD_TRAILER_LEN, crc);
         w->iov[0] = (struct iovec){.iov_base = p, .iov_len = len};
         w->niov = 1;
         return;
     }
     uint8_t *trailer = p + RECORD_HEADER_LEN;
-    uint32_t crc = record_crc_head(p, w->key, w->key_len);
-    if (w->val_len > 0)
-        crc = record_crc_update(crc, w->val, w->val_len);
+    uint32_t crc =
+        record_crc(record_crc_head(p, w->key, w->key_len), w->val, w->val_len, value_crc);
     put_u32(trailer, crc);
     int n = 0;
     w->iov[n++] = (struct iovec){.iov_base = p, .iov_len = RECORD_HEADER_LEN};
@@ -382,16 +484,22 @@ static void encode_request(struct write_req *w)
 }
 
 int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
-              size_t val_len)
+              size_t val_len, enum kv__write_cond cond, uint32_t *value_crc)
 {
-    struct write_req w = {.op = op, .key = key, .key_len = key_len, .val = val, .val_len = val_len};
+    KV_ASSERT(!kv__rwlock_held(&s->rwlock) && !kv__mutex_held(&s->append_mu));
+    struct write_req w = {.op = op,
+                          .cond = (uint8_t)cond,
+                          .key = key,
+                          .key_len = key_len,
+                          .val = val,
+                          .val_len = val_len};
     w.hash = index_hash(key, key_len);
-    encode_request(&w);
+    encode_request(&w, value_crc);
     sem_init(&w.wake, 0, 0);
 
-    pthread_mutex_lock(&s->queue_mu);
+    kv__mutex_lock(&s->queue_mu);
     if (s->closing) {
-        pthread_mutex_unlock(&s->queue_mu);
+        kv__mutex_unlock(&s->queue_mu);
         sem_destroy(&w.wake);
         return KV_EBUSY;
     }
@@ -406,7 +514,7 @@ int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const vo
                           atomic_load_explicit(&s->queue_len, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     bool lead = s->queue_head == &w;
-    pthread_mutex_unlock(&s->queue_mu);
+    kv__mutex_unlock(&s->queue_mu);
 
     /* Posted once: either this write is done, or it heads the queue now. */
     if (!lead) {
@@ -420,57 +528,35 @@ int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const vo
     int rc = lead_batch(s, &w);
     finish_batch(&w, rc);
     sem_destroy(&w.wake);
+    return w.skip ? w.rc : rc;
+}
+
+int kv__append_path_run(kv_store *s, int (*fn)(kv_store *s))
+{
+    kv__mutex_lock(&s->append_mu);
+    int rc = atomic_load(&s->read_only) ? KV_EREADONLY : fn(s);
+    kv__mutex_unlock(&s->append_mu);
     return rc;
 }
 
 /* ---- KV_SYNC_INTERVAL: a thread that makes the active segment durable every
  * sync_interval_ms. */
 
-static void *sync_thread_main(void *arg)
+static void sync_task(void *arg)
 {
     kv_store *s = arg;
-    pthread_mutex_lock(&s->append_mu);
-    while (!s->sync_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)s->opts.sync_interval_ms * 1000000u;
-        until.tv_sec += (time_t)(ns / 1000000000u);
-        until.tv_nsec = (long)(ns % 1000000000u);
-        int r = pthread_cond_timedwait(&s->sync_cv, &s->append_mu, &until);
-        if (r == ETIMEDOUT && !s->sync_stop && !atomic_load(&s->read_only))
-            kv__sync_active(s);
-    }
-    pthread_mutex_unlock(&s->append_mu);
-    return NULL;
+    kv__mutex_lock(&s->append_mu);
+    if (!atomic_load(&s->read_only))
+        kv__sync_active(s);
+    kv__mutex_unlock(&s->append_mu);
 }
 
 int kv__start_sync_thread(kv_store *s)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    int r = pthread_cond_init(&s->sync_cv, &attr);
-    pthread_condattr_destroy(&attr);
-    if (r != 0)
-        return KV_ENOMEM;
-    s->sync_stop = false;
-    if (pthread_create(&s->sync_thread, NULL, sync_thread_main, s) != 0) {
-        pthread_cond_destroy(&s->sync_cv);
-        return KV_ENOMEM;
-    }
-    s->sync_thread_running = true;
-    return 0;
+    return kv__bgthread_start(&s->sync_thread, s->opts.sync_interval_ms, sync_task, s);
 }
 
 void kv__stop_sync_thread(kv_store *s)
 {
-    if (!s->sync_thread_running)
-        return;
-    pthread_mutex_lock(&s->append_mu);
-    s->sync_stop = true;
-    pthread_cond_signal(&s->sync_cv);
-    pthread_mutex_unlock(&s->append_mu);
-    pthread_join(s->sync_thread, NULL);
-    pthread_cond_destroy(&s->sync_cv);
-    s->sync_thread_running = false;
+    kv__bgthread_stop(&s->sync_thread);
 }

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "testutil.h"
 
@@ -222,6 +223,31 @@ static void test_strerror_names_every_code(void **state)
     assert_string_equal(kv_version(), KV_VERSION_STRING);
 }
 
+static void test_version_macros_and_kv_version_agree(void **state)
+{
+    (void)state;
+    char want[32];
+    snprintf(want, sizeof(want), "%d.%d.%d", KV_VERSION_MAJOR, KV_VERSION_MINOR, KV_VERSION_PATCH);
+    assert_string_equal(KV_VERSION_STRING, want);
+    assert_string_equal(kv_version(), want);
+    assert_int_equal(KV_VERSION_NUMBER,
+                     KV_VERSION_MAJOR * 10000 + KV_VERSION_MINOR * 100 + KV_VERSION_PATCH);
+#if KV_VERSION_NUMBER < 100 /* usable in #if: 0.1.0 is 100 */
+    fail_msg("KV_VERSION_NUMBER %d is below 0.1.0", KV_VERSION_NUMBER);
+#endif
+}
+
+static void test_record_status_names_are_the_dump_names(void **state)
+{
+    (void)state;
+    assert_string_equal(kv_record_status_name(KV_REC_OK), "ok");
+    assert_string_equal(kv_record_status_name(KV_REC_BAD_CHECKSUM), "bad-checksum");
+    assert_string_equal(kv_record_status_name(KV_REC_DAMAGED), "damaged");
+    assert_string_equal(kv_record_status_name(KV_REC_TORN), "incomplete");
+    assert_string_equal(kv_record_status_name(KV_REC_UNKNOWN_OP), "unknown-op");
+    assert_string_equal(kv_record_status_name((kv_record_status)99), "?");
+}
+
 static void test_get_crc_returns_crc_of_the_value(void **state)
 {
     struct fixture *f = *state;
@@ -232,6 +258,49 @@ static void test_get_crc_returns_crc_of_the_value(void **state)
     assert_kv_ok(kv_get_crc(f->s, "user:123", 8, &v, &n, &crc));
     kv_free(v);
     assert_int_equal(crc, 0xec4ac3d0); /* crc32("Hello, World!") */
+}
+
+/* kv_put_crc gives the CRC-32 of the value, as zlib computes it and as
+ * kv_get_crc gives it back: for a small record (encoded whole), a large one
+ * (encoded in pieces), and an empty value. */
+static void test_put_crc_returns_crc_of_the_value(void **state)
+{
+    struct fixture *f = *state;
+    uint32_t crc = 1;
+    assert_int_equal(kv_put_crc(f->s, "user:123", 8, "Hello, World!", 13, &crc), 0);
+    assert_int_equal(crc, 0xec4ac3d0); /* crc32("Hello, World!") */
+
+    size_t big_len = 100000;
+    uint8_t *big = malloc(big_len);
+    assert_non_null(big);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (uint8_t)(i * 131 + 7);
+    uint32_t want = (uint32_t)crc32(crc32(0L, Z_NULL, 0), big, (uInt)big_len);
+    assert_int_equal(kv_put_crc(f->s, "big", 3, big, big_len, &crc), 0);
+    assert_int_equal(crc, want);
+    void *v;
+    size_t n;
+    uint32_t got = 0;
+    assert_int_equal(kv_get_crc(f->s, "big", 3, &v, &n, &got), 0);
+    assert_int_equal(got, want);
+    assert_int_equal(n, big_len);
+    assert_memory_equal(v, big, big_len);
+    kv_free(v);
+    free(big);
+
+    assert_int_equal(kv_put_crc(f->s, "empty", 5, "", 0, &crc), 0);
+    assert_int_equal(crc, 0);
+    assert_int_equal(kv_put_crc(f->s, "nocrc", 5, "x", 1, NULL), 0);
+    tu_assert_str(f->s, "nocrc", "x");
+    /* A put that fails leaves *value_crc alone. */
+    crc = 12345;
+    assert_int_equal(kv_put_crc(f->s, "", 0, "x", 1, &crc), KV_EINVAL);
+    assert_int_equal(crc, 12345);
+
+    /* The records check out on their own: a reopen reads them back. */
+    reopen(f);
+    tu_assert_str(f->s, "user:123", "Hello, World!");
+    tu_assert_str(f->s, "empty", "");
 }
 
 static void test_stats_count_keys_bytes_and_segments(void **state)
@@ -446,7 +515,10 @@ int main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_invalid_arguments_are_refused, setup, teardown),
         cmocka_unit_test(test_strerror_names_every_code),
+        cmocka_unit_test(test_version_macros_and_kv_version_agree),
+        cmocka_unit_test(test_record_status_names_are_the_dump_names),
         cmocka_unit_test_setup_teardown(test_get_crc_returns_crc_of_the_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_crc_returns_crc_of_the_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_count_keys_bytes_and_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_is_sorted_with_prefix_after_and_limit, setup,
                                         teardown),

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 
 #include "record.h"
+#include "compaction.h"
+#include "rwlock.h"
 #include "store.h"
 #include "testutil.h"
 
@@ -225,12 +227,12 @@ static void test_compaction_drops_a_key_whose_record_is_damaged_and_keeps_the_re
     char k[32];
     make_key(victim, k, sizeof(k));
     struct kv_loc loc;
-    kv__rdlock(f->s);
+    kv__rdlock(&f->s->rwlock);
     const struct index_entry *e =
         index_lookup(&f->s->index, index_hash(k, strlen(k)), k, strlen(k));
     assert_non_null(e);
     loc = e->loc;
-    kv__unlock(f->s);
+    kv__unlock(&f->s->rwlock);
     char name[64];
     snprintf(name, sizeof(name), "segment-%u.dat", loc.seg);
     char *path = tu_path(f->dir, name);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "rwlock.h"
 #include "store.h"
 #include "testutil.h"
 
@@ -830,10 +831,10 @@ static void *ws_writer(void *arg)
 {
     struct write_storm *w = arg;
     for (int n = 0; n < WS_ROUNDS && !atomic_load(&w->reader_done); n++) {
-        kv__wrlock(w->s);
+        kv__wrlock(&w->s->rwlock);
         atomic_fetch_add(&w->rounds, 1);
         hold_for(WS_HOLD_NS);
-        kv__unlock(w->s);
+        kv__unlock(&w->s->rwlock);
     }
     atomic_store(&w->writer_done, true);
     return NULL;
@@ -858,9 +859,9 @@ static void test_readers_get_in_between_back_to_back_write_locks(void **state)
         while (atomic_load(&w.rounds) == seen && !atomic_load(&w.writer_done))
             sched_yield();
         int asked = atomic_load(&w.rounds);
-        kv__rdlock(s);
+        kv__rdlock(&s->rwlock);
         waited += atomic_load(&w.rounds) - asked;
-        kv__unlock(s);
+        kv__unlock(&s->rwlock);
     }
     atomic_store(&w.reader_done, true);
     pthread_join(writer, NULL);

@@ -1,6 +1,6 @@
 /*
- * snapshot.c - reading index.snapshot (format in snapshot.h): loading it
- * into the index at open, and kv_check_snapshot.
+ * snapshot_load.c - reading index.snapshot (format in snapshot.h): loading
+ * it into the index at open, and checking it for kv_check_snapshot.
  *
  * A snapshot is trusted only when everything agrees: magic, version, CRC,
  * every listed segment present and at least as long as listed, every entry
@@ -14,9 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "debug.h"
+#include "bloom.h"
+#include "index.h"
+#include "io.h"
+#include "logging.h"
 #include "record.h"
+#include "segment.h"
 #include "snapshot.h"
 #include "store.h"
 
@@ -93,10 +98,10 @@ static int reader_open(struct snap_reader *r, const struct kv_io *io, const char
     int rc = kv__join_path(dir, SNAPSHOT_NAME, path, sizeof(path));
     if (rc != 0)
         return rc;
-    r->fd = io->open(io->ctx, path, O_RDONLY, 0);
+    r->fd = io->open(io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
     if (r->fd < 0)
         return errno == ENOENT ? 1 : kv__errno_to_rc(errno);
-    rc = kv__io_file_size(r->fd, &r->file_len);
+    rc = kv__io_file_size(io, r->fd, &r->file_len);
     if (rc != 0)
         return rc;
     r->cap = r->file_len < SNAP_WINDOW ? (size_t)r->file_len : SNAP_WINDOW;
@@ -463,6 +468,7 @@ static int reserve_for(kv_store *s, uint64_t nkeys, bool bloom_loaded)
 int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *pos_seg,
                       uint64_t *pos_off)
 {
+    KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     struct snap_reader r;
     struct snap_view v = {0};
     char reason[160] = "";
@@ -525,38 +531,15 @@ int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *p
     return 0;
 }
 
-/* ---- kv_check_snapshot: the same checks, on a directory that may be in use */
+/* ---- the same checks without loading (kv_check_snapshot, inspect.c) */
 
-static int sizes_of_dir(const char *dir, const uint32_t *ids, size_t n, uint64_t *sizes)
+int kv__snapshot_check(const struct kv_io *io, const char *dir, const uint32_t *ids,
+                       const uint64_t *sizes, size_t n, kv_snapshot_status *status, uint64_t *keys,
+                       char *reason, size_t reason_len)
 {
-    for (size_t i = 0; i < n; i++) {
-        char path[4096];
-        int rc = kv__segment_path(dir, ids[i], false, path, sizeof(path));
-        if (rc != 0)
-            return rc;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return kv__errno_to_rc(errno);
-        rc = kv__io_file_size(fd, &sizes[i]);
-        close(fd);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-int kv_check_snapshot(const char *dir, kv_snapshot_status *status, uint64_t *keys, char *reason,
-                      size_t reason_len)
-{
-    if (!dir || !status)
-        return KV_EINVAL;
-    kv_store probe = {.dir = (char *)dir, .io = &kv__io_os};
     struct snap_reader r;
     struct snap_view v = {0};
-    uint32_t *ids = NULL;
-    uint64_t *sizes = NULL;
-    size_t n = 0;
-    int rc = reader_open(&r, &kv__io_os, dir);
+    int rc = reader_open(&r, io, dir);
     if (rc == 1) {
         reader_close(&r);
         *status = KV_SNAPSHOT_ABSENT;
@@ -564,12 +547,6 @@ int kv_check_snapshot(const char *dir, kv_snapshot_status *status, uint64_t *key
             snprintf(reason, reason_len, "no %s", SNAPSHOT_NAME);
         return 0;
     }
-    if (rc == 0)
-        rc = kv__list_segments(&probe, false, &ids, &n);
-    if (rc == 0 && !(sizes = malloc((n ? n : 1) * sizeof(*sizes))))
-        rc = KV_ENOMEM;
-    if (rc == 0)
-        rc = sizes_of_dir(dir, ids, n, sizes);
     if (rc == 0) {
         int fn_rc = 0;
         kv_snapshot_status st = read_head(&r, &v, &rc, reason, reason_len);
@@ -594,7 +571,5 @@ int kv_check_snapshot(const char *dir, kv_snapshot_status *status, uint64_t *key
     }
     reader_close(&r);
     view_free(&v);
-    free(ids);
-    free(sizes);
     return rc;
 }

@@ -1,19 +1,22 @@
 /*
- * scan.c - reads a segment record by record, good or bad: the one parser of
- * the log, used by recovery and kv_scan().
+ * segment_scan.c - reads a segment record by record, good or bad: the one
+ * parser of the log, used by recovery and kv_scan().
  *
  * A record "checks out" when its magic, lengths and CRC-32 agree. Bytes that
  * do not check out are reported as one region reaching to the next position
  * where a record checks out again (resynchronisation on the magic), so one
  * damaged record never hides the records after it. Every record is verified
  * in full, values included, in windows of WINDOW bytes, so memory stays
- * bounded whatever the size of a value.
+ * bounded whatever the size of a value. The statuses it gives have one set of
+ * names, kv_record_status_name(), for the log and for the tools alike.
  */
+#include "segment_scan.h"
+
 #include <stdlib.h>
 #include <string.h>
 
+#include "io.h"
 #include "record.h"
-#include "store.h"
 
 #define WINDOW     (1u << 20)
 #define WINDOW_CAP (WINDOW + RECORD_HEADER_LEN + KV_MAX_KEY_LEN + RECORD_TRAILER_LEN)
@@ -107,6 +110,23 @@ static int probe(struct reader *r, uint64_t pos, struct scan_record *rec, enum p
     else
         *out = PROBE_OK;
     return 0;
+}
+
+const char *kv_record_status_name(kv_record_status status)
+{
+    switch (status) {
+    case KV_REC_OK:
+        return "ok";
+    case KV_REC_BAD_CHECKSUM:
+        return "bad-checksum";
+    case KV_REC_DAMAGED:
+        return "damaged";
+    case KV_REC_TORN:
+        return "incomplete";
+    case KV_REC_UNKNOWN_OP:
+        return "unknown-op";
+    }
+    return "?";
 }
 
 static bool probe_good(enum probe p)

@@ -1,0 +1,108 @@
+/*
+ * segment.h - segment files and the store's table of them (segment.c): the
+ * sorted table of open segments, each segment's descriptor (opened on
+ * demand, the least recently used closed past max_open_files) and its
+ * read-only mapping, pins that keep a segment alive for the reads that
+ * began before compaction took it out of the table, and the listing of a
+ * directory's segment files.
+ */
+#ifndef KV_STORE_SEGMENT_H
+#define KV_STORE_SEGMENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvstore.h"
+#include "rwlock.h"
+
+struct segment {
+    uint32_t id;
+    int fd;                /* -1 while closed by the descriptor cache */
+    _Atomic uint64_t size; /* bytes in the file */
+    uint64_t synced_size;  /* bytes known durable (active segment; append_mu) */
+    uint64_t live_bytes;   /* bytes of records the index points at (rwlock) */
+    /* Reads in flight, per reader shard: a segment taken out of the table
+     * is destroyed once they have all drained (kv__segment_retire). */
+    struct kv_shard_count pins[READER_SHARDS];
+    unsigned fd_users; /* reads using fd: it is not evicted (seg_mu) */
+    bool writable;     /* the active segment: its descriptor is never evicted */
+    uint64_t last_use; /* descriptor-cache clock (seg_mu) */
+    /* The file mapped for reading, made on its first read: map_len bytes,
+     * the whole segment size for the active segment (reads look only at
+     * bytes written), else the file. Published with release order once. */
+    const uint8_t *_Atomic map;
+    size_t map_len;
+    atomic_bool map_tried; /* mapped, or mapping failed for good */
+    bool map_warned;       /* a failure to map was logged (seg_mu) */
+};
+
+/* ---- files */
+
+/* dir/segment-<id>.dat, with ".tmp" appended when tmp. KV_EINVAL when it
+ * does not fit len. */
+int kv__segment_path(const char *dir, uint32_t id, bool tmp, char *buf, size_t len);
+
+/* Lists the segment ids in dir, ascending, through io; with remove_tmp, also
+ * deletes stale *.tmp files left by a crash. Problems are logged to log (a
+ * store, or NULL for none). *ids is released with free(). */
+int kv__list_segments(const struct kv_io *io, const char *dir, const kv_store *log, bool remove_tmp,
+                      uint32_t **ids, size_t *n);
+
+/* Creates segment-<id>.dat, fsyncs the directory, and returns it writable
+ * (not yet in the table). */
+int kv__segment_create(kv_store *s, uint32_t id, struct segment **out);
+
+/* fsync (or fdatasync when data_only) of fd through the I/O table, counted
+ * in the store's statistics. */
+int kv__fsync_counted(kv_store *s, int fd, bool data_only);
+
+/* ---- segments and the table */
+
+/* A segment of size bytes; fd may be -1 (opened on demand). NULL when out of
+ * memory. */
+struct segment *kv__segment_new(uint32_t id, int fd, uint64_t size);
+
+/* Closes and frees a segment that never entered the table (its file stays
+ * for the caller to remove). */
+void kv__segment_discard(kv_store *s, struct segment *seg);
+
+/* Adds seg to the table, in id order. Caller holds the rwlock for writing. */
+int kv__segtab_add(kv_store *s, struct segment *seg);
+
+/* The segment of that id, or NULL. Caller holds the rwlock. */
+struct segment *kv__segtab_find(const kv_store *s, uint32_t id);
+
+/* Takes seg out of the table. Caller holds the rwlock for writing; once it
+ * has released it, the caller hands seg to kv__segment_retire. */
+void kv__segtab_remove(kv_store *s, struct segment *seg);
+
+/* Waits for the reads that pinned seg before it left the table, then unmaps,
+ * closes and frees it. Caller holds no lock. */
+void kv__segment_retire(kv_store *s, struct segment *seg);
+
+/* Closes and frees every segment of the table. */
+void kv__segtab_free(kv_store *s);
+
+/* ---- reading */
+
+/* Pins seg for a read that goes on after the rwlock is released (caller
+ * holds the rwlock, so seg is in the table); kv__segment_unpin, without the
+ * lock, ends it. The count is the calling thread's reader shard's. */
+void kv__segment_pin(struct segment *seg);
+void kv__segment_unpin(struct segment *seg);
+
+/* The len bytes at off of seg straight from its mapping, made on the first
+ * call, or NULL when it cannot be mapped or they lie outside the bytes
+ * written. Caller holds the rwlock; the bytes stay valid while seg is
+ * pinned. */
+const uint8_t *kv__segment_view(kv_store *s, struct segment *seg, uint64_t off, uint64_t len);
+
+/* The descriptor of a pinned segment, opened if the cache closed it, kept
+ * open until kv__segment_put_fd. Caller holds the rwlock (the cache walks the
+ * table). */
+int kv__segment_get_fd(kv_store *s, struct segment *seg, int *fd);
+void kv__segment_put_fd(kv_store *s, struct segment *seg);
+
+#endif /* KV_STORE_SEGMENT_H */

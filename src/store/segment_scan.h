@@ -1,0 +1,35 @@
+/*
+ * segment_scan.h - reading a segment record by record, good or bad
+ * (segment_scan.c): the one parser of the log, used by recovery and by
+ * kv_scan.
+ */
+#ifndef KV_STORE_SEGMENT_SCAN_H
+#define KV_STORE_SEGMENT_SCAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kvstore.h"
+
+/* One record, or one region of bytes that do not check out. */
+struct scan_record {
+    uint64_t off;
+    uint64_t len;
+    kv_record_status status;
+    bool at_tail; /* nothing that checks out follows it in the segment */
+    uint8_t op;
+    const uint8_t *key; /* into the reader's buffer: valid during the call */
+    uint32_t key_len;
+    uint32_t val_len;
+    uint32_t crc;
+};
+
+/* Return 0 to go on; anything else stops the scan and is returned. */
+typedef int (*scan_fn)(const struct scan_record *r, void *ctx);
+
+/* Calls fn for every record or damaged region of the size bytes of fd from
+ * start on, reading through io. */
+int kv__scan_segment(const struct kv_io *io, int fd, uint64_t size, uint64_t start, scan_fn fn,
+                     void *ctx);
+
+#endif /* KV_STORE_SEGMENT_SCAN_H */
