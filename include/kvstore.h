@@ -395,8 +395,14 @@ typedef enum {
  * outside the enum. A static string, never NULL. */
 KV_API const char *kv_record_status_name(kv_record_status status);
 
-#define KV_OP_SET    1
-#define KV_OP_DELETE 2
+/* Record kinds (op codes), as docs/FORMAT.md describes them byte by byte.
+ * SET and DELETE are the original implementations'; a write that uses no
+ * newer feature is always one of them. */
+#define KV_OP_SET    1 /* a value */
+#define KV_OP_DELETE 2 /* a tombstone */
+#define KV_OP_SETX   3 /* a value with attributes: expiry, compression */
+#define KV_OP_BATCH  4 /* an atomic group of SET, DELETE and SETX records */
+#define KV_OP_META   5 /* engine metadata kept in the log (replication) */
 
 typedef struct kv_record_info {
     uint64_t segment_id;

@@ -53,3 +53,63 @@ uint32_t record_crc_combine(uint32_t head_crc, uint32_t value_crc, uint64_t val_
 {
     return (uint32_t)crc32_combine64(head_crc, value_crc, (z_off64_t)val_len);
 }
+
+size_t record_attrs_len(uint8_t flags)
+{
+    size_t len = 1;
+    if (flags & RECORD_ATTR_EXPIRES)
+        len += 8;
+    if (flags & RECORD_ATTR_ZSTD)
+        len += 12;
+    return len;
+}
+
+size_t record_attrs_encode(uint8_t *out, const struct record_attrs *a)
+{
+    uint8_t *p = out;
+    *p++ = a->flags;
+    if (a->flags & RECORD_ATTR_EXPIRES) {
+        put_u64(p, a->expire_at);
+        p += 8;
+    }
+    if (a->flags & RECORD_ATTR_ZSTD) {
+        put_u32(p, a->raw_len);
+        put_u32(p + 4, a->raw_crc);
+        put_u32(p + 8, a->dict_id);
+        p += 12;
+    }
+    return (size_t)(p - out);
+}
+
+bool record_attrs_decode(const uint8_t *p, uint64_t avail, struct record_attrs *a, size_t *len)
+{
+    if (avail < 1)
+        return false;
+    uint8_t flags = p[0];
+    if (flags == 0 || (flags & ~RECORD_ATTR_KNOWN) != 0)
+        return false;
+    size_t need = record_attrs_len(flags);
+    if (avail < need)
+        return false;
+    struct record_attrs out = {.flags = flags};
+    const uint8_t *q = p + 1;
+    if (flags & RECORD_ATTR_EXPIRES) {
+        out.expire_at = get_u64(q);
+        q += 8;
+    }
+    if (flags & RECORD_ATTR_ZSTD) {
+        out.raw_len = get_u32(q);
+        out.raw_crc = get_u32(q + 4);
+        out.dict_id = get_u32(q + 8);
+    }
+    *a = out;
+    *len = need;
+    return true;
+}
+
+/* crc(A || B) = combine(crc(A), crc(B), len(B)), and combine is linear in
+ * its two CRCs, so crc(B) = crc(A || B) xor combine(crc(A), 0, len(B)). */
+uint32_t record_value_crc(uint32_t record_crc, uint32_t head_crc, uint64_t value_len)
+{
+    return record_crc ^ record_crc_combine(head_crc, 0, value_len);
+}

@@ -63,6 +63,47 @@ static inline uint64_t get_u64(const uint8_t *p)
     return (uint64_t)get_u32(p) | ((uint64_t)get_u32(p + 4) << 32);
 }
 
+/*
+ * Attributes of a SETX record: the first bytes of its payload, before the
+ * stored value (docs/FORMAT.md):
+ *
+ *   flags u8 | [expire_at u64le] if EXPIRES | [raw_len u32le, raw_crc u32le,
+ *   dict_id u32le] if ZSTD
+ *
+ * A SETX with no flag set is never written (it would be a SET); a flag this
+ * version does not know makes the record unreadable (KV_EFORMAT at open).
+ */
+#define RECORD_ATTR_EXPIRES 0x01u /* expire_at: absolute, ms since the Unix epoch */
+#define RECORD_ATTR_ZSTD    0x02u /* the stored value is a zstd frame of raw_len bytes */
+#define RECORD_ATTR_KNOWN   (RECORD_ATTR_EXPIRES | RECORD_ATTR_ZSTD)
+#define RECORD_ATTRS_MAX    21u /* flags, expire_at, raw_len, raw_crc, dict_id */
+
+struct record_attrs {
+    uint8_t flags;
+    uint64_t expire_at;
+    uint32_t raw_len; /* ZSTD: the original value's length */
+    uint32_t raw_crc; /* ZSTD: the original value's CRC-32 */
+    uint32_t dict_id; /* ZSTD: the dictionary, 0 for none */
+};
+
+/* Bytes the attribute block with these flags takes. */
+size_t record_attrs_len(uint8_t flags);
+
+/* Writes the attribute block of a (flags != 0) to out, which has room for
+ * RECORD_ATTRS_MAX bytes; returns its length. */
+size_t record_attrs_encode(uint8_t *out, const struct record_attrs *a);
+
+/* Parses the attribute block at the start of a SETX payload of avail bytes.
+ * False when a flag is unknown, no flag is set, or the block does not fit;
+ * *len receives its length on success. */
+bool record_attrs_decode(const uint8_t *p, uint64_t avail, struct record_attrs *a, size_t *len);
+
+/* The CRC-32 of a record's value alone, from the record's checksum and the
+ * CRC-32 of everything the checksum covers before the value (op, lengths,
+ * key and, for SETX, the attribute block): CRC-32 is linear, so no pass over
+ * the value is needed. */
+uint32_t record_value_crc(uint32_t record_crc, uint32_t head_crc, uint64_t value_len);
+
 /* Writes the 11-byte header. */
 void record_encode_header(uint8_t out[RECORD_HEADER_LEN], uint8_t op, uint32_t key_len,
                           uint32_t val_len);
