@@ -5,12 +5,26 @@
  *
  * Layout (little-endian), followed by a CRC-32 of everything before it:
  *
- *   "MKVSNAP\0" | version u32 = 2 | flags u32 = 0 | segments u32 | keys u64
+ *   "MKVSNAP\0" | version u32 = 2 | flags u32 | segments u32 | keys u64
  *   | position: segment u32, offset u64
  *   | per segment: id u32, size u64          (every segment the index may name)
  *   | bloom filter: k u32, capacity u64, inserted u64, blocks u64,
  *     then blocks * 8 words u64               (version 2 only)
  *   | per key: key_len u16, segment u32, offset u32, value_len u32, key
+ *   | key order (flag SNAP_FLAG_KEY_ORDER): per key, in ascending key
+ *     order, the name of its entry u32
+ *
+ * The name of an entry is a function of the entries before it in the file:
+ * the place it takes when the entries are laid end to end in that order, in
+ * 8-byte units, in chunks of 2^17 units (arena_plan_next in arena.h: each
+ * entry takes ceil((14 + key_len) / 8) units, the first starts at unit 1,
+ * and one that does not fit the rest of a chunk starts the next; the name is
+ * chunk << 17 | unit). A load lays its entries out that way, so that the
+ * names are the references of its ordered index, read straight into its
+ * leaves with no sort and no lookup; it checks that each names one of its
+ * entries, once. A loader that does not know a flag ignores the snapshot; a
+ * file without the key order (written before it) loads too, and the ordered
+ * index is then built by sorting the keys.
  *
  * The bloom filter is the store's own, as it stood with the index: a load
  * takes its bits as they are when they have the shape the store's options
@@ -31,16 +45,18 @@
 
 #include "kvstore.h"
 
-#define SNAPSHOT_NAME   "index.snapshot"
-#define SNAP_MAGIC      "MKVSNAP"
-#define SNAP_MAGIC_LEN  8
-#define SNAP_GO_MAGIC   "KVINDEX1"
-#define SNAP_VERSION    2u
-#define SNAP_BLOOM_HEAD 28u
-#define SNAP_HEADER_LEN 40u
-#define SNAP_SEG_LEN    12u
-#define SNAP_ENTRY_HEAD 14u
-#define SNAP_MAX_FILE   (64ull << 30)
+#define SNAPSHOT_NAME       "index.snapshot"
+#define SNAP_MAGIC          "MKVSNAP"
+#define SNAP_MAGIC_LEN      8
+#define SNAP_GO_MAGIC       "KVINDEX1"
+#define SNAP_VERSION        2u
+#define SNAP_FLAG_KEY_ORDER 0x1u
+#define SNAP_FLAGS_KNOWN    SNAP_FLAG_KEY_ORDER
+#define SNAP_BLOOM_HEAD     28u
+#define SNAP_HEADER_LEN     40u
+#define SNAP_SEG_LEN        12u
+#define SNAP_ENTRY_HEAD     14u
+#define SNAP_MAX_FILE       (64ull << 30)
 
 /* Writes the snapshot (snapshot_save.c), after making the log position it
  * records durable. Caller holds append_mu. */
