@@ -327,6 +327,59 @@ KV_API int kv_compact(kv_store *s);
  */
 KV_API int kv_save_snapshot(kv_store *s);
 
+/* ---- Ordered reads ---- */
+
+/* Flags of kv_range_opts. */
+#define KV_RANGE_AFTER  0x1u /* start is exclusive: keys strictly after it */
+#define KV_RANGE_VALUES 0x2u /* hand each key's value to fn too */
+
+/* Keys one consistent page of kv_range holds at most (fewer when they are
+ * long: a page holds about 1 MiB of keys and values at most, and at least
+ * one key). */
+#define KV_RANGE_PAGE 1024u
+
+/* What kv_range reads. Zero-initialise it and set what you need: all zero
+ * reads every key. */
+typedef struct kv_range_opts {
+    const void *start;  /* from this key on (KV_RANGE_AFTER: from the first key after it) */
+    size_t start_len;   /* 0: from the first key of the store */
+    const void *end;    /* up to this key, which is not read itself */
+    size_t end_len;     /* 0: to the last key of the store */
+    const void *prefix; /* only the keys that start with these bytes */
+    size_t prefix_len;  /* 0: every key */
+    size_t limit;       /* at most this many keys; 0: no limit */
+    unsigned flags;     /* KV_RANGE_AFTER, KV_RANGE_VALUES */
+} kv_range_opts;
+
+/* Called once per key by kv_range(), in ascending byte order (memcmp, the
+ * shorter first when one key begins the other). key and val are valid only
+ * during the call; val is NULL and val_len 0 unless KV_RANGE_VALUES. Return
+ * 0 to go on, any other value to stop; kv_range() then returns that value. */
+typedef int (*kv_entry_fn)(const void *key, size_t key_len, const void *val, size_t val_len,
+                           void *ctx);
+
+/*
+ * Calls fn for the keys in [start, end) (or (start, end) with KV_RANGE_AFTER)
+ * that start with prefix, at most limit of them, in ascending order. Any
+ * bound may be absent (length 0) and need not be a key of the store. The
+ * cost is O(log n) to find the first key and O(1) per key read after it,
+ * whatever the size of the store.
+ *
+ * The keys are read a page at a time (up to KV_RANGE_PAGE keys), each page
+ * a consistent view of the store taken under one hold of the index's read
+ * lock; fn runs without any lock held, so it may call back into the store.
+ * So a call whose limit is at most KV_RANGE_PAGE sees one consistent view.
+ * Between the pages of a longer one the store may change: a key present
+ * throughout is read exactly once, and a key written or removed meanwhile
+ * may or may not be. With KV_RANGE_VALUES each value is the one its key had
+ * when its page was taken, checked against its record's checksum.
+ *
+ * Codes: KV_EINVAL (NULL s, r or fn; a NULL bound with a non-zero length;
+ * an unknown flag), KV_ENOMEM, KV_ECORRUPT or KV_EIO (a value could not be
+ * read; the keys before it were handed to fn), or fn's non-zero return.
+ */
+KV_API int kv_range(kv_store *s, const kv_range_opts *r, kv_entry_fn fn, void *ctx);
+
 /* Called once per key by kv_list(), in ascending byte order (memcmp, shorter
  * first on a tie). key is valid only during the call. Return 0 to go on, any
  * other value to stop; kv_list() then returns that value. */
@@ -335,11 +388,10 @@ typedef int (*kv_key_fn)(const void *key, size_t key_len, void *ctx);
 /*
  * Calls fn for the keys that start with prefix (prefix_len 0: every key) and
  * sort strictly after `after` (after_len 0: from the first), at most limit of
- * them (0: no limit), in ascending order. The keys are a consistent view of
- * the index at the time of the call; fn runs without any lock held, so it may
- * call back into the store. Costs O(n log limit) over the n keys of the store.
- * Codes: KV_EINVAL (NULL handle or fn, NULL prefix or after with a non-zero
- * length), KV_ENOMEM, or fn's non-zero return.
+ * them (0: no limit), in ascending order: kv_range with a prefix, a start
+ * with KV_RANGE_AFTER and a limit, for keys only, and as consistent. Costs
+ * O(log n + keys read). Codes: KV_EINVAL (NULL handle or fn, NULL prefix or
+ * after with a non-zero length), KV_ENOMEM, or fn's non-zero return.
  */
 KV_API int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *after,
                    size_t after_len, size_t limit, kv_key_fn fn, void *ctx);

@@ -13,16 +13,22 @@
  *   recovery.c      rebuilding the index at open: snapshot, then log replay
  *   snapshot_save.c kv_save_snapshot: writing index.snapshot
  *   write.c         the append path: group commit, rotation, interval sync
- *   list.c          kv_list: keys in order, by prefix, in pages
+ *   list.c          kv_range, kv_list: keys (and values) in order, between
+ *                   bounds, by prefix, a page at a time
  *   inspect.c       kv_scan, kv_check_snapshot: reading a data directory
  *                   without opening it (the CLI's verify and dump)
  *   snapshot_load.c loading and checking index.snapshot (format: snapshot.h)
+ *   read.c          reading a record the index points at: locate, pin,
+ *                   copy and check its value
  *   keydir.c        the index and the bloom filter kept in step with the
  *                   log; the walks over the whole index
  *   segment.c       segment files, the segment table, descriptors, mappings
  *   segment_scan.c  the log's parser: a segment record by record, good or bad
  *   dirlock.c       the LOCK file: one owner of a directory at a time
- *   index.c         the hash index: key -> segment, offset, value length
+ *   index.c         the index: a hash table and an ordered index over one
+ *                   arena of entries, kept in step
+ *   order.c         the ordered index: a B+tree of entry references
+ *   arena.c         the entries: key -> segment, offset, value length
  *   bloom.c         the bloom filter in front of the index
  *   record.c        the on-disk record: encoding and CRC-32
  *   rwlock.c        the in-memory reader-writer lock of the index

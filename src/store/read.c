@@ -1,0 +1,180 @@
+/*
+ * read.c - reading the record the index points at: finding it, pinning its
+ * segment, and (after the rwlock is released) copying its value out of the
+ * segment's mapping or by pread, checked against the record's checksum.
+ * kv_get and kv_range read through here.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "debug.h"
+#include "bloom.h"
+#include "index.h"
+#include "io.h"
+#include "logging.h"
+#include "read.h"
+#include "record.h"
+#include "rwlock.h"
+#include "segment.h"
+#include "store.h"
+
+#define KEY_STACK_LEN 256
+
+int kv__locate(kv_store *s, const void *key, size_t key_len, struct read_at *at)
+{
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
+    uint64_t h = index_hash(key, key_len);
+    /* The slot's cache miss overlaps the bloom filter's. */
+    index_prefetch_slot(&s->index, h);
+    if (!bloom_may_contain(&s->bloom, h)) {
+        atomic_fetch_add_explicit(&s->n_bloom_negatives, 1, memory_order_relaxed);
+        return KV_ENOTFOUND;
+    }
+    const struct index_entry *e = index_lookup(&s->index, h, key, key_len);
+    if (!e) {
+        if (s->bloom.blocks)
+            atomic_fetch_add_explicit(&s->n_bloom_false_positives, 1, memory_order_relaxed);
+        return KV_ENOTFOUND;
+    }
+    return kv__locate_loc(s, &e->loc, at);
+}
+
+int kv__locate_loc(kv_store *s, const struct kv_loc *loc, struct read_at *at)
+{
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
+    at->loc = *loc;
+    at->rec = NULL;
+    at->fd = -1;
+    at->seg = kv__segtab_find(s, at->loc.seg);
+    if (NEVER(!at->seg)) {
+        kv__log(s, KV_LOG_ERROR, "index names segment %u, which is not open", at->loc.seg);
+        return KV_EIO;
+    }
+    return 0;
+}
+
+/* Checks the record read for key against its header and checksum; fills
+ * *value_crc with the CRC of the value alone. */
+static int verify_record(kv_store *s, const struct kv_loc *loc, const uint8_t *hdr,
+                         const uint8_t *rec_key, const void *key, size_t key_len, const void *val,
+                         const uint8_t *trailer, uint32_t *value_crc)
+{
+    struct record_header h;
+    bool ok = record_decode_header(hdr, &h) && h.op == KV_OP_SET && h.key_len == key_len &&
+              h.val_len == loc->val_len && memcmp(rec_key, key, key_len) == 0;
+    if (ok && value_crc) {
+        /* The value's own CRC too: computed apart and combined, one pass. */
+        uint32_t vcrc = record_crc_update(0, val, loc->val_len);
+        uint32_t crc =
+            record_crc_combine(record_crc_head(hdr, rec_key, key_len), vcrc, loc->val_len);
+        ok = crc == get_u32(trailer);
+        *value_crc = vcrc;
+    } else if (ok) {
+        uint32_t crc = record_crc_update(record_crc_head(hdr, rec_key, key_len), val, loc->val_len);
+        ok = crc == get_u32(trailer);
+    }
+    if (ok)
+        return 0;
+    atomic_fetch_add(&s->n_checksum_errors, 1);
+    kv__log(s, KV_LOG_ERROR, "segment %u offset %u: record failed its checksum on read", loc->seg,
+            loc->off);
+    return KV_ECORRUPT;
+}
+
+/* Copies the value of the record at rec (a whole record in memory) into a
+ * new buffer and checks the record; the value is copied before it is
+ * checked, so what the caller gets is what the checksum covered. */
+static int copy_value(kv_store *s, const struct read_at *at, const uint8_t *rec, const void *key,
+                      size_t key_len, uint8_t **out, uint32_t *value_crc)
+{
+    uint8_t *buf = malloc((size_t)at->loc.val_len + 1);
+    if (!buf)
+        return KV_ENOMEM;
+    const uint8_t *rec_key = rec + RECORD_HEADER_LEN;
+    memcpy(buf, rec_key + key_len, at->loc.val_len);
+    int rc = verify_record(s, &at->loc, rec, rec_key, key, key_len, buf,
+                           rec_key + key_len + at->loc.val_len, value_crc);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    buf[at->loc.val_len] = 0;
+    *out = buf;
+    return 0;
+}
+
+/* Reads the record at names through the segment's descriptor, straight
+ * into a new value buffer; the segment is pinned. */
+static int read_value(kv_store *s, const struct read_at *at, int fd, const void *key,
+                      size_t key_len, uint8_t **out, uint32_t *value_crc)
+{
+    uint8_t hdr[RECORD_HEADER_LEN], trailer[RECORD_TRAILER_LEN];
+    uint8_t key_stack[KEY_STACK_LEN];
+    uint8_t *rec_key = key_len <= sizeof(key_stack) ? key_stack : malloc(key_len);
+    uint8_t *buf = malloc((size_t)at->loc.val_len + 1);
+    int rc = 0;
+    if (!rec_key || !buf) {
+        rc = KV_ENOMEM;
+        goto out;
+    }
+    struct iovec iov[4] = {
+        {.iov_base = hdr, .iov_len = sizeof(hdr)},
+        {.iov_base = rec_key, .iov_len = key_len},
+        {.iov_base = buf, .iov_len = at->loc.val_len},
+        {.iov_base = trailer, .iov_len = sizeof(trailer)},
+    };
+    rc = kv__io_readv_full(s->io, fd, iov, 4, (off_t)at->loc.off);
+    if (rc != 0) {
+        kv__log(s, KV_LOG_ERROR, "read of segment %u offset %u failed: %s", at->loc.seg,
+                at->loc.off, rc == KV_ECORRUPT ? "file too short" : strerror(errno));
+        if (rc == KV_ECORRUPT)
+            atomic_fetch_add(&s->n_checksum_errors, 1);
+        goto out;
+    }
+    rc = verify_record(s, &at->loc, hdr, rec_key, key, key_len, buf, trailer, value_crc);
+    if (rc == 0) {
+        buf[at->loc.val_len] = 0;
+        *out = buf;
+        buf = NULL;
+    }
+out:
+    if (rec_key != key_stack)
+        free(rec_key);
+    free(buf);
+    return rc;
+}
+
+
+int kv__read_begin(kv_store *s, struct read_at *at, size_t key_len)
+{
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
+    uint64_t len = record_size(key_len, at->loc.val_len);
+    at->rec = kv__segment_view(s, at->seg, at->loc.off, len);
+    at->fd = -1;
+    kv__segment_pin(at->seg);
+    if (at->rec)
+        return 0;
+    int rc = kv__segment_get_fd(s, at->seg, &at->fd);
+    if (rc != 0) {
+        kv__segment_unpin(at->seg);
+        at->fd = -1;
+    }
+    return rc;
+}
+
+int kv__read_value(kv_store *s, const struct read_at *at, const void *key, size_t key_len,
+                   uint8_t **out, uint32_t *value_crc)
+{
+    if (at->rec)
+        return copy_value(s, at, at->rec, key, key_len, out, value_crc);
+    return read_value(s, at, at->fd, key, key_len, out, value_crc);
+}
+
+void kv__read_end(kv_store *s, struct read_at *at)
+{
+    if (!at->rec)
+        kv__segment_put_fd(s, at->seg);
+    kv__segment_unpin(at->seg);
+}

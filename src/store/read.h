@@ -1,0 +1,54 @@
+/*
+ * read.h - reading the record the index points at (read.c). A read finds
+ * the record and pins its segment under the rwlock, then copies and checks
+ * the value without it:
+ *
+ *   rdlock; kv__locate (or kv__locate_loc); kv__read_begin; unlock;
+ *   kv__read_value; kv__read_end
+ *
+ * A pinned segment stays readable even when compaction removes it meanwhile,
+ * so the value read is the one the index named under the lock.
+ */
+#ifndef KV_STORE_READ_H
+#define KV_STORE_READ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index.h"
+#include "kvstore.h"
+
+struct segment;
+
+/* Where a read finds its record. */
+struct read_at {
+    struct kv_loc loc;
+    struct segment *seg;
+    const uint8_t *rec; /* the record in the segment's mapping, or NULL: read by fd */
+    int fd;
+};
+
+/* Looks key up (bloom filter, then index) and finds its segment: 0 or
+ * KV_ENOTFOUND (KV_EIO when the index names a segment that is not open).
+ * Caller holds the rwlock. */
+int kv__locate(kv_store *s, const void *key, size_t key_len, struct read_at *at);
+
+/* The same for a location taken from the index. Caller holds the rwlock. */
+int kv__locate_loc(kv_store *s, const struct kv_loc *loc, struct read_at *at);
+
+/* Pins the record's segment and maps (or opens) it, for a record whose key
+ * is key_len bytes. On failure nothing is left pinned. Caller holds the
+ * rwlock. */
+int kv__read_begin(kv_store *s, struct read_at *at, size_t key_len);
+
+/* Copies the value of the record into a new buffer (*out, with a zero byte
+ * after it) once its header matches key and its checksum holds; value_crc,
+ * when not NULL, receives the value's own CRC-32. KV_ECORRUPT, KV_EIO or
+ * KV_ENOMEM otherwise. Caller holds no lock. */
+int kv__read_value(kv_store *s, const struct read_at *at, const void *key, size_t key_len,
+                   uint8_t **out, uint32_t *value_crc);
+
+/* Ends a read that kv__read_begin started. Caller holds no lock. */
+void kv__read_end(kv_store *s, struct read_at *at);
+
+#endif /* KV_STORE_READ_H */
