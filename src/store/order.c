@@ -41,8 +41,8 @@
 #define CHUNK_BITS  6u
 #define CHUNK_NODES (1u << CHUNK_BITS)
 #define MAX_CHUNKS  (1u << (32 - CHUNK_BITS))
-#define LEAF_CAP    61u
-#define INNER_CAP   35u /* separators; one child more */
+#define LEAF_CAP    60u
+#define INNER_CAP   29u /* separators; one child more */
 #define LEAF_MIN    (LEAF_CAP / 4)
 #define INNER_MIN   (INNER_CAP / 4)
 /* A node under its minimum merges with a sibling when the two fit in this. */
@@ -52,15 +52,18 @@
 #define BULK_LEAF  (LEAF_CAP - 4)
 #define BULK_INNER (INNER_CAP - 2)
 
+/* Bytes of a key past the prefix a frame reads at most. */
+#define FRAME_BYTES 8
+
 struct node_head {
-    uint16_t n;     /* keys (leaf) or separators (inner node) */
-    uint8_t framed; /* the hints follow the frame */
-    uint8_t check;  /* compare the first plen bytes with element 0 first */
-    uint16_t plen;  /* the frame: shared prefix length, */
-    uint8_t shift;  /* shift, */
-    uint8_t unused; /* */
-    uint32_t base;  /* and base */
-    uint32_t unused2;
+    uint16_t n;                /* keys (leaf) or separators (inner node) */
+    uint8_t framed;            /* the hints follow the frame */
+    uint8_t check;             /* compare the first plen bytes with element 0 first */
+    uint16_t plen;             /* the frame: the prefix every key here shares, */
+    uint8_t wide;              /* 32-bit hints (inner nodes), else 16-bit (leaves) */
+    uint8_t nbytes;            /* and for bytes plen.. plen + nbytes - 1: */
+    uint8_t low[FRAME_BYTES];  /* the lowest value seen at each, */
+    uint8_t span[FRAME_BYTES]; /* and how far above it the values reach */
 };
 
 struct leaf {
@@ -72,7 +75,7 @@ struct leaf {
 struct inner {
     struct node_head h;
     uint64_t owned; /* bit i: sep[i]'s entry left the store; the tree releases it */
-    uint16_t hint[INNER_CAP];
+    uint32_t hint[INNER_CAP];
     uint32_t sep[INNER_CAP];
     uint32_t child[INNER_CAP + 1];
 };
@@ -107,20 +110,6 @@ static size_t key_lcp(struct key x, struct key y)
     while (i < n && x.p[i] == y.p[i])
         i++;
     return i;
-}
-
-/* Bytes p to p + 3 of k as a big-endian number, zeros past its end. */
-static uint32_t key_window(struct key k, size_t p)
-{
-    if (p + 4 <= k.len) {
-        uint32_t v;
-        memcpy(&v, k.p + p, 4);
-        return __builtin_bswap32(v);
-    }
-    uint32_t v = 0;
-    for (size_t i = 0; i < 4; i++)
-        v = (v << 8) | (p + i < k.len ? k.p[p + i] : 0);
-    return v;
 }
 
 /* ---- the node pool */
@@ -234,49 +223,122 @@ size_t order_memory(const struct order_tree *t)
 
 /* ---- frames and hints */
 
-static uint16_t frame_hint(const struct node_head *h, struct key k)
+/*
+ * The hint of k under h's frame: its bytes past the prefix as the digits of
+ * a number whose radix at each place is the number of values the node's
+ * keys have there, so that bytes every key shares cost nothing and decimal
+ * digits cost a tenth of a byte's range. A byte outside its place's values
+ * saturates it, and every place after it, at the low or high end: the hint
+ * stays a monotone function of the key. 16 bits in a leaf, 32 in an inner
+ * node.
+ */
+static uint32_t frame_hint(const struct node_head *h, struct key k)
 {
-    uint32_t v = key_window(k, h->plen);
-    if (v <= h->base)
-        return 0;
-    uint32_t d = (v - h->base) >> h->shift;
-    return d > 0xFFFF ? 0xFFFF : (uint16_t)d;
+    uint8_t w[FRAME_BYTES] = {0}; /* the key's bytes at the frame's places */
+    size_t n = h->nbytes, have = k.len > h->plen ? k.len - h->plen : 0;
+    memcpy(w, k.p + h->plen, have < n ? have : n);
+    uint32_t code = 0;
+    size_t i = 0;
+    for (; i < n; i++) {
+        unsigned d = (unsigned)w[i] - h->low[i]; /* wraps when below */
+        if (d > h->span[i])
+            break;
+        code = code * (h->span[i] + 1u) + d;
+    }
+    if (i == n)
+        return code;
+    bool above = w[i] > h->low[i];
+    for (; i < n; i++)
+        code = code * (h->span[i] + 1u) + (above ? h->span[i] : 0);
+    return code;
 }
 
-/* A frame for keys in [lo, hi] (NULL: unbounded): their shared prefix, and
- * a scale that spreads the next 4 bytes of that range over 16 bits. */
-static void frame_set(struct node_head *h, const struct key *lo, const struct key *hi, bool check)
+static uint32_t hint_get(const struct node_head *h, const void *hints, size_t i)
 {
-    size_t p = lo && hi ? key_lcp(*lo, *hi) : 0;
-    uint32_t base = lo ? key_window(*lo, p) : 0;
-    uint32_t top = hi ? key_window(*hi, p) : UINT32_MAX;
-    uint32_t span = top - base;
-    unsigned shift = 0;
-    while ((span >> shift) > 0xFFFF)
-        shift++;
+    return h->wide ? ((const uint32_t *)hints)[i] : ((const uint16_t *)hints)[i];
+}
+
+static void hint_put(const struct node_head *h, void *hints, size_t i, uint32_t v)
+{
+    if (h->wide)
+        ((uint32_t *)hints)[i] = v;
+    else
+        ((uint16_t *)hints)[i] = (uint16_t)v;
+}
+
+/* Widens the byte ranges of a frame being built to take in k. */
+static void frame_take(uint8_t lo[FRAME_BYTES], uint8_t hi[FRAME_BYTES], size_t p, struct key k)
+{
+    for (size_t i = 0; i < FRAME_BYTES; i++) {
+        uint8_t b = p + i < k.len ? k.p[p + i] : 0;
+        lo[i] = b < lo[i] ? b : lo[i];
+        hi[i] = b > hi[i] ? b : hi[i];
+    }
+}
+
+/*
+ * Frames h for the keys of elems[0, n) and its fences lo and hi (NULL:
+ * none): every key routed to the node shares the fences' common prefix
+ * (with check, which has no fences: the first and last key's, compared by
+ * searches), and the frame's places are the bytes after it, as many as the
+ * hints' width holds, with the ranges of values the keys and fences have
+ * there. The keys are loaded ahead.
+ */
+static void frame_set(struct node_head *h, const uint32_t *elems, size_t n, const struct arena *a,
+                      const struct key *lo, const struct key *hi, bool check)
+{
+    for (size_t i = 0; i < n; i++)
+        __builtin_prefetch(arena_entry(a, elems[i]));
+    size_t p = 0;
+    if (check && n > 0)
+        p = key_lcp(key_at(a, elems[0]), key_at(a, elems[n - 1]));
+    else if (lo && hi)
+        p = key_lcp(*lo, *hi);
+    uint8_t low[FRAME_BYTES], high[FRAME_BYTES];
+    memset(low, 0xFF, sizeof(low));
+    memset(high, 0, sizeof(high));
+    for (size_t i = 0; i < n; i++)
+        frame_take(low, high, p, key_at(a, elems[i]));
+    if (lo)
+        frame_take(low, high, p, *lo);
+    if (hi)
+        frame_take(low, high, p, *hi);
+    uint64_t limit = h->wide ? UINT32_MAX : 0xFFFF, product = 1;
+    size_t nbytes = 0, used = 0; /* used: up to the last place that tells keys apart */
+    while (nbytes < FRAME_BYTES && low[nbytes] <= high[nbytes] &&
+           product * ((uint64_t)high[nbytes] - low[nbytes] + 1) - 1 <= limit) {
+        product *= (uint64_t)high[nbytes] - low[nbytes] + 1;
+        h->low[nbytes] = low[nbytes];
+        h->span[nbytes] = (uint8_t)(high[nbytes] - low[nbytes]);
+        if (h->span[nbytes] > 0)
+            used = nbytes + 1;
+        nbytes++;
+    }
+    nbytes = used;
     h->plen = (uint16_t)p;
-    h->base = base;
-    h->shift = (uint8_t)shift;
+    h->nbytes = (uint8_t)nbytes;
     h->check = check;
     h->framed = 1;
 }
 
-/* Hints of elems[from, to) under h's frame; their keys are loaded ahead. */
-static void hint_range(const struct node_head *h, uint16_t *hints, const uint32_t *elems,
-                       size_t from, size_t to, const struct arena *a)
+/* Hints of elems[from, to) under h's frame. */
+static void hint_range(const struct node_head *h, void *hints, const uint32_t *elems, size_t from,
+                       size_t to, const struct arena *a)
 {
     for (size_t i = from; i < to; i++)
-        __builtin_prefetch(arena_entry(a, elems[i]));
-    for (size_t i = from; i < to; i++)
-        hints[i] = frame_hint(h, key_at(a, elems[i]));
+        hint_put(h, hints, i, frame_hint(h, key_at(a, elems[i])));
 }
 
-/* Frames a leaf for its fences (0: none) and computes its hints. */
+/* Frames a leaf for its keys and fences (0: none), checked when it lacks
+ * one, and computes its hints. */
 static void leaf_frame(struct leaf *l, const struct arena *a, uint32_t lo, uint32_t hi)
 {
-    struct key klo = lo ? key_at(a, lo) : (struct key){0};
-    struct key khi = hi ? key_at(a, hi) : (struct key){0};
-    frame_set(&l->h, lo ? &klo : NULL, hi ? &khi : NULL, false);
+    if (lo && hi) {
+        struct key klo = key_at(a, lo), khi = key_at(a, hi);
+        frame_set(&l->h, l->ref, l->h.n, a, &klo, &khi, false);
+    } else {
+        frame_set(&l->h, l->ref, l->h.n, a, NULL, NULL, true);
+    }
     hint_range(&l->h, l->hint, l->ref, 0, l->h.n, a);
 }
 
@@ -284,12 +346,12 @@ static void leaf_frame(struct leaf *l, const struct arena *a, uint32_t lo, uint3
  * first and last separators (checked). */
 static void inner_frame(struct inner *in, const struct arena *a, uint32_t lo, uint32_t hi)
 {
+    in->h.wide = 1;
     if (lo && hi) {
         struct key klo = key_at(a, lo), khi = key_at(a, hi);
-        frame_set(&in->h, &klo, &khi, false);
+        frame_set(&in->h, in->sep, in->h.n, a, &klo, &khi, false);
     } else if (in->h.n > 0) {
-        struct key first = key_at(a, in->sep[0]), last = key_at(a, in->sep[in->h.n - 1]);
-        frame_set(&in->h, &first, &last, true);
+        frame_set(&in->h, in->sep, in->h.n, a, NULL, NULL, true);
     } else {
         in->h.framed = 0;
         return;
@@ -299,18 +361,43 @@ static void inner_frame(struct inner *in, const struct arena *a, uint32_t lo, ui
 
 /* Whether two neighbouring hints tie: the frame no longer tells the keys
  * apart, and a narrower one (after a split) may. */
-static bool hints_tie(const uint16_t *hints, size_t n)
+static bool hints_tie(const struct node_head *h, const void *hints)
 {
-    for (size_t i = 1; i < n; i++)
-        if (hints[i] == hints[i - 1])
+    for (size_t i = 1; i < h->n; i++)
+        if (hint_get(h, hints, i) == hint_get(h, hints, i - 1))
             return true;
     return false;
 }
 
 /* ---- searching a node */
 
+/* The number of hints below hk: a binary search without branches, whose
+ * comparisons compile to conditional moves. */
+static size_t hints_below(const struct node_head *h, const void *hints, uint32_t hk)
+{
+    size_t base = 0, len = h->n;
+    if (len == 0)
+        return 0;
+    if (h->wide) {
+        const uint32_t *v = hints;
+        while (len > 1) {
+            size_t half = len / 2;
+            base = v[base + half - 1] < hk ? base + half : base;
+            len -= half;
+        }
+        return base + (v[base] < hk);
+    }
+    const uint16_t *v = hints;
+    while (len > 1) {
+        size_t half = len / 2;
+        base = v[base + half - 1] < hk ? base + half : base;
+        len -= half;
+    }
+    return base + (v[base] < hk);
+}
+
 /* The number of elements below key (upper: not above it). */
-static size_t node_rank(const struct node_head *h, const uint16_t *hints, const uint32_t *elems,
+static size_t node_rank(const struct node_head *h, const void *hints, const uint32_t *elems,
                         const struct arena *a, struct key k, bool upper)
 {
     size_t lo = 0, hi = h->n;
@@ -334,22 +421,15 @@ static size_t node_rank(const struct node_head *h, const uint16_t *hints, const 
         if (c > 0)
             return hi;
     }
-    uint16_t hk = frame_hint(h, k);
-    while (lo < hi) {
-        size_t m = (lo + hi) / 2;
-        if (hints[m] < hk) {
-            lo = m + 1;
-        } else if (hints[m] > hk) {
-            hi = m;
-        } else {
-            int c = key_cmp(key_at(a, elems[m]), k);
-            if (c < 0 || (c == 0 && upper))
-                lo = m + 1;
-            else
-                hi = m;
-        }
+    uint32_t hk = frame_hint(h, k);
+    size_t i = hints_below(h, hints, hk);
+    /* The keys whose hints tie with k's, in order: read until one is above. */
+    for (; i < hi && hint_get(h, hints, i) == hk; i++) {
+        int c = key_cmp(key_at(a, elems[i]), k);
+        if (c > 0 || (c == 0 && !upper))
+            break;
     }
-    return lo;
+    return i;
 }
 
 static size_t leaf_rank(const struct leaf *l, const struct arena *a, struct key k, bool upper)
@@ -369,7 +449,7 @@ static size_t leaf_find(const struct leaf *l, const struct arena *a, uint32_t re
 {
     size_t i = 0, n = l->h.n;
     if (l->h.framed) {
-        uint16_t hk = frame_hint(&l->h, key_at(a, ref));
+        uint32_t hk = frame_hint(&l->h, key_at(a, ref));
         size_t hi = n;
         while (i < hi) {
             size_t m = (i + hi) / 2;
@@ -424,14 +504,27 @@ static void descend(struct order_tree *t, const struct arena *a, struct key k, s
 
 /* ---- insertion */
 
+/* Whether k has the prefix of a checked frame, which element 0 holds. */
+static bool has_frame_prefix(const struct node_head *h, const uint32_t *elems,
+                             const struct arena *a, struct key k)
+{
+    size_t p = h->plen;
+    return h->n == 0 || (k.len >= p && memcmp(k.p, key_at(a, elems[0]).p, p) == 0);
+}
+
 static void leaf_insert_at(struct leaf *l, size_t i, uint32_t ref, const struct arena *a)
 {
     size_t n = l->h.n;
+    struct key k = key_at(a, ref);
+    /* A checked frame needs every key to have its prefix. */
+    bool reframe = l->h.check && !has_frame_prefix(&l->h, l->ref, a, k);
     memmove(&l->ref[i + 1], &l->ref[i], (n - i) * sizeof(l->ref[0]));
     memmove(&l->hint[i + 1], &l->hint[i], (n - i) * sizeof(l->hint[0]));
     l->ref[i] = ref;
-    l->hint[i] = l->h.framed ? frame_hint(&l->h, key_at(a, ref)) : 0;
+    l->hint[i] = l->h.framed ? (uint16_t)frame_hint(&l->h, k) : 0;
     l->h.n++;
+    if (reframe)
+        leaf_frame(l, a, 0, 0);
 }
 
 /* The owned bits after inserting bit at i, or removing the one at i (i is
@@ -464,17 +557,19 @@ static void inner_insert_at(struct inner *in, size_t i, uint32_t sep, bool owned
 }
 
 /* After a split, a half keeps the frame it had, valid for its narrower
- * range, unless its hints tie: then it is framed anew. A checked frame is
- * always remade, since it follows the node's own separators. */
+ * range, unless its hints tie: then it is framed anew, its keys read once,
+ * together, rather than one at a time on ties later. A checked frame (a
+ * node at an edge of the tree) is always remade, since it follows the
+ * node's own keys. */
 static void leaf_reframe_if_tied(struct leaf *l, const struct arena *a, uint32_t lo, uint32_t hi)
 {
-    if (hints_tie(l->hint, l->h.n))
+    if (l->h.check || !lo || !hi || hints_tie(&l->h, l->hint))
         leaf_frame(l, a, lo, hi);
 }
 
 static void inner_reframe(struct inner *in, const struct arena *a, uint32_t lo, uint32_t hi)
 {
-    if (in->h.check || !lo || !hi || hints_tie(in->hint, in->h.n))
+    if (in->h.check || !lo || !hi || hints_tie(&in->h, in->hint))
         inner_frame(in, a, lo, hi);
 }
 
@@ -969,8 +1064,8 @@ struct check {
     uint32_t last; /* the last key seen, in order */
 };
 
-static const char *check_hints(const struct node_head *h, const uint16_t *hints,
-                               const uint32_t *elems, const struct arena *a)
+static const char *check_hints(const struct node_head *h, const void *hints, const uint32_t *elems,
+                               const struct arena *a)
 {
     if (!h->framed)
         return NULL;
@@ -978,7 +1073,7 @@ static const char *check_hints(const struct node_head *h, const uint16_t *hints,
         struct key k = key_at(a, elems[i]);
         if (h->check && memcmp(k.p, key_at(a, elems[0]).p, h->plen) != 0)
             return "a key of a checked node lacks its prefix";
-        if (hints[i] != frame_hint(h, k))
+        if (hint_get(h, hints, i) != frame_hint(h, k))
             return "a hint disagrees with its key";
     }
     return NULL;
