@@ -275,6 +275,26 @@ KV_API int kv_get(kv_store *s, const void *key, size_t key_len, void **val, size
 KV_API int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len,
                       uint32_t *value_crc);
 
+/* What kv_stat() tells of a key. */
+typedef struct kv_stat_info {
+    uint64_t size;         /* bytes of the value, as kv_get returns it */
+    uint32_t value_crc;    /* CRC-32 (zlib's crc32) of the value: what kv_get_crc gives */
+    uint64_t expire_at_ms; /* when the key expires, ms since the Unix epoch; 0: never */
+} kv_stat_info;
+
+/*
+ * The size, CRC-32 and expiry of key's value, without reading the value:
+ * from its record's header, its attributes and its checksum (the value's
+ * CRC-32 is derived from the record's, which covers the value: see
+ * docs/FORMAT.md), a few bytes at each end of the record however large the
+ * value. The value's bytes are not checked here (kv_get checks them); the
+ * record's header and key are. Codes: KV_ENOTFOUND, KV_EINVAL (NULL
+ * argument, bad key length), KV_ECORRUPT (the record does not match the
+ * index), KV_EFORMAT (attributes this version does not know), KV_EIO,
+ * KV_ENOMEM.
+ */
+KV_API int kv_stat(kv_store *s, const void *key, size_t key_len, kv_stat_info *out);
+
 /* Releases memory returned by kv_get(). NULL is accepted. */
 KV_API void kv_free(void *p);
 

@@ -146,7 +146,6 @@ out:
     return rc;
 }
 
-
 int kv__read_begin(kv_store *s, struct read_at *at, size_t key_len)
 {
     KV_ASSERT(kv__rwlock_held(&s->rwlock));
@@ -170,6 +169,74 @@ int kv__read_value(kv_store *s, const struct read_at *at, const void *key, size_
     if (at->rec)
         return copy_value(s, at, at->rec, key, key_len, out, value_crc);
     return read_value(s, at, at->fd, key, key_len, out, value_crc);
+}
+
+/* Reads len bytes at off of the record (mapped or by descriptor). */
+static int read_part(kv_store *s, const struct read_at *at, uint64_t off, void *buf, size_t len)
+{
+    if (at->rec) {
+        memcpy(buf, at->rec + off, len);
+        return 0;
+    }
+    int rc = kv__io_read_full(s->io, at->fd, buf, len, (off_t)(at->loc.off + off));
+    if (rc != 0)
+        kv__log(s, KV_LOG_ERROR, "read of segment %u offset %u failed: %s", at->loc.seg,
+                at->loc.off, rc == KV_ECORRUPT ? "file too short" : strerror(errno));
+    return rc;
+}
+
+int kv__stat_record(const uint8_t *head, size_t head_len, uint32_t record_crc, const void *key,
+                    size_t key_len, uint64_t val_len, kv_stat_info *out)
+{
+    struct record_header h = {0};
+    const uint8_t *rec_key = head + RECORD_HEADER_LEN;
+    if (head_len < RECORD_HEADER_LEN + key_len || !record_decode_header(head, &h) ||
+        h.key_len != key_len || h.val_len != val_len || memcmp(rec_key, key, key_len) != 0 ||
+        (h.op != KV_OP_SET && h.op != KV_OP_SETX))
+        return KV_ECORRUPT;
+    struct record_attrs attrs = {0};
+    size_t attr_len = 0;
+    size_t avail = head_len - RECORD_HEADER_LEN - key_len;
+    if (h.op == KV_OP_SETX &&
+        !record_attrs_decode(rec_key + key_len, avail < val_len ? avail : val_len, &attrs,
+                             &attr_len))
+        return KV_EFORMAT;
+    uint32_t head_crc =
+        record_crc_update(record_crc_head(head, rec_key, key_len), rec_key + key_len, attr_len);
+    kv_stat_info st = {.size = val_len - attr_len, .expire_at_ms = attrs.expire_at};
+    st.value_crc = record_value_crc(record_crc, head_crc, st.size);
+    if (attrs.flags & RECORD_ATTR_ZSTD) {
+        st.size = attrs.raw_len;
+        st.value_crc = attrs.raw_crc;
+    }
+    *out = st;
+    return 0;
+}
+
+int kv__read_stat(kv_store *s, const struct read_at *at, const void *key, size_t key_len,
+                  kv_stat_info *out)
+{
+    uint64_t val_len = at->loc.val_len;
+    size_t attr_avail = val_len < RECORD_ATTRS_MAX ? (size_t)val_len : RECORD_ATTRS_MAX;
+    size_t head_len = RECORD_HEADER_LEN + key_len + attr_avail;
+    uint8_t stack[RECORD_HEADER_LEN + KEY_STACK_LEN + RECORD_ATTRS_MAX];
+    uint8_t *head = head_len <= sizeof(stack) ? stack : malloc(head_len);
+    uint8_t trailer[RECORD_TRAILER_LEN];
+    if (!head)
+        return KV_ENOMEM;
+    int rc = read_part(s, at, 0, head, head_len);
+    if (rc == 0)
+        rc = read_part(s, at, RECORD_HEADER_LEN + key_len + val_len, trailer, sizeof(trailer));
+    if (rc == 0)
+        rc = kv__stat_record(head, head_len, get_u32(trailer), key, key_len, val_len, out);
+    if (rc == KV_ECORRUPT) {
+        atomic_fetch_add(&s->n_checksum_errors, 1);
+        kv__log(s, KV_LOG_ERROR, "segment %u offset %u: the record does not match its index entry",
+                at->loc.seg, at->loc.off);
+    }
+    if (head != stack)
+        free(head);
+    return rc;
 }
 
 void kv__read_end(kv_store *s, struct read_at *at)

@@ -48,6 +48,24 @@ int kv__read_begin(kv_store *s, struct read_at *at, size_t key_len);
 int kv__read_value(kv_store *s, const struct read_at *at, const void *key, size_t key_len,
                    uint8_t **out, uint32_t *value_crc);
 
+/*
+ * kv_stat's reading of a record: the head of a record of key whose value is
+ * val_len bytes (header, key, and at least the first RECORD_ATTRS_MAX bytes
+ * of the value, or all of it when shorter: head_len bytes) and its stored
+ * checksum give the value's size, CRC-32 and expiry, without the value: the
+ * checksum covers the head and the value, and CRC-32 is linear
+ * (record_value_crc); a compressed value's size and CRC are in its
+ * attributes. KV_ECORRUPT when the head is not that of a SET or SETX of key
+ * with that length, KV_EFORMAT for attributes this version does not know.
+ */
+int kv__stat_record(const uint8_t *head, size_t head_len, uint32_t record_crc, const void *key,
+                    size_t key_len, uint64_t val_len, kv_stat_info *out);
+
+/* Fills *out from the record's header, key, attributes and checksum,
+ * without reading its value (kv_stat). Caller holds no lock. */
+int kv__read_stat(kv_store *s, const struct read_at *at, const void *key, size_t key_len,
+                  kv_stat_info *out);
+
 /* Ends a read that kv__read_begin started. Caller holds no lock. */
 void kv__read_end(kv_store *s, struct read_at *at);
 

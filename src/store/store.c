@@ -255,6 +255,23 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     return 0;
 }
 
+int kv_stat(kv_store *s, const void *key, size_t key_len, kv_stat_info *out)
+{
+    if (!s || !key_valid(key, key_len) || !out)
+        return KV_EINVAL;
+    struct read_at at;
+    kv__rdlock(&s->rwlock);
+    int rc = kv__locate(s, key, key_len, &at);
+    if (rc == 0)
+        rc = kv__read_begin(s, &at, key_len);
+    kv__unlock(&s->rwlock);
+    if (rc != 0)
+        return rc;
+    rc = kv__read_stat(s, &at, key, key_len, out);
+    kv__read_end(s, &at);
+    return rc;
+}
+
 int kv_get(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len)
 {
     return kv_get_crc(s, key, key_len, val, val_len, NULL);

@@ -181,8 +181,8 @@ static size_t bound_near(const struct keys *ks, size_t i, uint64_t *x, char *buf
 static void check_ranges(kv_store *s, const struct model *m, uint64_t *x, int count)
 {
     const struct keys *ks = m->ks;
-    static const char *prefixes[] = {"a/", "a/b/", "b/", "photos/", "photos/2024/1", "\xff", "1",
-                                     "zzz"};
+    static const char *prefixes[] = {"a/",   "a/b/", "b/", "photos/", "photos/2024/1",
+                                     "\xff", "1",    "zzz"};
     kv_range_opts all = {0};
     check_one_range(s, m, &all);
     for (int q = 0; q < count; q++) {
