@@ -193,6 +193,16 @@ struct key_walk {
     uint64_t count;
 };
 
+static int on_key(const void *key, size_t len, void *arg);
+
+/* kv_range's callback: keys only, as kv_list's. */
+static int on_range_key(const void *key, size_t len, const void *val, size_t val_len, void *arg)
+{
+    (void)val;
+    (void)val_len;
+    return on_key(key, len, arg);
+}
+
 static int on_key(const void *key, size_t len, void *arg)
 {
     struct key_walk *w = arg;
@@ -205,13 +215,12 @@ static int on_key(const void *key, size_t len, void *arg)
     return 0;
 }
 
-/* Lists (print) or counts the keys that start with prefix, in order. */
-static enum cli_status walk_keys(struct cli *cli, const char *what, const cli_word *prefix,
-                                 bool print, uint64_t *count)
+/* Lists (print) or counts the keys of range r, in order. */
+static enum cli_status walk_range(struct cli *cli, const char *what, const kv_range_opts *r,
+                                  bool print, uint64_t *count)
 {
     struct key_walk w = {.cli = cli, .print = print};
-    int rc = kv_list(cli->store, prefix ? prefix->data : NULL, prefix ? prefix->len : 0, NULL, 0, 0,
-                     on_key, &w);
+    int rc = kv_range(cli->store, r, on_range_key, &w);
     if (rc == 1) {
         cli_error(cli, "%s: interrupted", what);
         return CLI_ERROR;
@@ -227,6 +236,15 @@ static enum cli_status walk_keys(struct cli *cli, const char *what, const cli_wo
     return CLI_OK;
 }
 
+/* Lists (print) or counts the keys that start with prefix, in order. */
+static enum cli_status walk_keys(struct cli *cli, const char *what, const cli_word *prefix,
+                                 bool print, uint64_t *count)
+{
+    kv_range_opts r = {.prefix = prefix ? prefix->data : NULL,
+                       .prefix_len = prefix ? prefix->len : 0};
+    return walk_range(cli, what, &r, print, count);
+}
+
 static enum cli_status cmd_list(struct cli *cli)
 {
     return walk_keys(cli, "list", NULL, true, NULL);
@@ -236,6 +254,17 @@ static enum cli_status cmd_scan(struct cli *cli, const cli_word *args, size_t n)
 {
     (void)n;
     return walk_keys(cli, "scan", &args[0], true, NULL);
+}
+
+/* The keys from start on, up to end when given (not included). */
+static enum cli_status cmd_range(struct cli *cli, const cli_word *args, size_t n)
+{
+    kv_range_opts r = {.start = args[0].data, .start_len = args[0].len};
+    if (n == 2) {
+        r.end = args[1].data;
+        r.end_len = args[1].len;
+    }
+    return walk_range(cli, "range", &r, true, NULL);
 }
 
 static enum cli_status cmd_count(struct cli *cli, const cli_word *args, size_t n)
@@ -349,6 +378,8 @@ static const struct command commands[] = {
     {"list", "", "print every key, sorted", 0, 0, false, false, true, NULL, cmd_list},
     {"scan", "<prefix>", "print the keys that start with prefix, sorted", 1, 1, false, true, true,
      cmd_scan, NULL},
+    {"range", "<start> [end]", "print the keys from start up to end (not included), sorted", 1, 2,
+     false, true, true, cmd_range, NULL},
     {"count", "[prefix]", "print the number of keys (that start with prefix)", 0, 1, false, true,
      true, cmd_count, NULL},
     {"stats", "", "show the store's statistics", 0, 0, false, false, true, NULL, cmd_stats},
