@@ -37,14 +37,19 @@
 #include "debug.h"
 #include "kvstore.h"
 
-#define NODE_BYTES  384u
-#define CHUNK_BITS  6u
-#define CHUNK_NODES (1u << CHUNK_BITS)
-#define MAX_CHUNKS  (1u << (32 - CHUNK_BITS))
-#define LEAF_CAP    60u
-#define INNER_CAP   29u /* separators; one child more */
-#define LEAF_MIN    (LEAF_CAP / 4)
-#define INNER_MIN   (INNER_CAP / 4)
+#define NODE_BYTES 384u
+/* Node ids: chunk in the high bits, node within it in the low CHUNK_BITS.
+ * The first chunk holds FIRST_CHUNK_NODES nodes (a small store takes 24
+ * KiB), every later one CHUNK_NODES (1.5 MiB: few allocations for a large
+ * one). */
+#define CHUNK_BITS        12u
+#define CHUNK_NODES       (1u << CHUNK_BITS)
+#define FIRST_CHUNK_NODES 64u
+#define MAX_CHUNKS        (1u << (32 - CHUNK_BITS))
+#define LEAF_CAP          60u
+#define INNER_CAP         29u /* separators; one child more */
+#define LEAF_MIN          (LEAF_CAP / 4)
+#define INNER_MIN         (INNER_CAP / 4)
 /* A node under its minimum merges with a sibling when the two fit in this. */
 #define LEAF_MERGE  (LEAF_CAP * 3 / 4)
 #define INNER_MERGE (INNER_CAP * 3 / 4)
@@ -149,6 +154,11 @@ void order_destroy(struct order_tree *t)
 /* Adds a chunk of fresh nodes. The nodes the last chunk has not handed out
  * yet move to the free list first, so that only the newest chunk hands out
  * fresh ones. */
+static uint32_t chunk_nodes(size_t chunk)
+{
+    return chunk == 0 ? FIRST_CHUNK_NODES : CHUNK_NODES;
+}
+
 static int add_chunk(struct order_tree *t)
 {
     if (t->nchunks == MAX_CHUNKS)
@@ -157,12 +167,13 @@ static int add_chunk(struct order_tree *t)
     if (!chunks)
         return KV_ENOMEM;
     t->chunks = chunks;
-    uint8_t *chunk = malloc((size_t)CHUNK_NODES * NODE_BYTES);
+    uint32_t nodes = chunk_nodes(t->nchunks);
+    uint8_t *chunk = malloc((size_t)nodes * NODE_BYTES);
     if (!chunk)
         return KV_ENOMEM;
-    arena_prefault(chunk, (size_t)CHUNK_NODES * NODE_BYTES);
+    arena_prefault(chunk, (size_t)nodes * NODE_BYTES);
     if (t->nchunks > 0) {
-        for (uint32_t i = t->fresh; i < CHUNK_NODES; i++) {
+        for (uint32_t i = t->fresh; i < chunk_nodes(t->nchunks - 1); i++) {
             uint32_t id = (uint32_t)(((t->nchunks - 1) << CHUNK_BITS) | i);
             memcpy(node(t, id), &t->free_head, sizeof(uint32_t));
             t->free_head = id; /* still counted in nfree */
@@ -170,7 +181,7 @@ static int add_chunk(struct order_tree *t)
     }
     chunks[t->nchunks++] = chunk;
     t->fresh = t->nchunks == 1 ? 1 : 0; /* node 0 means "none" */
-    t->nfree += CHUNK_NODES - t->fresh;
+    t->nfree += nodes - t->fresh;
     return 0;
 }
 
@@ -218,7 +229,8 @@ static void node_free(struct order_tree *t, uint32_t id)
 
 size_t order_memory(const struct order_tree *t)
 {
-    return t->nchunks * ((size_t)CHUNK_NODES * NODE_BYTES + sizeof(uint8_t *));
+    size_t nodes = t->nchunks ? FIRST_CHUNK_NODES + (t->nchunks - 1) * (size_t)CHUNK_NODES : 0;
+    return nodes * NODE_BYTES + t->nchunks * sizeof(uint8_t *);
 }
 
 /* ---- frames and hints */
@@ -232,22 +244,43 @@ size_t order_memory(const struct order_tree *t)
  * stays a monotone function of the key. 16 bits in a leaf, 32 in an inner
  * node.
  */
+/* The FRAME_BYTES bytes of k from p on, big-endian, zeros past its end: in
+ * a register, without a copy through memory. */
+static uint64_t key_word(struct key k, size_t p)
+{
+    uint64_t v;
+    if (p + 8 <= k.len) {
+        memcpy(&v, k.p + p, 8);
+        return __builtin_bswap64(v);
+    }
+    if (p >= k.len)
+        return 0;
+    if (k.len >= 8) { /* the key's last 8 bytes, moved up to start at p */
+        memcpy(&v, k.p + k.len - 8, 8);
+        return __builtin_bswap64(v) << (8 * (p - (k.len - 8)));
+    }
+    v = 0;
+    for (size_t i = p; i < k.len; i++)
+        v |= (uint64_t)k.p[i] << (56 - 8 * (i - p));
+    return v;
+}
+
+_Static_assert(FRAME_BYTES == 8, "a frame's places are one word");
+
 static uint32_t frame_hint(const struct node_head *h, struct key k)
 {
-    uint8_t w[FRAME_BYTES] = {0}; /* the key's bytes at the frame's places */
-    size_t n = h->nbytes, have = k.len > h->plen ? k.len - h->plen : 0;
-    memcpy(w, k.p + h->plen, have < n ? have : n);
+    uint64_t w = key_word(k, h->plen);
     uint32_t code = 0;
-    size_t i = 0;
-    for (; i < n; i++) {
-        unsigned d = (unsigned)w[i] - h->low[i]; /* wraps when below */
+    size_t i = 0, n = h->nbytes;
+    for (; i < n; i++, w <<= 8) {
+        unsigned d = (unsigned)(w >> 56) - h->low[i]; /* wraps when below */
         if (d > h->span[i])
             break;
         code = code * (h->span[i] + 1u) + d;
     }
     if (i == n)
         return code;
-    bool above = w[i] > h->low[i];
+    bool above = (w >> 56) > h->low[i];
     for (; i < n; i++)
         code = code * (h->span[i] + 1u) + (above ? h->span[i] : 0);
     return code;
@@ -269,8 +302,9 @@ static void hint_put(const struct node_head *h, void *hints, size_t i, uint32_t 
 /* Widens the byte ranges of a frame being built to take in k. */
 static void frame_take(uint8_t lo[FRAME_BYTES], uint8_t hi[FRAME_BYTES], size_t p, struct key k)
 {
-    for (size_t i = 0; i < FRAME_BYTES; i++) {
-        uint8_t b = p + i < k.len ? k.p[p + i] : 0;
+    uint64_t w = key_word(k, p);
+    for (size_t i = 0; i < FRAME_BYTES; i++, w <<= 8) {
+        uint8_t b = (uint8_t)(w >> 56);
         lo[i] = b < lo[i] ? b : lo[i];
         hi[i] = b > hi[i] ? b : hi[i];
     }
@@ -927,6 +961,10 @@ static int bulk_new_leaf(struct order_tree *t, struct order_bulk *b)
         if (!grown)
             return KV_ENOMEM;
         b->leaves = grown;
+        grown = realloc(b->firsts, ncap * sizeof(*grown));
+        if (!grown)
+            return KV_ENOMEM;
+        b->firsts = grown;
         b->cap = ncap;
     }
     if (order_reserve(t, 1) != 0)
@@ -943,6 +981,8 @@ void order_bulk_add(struct order_tree *t, struct order_bulk *b, const uint32_t *
             return;
         struct leaf *l = leaf_of(t, b->leaves[b->nleaves - 1]);
         size_t take = BULK_LEAF - l->h.n < n ? BULK_LEAF - l->h.n : n;
+        if (l->h.n == 0)
+            b->firsts[b->nleaves - 1] = refs[0];
         memcpy(&l->ref[l->h.n], refs, take * sizeof(*refs));
         l->h.n = (uint16_t)(l->h.n + take);
         refs += take;
@@ -950,17 +990,10 @@ void order_bulk_add(struct order_tree *t, struct order_bulk *b, const uint32_t *
     }
 }
 
-/* The first key under node id at level (a reference). */
-static uint32_t first_key(const struct order_tree *t, uint32_t id, unsigned level)
-{
-    for (; level > 0; level--)
-        id = inner_of(t, id)->child[0];
-    return leaf_of(t, id)->ref[0];
-}
-
-/* Builds one level of inner nodes over ids (in order, at level - 1),
- * replacing them with the new level's ids; returns how many. */
-static size_t bulk_level(struct order_tree *t, uint32_t *ids, size_t n, unsigned level)
+/* Builds one level of inner nodes over ids (in order, with the first key
+ * under each in firsts), replacing them with the new level's; returns how
+ * many. */
+static size_t bulk_level(struct order_tree *t, uint32_t *ids, uint32_t *firsts, size_t n)
 {
     size_t groups = (n + BULK_INNER - 1) / BULK_INNER, at = 0;
     for (size_t g = 0; g < groups; g++) {
@@ -970,10 +1003,11 @@ static size_t bulk_level(struct order_tree *t, uint32_t *ids, size_t n, unsigned
         in->child[0] = ids[at];
         for (size_t j = 1; j < take; j++) {
             in->child[j] = ids[at + j];
-            in->sep[j - 1] = first_key(t, ids[at + j], level - 1);
+            in->sep[j - 1] = firsts[at + j];
         }
         in->h.n = (uint16_t)(take - 1);
         ids[g] = id;
+        firsts[g] = firsts[at];
         at += take;
     }
     return groups;
@@ -992,6 +1026,7 @@ int order_bulk_end(struct order_tree *t, struct order_bulk *b)
             memcpy(last->ref, &prev->ref[prev->h.n - move], move * sizeof(last->ref[0]));
             prev->h.n = (uint16_t)(prev->h.n - move);
             last->h.n = (uint16_t)(last->h.n + move);
+            b->firsts[n - 1] = last->ref[0];
         }
         size_t inner = 0;
         for (size_t m = n; m > 1; m = (m + BULK_INNER - 1) / BULK_INNER)
@@ -1002,8 +1037,8 @@ int order_bulk_end(struct order_tree *t, struct order_bulk *b)
     }
     if (rc == 0 && n > 0) {
         unsigned level = 0;
-        while (n > 1)
-            n = bulk_level(t, b->leaves, n, ++level);
+        for (; n > 1; level++)
+            n = bulk_level(t, b->leaves, b->firsts, n);
         t->root = b->leaves[0];
         t->height = level;
     }
@@ -1012,6 +1047,7 @@ int order_bulk_end(struct order_tree *t, struct order_bulk *b)
         order_init(t);
     }
     free(b->leaves);
+    free(b->firsts);
     memset(b, 0, sizeof(*b));
     return rc;
 }

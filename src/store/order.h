@@ -57,6 +57,7 @@ bool order_remove(struct order_tree *t, struct arena *a, uint32_t ref);
  * keys. On KV_ENOMEM the tree is left empty. */
 struct order_bulk {
     uint32_t *leaves; /* ids, in order */
+    uint32_t *firsts; /* the first key of each */
     size_t nleaves, cap;
     int rc;
 };
