@@ -14,8 +14,8 @@
 #include "record.h"
 #include "testutil.h"
 
-static void assert_stat_matches_value(kv_store *s, const void *key, size_t key_len,
-                                      const void *val, size_t val_len)
+static void assert_stat_matches_value(kv_store *s, const void *key, size_t key_len, const void *val,
+                                      size_t val_len)
 {
     kv_stat_info st;
     assert_kv_ok(kv_stat(s, key, key_len, &st));
@@ -35,12 +35,12 @@ static void assert_stat_matches_value(kv_store *s, const void *key, size_t key_l
  * one longer than the stack buffer a stat reads into. */
 static void put_and_check_sizes(kv_store *s)
 {
-    static uint8_t big[100000];
+    static uint8_t big[100001]; /* values start at big or big + 1 */
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (uint8_t)(i * 7 + i / 251);
     char long_key[300];
     memset(long_key, 'k', sizeof(long_key));
-    size_t sizes[] = {0, 1, 20, 21, 22, 4096, sizeof(big)};
+    size_t sizes[] = {0, 1, 20, 21, 22, 4096, sizeof(big) - 1};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         long_key[0] = (char)('a' + i);
         assert_kv_ok(kv_put(s, long_key, sizeof(long_key), big, sizes[i]));
