@@ -497,18 +497,19 @@ static int list_stream_fill(struct list_stream *ls)
     }
     o.limit = KV_RANGE_PAGE + 1;
     int rc = kv_range(ls->kv, &o, list_one, &l);
-    char *items = NULL;
-    if (rc >= 0 && !l.failed && json_array_size(l.keys) > 0)
-        items = json_dumps(l.keys, JSON_COMPACT);
-    bool ok = rc >= 0 && !l.failed && (json_array_size(l.keys) == 0 || items != NULL);
+    /* The page as JSON, "[k1,k2,...]", without a terminating zero: its
+     * inside goes on the array being sent. */
+    bool ok = rc >= 0 && !l.failed;
+    size_t dumped = ok ? json_dumpb(l.keys, NULL, 0, JSON_COMPACT) : 0;
+    char *items = dumped >= 2 ? malloc(dumped) : NULL;
+    ok = ok && items != NULL && json_dumpb(l.keys, items, dumped, JSON_COMPACT) == dumped;
     json_decref(l.keys);
     if (!ok) {
         free(items);
         free(l.last);
         return -1;
     }
-    /* items is "[k1,k2,...]": its inside goes on the array being sent. */
-    size_t n = items ? strlen(items) - 2 : 0;
+    size_t n = dumped - 2;
     char *text = malloc(n + 3);
     if (text == NULL) {
         free(items);

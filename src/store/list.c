@@ -68,7 +68,7 @@ static int page_add_key(struct page *pg, const struct index_entry *e)
         pg->items = grown;
         pg->cap = ncap;
     }
-    if (pg->keys_cap - pg->keys_len < e->key_len) {
+    if (!pg->keys || pg->keys_cap - pg->keys_len < e->key_len) {
         size_t ncap = pg->keys_cap ? 2 * pg->keys_cap : 4096;
         while (ncap - pg->keys_len < e->key_len)
             ncap *= 2;
