@@ -49,13 +49,13 @@ int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_le
 /*
  * A bulk load: keys that are expected to be new, arriving in about ascending
  * order of hash (a snapshot writes them so). Start with a zeroed struct
- * index_bulk on an empty index, after index_reserve_load, change the index
- * only through index_insert_new until the load is done, and end with
- * index_bulk_end. Each key that hashes higher than every one before it then
- * takes its slot without a probe (see bulk_slot in index.c); any other takes
- * the ordinary probe, so any order and any duplicate are still handled
- * right, only slower. Entries are appended to the arena as its plan says
- * (arena_plan_next), so that their references are known in advance.
+ * index_bulk on an empty index, after index_reserve_load, and change the
+ * index only through index_insert_new until the load is done. Each key that
+ * hashes higher than every one before it then takes its slot without a probe
+ * (see bulk_slot in index.c); any other takes the ordinary probe, so any
+ * order and any duplicate are still handled right, only slower. Entries are
+ * appended to the arena as its plan says (arena_plan_next), so that their
+ * references are known in advance.
  *
  * The keys go into the hash table only: the load ends with index_order_load
  * (the key order the snapshot recorded) or, failing that,
