@@ -397,13 +397,15 @@ KV_API int kv_backup(kv_store *s, const char *dest, unsigned flags, kv_backup_in
  * directory no one has open. src is never changed.
  *
  * It cannot stop that process, so it checks instead. index.snapshot is taken
- * first; then every file but the newest segment is hard-linked (those never
- * change) or copied, and the newest segment copied as far as it is written;
- * then src is listed again. If a file it took has vanished, or a file other
- * than a newer segment has appeared, a compaction ran meanwhile: dest is
- * emptied and the copy starts over, up to 8 passes (then KV_EBUSY). Finally
- * the copy is opened once with opts (without background compaction), which
- * cuts the newest segment after its last record that checks out (a write in
+ * first; then src is listed, and every file of the listing but the newest
+ * segment hard-linked (those never change) or copied, the oldest segments
+ * first, and the newest segment copied last, as far as it is written. A
+ * file that a compaction removed before it could be taken, or one that
+ * appeared meanwhile other than a newer segment (src is listed again at the
+ * end), empties dest and starts the copy over, after a pause that doubles
+ * each time (5 ms, 10 ms, ...), up to 8 passes (then KV_EBUSY). Finally the
+ * copy is opened once with opts (without background compaction), which cuts
+ * the newest segment after its last record that checks out (a write in
  * progress when it was read), checks every record it replays, and saves a
  * snapshot that matches the copy; the open needs the memory of the copy's
  * index.

@@ -25,17 +25,27 @@
  * appending past the position, and a segment compaction unlinks meanwhile
  * stays readable through its descriptor.
  *
- * kv_backup_dir cannot lock anything, so it detects instead: it takes the
- * snapshot first, lists the directory, links (or copies) every file but the
- * newest segment, copies the newest segment as far as it is written, and
- * lists the directory again. A file that vanished (at its link or open, or
- * from the second listing), or a file that appeared other than a newer
- * segment, means a compaction ran meanwhile and may have left a set of
- * files that never existed together: the backup is emptied and the pass
- * starts over, at most BACKUP_PASSES times. The copy is then opened once:
- * recovery cuts the newest segment after its last record that checks out (a
- * write in progress when it was read) and checks every record it replays,
- * and the close writes a snapshot that matches the copy.
+ * kv_backup_dir cannot lock anything, so it relies on what the engine's
+ * crash safety already gives: the directory at any instant, a compaction
+ * half-done included, opens to the store as it was then. So a pass takes
+ * the snapshot first (the log it covers is then older than any segment
+ * listed after it), lists the directory (one getdents call for a directory
+ * of this size, which the kernel keeps atomic with renames and unlinks),
+ * and takes every file of that listing, the oldest segments first (the
+ * order in which compaction unlinks them), the newest segment last and as
+ * far as it is written. A file it takes may vanish afterwards: the link or
+ * the open descriptor keeps it. A file that vanished before it could be
+ * taken means the listing is no longer a state it can copy: the backup is
+ * emptied and the pass starts over, after a pause that doubles each time
+ * (a compaction removes its inputs over tens of milliseconds each), at most
+ * BACKUP_PASSES times. A second listing guards against a listing that was
+ * not atomic after all: a compaction's output or a dictionary that appeared
+ * meanwhile (a segment older than the newest taken, or a file that is no
+ * segment) starts the pass over too; a newer segment does not (the copy is
+ * a prefix of the log without it). The copy is then opened once: recovery
+ * cuts the newest segment after its last record that checks out (a write
+ * in progress when it was read) and checks every record it replays, and
+ * the close writes a snapshot that matches the copy.
  *
  * Internally a helper returns KV_ENOTFOUND for "a file of the source is
  * gone"; kv_backup_dir starts over on it, kv_backup reports it as KV_EIO.
@@ -47,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "debug.h"
 #include "dirlock.h"
@@ -547,25 +558,34 @@ static bool newest_segment(const struct listing *l, uint64_t *newest)
     return any;
 }
 
-/* KV_ENOTFOUND when the second listing shows that the directory changed in
- * a way that may have made the files taken inconsistent: a name taken is
- * gone, or a name appeared that is not a segment newer than the newest
- * taken (a newer segment is a rotation: the copy is a prefix of the log
- * without it). */
+/* KV_ENOTFOUND when the second listing shows a name the first did not,
+ * other than a segment newer than the newest taken: the first listing may
+ * then have caught a compaction halfway without being atomic. */
 static int compare_listings(const struct listing *before, const struct listing *after,
                             uint64_t newest)
 {
-    for (size_t i = 0; i < before->n; i++)
-        if (!listing_has(after, before->names[i]))
-            return KV_ENOTFOUND;
     for (size_t i = 0; i < after->n; i++) {
         uint64_t id;
         if (listing_has(before, after->names[i]))
             continue;
-        if (!kv__segment_name_id(after->names[i], &id) || id <= newest)
+        if (!kv__segment_name_id(after->names[i], &id) || id < newest)
             return KV_ENOTFOUND;
     }
     return 0;
+}
+
+/* Segments first, oldest first (the order compaction unlinks them in), then
+ * the other files by name. */
+static int take_order(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    uint64_t ix, iy;
+    bool sx = kv__segment_name_id(x, &ix), sy = kv__segment_name_id(y, &iy);
+    if (sx != sy)
+        return sx ? -1 : 1;
+    if (sx)
+        return (ix > iy) - (ix < iy);
+    return strcmp(x, y);
 }
 
 /* One pass of kv_backup_dir: 0, KV_ENOTFOUND when the source changed under
@@ -582,6 +602,8 @@ static int backup_pass(struct backup *b)
     if (rc == 0)
         rc = list_source(b, &before);
     uint64_t newest = 0;
+    if (rc == 0 && before.n > 1)
+        qsort(before.names, before.n, sizeof(*before.names), take_order);
     if (rc == 0 && !newest_segment(&before, &newest)) {
         kv__log_opts(b->opts, KV_LOG_ERROR,
                      "backup: %s holds no segment file: not a data directory", b->src);
@@ -608,6 +630,13 @@ static int backup_pass(struct backup *b)
     listing_free(&before);
     listing_free(&after);
     return rc;
+}
+
+static void pause_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 /* Opens the copy once: recovery checks what it replays and cuts the newest
@@ -656,6 +685,8 @@ int kv_backup_dir(const char *src, const char *dest, const kv_options *opts, uns
     for (uint32_t pass = 1;; pass++) {
         b.info = (kv_backup_info){.attempts = pass};
         b.links = links;
+        if (pass > 1)
+            pause_ms(5u << (pass - 2)); /* 5, 10, 20 ... 320 ms: 635 ms in all */
         rc = backup_pass(&b);
         if (rc != KV_ENOTFOUND)
             break;

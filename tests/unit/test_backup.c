@@ -442,9 +442,10 @@ struct meddler {
     const char *dir;
     int compact_every_pass; /* compact at the first segment link of each pass */
     int compactions;
-    bool add_file;  /* create dict-9.zdict at the first segment link */
-    int opendirs;   /* listings of the source: two per whole pass */
-    int meddled_at; /* the value of opendirs when it last meddled */
+    bool add_file;                      /* create dict-9.zdict at the first segment link */
+    bool compact_before_second_listing; /* once every file of pass 1 is taken */
+    int opendirs;                       /* listings of the source: two per whole pass */
+    int meddled_at;                     /* the value of opendirs when it last meddled */
 };
 
 static int meddle_link(void *ctx, const char *from, const char *to)
@@ -474,8 +475,11 @@ static int meddle_link(void *ctx, const char *from, const char *to)
 static void *meddle_opendir(void *ctx, const char *path)
 {
     struct meddler *md = ctx;
-    if (strcmp(path, md->dir) == 0)
-        md->opendirs++;
+    if (strcmp(path, md->dir) == 0 && ++md->opendirs == 2 && md->compact_before_second_listing) {
+        assert_kv_ok(kv_put(md->s, "meddle-0", 8, "x", 1));
+        assert_kv_ok(kv_compact(md->s));
+        md->compactions++;
+    }
     return kv_io_default()->opendir(NULL, path);
 }
 
@@ -524,6 +528,32 @@ static void test_backup_dir_starts_over_when_a_compaction_runs_during_a_pass(voi
     kv_store *b = tu_open(dest, &so);
     tu_assert_str(b, "meddle-0", "x");
     assert_kv_ok(kv_delete(b, "meddle-0", 8));
+    assert_matches_model(b, &m);
+    assert_kv_ok(kv_close(b));
+    assert_kv_ok(tu_close_tracked(s));
+    free(dest);
+}
+
+static void test_backup_dir_keeps_what_it_took_when_a_compaction_removes_it_later(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options so = small_segments();
+    kv_store *s = tu_open_tracked(f->dir, &so);
+    struct model m = {0};
+    fill(s, &m);
+    struct meddler md;
+    kv_options o = meddling(&md, s, f->dir);
+    md.compact_before_second_listing = true;
+    char *dest = tu_path(f->root, "backup");
+    kv_backup_info info;
+    assert_kv_ok(kv_backup_dir(f->dir, dest, &o, 0, &info));
+    assert_int_equal(md.compactions, 1);
+    assert_int_equal(info.attempts, 1); /* the links kept the removed segments */
+    assert_true(info.files_linked > 1);
+    kv_store *b = tu_open(dest, &so);
+    void *v = NULL;
+    size_t n = 0;
+    assert_kv_rc(kv_get(b, "meddle-0", 8, &v, &n), KV_ENOTFOUND); /* written after */
     assert_matches_model(b, &m);
     assert_kv_ok(kv_close(b));
     assert_kv_ok(tu_close_tracked(s));
@@ -616,6 +646,9 @@ int main(int argc, char **argv)
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(
             test_backup_dir_starts_over_when_a_compaction_runs_during_a_pass, tu_setup,
+            tu_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_backup_dir_keeps_what_it_took_when_a_compaction_removes_it_later, tu_setup,
             tu_teardown),
         cmocka_unit_test_setup_teardown(test_backup_dir_starts_over_when_a_file_appears, tu_setup,
                                         tu_teardown),
