@@ -8,6 +8,8 @@
  *   complete.c  tab completion of command names and keys
  *   commands.c  the command table, dispatch, and each store command
  *   tools.c     verify and dump, which read a directory without opening it
+ *   backup.c    backup and restore, which copy a directory without opening
+ *               it (beside a running server)
  *   session.c   the store of the session: opened on first use, closed at the
  *               end, and the engine's log
  *   output.c    how replies, values and messages are written
@@ -78,6 +80,10 @@ kv_store *cli_store(struct cli *cli);
  * kv_close's code, after printing why it failed. */
 int cli_store_close(struct cli *cli);
 
+/* The options the CLI gives the engine: the defaults, with the engine's
+ * warnings and errors written to stderr. */
+void cli_engine_options(struct cli *cli, kv_options *opts);
+
 /* ---- commands.c */
 
 /* Runs one command line (without its newline). Empty lines and lines whose
@@ -102,6 +108,11 @@ void cli_print_commands(FILE *f);
 
 enum cli_status cli_verify(struct cli *cli);
 enum cli_status cli_dump(struct cli *cli);
+
+/* ---- backup.c: args[0] is the directory to copy, args[1] the new one */
+
+enum cli_status cli_backup(struct cli *cli, const cli_word *args, size_t n);
+enum cli_status cli_restore(struct cli *cli, const cli_word *args, size_t n);
 
 /* ---- output.c */
 

@@ -48,15 +48,20 @@ static void report_open_failure(const struct cli *cli, int rc)
     fprintf(stderr, "kvstore: cannot open %s: %s\n", cli->dir, kv_strerror(rc));
 }
 
+void cli_engine_options(struct cli *cli, kv_options *opts)
+{
+    kv_options_init(opts);
+    opts->log_fn = on_engine_log;
+    opts->log_ctx = &cli->log;
+    opts->log_level = KV_LOG_WARN;
+}
+
 kv_store *cli_store(struct cli *cli)
 {
     if (cli->store || cli->open_failed)
         return cli->store;
     kv_options opts;
-    kv_options_init(&opts);
-    opts.log_fn = on_engine_log;
-    opts.log_ctx = &cli->log;
-    opts.log_level = KV_LOG_WARN;
+    cli_engine_options(cli, &opts);
     cli->log.holding = true;
     cli->log.held[0] = '\0';
     /* The engine's threads inherit this mask. */
