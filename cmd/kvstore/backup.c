@@ -62,8 +62,9 @@ static bool paths_ok(const struct cli *cli, const char *what, const char *src, c
         return false;
     }
     if (stat(dest, &st) == 0 && (!S_ISDIR(st.st_mode) || !dir_is_empty(dest))) {
-        cli_error(cli, "%s: %s exists and is not an empty directory (the copy goes into a new or "
-                       "empty one)",
+        cli_error(cli,
+                  "%s: %s exists and is not an empty directory (the copy goes into a new or "
+                  "empty one)",
                   what, dest);
         return false;
     }

@@ -127,12 +127,12 @@ void handlers_backup(struct vs_request *r)
     } else if (rc != 0) {
         vs_reply_store_error(r, rc);
     } else {
-        json_t *body = json_pack(
-            "{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "status", "backed up", "volume_id",
-            blob_volume_id(r->app->store), "dir", dir, "files_linked",
-            (json_int_t)info.files_linked, "files_copied", (json_int_t)info.files_copied,
-            "bytes_copied", (json_int_t)info.bytes_copied, "duration_ms",
-            (json_int_t)((vs_now_ns() - t0) / 1000000u));
+        json_t *body =
+            json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "status", "backed up", "volume_id",
+                      blob_volume_id(r->app->store), "dir", dir, "files_linked",
+                      (json_int_t)info.files_linked, "files_copied", (json_int_t)info.files_copied,
+                      "bytes_copied", (json_int_t)info.bytes_copied, "duration_ms",
+                      (json_int_t)((vs_now_ns() - t0) / 1000000u));
         vs_reply_json(r, MHD_HTTP_OK, body);
     }
     free(dir);
