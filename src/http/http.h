@@ -46,6 +46,7 @@ struct vs_request {
     struct vs_app *app;
     struct MHD_Connection *conn;
     uint64_t start_ns;
+    bool drained; /* it began after a stop was asked for: it gets 503 */
 
     char *uri;       /* the request target as received (path and query) */
     size_t uri_len;  /* bytes of uri */
