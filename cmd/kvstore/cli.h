@@ -72,9 +72,22 @@ extern volatile sig_atomic_t cli_interrupted;
 
 /* ---- session.c */
 
+/* What a command needs of the session's store. */
+enum cli_store_use {
+    STORE_NONE,  /* nothing: help, verify, dump, backup */
+    STORE_READ,  /* a store that exists: reads never create one */
+    STORE_WRITE, /* a store, created (directory and all) when missing */
+};
+
 /* Opens the store on first use and returns it, or prints why it cannot and
- * returns NULL. The engine's threads start with cli->engine_blocked blocked. */
-kv_store *cli_store(struct cli *cli);
+ * returns NULL. For STORE_READ, a directory that is missing or holds no
+ * segment file is refused (naming the directory and command what) without
+ * being created, and a later command may still create it. The engine's
+ * threads start with cli->engine_blocked blocked. */
+kv_store *cli_store(struct cli *cli, const char *what, enum cli_store_use use);
+
+/* Whether name is a segment file's: segment-<N>.dat (DESIGN.md section 3). */
+bool cli_is_segment_name(const char *name);
 
 /* Closes the store if it is open (which saves the snapshot). Returns
  * kv_close's code, after printing why it failed. */
