@@ -272,12 +272,15 @@ static void print_stats(const kv_stats *st)
     printf("  Oldest segment: %" PRIu64 "\n", st->oldest_segment_id);
     printf("  Disk bytes: %" PRIu64 " (live %" PRIu64 ", dead %" PRIu64 ")\n", st->disk_bytes,
            st->live_bytes, st->dead_bytes);
-    printf("  Index memory: %" PRIu64 " bytes", st->index_bytes);
-    /* Below a few thousand keys the table's first allocation dominates and a
-     * per-key figure would mislead. */
+    /* The figure is what the index and the bloom filter have allocated, and
+     * they allocate ahead of the keys, in large steps: below a few thousand
+     * keys it is mostly their first allocation, and a per-key figure would
+     * mislead. */
+    printf("  Index memory: %" PRIu64 " bytes reserved", st->index_bytes);
     if (st->keys >= PER_KEY_MIN_KEYS)
-        printf(" (%.1f bytes per key)", (double)st->index_bytes / (double)st->keys);
-    printf("\n");
+        printf(" (%.1f bytes per key)\n", (double)st->index_bytes / (double)st->keys);
+    else
+        printf(" (allocated ahead of the keys, in steps)\n");
     printf("  Bloom filter: %" PRIu64 " bytes for %" PRIu64 " keys, %" PRIu64
            " misses answered alone, %" PRIu64 " false positives\n",
            st->bloom_bytes, st->bloom_capacity, st->bloom_negatives, st->bloom_false_positives);

@@ -50,6 +50,16 @@ class ScriptedSession(CliTestCase):
                       b"Compactions:", b"Disk bytes:"):
             self.assertIn(extra, r.stdout)
 
+    def test_stats_of_a_small_store_says_its_index_memory_is_reserved_not_per_key(self):
+        r = self.script("set a 1\nset b 2\nstats\n")
+        self.assertStatus(r, 0)
+        line = re.search(rb"\n  Index memory: .*\n", r.stdout).group(0)
+        # Two keys: the figure is the first allocation, said so, and no
+        # per-key cost is derived from it.
+        self.assertRegex(line, rb"^\n  Index memory: \d+ bytes reserved "
+                               rb"\(allocated ahead of the keys, in steps\)\n$")
+        self.assertNotIn(b"per key", line)
+
     def test_no_banner_and_no_prompt_when_stdin_is_not_a_terminal(self):
         r = self.script("set a 1\n")
         self.assertEqual(r.stdout, b"OK\n")
