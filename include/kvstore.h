@@ -162,7 +162,9 @@ struct kv_io {
     /* The LOCK file: operation is LOCK_EX | LOCK_NB, and EWOULDBLOCK means
      * that another handle or process has the directory open (KV_ELOCKED). */
     int (*flock)(void *ctx, int fd, int operation);
-    /* The size of a segment or the snapshot; only st_size is read. */
+    /* The size of a segment or the snapshot (st_size), and whether a file a
+     * backup meets in the data directory is a regular one (st_mode); no
+     * other field is read. */
     int (*fstat)(void *ctx, int fd, struct stat *st);
     /* Free space before a compaction (f_bavail * f_frsize): a compaction
      * that would not fit is refused with KV_ENOSPC before it changes
@@ -176,6 +178,11 @@ struct kv_io {
     void *(*opendir)(void *ctx, const char *path);
     const char *(*readdir)(void *ctx, void *dir);
     int (*closedir)(void *ctx, void *dir);
+    /* Backups (kv_backup, kv_backup_dir): a second name in the backup for a
+     * file that never changes (a sealed segment, a dictionary). When it
+     * fails with EXDEV, EPERM, EMLINK, ENOTSUP or ENOSYS (another file
+     * system, or one without hard links) the file is copied instead. */
+    int (*link)(void *ctx, const char *from, const char *to);
 };
 
 /* The operating system's table: every member set. Static; never NULL. */
@@ -326,6 +333,99 @@ KV_API int kv_compact(kv_store *s);
  * KV_ENOMEM, KV_EREADONLY (the store refuses writes).
  */
 KV_API int kv_save_snapshot(kv_store *s);
+
+/* ---- Backups ---- */
+
+/* Flags of kv_backup and kv_backup_dir. */
+#define KV_BACKUP_COPY 1u /* copy every file, even where a hard link would do */
+
+/* What a backup did. */
+typedef struct kv_backup_info {
+    uint64_t files_linked; /* files the backup shares with the source by a hard link */
+    uint64_t files_copied; /* files written into the backup */
+    uint64_t bytes_copied; /* bytes written into them */
+    uint64_t keys;         /* kv_backup_dir: keys in the backup (it opens the copy); kv_backup: 0 */
+    uint32_t attempts;     /* kv_backup_dir: passes made, more than 1 when the source changed
+                              under one (a compaction ran); kv_backup: 1 */
+} kv_backup_info;
+
+/*
+ * Makes a backup of the open store s in directory dest while reads and
+ * writes go on: dest becomes a data directory that kv_open opens to the
+ * store as it was at one instant during the call. It holds every write
+ * acknowledged before the call began, with its exact value (and none of a
+ * key deleted before then), and nothing written after that instant. In
+ * sync modes KV_SYNC_INTERVAL and KV_SYNC_NONE the acknowledged writes are
+ * first made durable (one fdatasync, as kv_sync), so that the backup never
+ * holds a write the store could still lose.
+ *
+ * dest must not exist (it is created, one level, as kv_open creates a data
+ * directory) or be an empty directory. It receives every file of the data
+ * directory but LOCK and *.tmp: the sealed segments and the other files
+ * that never change (index.snapshot, compression dictionaries) as hard links
+ * where the file system allows (not with KV_BACKUP_COPY), copies otherwise;
+ * the active segment copied up to its synced length. The snapshot is the one
+ * that stood at that instant, so the backup's first open replays only the
+ * log after it. Every file written is fsynced, and dest too, before the call
+ * returns 0. A hard link shares the source's disk blocks: such a backup
+ * survives the store's own mistakes and compactions, not the loss of the
+ * disk (make it on another file system, or copy it there).
+ *
+ * Threads: safe beside every call but kv_close. Writers wait only while the
+ * active segment's length is read (in sync modes interval and none, for one
+ * fdatasync); a compaction in progress is waited for before the backup
+ * starts, and none starts while its files are linked and opened; the bytes
+ * are copied without any lock held.
+ *
+ * The backup is not opened: kv_open (or kvstore verify) checks it. To
+ * restore, stop the store's user and copy the backup into an empty data
+ * directory with kv_backup_dir(backup, dir, NULL, KV_BACKUP_COPY, NULL),
+ * or open the backup itself. On failure every file made in dest is removed
+ * (dest stays, empty). info (may be NULL) receives what was done. Codes:
+ * KV_EINVAL (NULL s or dest, an empty dest, an unknown flag, dest not empty
+ * or not a directory, a path too long), KV_EIO, KV_ENOSPC (dest's file
+ * system is full, or the fdatasync failed), KV_ENOMEM, KV_ECORRUPT (a file
+ * of the store grew shorter while it was copied: another program changed
+ * the directory).
+ */
+KV_API int kv_backup(kv_store *s, const char *dest, unsigned flags, kv_backup_info *info);
+
+/*
+ * Makes a backup of the data directory src in dest, as kv_backup does but
+ * without a handle: it only reads src, takes no lock, and so works beside a
+ * process that has src open (a running volume-server) as well as on a
+ * directory no one has open. src is never changed.
+ *
+ * It cannot stop that process, so it checks instead. index.snapshot is taken
+ * first; then src is listed, and every file of the listing but the newest
+ * segment hard-linked (those never change) or copied, the oldest segments
+ * first, and the newest segment copied last, as far as it is written. A
+ * file that a compaction removed before it could be taken, or one that
+ * appeared meanwhile other than a newer segment (src is listed again at the
+ * end), empties dest and starts the copy over, after a pause that doubles
+ * each time (5 ms, 10 ms, ...), up to 8 passes (then KV_EBUSY). Finally the
+ * copy is opened once with opts (without background compaction), which cuts
+ * the newest segment after its last record that checks out (a write in
+ * progress when it was read), checks every record it replays, and saves a
+ * snapshot that matches the copy; the open needs the memory of the copy's
+ * index.
+ *
+ * The copy holds every write that src's owner acknowledged before the call
+ * began, with its exact value (in sync mode always; in modes interval and
+ * none, those the owner had written to the file), as a prefix of src's log.
+ *
+ * dest as for kv_backup. KV_BACKUP_COPY copies every file instead of linking
+ * any: what a restore wants, so that the restored store and the backup
+ * share nothing. opts (NULL: the defaults) gives the file-system table used
+ * for both directories and the log callback. info may be NULL. On failure
+ * every file made in dest is removed. Codes: KV_EINVAL (NULL or empty src
+ * or dest, an unknown flag, dest not empty, src holds no segment file, an
+ * io table with half of a pair), KV_EBUSY (src changed during every pass),
+ * KV_EIO (src or dest cannot be read or written), KV_ENOSPC, KV_ENOMEM, and
+ * the codes of kv_open for a copy that does not open (KV_EFORMAT...).
+ */
+KV_API int kv_backup_dir(const char *src, const char *dest, const kv_options *opts, unsigned flags,
+                         kv_backup_info *info);
 
 /* Called once per key by kv_list(), in ascending byte order (memcmp, shorter
  * first on a tie). key is valid only during the call. Return 0 to go on, any

@@ -8,6 +8,8 @@
  *   complete.c  tab completion of command names and keys
  *   commands.c  the command table, dispatch, and each store command
  *   tools.c     verify and dump, which read a directory without opening it
+ *   backup.c    backup and restore, which copy a directory without opening
+ *               it (beside a running server)
  *   session.c   the store of the session: opened on first use, closed at the
  *               end, and the engine's log
  *   output.c    how replies, values and messages are written
@@ -70,13 +72,30 @@ extern volatile sig_atomic_t cli_interrupted;
 
 /* ---- session.c */
 
+/* What a command needs of the session's store. */
+enum cli_store_use {
+    STORE_NONE,  /* nothing: help, verify, dump, backup */
+    STORE_READ,  /* a store that exists: reads never create one */
+    STORE_WRITE, /* a store, created (directory and all) when missing */
+};
+
 /* Opens the store on first use and returns it, or prints why it cannot and
- * returns NULL. The engine's threads start with cli->engine_blocked blocked. */
-kv_store *cli_store(struct cli *cli);
+ * returns NULL. For STORE_READ, a directory that is missing or holds no
+ * segment file is refused (naming the directory and command what) without
+ * being created, and a later command may still create it. The engine's
+ * threads start with cli->engine_blocked blocked. */
+kv_store *cli_store(struct cli *cli, const char *what, enum cli_store_use use);
+
+/* Whether name is a segment file's: segment-<N>.dat (DESIGN.md section 3). */
+bool cli_is_segment_name(const char *name);
 
 /* Closes the store if it is open (which saves the snapshot). Returns
  * kv_close's code, after printing why it failed. */
 int cli_store_close(struct cli *cli);
+
+/* The options the CLI gives the engine: the defaults, with the engine's
+ * warnings and errors written to stderr. */
+void cli_engine_options(struct cli *cli, kv_options *opts);
 
 /* ---- commands.c */
 
@@ -102,6 +121,11 @@ void cli_print_commands(FILE *f);
 
 enum cli_status cli_verify(struct cli *cli);
 enum cli_status cli_dump(struct cli *cli);
+
+/* ---- backup.c: args[0] is the directory to copy, args[1] the new one */
+
+enum cli_status cli_backup(struct cli *cli, const cli_word *args, size_t n);
+enum cli_status cli_restore(struct cli *cli, const cli_word *args, size_t n);
 
 /* ---- output.c */
 

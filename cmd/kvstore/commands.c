@@ -35,7 +35,7 @@ struct command {
     unsigned min_args, max_args;
     bool value_last;          /* the last argument is the rest of the line */
     bool key_first;           /* the first argument is a key (for completion) */
-    bool needs_store;         /* verify, dump and help read no store */
+    enum cli_store_use store; /* what the command needs of the session's store */
     command_fn run;           /* a command with arguments... */
     bare_command_fn run_bare; /* ...or one without (max_args 0) */
 };
@@ -272,12 +272,15 @@ static void print_stats(const kv_stats *st)
     printf("  Oldest segment: %" PRIu64 "\n", st->oldest_segment_id);
     printf("  Disk bytes: %" PRIu64 " (live %" PRIu64 ", dead %" PRIu64 ")\n", st->disk_bytes,
            st->live_bytes, st->dead_bytes);
-    printf("  Index memory: %" PRIu64 " bytes", st->index_bytes);
-    /* Below a few thousand keys the table's first allocation dominates and a
-     * per-key figure would mislead. */
+    /* The figure is what the index and the bloom filter have allocated, and
+     * they allocate ahead of the keys, in large steps: below a few thousand
+     * keys it is mostly their first allocation, and a per-key figure would
+     * mislead. */
+    printf("  Index memory: %" PRIu64 " bytes reserved", st->index_bytes);
     if (st->keys >= PER_KEY_MIN_KEYS)
-        printf(" (%.1f bytes per key)", (double)st->index_bytes / (double)st->keys);
-    printf("\n");
+        printf(" (%.1f bytes per key)\n", (double)st->index_bytes / (double)st->keys);
+    else
+        printf(" (allocated ahead of the keys, in steps)\n");
     printf("  Bloom filter: %" PRIu64 " bytes for %" PRIu64 " keys, %" PRIu64
            " misses answered alone, %" PRIu64 " false positives\n",
            st->bloom_bytes, st->bloom_capacity, st->bloom_negatives, st->bloom_false_positives);
@@ -341,29 +344,33 @@ static enum cli_status cmd_quit(struct cli *cli)
 
 static const struct command commands[] = {
     {"set", "<key> <value>", "store value under key (the value is the rest of the line)", 2, 2,
-     true, true, true, cmd_set, NULL},
-    {"get", "<key>", "print the value of key", 1, 1, false, true, true, cmd_get, NULL},
-    {"delete", "<key>", "remove key", 1, 1, false, true, true, cmd_delete, NULL},
-    {"exists", "<key>", "print true if key is in the store, false if not", 1, 1, false, true, true,
-     cmd_exists, NULL},
-    {"list", "", "print every key, sorted", 0, 0, false, false, true, NULL, cmd_list},
-    {"scan", "<prefix>", "print the keys that start with prefix, sorted", 1, 1, false, true, true,
-     cmd_scan, NULL},
+     true, true, STORE_WRITE, cmd_set, NULL},
+    {"get", "<key>", "print the value of key", 1, 1, false, true, STORE_READ, cmd_get, NULL},
+    {"delete", "<key>", "remove key", 1, 1, false, true, STORE_WRITE, cmd_delete, NULL},
+    {"exists", "<key>", "print true if key is in the store, false if not", 1, 1, false, true,
+     STORE_READ, cmd_exists, NULL},
+    {"list", "", "print every key, sorted", 0, 0, false, false, STORE_READ, NULL, cmd_list},
+    {"scan", "<prefix>", "print the keys that start with prefix, sorted", 1, 1, false, true,
+     STORE_READ, cmd_scan, NULL},
     {"count", "[prefix]", "print the number of keys (that start with prefix)", 0, 1, false, true,
-     true, cmd_count, NULL},
-    {"stats", "", "show the store's statistics", 0, 0, false, false, true, NULL, cmd_stats},
+     STORE_READ, cmd_count, NULL},
+    {"stats", "", "show the store's statistics", 0, 0, false, false, STORE_READ, NULL, cmd_stats},
     {"compact", "", "rewrite live records and reclaim the space of dead ones", 0, 0, false, false,
-     true, NULL, cmd_compact},
-    {"snapshot", "", "save the index snapshot now (quit saves it too)", 0, 0, false, false, true,
-     NULL, cmd_snapshot},
+     STORE_READ, NULL, cmd_compact},
+    {"snapshot", "", "save the index snapshot now (quit saves it too)", 0, 0, false, false,
+     STORE_READ, NULL, cmd_snapshot},
     {"verify", "", "check every record and the snapshot; list the damaged ones", 0, 0, false, false,
-     false, NULL, cli_verify},
+     STORE_NONE, NULL, cli_verify},
     {"dump", "", "list every record in log order, with its checksum status", 0, 0, false, false,
-     false, NULL, cli_dump},
-    {"help", "", "show this list", 0, 0, false, false, false, NULL, cmd_help},
-    {"quit", "", "save the snapshot and leave (Ctrl-D too)", 0, 0, false, false, false, NULL,
+     STORE_NONE, NULL, cli_dump},
+    {"backup", "<src> <dest>", "copy data directory src into dest, also beside a running server", 2,
+     2, false, false, STORE_NONE, cli_backup, NULL},
+    {"restore", "<src> <dest>", "copy backup src into dest, a data directory to serve from", 2, 2,
+     false, false, STORE_NONE, cli_restore, NULL},
+    {"help", "", "show this list", 0, 0, false, false, STORE_NONE, NULL, cmd_help},
+    {"quit", "", "save the snapshot and leave (Ctrl-D too)", 0, 0, false, false, STORE_NONE, NULL,
      cmd_quit},
-    {"exit", "", "the same as quit", 0, 0, false, false, false, NULL, cmd_quit},
+    {"exit", "", "the same as quit", 0, 0, false, false, STORE_NONE, NULL, cmd_quit},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -438,7 +445,7 @@ static const struct command *lookup(const struct cli *cli, const char *name, siz
 static enum cli_status run(struct cli *cli, const struct command *cmd, const cli_word *args,
                            size_t n)
 {
-    if (cmd->needs_store && !cli_store(cli))
+    if (cmd->store != STORE_NONE && !cli_store(cli, cmd->name, cmd->store))
         return CLI_ERROR;
     return cmd->run_bare != NULL ? cmd->run_bare(cli) : cmd->run(cli, args, n);
 }

@@ -37,8 +37,14 @@ static void print_usage(FILE *f)
                "\n");
     cli_print_commands(f);
     fprintf(f, "\n"
-               "verify and dump read the directory without opening the store, so they\n"
-               "work while another process has it open.\n"
+               "verify, dump and backup read a directory without opening the store, so\n"
+               "they work while another process (a running server) has it open. backup\n"
+               "and restore take their directories as arguments, not --data-dir; the\n"
+               "destination must be new or empty.\n"
+               "\n"
+               "set and delete create the data directory and its store when missing;\n"
+               "commands that only read never do: on a directory that holds no store\n"
+               "they say so and exit 3.\n"
                "\n"
                "Exit status: 0 success; 1 key not found (get, delete, exists) or damage\n"
                "found (verify); 2 usage error; 3 any other error, such as a data directory\n"

@@ -46,19 +46,6 @@ static bool tally_record(struct tally *t, const kv_record_info *info)
     return new_segment;
 }
 
-/* Whether name is a segment file's: segment-<N>.dat (DESIGN.md section 3). */
-static bool is_segment_name(const char *name)
-{
-    static const char prefix[] = "segment-", suffix[] = ".dat";
-    if (strncmp(name, prefix, sizeof(prefix) - 1) != 0)
-        return false;
-    const char *p = name + sizeof(prefix) - 1;
-    const char *digits = p;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    return p > digits && strcmp(p, suffix) == 0;
-}
-
 /* Counts the segment files of dir. kv_scan() reports records, so a segment
  * without any (a fresh active one) would otherwise go uncounted. */
 static uint64_t count_segment_files(const char *dir)
@@ -69,7 +56,7 @@ static uint64_t count_segment_files(const char *dir)
     uint64_t n = 0;
     const struct dirent *de;
     while ((de = readdir(d)) != NULL)
-        if (is_segment_name(de->d_name))
+        if (cli_is_segment_name(de->d_name))
             n++;
     closedir(d);
     return n;

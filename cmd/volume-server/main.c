@@ -2,8 +2,9 @@
  * volume-server - the HTTP blob server of mini-kvstore.
  *
  * Reads the configuration, opens the store, serves HTTP until SIGTERM or
- * SIGINT, then stops in order: no new connections, in-flight requests
- * finished (bounded wait), the store closed (fsync and snapshot), exit 0.
+ * SIGINT, then stops in order: new requests answered 503 while the ones in
+ * progress finish (for up to SHUTDOWN_GRACE_SECS), the connections closed,
+ * the store closed (fsync and snapshot), exit 0.
  *
  * Signals are blocked in every thread and taken by sigwait() in the main
  * thread, so shutdown runs as ordinary code, not in a signal handler.
@@ -22,9 +23,6 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
-
-/* How long requests in progress get to finish once a stop is asked for. */
-#define SHUTDOWN_GRACE_MS 10000u
 
 /* Blocks the stop signals in this thread and every thread it creates, and
  * ignores SIGPIPE (a client that goes away is not a reason to die). */
@@ -61,7 +59,7 @@ static int serve(const struct vs_config *cfg)
 
     sigwait(&stop, &sig);
     vs_log(VS_LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    vs_server_stop(srv, SHUTDOWN_GRACE_MS);
+    vs_server_stop(srv, cfg->shutdown_grace_secs * 1000u);
     srv = NULL;
     status = 0;
 out:

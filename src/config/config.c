@@ -89,6 +89,8 @@ static const struct opt options[] = {
      "simultaneous client connections; more wait in the listen queue"},
     {"CONNECTION_TIMEOUT_SECS", OPT_UINT, FIELD(connection_timeout_secs), 1, 86400, NULL, "60",
      NULL, NULL, "a connection idle (or stalled mid-request) this long is closed"},
+    {"SHUTDOWN_GRACE_SECS", OPT_UINT, FIELD(shutdown_grace_secs), 0, 3600, NULL, "10", NULL, NULL,
+     "seconds requests in progress get to finish after SIGTERM (new ones get 503 meanwhile)"},
 };
 /* clang-format on */
 

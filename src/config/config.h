@@ -43,6 +43,7 @@ struct vs_config {
     unsigned log_level;                     /* enum vs_log_level */
     unsigned max_connections;
     unsigned connection_timeout_secs;
+    unsigned shutdown_grace_secs; /* the drain after SIGTERM */
 };
 
 /* What config_load found on the command line besides settings. */

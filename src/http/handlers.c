@@ -40,6 +40,7 @@ static const struct route routes[] = {
     {"/blobs", VS_ROUTE_LIST, M(VS_GET) | M(VS_HEAD), "GET, HEAD", false},
     {"/admin/compact", VS_ROUTE_COMPACT, M(VS_POST), "POST", false},
     {"/admin/snapshot", VS_ROUTE_SNAPSHOT, M(VS_POST), "POST", false},
+    {"/admin/backup", VS_ROUTE_BACKUP, M(VS_POST), "POST", false},
     {NULL, VS_ROUTE_BLOB, M(VS_GET) | M(VS_HEAD) | M(VS_PUT) | M(VS_POST) | M(VS_DELETE),
      "GET, HEAD, PUT, POST, DELETE", false},
 };
@@ -155,6 +156,7 @@ bool handlers_may_block(const struct vs_request *r)
     switch (r->route) {
     case VS_ROUTE_COMPACT:
     case VS_ROUTE_SNAPSHOT:
+    case VS_ROUTE_BACKUP:
         return true;
     case VS_ROUTE_BLOB:
         return r->method != VS_GET && r->method != VS_HEAD &&
@@ -467,6 +469,9 @@ void handlers_run(struct vs_request *r)
         return;
     case VS_ROUTE_SNAPSHOT:
         admin_snapshot(r);
+        return;
+    case VS_ROUTE_BACKUP:
+        handlers_backup(r);
         return;
     case VS_ROUTE_BLOB:
         if (r->method == VS_GET || r->method == VS_HEAD)

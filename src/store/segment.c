@@ -61,6 +61,11 @@ static bool parse_segment_name(const char *name, uint64_t *id)
     return true;
 }
 
+bool kv__segment_name_id(const char *name, uint64_t *id)
+{
+    return parse_segment_name(name, id);
+}
+
 static bool has_suffix(const char *name, const char *suffix)
 {
     size_t n = strlen(name), m = strlen(suffix);

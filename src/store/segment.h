@@ -44,6 +44,9 @@ struct segment {
  * does not fit len. */
 int kv__segment_path(const char *dir, uint32_t id, bool tmp, char *buf, size_t len);
 
+/* Whether name is a segment file's, "segment-<N>.dat"; *id is N. */
+bool kv__segment_name_id(const char *name, uint64_t *id);
+
 /* Lists the segment ids in dir, ascending, through io; with remove_tmp, also
  * deletes stale *.tmp files left by a crash. Problems are logged to log (a
  * store, or NULL for none). *ids is released with free(). */

@@ -7,6 +7,8 @@
  * own); the public API (include/kvstore.h) is implemented by those that name
  * kv_ functions:
  *
+ *   backup.c        kv_backup, kv_backup_dir: consistent copies of a data
+ *                   directory (it opens a copy with kv_open, to check it)
  *   store.c         kv_open, kv_close and the single-key operations: put,
  *                   get, exists, delete, sync, statistics
  *   compaction.c    kv_compact and the background compactor
@@ -33,7 +35,8 @@
  *   errors.c        kv_strerror, kv_version; errno to KV_E... codes
  *
  * Locks, in the order they are taken:
- *   compact_mu  one compaction at a time.
+ *   compact_mu  one compaction at a time; a backup holds it while it
+ *               resolves the names of the files it takes.
  *   append_mu   the append path: writes to the active segment, rotation,
  *               sync, snapshot, compaction's start and end. Held by one
  *               group-commit leader at a time.
