@@ -168,7 +168,8 @@ struct kv_io {
     int (*fstat)(void *ctx, int fd, struct stat *st);
     /* Free space before a compaction (f_bavail * f_frsize): a compaction
      * that would not fit is refused with KV_ENOSPC before it changes
-     * anything. Only those two fields are read. */
+     * anything; and the disk figures of kv_get_stats (f_blocks too). Only
+     * those three fields are read. */
     int (*statvfs)(void *ctx, const char *path, struct statvfs *st);
     /* Listing the data directory (segments, stale temporary files): opendir
      * returns a handle, or NULL with errno set; readdir the next name in it
@@ -473,10 +474,39 @@ typedef struct kv_stats {
     uint64_t last_compaction_ms;         /* duration of the last one */
     bool snapshot_loaded;                /* open used index.snapshot */
     bool read_only;                      /* writes are refused after a failed fsync */
+    bool compacting;                     /* a compaction is running now */
+    int last_compaction_error;           /* 0, or the code the last compaction that ran
+                                            failed with (KV_ENOSPC: it would not fit) */
+    uint64_t last_compaction_reclaimed;  /* disk bytes the last successful one freed */
+    uint64_t disk_free_bytes;            /* free space of the directory's file system for
+                                            the store (statvfs f_bavail * f_frsize, through
+                                            kv_options.io); 0 when it cannot be learnt */
+    uint64_t disk_size_bytes;            /* that file system's size (f_blocks * f_frsize);
+                                            0 when it cannot be learnt */
 } kv_stats;
 
-/* Fills *out with a consistent set of figures. Codes: KV_EINVAL (NULL). */
+/* Fills *out with a consistent set of figures (the disk's are read at the
+ * time of the call). Codes: KV_EINVAL (NULL). */
 KV_API int kv_get_stats(kv_store *s, kv_stats *out);
+
+/* One segment file, as kv_get_segment_stats reports it. */
+typedef struct kv_segment_stats {
+    uint64_t id;         /* the file is segment-<id>.dat */
+    uint64_t disk_bytes; /* bytes in the file */
+    uint64_t live_bytes; /* bytes of the records the index points at; the rest
+                            (disk_bytes - live_bytes) is what compaction reclaims */
+    bool active;         /* the segment that takes new writes */
+} kv_segment_stats;
+
+/*
+ * Fills out[0 .. min(max, n)) with the store's n segments in id order (the
+ * active one last) and sets *count to n, which may be more than max: a
+ * caller that wants them all asks again with a larger array. out may be NULL
+ * when max is 0, to learn the count. One consistent picture, taken under the
+ * lock that readers share. Codes: KV_EINVAL (NULL s or count; NULL out with
+ * max > 0).
+ */
+KV_API int kv_get_segment_stats(kv_store *s, kv_segment_stats *out, size_t max, size_t *count);
 
 /* ---- Reading a data directory record by record (for verify and dump) ---- */
 

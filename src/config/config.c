@@ -82,7 +82,7 @@ static const struct opt options[] = {
      "HTTP worker threads (default: the number of cores)"},
     {"AUTH_TOKEN", OPT_STRING, FIELD(auth_token), 1, VS_AUTH_TOKEN_MAX, NULL, NULL, NULL,
      check_auth_token,
-     "when set, every request but health needs 'Authorization: Bearer <token>'"},
+     "when set, every request but health and /ui needs 'Authorization: Bearer <token>'"},
     {"LOG_LEVEL", OPT_CHOICE, FIELD(log_level), 0, 0, log_level_names, "info", NULL, NULL,
      "error, warn, info, or debug (debug: one line per request)"},
     {"MAX_CONNECTIONS", OPT_UINT, FIELD(max_connections), 1, 1000000, NULL, "4096", NULL, NULL,

@@ -5,10 +5,11 @@
  * src/core/ owns the application a front end serves: the blob layer over the
  * engine (storage.h), the settings it was started with (src/config/), the
  * counters and the table of figures that metrics report (figures.h), the
- * log (log.h), the pool of threads for work that waits for a disk (pool.h),
- * and the application's life from open to close. Front ends (src/http/, and any
- * other protocol) include these headers; nothing here includes a front end's,
- * and only the engine's public header (kvstore.h) is reached below.
+ * latencies of requests by kind (latency.h), the log (log.h), the pool of
+ * threads for work that waits for a disk (pool.h), and the application's
+ * life from open to close. Front ends (src/http/, and any other protocol)
+ * include these headers; nothing here includes a front end's, and only the
+ * engine's public header (kvstore.h) is reached below.
  */
 #ifndef VS_APP_H
 #define VS_APP_H
@@ -18,6 +19,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "latency.h"
 #include "storage.h"
 
 /* Counters for /metrics, updated with relaxed atomics. */
@@ -35,6 +37,8 @@ struct vs_counters {
 struct vs_app {
     struct blob_store *store;
     const struct vs_config *cfg;
+    /* Every front end's requests, by kind. */
+    struct vs_latency latency;
     uint64_t body_limit;  /* bytes: MAX_REQUEST_SIZE_MB in bytes */
     uint64_t body_budget; /* bytes: MAX_BODY_MEMORY_MB in bytes */
     uint64_t started_ns;  /* CLOCK_MONOTONIC at start, for uptime */

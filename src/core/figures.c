@@ -41,6 +41,11 @@ size_t vs_figures_collect(struct vs_app *app, const kv_stats *st, struct vs_figu
         {"compaction_bytes_written", "compaction_written_bytes_total", VS_FIGURE_COUNTER, "Bytes compactions wrote.", st->compaction_bytes_written},
         {"compaction_bytes_reclaimed", "compaction_reclaimed_bytes_total", VS_FIGURE_COUNTER, "Disk bytes compactions freed.", st->compaction_bytes_reclaimed},
         {"last_compaction_ms", "last_compaction_milliseconds", VS_FIGURE_GAUGE, "Duration of the last compaction.", st->last_compaction_ms},
+        {"last_compaction_reclaimed_bytes", "last_compaction_reclaimed_bytes", VS_FIGURE_GAUGE, "Disk bytes the last successful compaction freed.", st->last_compaction_reclaimed},
+        {"last_compaction_failed", "last_compaction_failed", VS_FIGURE_FLAG, "1 when the last compaction that ran failed.", st->last_compaction_error != 0 ? 1 : 0},
+        {"compacting", "compacting", VS_FIGURE_FLAG, "1 while a compaction runs.", st->compacting ? 1 : 0},
+        {"disk_free_bytes", "disk_free_bytes", VS_FIGURE_GAUGE, "Free space of the data directory's file system (0: unknown).", st->disk_free_bytes},
+        {"disk_size_bytes", "disk_size_bytes", VS_FIGURE_GAUGE, "Size of the data directory's file system (0: unknown).", st->disk_size_bytes},
         {"snapshot_loaded", "snapshot_loaded", VS_FIGURE_FLAG, "1 when the last open used index.snapshot.", st->snapshot_loaded ? 1 : 0},
         {"read_only", "read_only", VS_FIGURE_FLAG, "1 when writes are refused after a failed fsync.", st->read_only ? 1 : 0},
         {"http_requests", "http_requests_total", VS_FIGURE_COUNTER, "HTTP requests served.", vs_counter_load(&c->requests)},
@@ -57,5 +62,23 @@ size_t vs_figures_collect(struct vs_app *app, const kv_stats *st, struct vs_figu
     if (n > max)
         n = max;
     memcpy(out, all, n * sizeof(all[0]));
+    return n;
+}
+
+size_t vs_hist_figures_collect(struct vs_app *app, struct vs_hist_figure *out, size_t max)
+{
+    size_t n = 0;
+    for (unsigned k = 0; k < VS_REQ_KINDS && n < max; k++) {
+        out[n++] = (struct vs_hist_figure){
+            .group = "latency_us",
+            .json = vs_req_kind_name((enum vs_req_kind)k),
+            .prom = "request_duration_seconds",
+            .label = "kind",
+            .label_value = vs_req_kind_name((enum vs_req_kind)k),
+            .unit = VS_HIST_NANOSECONDS,
+            .help = "Time from a request's arrival to its last byte sent, by kind.",
+            .hist = &app->latency.by_kind[k],
+        };
+    }
     return n;
 }

@@ -18,6 +18,7 @@
 #include "http_parse.h"
 #include "metrics.h"
 #include "response.h"
+#include "ui.h"
 
 #define KEY_MAX       1024 /* bytes of a blob key */
 #define LIST_PAGE_MAX 1000 /* largest ?limit= of GET /blobs */
@@ -45,8 +46,14 @@ static const struct route routes[] = {
      "GET, HEAD, PUT, POST, DELETE", false},
 };
 
+/* The status page and its files: public, as they hold no data (ui.h). */
+static const struct route ui_route = {"/ui", VS_ROUTE_UI, M(VS_GET) | M(VS_HEAD), "GET, HEAD",
+                                      true};
+
 static const struct route *find_route(const char *path, size_t len)
 {
+    if (ui_path(path, len))
+        return &ui_route;
     size_t prefix = strlen(BLOBS_PREFIX);
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const struct route *rt = &routes[i];
@@ -472,6 +479,9 @@ void handlers_run(struct vs_request *r)
         return;
     case VS_ROUTE_BACKUP:
         handlers_backup(r);
+        return;
+    case VS_ROUTE_UI:
+        ui_serve(r);
         return;
     case VS_ROUTE_BLOB:
         if (r->method == VS_GET || r->method == VS_HEAD)

@@ -4,7 +4,7 @@
  * src/http/ owns volume-server's HTTP front end: the libmicrohttpd glue and
  * the phases of a request (server.c), the listening socket (listener.c),
  * request bodies and their memory budget (body.c), routing and the endpoints
- * (handlers.c, metrics.c, backup.c), the parsing that HTTP leaves to the
+ * (handlers.c, metrics.c, backup.c, the status page in ui.c), the parsing that HTTP leaves to the
  * application (http_parse.c), and the building of responses (response.c).
  * It serves the application of src/core/ and depends on nothing but it, the
  * settings and the engine's public header, and only the program
@@ -39,7 +39,8 @@ enum vs_route {
     VS_ROUTE_BLOB,
     VS_ROUTE_COMPACT,
     VS_ROUTE_SNAPSHOT,
-    VS_ROUTE_BACKUP
+    VS_ROUTE_BACKUP,
+    VS_ROUTE_UI
 };
 
 struct vs_request {

@@ -1,8 +1,9 @@
 /*
- * metrics.c - the health and metrics endpoints: the table of figures of
- * src/core/figures.h rendered as JSON or as the Prometheus text exposition,
- * plus what each format adds (megabytes, the average value size, responses
- * by status class, the volume's name).
+ * metrics.c - the health and metrics endpoints: the tables of figures and
+ * histograms of src/core/figures.h rendered as JSON or as the Prometheus
+ * text exposition, plus what each format adds (megabytes, the average value
+ * size, responses by status class, the volume's name; in JSON each
+ * segment's live and dead bytes, and the last compaction's error).
  */
 #include "metrics.h"
 
@@ -41,6 +42,104 @@ void metrics_health(struct vs_request *r)
     vs_reply_json(r, MHD_HTTP_OK, body);
 }
 
+/* Rounds to three decimals: a figure for people, not 85.23456789. */
+static double three_decimals(double v)
+{
+    return (double)(uint64_t)(v * 1000.0 + 0.5) / 1000.0;
+}
+
+/* A value of a histogram in the unit of its JSON figures. */
+static double json_unit(const struct vs_hist_figure *f, double v)
+{
+    return three_decimals(f->unit == VS_HIST_NANOSECONDS ? v / 1000.0 : v);
+}
+
+/* {"count","sum","p50","p99","p999","buckets":[[low,high,count],...]}: the
+ * buckets that hold values, so that a reader can take the difference of
+ * two readings and the percentiles of that interval. */
+static json_t *histogram_json(const struct vs_hist_figure *f)
+{
+    struct vs_histogram_snapshot s;
+    vs_histogram_read(f->hist, &s);
+    json_t *buckets = json_array();
+    for (size_t i = 0; buckets != NULL && i < VS_HIST_BUCKETS; i++) {
+        if (s.buckets[i] == 0)
+            continue;
+        double low = json_unit(f, (double)vs_histogram_bucket_low(i));
+        double high = json_unit(f, (double)vs_histogram_bucket_high(i));
+        if (json_array_append_new(buckets,
+                                  json_pack("[f,f,I]", low, high, (json_int_t)s.buckets[i])) != 0) {
+            json_decref(buckets);
+            buckets = NULL;
+        }
+    }
+    if (buckets == NULL)
+        return NULL;
+    return json_pack("{s:I,s:f,s:f,s:f,s:f,s:o}", "count", (json_int_t)s.count, "sum",
+                     json_unit(f, (double)s.sum), "p50",
+                     json_unit(f, vs_histogram_percentile(&s, 0.5)), "p99",
+                     json_unit(f, vs_histogram_percentile(&s, 0.99)), "p999",
+                     json_unit(f, vs_histogram_percentile(&s, 0.999)), "buckets", buckets);
+}
+
+/* Every histogram of the table, each in its group's object. */
+static int histograms_json(struct vs_app *app, json_t *body)
+{
+    struct vs_hist_figure h[VS_HIST_FIGURES_MAX];
+    size_t n = vs_hist_figures_collect(app, h, VS_HIST_FIGURES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        json_t *parent = body;
+        if (h[i].group != NULL) {
+            parent = json_object_get(body, h[i].group);
+            if (parent == NULL) {
+                parent = json_object();
+                if (json_object_set_new(body, h[i].group, parent) != 0)
+                    return -1;
+            }
+        }
+        if (json_object_set_new(parent, h[i].json, histogram_json(&h[i])) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* "segments": each segment's id, size, live and dead bytes, and whether it
+ * is the active one, oldest first. */
+static json_t *segments_json(kv_store *kv)
+{
+    kv_segment_stats few[64];
+    kv_segment_stats *segs = few;
+    size_t n = 0;
+    json_t *all = NULL;
+    if (kv_get_segment_stats(kv, few, 64, &n) != 0)
+        return NULL;
+    if (n > 64) {
+        /* Room for a few more segments than a moment ago. */
+        size_t room = n + 16;
+        segs = malloc(room * sizeof(*segs));
+        if (segs == NULL || kv_get_segment_stats(kv, segs, room, &n) != 0)
+            goto out;
+        if (n > room)
+            n = room;
+    }
+    all = json_array();
+    for (size_t i = 0; all != NULL && i < n; i++) {
+        uint64_t dead = segs[i].disk_bytes - segs[i].live_bytes;
+        json_t *seg =
+            json_pack("{s:I,s:I,s:I,s:I,s:b}", "id", (json_int_t)segs[i].id, "disk_bytes",
+                      (json_int_t)segs[i].disk_bytes, "live_bytes", (json_int_t)segs[i].live_bytes,
+                      "dead_bytes", (json_int_t)dead, "active", segs[i].active);
+        if (json_array_append_new(all, seg) != 0) {
+            json_decref(all);
+            all = NULL;
+        }
+    }
+out:
+    if (segs != few)
+        free(segs);
+    return all;
+}
+
 static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const struct vs_figure *m,
                                size_t n)
 {
@@ -63,6 +162,13 @@ static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const s
     for (size_t k = 1; k <= 5; k++)
         json_object_set_new(body, class_names[k],
                             json_integer((json_int_t)vs_counter_load(&c->by_class[k])));
+    if (histograms_json(r->app, body) != 0 ||
+        json_object_set_new(body, "segments", segments_json(blob_kv(r->app->store))) != 0 ||
+        json_object_set_new(body, "last_compaction_error",
+                            st->last_compaction_error != 0
+                                ? json_string(kv_strerror(st->last_compaction_error))
+                                : json_null()) != 0)
+        goto fail;
     double avg = st->keys > 0 ? (double)st->live_bytes / (double)st->keys : 0.0;
     json_object_set_new(body, "total_mb", json_real(megabytes(st->disk_bytes)));
     json_object_set_new(body, "avg_value_size_bytes", json_real(avg));
@@ -111,6 +217,48 @@ static void text_printf(struct text *t, const char *fmt, ...)
     }
 }
 
+/* One histogram of a family: cumulative buckets at each power of two (in
+ * seconds for durations: 4 us to 34 s; as whole numbers for counts: le = 1,
+ * 3, 7 ... 65535, the values below each power of two), then +Inf, the sum
+ * and the count. */
+static void prometheus_histogram(struct text *t, const struct vs_hist_figure *f, const char *vol)
+{
+    struct vs_histogram_snapshot s;
+    vs_histogram_read(f->hist, &s);
+    char labels[160];
+    if (f->label != NULL)
+        snprintf(labels, sizeof(labels), "volume=\"%s\",%s=\"%s\"", vol, f->label, f->label_value);
+    else
+        snprintf(labels, sizeof(labels), "volume=\"%s\"", vol);
+    bool ns = f->unit == VS_HIST_NANOSECONDS;
+    for (unsigned p = ns ? 12 : 1; p <= (ns ? 35u : 16u); p++) {
+        uint64_t bound = (uint64_t)1 << p;
+        double le = ns ? (double)bound / 1e9 : (double)(bound - 1);
+        text_printf(t, "kvstore_%s_bucket{%s,le=\"%.9g\"} %llu\n", f->prom, labels, le,
+                    (unsigned long long)vs_histogram_count_below(&s, bound));
+    }
+    text_printf(t, "kvstore_%s_bucket{%s,le=\"+Inf\"} %llu\n", f->prom, labels,
+                (unsigned long long)s.count);
+    if (ns)
+        text_printf(t, "kvstore_%s_sum{%s} %.9f\n", f->prom, labels, (double)s.sum / 1e9);
+    else
+        text_printf(t, "kvstore_%s_sum{%s} %llu\n", f->prom, labels, (unsigned long long)s.sum);
+    text_printf(t, "kvstore_%s_count{%s} %llu\n", f->prom, labels, (unsigned long long)s.count);
+}
+
+/* Every histogram of the table, with HELP and TYPE once per family. */
+static void prometheus_histograms(struct text *t, struct vs_app *app, const char *vol)
+{
+    struct vs_hist_figure h[VS_HIST_FIGURES_MAX];
+    size_t n = vs_hist_figures_collect(app, h, VS_HIST_FIGURES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || strcmp(h[i].prom, h[i - 1].prom) != 0)
+            text_printf(t, "# HELP kvstore_%s %s\n# TYPE kvstore_%s histogram\n", h[i].prom,
+                        h[i].help, h[i].prom);
+        prometheus_histogram(t, &h[i], vol);
+    }
+}
+
 static void reply_prometheus(struct vs_request *r, const kv_stats *st, const struct vs_figure *m,
                              size_t n)
 {
@@ -127,6 +275,7 @@ static void reply_prometheus(struct vs_request *r, const kv_stats *st, const str
             &t, "# HELP kvstore_%s %s\n# TYPE kvstore_%s %s\nkvstore_%s{volume=\"%s\"} %llu\n",
             m[i].prom, m[i].help, m[i].prom, type, m[i].prom, vol, (unsigned long long)m[i].value);
     }
+    prometheus_histograms(&t, r->app, vol);
     double avg = st->keys > 0 ? (double)st->live_bytes / (double)st->keys : 0.0;
     text_printf(&t,
                 "# HELP kvstore_avg_value_size_bytes Live bytes per key.\n"

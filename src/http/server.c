@@ -321,6 +321,27 @@ static void log_request(const struct vs_request *r, enum MHD_RequestTerminationC
            (unsigned long long)r->bytes_out, ms, termination_name(toe));
 }
 
+/* The kind of request r was, for its latency (latency.h); false for those
+ * that are not counted (health, metrics, admin, the status page, errors of
+ * routing). */
+static bool latency_kind(const struct vs_request *r, enum vs_req_kind *kind)
+{
+    bool read = r->method == VS_GET || r->method == VS_HEAD;
+    if (r->route == VS_ROUTE_LIST && read) {
+        *kind = VS_REQ_HTTP_LIST;
+        return true;
+    }
+    if (r->route != VS_ROUTE_BLOB || r->key == NULL)
+        return false;
+    if (read)
+        *kind = VS_REQ_HTTP_GET;
+    else if (r->method == VS_DELETE)
+        *kind = VS_REQ_HTTP_DELETE;
+    else
+        *kind = VS_REQ_HTTP_PUT;
+    return true;
+}
+
 /* MHD's completion callback: the request is over, one way or another. */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
@@ -336,6 +357,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         atomic_fetch_add_explicit(&c->by_class[r->status / 100], 1, memory_order_relaxed);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->method != VS_HEAD)
         atomic_fetch_add_explicit(&c->bytes_sent, r->bytes_out, memory_order_relaxed);
+    enum vs_req_kind kind;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && latency_kind(r, &kind))
+        vs_latency_record(&srv->app->latency, kind, vs_now_ns() - r->start_ns);
     if (vs_log_enabled(VS_LOG_DEBUG))
         log_request(r, toe);
     bool counted = !r->drained;

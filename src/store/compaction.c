@@ -709,6 +709,7 @@ static int run(struct compactor *c, bool background)
     kv__mutex_unlock(&s->append_mu);
     if (rc != 0 || skip)
         return rc;
+    atomic_store(&s->compacting, true);
     c->wbuf = malloc(WRITE_BUF);
     if (!c->wbuf)
         rc = KV_ENOMEM;
@@ -764,11 +765,17 @@ static int compact(kv_store *s, bool background)
         atomic_fetch_add(&s->compaction_written, written);
         atomic_fetch_add(&s->compaction_reclaimed, c.disk_in - written);
         atomic_store(&s->last_compaction_ms, ms);
+        atomic_store(&s->last_compaction_reclaimed, c.disk_in - written);
         kv__log(s, KV_LOG_INFO,
                 "compaction: %zu segments (%llu bytes, %llu read) into %zu (%llu bytes) in %llu ms",
                 c.nin, (unsigned long long)c.disk_in, (unsigned long long)c.bytes_in, c.nouts,
                 (unsigned long long)written, (unsigned long long)ms);
     }
+    /* A compaction that had nothing to do, or was cancelled by kv_close, is
+     * no outcome: the last one that chose its inputs or failed stays. */
+    if (c.nin > 0 || (rc != 0 && rc != KV_EBUSY))
+        atomic_store(&s->last_compaction_error, rc);
+    atomic_store(&s->compacting, false);
     compactor_free(&c);
     kv__mutex_unlock(&s->compact_mu);
     return rc;

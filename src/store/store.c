@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "debug.h"
 #include "bloom.h"
@@ -440,6 +441,32 @@ int kv_get_stats(kv_store *s, kv_stats *out)
     st.last_compaction_ms = atomic_load(&s->last_compaction_ms);
     st.snapshot_loaded = s->snapshot_loaded;
     st.read_only = atomic_load(&s->read_only);
+    st.compacting = atomic_load(&s->compacting);
+    st.last_compaction_error = atomic_load(&s->last_compaction_error);
+    st.last_compaction_reclaimed = atomic_load(&s->last_compaction_reclaimed);
+    struct statvfs fs;
+    if (s->io->statvfs(s->io->ctx, s->dir, &fs) == 0) {
+        st.disk_free_bytes = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
+        st.disk_size_bytes = (uint64_t)fs.f_blocks * (uint64_t)fs.f_frsize;
+    }
     *out = st;
+    return 0;
+}
+
+int kv_get_segment_stats(kv_store *s, kv_segment_stats *out, size_t max, size_t *count)
+{
+    if (!s || !count || (!out && max > 0))
+        return KV_EINVAL;
+    kv__rdlock(&s->rwlock);
+    size_t n = s->nsegs;
+    for (size_t i = 0; i < n && i < max; i++) {
+        const struct segment *seg = s->segs[i];
+        out[i] = (kv_segment_stats){.id = seg->id,
+                                    .disk_bytes = atomic_load(&seg->size),
+                                    .live_bytes = seg->live_bytes,
+                                    .active = seg == s->active};
+    }
+    kv__unlock(&s->rwlock);
+    *count = n;
     return 0;
 }

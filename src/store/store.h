@@ -116,6 +116,11 @@ struct kv_store {
     atomic_uint_fast64_t n_bloom_negatives, n_bloom_false_positives;
     atomic_uint_fast64_t n_compactions, compaction_read, compaction_written;
     atomic_uint_fast64_t compaction_reclaimed, last_compaction_ms;
+    /* What kv_get_stats says of compaction: one running now, and the
+     * outcome of the last one that ran (compaction.c). */
+    atomic_bool compacting;
+    atomic_int last_compaction_error;
+    atomic_uint_fast64_t last_compaction_reclaimed;
     uint64_t torn_bytes_truncated, records_replayed;
     bool snapshot_loaded;
 };

@@ -82,7 +82,7 @@ class HealthAndMetrics(ServerTestCase):
                 continue
             if line.startswith("# TYPE "):
                 _, _, name, kind = line.split(" ")
-                self.assertIn(kind, ("counter", "gauge"), line)
+                self.assertIn(kind, ("counter", "gauge", "histogram"), line)
                 types[name] = kind
                 continue
             self.assertFalse(line.startswith("#"), line)
@@ -91,7 +91,9 @@ class HealthAndMetrics(ServerTestCase):
             name, labels = m.group(1), m.group(3) or ""
             for pair in labels.split(","):
                 self.assertRegex(pair, label_re)
-            self.assertIn(name, types, "sample without TYPE: " + line)
+            family = re.sub(r"_(bucket|sum|count)$", "", name)
+            self.assertTrue(name in types or types.get(family) == "histogram",
+                            "sample without TYPE: " + line)
             samples[(name, labels)] = float(m.group(4))
         return samples, types
 
