@@ -86,6 +86,21 @@ typedef enum {
     KV_SYNC_NONE = 2
 } kv_sync_mode;
 
+/* How values are stored (kv_options.compression; docs/FORMAT.md). */
+typedef enum {
+    /* Every value as it is: records of the original format (op SET). The
+     * default. */
+    KV_COMPRESS_NONE = 0,
+    /* Values of compression_min_size bytes or more are compressed with zstd
+     * (one frame per value, with a dictionary the store trains from its own
+     * values at compaction) when that saves at least 1/32 of them; reads
+     * return the original bytes. The value's CRC-32 is kept beside the
+     * frame, so kv_get_crc and etags never need a second pass. A directory
+     * holding compressed values is not readable by the original Go and Rust
+     * implementations. */
+    KV_COMPRESS_ZSTD = 1
+} kv_compression;
+
 typedef enum { KV_LOG_ERROR = 0, KV_LOG_WARN = 1, KV_LOG_INFO = 2, KV_LOG_DEBUG = 3 } kv_log_level;
 
 /*
@@ -197,6 +212,14 @@ typedef struct kv_options {
     uint32_t compaction_interval_secs;
     uint32_t compaction_threshold;
     double compaction_dead_ratio;
+    /* Compression (kv_compression): off by default. Values shorter than
+     * compression_min_size bytes (default 64, at least 1) are stored as they
+     * are; compression_level is zstd's (default 3, 1 to 19). Compaction
+     * trains a dictionary from the store's values (files dict-<id>.zdict)
+     * and recompresses with it. */
+    kv_compression compression;
+    uint32_t compression_min_size;
+    int compression_level;
     kv_log_fn log_fn;       /* NULL: the library stays silent */
     void *log_ctx;          /* passed to log_fn */
     kv_log_level log_level; /* most verbose level passed to log_fn; default KV_LOG_INFO */
@@ -378,6 +401,34 @@ typedef struct kv_stats {
 /* Fills *out with a consistent set of figures. Codes: KV_EINVAL (NULL). */
 KV_API int kv_get_stats(kv_store *s, kv_stats *out);
 
+/* ---- Engine metadata kept in the log (replication's position, history id) */
+
+/* The longest value kv_meta_put stores. */
+#define KV_MAX_META_LEN 65536u
+
+/*
+ * Stores val as the metadata named name: a META record appended through
+ * group commit like a put, so it is exactly as durable as the writes around
+ * it (in sync mode always, on stable storage when this returns 0), and in
+ * log order with them. The newest value of each name wins; it survives
+ * reopen, the snapshot and compaction. Names are not keys: they never appear
+ * in kv_get, kv_list or kv_stats.keys, and a key and a name may be equal.
+ * Writing one makes the directory unreadable by the original Go and Rust
+ * implementations (an op code they do not know). Codes: KV_EINVAL (NULL
+ * handle or name, name_len outside 1..KV_MAX_KEY_LEN, val NULL with
+ * val_len > 0), KV_ETOOBIG (val_len > KV_MAX_META_LEN), and kv_put's others.
+ */
+KV_API int kv_meta_put(kv_store *s, const void *name, size_t name_len, const void *val,
+                       size_t val_len);
+
+/*
+ * Reads the newest value stored under name by kv_meta_put, from memory. On
+ * success *val is a new allocation of *val_len bytes (plus a zero byte after
+ * them), released with kv_free(). Codes: KV_ENOTFOUND (no value under that
+ * name), KV_EINVAL (NULL argument, bad name length), KV_ENOMEM.
+ */
+KV_API int kv_meta_get(kv_store *s, const void *name, size_t name_len, void **val, size_t *val_len);
+
 /* ---- Reading a data directory record by record (for verify and dump) ---- */
 
 typedef enum {
@@ -386,13 +437,17 @@ typedef enum {
     KV_REC_DAMAGED,      /* bytes that do not parse as a record (skipped up to the next
                             record that checks out) */
     KV_REC_TORN,         /* an incomplete record at the end of a segment */
-    KV_REC_UNKNOWN_OP    /* a record that checks out but has an op code this version
-                            does not know */
+    KV_REC_UNKNOWN_OP,   /* a record that checks out but that this version cannot read:
+                            an op code it does not know, a SETX attribute flag it does
+                            not know, a META longer than it allows */
+    KV_REC_ZERO_TAIL     /* zeros from a record boundary to the end of the segment:
+                            space preallocated ahead of the log, not damage (the next
+                            open cuts it off the newest segment) */
 } kv_record_status;
 
 /* The name of a record status, as the CLI's dump prints it: "ok",
- * "bad-checksum", "damaged", "incomplete", "unknown-op"; "?" for a value
- * outside the enum. A static string, never NULL. */
+ * "bad-checksum", "damaged", "incomplete", "unknown-op", "zero-tail"; "?" for
+ * a value outside the enum. A static string, never NULL. */
 KV_API const char *kv_record_status_name(kv_record_status status);
 
 /* Record kinds (op codes), as docs/FORMAT.md describes them byte by byte.
@@ -404,16 +459,27 @@ KV_API const char *kv_record_status_name(kv_record_status status);
 #define KV_OP_BATCH  4 /* an atomic group of SET, DELETE and SETX records */
 #define KV_OP_META   5 /* engine metadata kept in the log (replication) */
 
+/* Attribute flags of a SETX record (docs/FORMAT.md). */
+#define KV_ATTR_EXPIRES 0x01u /* expire_at_ms is set */
+#define KV_ATTR_ZSTD    0x02u /* the value is stored as a zstd frame */
+
 typedef struct kv_record_info {
     uint64_t segment_id;
     uint64_t offset; /* of the record's magic within the segment */
     uint64_t length; /* bytes the record (or damaged region) spans */
     kv_record_status status;
-    uint8_t op;      /* KV_OP_SET, KV_OP_DELETE, or what was found */
-    const void *key; /* NULL when status is DAMAGED or TORN */
+    uint8_t op;      /* KV_OP_SET, KV_OP_DELETE, ... or what was found */
+    const void *key; /* NULL when status is DAMAGED, TORN or ZERO_TAIL; a META's name */
     size_t key_len;
-    uint64_t value_len;
-    uint32_t checksum; /* the stored checksum */
+    uint64_t value_len; /* the payload's length (SETX: attributes and stored value) */
+    uint32_t checksum;  /* the stored checksum */
+    /* A SETX that checks out: its attributes; attr_flags is 0 for any other
+     * record. raw_len, raw_crc and dict_id are set with KV_ATTR_ZSTD: the
+     * original value's length and CRC-32 and the dictionary it was
+     * compressed with (0: none; the file dict-<id>.zdict). */
+    uint8_t attr_flags;
+    uint64_t expire_at_ms; /* with KV_ATTR_EXPIRES: ms since the Unix epoch */
+    uint32_t raw_len, raw_crc, dict_id;
 } kv_record_info;
 
 /* Called once per record or damaged region; info and its key are valid only

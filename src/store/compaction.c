@@ -12,6 +12,10 @@
  *
  * Every step leaves a directory that opens to the same contents:
  *
+ *   0. with compression on, a dictionary is trained from the store's values
+ *      and, if it pays, becomes the current one (dict_train.c); writers
+ *      that still hold the previous one finish first, so every record that
+ *      names an older dictionary lies in an input;
  *   1. the free space is checked against the live bytes (not enough: the
  *      compaction is refused with KV_ENOSPC, nothing changed); the active
  *      segment H is sealed and writers move to segment H+1+R, so
@@ -37,7 +41,17 @@
  *      c. each record's header and checksum are verified before it is copied.
  *         One that fails is not copied: its key still names an input after
  *         step 4 and is dropped then, as when the record was found damaged
- *         by a scan. Tombstones are never in the index, so none is copied;
+ *         by a scan. Tombstones are never in the index, so none is copied.
+ *         A SETX is copied as it is, unless (compress.c, kv__value_recode)
+ *         its expiry has passed: then it is dropped, and its key leaves the
+ *         index at step 4 (if it still names that record). Every older
+ *         record of the key is an input and goes too, so nothing comes back;
+ *         but when inputs of an earlier compaction are still on disk (their
+ *         unlink failed, and a replay of the whole log would read them), a
+ *         tombstone takes its place in the outputs. With compression on, a
+ *         value stored raw is compressed, and one compressed with another
+ *         dictionary than the current is recompressed with it. The newest
+ *         META record of each name in the inputs is copied too;
  *   3. outputs are renamed into place and the directory fsynced: they hold,
  *      for each key they hold, its newest value as of step 1, so replaying
  *      inputs and outputs together gives the same result;
@@ -51,7 +65,12 @@
  *      Tombstones were dropped at step 2: that is safe because every segment
  *      older than them is an input too; and since a crash in step 5 leaves
  *      only the newest inputs behind, a deleted key's last record among them
- *      is still its tombstone, so no deleted key comes back.
+ *      is still its tombstone, so no deleted key comes back. Inputs that
+ *      cannot be removed are noted (stale_segs) and removed first by the
+ *      next compaction;
+ *   6. dictionaries that no record in the outputs names left the table
+ *      after step 4, so the snapshot does not list them; their files are
+ *      removed once that snapshot is durable and every input is gone.
  */
 #include "compaction.h"
 
@@ -61,11 +80,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "compress.h"
 #include "debug.h"
+#include "dict.h"
+#include "dict_train.h"
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
 #include "logging.h"
+#include "meta.h"
 #include "record.h"
 #include "rwlock.h"
 #include "segment.h"
@@ -88,9 +111,17 @@
 /* A live record of an input, as the index names it, and where it went. */
 struct live {
     uint32_t seg, off, val_len;
-    uint32_t new_seg, new_off;
+    uint32_t new_seg, new_off, new_val_len;
     uint16_t key_len;
-    bool copied; /* its checksum held and it is in an output */
+    bool copied;  /* its checksum held and it is in an output */
+    bool expired; /* its checksum held and its expiry has passed: not copied */
+};
+
+/* The newest META record of a name that lies in an input, carried forward. */
+struct carried_meta {
+    uint8_t *name, *val;
+    size_t name_len, val_len;
+    uint32_t seg, off, new_seg, new_off;
 };
 
 struct compactor {
@@ -118,6 +149,16 @@ struct compactor {
     uint64_t bytes_in; /* input bytes read */
     uint64_t disk_in;  /* input bytes on disk */
     uint64_t live_in;
+    uint64_t now_ms;      /* the wall clock expiry is judged by */
+    bool tombstones;      /* older segments survive outside the compaction */
+    uint64_t expired;     /* records dropped for their expiry */
+    struct kv_dict *dict; /* the current dictionary, held: values are compressed with it */
+    uint32_t *named;      /* dictionaries that records in the outputs name */
+    size_t nnamed, named_cap;
+    uint8_t *xbuf; /* a record rewritten for the outputs */
+    size_t xbuf_cap;
+    struct carried_meta *metas;
+    size_t nmetas;
 };
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -284,11 +325,10 @@ static int start_output(struct compactor *c)
     return 0;
 }
 
-/* Appends one record to the outputs, starting a new output when the current
- * one is full, and notes where it landed. */
-static int emit(struct compactor *c, const uint8_t *rec, struct live *r)
+/* Appends one record of len bytes to the outputs, starting a new output
+ * when the current one is full, and gives where it landed. */
+static int emit(struct compactor *c, const uint8_t *rec, uint64_t len, uint32_t *seg, uint32_t *off)
 {
-    uint64_t len = live_size(r);
     int rc = 0;
     if (c->out_fd >= 0 && c->out_size > 0 && c->out_size + len > c->s->opts.segment_size)
         rc = finish_output(c);
@@ -296,8 +336,8 @@ static int emit(struct compactor *c, const uint8_t *rec, struct live *r)
         rc = start_output(c);
     if (rc != 0)
         return rc;
-    r->new_seg = c->outs[c->nouts - 1];
-    r->new_off = (uint32_t)c->out_size;
+    *seg = c->outs[c->nouts - 1];
+    *off = (uint32_t)c->out_size;
     if (c->wlen + len > WRITE_BUF)
         rc = flush_output(c);
     if (rc == 0 && len > WRITE_BUF)
@@ -310,34 +350,92 @@ static int emit(struct compactor *c, const uint8_t *rec, struct live *r)
     return rc;
 }
 
-/* Whether the bytes at rec are the SET record the index describes, checksum
- * included. */
-static bool record_checks_out(const uint8_t *rec, const struct live *r)
+/* Whether the bytes at rec are the SET or SETX record the index describes,
+ * checksum included; *op receives its op. */
+static bool record_checks_out(const uint8_t *rec, const struct live *r, uint8_t *op)
 {
     struct record_header h;
-    if (!record_decode_header(rec, &h) || h.op != KV_OP_SET || h.key_len != r->key_len ||
-        h.val_len != r->val_len)
+    if (!record_decode_header(rec, &h) || (h.op != KV_OP_SET && h.op != KV_OP_SETX) ||
+        h.key_len != r->key_len || h.val_len != r->val_len)
         return false;
     uint64_t len = live_size(r);
     uint32_t crc = record_crc_update(0, rec + 2, (size_t)len - 2 - RECORD_TRAILER_LEN);
+    *op = h.op;
     return crc == get_u32(rec + len - RECORD_TRAILER_LEN);
 }
 
-/* Copies one live record that checks out, and keeps its key for the
- * relocation. One that does not is left behind: its key still names an
- * input after relocation, and retire_inputs drops it. */
+/* Notes that a record in the outputs names dictionary id. */
+static int note_dict(struct compactor *c, uint32_t id)
+{
+    for (size_t i = 0; i < c->nnamed; i++)
+        if (c->named[i] == id)
+            return 0;
+    int rc = grow((void **)&c->named, &c->named_cap, c->nnamed + 1, sizeof(*c->named));
+    if (rc == 0)
+        c->named[c->nnamed++] = id;
+    return rc;
+}
+
+/* Builds a record of op, key and payload in c->xbuf. */
+static int build_record(struct compactor *c, uint8_t op, const uint8_t *key, uint16_t key_len,
+                        const void *payload, size_t len)
+{
+    int rc = grow((void **)&c->xbuf, &c->xbuf_cap, (size_t)record_size(key_len, len), 1);
+    if (rc == 0)
+        record_build(c->xbuf, op, key, key_len, payload, (uint32_t)len);
+    return rc;
+}
+
+/* Writes what stands for an expired record in the outputs: nothing, since
+ * every older record of its key is an input and goes with it; or, when
+ * older segments survive outside the compaction (inputs of an earlier one
+ * that could not be removed), a tombstone, so that replaying them can never
+ * bring an older value back (DESIGN.md section 4). */
+static int drop_expired(struct compactor *c, const uint8_t *key, struct live *r)
+{
+    r->expired = true;
+    c->expired++;
+    if (!c->tombstones)
+        return 0;
+    uint32_t seg, off;
+    int rc = build_record(c, KV_OP_DELETE, key, r->key_len, NULL, 0);
+    return rc != 0 ? rc : emit(c, c->xbuf, record_size(r->key_len, 0), &seg, &off);
+}
+
+/* Copies one live record that checks out (as it is, or re-encoded:
+ * compress.c), or drops it for its expiry, and keeps its key for the
+ * relocation. One that does not check out is left behind: its key still
+ * names an input after relocation, and retire_inputs drops it. */
 static int copy_record(struct compactor *c, const uint8_t *rec, struct live *r)
 {
-    if (!record_checks_out(rec, r))
+    uint8_t op;
+    if (!record_checks_out(rec, r, &op))
         return 0;
-    int rc = grow((void **)&c->keys, &c->keys_cap, c->keys_len + r->key_len, 1);
+    const uint8_t *key = rec + RECORD_HEADER_LEN;
+    struct kv_recoded rv;
+    int rc = kv__value_recode(c->s, c->dict, c->now_ms, op, key + r->key_len, r->val_len, &rv);
+    if (rc == KV_ECORRUPT)
+        return 0; /* damaged: left behind like a failed checksum */
     if (rc == 0)
-        rc = emit(c, rec, r);
+        rc = grow((void **)&c->keys, &c->keys_cap, c->keys_len + r->key_len, 1);
+    if (rc == 0 && rv.verdict == KV_RECODE_EXPIRED)
+        rc = drop_expired(c, key, r);
+    else if (rc == 0 && rv.verdict == KV_RECODE_REWRITE)
+        rc = build_record(c, rv.op, key, r->key_len, rv.payload, rv.len);
+    if (rc == 0 && rv.dict_id)
+        rc = note_dict(c, rv.dict_id);
+    if (rc == 0 && !r->expired) {
+        bool rewrite = rv.verdict == KV_RECODE_REWRITE;
+        r->new_val_len = rewrite ? (uint32_t)rv.len : r->val_len;
+        rc = emit(c, rewrite ? c->xbuf : rec, record_size(r->key_len, r->new_val_len), &r->new_seg,
+                  &r->new_off);
+        r->copied = rc == 0;
+    }
+    free(rv.payload);
     if (rc != 0)
         return rc;
-    memcpy(c->keys + c->keys_len, rec + RECORD_HEADER_LEN, r->key_len);
+    memcpy(c->keys + c->keys_len, key, r->key_len);
     c->keys_len += r->key_len;
-    r->copied = true;
     return 0;
 }
 
@@ -422,6 +520,67 @@ static int copy_live(struct compactor *c)
     return rc;
 }
 
+/* Copies the newest META record of each name that lies in an input into
+ * the outputs (written meanwhile, a newer one lies after them anyway). */
+static int carry_metas(struct compactor *c)
+{
+    kv_store *s = c->s;
+    kv__rdlock(&s->rwlock);
+    size_t n = s->metas.n;
+    c->metas = calloc(n ? n : 1, sizeof(*c->metas));
+    int rc = c->metas ? 0 : KV_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const struct kv_meta *e = &s->metas.v[i];
+        if (!names_input(c, e->seg))
+            continue;
+        struct carried_meta *m = &c->metas[c->nmetas];
+        *m = (struct carried_meta){.name = malloc(e->name_len),
+                                   .val = malloc(e->val_len ? e->val_len : 1),
+                                   .name_len = e->name_len,
+                                   .val_len = e->val_len,
+                                   .seg = e->seg,
+                                   .off = e->off};
+        c->nmetas++;
+        if (!m->name || !m->val) {
+            rc = KV_ENOMEM;
+            break;
+        }
+        memcpy(m->name, e->name, e->name_len);
+        if (e->val_len)
+            memcpy(m->val, e->val, e->val_len);
+    }
+    kv__unlock(&s->rwlock);
+    for (size_t i = 0; rc == 0 && i < c->nmetas; i++) {
+        struct carried_meta *m = &c->metas[i];
+        rc = build_record(c, KV_OP_META, m->name, (uint16_t)m->name_len, m->val, m->val_len);
+        if (rc == 0)
+            rc = emit(c, c->xbuf, record_size(m->name_len, m->val_len), &m->new_seg, &m->new_off);
+    }
+    return rc;
+}
+
+/* Points each carried META name at its copy, unless a newer one was written
+ * meanwhile. */
+static void relocate_metas(struct compactor *c)
+{
+    kv_store *s = c->s;
+    kv__wrlock(&s->rwlock);
+    for (size_t i = 0; i < c->nmetas; i++) {
+        const struct carried_meta *m = &c->metas[i];
+        struct kv_meta *e = kv__meta_find(&s->metas, m->name, m->name_len);
+        if (!e || e->seg != m->seg || e->off != m->off)
+            continue;
+        struct segment *from = kv__segtab_find(s, m->seg), *to = kv__segtab_find(s, m->new_seg);
+        if (!ALWAYS(from && to))
+            continue;
+        from->live_bytes -= kv__meta_record_size(e);
+        to->live_bytes += kv__meta_record_size(e);
+        e->seg = m->new_seg;
+        e->off = m->new_off;
+    }
+    kv__unlock(&s->rwlock);
+}
+
 /* ---- step 3: publishing, or discarding after a failure */
 
 static void discard_outputs(struct compactor *c)
@@ -496,7 +655,7 @@ static void relocate(struct compactor *c)
     while (i < c->nlive) {
         size_t n = 0;
         for (; i < c->nlive && n < RELOCATE_BATCH; i++) {
-            if (!c->live[i].copied)
+            if (!c->live[i].copied && !c->live[i].expired)
                 continue;
             batch[n] = &c->live[i];
             keys[n] = key;
@@ -518,14 +677,19 @@ static void relocate(struct compactor *c)
             struct index_entry *e = index_lookup(&s->index, hashes[k], keys[k], r->key_len);
             if (!e || e->loc.seg != r->seg || e->loc.off != r->off)
                 continue; /* written again meanwhile: the newer record wins */
-            e->loc = (struct kv_loc){.seg = r->new_seg, .off = r->new_off, .val_len = r->val_len};
+            if (r->expired) {
+                kv__apply_delete(s, hashes[k], keys[k], r->key_len);
+                continue;
+            }
+            e->loc =
+                (struct kv_loc){.seg = r->new_seg, .off = r->new_off, .val_len = r->new_val_len};
             if (!from || from->id != r->seg)
                 from = kv__segtab_find(s, r->seg);
             if (!to || to->id != r->new_seg)
                 to = kv__segtab_find(s, r->new_seg);
             if (!ALWAYS(from && to)) /* inputs and outputs are in the table */
                 continue;
-            to->live_bytes += live_size(r);
+            to->live_bytes += record_size(r->key_len, r->new_val_len);
             from->live_bytes -= live_size(r);
         }
         kv__unlock(&s->rwlock);
@@ -576,26 +740,61 @@ static void retire_inputs(struct compactor *c)
 
 /* ---- step 5 */
 
+/* Remembers the segments of ids as left on disk by a compaction: they are
+ * out of the table, but a replay of the whole log would still read them.
+ * Without the memory to note them, every later compaction acts as if some
+ * were left. compact_mu held (by the compaction this helps). */
+static void note_stale(kv_store *s, const uint32_t *ids, size_t n)
+{
+    uint32_t *grown = realloc(s->stale_segs, (s->nstale + n) * sizeof(*grown));
+    if (!grown) {
+        s->stale_unknown = true;
+        return;
+    }
+    memcpy(grown + s->nstale, ids, n * sizeof(*ids));
+    s->stale_segs = grown;
+    s->nstale += n;
+}
+
+/* Unlinks segment id and fsyncs the directory; 0, or a code with errno. */
+static int remove_segment(kv_store *s, uint32_t id)
+{
+    char path[4096];
+    int rc = kv__segment_path(s->dir, id, false, path, sizeof(path));
+    if (rc == 0 && s->io->unlink(s->io->ctx, path) != 0 && errno != ENOENT)
+        rc = kv__errno_to_rc(errno);
+    if (rc == 0)
+        rc = kv__io_sync_dir(s->io, s->dir);
+    return rc;
+}
+
 static void *unlink_inputs(void *arg)
 {
     struct compactor *c = arg;
     kv_store *s = c->s;
     for (size_t i = 0; i < c->nin; i++) {
-        char path[4096];
-        int rc = kv__segment_path(s->dir, c->in_ids[i], false, path, sizeof(path));
-        if (rc == 0 && s->io->unlink(s->io->ctx, path) != 0)
-            rc = kv__errno_to_rc(errno);
-        if (rc == 0)
-            rc = kv__io_sync_dir(s->io, s->dir);
-        if (rc != 0) {
+        if (remove_segment(s, c->in_ids[i]) != 0) {
             kv__log(s, KV_LOG_WARN,
                     "compaction: cannot remove segment %u: %s (it holds only older copies; the "
-                    "next compaction takes it again)",
+                    "next compaction tries again)",
                     c->in_ids[i], strerror(errno));
+            note_stale(s, c->in_ids + i, c->nin - i);
             return NULL;
         }
     }
     return NULL;
+}
+
+/* Removes the segments earlier compactions left on disk, oldest first (so
+ * that, as in step 5, those left are the newest); those that still resist
+ * stay on the list. */
+static void retry_stale(kv_store *s)
+{
+    size_t done = 0;
+    while (done < s->nstale && remove_segment(s, s->stale_segs[done]) == 0)
+        done++;
+    memmove(s->stale_segs, s->stale_segs + done, (s->nstale - done) * sizeof(*s->stale_segs));
+    s->nstale -= done;
 }
 
 /* ---- the whole compaction */
@@ -614,6 +813,14 @@ static void compactor_free(struct compactor *c)
     free(c->wbuf);
     free(c->rbuf);
     free(c->keys);
+    free(c->xbuf);
+    free(c->named);
+    for (size_t i = 0; i < c->nmetas; i++) {
+        free(c->metas[i].name);
+        free(c->metas[i].val);
+    }
+    free(c->metas);
+    kv__dict_put(c->dict);
 }
 
 /* Whether the background trigger fires. Caller holds the rwlock. */
@@ -634,6 +841,17 @@ static bool worth_compacting(const kv_store *s)
     bool by_ratio =
         o->compaction_dead_ratio > 0 && (double)dead >= o->compaction_dead_ratio * (double)disk;
     return by_count || by_ratio;
+}
+
+/* Whether a compaction would run: for the background trigger when it
+ * fires, on demand unless the only segment holds nothing dead. Caller holds
+ * the rwlock. */
+static bool wanted_locked(const kv_store *s, bool background)
+{
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
+    if (background)
+        return worth_compacting(s);
+    return !(s->nsegs == 1 && s->segs[0]->live_bytes == atomic_load(&s->segs[0]->size));
 }
 
 /* Refuses a compaction whose live data would not fit the free space. */
@@ -667,8 +885,7 @@ static int begin(struct compactor *c, bool background, bool *skip)
     if (atomic_load(&s->read_only))
         return KV_EREADONLY;
     kv__rdlock(&s->rwlock);
-    bool nothing = s->nsegs == 1 && s->segs[0]->live_bytes == atomic_load(&s->segs[0]->size);
-    bool wanted = background ? worth_compacting(s) : !nothing;
+    bool wanted = wanted_locked(s, background);
     size_t n = s->nsegs;
     c->inputs = malloc(n * sizeof(*c->inputs));
     c->in_ids = malloc(n * sizeof(*c->in_ids));
@@ -700,10 +917,51 @@ static int begin(struct compactor *c, bool background, bool *skip)
     return kv__rotate(s, last + reserve + 1);
 }
 
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Before step 1, with compression on: a dictionary trained from the store's
+ * values, installed if it pays (dict_train.c). Installing waits for the
+ * writers that hold the previous one, so every record naming an older
+ * dictionary lies before the seal of step 1: in an input. */
+static void prepare_dictionary(struct compactor *c, bool background)
+{
+    kv_store *s = c->s;
+    if (s->opts.compression == KV_COMPRESS_ZSTD) {
+        kv__rdlock(&s->rwlock);
+        bool wanted = wanted_locked(s, background);
+        kv__unlock(&s->rwlock);
+        int rc = wanted ? kv__dict_train(s) : 0;
+        if (rc != 0)
+            kv__log(s, KV_LOG_WARN, "compaction: no dictionary trained: %s", kv_strerror(rc));
+    }
+    c->dict = kv__dict_current(s);
+}
+
+/* After step 4: the dictionaries no record in the outputs names leave the
+ * table (every other record naming them was in an input, and no reader
+ * still reads an input: retire_inputs waited for them). Their ids go to
+ * *gone, for removal once no snapshot and no segment on disk names them. */
+static void forget_dictionaries(struct compactor *c, uint32_t **gone, size_t *ngone)
+{
+    *gone = NULL;
+    *ngone = 0;
+    if (kv__dict_drop_except(c->s, c->named, c->nnamed, gone, ngone) != 0)
+        *ngone = 0; /* out of memory: they stay, for the next compaction */
+}
+
 static int run(struct compactor *c, bool background)
 {
     kv_store *s = c->s;
     bool skip;
+    retry_stale(s);
+    c->tombstones = s->nstale > 0 || s->stale_unknown;
+    c->now_ms = wall_ms();
+    prepare_dictionary(c, background);
     kv__mutex_lock(&s->append_mu);
     int rc = begin(c, background, &skip);
     kv__mutex_unlock(&s->append_mu);
@@ -719,6 +977,8 @@ static int run(struct compactor *c, bool background)
     if (rc == 0)
         rc = copy_live(c);
     if (rc == 0)
+        rc = carry_metas(c);
+    if (rc == 0)
         rc = finish_output(c);
     if (rc == 0)
         rc = publish_outputs(c);
@@ -731,7 +991,11 @@ static int run(struct compactor *c, bool background)
         return rc;
     }
     relocate(c);
+    relocate_metas(c);
     retire_inputs(c);
+    uint32_t *gone;
+    size_t ngone;
+    forget_dictionaries(c, &gone, &ngone);
     /* Steps 4 and 5 overlap: the inputs are unlinked on a second thread while
      * the snapshot is written (see the top comment). */
     pthread_t unlinker;
@@ -745,6 +1009,11 @@ static int run(struct compactor *c, bool background)
         pthread_join(unlinker, NULL);
     else
         unlink_inputs(c);
+    /* A dictionary file goes once a snapshot that does not list it is
+     * durable and no segment naming it is left on disk. */
+    if (src == 0 && s->nstale == 0 && !s->stale_unknown)
+        kv__dict_unlink(s, gone, ngone);
+    free(gone);
     return 0;
 }
 

@@ -8,12 +8,14 @@
  * kv_ functions:
  *
  *   store.c         kv_open, kv_close and the single-key operations: put,
- *                   get, exists, delete, sync, statistics
+ *                   get, exists, delete, sync, statistics; kv_meta_put and
+ *                   kv_meta_get
  *   compaction.c    kv_compact and the background compactor
  *   recovery.c      rebuilding the index at open: snapshot, then log replay
  *   snapshot_save.c kv_save_snapshot: writing index.snapshot
  *   write.c         the append path: group commit, rotation, interval sync
  *   list.c          kv_list: keys in order, by prefix, in pages
+ *   meta.c          the newest META record of each name, in memory
  *   inspect.c       kv_scan, kv_check_snapshot: reading a data directory
  *                   without opening it (the CLI's verify and dump)
  *   snapshot_load.c loading and checking index.snapshot (format: snapshot.h)
@@ -24,6 +26,9 @@
  *   dirlock.c       the LOCK file: one owner of a directory at a time
  *   index.c         the hash index: key -> segment, offset, value length
  *   bloom.c         the bloom filter in front of the index
+ *   compress.c      how a value is stored: SET or SETX, zstd frames
+ *   dict_train.c    training a compression dictionary at compaction
+ *   dict.c          compression dictionaries: files and the table of them
  *   record.c        the on-disk record: encoding and CRC-32
  *   rwlock.c        the in-memory reader-writer lock of the index
  *   thread.c        mutexes that know their holder (debug builds); background
@@ -43,7 +48,9 @@
  *               after it is released. Writers (the group-commit leader,
  *               compaction) hold it for batches of index updates.
  *   seg_mu      the descriptor cache of segments and their first mapping.
- * queue_mu guards the writers' queue; it is taken last, under append_mu by
+ * The dictionary table's mutex (dict.c) and the zstd context pool's
+ * (compress.c) are leaves: taken under any of these, or none, and nothing
+ * under them. queue_mu guards the writers' queue; it is taken last, under append_mu by
  * the group-commit leader, and under no other lock. None is recursive.
  * Functions whose caller must hold a lock check it in debug builds
  * (debug.h): KV_ASSERT(kv__mutex_held(&s->append_mu)),
@@ -61,9 +68,12 @@
 #include "index.h"
 #include "io.h"
 #include "kvstore.h"
+#include "meta.h"
 #include "rwlock.h"
 #include "thread.h"
 
+struct kv_codec;
+struct kv_dicts;
 struct segment;
 struct write_req;
 
@@ -82,6 +92,9 @@ struct kv_store {
     struct kv_mutex queue_mu;
 
     struct index index;
+    struct kv_metas metas;  /* the newest META record of each name (rwlock) */
+    struct kv_dicts *dicts; /* compression dictionaries (dict.c) */
+    struct kv_codec *codec; /* pools of zstd contexts (compress.c) */
     struct bloom bloom;
     /* A filter being rebuilt beside traffic (kv__rebuild_bloom_shared):
      * writers add new keys to it too until it replaces bloom. */
@@ -107,6 +120,12 @@ struct kv_store {
     struct kv_mutex compact_mu;
     struct kv_bgthread compactor;
     atomic_bool compact_cancel;
+    /* Inputs of a compaction that could not be removed (compact_mu): out
+     * of the table, still on disk until a later compaction removes them;
+     * stale_unknown when there was no memory to note them. */
+    uint32_t *stale_segs;
+    size_t nstale;
+    bool stale_unknown;
 
     /* Counters reported by kv_get_stats. */
     atomic_uint_fast64_t n_puts, n_deletes, n_gets, n_fsyncs, n_checksum_errors;
