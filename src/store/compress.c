@@ -80,8 +80,8 @@ static ZSTD_CCtx *cctx_take(kv_store *s)
     c = ZSTD_createCCtx();
     if (!c)
         return NULL;
-    if (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel,
-                                            s->opts.compression_level)) ||
+    if (ZSTD_isError(
+            ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, s->opts.compression_level)) ||
         ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)) ||
         ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)) ||
         ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0))) {
@@ -163,7 +163,11 @@ int kv__compress_payload(kv_store *s, struct kv_dict *dict, const void *raw, siz
     ZSTD_CCtx *c = cctx_take(s);
     if (!c)
         return KV_ENOMEM;
-    size_t n = ZSTD_CCtx_refCDict(c, a.dict_id ? dict->cdict : NULL);
+    /* A compression that stopped for want of room leaves the context in
+     * mid-frame: a new session starts clean (the parameters stay). */
+    size_t n = ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
+    if (!ZSTD_isError(n))
+        n = ZSTD_CCtx_refCDict(c, a.dict_id ? dict->cdict : NULL);
     if (!ZSTD_isError(n))
         n = ZSTD_compress2(c, out + alen, frame_cap, raw, raw_len);
     cctx_give(s, c);

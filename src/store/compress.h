@@ -24,11 +24,11 @@ struct kv_dict;
 
 /* The payload a set record stores for a value, and what it holds on to. */
 struct kv_setval {
-    uint8_t op;         /* KV_OP_SET (the value as it is) or KV_OP_SETX */
-    const void *data;   /* the record's payload: the value, or attributes then the value */
-    size_t len;         /* its length */
-    uint32_t value_crc; /* KV_OP_SETX: the CRC-32 of the original value */
-    uint8_t *owned;     /* the payload buffer when one was made */
+    uint8_t op;           /* KV_OP_SET (the value as it is) or KV_OP_SETX */
+    const void *data;     /* the record's payload: the value, or attributes then the value */
+    size_t len;           /* its length */
+    uint32_t value_crc;   /* KV_OP_SETX: the CRC-32 of the original value */
+    uint8_t *owned;       /* the payload buffer when one was made */
     struct kv_dict *dict; /* the dictionary compressed with, held until the record is written */
 };
 

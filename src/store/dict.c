@@ -156,8 +156,10 @@ static int read_dict_file(kv_store *s, uint32_t id, uint8_t **bytes, size_t *len
             why = "checksum mismatch";
     }
     if (rc == 0 && why) {
-        kv__log(s, KV_LOG_ERROR, "dictionary %s is damaged (%s); the records compressed with it "
-                "cannot be read", path, why);
+        kv__log(s, KV_LOG_ERROR,
+                "dictionary %s is damaged (%s); the records compressed with it "
+                "cannot be read",
+                path, why);
         rc = KV_ECORRUPT;
     } else if (rc != 0 && rc != KV_ENOMEM) {
         kv__log(s, KV_LOG_ERROR, "cannot read dictionary %s: %s", path, strerror(err));
@@ -451,8 +453,7 @@ void kv__dict_unlink(kv_store *s, const uint32_t *ids, size_t n)
             kv__log(s, KV_LOG_WARN, "cannot remove %s: %s (no record names it)", path,
                     strerror(errno));
         else
-            kv__log(s, KV_LOG_INFO, "removed dictionary dict-%u.zdict: no record names it",
-                    ids[i]);
+            kv__log(s, KV_LOG_INFO, "removed dictionary dict-%u.zdict: no record names it", ids[i]);
     }
     if (n > 0 && kv__io_sync_dir(s->io, s->dir) == 0)
         atomic_fetch_add(&s->n_fsyncs, 1);

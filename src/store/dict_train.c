@@ -199,11 +199,12 @@ int kv__dict_train(kv_store *s)
         const size_t *held_sizes = sm.sizes + ntrain;
         size_t cap = ZSTD_compressBound(TRAIN_VALUE_MAX);
         int level = s->opts.compression_level;
-        size_t with_new = compressed_size(held, held_sizes, nheld, cctx, fresh, level, scratch, cap);
+        size_t with_new =
+            compressed_size(held, held_sizes, nheld, cctx, fresh, level, scratch, cap);
         size_t with_cur = compressed_size(held, held_sizes, nheld, cctx, cur ? cur->cdict : NULL,
                                           level, scratch, cap);
-        bool adopt = cur && cur->cdict ? with_new * 100 <= with_cur * ADOPT_PERCENT
-                                       : with_new < with_cur;
+        bool adopt =
+            cur && cur->cdict ? with_new * 100 <= with_cur * ADOPT_PERCENT : with_new < with_cur;
         kv__log(s, KV_LOG_DEBUG,
                 "dictionary of %zu bytes trained on %zu values: %zu held-out values take %zu "
                 "bytes with it, %zu with %s",

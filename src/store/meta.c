@@ -38,8 +38,8 @@ static void add_live(kv_store *s, uint32_t seg, int64_t bytes)
         g->live_bytes += (uint64_t)bytes;
 }
 
-int kv__meta_apply(kv_store *s, const void *name, size_t name_len, const void *val,
-                   size_t val_len, uint32_t seg, uint32_t off)
+int kv__meta_apply(kv_store *s, const void *name, size_t name_len, const void *val, size_t val_len,
+                   uint32_t seg, uint32_t off)
 {
     KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     struct kv_metas *m = &s->metas;

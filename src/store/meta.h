@@ -35,8 +35,8 @@ struct kv_metas {
  * says, replacing an older one, and moves the record's bytes between the
  * segments' live counts. KV_ENOMEM leaves the table as it was. Caller holds
  * the rwlock for writing. */
-int kv__meta_apply(kv_store *s, const void *name, size_t name_len, const void *val,
-                   size_t val_len, uint32_t seg, uint32_t off);
+int kv__meta_apply(kv_store *s, const void *name, size_t name_len, const void *val, size_t val_len,
+                   uint32_t seg, uint32_t off);
 
 /* The entry of name, or NULL. Caller holds the rwlock. */
 struct kv_meta *kv__meta_find(const struct kv_metas *m, const void *name, size_t name_len);

@@ -37,8 +37,8 @@ static kv_options quiet_options(void)
 }
 
 /* Appends a SETX record with the given attributes to buf. */
-static void append_setx(uint8_t **buf, size_t *len, const char *key,
-                        const struct record_attrs *a, const void *stored, size_t stored_len)
+static void append_setx(uint8_t **buf, size_t *len, const char *key, const struct record_attrs *a,
+                        const void *stored, size_t stored_len)
 {
     uint8_t payload[RECORD_ATTRS_MAX + 256];
     size_t alen = record_attrs_encode(payload, a);
@@ -140,8 +140,8 @@ static void watch_log(kv_log_level level, const char *msg, void *ctx)
  * expired SETX over an older SET hides it; the same after a snapshot, after
  * compaction (which drops the expired ones) and after a replay of the
  * compacted log. */
-static void test_setx_with_expiry_reads_until_it_expires_through_snapshot_and_compaction(
-    void **state)
+static void
+test_setx_with_expiry_reads_until_it_expires_through_snapshot_and_compaction(void **state)
 {
     struct tu_fixture *f = *state;
     uint8_t *seg = NULL;
@@ -321,8 +321,8 @@ static void test_log_cut_at_every_byte_of_a_setx_or_meta_record(void **state)
         assert_kv_ok(kv_get_stats(s, &st));
         uint64_t rec_off = st.disk_bytes;
         if (kind == 0)
-            assert_kv_ok(kv__write_set(s, "k", 1, "after", 5, now_ms() + 3600000, KV_COND_NONE,
-                                       NULL));
+            assert_kv_ok(
+                kv__write_set(s, "k", 1, "after", 5, now_ms() + 3600000, KV_COND_NONE, NULL));
         else
             assert_kv_ok(kv_meta_put(s, "m", 1, "after", 5));
         assert_kv_ok(kv_get_stats(s, &st));
@@ -370,8 +370,8 @@ static void test_expired_record_is_dropped_at_compaction_and_nothing_comes_back(
         snprintf(key, sizeof(key), "filler-%02d", i);
         assert_kv_ok(kv_put(s, key, strlen(key), val, sizeof(val)));
     }
-    assert_kv_ok(kv__write_set(s, "victim", 6, "short-lived", 11, now_ms() - 1, KV_COND_NONE,
-                               NULL));
+    assert_kv_ok(
+        kv__write_set(s, "victim", 6, "short-lived", 11, now_ms() - 1, KV_COND_NONE, NULL));
     assert_absent(s, "victim");
     assert_kv_ok(kv_compact(s));
     assert_absent(s, "victim");
@@ -428,8 +428,8 @@ static void test_expired_record_over_a_leftover_segment_becomes_a_tombstone(void
     t.armed = true;
     assert_kv_ok(kv_compact(s)); /* its inputs stay on disk */
     assert_true(t.refused > 0);
-    assert_kv_ok(kv__write_set(s, "victim", 6, "short-lived", 11, now_ms() - 1, KV_COND_NONE,
-                               NULL));
+    assert_kv_ok(
+        kv__write_set(s, "victim", 6, "short-lived", 11, now_ms() - 1, KV_COND_NONE, NULL));
     assert_kv_ok(kv_compact(s)); /* they still cannot be removed */
     assert_absent(s, "victim");
     assert_true(census_of(f->dir, "victim").deletes_of_key >= 1);
@@ -471,8 +471,8 @@ static void test_store_without_new_features_writes_only_set_and_delete(void **st
     struct census c = census_of(f->dir, NULL);
     assert_int_equal(c.not_ok, 0);
     assert_true(c.by_op[KV_OP_SET] > 0);
-    assert_int_equal(c.by_op[KV_OP_SETX] + c.by_op[KV_OP_BATCH] + c.by_op[KV_OP_META] +
-                         c.by_op[0] + c.by_op[6] + c.by_op[7],
+    assert_int_equal(c.by_op[KV_OP_SETX] + c.by_op[KV_OP_BATCH] + c.by_op[KV_OP_META] + c.by_op[0] +
+                         c.by_op[6] + c.by_op[7],
                      0);
 }
 
@@ -497,8 +497,8 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_setx_with_expiry_reads_until_it_expires_through_snapshot_and_compaction,
-            tu_setup, tu_teardown),
+            test_setx_with_expiry_reads_until_it_expires_through_snapshot_and_compaction, tu_setup,
+            tu_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_setx_flag_or_oversized_meta_refuses_the_open,
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(
@@ -511,8 +511,7 @@ int main(int argc, char **argv)
             test_expired_record_is_dropped_at_compaction_and_nothing_comes_back, tu_setup,
             tu_teardown),
         cmocka_unit_test_setup_teardown(
-            test_expired_record_over_a_leftover_segment_becomes_a_tombstone, tu_setup,
-            tu_teardown),
+            test_expired_record_over_a_leftover_segment_becomes_a_tombstone, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_store_without_new_features_writes_only_set_and_delete,
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_scan_reports_setx_attributes_and_meta_names, tu_setup,
