@@ -197,10 +197,17 @@ struct kv_io {
 KV_API const struct kv_io *kv_io_default(void);
 
 typedef struct kv_options {
-    kv_sync_mode sync_mode;      /* default KV_SYNC_ALWAYS */
-    uint32_t sync_interval_ms;   /* KV_SYNC_INTERVAL period; default 100 */
-    uint64_t segment_size;       /* rotate the active segment past this many bytes;
-                                    default 64 MiB, at least 4 KiB, at most 2 GiB */
+    kv_sync_mode sync_mode;    /* default KV_SYNC_ALWAYS */
+    uint32_t sync_interval_ms; /* KV_SYNC_INTERVAL period; default 100 */
+    uint64_t segment_size;     /* rotate the active segment past this many bytes;
+                                  default 64 MiB, at least 4 KiB, at most 2 GiB */
+    /* Zeros kept written (and synced) ahead of the active segment's end, in
+     * sync modes always and interval: a durable write then overwrites
+     * allocated space, and its fdatasync flushes data without the file
+     * system's metadata. Default 4 MiB, at most 2 GiB; 0 turns it off. The
+     * zeros are cut off when a segment is sealed, at kv_close, and at the
+     * next open after a crash. */
+    uint64_t segment_preallocate;
     uint32_t max_open_files;     /* segment descriptors kept open; default 256, at least 4 */
     uint32_t bloom_bits_per_key; /* bloom filter density; default 12; 0 disables it */
     /* Background compaction: every compaction_interval_secs (default 60; 0
@@ -382,7 +389,9 @@ typedef struct kv_stats {
     uint64_t bloom_false_positives;      /* lookups the filter passed that the index refused */
     uint64_t checksum_errors;            /* damaged records met by recovery and by reads */
     uint64_t torn_bytes_truncated;       /* bytes cut off the newest segment at open */
-    uint64_t fsyncs;                     /* fdatasync/fsync calls made */
+    uint64_t fsyncs;                     /* fdatasync/fsync calls made (but the next) */
+    uint64_t prealloc_syncs;             /* fdatasyncs of zeros written ahead of the log */
+    uint64_t prealloc_bytes;             /* zeros written ahead of the log */
     uint64_t puts;                       /* acknowledged kv_put calls */
     uint64_t deletes;                    /* acknowledged kv_delete calls that wrote a tombstone */
     uint64_t gets;                       /* kv_get calls */

@@ -52,6 +52,7 @@ void kv_options_init(kv_options *opts)
     opts->compression = KV_COMPRESS_NONE;
     opts->compression_min_size = 64;
     opts->compression_level = 3;
+    opts->segment_preallocate = 4ull << 20;
     opts->log_level = KV_LOG_INFO;
 }
 
@@ -64,7 +65,8 @@ static bool options_valid(const kv_options *o)
            o->max_open_files >= 4 && o->bloom_bits_per_key <= 64 && o->compaction_dead_ratio >= 0 &&
            o->compaction_dead_ratio <= 1 &&
            (o->compression == KV_COMPRESS_NONE || o->compression == KV_COMPRESS_ZSTD) &&
-           o->compression_min_size >= 1 && o->compression_level >= 1 && o->compression_level <= 19;
+           o->compression_min_size >= 1 && o->compression_level >= 1 &&
+           o->compression_level <= 19 && o->segment_preallocate <= MAX_SEGMENT_SIZE;
 }
 
 static bool key_valid(const void *key, size_t key_len)
@@ -158,12 +160,15 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         rc = kv__rebuild_bloom(s);
         kv__unlock(&s->rwlock);
     }
+    if (rc == 0)
+        rc = kv__prealloc_start(s);
     if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)
         rc = kv__start_sync_thread(s);
     if (rc == 0 && s->opts.compaction_interval_secs > 0)
         rc = kv__start_compactor(s);
     if (rc != 0) {
         kv__stop_sync_thread(s);
+        kv__prealloc_stop(s);
         store_free(s);
         return rc;
     }
@@ -191,6 +196,10 @@ int kv_close(kv_store *s)
         if (rc == 0)
             rc = kv__snapshot_save_locked(s);
     }
+    /* A closed directory holds only records: the zeros ahead go. */
+    int prc = kv__prealloc_stop(s);
+    if (rc == 0 && !atomic_load(&s->read_only))
+        rc = prc;
     kv__mutex_unlock(&s->append_mu);
     store_free(s);
     return rc;
@@ -534,6 +543,8 @@ int kv_get_stats(kv_store *s, kv_stats *out)
     st.checksum_errors = atomic_load(&s->n_checksum_errors);
     st.torn_bytes_truncated = s->torn_bytes_truncated;
     st.fsyncs = atomic_load(&s->n_fsyncs);
+    st.prealloc_syncs = atomic_load(&s->n_prealloc_syncs);
+    st.prealloc_bytes = atomic_load(&s->n_prealloc_bytes);
     st.puts = atomic_load(&s->n_puts);
     st.deletes = atomic_load(&s->n_deletes);
     st.gets = atomic_load(&s->n_gets);

@@ -74,6 +74,7 @@
 
 struct kv_codec;
 struct kv_dicts;
+struct kv_prealloc;
 struct segment;
 struct write_req;
 
@@ -112,6 +113,9 @@ struct kv_store {
     uint64_t last_sync_ns;   /* duration of the last fdatasync (append_mu) */
     atomic_bool read_only;
 
+    /* Zeros written ahead of the active segment (segment.c); NULL when off. */
+    struct kv_prealloc *prealloc;
+
     /* Background fdatasync for KV_SYNC_INTERVAL. */
     struct kv_bgthread sync_thread;
 
@@ -132,6 +136,7 @@ struct kv_store {
     atomic_uint_fast64_t n_bloom_negatives, n_bloom_false_positives;
     atomic_uint_fast64_t n_compactions, compaction_read, compaction_written;
     atomic_uint_fast64_t compaction_reclaimed, last_compaction_ms;
+    atomic_uint_fast64_t n_prealloc_syncs, n_prealloc_bytes;
     uint64_t torn_bytes_truncated, records_replayed;
     bool snapshot_loaded;
 };

@@ -141,6 +141,9 @@ int kv__rotate(kv_store *s, uint32_t new_id)
     int rc = kv__sync_active(s);
     if (rc != 0)
         return KV_EREADONLY;
+    rc = kv__prealloc_seal(s, old);
+    if (rc != 0)
+        return rc;
     struct segment *seg;
     rc = kv__segment_create(s, new_id, &seg);
     if (rc != 0)
@@ -159,6 +162,7 @@ int kv__rotate(kv_store *s, uint32_t new_id)
             s->io->unlink(s->io->ctx, path);
         return rc;
     }
+    kv__prealloc_activate(s, seg);
     kv__log(s, KV_LOG_DEBUG, "sealed segment %u, writing to segment %u", old->id, new_id);
     return 0;
 }
@@ -168,7 +172,7 @@ static int truncate_active(kv_store *s, uint64_t len)
 {
     KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
-    if (s->io->ftruncate(s->io->ctx, a->fd, (off_t)len) != 0) {
+    if (kv__prealloc_truncate(s, a, len) != 0) {
         int err = errno;
         kv__log(s, KV_LOG_ERROR, "cannot cut segment %u back to %llu bytes: %s", a->id,
                 (unsigned long long)len, strerror(err));
@@ -273,8 +277,11 @@ static int write_batch(kv_store *s, struct write_req *first, size_t count)
             iov[n++] = w->iov[j];
         off += req_size(w);
     }
+    kv__prealloc_before_write(s, a, start, off);
     int rc = kv__io_writev_full(s->io, a->fd, iov, n, (off_t)start);
     int err = errno;
+    if (rc == 0)
+        kv__prealloc_after_write(s, a, off);
     if (iov != stack_iov)
         free(iov);
     if (rc != 0) {

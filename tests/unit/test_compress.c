@@ -52,10 +52,9 @@ static size_t json_doc(char *buf, size_t cap, uint32_t id, size_t len, int style
                          next_rand(&seed) % 1000, city[next_rand(&seed) % 6],
                          next_rand(&seed) % 2 ? "true" : "false");
         else
-            w = snprintf(buf + n, cap - n,
-                         "<item sku='%s' qty='%u' bin='R%02u-S%02u' lot='%08x'/>",
-                         part[next_rand(&seed) % 5], next_rand(&seed) % 500,
-                         next_rand(&seed) % 40, next_rand(&seed) % 20, next_rand(&seed));
+            w = snprintf(buf + n, cap - n, "<item sku='%s' qty='%u' bin='R%02u-S%02u' lot='%08x'/>",
+                         part[next_rand(&seed) % 5], next_rand(&seed) % 500, next_rand(&seed) % 40,
+                         next_rand(&seed) % 20, next_rand(&seed));
         n += (size_t)w;
     }
     return n < len ? n : len;
@@ -418,8 +417,8 @@ int main(int argc, char **argv)
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_damaged_compressed_record_reads_as_corrupt, tu_setup,
                                         tu_teardown),
-        cmocka_unit_test_setup_teardown(test_missing_or_damaged_dictionary_stops_the_open,
-                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_or_damaged_dictionary_stops_the_open, tu_setup,
+                                        tu_teardown),
     };
     return tu_run_tests(tests, argc, argv);
 }

@@ -266,7 +266,7 @@ static void test_reopen_after_torn_tail_keeps_every_acked_write(void **state)
             kv_stats st = stats_of(s);
             assert_int_equal(st.torn_bytes_truncated, p == full ? 0 : p - rec_off);
             assert_int_equal(st.snapshot_loaded, with_snapshot && p == full);
-            assert_int_equal(tu_file_size(seg), p == full ? full : rec_off);
+            tu_assert_log_ends_at(seg, p == full ? full : rec_off);
             for (int i = 0; i < TORN_KEYS - 1; i++) {
                 char k[16];
                 key_of(i, k, sizeof(k));
@@ -335,7 +335,7 @@ static void test_torn_tail_after_stale_snapshot_is_cut_and_snapshot_used(void **
         assert_true(st.snapshot_loaded);
         assert_int_equal(st.records_replayed, 6); /* 5 puts and a delete after it */
         assert_int_equal(st.torn_bytes_truncated, p - rec_off);
-        assert_int_equal(tu_file_size(seg), rec_off);
+        tu_assert_log_ends_at(seg, rec_off);
         assert_matches_model(s, &m);
         assert_kv_ok(kv_close(s));
     }
@@ -572,7 +572,7 @@ static void check_appended_bytes_are_cut(bool zeros)
          * write: cut all the same, but not counted as torn bytes. */
         tu_write_file(seg, bytes, good + extra);
         s = tu_open(dir, NULL);
-        assert_int_equal(tu_file_size(seg), good);
+        tu_assert_log_ends_at(seg, good);
         assert_int_equal(stats_of(s).torn_bytes_truncated, zeros ? 0 : extra);
         free(bytes);
         assert_matches_model(s, &m);
