@@ -21,7 +21,7 @@ from server_harness import BINARY, Server, assert_clean_log, stop_and_check  # n
 ALL_SETTINGS = ["HOST", "PORT", "VOLUME_ID", "DATA_DIR", "COMPACTION_THRESHOLD",
                 "COMPACTION_INTERVAL_SECS", "MAX_REQUEST_SIZE_MB", "SYNC_MODE",
                 "SEGMENT_SIZE_MB", "THREADS", "AUTH_TOKEN", "LOG_LEVEL", "MAX_CONNECTIONS",
-                "CONNECTION_TIMEOUT_SECS", "MAX_BODY_MEMORY_MB"]
+                "CONNECTION_TIMEOUT_SECS", "MAX_BODY_MEMORY_MB", "COMPRESSION"]
 
 
 def run(args=(), env=None, timeout=20):
@@ -45,7 +45,8 @@ class Configuration(unittest.TestCase):
                  ("COMPACTION_THRESHOLD", ""), ("COMPACTION_INTERVAL_SECS", "1.5"),
                  ("AUTH_TOKEN", ""), ("AUTH_TOKEN", "has space"), ("HOST", ""),
                  ("MAX_CONNECTIONS", "0"), ("CONNECTION_TIMEOUT_SECS", "0"),
-                 ("DATA_DIR", ""), ("MAX_BODY_MEMORY_MB", "0")]
+                 ("DATA_DIR", ""), ("MAX_BODY_MEMORY_MB", "0"), ("COMPRESSION", "lz4"),
+                 ("COMPRESSION", "ZSTD")]
         for name, value in cases:
             p = run(env={name: value})
             self.assertEqual(p.returncode, 2, (name, value, p.stderr))

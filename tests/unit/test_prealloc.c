@@ -104,8 +104,7 @@ static void test_zeros_go_ahead_of_the_log_and_are_cut_at_seal_and_close(void **
     }
     char *seg2 = segment_path(f->dir, 2);
     until = tu_now_ms() + TU_WAIT_MS;
-    while (tu_file_size(seg2) <= stats_of(s).disk_bytes - tu_file_size(seg1) &&
-           tu_now_ms() < until)
+    while (tu_file_size(seg2) <= stats_of(s).disk_bytes - tu_file_size(seg1) && tu_now_ms() < until)
         tu_pause_ms(1);
     struct trace t = trace_of(f->dir);
     assert_null(strchr(t.kinds, 'd'));
@@ -201,7 +200,7 @@ static void test_zeros_followed_by_records_are_damage_not_the_end_of_the_log(voi
     tu_append_record(&b, &len, KV_OP_SET, "c", 1, "charlie", 7);
     size_t damaged_at = len;
     tu_append_record(&b, &len, KV_OP_SET, "d", 1, "delta", 5);
-    memset(b + hole_at, 0, hole_end - hole_at); /* b's record zeroed */
+    memset(b + hole_at, 0, hole_end - hole_at);        /* b's record zeroed */
     b[damaged_at + RECORD_HEADER_LEN + 1 + 2] ^= 0x40; /* d's value */
     write_segment(f->dir, b, len, 5000);
     struct trace t = trace_of(f->dir);
@@ -255,12 +254,12 @@ static void test_zero_tail_of_a_sealed_segment_is_ignored(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_zeros_go_ahead_of_the_log_and_are_cut_at_seal_and_close,
-                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_zeros_go_ahead_of_the_log_and_are_cut_at_seal_and_close, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_zero_tail_after_a_crash_is_cut_and_is_not_damage,
                                         tu_setup, tu_teardown),
-        cmocka_unit_test_setup_teardown(
-            test_record_torn_inside_preallocated_space_is_a_torn_record, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_record_torn_inside_preallocated_space_is_a_torn_record,
+                                        tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(
             test_zeros_followed_by_records_are_damage_not_the_end_of_the_log, tu_setup,
             tu_teardown),
