@@ -215,7 +215,8 @@ typedef struct kv_options {
      * compaction_threshold segments or more (default 5; 0: no count trigger)
      * with at least a segment's worth of dead bytes, or dead bytes make up
      * compaction_dead_ratio of the disk usage or more (default 0.5; 0: no
-     * ratio trigger). */
+     * ratio trigger); and, with compression on, once the store holds 8 MiB
+     * of live data and no dictionary yet (to train one). */
     uint32_t compaction_interval_secs;
     uint32_t compaction_threshold;
     double compaction_dead_ratio;
@@ -334,8 +335,11 @@ KV_API int kv_sync(kv_store *s);
 /*
  * Rewrites the live records of every segment into new segments and removes
  * the old ones, so that the disk holds about the live data. The active
- * segment is sealed first (unless it is the only segment and holds nothing
- * dead: then there is nothing to do and it returns 0 at once). Reads and
+ * segment is sealed first (unless it is the only segment, holds nothing
+ * dead and compression is off: then there is nothing to do and it returns 0
+ * at once). With compression on, it first trains a dictionary from the
+ * store's values when that pays, and recompresses values with the newest
+ * one. Reads and
  * writes go on while it runs (writers go to a new active segment; a key
  * written meanwhile keeps its newer value). At most one compaction runs at a
  * time: a second caller waits for the first. A crash at any point loses no

@@ -107,6 +107,9 @@
 #define READ_GAP (32u << 10)
 /* Lookups of the relocation started ahead of the one being made. */
 #define RELOCATE_AHEAD 8
+/* Live data that makes a store with compression on and no dictionary worth
+ * a compaction, to train one. */
+#define DICT_TRIGGER_BYTES (8u << 20)
 
 /* A live record of an input, as the index names it, and where it went. */
 struct live {
@@ -823,6 +826,20 @@ static void compactor_free(struct compactor *c)
     kv__dict_put(c->dict);
 }
 
+/* With compression on and no dictionary yet, a store that holds enough
+ * live data to train one is compacted for it, though nothing is dead: that
+ * is when a dictionary is trained and values recompressed with it. After an
+ * attempt that gave none, not again until the live data has doubled. */
+static bool dictionary_due(const kv_store *s, uint64_t live)
+{
+    if (s->opts.compression != KV_COMPRESS_ZSTD || live < DICT_TRIGGER_BYTES ||
+        live < 2 * atomic_load(&s->dict_tried_live))
+        return false;
+    struct kv_dict *d = kv__dict_current((kv_store *)s);
+    kv__dict_put(d);
+    return d == NULL;
+}
+
 /* Whether the background trigger fires. Caller holds the rwlock. */
 static bool worth_compacting(const kv_store *s)
 {
@@ -833,6 +850,8 @@ static bool worth_compacting(const kv_store *s)
         live += s->segs[i]->live_bytes;
     }
     uint64_t dead = disk > live ? disk - live : 0;
+    if (dictionary_due(s, live))
+        return true;
     if (dead == 0)
         return false;
     const kv_options *o = &s->opts;
@@ -844,14 +863,16 @@ static bool worth_compacting(const kv_store *s)
 }
 
 /* Whether a compaction would run: for the background trigger when it
- * fires, on demand unless the only segment holds nothing dead. Caller holds
- * the rwlock. */
+ * fires; on demand unless the only segment holds nothing dead and
+ * compression is off (with it on, a compaction also trains a dictionary and
+ * recompresses). Caller holds the rwlock. */
 static bool wanted_locked(const kv_store *s, bool background)
 {
     KV_ASSERT(kv__rwlock_held(&s->rwlock));
     if (background)
         return worth_compacting(s);
-    return !(s->nsegs == 1 && s->segs[0]->live_bytes == atomic_load(&s->segs[0]->size));
+    return s->opts.compression == KV_COMPRESS_ZSTD ||
+           !(s->nsegs == 1 && s->segs[0]->live_bytes == atomic_load(&s->segs[0]->size));
 }
 
 /* Refuses a compaction whose live data would not fit the free space. */
@@ -931,15 +952,24 @@ static uint64_t wall_ms(void)
 static void prepare_dictionary(struct compactor *c, bool background)
 {
     kv_store *s = c->s;
+    bool wanted = false;
     if (s->opts.compression == KV_COMPRESS_ZSTD) {
         kv__rdlock(&s->rwlock);
-        bool wanted = wanted_locked(s, background);
+        wanted = wanted_locked(s, background);
         kv__unlock(&s->rwlock);
         int rc = wanted ? kv__dict_train(s) : 0;
         if (rc != 0)
             kv__log(s, KV_LOG_WARN, "compaction: no dictionary trained: %s", kv_strerror(rc));
     }
     c->dict = kv__dict_current(s);
+    if (wanted && !c->dict) { /* dictionary_due waits for twice as much data */
+        kv__rdlock(&s->rwlock);
+        uint64_t live = 0;
+        for (size_t i = 0; i < s->nsegs; i++)
+            live += s->segs[i]->live_bytes;
+        kv__unlock(&s->rwlock);
+        atomic_store(&s->dict_tried_live, live);
+    }
 }
 
 /* After step 4: the dictionaries no record in the outputs names leave the

@@ -130,6 +130,8 @@ struct kv_store {
     uint32_t *stale_segs;
     size_t nstale;
     bool stale_unknown;
+    /* Live bytes when a compaction last tried and trained no dictionary. */
+    atomic_uint_fast64_t dict_tried_live;
 
     /* Counters reported by kv_get_stats. */
     atomic_uint_fast64_t n_puts, n_deletes, n_gets, n_fsyncs, n_checksum_errors;
