@@ -17,36 +17,37 @@
 
 #include "keyspace.h"
 
-static const char *const first_names[] = {
-    "Olivia", "Liam",   "Emma",  "Noah",   "Amelia", "Oliver", "Sophia", "Elijah",
-    "Mia",    "Lucas",  "Ava",   "Mateo",  "Isla",   "Hugo",   "Chloe",  "Arjun",
-    "Yuki",   "Fatima", "Ingrid", "Tomasz", "Aisha", "Diego",  "Mei",    "Kwame"};
+static const char *const first_names[] = {"Olivia", "Liam",   "Emma",  "Noah",  "Amelia", "Oliver",
+                                          "Sophia", "Elijah", "Mia",   "Lucas", "Ava",    "Mateo",
+                                          "Isla",   "Hugo",   "Chloe", "Arjun", "Yuki",   "Fatima",
+                                          "Ingrid", "Tomasz", "Aisha", "Diego", "Mei",    "Kwame"};
 static const char *const last_names[] = {
-    "Smith",  "Garcia", "Kowalski", "Nguyen", "Müller", "Rossi",  "Silva", "Tanaka",
-    "Okafor", "Dubois", "Johansson", "Patel", "Kim",    "Novak",  "Haddad", "Costa"};
+    "Smith",  "Garcia", "Kowalski",  "Nguyen", "Müller", "Rossi", "Silva",  "Tanaka",
+    "Okafor", "Dubois", "Johansson", "Patel",  "Kim",    "Novak", "Haddad", "Costa"};
 static const char *const domains[] = {"example.com", "mail.example.org", "corp.example.net",
                                       "users.example.io"};
 static const char *const cities[] = {"Lisbon", "Oslo",   "Nairobi", "Lima",    "Osaka",
                                      "Quebec", "Krakow", "Austin",  "Chennai", "Lyon",
                                      "Bergen", "Porto",  "Seoul",   "Accra",   "Denver"};
-static const char *const countries[] = {"PT", "NO", "KE", "PE", "JP", "CA", "PL", "US",
-                                        "IN", "FR", "KR", "GH", "DE", "BR"};
+static const char *const countries[] = {"PT", "NO", "KE", "PE", "JP", "CA", "PL",
+                                        "US", "IN", "FR", "KR", "GH", "DE", "BR"};
 static const char *const streets[] = {"Main St",     "Oak Avenue", "Harbour Road", "Rua Augusta",
                                       "Station Way", "Elm Street", "Park Lane",    "Mill Road"};
 static const char *const plans[] = {"free", "pro", "team", "enterprise"};
 static const char *const locales[] = {"en-US", "en-GB", "fr-FR", "pt-PT", "de-DE", "ja-JP"};
-static const char *const tags[] = {"beta",     "newsletter", "admin",  "mobile",  "desktop",
-                                   "verified", "trial",      "vip",    "support", "api",
+static const char *const tags[] = {"beta",     "newsletter",    "admin",     "mobile",  "desktop",
+                                   "verified", "trial",         "vip",       "support", "api",
                                    "billing",  "early-adopter", "churn-risk"};
 static const char *const words[] = {
-    "building", "tools",    "for",     "teams",    "who",      "ship",    "software", "and",
-    "love",     "coffee",   "hiking",  "open",     "source",   "data",    "the",      "of",
-    "a",        "in",       "with",    "engineer", "designer", "product", "manager",  "writing",
-    "about",    "distributed", "systems", "music", "travel",   "photography", "at",  "home",
-    "city",     "weekend",  "projects", "learning", "rust",    "python",  "cloud",    "mentor",
-    "runner",   "reader",   "gardener", "chess",   "cooking",  "is",      "my",       "on"};
+    "building", "tools",       "for",     "teams",  "who",         "ship",     "software",
+    "and",      "love",        "coffee",  "hiking", "open",        "source",   "data",
+    "the",      "of",          "a",       "in",     "with",        "engineer", "designer",
+    "product",  "manager",     "writing", "about",  "distributed", "systems",  "music",
+    "travel",   "photography", "at",      "home",   "city",        "weekend",  "projects",
+    "learning", "rust",        "python",  "cloud",  "mentor",      "runner",   "reader",
+    "gardener", "chess",       "cooking", "is",     "my",          "on"};
 
-#define PICK(arr, r) (arr[(r) % (sizeof(arr) / sizeof(arr[0]))])
+#define PICK(arr, r) ((arr)[(r) % (sizeof(arr) / sizeof((arr)[0]))])
 
 struct gen {
     char *buf;
@@ -72,7 +73,8 @@ static void put(struct gen *g, const char *fmt, ...)
         g->len += (size_t)n < CORPUS_MAX_DOC - g->len ? (size_t)n : CORPUS_MAX_DOC - 1 - g->len;
 }
 
-size_t corpus_doc(uint64_t i, char *buf)
+/* buf is written through g.buf (put), which the analyser does not follow. */
+size_t corpus_doc(uint64_t i, char *buf) // NOLINT(readability-non-const-parameter)
 {
     struct gen g = {.buf = buf, .state = i * 0x9e3779b97f4a7c15ull + 7};
     size_t target = CORPUS_MIN_DOC + (size_t)(next(&g) % (CORPUS_MAX_DOC - CORPUS_MIN_DOC - 64));
@@ -84,9 +86,9 @@ size_t corpus_doc(uint64_t i, char *buf)
         (unsigned long long)(next(&g) & 0xffffffffffffull), first, last,
         (unsigned)(next(&g) % 100));
     put(&g, ",\"email\":\"%s.%s@%s\",\"created_at\":\"20%02u-%02u-%02uT%02u:%02u:%02uZ\"", first,
-        last, PICK(domains, next(&g)), (unsigned)(18 + next(&g) % 7),
-        (unsigned)(1 + next(&g) % 12), (unsigned)(1 + next(&g) % 28), (unsigned)(next(&g) % 24),
-        (unsigned)(next(&g) % 60), (unsigned)(next(&g) % 60));
+        last, PICK(domains, next(&g)), (unsigned)(18 + next(&g) % 7), (unsigned)(1 + next(&g) % 12),
+        (unsigned)(1 + next(&g) % 28), (unsigned)(next(&g) % 24), (unsigned)(next(&g) % 60),
+        (unsigned)(next(&g) % 60));
     if (target > 400)
         put(&g,
             ",\"name\":{\"first\":\"%s\",\"last\":\"%s\"},\"plan\":\"%s\",\"active\":%s,"
@@ -98,8 +100,7 @@ size_t corpus_doc(uint64_t i, char *buf)
             ",\"address\":{\"street\":\"%u %s\",\"city\":\"%s\",\"country\":\"%s\","
             "\"postcode\":\"%05u\"},\"login_count\":%u,\"tags\":[",
             (unsigned)(1 + next(&g) % 300), PICK(streets, next(&g)), PICK(cities, next(&g)),
-            PICK(countries, next(&g)), (unsigned)(next(&g) % 100000),
-            (unsigned)(next(&g) % 5000));
+            PICK(countries, next(&g)), (unsigned)(next(&g) % 100000), (unsigned)(next(&g) % 5000));
         unsigned n = (unsigned)(1 + next(&g) % 4);
         for (unsigned k = 0; k < n; k++)
             put(&g, "%s\"%s\"", k ? "," : "", PICK(tags, next(&g)));

@@ -796,6 +796,8 @@ static void retry_stale(kv_store *s)
     size_t done = 0;
     while (done < s->nstale && remove_segment(s, s->stale_segs[done]) == 0)
         done++;
+    if (done == 0)
+        return;
     memmove(s->stale_segs, s->stale_segs + done, (s->nstale - done) * sizeof(*s->stale_segs));
     s->nstale -= done;
 }
