@@ -248,12 +248,18 @@ KV_API void kv_options_init(kv_options *opts);
  * and skips (and reports through the log and kv_stats) damaged records of the
  * others. A directory written by the original Go implementation opens too.
  *
+ * Zeros at the end of the newest segment (space written ahead of the log,
+ * kv_options.segment_preallocate) end the log and are cut off too.
+ *
  * Codes: KV_EINVAL (NULL argument, an option out of range, or an io table
  * with half of a pair of members), KV_ELOCKED (the directory is open
- * elsewhere), KV_EFORMAT (a record with an unknown op code, an empty key, a
- * segment number or size this version cannot read), KV_EIO, KV_ENOSPC,
- * KV_ENOMEM, KV_ECORRUPT (a segment grew shorter while it was read: another
- * program changed the directory).
+ * elsewhere), KV_EFORMAT (a record this version cannot read: an unknown op
+ * code or SETX attribute flag, an empty key, a META longer than
+ * KV_MAX_META_LEN, a segment number or size this version cannot read),
+ * KV_EIO, KV_ENOSPC, KV_ENOMEM, KV_ECORRUPT (a segment grew shorter while it
+ * was read: another program changed the directory; or a compression
+ * dictionary file, dict-<id>.zdict, is damaged, or missing while a record
+ * names it: the log names the file).
  */
 KV_API int kv_open(const char *dir, const kv_options *opts, kv_store **out);
 
@@ -292,16 +298,20 @@ KV_API int kv_put_crc(kv_store *s, const void *key, size_t key_len, const void *
  * Reads the value of key. On success *val is a new allocation of *val_len
  * bytes (plus one zero byte after them, so that text values can be printed),
  * owned by the caller and released with kv_free(). The record's checksum is
- * verified on every read. Codes: KV_ENOTFOUND, KV_ECORRUPT (the record failed
- * its checksum, or its file is shorter than the index says), KV_EINVAL (NULL
- * argument, bad key length), KV_EIO, KV_ENOMEM.
+ * verified on every read; a compressed value is decompressed and checked
+ * against the CRC-32 of the original value kept beside it. A key whose
+ * expiry has passed is absent. Codes: KV_ENOTFOUND, KV_ECORRUPT (the record
+ * failed its checksum, its file is shorter than the index says, or its
+ * compressed value does not decompress to the bytes it records), KV_EINVAL
+ * (NULL argument, bad key length), KV_EIO, KV_ENOMEM.
  */
 KV_API int kv_get(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len);
 
 /*
  * kv_get that also returns the CRC-32 (zlib's crc32) of the value alone in
- * *value_crc, derived from the record checksum that the read verifies anyway:
- * no second pass over the value. value_crc may be NULL. Codes as kv_get.
+ * *value_crc, derived from the record checksum that the read verifies anyway
+ * (for a compressed value: the CRC kept beside it): no second pass over the
+ * value. value_crc may be NULL. Codes as kv_get.
  */
 KV_API int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len,
                       uint32_t *value_crc);
