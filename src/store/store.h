@@ -11,6 +11,7 @@
  *                   get, exists, delete, sync, statistics; kv_meta_put and
  *                   kv_meta_get
  *   compaction.c    kv_compact and the background compactor
+ *   compaction_copy.c  step 2 of a compaction: the live records copied
  *   recovery.c      rebuilding the index at open: snapshot, then log replay
  *   snapshot_save.c kv_save_snapshot: writing index.snapshot
  *   write.c         the append path: group commit, rotation, interval sync
