@@ -81,7 +81,7 @@ static const struct opt options[] = {
      "size at which the active segment is sealed, in MiB"},
     {"COMPRESSION", OPT_CHOICE, FIELD(compression), 0, 0, compression_names, "none", NULL, NULL,
      "zstd: blobs of 64 bytes or more are stored compressed when that saves space, with a "
-     "dictionary trained at compaction; none: as they are"},
+     "dictionary trained at compaction (slower puts and gets); none: as they are"},
     {"THREADS", OPT_UINT, FIELD(threads), 1, 256, NULL, NULL, default_threads, NULL,
      "HTTP worker threads (default: the number of cores)"},
     {"AUTH_TOKEN", OPT_STRING, FIELD(auth_token), 1, VS_AUTH_TOKEN_MAX, NULL, NULL, NULL,
