@@ -14,6 +14,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config
     zlib1g-dev libisal-dev libxxhash-dev  # CRC-32, hashing
+    libzstd-dev                   # compression of values
     libcmocka-dev                 # unit tests
     libmicrohttpd-dev libjansson-dev libedit-dev  # server and CLI
     scdoc                         # the manual pages (docs/man/*.scd)

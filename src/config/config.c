@@ -47,6 +47,7 @@ struct opt {
 
 static const char *const sync_mode_names[] = {"always", "interval", "none", NULL};
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const compression_names[] = {"none", "zstd", NULL};
 
 static unsigned default_threads(void);
 static int check_host(const char *value, char *why, size_t why_len);
@@ -78,6 +79,9 @@ static const struct opt options[] = {
      "none: the OS decides"},
     {"SEGMENT_SIZE_MB", OPT_UINT, FIELD(segment_size_mb), 1, 2048, NULL, "64", NULL, NULL,
      "size at which the active segment is sealed, in MiB"},
+    {"COMPRESSION", OPT_CHOICE, FIELD(compression), 0, 0, compression_names, "none", NULL, NULL,
+     "zstd: blobs of 64 bytes or more are stored compressed when that saves space, with a "
+     "dictionary trained at compaction (slower puts and gets); none: as they are"},
     {"THREADS", OPT_UINT, FIELD(threads), 1, 256, NULL, NULL, default_threads, NULL,
      "HTTP worker threads (default: the number of cores)"},
     {"AUTH_TOKEN", OPT_STRING, FIELD(auth_token), 1, VS_AUTH_TOKEN_MAX, NULL, NULL, NULL,

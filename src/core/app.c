@@ -43,6 +43,8 @@ int vs_app_open(struct vs_app *app, const struct vs_config *cfg)
     kv_options_init(&opts);
     opts.sync_mode = engine_sync_mode(cfg->sync_mode);
     opts.segment_size = (uint64_t)cfg->segment_size_mb * MIB;
+    opts.compression =
+        cfg->compression == VS_COMPRESSION_ZSTD ? KV_COMPRESS_ZSTD : KV_COMPRESS_NONE;
     opts.compaction_threshold = cfg->compaction_threshold;
     opts.compaction_interval_secs = cfg->compaction_interval_secs;
     opts.log_fn = vs_log_engine;

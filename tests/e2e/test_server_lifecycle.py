@@ -21,7 +21,8 @@ from server_harness import BINARY, Server, assert_clean_log, stop_and_check  # n
 ALL_SETTINGS = ["HOST", "PORT", "VOLUME_ID", "DATA_DIR", "COMPACTION_THRESHOLD",
                 "COMPACTION_INTERVAL_SECS", "MAX_REQUEST_SIZE_MB", "SYNC_MODE",
                 "SEGMENT_SIZE_MB", "THREADS", "AUTH_TOKEN", "LOG_LEVEL", "MAX_CONNECTIONS",
-                "CONNECTION_TIMEOUT_SECS", "MAX_BODY_MEMORY_MB", "SHUTDOWN_GRACE_SECS"]
+                "CONNECTION_TIMEOUT_SECS", "MAX_BODY_MEMORY_MB", "SHUTDOWN_GRACE_SECS",
+                "COMPRESSION"]
 
 
 def run(args=(), env=None, timeout=20):
@@ -47,7 +48,8 @@ class Configuration(unittest.TestCase):
                  ("MAX_CONNECTIONS", "0"), ("CONNECTION_TIMEOUT_SECS", "0"),
                  ("DATA_DIR", ""), ("MAX_BODY_MEMORY_MB", "0"),
                  ("SHUTDOWN_GRACE_SECS", "3601"), ("SHUTDOWN_GRACE_SECS", "-1"),
-                 ("SHUTDOWN_GRACE_SECS", "1s")]
+                 ("SHUTDOWN_GRACE_SECS", "1s"),
+                 ("COMPRESSION", "lz4"), ("COMPRESSION", "ZSTD")]
         for name, value in cases:
             p = run(env={name: value})
             self.assertEqual(p.returncode, 2, (name, value, p.stderr))
