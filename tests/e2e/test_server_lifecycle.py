@@ -21,13 +21,15 @@ from server_harness import BINARY, Server, assert_clean_log, stop_and_check  # n
 ALL_SETTINGS = ["HOST", "PORT", "VOLUME_ID", "DATA_DIR", "COMPACTION_THRESHOLD",
                 "COMPACTION_INTERVAL_SECS", "MAX_REQUEST_SIZE_MB", "SYNC_MODE",
                 "SEGMENT_SIZE_MB", "THREADS", "AUTH_TOKEN", "LOG_LEVEL", "MAX_CONNECTIONS",
-                "CONNECTION_TIMEOUT_SECS", "MAX_BODY_MEMORY_MB"]
+                "CONNECTION_TIMEOUT_SECS", "MAX_BODY_MEMORY_MB", "RESP_PORT",
+                "RESP_IDLE_TIMEOUT_SECS", "RESP_MAX_ARGS", "RESP_OUTPUT_LIMIT_MB"]
 
 
 def run(args=(), env=None, timeout=20):
     """Runs the binary to completion (for cases where it must not start)."""
     full_env = {k: v for k, v in os.environ.items() if k not in ALL_SETTINGS}
-    full_env.update({"DATA_DIR": "/nonexistent-should-not-be-created", "PORT": "0"})
+    full_env.update({"DATA_DIR": "/nonexistent-should-not-be-created", "PORT": "0",
+                     "RESP_PORT": "0"})
     full_env.update(env or {})
     return subprocess.run([BINARY] + list(args), env=full_env, capture_output=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
@@ -45,7 +47,10 @@ class Configuration(unittest.TestCase):
                  ("COMPACTION_THRESHOLD", ""), ("COMPACTION_INTERVAL_SECS", "1.5"),
                  ("AUTH_TOKEN", ""), ("AUTH_TOKEN", "has space"), ("HOST", ""),
                  ("MAX_CONNECTIONS", "0"), ("CONNECTION_TIMEOUT_SECS", "0"),
-                 ("DATA_DIR", ""), ("MAX_BODY_MEMORY_MB", "0")]
+                 ("DATA_DIR", ""), ("MAX_BODY_MEMORY_MB", "0"), ("RESP_PORT", "on"),
+                 ("RESP_PORT", "65536"), ("RESP_PORT", "-1"), ("RESP_PORT", "Off"),
+                 ("RESP_IDLE_TIMEOUT_SECS", "0"), ("RESP_MAX_ARGS", "1"),
+                 ("RESP_OUTPUT_LIMIT_MB", "0")]
         for name, value in cases:
             p = run(env={name: value})
             self.assertEqual(p.returncode, 2, (name, value, p.stderr))
