@@ -67,5 +67,6 @@ int vs_app_close(struct vs_app *app)
 {
     int rc = blob_store_close(app->store);
     app->store = NULL;
+    vs_cmd_table_free(&app->resp_commands);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cmdstats.h"
 #include "config.h"
 #include "storage.h"
 
@@ -32,6 +33,21 @@ struct vs_counters {
     atomic_uint_fast64_t body_bytes; /* memory held for request bodies */
 };
 
+/* Counters of the Redis-protocol front end (relaxed atomics). */
+struct vs_resp_counters {
+    atomic_uint_fast64_t connections;       /* open client connections */
+    atomic_uint_fast64_t connections_total; /* accepted */
+    atomic_uint_fast64_t rejected;          /* refused: MAX_CONNECTIONS reached */
+    atomic_uint_fast64_t commands;          /* commands run */
+    atomic_uint_fast64_t bytes_received;    /* bytes read from clients */
+    atomic_uint_fast64_t bytes_sent;        /* bytes written to clients */
+    atomic_uint_fast64_t keyspace_hits;     /* reads that found their key */
+    atomic_uint_fast64_t keyspace_misses;   /* reads that did not */
+    atomic_uint_fast64_t protocol_errors;   /* connections closed for malformed input */
+    atomic_uint_fast64_t ops_per_sec;       /* commands per second, recent average */
+    atomic_uint_fast64_t port;              /* the RESP port, 0 when off */
+};
+
 struct vs_app {
     struct blob_store *store;
     const struct vs_config *cfg;
@@ -40,6 +56,10 @@ struct vs_app {
     uint64_t started_ns;  /* CLOCK_MONOTONIC at start, for uptime */
     atomic_bool stopping;
     struct vs_counters counters;
+    struct vs_resp_counters resp;
+    /* The RESP front end's per-command counters; n_names 0 while it is off.
+     * Freed by vs_app_close, after every front end has stopped. */
+    struct vs_cmd_table resp_commands;
 };
 
 /*
