@@ -54,11 +54,13 @@ static int serve(const struct vs_config *cfg)
     take_signals(&stop);
     if (vs_app_open(&app, cfg) != 0)
         goto out;
-    if (vs_server_start(&app, &srv, err, sizeof(err)) != 0) {
+    /* RESP first: its table of counters is complete before /metrics can
+     * read it. */
+    if (cfg->resp_port != VS_PORT_OFF && resp_server_start(&app, &resp, err, sizeof(err)) != 0) {
         vs_log(VS_LOG_ERROR, "%s", err);
         goto out;
     }
-    if (cfg->resp_port != VS_PORT_OFF && resp_server_start(&app, &resp, err, sizeof(err)) != 0) {
+    if (vs_server_start(&app, &srv, err, sizeof(err)) != 0) {
         vs_log(VS_LOG_ERROR, "%s", err);
         goto out;
     }
