@@ -172,6 +172,21 @@ class RespProtocol(ServerTestCase):
             c.send(rc.encode("GET", "resp3:missing"))
             self.assertEqual(c.sock.recv(16), b"$-1\r\n")
 
+    def test_command_describes_the_commands_of_this_build(self):
+        with self.conn() as c:
+            count = c.call("COMMAND", "COUNT")
+            self.assertEqual(len(c.call("COMMAND")), count)
+            names = c.call("COMMAND", "LIST")
+            self.assertEqual(len(names), count)
+            self.assertIn(b"set", names)
+            self.assertNotIn(b"incr", names)  # needs what this build lacks
+            info = c.call("COMMAND", "INFO", "get", "nosuch")
+            self.assertEqual(info[0][:6], [b"get", 2, ["readonly", "fast"], 1, 1, 1])
+            self.assertIsNone(info[1])
+            docs = c.call("COMMAND", "DOCS", "set")
+            self.assertEqual(docs[0], b"set")
+            self.assertEqual(docs[1][docs[1].index(b"group") + 1], b"string")
+
     def test_quit_answers_then_closes(self):
         out, closed = self.raw(rc.encode("QUIT") + rc.encode("PING"))
         self.assertEqual(out, b"+OK\r\n")
