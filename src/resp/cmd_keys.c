@@ -162,8 +162,8 @@ void cmd_getex(struct resp_ctx *c)
 static void run_set(struct resp_pending *p)
 {
     uint32_t etag = 0;
-    int rc = blob_put(p->srv->app->store, p->argv[1], p->argl[1], p->argv[2], p->argl[2], NULL,
-                      &etag);
+    int rc =
+        blob_put(p->srv->app->store, p->argv[1], p->argl[1], p->argv[2], p->argl[2], NULL, &etag);
     if (rc != 0) {
         resp_reply_kv_error(&p->reply, rc);
         return;

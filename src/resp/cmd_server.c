@@ -124,8 +124,7 @@ void cmd_hello(struct resp_ctx *c)
         if (resp_arg_is(c, i, "AUTH") && i + 2 < c->argc) {
             if (c->srv->cfg->auth_token[0] != '\0' &&
                 !token_matches(c, c->argv[i + 2], c->argl[i + 2])) {
-                resp_error(c->out,
-                           "WRONGPASS invalid username-password pair or user is disabled.");
+                resp_error(c->out, "WRONGPASS invalid username-password pair or user is disabled.");
                 return;
             }
             authed = true;
@@ -281,12 +280,12 @@ void cmd_client(struct resp_ctx *c)
         pthread_mutex_unlock(&conn->loop->lock);
         resp_verbatim(c->out, c->proto, text.data ? text.data : "", text.len);
         resp_buf_free(&text);
-    } else if ((resp_arg_is(c, 1, "NO-EVICT") || resp_arg_is(c, 1, "NO-TOUCH")) &&
-               c->argc == 3) {
+    } else if ((resp_arg_is(c, 1, "NO-EVICT") || resp_arg_is(c, 1, "NO-TOUCH")) && c->argc == 3) {
         resp_ok(c->out);
     } else {
-        resp_errorf(c->out, "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
-                            "Try CLIENT HELP.",
+        resp_errorf(c->out,
+                    "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
+                    "Try CLIENT HELP.",
                     (int)(c->argl[1] > 64 ? 64 : c->argl[1]), c->argv[1]);
     }
 }
@@ -403,8 +402,9 @@ void cmd_command(struct resp_ctx *c)
             if (!(resp_commands[i].flags & CMD_PENDING))
                 resp_bulk_str(c->out, resp_commands[i].name);
     } else {
-        resp_errorf(c->out, "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
-                            "Try COMMAND HELP.",
+        resp_errorf(c->out,
+                    "ERR unknown subcommand or wrong number of arguments for '%.*s'. "
+                    "Try COMMAND HELP.",
                     (int)(c->argl[1] > 64 ? 64 : c->argl[1]), c->argv[1]);
     }
 }
@@ -575,6 +575,7 @@ static void run_rewrite(struct vs_job *job)
     struct resp_server *srv =
         (struct resp_server *)(void *)((char *)job - offsetof(struct resp_server, rewrite_job));
     int rc = kv_compact(blob_kv(srv->app->store));
+    atomic_store(&srv->last_rewrite_ok, rc == 0);
     if (rc != 0)
         vs_log(VS_LOG_WARN, "resp: BGREWRITEAOF: compaction failed: %s", kv_strerror(rc));
     atomic_store(&srv->rewrite_running, false);
@@ -652,7 +653,8 @@ static void run_flush(struct resp_pending *p)
 
 void cmd_flushdb(struct resp_ctx *c)
 {
-    if (c->argc > 2 || (c->argc == 2 && !resp_arg_is(c, 1, "ASYNC") && !resp_arg_is(c, 1, "SYNC"))) {
+    if (c->argc > 2 ||
+        (c->argc == 2 && !resp_arg_is(c, 1, "ASYNC") && !resp_arg_is(c, 1, "SYNC"))) {
         resp_reply_syntax(c);
         return;
     }

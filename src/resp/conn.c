@@ -205,8 +205,7 @@ void resp_conn_accept(struct resp_loop *loop)
         uv_close((uv_handle_t *)&conn->tcp, free_handle);
         return;
     }
-    if (atomic_load(&srv->open_conns) >= srv->cfg->max_connections ||
-        atomic_load(&srv->stopping)) {
+    if (atomic_load(&srv->open_conns) >= srv->cfg->max_connections || atomic_load(&srv->stopping)) {
         refuse(loop, &conn->tcp);
         return;
     }
@@ -448,8 +447,8 @@ static void emit_done(struct resp_conn *conn);
 
 static void run_on_pool(struct vs_job *job)
 {
-    struct resp_pending *p = (struct resp_pending *)(void *)((char *)job -
-                                                             offsetof(struct resp_pending, job));
+    struct resp_pending *p =
+        (struct resp_pending *)(void *)((char *)job - offsetof(struct resp_pending, job));
     p->run(p);
     struct resp_loop *loop = p->conn->loop;
     pthread_mutex_lock(&loop->lock);

@@ -43,9 +43,8 @@ static void section_server(struct resp_buf *b, struct resp_server *srv)
         "process_id:%ld\r\nrun_id:%s\r\ntcp_port:%u\r\nhttp_port:%u\r\nuptime_in_seconds:%llu\r\n"
         "uptime_in_days:%llu\r\nvolume_id:%s\r\n\r\n",
         REDIS_COMPAT_VERSION, KV_VERSION_STRING, u.sysname, u.release, u.machine,
-        sizeof(void *) * 8, srv->n_loops, (long)getpid(), srv->run_id, srv->port,
-        srv->cfg->port, (unsigned long long)up, (unsigned long long)(up / 86400u),
-        blob_volume_id(srv->app->store));
+        sizeof(void *) * 8, srv->n_loops, (long)getpid(), srv->run_id, srv->port, srv->cfg->port,
+        (unsigned long long)up, (unsigned long long)(up / 86400u), blob_volume_id(srv->app->store));
 }
 
 static void section_clients(struct resp_buf *b, struct resp_server *srv)
@@ -53,8 +52,7 @@ static void section_clients(struct resp_buf *b, struct resp_server *srv)
     add(b,
         "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%u\r\nblocked_clients:0\r\n"
         "tracking_clients:0\r\nhttp_connections:%llu\r\n\r\n",
-        (unsigned long long)vs_counter_load(&srv->app->resp.connections),
-        srv->cfg->max_connections,
+        (unsigned long long)vs_counter_load(&srv->app->resp.connections), srv->cfg->max_connections,
         (unsigned long long)vs_counter_load(&srv->app->counters.connections));
 }
 
@@ -92,18 +90,14 @@ static void section_persistence(struct resp_buf *b, struct resp_server *srv, con
     add(b,
         "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:%llu\r\n"
         "rdb_bgsave_in_progress:%d\r\nrdb_last_save_time:%llu\r\nrdb_last_bgsave_status:%s\r\n"
-        "aof_enabled:1\r\naof_rewrite_in_progress:%d\r\naof_last_write_status:%s\r\n"
-        "sync_mode:%s\r\nsegments:%llu\r\ndisk_bytes:%llu\r\ndead_bytes:%llu\r\n"
-        "fsyncs:%llu\r\nsnapshot_loaded:%d\r\nrecords_replayed:%llu\r\n\r\n",
+        "aof_enabled:1\r\naof_rewrite_in_progress:%d\r\naof_last_bgrewrite_status:%s\r\n"
+        "aof_last_write_status:%s\r\nsync_mode:%s\r\n\r\n",
         (unsigned long long)atomic_load(&srv->changes_since_save),
         atomic_load(&srv->bgsave_running) ? 1 : 0,
         (unsigned long long)atomic_load(&srv->last_save_unix),
-        atomic_load(&srv->last_save_ok) ? "ok" : "err",
-        atomic_load(&srv->rewrite_running) ? 1 : 0, st->read_only ? "err" : "ok",
-        config_sync_mode_name(srv->cfg->sync_mode), (unsigned long long)st->segments,
-        (unsigned long long)st->disk_bytes, (unsigned long long)st->dead_bytes,
-        (unsigned long long)st->fsyncs, st->snapshot_loaded ? 1 : 0,
-        (unsigned long long)st->records_replayed);
+        atomic_load(&srv->last_save_ok) ? "ok" : "err", atomic_load(&srv->rewrite_running) ? 1 : 0,
+        atomic_load(&srv->last_rewrite_ok) ? "ok" : "err", st->read_only ? "err" : "ok",
+        config_sync_mode_name(srv->cfg->sync_mode));
 }
 
 static void section_stats(struct resp_buf *b, struct resp_server *srv)
@@ -117,14 +111,13 @@ static void section_stats(struct resp_buf *b, struct resp_server *srv)
         "total_net_output_bytes:%llu\r\nrejected_connections:%llu\r\nexpired_keys:0\r\n"
         "evicted_keys:0\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
         "total_error_replies:%llu\r\nprotocol_errors:%llu\r\n\r\n",
-        (unsigned long long)vs_counter_load(&r->connections_total),
-        (unsigned long long)total.calls, (unsigned long long)vs_counter_load(&r->ops_per_sec),
+        (unsigned long long)vs_counter_load(&r->connections_total), (unsigned long long)total.calls,
+        (unsigned long long)vs_counter_load(&r->ops_per_sec),
         (unsigned long long)vs_counter_load(&r->bytes_received),
         (unsigned long long)vs_counter_load(&r->bytes_sent),
         (unsigned long long)vs_counter_load(&r->rejected),
         (unsigned long long)vs_counter_load(&r->keyspace_hits),
-        (unsigned long long)vs_counter_load(&r->keyspace_misses),
-        (unsigned long long)total.failed,
+        (unsigned long long)vs_counter_load(&r->keyspace_misses), (unsigned long long)total.failed,
         (unsigned long long)vs_counter_load(&r->protocol_errors));
 }
 
@@ -181,6 +174,37 @@ static void section_latencystats(struct resp_buf *b, struct resp_server *srv)
     add(b, "\r\n");
 }
 
+/* Every figure of the engine (kv_stats), by its field name: what
+ * `kvstore --connect` reads for its stats command. */
+static void section_kvstore(struct resp_buf *b, const kv_stats *st)
+{
+    add(b,
+        "# Kvstore\r\nkeys:%llu\r\nsegments:%llu\r\ndisk_bytes:%llu\r\nlive_bytes:%llu\r\n"
+        "dead_bytes:%llu\r\nactive_segment_id:%llu\r\noldest_segment_id:%llu\r\n"
+        "index_bytes:%llu\r\nbloom_bytes:%llu\r\nbloom_capacity:%llu\r\nbloom_negatives:%llu\r\n"
+        "bloom_false_positives:%llu\r\nchecksum_errors:%llu\r\ntorn_bytes_truncated:%llu\r\n",
+        (unsigned long long)st->keys, (unsigned long long)st->segments,
+        (unsigned long long)st->disk_bytes, (unsigned long long)st->live_bytes,
+        (unsigned long long)st->dead_bytes, (unsigned long long)st->active_segment_id,
+        (unsigned long long)st->oldest_segment_id, (unsigned long long)st->index_bytes,
+        (unsigned long long)st->bloom_bytes, (unsigned long long)st->bloom_capacity,
+        (unsigned long long)st->bloom_negatives, (unsigned long long)st->bloom_false_positives,
+        (unsigned long long)st->checksum_errors, (unsigned long long)st->torn_bytes_truncated);
+    add(b,
+        "fsyncs:%llu\r\nputs:%llu\r\ndeletes:%llu\r\ngets:%llu\r\nrecords_replayed:%llu\r\n"
+        "compactions:%llu\r\ncompaction_bytes_read:%llu\r\ncompaction_bytes_written:%llu\r\n"
+        "compaction_bytes_reclaimed:%llu\r\nlast_compaction_ms:%llu\r\nsnapshot_loaded:%d\r\n"
+        "read_only:%d\r\n\r\n",
+        (unsigned long long)st->fsyncs, (unsigned long long)st->puts,
+        (unsigned long long)st->deletes, (unsigned long long)st->gets,
+        (unsigned long long)st->records_replayed, (unsigned long long)st->compactions,
+        (unsigned long long)st->compaction_bytes_read,
+        (unsigned long long)st->compaction_bytes_written,
+        (unsigned long long)st->compaction_bytes_reclaimed,
+        (unsigned long long)st->last_compaction_ms, st->snapshot_loaded ? 1 : 0,
+        st->read_only ? 1 : 0);
+}
+
 static void section_keyspace(struct resp_buf *b, const kv_stats *st)
 {
     add(b, "# Keyspace\r\n");
@@ -200,12 +224,12 @@ enum {
     S_COMMANDSTATS = 1 << 7,
     S_LATENCYSTATS = 1 << 8,
     S_KEYSPACE = 1 << 9,
+    S_KVSTORE = 1 << 10,
 };
 
 #define S_DEFAULT                                                                                  \
-    (S_SERVER | S_CLIENTS | S_MEMORY | S_PERSISTENCE | S_STATS | S_REPLICATION | S_CPU |          \
-     S_KEYSPACE)
-#define S_ALL (S_DEFAULT | S_COMMANDSTATS | S_LATENCYSTATS)
+    (S_SERVER | S_CLIENTS | S_MEMORY | S_PERSISTENCE | S_STATS | S_REPLICATION | S_CPU | S_KEYSPACE)
+#define S_ALL (S_DEFAULT | S_COMMANDSTATS | S_LATENCYSTATS | S_KVSTORE)
 
 static unsigned section_bit(const char *s, size_t len)
 {
@@ -222,6 +246,7 @@ static unsigned section_bit(const char *s, size_t len)
                  {"commandstats", S_COMMANDSTATS},
                  {"latencystats", S_LATENCYSTATS},
                  {"keyspace", S_KEYSPACE},
+                 {"kvstore", S_KVSTORE},
                  {"default", S_DEFAULT},
                  {"all", S_ALL},
                  {"everything", S_ALL}};
@@ -262,6 +287,8 @@ void resp_info(struct resp_ctx *c)
         section_commandstats(&b, srv);
     if (want & S_LATENCYSTATS)
         section_latencystats(&b, srv);
+    if (want & S_KVSTORE)
+        section_kvstore(&b, &st);
     if (want & S_KEYSPACE)
         section_keyspace(&b, &st);
     /* No blank line at the end, as Redis. */

@@ -33,20 +33,20 @@ void resp_buf_append(struct resp_buf *b, const void *data, size_t n);
 /* RESP versions a connection speaks (HELLO). */
 enum { RESP2 = 2, RESP3 = 3 };
 
-void resp_simple(struct resp_buf *b, const char *s);   /* +s */
-void resp_ok(struct resp_buf *b);                      /* +OK */
-void resp_error(struct resp_buf *b, const char *msg);  /* -msg: "ERR ...", "NOAUTH ..." */
+void resp_simple(struct resp_buf *b, const char *s);  /* +s */
+void resp_ok(struct resp_buf *b);                     /* +OK */
+void resp_error(struct resp_buf *b, const char *msg); /* -msg: "ERR ...", "NOAUTH ..." */
 void resp_errorf(struct resp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void resp_int(struct resp_buf *b, long long v);        /* :v */
+void resp_int(struct resp_buf *b, long long v); /* :v */
 void resp_bulk(struct resp_buf *b, const void *data, size_t len);
 void resp_bulk_str(struct resp_buf *b, const char *s);
-void resp_bulk_u64(struct resp_buf *b, uint64_t v);    /* a number as a bulk string */
-void resp_null(struct resp_buf *b, int proto);         /* $-1 or _ */
-void resp_null_array(struct resp_buf *b, int proto);   /* *-1 or _ */
-void resp_array(struct resp_buf *b, size_t n);         /* *n, n elements follow */
+void resp_bulk_u64(struct resp_buf *b, uint64_t v);     /* a number as a bulk string */
+void resp_null(struct resp_buf *b, int proto);          /* $-1 or _ */
+void resp_null_array(struct resp_buf *b, int proto);    /* *-1 or _ */
+void resp_array(struct resp_buf *b, size_t n);          /* *n, n elements follow */
 void resp_map(struct resp_buf *b, int proto, size_t n); /* %n, or *2n in RESP2 */
 void resp_set(struct resp_buf *b, int proto, size_t n); /* ~n, or *n in RESP2 */
-void resp_bool(struct resp_buf *b, int proto, bool v); /* #t/#f, or :1/:0 */
+void resp_bool(struct resp_buf *b, int proto, bool v);  /* #t/#f, or :1/:0 */
 /* Text for people (INFO, CLIENT LIST): a verbatim string "txt" in RESP3, a
  * bulk string in RESP2. */
 void resp_verbatim(struct resp_buf *b, int proto, const char *text, size_t len);
@@ -68,16 +68,16 @@ struct resp_parser {
     size_t max_args;
     uint64_t max_bulk;
     /* the command being read */
-    int state;          /* proto.c's */
-    size_t start;       /* offset of the command's first byte */
-    size_t pos;         /* offset of the next byte to read */
-    size_t want_args;   /* arguments the header announced */
-    uint64_t bulk_len;  /* length of the bulk being read */
-    size_t argc;        /* arguments complete */
-    size_t *arg_off;    /* offsets of the arguments in the buffer */
+    int state;         /* proto.c's */
+    size_t start;      /* offset of the command's first byte */
+    size_t pos;        /* offset of the next byte to read */
+    size_t want_args;  /* arguments the header announced */
+    uint64_t bulk_len; /* length of the bulk being read */
+    size_t argc;       /* arguments complete */
+    size_t *arg_off;   /* offsets of the arguments in the buffer */
     size_t *arg_len;
     size_t arg_cap;
-    bool inline_cmd;    /* the command came as an inline line */
+    bool inline_cmd; /* the command came as an inline line */
     char error[128];
 };
 

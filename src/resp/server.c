@@ -265,6 +265,7 @@ int resp_server_start(struct vs_app *app, struct resp_server **out, char *err, s
     atomic_init(&srv->next_client_id, 1);
     atomic_init(&srv->last_save_unix, resp_unix_ms() / 1000u);
     atomic_init(&srv->last_save_ok, 1);
+    atomic_init(&srv->last_rewrite_ok, 1);
     pthread_mutex_init(&srv->stop_lock, NULL);
     pthread_cond_init(&srv->stop_cond, NULL);
     make_run_id(srv->run_id);

@@ -46,12 +46,12 @@ struct resp_loop {
     pthread_t thread;
     int listen_fd;
     bool listening;
-    bool stop_seen;           /* the loop has acted on srv->stopping */
+    bool stop_seen;             /* the loop has acted on srv->stopping */
     struct vs_cmd_block *stats; /* this loop's command counters */
-    pthread_mutex_t lock;     /* done list; conns list; conn->name */
+    pthread_mutex_t lock;       /* done list; conns list; conn->name */
     struct resp_pending *done_head, *done_tail;
     struct resp_conn *conns; /* every open connection of the loop */
-    uint64_t last_commands;   /* loop 0: commands at the last tick, for ops/sec */
+    uint64_t last_commands;  /* loop 0: commands at the last tick, for ops/sec */
 };
 
 struct resp_server {
@@ -77,6 +77,7 @@ struct resp_server {
     struct vs_job bgsave_job, rewrite_job;
     atomic_uint_fast64_t last_save_unix; /* seconds since the epoch of the last snapshot */
     atomic_int last_save_ok;
+    atomic_int last_rewrite_ok;
     atomic_uint_fast64_t changes_since_save;
     char run_id[41];
 };
@@ -116,9 +117,9 @@ struct resp_conn {
     bool running; /* the first not-done pending command is on the pool */
 
     bool reading;
-    bool closing;            /* uv_close was called */
-    bool close_after_write;  /* QUIT, a protocol error: close once out is sent */
-    bool draining;           /* the server stops: no more input is read */
+    bool closing;           /* uv_close was called */
+    bool close_after_write; /* QUIT, a protocol error: close once out is sent */
+    bool draining;          /* the server stops: no more input is read */
 };
 
 /* A command deferred to the pool: a copy of its arguments, and its reply. */
