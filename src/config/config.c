@@ -433,7 +433,8 @@ void config_print_help(FILE *out, const char *program)
     fprintf(out,
             "Usage: %s [--flag value]...\n"
             "\n"
-            "volume-server %s: an HTTP blob server over the mini-kvstore engine.\n"
+            "volume-server %s: an HTTP and Redis-protocol blob server over the mini-kvstore\n"
+            "engine.\n"
             "Each setting is an environment variable and a flag; a flag wins.\n"
             "\n",
             program, KV_VERSION_STRING);
