@@ -26,8 +26,9 @@
 #define PENDING_MAX 1024u
 /* Room offered to each read. */
 #define READ_CHUNK (16u * 1024u)
-/* An input buffer larger than this is freed when it empties. */
-#define IN_KEEP (256u * 1024u)
+/* A buffer larger than this is freed when it empties, so that an idle
+ * connection holds little memory. */
+#define BUF_KEEP (64u * 1024u)
 /* A bulk at least this large gets a buffer of its exact size at once. */
 #define BIG_BULK (32u * 1024u)
 
@@ -305,7 +306,7 @@ static void compact_input(struct resp_conn *conn)
     if (keep >= conn->in_len) {
         resp_parser_shift(&conn->parser, keep);
         conn->in_len = 0;
-        if (conn->in_cap > IN_KEEP) {
+        if (conn->in_cap > BUF_KEEP) {
             free(conn->in);
             conn->in = NULL;
             conn->in_cap = 0;
@@ -399,7 +400,7 @@ static void on_written(uv_write_t *req, int status)
     atomic_fetch_add_explicit(&conn->loop->srv->app->resp.bytes_sent, conn->sending.len,
                               memory_order_relaxed);
     conn->sending.len = 0;
-    if (conn->sending.cap > IN_KEEP)
+    if (conn->sending.cap > BUF_KEEP)
         resp_buf_free(&conn->sending);
     if (status < 0 || conn->closing) {
         conn_close(conn);
