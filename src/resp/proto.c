@@ -411,6 +411,9 @@ static enum resp_parse_result parse_inline(struct resp_parser *p, char *buf, siz
     }
     size_t end = (size_t)(nl - buf);
     size_t next = end + 1;
+    /* The same limit whether the line came in one piece or many. */
+    if (end - p->pos > RESP_INLINE_MAX)
+        return fail(p, "ERR Protocol error: too big inline request");
     if (end > p->pos && buf[end - 1] == '\r')
         end--;
     p->argc = 0;
@@ -432,11 +435,10 @@ static enum resp_parse_result parse_inline(struct resp_parser *p, char *buf, siz
 static enum resp_parse_result parse_array_header(struct resp_parser *p, char *buf, size_t len)
 {
     size_t cr = find_crlf(buf, p->pos, len);
-    if (cr == 0) {
-        if (len - p->pos > RESP_INLINE_MAX)
-            return fail(p, "ERR Protocol error: too big mbulk count string");
+    if ((cr == 0 ? len - p->pos : cr - p->pos) > RESP_INLINE_MAX)
+        return fail(p, "ERR Protocol error: too big mbulk count string");
+    if (cr == 0)
         return RESP_PARSE_MORE;
-    }
     long long n = 0;
     if (!parse_ll(buf + p->pos + 1, cr - p->pos - 1, &n) || n > (long long)p->max_args)
         return fail(p, "ERR Protocol error: invalid multibulk length");
@@ -457,11 +459,10 @@ static enum resp_parse_result parse_bulk_header(struct resp_parser *p, char *buf
         return fail(p, "ERR Protocol error: expected '$', got '%c'",
                     isprint((unsigned char)buf[p->pos]) ? buf[p->pos] : '?');
     size_t cr = find_crlf(buf, p->pos, len);
-    if (cr == 0) {
-        if (len - p->pos > RESP_INLINE_MAX)
-            return fail(p, "ERR Protocol error: too big bulk count string");
+    if ((cr == 0 ? len - p->pos : cr - p->pos) > RESP_INLINE_MAX)
+        return fail(p, "ERR Protocol error: too big bulk count string");
+    if (cr == 0)
         return RESP_PARSE_MORE;
-    }
     long long n = 0;
     if (!parse_ll(buf + p->pos + 1, cr - p->pos - 1, &n) || n < 0 || (uint64_t)n > p->max_bulk)
         return fail(p, "ERR Protocol error: invalid bulk length");
