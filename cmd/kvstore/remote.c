@@ -228,8 +228,8 @@ static char *prefix_pattern(const char *prefix, size_t len, size_t *out_len)
     return pat;
 }
 
-int remote_list(struct cli *cli, const void *prefix, size_t prefix_len, size_t limit,
-                kv_key_fn fn, void *ctx)
+int remote_list(struct cli *cli, const void *prefix, size_t prefix_len, size_t limit, kv_key_fn fn,
+                void *ctx)
 {
     size_t pat_len = 0;
     char *pat = prefix_pattern(prefix ? prefix : "", prefix ? prefix_len : 0, &pat_len);
@@ -248,10 +248,10 @@ int remote_list(struct cli *cli, const void *prefix, size_t prefix_len, size_t l
             break;
         }
         rc = error_of(cli, r);
-        if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                        r->element[0]->type != REDIS_REPLY_STRING ||
-                        r->element[0]->len >= sizeof(cursor) ||
-                        r->element[1]->type != REDIS_REPLY_ARRAY))
+        if (rc == 0 &&
+            (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+             r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= sizeof(cursor) ||
+             r->element[1]->type != REDIS_REPLY_ARRAY))
             rc = unexpected(cli, "SCAN");
         if (rc == 0) {
             memcpy(cursor, r->element[0]->str, r->element[0]->len);

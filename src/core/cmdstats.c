@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int vs_cmd_table_init(struct vs_cmd_table *t, const char *const *names, size_t n,
-                      size_t threads)
+int vs_cmd_table_init(struct vs_cmd_table *t, const char *const *names, size_t n, size_t threads)
 {
     memset(t, 0, sizeof(*t));
     if (n > VS_CMD_MAX || threads > VS_CMD_THREADS_MAX)
@@ -41,7 +40,8 @@ static size_t bucket_of(uint64_t usec)
         return 0;
     unsigned msb = 63u - (unsigned)__builtin_clzll(usec);
     /* The two bits below the highest one pick the quarter. */
-    size_t quarter = msb >= 2 ? (size_t)((usec >> (msb - 2)) & 3u) : (size_t)((usec << (2 - msb)) & 3u);
+    size_t quarter =
+        msb >= 2 ? (size_t)((usec >> (msb - 2)) & 3u) : (size_t)((usec << (2 - msb)) & 3u);
     size_t b = (size_t)msb * VS_LAT_SUB + quarter;
     return b < VS_LAT_BUCKETS ? b : VS_LAT_BUCKETS - 1;
 }

@@ -57,8 +57,7 @@ struct vs_cmd_total {
  * of counters. Called once, before any command runs. Returns 0, or -1 when
  * n or threads is too large or memory runs out (nothing is kept then).
  */
-int vs_cmd_table_init(struct vs_cmd_table *t, const char *const *names, size_t n,
-                      size_t threads);
+int vs_cmd_table_init(struct vs_cmd_table *t, const char *const *names, size_t n, size_t threads);
 
 /* Frees the blocks; the table is empty after, and may be initialised again. */
 void vs_cmd_table_free(struct vs_cmd_table *t);
