@@ -204,6 +204,9 @@ static void client_line(struct resp_buf *b, const struct resp_conn *conn, uint64
     char line[1024];
     unsigned last = atomic_load_explicit(&conn->last_cmd, memory_order_relaxed);
     uint64_t active = atomic_load_explicit(&conn->last_active_ms, memory_order_relaxed);
+    size_t qbuf = atomic_load_explicit(&conn->view_qbuf, memory_order_relaxed);
+    size_t qbuf_free = atomic_load_explicit(&conn->view_qbuf_free, memory_order_relaxed);
+    size_t omem = atomic_load_explicit(&conn->view_omem, memory_order_relaxed);
     int n = snprintf(
         line, sizeof(line),
         "id=%llu addr=%s laddr=%s fd=-1 name=%s age=%llu idle=%llu flags=N db=0 sub=0 psub=0 "
@@ -212,10 +215,9 @@ static void client_line(struct resp_buf *b, const struct resp_conn *conn, uint64
         "lib-name=%s lib-ver=%s\n",
         (unsigned long long)conn->id, conn->addr, conn->laddr, conn->name ? conn->name : "",
         (unsigned long long)((now_ms - conn->created_ms) / 1000u),
-        (unsigned long long)((now_ms > active ? now_ms - active : 0) / 1000u), conn->in_len,
-        conn->in_cap - conn->in_len, conn->in_cap, conn->n_pending, conn->out.cap,
-        conn->in_cap + conn->out.cap + conn->sending.cap,
-        last > 0 ? resp_commands[last - 1].name : "NULL", conn->proto,
+        (unsigned long long)((now_ms > active ? now_ms - active : 0) / 1000u), qbuf, qbuf_free,
+        qbuf + qbuf_free, atomic_load_explicit(&conn->view_pending, memory_order_relaxed), omem,
+        qbuf + qbuf_free + omem, last > 0 ? resp_commands[last - 1].name : "NULL", conn->proto,
         conn->lib_name ? conn->lib_name : "", conn->lib_ver ? conn->lib_ver : "");
     if (n > 0)
         resp_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
@@ -232,8 +234,7 @@ static void client_list(struct resp_ctx *c)
         struct resp_loop *loop = &c->srv->loops[i];
         pthread_mutex_lock(&loop->lock);
         for (const struct resp_conn *conn = loop->conns; conn != NULL; conn = conn->next)
-            if (!conn->closing || conn == c->conn)
-                client_line(&text, conn, now);
+            client_line(&text, conn, now);
         pthread_mutex_unlock(&loop->lock);
     }
     resp_verbatim(c->out, c->proto, text.data ? text.data : "", text.len);

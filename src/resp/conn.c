@@ -322,6 +322,16 @@ static void compact_input(struct resp_conn *conn)
     }
 }
 
+/* The buffer sizes CLIENT LIST reads from other threads. */
+static void publish_view(struct resp_conn *conn)
+{
+    atomic_store_explicit(&conn->view_qbuf, conn->in_len, memory_order_relaxed);
+    atomic_store_explicit(&conn->view_qbuf_free, conn->in_cap - conn->in_len, memory_order_relaxed);
+    atomic_store_explicit(&conn->view_pending, conn->n_pending, memory_order_relaxed);
+    atomic_store_explicit(&conn->view_omem, conn->out.cap + conn->sending.cap,
+                          memory_order_relaxed);
+}
+
 /* Replies with a protocol error and closes once it is sent: after malformed
  * input nothing that follows can be trusted. */
 static void protocol_error(struct resp_conn *conn, const char *msg)
@@ -379,6 +389,7 @@ static void conn_process(struct resp_conn *conn)
     }
     if (!conn->closing) {
         compact_input(conn);
+        publish_view(conn);
         if (conn->out.failed || unsent(conn) > srv->output_limit) {
             vs_log(VS_LOG_DEBUG, "resp: client %llu (%s): output over its limit; closing",
                    (unsigned long long)conn->id, conn->addr);

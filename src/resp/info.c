@@ -7,6 +7,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
@@ -56,6 +57,16 @@ static void section_clients(struct resp_buf *b, struct resp_server *srv)
         (unsigned long long)vs_counter_load(&srv->app->counters.connections));
 }
 
+/* The number of kB after name in a /proc/self/status line, in bytes. */
+static bool status_kb(const char *line, const char *name, uint64_t *bytes)
+{
+    size_t n = strlen(name);
+    if (strncmp(line, name, n) != 0)
+        return false;
+    *bytes = strtoull(line + n, NULL, 10) * 1024u;
+    return true;
+}
+
 /* Resident memory of the process: total and anonymous, from
  * /proc/self/status (VmRSS, RssAnon), in bytes. */
 static void resident(uint64_t *rss, uint64_t *anon)
@@ -65,12 +76,9 @@ static void resident(uint64_t *rss, uint64_t *anon)
     if (f == NULL)
         return;
     char line[256];
-    unsigned long long kb = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
-            *rss = kb * 1024u;
-        else if (sscanf(line, "RssAnon: %llu kB", &kb) == 1)
-            *anon = kb * 1024u;
+        if (!status_kb(line, "VmRSS:", rss))
+            status_kb(line, "RssAnon:", anon);
     }
     fclose(f);
 }

@@ -160,7 +160,7 @@ void resp_map(struct resp_buf *b, int proto, size_t n)
     if (proto == RESP3)
         header(b, '%', (long long)n);
     else
-        header(b, '*', (long long)(2 * n));
+        header(b, '*', 2 * (long long)n);
 }
 
 void resp_set(struct resp_buf *b, int proto, size_t n)
@@ -182,7 +182,7 @@ void resp_verbatim(struct resp_buf *b, int proto, const char *text, size_t len)
         resp_bulk(b, text, len);
         return;
     }
-    header(b, '=', (long long)(len + 4));
+    header(b, '=', (long long)len + 4);
     resp_buf_append(b, "txt:", 4);
     resp_buf_append(b, text, len);
     resp_buf_append(b, "\r\n", 2);
@@ -474,7 +474,7 @@ static enum resp_parse_result parse_bulk_header(struct resp_parser *p, char *buf
     return RESP_PARSE_MORE;
 }
 
-static enum resp_parse_result parse_bulk_body(struct resp_parser *p, char *buf, size_t len,
+static enum resp_parse_result parse_bulk_body(struct resp_parser *p, const char *buf, size_t len,
                                               size_t *need)
 {
     size_t have = len - p->pos;

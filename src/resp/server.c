@@ -131,6 +131,7 @@ static int listen_on(const struct addrinfo *ai, unsigned port)
 static unsigned bound_port(int fd)
 {
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
     socklen_t len = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         return 0;
@@ -222,7 +223,7 @@ static void server_free(struct resp_server *srv)
     if (srv == NULL)
         return;
     vs_pool_stop(srv->pool);
-    for (unsigned i = 0; i < srv->n_loops; i++) {
+    for (unsigned i = 0; srv->loops != NULL && i < srv->n_loops; i++) {
         struct resp_loop *loop = &srv->loops[i];
         if (loop->listen_fd >= 0)
             close(loop->listen_fd);

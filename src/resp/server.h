@@ -94,7 +94,10 @@ struct resp_conn {
     atomic_uint last_cmd; /* command index + 1 of the last command, 0 none */
     char *name;           /* CLIENT SETNAME, under loop->lock */
     char *lib_name, *lib_ver;
-    int proto;
+    int proto; /* written under loop->lock */
+    /* What CLIENT LIST shows of the buffers, as of the last time the
+     * connection ran (its own fields are its loop's alone). */
+    atomic_size_t view_qbuf, view_qbuf_free, view_pending, view_omem;
     bool authed;
 
     /* input */

@@ -212,9 +212,16 @@ class RedisPy(ServerTestCase):
         threads = [threading.Thread(target=writer, args=(n,)) for n in range(20)]
         for t in threads:
             t.start()
+        # Meanwhile CLIENT LIST and INFO read every loop's connections and
+        # counters from another thread.
+        listed = 0
+        while any(t.is_alive() for t in threads):
+            listed = max(listed, len(self.r.client_list()))
+            self.assertIn("connected_clients", self.r.info("clients"))
         for t in threads:
             t.join()
         self.assertEqual(errors, [])
+        self.assertGreaterEqual(listed, 1)
         self.assertEqual(self.r.mget(["many:%d:49" % n for n in range(20)]), [b"49"] * 20)
 
 
