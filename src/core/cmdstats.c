@@ -120,3 +120,20 @@ uint64_t vs_cmd_percentile(const struct vs_cmd_total *total, double q)
     }
     return vs_cmd_bucket_bound(VS_LAT_BUCKETS - 1);
 }
+
+void vs_cmd_tick(struct vs_cmd_table *t, uint64_t now_ns)
+{
+    uint64_t elapsed = now_ns - t->last_tick_ns;
+    bool first = t->last_tick_ns == 0;
+    t->last_tick_ns = now_ns;
+    for (size_t cmd = 0; cmd < t->n_names; cmd++) {
+        uint64_t calls = 0;
+        for (size_t i = 0; i < t->n_blocks; i++)
+            calls += atomic_load_explicit(&t->blocks[i]->cmd[cmd].calls, memory_order_relaxed);
+        uint64_t rate = 0;
+        if (!first && elapsed > 0)
+            rate = (uint64_t)((double)(calls - t->last_calls[cmd]) * 1e9 / (double)elapsed + 0.5);
+        t->last_calls[cmd] = calls;
+        atomic_store_explicit(&t->per_sec[cmd], rate, memory_order_relaxed);
+    }
+}

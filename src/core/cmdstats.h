@@ -44,6 +44,11 @@ struct vs_cmd_table {
     const char *names[VS_CMD_MAX]; /* static strings, lower case */
     size_t n_blocks;
     struct vs_cmd_block *blocks[VS_CMD_THREADS_MAX];
+    /* Calls per second of each command over the last interval between two
+     * vs_cmd_tick calls, and the totals the next tick subtracts. */
+    atomic_uint_fast64_t per_sec[VS_CMD_MAX];
+    uint64_t last_calls[VS_CMD_MAX]; /* the ticking thread's own */
+    uint64_t last_tick_ns;
 };
 
 /* One command's counters summed over every thread. */
@@ -71,6 +76,10 @@ void vs_cmd_sum(const struct vs_cmd_table *t, size_t cmd, struct vs_cmd_total *o
 
 /* Sums every command into *out (the histogram too). */
 void vs_cmd_sum_all(const struct vs_cmd_table *t, struct vs_cmd_total *out);
+
+/* Updates per_sec from the calls since the last tick; now_ns is a monotonic
+ * clock. One thread calls it, about once a second. */
+void vs_cmd_tick(struct vs_cmd_table *t, uint64_t now_ns);
 
 /* The latency in microseconds below which the fraction q (0 < q <= 1) of
  * the calls of total fell (the upper bound of the bucket that holds it); 0

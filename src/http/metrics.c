@@ -53,8 +53,10 @@ static json_t *resp_commands_json(struct vs_app *app)
         if (ct.calls == 0)
             continue;
         json_object_set_new(all, t->names[i],
-                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "calls", (json_int_t)ct.calls,
-                                      "failed", (json_int_t)ct.failed, "usec", (json_int_t)ct.usec,
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "per_sec",
+                                      (json_int_t)vs_counter_load(&app->resp_commands.per_sec[i]),
+                                      "calls", (json_int_t)ct.calls, "failed",
+                                      (json_int_t)ct.failed, "usec", (json_int_t)ct.usec,
                                       "p50_usec", (json_int_t)vs_cmd_percentile(&ct, 0.5),
                                       "p99_usec", (json_int_t)vs_cmd_percentile(&ct, 0.99),
                                       "p999_usec", (json_int_t)vs_cmd_percentile(&ct, 0.999)));
@@ -145,6 +147,9 @@ static void prometheus_resp_commands(struct text *t, struct vs_app *app, const c
                    "# HELP kvstore_resp_command_errors_total Redis-protocol commands answered "
                    "with an error, by name.\n"
                    "# TYPE kvstore_resp_command_errors_total counter\n"
+                   "# HELP kvstore_resp_command_rate Redis-protocol commands per second over the "
+                   "last second, by name.\n"
+                   "# TYPE kvstore_resp_command_rate gauge\n"
                    "# HELP kvstore_resp_command_seconds Time from a command's arrival to its "
                    "reply, by name.\n"
                    "# TYPE kvstore_resp_command_seconds histogram\n");
@@ -158,6 +163,8 @@ static void prometheus_resp_commands(struct text *t, struct vs_app *app, const c
                     (unsigned long long)ct.calls);
         text_printf(t, "kvstore_resp_command_errors_total{volume=\"%s\",cmd=\"%s\"} %llu\n", vol,
                     name, (unsigned long long)ct.failed);
+        text_printf(t, "kvstore_resp_command_rate{volume=\"%s\",cmd=\"%s\"} %llu\n", vol, name,
+                    (unsigned long long)vs_counter_load(&app->resp_commands.per_sec[i]));
         uint64_t cum = 0;
         for (size_t b = 0; b < VS_LAT_BUCKETS; b++) {
             cum += ct.hist[b];

@@ -66,6 +66,7 @@ static void on_tick(uv_timer_t *t)
         atomic_store(&srv->app->resp.commands, total.calls);
         atomic_store(&srv->app->resp.ops_per_sec, total.calls - loop->last_commands);
         loop->last_commands = total.calls;
+        vs_cmd_tick(&srv->app->resp_commands, uv_hrtime());
     }
 }
 

@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -225,7 +226,18 @@ class RespProtocol(ServerTestCase):
         self.assertGreater(echo["p99_usec"], 0)
         self.assertEqual(m["resp_port"], self.server.resp_port)
         self.assertGreaterEqual(m["resp_connections_total"], 1)
+        # The rate by name covers the last second: keep calling until a
+        # second with calls has been measured (bounded).
+        deadline = time.monotonic() + 30
+        with self.conn() as c:
+            while True:
+                c.pipeline([("ECHO", "rate")] * 20)
+                m = self.server.request("GET", "/metrics").json()
+                if m["resp_commands_by_name"]["echo"]["per_sec"] > 0:
+                    break
+                self.assertLess(time.monotonic(), deadline, "no rate of ECHO was measured")
         text = self.server.request("GET", "/metrics?format=prometheus").body.decode()
+        self.assertIn('kvstore_resp_command_rate{volume="vol-1",cmd="echo"}', text)
         self.assertIn('kvstore_resp_commands_total{volume="vol-1",cmd="echo"}', text)
         self.assertIn('kvstore_resp_command_seconds_bucket{volume="vol-1",cmd="echo",le="+Inf"}',
                       text)
