@@ -408,6 +408,7 @@ static void on_written(uv_write_t *req, int status)
 {
     struct resp_conn *conn = req->data;
     conn->writing = false;
+    atomic_store_explicit(&conn->last_active_ms, resp_mono_ms(), memory_order_relaxed);
     atomic_fetch_add_explicit(&conn->loop->srv->app->resp.bytes_sent, conn->sending.len,
                               memory_order_relaxed);
     conn->sending.len = 0;
@@ -603,7 +604,9 @@ void resp_loop_sweep_idle(struct resp_loop *loop, uint64_t now_ms)
     while (conn != NULL) {
         struct resp_conn *next = conn->next;
         uint64_t last = atomic_load_explicit(&conn->last_active_ms, memory_order_relaxed);
-        if (!conn->closing && conn->n_pending == 0 && !conn->writing && now_ms - last > limit_ms) {
+        /* Idle: nothing read, and nothing of its replies taken, for the
+         * whole time (a client that never reads its replies counts too). */
+        if (!conn->closing && conn->n_pending == 0 && now_ms - last > limit_ms) {
             vs_log(VS_LOG_DEBUG, "resp: client %llu (%s) idle for %u s; closing",
                    (unsigned long long)conn->id, conn->addr,
                    loop->srv->cfg->resp_idle_timeout_secs);

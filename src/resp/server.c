@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -182,6 +183,34 @@ static int open_listeners(struct resp_server *srv, char *err, size_t err_len)
     return 0;
 }
 
+/* Descriptors kept for the engine's segments and the process, beyond one
+ * per connection (as the HTTP front end counts them). */
+#define FD_RESERVE (256u + 64u)
+
+/* Makes sure there are descriptors for MAX_CONNECTIONS connections of each
+ * front end, HTTP's and this one's. */
+static int reserve_descriptors(unsigned max_connections, char *err, size_t err_len)
+{
+    struct rlimit rl;
+    rlim_t need = 2 * (rlim_t)max_connections + FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return 0;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+        snprintf(err, err_len,
+                 "MAX_CONNECTIONS=%u for HTTP and for RESP needs %llu file descriptors, but the "
+                 "limit is %llu (ulimit -Hn; or RESP_PORT=off)",
+                 max_connections, (unsigned long long)need, (unsigned long long)rl.rlim_max);
+        return -1;
+    }
+    rl.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        snprintf(err, err_len, "MAX_CONNECTIONS=%u: cannot raise the descriptor limit: %s",
+                 max_connections, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int loop_init(struct resp_server *srv, struct resp_loop *loop, unsigned index)
 {
     loop->srv = srv;
@@ -279,7 +308,8 @@ int resp_server_start(struct vs_app *app, struct resp_server **out, char *err, s
     }
     for (unsigned i = 0; i < srv->n_loops; i++)
         srv->loops[i].listen_fd = -1;
-    if (open_listeners(srv, err, err_len) != 0)
+    if (reserve_descriptors(cfg->max_connections, err, err_len) != 0 ||
+        open_listeners(srv, err, err_len) != 0)
         goto fail;
     unsigned pool_threads = srv->writes_wait ? SYNC_POOL_THREADS : ASYNC_POOL_THREADS;
     if (vs_pool_start(pool_threads, &srv->pool) != 0) {

@@ -82,7 +82,7 @@ class HealthAndMetrics(ServerTestCase):
                 continue
             if line.startswith("# TYPE "):
                 _, _, name, kind = line.split(" ")
-                self.assertIn(kind, ("counter", "gauge"), line)
+                self.assertIn(kind, ("counter", "gauge", "histogram"), line)
                 types[name] = kind
                 continue
             self.assertFalse(line.startswith("#"), line)
@@ -91,7 +91,13 @@ class HealthAndMetrics(ServerTestCase):
             name, labels = m.group(1), m.group(3) or ""
             for pair in labels.split(","):
                 self.assertRegex(pair, label_re)
-            self.assertIn(name, types, "sample without TYPE: " + line)
+            family = name
+            for suffix in ("_bucket", "_sum", "_count"):
+                if name.endswith(suffix) and types.get(name[:-len(suffix)]) == "histogram":
+                    family = name[:-len(suffix)]
+            self.assertIn(family, types, "sample without TYPE: " + line)
+            if family != name and name.endswith("_bucket"):
+                self.assertRegex(labels, r'(^|,)le="[^"]+"$', line)
             samples[(name, labels)] = float(m.group(4))
         return samples, types
 
