@@ -257,6 +257,20 @@ class RespLimits(unittest.TestCase):
         self.assertEqual(out, b"")
         self.assertTrue(closed)
 
+    def test_a_client_that_never_reads_its_replies_is_closed_when_idle(self):
+        server = self.start({"RESP_IDLE_TIMEOUT_SECS": "1"})
+        with rc.Conn(server.resp_port) as c:
+            self.assertEqual(c.call("SET", "wide", b"w" * 100000), "OK")
+            c.sock.settimeout(5)
+            try:  # more replies than the sockets hold: the server stops reading
+                c.send(rc.encode("GET", "wide") * 2000)
+            except (socket.timeout, ConnectionResetError, BrokenPipeError):
+                pass
+            deadline = time.monotonic() + 60
+            while server.request("GET", "/metrics").json()["resp_connections"] > 0:
+                self.assertLess(time.monotonic(), deadline, "the stalled client was kept")
+                time.sleep(0.05)
+
     def test_connections_past_max_connections_are_refused_with_an_error(self):
         server = self.start({"MAX_CONNECTIONS": "2"})
         a, b = rc.Conn(server.resp_port), rc.Conn(server.resp_port)
