@@ -243,30 +243,6 @@ static bool admit(struct resp_ctx *c, size_t argc, char **argv, size_t *argl)
     return true;
 }
 
-/* Appends an already answered command to conn's queue, behind the pending
- * ones, so that its reply keeps its place. */
-static void queue_answered(struct resp_conn *conn, struct resp_buf *reply, size_t cmd)
-{
-    struct resp_pending *p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        resp_buf_free(reply);
-        conn->close_after_write = true; /* the order can no longer be kept */
-        return;
-    }
-    p->conn = conn;
-    p->srv = conn->loop->srv;
-    p->reply = *reply;
-    p->cmd = cmd;
-    p->start_ns = conn->cmd_start_ns;
-    p->submitted = p->done = true;
-    if (conn->pend_tail != NULL)
-        conn->pend_tail->next = p;
-    else
-        conn->pend_head = p;
-    conn->pend_tail = p;
-    conn->n_pending++;
-}
-
 bool resp_dispatch(struct resp_conn *conn, size_t argc, char **argv, size_t *argl)
 {
     struct resp_server *srv = conn->loop->srv;
@@ -296,7 +272,7 @@ bool resp_dispatch(struct resp_conn *conn, size_t argc, char **argv, size_t *arg
     bool deferred = conn->n_pending > pending_before;
     if (behind) {
         if (queued.len > 0)
-            queue_answered(conn, &queued, index);
+            resp_queue_answered(conn, &queued, index);
         else
             resp_buf_free(&queued);
     } else if (!deferred && cmd != NULL) {

@@ -340,7 +340,14 @@ static void protocol_error(struct resp_conn *conn, const char *msg)
     atomic_fetch_add(&srv->app->resp.protocol_errors, 1);
     vs_log(VS_LOG_DEBUG, "resp: client %llu (%s): %s; closing", (unsigned long long)conn->id,
            conn->addr, msg);
-    resp_error(&conn->out, msg);
+    if (conn->n_pending > 0) {
+        /* After the replies of the commands before it. */
+        struct resp_buf reply = {0};
+        resp_error(&reply, msg);
+        resp_queue_answered(conn, &reply, VS_CMD_MAX);
+    } else {
+        resp_error(&conn->out, msg);
+    }
     conn->close_after_write = true;
 }
 
@@ -422,7 +429,7 @@ static void on_written(uv_write_t *req, int status)
         conn_flush(conn);
         return;
     }
-    if (conn->close_after_write) {
+    if (conn->close_after_write && conn->n_pending == 0) {
         conn_close(conn);
         return;
     }
@@ -437,7 +444,9 @@ static void conn_flush(struct resp_conn *conn)
     if (conn->writing || conn->closing)
         return;
     if (conn->out.len == 0) {
-        if (conn->close_after_write || (conn->draining && conn->n_pending == 0 && !conn->have_cmd))
+        /* Closed once every reply has gone, those still pending too. */
+        if (conn->n_pending == 0 &&
+            (conn->close_after_write || (conn->draining && !conn->have_cmd)))
             conn_close(conn);
         return;
     }
@@ -455,6 +464,28 @@ static void conn_flush(struct resp_conn *conn)
 }
 
 /* ---- deferred commands */
+
+void resp_queue_answered(struct resp_conn *conn, struct resp_buf *reply, size_t cmd)
+{
+    struct resp_pending *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        resp_buf_free(reply);
+        conn->close_after_write = true; /* the order can no longer be kept */
+        return;
+    }
+    p->conn = conn;
+    p->srv = conn->loop->srv;
+    p->reply = *reply;
+    p->cmd = cmd;
+    p->start_ns = conn->cmd_start_ns;
+    p->submitted = p->done = true;
+    if (conn->pend_tail != NULL)
+        conn->pend_tail->next = p;
+    else
+        conn->pend_head = p;
+    conn->pend_tail = p;
+    conn->n_pending++;
+}
 
 static void emit_done(struct resp_conn *conn);
 

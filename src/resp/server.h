@@ -187,6 +187,10 @@ bool resp_dispatch(struct resp_conn *conn, size_t argc, char **argv, size_t *arg
 
 /* ---- conn.c */
 void resp_conn_accept(struct resp_loop *loop);
+/* Appends an answered command (its reply taken from *reply) to conn's
+ * queue, behind the pending ones, so that its reply keeps its place; cmd is
+ * its index for the statistics (VS_CMD_MAX: none). */
+void resp_queue_answered(struct resp_conn *conn, struct resp_buf *reply, size_t cmd);
 /* Moves finished deferred commands of the loop into their connections. */
 void resp_loop_collect(struct resp_loop *loop);
 /* The loop's connections close: idle ones (tick) or all (stop). */

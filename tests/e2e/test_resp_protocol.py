@@ -130,6 +130,18 @@ class RespProtocol(ServerTestCase):
         self.assertEqual(out, b"+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n")
         self.assertTrue(closed)
 
+    def test_a_protocol_error_waits_for_the_replies_of_pending_writes(self):
+        # The SETs wait for their fdatasync (SYNC_MODE=always); the error
+        # comes after their replies, then the connection closes.
+        out, closed = self.raw(rc.encode("SET", "before-error", "1") * 3 + b"*x\r\n" +
+                               rc.encode("SET", "after-error", "1"))
+        self.assertEqual(out, b"+OK\r\n" * 3 +
+                         b"-ERR Protocol error: invalid multibulk length\r\n")
+        self.assertTrue(closed)
+        with self.conn() as c:
+            self.assertEqual(c.call("GET", "before-error"), b"1")
+            self.assertIsNone(c.call("GET", "after-error"))
+
     def test_the_largest_allowed_argument_count_is_accepted(self):
         keys = ["argc:%d" % i for i in range(999)]
         with self.conn() as c:
