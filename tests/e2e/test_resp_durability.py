@@ -111,5 +111,40 @@ class RespDurability(unittest.TestCase):
         self.assertGreater(checked, CLIENTS * KEYS_PER_CLIENT // 2)
 
 
+    def test_sigterm_answers_what_was_read_and_keeps_every_acknowledged_write(self):
+        tmp = tempfile.mkdtemp(prefix="resp-stop-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        data_dir = os.path.join(tmp, "data")
+        server = Server(data_dir=data_dir).start()
+        stop = threading.Event()
+        writers = [Writer(server.resp_port, n, stop) for n in range(CLIENTS)]
+        for w in writers:
+            w.start()
+        deadline = time.monotonic() + LOAD_TIMEOUT
+        while sum(w.count for w in writers) < ACKED_BEFORE_KILL // 4:  # bounded wait
+            self.assertLess(time.monotonic(), deadline, "the writers made too little progress")
+            time.sleep(0.01)
+        self.assertEqual(server.stop(), 0, server.log())  # SIGTERM under load
+        stop.set()
+        for w in writers:
+            w.join(30)
+            self.assertFalse(w.is_alive())
+            self.assertIsNone(w.error)
+        self.assertIn("store closed", server.log())
+        server.cleanup()
+
+        again = Server(data_dir=data_dir).start()
+        self.addCleanup(stop_and_check, self, again)
+        with rc.Conn(again.resp_port) as c:
+            for w in writers:
+                for key, seq in w.acked.items():
+                    got = c.call("GET", key)
+                    if seq < 0:
+                        self.assertTrue(got is None or int(got) > -seq, (key, seq, got))
+                    else:
+                        self.assertIsNotNone(got, (key, seq))
+                        self.assertGreaterEqual(int(got), seq, key)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
