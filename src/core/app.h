@@ -30,7 +30,8 @@ struct vs_counters {
     atomic_uint_fast64_t connections;    /* open client connections */
     atomic_uint_fast64_t connections_total;
     atomic_uint_fast64_t in_flight;  /* requests begun and not complete */
-    atomic_uint_fast64_t body_bytes; /* memory held for request bodies */
+    atomic_uint_fast64_t body_bytes; /* memory held for requests being received
+                                        (HTTP bodies, large RESP commands) */
 };
 
 /* Counters of the Redis-protocol front end (relaxed atomics). */
@@ -76,6 +77,14 @@ int vs_app_open(struct vs_app *app, const struct vs_config *cfg);
  * does nothing.
  */
 int vs_app_close(struct vs_app *app);
+
+/* Takes n bytes from the memory budget of requests being received
+ * (MAX_BODY_MEMORY_MB, shared by every front end); false when they do not
+ * fit, and nothing is taken. */
+bool vs_app_reserve_body(struct vs_app *app, uint64_t n);
+
+/* Gives back n bytes taken by vs_app_reserve_body. */
+void vs_app_release_body(struct vs_app *app, uint64_t n);
 
 /* Nanoseconds on CLOCK_MONOTONIC. */
 uint64_t vs_now_ns(void);

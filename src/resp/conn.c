@@ -10,7 +10,9 @@
  * socket in the order their commands arrived; input is read only while the
  * connection can act on it (no parsed command waits, and its unsent output
  * is below OUT_HIGH), so that a client that never reads its replies, or one
- * that pipelines faster than the disk syncs, holds bounded memory.
+ * that pipelines faster than the disk syncs, holds bounded memory. An input
+ * buffer larger than BUF_KEEP (a large value on its way, a long pipeline) is
+ * taken from the budget of MAX_BODY_MEMORY_MB that HTTP bodies share.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,7 @@ uint64_t resp_mono_ms(void)
 
 static void conn_process(struct resp_conn *conn);
 static void conn_flush(struct resp_conn *conn);
+static void protocol_error(struct resp_conn *conn, const char *msg);
 static void conn_close(struct resp_conn *conn);
 
 static size_t unsent(const struct resp_conn *conn)
@@ -59,6 +62,35 @@ static void pending_free(struct resp_pending *p)
 {
     resp_buf_free(&p->reply);
     free(p);
+}
+
+/* Moves conn's input to a buffer of cap bytes (0: none), within the memory
+ * budget; false when the budget cannot hold it (nothing changes then). */
+static bool resize_input(struct resp_conn *conn, size_t cap)
+{
+    struct vs_app *app = conn->loop->srv->app;
+    size_t counted = cap > BUF_KEEP ? cap : 0;
+    if (counted > conn->reserved && !vs_app_reserve_body(app, counted - conn->reserved)) {
+        conn->over_budget = true;
+        return false;
+    }
+    char *moved = NULL;
+    if (cap > 0) {
+        moved = realloc(conn->in, cap);
+        if (moved == NULL) {
+            if (counted > conn->reserved)
+                vs_app_release_body(app, counted - conn->reserved);
+            return false;
+        }
+    } else {
+        free(conn->in);
+    }
+    if (counted < conn->reserved)
+        vs_app_release_body(app, conn->reserved - counted);
+    conn->reserved = counted;
+    conn->in = moved;
+    conn->in_cap = cap;
+    return true;
 }
 
 static void conn_free(struct resp_conn *conn)
@@ -81,7 +113,7 @@ static void conn_free(struct resp_conn *conn)
     resp_parser_free(&conn->parser);
     resp_buf_free(&conn->out);
     resp_buf_free(&conn->sending);
-    free(conn->in);
+    resize_input(conn, 0);
     free(conn->name);
     free(conn->lib_name);
     free(conn->lib_ver);
@@ -258,20 +290,20 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct resp_conn *conn = h->data;
     (void)suggested;
-    size_t want = READ_CHUNK;
-    if (conn->need >= BIG_BULK)
-        want = conn->need; /* the rest of a large bulk, in one buffer */
-    if (conn->in_cap - conn->in_len < want) {
+    size_t room = conn->in_cap - conn->in_len;
+    /* The rest of a large bulk comes into one buffer of its size; the rest
+     * of a small one into the room there is, if it fits; anything else in
+     * a chunk, the buffer doubling as a long command grows. */
+    size_t want = conn->need >= BIG_BULK ? conn->need : READ_CHUNK;
+    bool fits = conn->need > 0 && room >= conn->need;
+    if (room < want && !fits) {
         size_t cap = conn->in_len + want;
-        if (conn->need < BIG_BULK && cap < conn->in_cap * 2)
+        if (conn->need == 0 && cap < conn->in_cap * 2)
             cap = conn->in_cap * 2;
-        char *grown = realloc(conn->in, cap);
-        if (grown == NULL) {
+        if (!resize_input(conn, cap)) {
             *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
             return;
         }
-        conn->in = grown;
-        conn->in_cap = cap;
     }
     *buf = uv_buf_init(conn->in + conn->in_len, (unsigned)(conn->in_cap - conn->in_len > UINT32_MAX
                                                                ? UINT32_MAX
@@ -282,6 +314,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct resp_conn *conn = s->data;
     (void)buf;
+    if (nread == UV_ENOBUFS) {
+        /* No room for the input: say why, and close once that is sent. */
+        protocol_error(conn, conn->over_budget
+                                 ? "ERR server busy: the memory for commands being received "
+                                   "(MAX_BODY_MEMORY_MB) is in use; try again"
+                                 : "ERR out of memory");
+        update_reading(conn);
+        conn_flush(conn);
+        return;
+    }
     if (nread < 0) {
         /* The client closed or vanished (its unsent pipeline is dropped);
          * writes already deferred still complete on the pool. */
@@ -306,11 +348,8 @@ static void compact_input(struct resp_conn *conn)
     if (keep >= conn->in_len) {
         resp_parser_shift(&conn->parser, keep);
         conn->in_len = 0;
-        if (conn->in_cap > BUF_KEEP) {
-            free(conn->in);
-            conn->in = NULL;
-            conn->in_cap = 0;
-        }
+        if (conn->in_cap > BUF_KEEP)
+            resize_input(conn, 0);
         return;
     }
     /* Move the unfinished command down only when it is worth it: it is
@@ -319,6 +358,10 @@ static void compact_input(struct resp_conn *conn)
         memmove(conn->in, conn->in + keep, conn->in_len - keep);
         conn->in_len -= keep;
         resp_parser_shift(&conn->parser, keep);
+        /* What is left is small: so is the buffer (and its share of the
+         * budget). */
+        if (conn->in_cap > BUF_KEEP && conn->in_len <= BUF_KEEP / 2)
+            resize_input(conn, BUF_KEEP);
     }
 }
 

@@ -103,7 +103,9 @@ struct resp_conn {
     /* input */
     char *in;
     size_t in_len, in_cap;
-    size_t need; /* bytes the unfinished command still needs, when known */
+    size_t need;      /* bytes the unfinished command still needs, when known */
+    size_t reserved;  /* of MAX_BODY_MEMORY_MB: in_cap when over BUF_KEEP, else 0 */
+    bool over_budget; /* the input could not grow within that budget */
     struct resp_parser parser;
     bool have_cmd; /* a parsed command waits for the pending queue to drain */
     uint64_t cmd_start_ns;

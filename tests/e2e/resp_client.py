@@ -122,7 +122,8 @@ class Conn:
         return [self.read() for _ in commands]
 
     def read_until_closed(self, timeout=10.0):
-        """Everything the server still sends, until it closes (bounded)."""
+        """Everything the server still sends, and whether it closed the
+        connection (a reset counts) before timeout."""
         self.sock.settimeout(timeout)
         deadline = time.monotonic() + timeout
         out = self.buf
@@ -130,7 +131,11 @@ class Conn:
         while time.monotonic() < deadline:
             try:
                 chunk = self.sock.recv(65536)
-            except (ConnectionResetError, socket.timeout):
+            except ConnectionResetError:
+                # Closed with our unread bytes in its buffer: the kernel
+                # resets rather than ends the stream.
+                return out, True
+            except socket.timeout:
                 break
             if not chunk:
                 return out, True

@@ -307,6 +307,31 @@ class RespLimits(unittest.TestCase):
         self.assertEqual(out, b"")
         self.assertTrue(closed)
 
+    def test_large_commands_share_the_memory_budget_of_request_bodies(self):
+        server = self.start({"MAX_REQUEST_SIZE_MB": "1", "MAX_BODY_MEMORY_MB": "1"})
+        value = b"a" * 900000
+        head = b"*3\r\n$3\r\nSET\r\n$5\r\nlarge\r\n$%d\r\n" % len(value)
+        with rc.Conn(server.resp_port) as first:
+            first.send(head + value[:100000])  # makes room for 900 kB of the 1 MiB
+            deadline = time.monotonic() + 30
+            while server.request("GET", "/metrics").json()["http_body_bytes"] < len(value):
+                self.assertLess(time.monotonic(), deadline, "the first command took no memory")
+                time.sleep(0.01)
+            with rc.Conn(server.resp_port) as second:
+                second.send(head + value[:100000])
+                out, closed = second.read_until_closed()
+            self.assertEqual(out, b"-ERR server busy: the memory for commands being received "
+                                  b"(MAX_BODY_MEMORY_MB) is in use; try again\r\n")
+            self.assertTrue(closed)
+            first.send(value[100000:] + b"\r\n")
+            self.assertEqual(first.read(), "OK")
+        deadline = time.monotonic() + 30
+        while server.request("GET", "/metrics").json()["http_body_bytes"] > 0:
+            self.assertLess(time.monotonic(), deadline, "the memory was not given back")
+            time.sleep(0.01)
+        with rc.Conn(server.resp_port) as third:  # the budget is free again
+            self.assertEqual(third.call("SET", "large", value), "OK")
+
     def test_auth_token_guards_every_command_but_auth_hello_ping_and_quit(self):
         server = self.start({"AUTH_TOKEN": "s3cret"})
         with rc.Conn(server.resp_port) as c:
