@@ -15,16 +15,15 @@
 #define MAX_BULK 1024
 
 struct parsed {
-    size_t count;        /* commands */
-    size_t argc[16];     /* of each command */
+    size_t count;         /* commands */
+    size_t argc[16];      /* of each command */
     char args[16][8][64]; /* NUL-terminated copies of the first arguments */
     char error[128];      /* the parser's error, after RESP_PARSE_ERROR */
 };
 
 /* Feeds input to a parser step bytes at a time, collecting the commands;
  * returns the last result. */
-static enum resp_parse_result feed(const char *input, size_t len, size_t step,
-                                   struct parsed *out)
+static enum resp_parse_result feed(const char *input, size_t len, size_t step, struct parsed *out)
 {
     struct resp_parser p;
     resp_parser_init(&p, MAX_ARGS, MAX_BULK);
