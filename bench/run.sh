@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/run.sh - the benchmark suite behind `make bench`: mini-kvstore and
 # its peers (LevelDB, RocksDB, LMDB through their C APIs, Redis through
-# redis-benchmark) with the same keys, sizes and thread counts, and the
-# machine's own limits, all in one run. Writes docs/BENCHMARKS.md and the
+# redis-benchmark) with the same keys, sizes and thread counts, the HTTP
+# server against nginx, the Redis protocol against Redis, and the machine's
+# own limits, all in one run. Writes docs/BENCHMARKS.md and the
 # chart docs/bench.png. Numbers are reported, never judged: the script fails
 # only when a program fails.
 #
@@ -257,16 +258,37 @@ run_http() {
     fi
 }
 
+# ---- the Redis protocol: redis-benchmark against volume-server's RESP port
+# and, with the same flags in the same run, against Redis with appendfsync
+# always (bench/resp_bench.py); its table goes to $results/resp.md.
+run_resp() {
+    if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+        log "redis-server or redis-benchmark missing: no RESP benchmark (scripts/install-deps.sh --bench)"
+        return
+    fi
+    log "RESP benchmark: redis-benchmark against volume-server and Redis"
+    echo "python3 bench/resp_bench.py --build $build --results $results --keys $num" \
+        >>"$results/commands.txt"
+    if ! python3 bench/resp_bench.py --build "$build" --results "$results" --data "$data" \
+        --keys "$num"; then
+        log "RESP benchmark failed"
+        failures=$((failures + 1))
+    fi
+}
+
 # ---- the report and the chart
 write_report() {
     echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
     log "writing $out"
     python3 bench/report.py --results "$results" --out "$out" --chart-data "$results/chart.dat" \
         --chart "$(basename "$chart")"
-    if [[ -f $results/http.md ]]; then
-        printf '\n' >>"$out"
-        cat "$results/http.md" >>"$out"
-    fi
+    local part
+    for part in http resp; do
+        if [[ -f $results/$part.md ]]; then
+            printf '\n' >>"$out"
+            cat "$results/$part.md" >>"$out"
+        fi
+    done
     if command -v gnuplot >/dev/null; then
         log "drawing $chart"
         gnuplot -e "datafile='$results/chart.dat'; outfile='$chart'" bench/chart.gp
@@ -289,6 +311,7 @@ main() {
     run_compression
     run_redis
     run_http
+    run_resp
     write_report
     log "done in $((SECONDS - start)) s"
     if [[ $failures -gt 0 ]]; then

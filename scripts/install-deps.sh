@@ -17,8 +17,10 @@ packages=(
     libzstd-dev                   # compression of values
     libcmocka-dev                 # unit tests
     libmicrohttpd-dev libjansson-dev libedit-dev  # server and CLI
+    libuv1-dev libhiredis-dev     # the RESP front end's event loop; the CLI's --connect
     scdoc                         # the manual pages (docs/man/*.scd)
     curl python3                  # end-to-end tests
+    redis-tools python3-redis nutcracker  # RESP tests: redis-cli, redis-py, twemproxy
     nginx-light                   # the cluster test's gateway (scripts/cluster.sh)
     libjs-chart.js                # the status page's charts, embedded at build time
     chromium                      # the status page's test in a real browser (tests/browser)
@@ -36,7 +38,7 @@ for opt in "$@"; do
     --tools) packages+=(clang libclang-rt-14-dev clang-format clang-tidy cppcheck valgrind) ;;
     --bench)
         packages+=(libleveldb-dev librocksdb-dev liblmdb-dev  # peer engines, C APIs
-                   redis-server redis-tools                   # durable-write peer
+                   redis-server redis-tools                   # durable-write peer, redis-benchmark
                    gnuplot-nox                                # the chart
                    wrk nginx-light)                           # HTTP benchmark
         ;;

@@ -8,7 +8,8 @@
  * what is specific to it (a key's length). Replies follow the original
  * implementation word for word (OK, Key not found, Deleted, Compaction
  * finished, the Store Statistics block); what it did not have replies in the
- * same short style.
+ * same short style. With --connect each store call goes to the server
+ * instead (remote.c), and the replies and statuses are the same.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -59,6 +60,10 @@ static bool key_ok(const struct cli *cli, const cli_word *key)
 /* Reports an engine failure of command what and says how serious it was. */
 static enum cli_status engine_error(const struct cli *cli, const char *what, int rc)
 {
+    if (rc == CLI_REMOTE_ERROR) {
+        cli_error(cli, "%s: %s", what, cli->remote_error);
+        return CLI_ERROR;
+    }
     cli_error(cli, "%s: %s", what, kv_strerror(rc));
     return rc == KV_EINVAL || rc == KV_ETOOBIG ? CLI_USAGE : CLI_ERROR;
 }
@@ -128,7 +133,8 @@ static enum cli_status cmd_set(struct cli *cli, const cli_word *args, size_t n)
             return engine_error(cli, "set: reading the value from standard input", rc);
         val = from_stdin;
     }
-    int rc = kv_put(cli->store, args[0].data, args[0].len, val, val_len);
+    int rc = cli->remote ? remote_put(cli, args[0].data, args[0].len, val, val_len)
+                         : kv_put(cli->store, args[0].data, args[0].len, val, val_len);
     free(from_stdin);
     if (rc != 0)
         return engine_error(cli, "set", rc);
@@ -143,7 +149,8 @@ static enum cli_status cmd_get(struct cli *cli, const cli_word *args, size_t n)
         return CLI_USAGE;
     void *val = NULL;
     size_t len = 0;
-    int rc = kv_get(cli->store, args[0].data, args[0].len, &val, &len);
+    int rc = cli->remote ? remote_get(cli, args[0].data, args[0].len, &val, &len)
+                         : kv_get(cli->store, args[0].data, args[0].len, &val, &len);
     if (rc == KV_ENOTFOUND) {
         cli_not_found(cli);
         return CLI_NOTFOUND;
@@ -151,7 +158,10 @@ static enum cli_status cmd_get(struct cli *cli, const cli_word *args, size_t n)
     if (rc != 0)
         return engine_error(cli, "get", rc);
     cli_print_value(cli, val, len);
-    kv_free(val);
+    if (cli->remote)
+        free(val);
+    else
+        kv_free(val);
     return CLI_OK;
 }
 
@@ -160,7 +170,8 @@ static enum cli_status cmd_delete(struct cli *cli, const cli_word *args, size_t 
     (void)n;
     if (!key_ok(cli, &args[0]))
         return CLI_USAGE;
-    int rc = kv_delete(cli->store, args[0].data, args[0].len);
+    int rc = cli->remote ? remote_delete(cli, args[0].data, args[0].len)
+                         : kv_delete(cli->store, args[0].data, args[0].len);
     if (rc == KV_ENOTFOUND) {
         cli_not_found(cli);
         return CLI_NOTFOUND;
@@ -176,7 +187,8 @@ static enum cli_status cmd_exists(struct cli *cli, const cli_word *args, size_t 
     (void)n;
     if (!key_ok(cli, &args[0]))
         return CLI_USAGE;
-    int rc = kv_exists(cli->store, args[0].data, args[0].len);
+    int rc = cli->remote ? remote_exists(cli, args[0].data, args[0].len)
+                         : kv_exists(cli->store, args[0].data, args[0].len);
     if (rc == KV_ENOTFOUND) {
         puts("false");
         return CLI_NOTFOUND;
@@ -210,8 +222,10 @@ static enum cli_status walk_keys(struct cli *cli, const char *what, const cli_wo
                                  bool print, uint64_t *count)
 {
     struct key_walk w = {.cli = cli, .print = print};
-    int rc = kv_list(cli->store, prefix ? prefix->data : NULL, prefix ? prefix->len : 0, NULL, 0, 0,
-                     on_key, &w);
+    const char *p = prefix ? prefix->data : NULL;
+    size_t p_len = prefix ? prefix->len : 0;
+    int rc = cli->remote ? remote_list(cli, p, p_len, 0, on_key, &w)
+                         : kv_list(cli->store, p, p_len, NULL, 0, 0, on_key, &w);
     if (rc == 1) {
         cli_error(cli, "%s: interrupted", what);
         return CLI_ERROR;
@@ -245,6 +259,10 @@ static enum cli_status cmd_count(struct cli *cli, const cli_word *args, size_t n
         enum cli_status st = walk_keys(cli, "count", &args[0], false, &count);
         if (st != CLI_OK)
             return st;
+    } else if (cli->remote) {
+        int rc = remote_count(cli, &count);
+        if (rc != 0)
+            return engine_error(cli, "count", rc);
     } else {
         kv_stats st;
         int rc = kv_get_stats(cli->store, &st);
@@ -301,18 +319,19 @@ static void print_stats(const kv_stats *st)
 static enum cli_status cmd_stats(struct cli *cli)
 {
     kv_stats st;
-    int rc = kv_get_stats(cli->store, &st);
+    int rc = cli->remote ? remote_stats(cli, &st) : kv_get_stats(cli->store, &st);
     if (rc != 0)
         return engine_error(cli, "stats", rc);
     print_stats(&st);
     return CLI_OK;
 }
 
-/* Runs a maintenance call of the engine (command what) and says done. */
+/* Runs a maintenance call of the engine, or of the server (command what),
+ * and says done. */
 static enum cli_status maintain(struct cli *cli, const char *what, int (*call)(kv_store *),
-                                const char *done)
+                                int (*remote_call)(struct cli *), const char *done)
 {
-    int rc = call(cli->store);
+    int rc = cli->remote ? remote_call(cli) : call(cli->store);
     if (rc != 0)
         return engine_error(cli, what, rc);
     puts(done);
@@ -321,12 +340,12 @@ static enum cli_status maintain(struct cli *cli, const char *what, int (*call)(k
 
 static enum cli_status cmd_compact(struct cli *cli)
 {
-    return maintain(cli, "compact", kv_compact, "Compaction finished");
+    return maintain(cli, "compact", kv_compact, remote_compact, "Compaction finished");
 }
 
 static enum cli_status cmd_snapshot(struct cli *cli)
 {
-    return maintain(cli, "snapshot", kv_save_snapshot, "Snapshot saved");
+    return maintain(cli, "snapshot", kv_save_snapshot, remote_snapshot, "Snapshot saved");
 }
 
 static enum cli_status cmd_help(struct cli *cli)
@@ -445,7 +464,7 @@ static const struct command *lookup(const struct cli *cli, const char *name, siz
 static enum cli_status run(struct cli *cli, const struct command *cmd, const cli_word *args,
                            size_t n)
 {
-    if (cmd->store != STORE_NONE && !cli_store(cli, cmd->name, cmd->store))
+    if (cmd->store != STORE_NONE && !cli_ready(cli, cmd->name, cmd->store))
         return CLI_ERROR;
     return cmd->run_bare != NULL ? cmd->run_bare(cli) : cmd->run(cli, args, n);
 }

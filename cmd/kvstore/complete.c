@@ -84,10 +84,11 @@ static int on_key(const void *key, size_t len, void *arg)
 
 static void find_keys(struct candidates *c, struct cli *cli, const char *word, size_t len)
 {
-    if (!cli->store)
-        return;
     /* One more than we show tells whether there are more. */
-    kv_list(cli->store, word, len, NULL, 0, MAX_CANDIDATES + 1, on_key, c);
+    if (cli->remote != NULL)
+        remote_list(cli, word, len, MAX_CANDIDATES + 1, on_key, c);
+    else if (cli->store != NULL)
+        kv_list(cli->store, word, len, NULL, 0, MAX_CANDIDATES + 1, on_key, c);
 }
 
 /* Whether the parser reads key back as one bare word. */

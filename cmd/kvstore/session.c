@@ -1,7 +1,8 @@
 /*
  * session.c - the store of a kvstore session: opened when a command first
- * needs it (so that help, verify and dump work on a directory in use),
- * closed at the end, and the engine's log lines on the way.
+ * needs it (so that help, verify and dump work on a directory in use), or
+ * reached on a server (--connect, remote.c), closed at the end, and the
+ * engine's log lines on the way.
  *
  * The commands, the REPL and main() all call down into this file; it calls
  * nothing of theirs.
@@ -132,8 +133,27 @@ kv_store *cli_store(struct cli *cli, const char *what, enum cli_store_use use)
     return cli->store;
 }
 
+bool cli_ready(struct cli *cli, const char *what, enum cli_store_use use)
+{
+    if (cli->connect == NULL)
+        return cli_store(cli, what, use) != NULL;
+    if (cli->remote != NULL)
+        return true;
+    if (cli->open_failed)
+        return false;
+    if (remote_open(cli) != 0) {
+        cli->open_failed = true;
+        fflush(stdout);
+        fprintf(stderr, "kvstore: %s\n", cli->remote_error);
+        return false;
+    }
+    return true;
+}
+
 int cli_store_close(struct cli *cli)
 {
+    if (cli->remote != NULL)
+        remote_close(cli);
     if (!cli->store)
         return 0;
     int rc = kv_close(cli->store);

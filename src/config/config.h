@@ -45,8 +45,15 @@ struct vs_config {
     unsigned log_level;                     /* enum vs_log_level */
     unsigned max_connections;
     unsigned connection_timeout_secs;
-    unsigned shutdown_grace_secs; /* the drain after SIGTERM */
+    unsigned shutdown_grace_secs;    /* the drain after SIGTERM */
+    unsigned resp_port;              /* 0: any free port; VS_PORT_OFF: no RESP listener */
+    unsigned resp_idle_timeout_secs; /* a RESP connection idle this long is closed */
+    unsigned resp_max_args;          /* most arguments in one RESP command */
+    unsigned resp_output_limit_mb;   /* unsent replies one RESP client may hold, MiB */
 };
+
+/* resp_port when RESP_PORT=off. */
+#define VS_PORT_OFF 0xffffffffu
 
 /* What config_load found on the command line besides settings. */
 enum vs_config_result {

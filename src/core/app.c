@@ -20,6 +20,22 @@ uint64_t vs_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+bool vs_app_reserve_body(struct vs_app *app, uint64_t n)
+{
+    atomic_uint_fast64_t *used = &app->counters.body_bytes;
+    uint_fast64_t cur = atomic_load(used);
+    do {
+        if (cur + n > app->body_budget)
+            return false;
+    } while (!atomic_compare_exchange_weak(used, &cur, cur + n));
+    return true;
+}
+
+void vs_app_release_body(struct vs_app *app, uint64_t n)
+{
+    atomic_fetch_sub(&app->counters.body_bytes, n);
+}
+
 uint64_t vs_app_uptime_secs(const struct vs_app *app)
 {
     return (vs_now_ns() - app->started_ns) / 1000000000u;
@@ -69,5 +85,6 @@ int vs_app_close(struct vs_app *app)
 {
     int rc = blob_store_close(app->store);
     app->store = NULL;
+    vs_cmd_table_free(&app->resp_commands);
     return rc;
 }

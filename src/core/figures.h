@@ -32,7 +32,7 @@ struct vs_figure {
 };
 
 /* Room that vs_figures_collect needs for the whole table. */
-#define VS_FIGURES_MAX 48
+#define VS_FIGURES_MAX 64
 
 /* Fills out (room for max entries) from st, one kv_get_stats of app's store
  * (a consistent set), and from app's counters; returns how many it wrote. */

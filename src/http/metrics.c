@@ -140,6 +140,29 @@ out:
     return all;
 }
 
+/* The Redis protocol's commands that ran, by name: calls, failures, time
+ * and latency percentiles (microseconds). */
+static json_t *resp_commands_json(struct vs_app *app)
+{
+    const struct vs_cmd_table *t = &app->resp_commands;
+    json_t *all = json_object();
+    for (size_t i = 0; all != NULL && i < t->n_names; i++) {
+        struct vs_cmd_total ct;
+        vs_cmd_sum(t, i, &ct);
+        if (ct.calls == 0)
+            continue;
+        json_object_set_new(all, t->names[i],
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "per_sec",
+                                      (json_int_t)vs_counter_load(&app->resp_commands.per_sec[i]),
+                                      "calls", (json_int_t)ct.calls, "failed",
+                                      (json_int_t)ct.failed, "usec", (json_int_t)ct.usec,
+                                      "p50_usec", (json_int_t)vs_cmd_percentile(&ct, 0.5),
+                                      "p99_usec", (json_int_t)vs_cmd_percentile(&ct, 0.99),
+                                      "p999_usec", (json_int_t)vs_cmd_percentile(&ct, 0.999)));
+    }
+    return all;
+}
+
 static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const struct vs_figure *m,
                                size_t n)
 {
@@ -175,6 +198,7 @@ static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const s
     json_object_set_new(body, "volume_id", json_string(blob_volume_id(r->app->store)));
     json_object_set_new(body, "sync_mode",
                         json_string(config_sync_mode_name(r->app->cfg->sync_mode)));
+    json_object_set_new(body, "resp_commands_by_name", resp_commands_json(r->app));
     vs_reply_json(r, MHD_HTTP_OK, body);
     return;
 fail:
@@ -259,6 +283,56 @@ static void prometheus_histograms(struct text *t, struct vs_app *app, const char
     }
 }
 
+/* The Redis protocol's commands by name: calls, failures, time, and a
+ * latency histogram with a bucket at each power of two microseconds. */
+static void prometheus_resp_commands(struct text *t, struct vs_app *app, const char *vol)
+{
+    const struct vs_cmd_table *tab = &app->resp_commands;
+    if (tab->n_names == 0)
+        return;
+    text_printf(t, "# HELP kvstore_resp_commands_total Redis-protocol commands run, by name.\n"
+                   "# TYPE kvstore_resp_commands_total counter\n"
+                   "# HELP kvstore_resp_command_errors_total Redis-protocol commands answered "
+                   "with an error, by name.\n"
+                   "# TYPE kvstore_resp_command_errors_total counter\n"
+                   "# HELP kvstore_resp_command_rate Redis-protocol commands per second over the "
+                   "last second, by name.\n"
+                   "# TYPE kvstore_resp_command_rate gauge\n"
+                   "# HELP kvstore_resp_command_seconds Time from a command's arrival to its "
+                   "reply, by name.\n"
+                   "# TYPE kvstore_resp_command_seconds histogram\n");
+    for (size_t i = 0; i < tab->n_names; i++) {
+        struct vs_cmd_total ct;
+        vs_cmd_sum(tab, i, &ct);
+        if (ct.calls == 0)
+            continue;
+        const char *name = tab->names[i];
+        text_printf(t, "kvstore_resp_commands_total{volume=\"%s\",cmd=\"%s\"} %llu\n", vol, name,
+                    (unsigned long long)ct.calls);
+        text_printf(t, "kvstore_resp_command_errors_total{volume=\"%s\",cmd=\"%s\"} %llu\n", vol,
+                    name, (unsigned long long)ct.failed);
+        text_printf(t, "kvstore_resp_command_rate{volume=\"%s\",cmd=\"%s\"} %llu\n", vol, name,
+                    (unsigned long long)vs_counter_load(&app->resp_commands.per_sec[i]));
+        uint64_t cum = 0;
+        for (size_t b = 0; b < VS_LAT_BUCKETS; b++) {
+            cum += ct.hist[b];
+            if ((b + 1) % VS_LAT_SUB != 0)
+                continue;
+            text_printf(t,
+                        "kvstore_resp_command_seconds_bucket{volume=\"%s\",cmd=\"%s\",le=\"%g\"} "
+                        "%llu\n",
+                        vol, name, (double)vs_cmd_bucket_bound(b) / 1e6, (unsigned long long)cum);
+        }
+        text_printf(t,
+                    "kvstore_resp_command_seconds_bucket{volume=\"%s\",cmd=\"%s\",le=\"+Inf\"} "
+                    "%llu\n"
+                    "kvstore_resp_command_seconds_sum{volume=\"%s\",cmd=\"%s\"} %.6f\n"
+                    "kvstore_resp_command_seconds_count{volume=\"%s\",cmd=\"%s\"} %llu\n",
+                    vol, name, (unsigned long long)ct.calls, vol, name, (double)ct.usec / 1e6, vol,
+                    name, (unsigned long long)ct.calls);
+    }
+}
+
 static void reply_prometheus(struct vs_request *r, const kv_stats *st, const struct vs_figure *m,
                              size_t n)
 {
@@ -287,6 +361,7 @@ static void reply_prometheus(struct vs_request *r, const kv_stats *st, const str
     for (size_t k = 1; k <= 5; k++)
         text_printf(&t, "kvstore_http_responses_total{volume=\"%s\",code=\"%zuxx\"} %llu\n", vol, k,
                     (unsigned long long)vs_counter_load(&r->app->counters.by_class[k]));
+    prometheus_resp_commands(&t, r->app, vol);
     if (t.failed) {
         free(t.buf);
         vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
@@ -299,7 +374,7 @@ static void reply_prometheus(struct vs_request *r, const kv_stats *st, const str
 void metrics_reply(struct vs_request *r, bool prometheus)
 {
     kv_stats st;
-    struct vs_figure m[48];
+    struct vs_figure m[VS_FIGURES_MAX];
     int rc = kv_get_stats(blob_kv(r->app->store), &st);
     if (rc != 0) {
         vs_reply_store_error(r, rc);

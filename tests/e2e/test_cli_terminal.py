@@ -28,14 +28,16 @@ CTRL_D = b"\x04"
 
 
 class Session:
-    """kvstore running on a pseudo-terminal of 24x100."""
+    """kvstore running on a pseudo-terminal of 24x100, on data_dir (or with
+    the options args instead)."""
 
-    def __init__(self, data_dir, env):
+    def __init__(self, data_dir, env, args=None):
+        argv = [KVSTORE] + (args if args is not None else ["--data-dir", data_dir])
         pid, fd = pty.fork()
         if pid == 0:  # the child: becomes kvstore
             try:
                 fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-                os.execve(KVSTORE, [KVSTORE, "--data-dir", data_dir], env)
+                os.execve(KVSTORE, argv, env)
             finally:
                 os._exit(127)
         self.pid = pid

@@ -92,9 +92,13 @@ class HealthAndMetrics(ServerTestCase):
             name, labels = m.group(1), m.group(3) or ""
             for pair in labels.split(","):
                 self.assertRegex(pair, label_re)
-            family = re.sub(r"_(bucket|sum|count)$", "", name)
-            self.assertTrue(name in types or types.get(family) == "histogram",
-                            "sample without TYPE: " + line)
+            family = name
+            for suffix in ("_bucket", "_sum", "_count"):
+                if name.endswith(suffix) and types.get(name[:-len(suffix)]) == "histogram":
+                    family = name[:-len(suffix)]
+            self.assertIn(family, types, "sample without TYPE: " + line)
+            if family != name and name.endswith("_bucket"):
+                self.assertRegex(labels, r'(^|,)le="[^"]+"$', line)
             samples[(name, labels)] = float(m.group(4))
         return samples, types
 

@@ -22,13 +22,15 @@ ALL_SETTINGS = ["HOST", "PORT", "VOLUME_ID", "DATA_DIR", "COMPACTION_THRESHOLD",
                 "COMPACTION_INTERVAL_SECS", "MAX_REQUEST_SIZE_MB", "SYNC_MODE",
                 "SEGMENT_SIZE_MB", "THREADS", "AUTH_TOKEN", "LOG_LEVEL", "MAX_CONNECTIONS",
                 "CONNECTION_TIMEOUT_SECS", "MAX_BODY_MEMORY_MB", "SHUTDOWN_GRACE_SECS",
-                "COMPRESSION"]
+                "COMPRESSION", "RESP_PORT", "RESP_IDLE_TIMEOUT_SECS", "RESP_MAX_ARGS",
+                "RESP_OUTPUT_LIMIT_MB"]
 
 
 def run(args=(), env=None, timeout=20):
     """Runs the binary to completion (for cases where it must not start)."""
     full_env = {k: v for k, v in os.environ.items() if k not in ALL_SETTINGS}
-    full_env.update({"DATA_DIR": "/nonexistent-should-not-be-created", "PORT": "0"})
+    full_env.update({"DATA_DIR": "/nonexistent-should-not-be-created", "PORT": "0",
+                     "RESP_PORT": "0"})
     full_env.update(env or {})
     return subprocess.run([BINARY] + list(args), env=full_env, capture_output=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
@@ -49,7 +51,11 @@ class Configuration(unittest.TestCase):
                  ("DATA_DIR", ""), ("MAX_BODY_MEMORY_MB", "0"),
                  ("SHUTDOWN_GRACE_SECS", "3601"), ("SHUTDOWN_GRACE_SECS", "-1"),
                  ("SHUTDOWN_GRACE_SECS", "1s"),
-                 ("COMPRESSION", "lz4"), ("COMPRESSION", "ZSTD")]
+                 ("COMPRESSION", "lz4"), ("COMPRESSION", "ZSTD"),
+                 ("RESP_PORT", "on"),
+                 ("RESP_PORT", "65536"), ("RESP_PORT", "-1"), ("RESP_PORT", "Off"),
+                 ("RESP_IDLE_TIMEOUT_SECS", "0"), ("RESP_MAX_ARGS", "1"),
+                 ("RESP_OUTPUT_LIMIT_MB", "0")]
         for name, value in cases:
             p = run(env={name: value})
             self.assertEqual(p.returncode, 2, (name, value, p.stderr))
