@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     if (!dir || optind != argc)
         return usage();
     struct keyspace ks;
-    if (keyspace_init(&ks, num, key_size, value_size) != 0) {
+    if (keyspace_init(&ks, num, key_size, value_size, false) != 0) {
         fprintf(stderr, "kvbench-fill: bad sizes or out of memory\n");
         return 1;
     }

@@ -194,6 +194,15 @@ int blob_delete(struct blob_store *bs, const void *key, size_t key_len,
     return rc == KV_ENOTFOUND ? 0 : rc;
 }
 
+int blob_delete_existing(struct blob_store *bs, const void *key, size_t key_len)
+{
+    pthread_mutex_t *lock = stripe_of(bs, key, key_len);
+    pthread_mutex_lock(lock);
+    int rc = kv_delete(bs->kv, key, key_len);
+    pthread_mutex_unlock(lock);
+    return rc;
+}
+
 const char *blob_strerror(int rc)
 {
     if (rc == BLOB_EPRECONDITION)

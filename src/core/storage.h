@@ -92,6 +92,13 @@ int blob_stat(struct blob_store *bs, const void *key, size_t key_len, uint64_t *
 int blob_delete(struct blob_store *bs, const void *key, size_t key_len,
                 const struct blob_cond *cond);
 
+/*
+ * Deletes the blob of key and says whether it was there: 0 when it was
+ * deleted, KV_ENOTFOUND when it was absent (decided by the engine, atomically
+ * with the delete), or kv_delete's other codes.
+ */
+int blob_delete_existing(struct blob_store *bs, const void *key, size_t key_len);
+
 /* True when an etag list holds etag (comparison of the value only, so weak
  * and strong tags compare equal: enough for If-None-Match on reads). */
 bool blob_etag_list_has(const struct blob_etag_list *list, uint32_t etag);

@@ -36,4 +36,7 @@ bool handlers_may_block(const struct vs_request *r);
 /* Serves r: sets r->response and r->status. */
 void handlers_run(struct vs_request *r);
 
+/* POST /admin/backup (backup.c). */
+void handlers_backup(struct vs_request *r);
+
 #endif /* VS_HANDLERS_H */

@@ -136,9 +136,12 @@ static int deliver(kv_store *s, const kv_range_opts *r, struct page *pg, kv_entr
             rc = fn(key, it->key_len, NULL, 0, ctx);
         } else if (rc == 0) {
             uint8_t *val = NULL;
-            rc = kv__read_value(s, &it->at, key, it->key_len, &val, NULL);
+            size_t val_len = 0;
+            rc = kv__read_value(s, &it->at, key, it->key_len, &val, &val_len, NULL);
             if (rc == 0)
-                rc = fn(key, it->key_len, val, it->at.loc.val_len, ctx);
+                rc = fn(key, it->key_len, val, val_len, ctx);
+            else if (rc == KV_ENOTFOUND)
+                rc = 0; /* expired since it was written: absent, as for kv_get */
             free(val);
         }
         if (values)

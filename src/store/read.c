@@ -1,16 +1,19 @@
 /*
  * read.c - reading the record the index points at: finding it, pinning its
  * segment, and (after the rwlock is released) copying its value out of the
- * segment's mapping or by pread, checked against the record's checksum.
- * kv_get and kv_range read through here.
+ * segment's mapping or by pread, checked against the record's checksum, and
+ * decoded (expiry, decompression) when it is a SETX. kv_get, kv_stat and
+ * kv_range read through here.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "debug.h"
 #include "bloom.h"
+#include "compress.h"
 #include "index.h"
 #include "io.h"
 #include "logging.h"
@@ -55,60 +58,138 @@ int kv__locate_loc(kv_store *s, const struct kv_loc *loc, struct read_at *at)
     return 0;
 }
 
-/* Checks the record read for key against its header and checksum; fills
- * *value_crc with the CRC of the value alone. */
+/* Checks the record read for key against its header and checksum: a SET or
+ * SETX of key with the payload length the index has. *op receives its op;
+ * with payload_crc, the CRC of the payload alone, from the same single pass
+ * (computed apart and combined into the record's). */
 static int verify_record(kv_store *s, const struct kv_loc *loc, const uint8_t *hdr,
-                         const uint8_t *rec_key, const void *key, size_t key_len, const void *val,
-                         const uint8_t *trailer, uint32_t *value_crc)
+                         const uint8_t *rec_key, const void *key, size_t key_len,
+                         const void *payload, const uint8_t *trailer, uint8_t *op,
+                         uint32_t *payload_crc)
 {
     struct record_header h;
-    bool ok = record_decode_header(hdr, &h) && h.op == KV_OP_SET && h.key_len == key_len &&
-              h.val_len == loc->val_len && memcmp(rec_key, key, key_len) == 0;
-    if (ok && value_crc) {
-        /* The value's own CRC too: computed apart and combined, one pass. */
-        uint32_t vcrc = record_crc_update(0, val, loc->val_len);
+    bool ok = record_decode_header(hdr, &h) && (h.op == KV_OP_SET || h.op == KV_OP_SETX) &&
+              h.key_len == key_len && h.val_len == loc->val_len &&
+              memcmp(rec_key, key, key_len) == 0;
+    if (ok && (payload_crc || h.op == KV_OP_SETX)) {
+        uint32_t pcrc = record_crc_update(0, payload, loc->val_len);
         uint32_t crc =
-            record_crc_combine(record_crc_head(hdr, rec_key, key_len), vcrc, loc->val_len);
+            record_crc_combine(record_crc_head(hdr, rec_key, key_len), pcrc, loc->val_len);
         ok = crc == get_u32(trailer);
-        *value_crc = vcrc;
+        if (payload_crc)
+            *payload_crc = pcrc;
     } else if (ok) {
-        uint32_t crc = record_crc_update(record_crc_head(hdr, rec_key, key_len), val, loc->val_len);
+        uint32_t crc =
+            record_crc_update(record_crc_head(hdr, rec_key, key_len), payload, loc->val_len);
         ok = crc == get_u32(trailer);
     }
-    if (ok)
+    if (ok) {
+        *op = h.op;
         return 0;
+    }
     atomic_fetch_add(&s->n_checksum_errors, 1);
     kv__log(s, KV_LOG_ERROR, "segment %u offset %u: record failed its checksum on read", loc->seg,
             loc->off);
     return KV_ECORRUPT;
 }
 
-/* Copies the value of the record at rec (a whole record in memory) into a
- * new buffer and checks the record; the value is copied before it is
- * checked, so what the caller gets is what the checksum covered. */
-static int copy_value(kv_store *s, const struct read_at *at, const uint8_t *rec, const void *key,
-                      size_t key_len, uint8_t **out, uint32_t *value_crc)
+uint64_t kv__now_ms(void)
 {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+/*
+ * The value of a SETX whose payload (len bytes, CRC payload_crc) checked
+ * out: a new buffer in *out (plus a zero byte) of *out_len bytes, and its
+ * CRC-32 in *value_crc. An expired one is KV_ENOTFOUND; a compressed one is
+ * decompressed and checked against its raw_crc (compress.c).
+ */
+static int setx_value(kv_store *s, const struct kv_loc *loc, const uint8_t *payload, size_t len,
+                      uint32_t payload_crc, uint8_t **out, size_t *out_len, uint32_t *value_crc)
+{
+    struct record_attrs a;
+    size_t alen;
+    int rc = 0;
+    if (!record_attrs_decode(payload, len, &a, &alen))
+        rc = KV_ECORRUPT;
+    else if ((a.flags & RECORD_ATTR_EXPIRES) && a.expire_at <= kv__now_ms())
+        return KV_ENOTFOUND;
+    else if (a.flags & RECORD_ATTR_ZSTD)
+        rc = kv__value_decompress(s, &a, payload + alen, len - alen, out);
+    if (rc == KV_ECORRUPT) {
+        atomic_fetch_add(&s->n_checksum_errors, 1);
+        kv__log(s, KV_LOG_ERROR,
+                "segment %u offset %u: the value of a record does not decode to the bytes it "
+                "records",
+                loc->seg, loc->off);
+    }
+    if (rc != 0)
+        return rc;
+    if (a.flags & RECORD_ATTR_ZSTD) {
+        *out_len = a.raw_len;
+        if (value_crc)
+            *value_crc = a.raw_crc;
+        return 0;
+    }
+    size_t vlen = len - alen;
+    uint8_t *buf = malloc(vlen + 1);
+    if (!buf)
+        return KV_ENOMEM;
+    memcpy(buf, payload + alen, vlen);
+    buf[vlen] = 0;
+    *out = buf;
+    *out_len = vlen;
+    if (value_crc)
+        *value_crc = record_value_crc(payload_crc, record_crc_update(0, payload, alen), vlen);
+    return 0;
+}
+
+/* Reads the value of the record at rec (a whole record in memory) into a
+ * new buffer. A SET's value is copied before it is checked, so what the
+ * caller gets is what the checksum covered; a SETX is checked in place and
+ * then decoded (the bytes of a segment's mapping that an index entry names
+ * never change, segment.c). */
+static int copy_value(kv_store *s, const struct read_at *at, const uint8_t *rec, const void *key,
+                      size_t key_len, uint8_t **out, size_t *out_len, uint32_t *value_crc)
+{
+    const uint8_t *rec_key = rec + RECORD_HEADER_LEN;
+    const uint8_t *payload = rec_key + key_len;
+    const uint8_t *trailer = payload + at->loc.val_len;
+    uint8_t op;
+    uint32_t pcrc = 0;
+    if (rec[2] == KV_OP_SETX) {
+        int rc =
+            verify_record(s, &at->loc, rec, rec_key, key, key_len, payload, trailer, &op, &pcrc);
+        if (rc == 0 && op == KV_OP_SETX)
+            rc = setx_value(s, &at->loc, payload, at->loc.val_len, pcrc, out, out_len, value_crc);
+        return rc;
+    }
     uint8_t *buf = malloc((size_t)at->loc.val_len + 1);
     if (!buf)
         return KV_ENOMEM;
-    const uint8_t *rec_key = rec + RECORD_HEADER_LEN;
-    memcpy(buf, rec_key + key_len, at->loc.val_len);
-    int rc = verify_record(s, &at->loc, rec, rec_key, key, key_len, buf,
-                           rec_key + key_len + at->loc.val_len, value_crc);
+    memcpy(buf, payload, at->loc.val_len);
+    int rc = verify_record(s, &at->loc, rec, rec_key, key, key_len, buf, trailer, &op,
+                           value_crc ? &pcrc : NULL);
+    if (rc == 0 && op != KV_OP_SET)
+        rc = KV_ECORRUPT; /* changed under us: no longer what the first byte said */
     if (rc != 0) {
         free(buf);
         return rc;
     }
     buf[at->loc.val_len] = 0;
     *out = buf;
+    *out_len = at->loc.val_len;
+    if (value_crc)
+        *value_crc = pcrc;
     return 0;
 }
 
 /* Reads the record at names through the segment's descriptor, straight
  * into a new value buffer; the segment is pinned. */
 static int read_value(kv_store *s, const struct read_at *at, int fd, const void *key,
-                      size_t key_len, uint8_t **out, uint32_t *value_crc)
+                      size_t key_len, uint8_t **out, size_t *out_len, uint32_t *value_crc)
 {
     uint8_t hdr[RECORD_HEADER_LEN], trailer[RECORD_TRAILER_LEN];
     uint8_t key_stack[KEY_STACK_LEN];
@@ -133,10 +214,19 @@ static int read_value(kv_store *s, const struct read_at *at, int fd, const void 
             atomic_fetch_add(&s->n_checksum_errors, 1);
         goto out;
     }
-    rc = verify_record(s, &at->loc, hdr, rec_key, key, key_len, buf, trailer, value_crc);
-    if (rc == 0) {
+    uint8_t op;
+    uint32_t pcrc = 0;
+    bool setx = hdr[2] == KV_OP_SETX;
+    rc = verify_record(s, &at->loc, hdr, rec_key, key, key_len, buf, trailer, &op,
+                       value_crc || setx ? &pcrc : NULL);
+    if (rc == 0 && op == KV_OP_SETX) {
+        rc = setx_value(s, &at->loc, buf, at->loc.val_len, pcrc, out, out_len, value_crc);
+    } else if (rc == 0) {
         buf[at->loc.val_len] = 0;
         *out = buf;
+        *out_len = at->loc.val_len;
+        if (value_crc)
+            *value_crc = pcrc;
         buf = NULL;
     }
 out:
@@ -164,11 +254,11 @@ int kv__read_begin(kv_store *s, struct read_at *at, size_t key_len)
 }
 
 int kv__read_value(kv_store *s, const struct read_at *at, const void *key, size_t key_len,
-                   uint8_t **out, uint32_t *value_crc)
+                   uint8_t **out, size_t *out_len, uint32_t *value_crc)
 {
     if (at->rec)
-        return copy_value(s, at, at->rec, key, key_len, out, value_crc);
-    return read_value(s, at, at->fd, key, key_len, out, value_crc);
+        return copy_value(s, at, at->rec, key, key_len, out, out_len, value_crc);
+    return read_value(s, at, at->fd, key, key_len, out, out_len, value_crc);
 }
 
 /* Reads len bytes at off of the record (mapped or by descriptor). */

@@ -41,12 +41,18 @@ int kv__locate_loc(kv_store *s, const struct kv_loc *loc, struct read_at *at);
  * rwlock. */
 int kv__read_begin(kv_store *s, struct read_at *at, size_t key_len);
 
-/* Copies the value of the record into a new buffer (*out, with a zero byte
- * after it) once its header matches key and its checksum holds; value_crc,
- * when not NULL, receives the value's own CRC-32. KV_ECORRUPT, KV_EIO or
- * KV_ENOMEM otherwise. Caller holds no lock. */
+/* Copies the value of the record into a new buffer (*out, *out_len bytes
+ * and a zero byte after them) once its header matches key and its checksum
+ * holds, decompressed when the record says so; value_crc, when not NULL,
+ * receives the value's own CRC-32. KV_ENOTFOUND when the record's expiry
+ * has passed; KV_ECORRUPT, KV_EIO or KV_ENOMEM otherwise. Caller holds no
+ * lock. */
 int kv__read_value(kv_store *s, const struct read_at *at, const void *key, size_t key_len,
-                   uint8_t **out, uint32_t *value_crc);
+                   uint8_t **out, size_t *out_len, uint32_t *value_crc);
+
+/* The wall clock expiry is measured against: ms since the Unix epoch
+ * (CLOCK_REALTIME). */
+uint64_t kv__now_ms(void);
 
 /*
  * kv_stat's reading of a record: the head of a record of key whose value is

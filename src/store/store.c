@@ -11,15 +11,19 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "debug.h"
 #include "bloom.h"
 #include "compaction.h"
+#include "compress.h"
+#include "dict.h"
 #include "dirlock.h"
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
 #include "logging.h"
+#include "meta.h"
 #include "read.h"
 #include "record.h"
 #include "recovery.h"
@@ -46,6 +50,10 @@ void kv_options_init(kv_options *opts)
     opts->compaction_interval_secs = 60;
     opts->compaction_threshold = 5;
     opts->compaction_dead_ratio = 0.5;
+    opts->compression = KV_COMPRESS_NONE;
+    opts->compression_min_size = 64;
+    opts->compression_level = 3;
+    opts->segment_preallocate = 4ull << 20;
     opts->log_level = KV_LOG_INFO;
 }
 
@@ -56,7 +64,10 @@ static bool options_valid(const kv_options *o)
            (o->sync_mode != KV_SYNC_INTERVAL || o->sync_interval_ms > 0) &&
            o->segment_size >= MIN_SEGMENT_SIZE && o->segment_size <= MAX_SEGMENT_SIZE &&
            o->max_open_files >= 4 && o->bloom_bits_per_key <= 64 && o->compaction_dead_ratio >= 0 &&
-           o->compaction_dead_ratio <= 1;
+           o->compaction_dead_ratio <= 1 &&
+           (o->compression == KV_COMPRESS_NONE || o->compression == KV_COMPRESS_ZSTD) &&
+           o->compression_min_size >= 1 && o->compression_level >= 1 &&
+           o->compression_level <= 19 && o->segment_preallocate <= MAX_SEGMENT_SIZE;
 }
 
 static bool key_valid(const void *key, size_t key_len)
@@ -92,8 +103,12 @@ static int init_sync(kv_store *s)
 static void store_free(kv_store *s)
 {
     kv__segtab_free(s);
+    kv__dicts_close(s);
+    kv__codec_free(s);
+    free(s->stale_segs);
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
+    kv__metas_clear(&s->metas);
     kv__rwlock_destroy(&s->rwlock);
     kv__mutex_destroy(&s->append_mu);
     kv__mutex_destroy(&s->seg_mu);
@@ -130,9 +145,13 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
     }
     int rc = index_init(&s->index);
     if (rc == 0)
+        rc = kv__codec_init(s);
+    if (rc == 0)
         rc = make_dir(s);
     if (rc == 0)
         rc = kv__dirlock_take(s);
+    if (rc == 0)
+        rc = kv__dicts_open(s);
     if (rc == 0)
         rc = kv__recover(s);
     /* A snapshot sizes the filter before loading; a full replay cannot know
@@ -142,12 +161,15 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         rc = kv__rebuild_bloom(s);
         kv__unlock(&s->rwlock);
     }
+    if (rc == 0)
+        rc = kv__prealloc_start(s);
     if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)
         rc = kv__start_sync_thread(s);
     if (rc == 0 && s->opts.compaction_interval_secs > 0)
         rc = kv__start_compactor(s);
     if (rc != 0) {
         kv__stop_sync_thread(s);
+        kv__prealloc_stop(s);
         store_free(s);
         return rc;
     }
@@ -175,6 +197,10 @@ int kv_close(kv_store *s)
         if (rc == 0)
             rc = kv__snapshot_save_locked(s);
     }
+    /* A closed directory holds only records: the zeros ahead go. */
+    int prc = kv__prealloc_stop(s);
+    if (rc == 0 && !atomic_load(&s->read_only))
+        rc = prc;
     kv__mutex_unlock(&s->append_mu);
     store_free(s);
     return rc;
@@ -236,6 +262,7 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     atomic_fetch_add_explicit(&s->n_gets, 1, memory_order_relaxed);
     struct read_at at;
     uint8_t *buf = NULL;
+    size_t len = 0;
     uint32_t vcrc = 0;
     kv__rdlock(&s->rwlock);
     int rc = kv__locate(s, key, key_len, &at);
@@ -244,12 +271,12 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     kv__unlock(&s->rwlock);
     if (rc != 0)
         return rc;
-    rc = kv__read_value(s, &at, key, key_len, &buf, value_crc ? &vcrc : NULL);
+    rc = kv__read_value(s, &at, key, key_len, &buf, &len, value_crc ? &vcrc : NULL);
     kv__read_end(s, &at);
     if (rc != 0)
         return rc;
     *val = buf;
-    *val_len = at.loc.val_len;
+    *val_len = len;
     if (value_crc)
         *value_crc = vcrc;
     return 0;
@@ -267,8 +294,13 @@ int kv_stat(kv_store *s, const void *key, size_t key_len, kv_stat_info *out)
     kv__unlock(&s->rwlock);
     if (rc != 0)
         return rc;
-    rc = kv__read_stat(s, &at, key, key_len, out);
+    kv_stat_info st;
+    rc = kv__read_stat(s, &at, key, key_len, &st);
     kv__read_end(s, &at);
+    if (rc == 0 && st.expire_at_ms != 0 && st.expire_at_ms <= kv__now_ms())
+        rc = KV_ENOTFOUND; /* as kv_get finds it */
+    if (rc == 0)
+        *out = st;
     return rc;
 }
 
@@ -312,6 +344,8 @@ int kv_get_stats(kv_store *s, kv_stats *out)
     st.checksum_errors = atomic_load(&s->n_checksum_errors);
     st.torn_bytes_truncated = s->torn_bytes_truncated;
     st.fsyncs = atomic_load(&s->n_fsyncs);
+    st.prealloc_syncs = atomic_load(&s->n_prealloc_syncs);
+    st.prealloc_bytes = atomic_load(&s->n_prealloc_bytes);
     st.puts = atomic_load(&s->n_puts);
     st.deletes = atomic_load(&s->n_deletes);
     st.gets = atomic_load(&s->n_gets);
@@ -323,6 +357,65 @@ int kv_get_stats(kv_store *s, kv_stats *out)
     st.last_compaction_ms = atomic_load(&s->last_compaction_ms);
     st.snapshot_loaded = s->snapshot_loaded;
     st.read_only = atomic_load(&s->read_only);
+    st.compacting = atomic_load(&s->compacting);
+    st.last_compaction_error = atomic_load(&s->last_compaction_error);
+    st.last_compaction_reclaimed = atomic_load(&s->last_compaction_reclaimed);
+    struct statvfs fs;
+    if (s->io->statvfs(s->io->ctx, s->dir, &fs) == 0) {
+        st.disk_free_bytes = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
+        st.disk_size_bytes = (uint64_t)fs.f_blocks * (uint64_t)fs.f_frsize;
+    }
     *out = st;
+    return 0;
+}
+
+int kv_get_segment_stats(kv_store *s, kv_segment_stats *out, size_t max, size_t *count)
+{
+    if (!s || !count || (!out && max > 0))
+        return KV_EINVAL;
+    kv__rdlock(&s->rwlock);
+    size_t n = s->nsegs;
+    for (size_t i = 0; i < n && i < max; i++) {
+        const struct segment *seg = s->segs[i];
+        out[i] = (kv_segment_stats){.id = seg->id,
+                                    .disk_bytes = atomic_load(&seg->size),
+                                    .live_bytes = seg->live_bytes,
+                                    .active = seg == s->active};
+    }
+    kv__unlock(&s->rwlock);
+    *count = n;
+    return 0;
+}
+
+/* ---- engine metadata (meta.c keeps the table) */
+
+int kv_meta_put(kv_store *s, const void *name, size_t name_len, const void *val, size_t val_len)
+{
+    if (!s || !name || name_len < 1 || name_len > KV_MAX_KEY_LEN || (!val && val_len > 0))
+        return KV_EINVAL;
+    if (val_len > KV_MAX_META_LEN)
+        return KV_ETOOBIG;
+    return kv__write(s, KV_OP_META, name, name_len, val, val_len, KV_COND_NONE, NULL);
+}
+
+int kv_meta_get(kv_store *s, const void *name, size_t name_len, void **val, size_t *val_len)
+{
+    if (!s || !name || name_len < 1 || name_len > KV_MAX_KEY_LEN || !val || !val_len)
+        return KV_EINVAL;
+    kv__rdlock(&s->rwlock);
+    const struct kv_meta *e = kv__meta_find(&s->metas, name, name_len);
+    uint8_t *copy = e ? malloc(e->val_len + 1) : NULL;
+    size_t len = e ? e->val_len : 0;
+    if (copy) {
+        memcpy(copy, e->val, len);
+        copy[len] = 0;
+    }
+    kv__unlock(&s->rwlock);
+    if (!e)
+        return KV_ENOTFOUND;
+    if (!copy)
+        return KV_ENOMEM;
+    *val = copy;
+    *val_len = len;
     return 0;
 }

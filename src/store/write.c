@@ -45,11 +45,13 @@
 #include <time.h>
 
 #include "bloom.h"
+#include "compress.h"
 #include "debug.h"
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
 #include "logging.h"
+#include "meta.h"
 #include "record.h"
 #include "rwlock.h"
 #include "segment.h"
@@ -139,6 +141,9 @@ int kv__rotate(kv_store *s, uint32_t new_id)
     int rc = kv__sync_active(s);
     if (rc != 0)
         return KV_EREADONLY;
+    rc = kv__prealloc_seal(s, old);
+    if (rc != 0)
+        return rc;
     struct segment *seg;
     rc = kv__segment_create(s, new_id, &seg);
     if (rc != 0)
@@ -157,6 +162,7 @@ int kv__rotate(kv_store *s, uint32_t new_id)
             s->io->unlink(s->io->ctx, path);
         return rc;
     }
+    kv__prealloc_activate(s, seg);
     kv__log(s, KV_LOG_DEBUG, "sealed segment %u, writing to segment %u", old->id, new_id);
     return 0;
 }
@@ -166,7 +172,7 @@ static int truncate_active(kv_store *s, uint64_t len)
 {
     KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
-    if (s->io->ftruncate(s->io->ctx, a->fd, (off_t)len) != 0) {
+    if (kv__prealloc_truncate(s, a, len) != 0) {
         int err = errno;
         kv__log(s, KV_LOG_ERROR, "cannot cut segment %u back to %llu bytes: %s", a->id,
                 (unsigned long long)len, strerror(err));
@@ -271,8 +277,11 @@ static int write_batch(kv_store *s, struct write_req *first, size_t count)
             iov[n++] = w->iov[j];
         off += req_size(w);
     }
+    kv__prealloc_before_write(s, a, start, off);
     int rc = kv__io_writev_full(s->io, a->fd, iov, n, (off_t)start);
     int err = errno;
+    if (rc == 0)
+        kv__prealloc_after_write(s, a, off);
     if (iov != stack_iov)
         free(iov);
     if (rc != 0) {
@@ -295,13 +304,19 @@ static int apply_batch(kv_store *s, struct write_req *first, size_t count)
 {
     KV_ASSERT(kv__mutex_held(&s->append_mu));
     int rc = 0;
+    struct kv_attrs attrs;
     kv__wrlock(&s->rwlock);
     struct write_req *w = first;
     for (size_t i = 0; i < count && rc == 0; i++, w = i < count ? w->next : w) {
         if (w->skip)
             continue;
         if (w->op == KV_OP_SET)
-            rc = kv__apply_set(s, w->hash, w->key, w->key_len, &w->loc, NULL);
+            rc = kv__apply_set(s, w->hash, w->key, w->key_len, &w->loc, NULL, NULL);
+        else if (w->op == KV_OP_SETX)
+            rc = kv__apply_set(s, w->hash, w->key, w->key_len, &w->loc,
+                               kv__payload_attrs(w->val, w->val_len, &attrs), NULL);
+        else if (w->op == KV_OP_META)
+            rc = kv__meta_apply(s, w->key, w->key_len, w->val, w->val_len, w->loc.seg, w->loc.off);
         else
             kv__apply_delete(s, w->hash, w->key, w->key_len);
     }
@@ -352,11 +367,11 @@ static bool present_before(kv_store *s, const struct write_req *first, const str
 {
     const struct write_req *last = NULL;
     for (const struct write_req *r = first; r != w; r = r->next)
-        if (!r->skip && r->hash == w->hash && r->key_len == w->key_len &&
+        if (!r->skip && r->op != KV_OP_META && r->hash == w->hash && r->key_len == w->key_len &&
             memcmp(r->key, w->key, w->key_len) == 0)
             last = r;
     if (last)
-        return last->op == KV_OP_SET;
+        return last->op != KV_OP_DELETE;
     return bloom_may_contain(&s->bloom, w->hash) &&
            index_lookup(&s->index, w->hash, w->key, w->key_len) != NULL;
 }
@@ -483,8 +498,9 @@ static void encode_request(struct write_req *w, uint32_t *value_crc)
     w->niov = n;
 }
 
-int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
-              size_t val_len, enum kv__write_cond cond, uint32_t *value_crc)
+/* Queues one record and waits for its batch: the write path proper. */
+static int submit(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
+                  size_t val_len, enum kv__write_cond cond, uint32_t *value_crc)
 {
     KV_ASSERT(!kv__rwlock_held(&s->rwlock) && !kv__mutex_held(&s->append_mu));
     struct write_req w = {.op = op,
@@ -529,6 +545,32 @@ int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const vo
     finish_batch(&w, rc);
     sem_destroy(&w.wake);
     return w.skip ? w.rc : rc;
+}
+
+/* A set's value is encoded for its record here, in the writer's thread
+ * before it queues: as it is (SET), or into a SETX with its expiry and
+ * compressed (compress.c). The leader then only copies bytes. */
+int kv__write_set(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len,
+                  uint64_t expire_at_ms, enum kv__write_cond cond, uint32_t *value_crc)
+{
+    struct kv_setval sv;
+    int rc = kv__setval_encode(s, val, val_len, expire_at_ms, &sv);
+    if (rc != 0)
+        return rc;
+    bool setx = sv.op == KV_OP_SETX;
+    rc = submit(s, sv.op, key, key_len, sv.data, sv.len, cond, setx ? NULL : value_crc);
+    if (setx && value_crc)
+        *value_crc = sv.value_crc;
+    kv__setval_release(s, &sv);
+    return rc;
+}
+
+int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
+              size_t val_len, enum kv__write_cond cond, uint32_t *value_crc)
+{
+    if (op == KV_OP_SET)
+        return kv__write_set(s, key, key_len, val, val_len, 0, cond, value_crc);
+    return submit(s, op, key, key_len, val, val_len, cond, value_crc);
 }
 
 int kv__append_path_run(kv_store *s, int (*fn)(kv_store *s))

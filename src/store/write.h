@@ -19,13 +19,20 @@ enum kv__write_cond {
     KV_COND_PRESENT, /* the key is in the store; else KV_ENOTFOUND */
 };
 
-/* Appends one record (op KV_OP_SET or KV_OP_DELETE) through group commit
- * and applies it to the index, if cond holds; durable when it returns 0 in
- * sync mode always. value_crc, when not NULL, receives the CRC-32 of val,
- * from the pass that checksums the record (set whatever the outcome).
- * Caller holds no lock. */
+/* Appends one record (op KV_OP_SET, KV_OP_DELETE or KV_OP_META) through
+ * group commit and applies it to the index (META: to the metadata table),
+ * if cond holds; durable when it returns 0 in sync mode always. A SET's
+ * value is first encoded for its record (compress.c: it may become a
+ * compressed SETX). value_crc, when not NULL, receives the CRC-32 of val,
+ * from the pass that checksums the record or compresses it (set whatever
+ * the outcome). Caller holds no lock. */
 int kv__write(kv_store *s, uint8_t op, const void *key, size_t key_len, const void *val,
               size_t val_len, enum kv__write_cond cond, uint32_t *value_crc);
+
+/* kv__write of a SET whose key expires at expire_at_ms (0: never;
+ * absolute, ms since the Unix epoch): a SETX with the expiry. */
+int kv__write_set(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len,
+                  uint64_t expire_at_ms, enum kv__write_cond cond, uint32_t *value_crc);
 
 /* Seals the active segment and starts segment new_id. Caller holds
  * append_mu. */

@@ -2,7 +2,8 @@
  * test_stat.c - kv_stat: the size, CRC-32 and expiry of a key's value
  * without reading the value, through the public API for SET records (from
  * the mapping and through descriptors, after overwrites, reopens and
- * compaction), and kv__stat_record on hand-made SETX records (expiry,
+ * compaction), for compressed values (kv_range's values too), and
+ * kv__stat_record on hand-made SETX records (expiry,
  * compression, unknown attributes) and records that do not match.
  */
 #include <errno.h>
@@ -206,6 +207,65 @@ static void test_stat_of_a_record_that_does_not_match_is_refused(void **state)
     assert_kv_rc(stat_of(&r, "key", &st), KV_EFORMAT);
 }
 
+/* kv_range's callback: the one key's value, copied. */
+struct one_value {
+    size_t n;
+    size_t len;
+    uint8_t *val;
+};
+
+static int take_value(const void *key, size_t key_len, const void *val, size_t val_len, void *ctx)
+{
+    (void)key;
+    (void)key_len;
+    struct one_value *v = ctx;
+    v->n++;
+    free(v->val);
+    v->val = malloc(val_len + 1);
+    assert_non_null(v->val);
+    memcpy(v->val, val, val_len);
+    v->len = val_len;
+    return 0;
+}
+
+/* A value the store keeps compressed (a SETX record with a zstd frame):
+ * kv_stat gives the original's size and CRC, and kv_range hands over the
+ * original bytes, as kv_get does; so it stays after a reopen and a
+ * compaction. */
+static void test_stat_and_range_of_a_compressed_value_give_the_original(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o;
+    kv_options_init(&o);
+    o.compression = KV_COMPRESS_ZSTD;
+    o.compaction_interval_secs = 0;
+    char val[8192];
+    for (size_t i = 0; i < sizeof(val); i++)
+        val[i] = (char)('a' + (i / 64) % 4);
+    kv_store *s = tu_open_tracked(f->dir, &o);
+    assert_kv_ok(kv_put(s, "zipped", 6, val, sizeof(val)));
+    kv_stats st;
+    assert_kv_ok(kv_get_stats(s, &st));
+    assert_true(st.live_bytes < sizeof(val)); /* it is stored compressed */
+    for (int round = 0; round < 3; round++) {
+        assert_stat_matches_value(s, "zipped", 6, val, sizeof(val));
+        struct one_value got = {0};
+        kv_range_opts r = {.start = "zipped", .start_len = 6, .flags = KV_RANGE_VALUES};
+        assert_kv_ok(kv_range(s, &r, take_value, &got));
+        assert_int_equal(got.n, 1);
+        assert_int_equal(got.len, sizeof(val));
+        assert_memory_equal(got.val, val, sizeof(val));
+        free(got.val);
+        if (round == 0) {
+            assert_kv_ok(tu_close_tracked(s));
+            s = tu_open_tracked(f->dir, &o);
+        } else {
+            assert_kv_ok(kv_compact(s));
+        }
+    }
+    assert_kv_ok(tu_close_tracked(s));
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +275,8 @@ int main(int argc, char **argv)
             test_stat_reads_through_descriptors_when_segments_are_not_mapped, tu_setup,
             tu_teardown),
         cmocka_unit_test_setup_teardown(test_stat_refuses_bad_arguments, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_stat_and_range_of_a_compressed_value_give_the_original,
+                                        tu_setup, tu_teardown),
         cmocka_unit_test(test_stat_of_setx_records_reads_their_attributes),
         cmocka_unit_test(test_stat_of_a_record_that_does_not_match_is_refused),
     };
