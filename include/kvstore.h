@@ -329,6 +329,7 @@ typedef struct kv_stat_info {
     uint64_t size;         /* bytes of the value, as kv_get returns it */
     uint32_t value_crc;    /* CRC-32 (zlib's crc32) of the value: what kv_get_crc gives */
     uint64_t expire_at_ms; /* when the key expires, ms since the Unix epoch; 0: never */
+    uint64_t position;     /* where its record lies (never 0): kv_key_at gives the key back */
 } kv_stat_info;
 
 /*
@@ -454,6 +455,20 @@ typedef int (*kv_entry_fn)(const void *key, size_t key_len, const void *val, siz
  * read; the keys before it were handed to fn), or fn's non-zero return.
  */
 KV_API int kv_range(kv_store *s, const kv_range_opts *r, kv_entry_fn fn, void *ctx);
+
+/*
+ * The key whose position kv_stat gave (kv_stat_info.position): a number
+ * below 2^63 that names the record the key's value was in, so that a
+ * listing can go on after a key with nothing but a number in hand (what
+ * Redis's SCAN cursor must be). The log keeps a record after its key is
+ * overwritten or deleted, so the key comes back until a compaction removes
+ * the segment that held it; a position outlives a restart. On success *key
+ * is a new allocation of *key_len bytes (and a zero byte), released with
+ * kv_free(). Codes: KV_ENOTFOUND (a compaction has removed its segment
+ * since), KV_EINVAL (NULL argument, or a number that is no position of this
+ * store: no such segment ever, or no record there), KV_EIO, KV_ENOMEM.
+ */
+KV_API int kv_key_at(kv_store *s, uint64_t position, void **key, size_t *key_len);
 
 /* ---- Backups ---- */
 

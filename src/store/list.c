@@ -9,6 +9,9 @@
  * so a slow callback holds up no writer. The next page starts after the
  * last key of the one before, found again from the root: the tree may have
  * changed in between.
+ *
+ * kv_key_at turns a key's position (its record's place in the log) back
+ * into the key, so that a listing resumes after it from a number alone.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -236,4 +239,18 @@ int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *afte
                        .flags = KV_RANGE_AFTER};
     struct list_ctx l = {.fn = fn, .ctx = ctx};
     return kv_range(s, &r, list_entry, &l);
+}
+
+int kv_key_at(kv_store *s, uint64_t position, void **key, size_t *key_len)
+{
+    if (!s || !key || !key_len || position >> 63)
+        return KV_EINVAL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = kv__read_key_at(s, position, &buf, &len);
+    if (rc == 0) {
+        *key = buf;
+        *key_len = len;
+    }
+    return rc;
 }

@@ -329,6 +329,72 @@ int kv__read_stat(kv_store *s, const struct read_at *at, const void *key, size_t
     return rc;
 }
 
+/*
+ * Pins the segment of position and takes its descriptor, under the rwlock:
+ * KV_ENOTFOUND when the segment existed and a compaction has removed it
+ * since, KV_EINVAL when no segment of that id ever existed (0, or newer
+ * than the active one). *size receives the bytes written to it.
+ */
+static int pin_position(kv_store *s, uint32_t seg_id, struct segment **seg, int *fd, uint64_t *size)
+{
+    kv__rdlock(&s->rwlock);
+    int rc = 0;
+    *seg = kv__segtab_find(s, seg_id);
+    if (!*seg) {
+        rc = seg_id != 0 && s->active && seg_id < s->active->id ? KV_ENOTFOUND : KV_EINVAL;
+    } else {
+        *size = atomic_load(&(*seg)->size);
+        kv__segment_pin(*seg);
+        rc = kv__segment_get_fd(s, *seg, fd);
+        if (rc != 0)
+            kv__segment_unpin(*seg);
+    }
+    kv__unlock(&s->rwlock);
+    return rc;
+}
+
+int kv__read_key_at(kv_store *s, uint64_t position, uint8_t **key, size_t *key_len)
+{
+    uint32_t seg_id = (uint32_t)(position >> KV_POSITION_OFF_BITS);
+    uint64_t off = position & ((UINT64_C(1) << KV_POSITION_OFF_BITS) - 1);
+    struct segment *seg;
+    int fd = -1;
+    uint64_t size = 0;
+    int rc = pin_position(s, seg_id, &seg, &fd, &size);
+    if (rc != 0)
+        return rc;
+    /* A segment never changes below its size, so the record is the one the
+     * position was taken from, or (a number that was never a position) not
+     * a record at all: its header must hold, inside the segment. */
+    uint8_t hdr[RECORD_HEADER_LEN];
+    struct record_header h = {0};
+    uint8_t *buf = NULL;
+    if (off + RECORD_OVERHEAD > size)
+        rc = KV_EINVAL;
+    else
+        rc = kv__io_read_full(s->io, fd, hdr, sizeof(hdr), (off_t)off);
+    if (rc == 0 && (!record_decode_header(hdr, &h) || (h.op != KV_OP_SET && h.op != KV_OP_SETX) ||
+                    h.key_len == 0 || h.key_len > KV_MAX_KEY_LEN ||
+                    off + record_size(h.key_len, h.val_len) > size))
+        rc = KV_EINVAL;
+    if (rc == 0 && !(buf = malloc((size_t)h.key_len + 1)))
+        rc = KV_ENOMEM;
+    if (rc == 0)
+        rc = kv__io_read_full(s->io, fd, buf, h.key_len, (off_t)(off + RECORD_HEADER_LEN));
+    kv__segment_put_fd(s, seg);
+    kv__segment_unpin(seg);
+    if (rc == KV_ECORRUPT)
+        rc = KV_EINVAL; /* shorter than its size says: not a record of the store */
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    buf[h.key_len] = 0;
+    *key = buf;
+    *key_len = h.key_len;
+    return 0;
+}
+
 void kv__read_end(kv_store *s, struct read_at *at)
 {
     if (!at->rec)

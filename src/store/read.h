@@ -72,6 +72,17 @@ int kv__stat_record(const uint8_t *head, size_t head_len, uint32_t record_crc, c
 int kv__read_stat(kv_store *s, const struct read_at *at, const void *key, size_t key_len,
                   kv_stat_info *out);
 
+/* A key's position (kv_stat_info.position): its record's segment above its
+ * offset, which is below 2^31 (segments are at most 2 GiB). */
+#define KV_POSITION_OFF_BITS 31u
+static inline uint64_t kv__position_of(const struct kv_loc *loc)
+{
+    return (uint64_t)loc->seg << KV_POSITION_OFF_BITS | loc->off;
+}
+
+/* The key of the record at position (kv_key_at). Takes the rwlock. */
+int kv__read_key_at(kv_store *s, uint64_t position, uint8_t **key, size_t *key_len);
+
 /* Ends a read that kv__read_begin started. Caller holds no lock. */
 void kv__read_end(kv_store *s, struct read_at *at);
 

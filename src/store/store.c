@@ -299,8 +299,10 @@ int kv_stat(kv_store *s, const void *key, size_t key_len, kv_stat_info *out)
     kv__read_end(s, &at);
     if (rc == 0 && st.expire_at_ms != 0 && st.expire_at_ms <= kv__now_ms())
         rc = KV_ENOTFOUND; /* as kv_get finds it */
-    if (rc == 0)
+    if (rc == 0) {
+        st.position = kv__position_of(&at.loc);
         *out = st;
+    }
     return rc;
 }
 

@@ -2,7 +2,8 @@
  * test_stat.c - kv_stat: the size, CRC-32 and expiry of a key's value
  * without reading the value, through the public API for SET records (from
  * the mapping and through descriptors, after overwrites, reopens and
- * compaction), for compressed values (kv_range's values too), and
+ * compaction), for compressed values (kv_range's values too), the
+ * position it gives (kv_key_at), and
  * kv__stat_record on hand-made SETX records (expiry,
  * compression, unknown attributes) and records that do not match.
  */
@@ -266,6 +267,72 @@ static void test_stat_and_range_of_a_compressed_value_give_the_original(void **s
     assert_kv_ok(tu_close_tracked(s));
 }
 
+static void assert_key_at(kv_store *s, uint64_t position, const char *want)
+{
+    void *key = NULL;
+    size_t len = 0;
+    assert_kv_ok(kv_key_at(s, position, &key, &len));
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(key, want, len);
+    kv_free(key);
+}
+
+static void assert_no_key_at(kv_store *s, uint64_t position, int want_rc)
+{
+    void *key = NULL;
+    size_t len = 0;
+    assert_kv_rc(kv_key_at(s, position, &key, &len), want_rc);
+    assert_null(key);
+}
+
+/* A key's position gives the key back while the record is in the log:
+ * after the key is overwritten and deleted, and after a reopen; once a
+ * compaction has removed its segment, it is KV_ENOTFOUND. A number that is
+ * no position of the store is KV_EINVAL. */
+static void test_a_position_gives_its_key_back_until_compaction(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o;
+    kv_options_init(&o);
+    o.compaction_interval_secs = 0;
+    kv_store *s = tu_open_tracked(f->dir, &o);
+    assert_kv_ok(kv_put(s, "before", 6, "x", 1));
+    assert_kv_ok(kv_put(s, "named", 5, "first value", 11));
+    kv_stat_info st;
+    assert_kv_ok(kv_stat(s, "named", 5, &st));
+    uint64_t pos = st.position;
+    assert_true(pos != 0 && pos < (UINT64_C(1) << 63));
+    assert_key_at(s, pos, "named");
+    assert_kv_ok(kv_put(s, "named", 5, "second", 6));
+    assert_kv_ok(kv_stat(s, "named", 5, &st));
+    assert_true(st.position != pos);
+    assert_key_at(s, st.position, "named");
+    assert_key_at(s, pos, "named");
+    assert_kv_ok(kv_delete(s, "named", 5));
+    assert_key_at(s, pos, "named");
+    assert_kv_ok(tu_close_tracked(s));
+    s = tu_open_tracked(f->dir, &o);
+    assert_key_at(s, pos, "named");
+    /* Numbers that name no record: segment 0, a segment newer than any,
+     * the middle of a record, past the end of the segment, 2^63 and up. */
+    uint64_t seg = pos >> 31;
+    assert_no_key_at(s, 12345, KV_EINVAL);
+    assert_no_key_at(s, (seg + 100) << 31, KV_EINVAL);
+    assert_no_key_at(s, pos + 1, KV_EINVAL);
+    assert_no_key_at(s, (seg << 31) | ((UINT64_C(1) << 31) - 1), KV_EINVAL);
+    assert_no_key_at(s, UINT64_C(1) << 63, KV_EINVAL);
+    void *key = NULL;
+    size_t len = 0;
+    assert_kv_rc(kv_key_at(NULL, pos, &key, &len), KV_EINVAL);
+    assert_kv_rc(kv_key_at(s, pos, NULL, &len), KV_EINVAL);
+    assert_kv_rc(kv_key_at(s, pos, &key, NULL), KV_EINVAL);
+    assert_kv_ok(kv_compact(s));
+    assert_no_key_at(s, pos, KV_ENOTFOUND);
+    assert_kv_ok(kv_stat(s, "before", 6, &st));
+    assert_key_at(s, st.position, "before");
+    assert_kv_ok(tu_close_tracked(s));
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +343,8 @@ int main(int argc, char **argv)
             tu_teardown),
         cmocka_unit_test_setup_teardown(test_stat_refuses_bad_arguments, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_stat_and_range_of_a_compressed_value_give_the_original,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_a_position_gives_its_key_back_until_compaction,
                                         tu_setup, tu_teardown),
         cmocka_unit_test(test_stat_of_setx_records_reads_their_attributes),
         cmocka_unit_test(test_stat_of_a_record_that_does_not_match_is_refused),
