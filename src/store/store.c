@@ -13,6 +13,7 @@
 
 #include "debug.h"
 #include "bloom.h"
+#include "commit.h"
 #include "compaction.h"
 #include "dirlock.h"
 #include "index.h"
@@ -78,6 +79,8 @@ static int make_dir(kv_store *s)
 static int init_sync(kv_store *s)
 {
     int rc = kv__rwlock_init(&s->rwlock);
+    if (rc == 0)
+        rc = kv__commit_init(s);
     if (rc != 0)
         return rc;
     kv__mutex_init(&s->append_mu);
@@ -94,6 +97,7 @@ static void store_free(kv_store *s)
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
     kv__rwlock_destroy(&s->rwlock);
+    kv__commit_free(s);
     kv__mutex_destroy(&s->append_mu);
     kv__mutex_destroy(&s->seg_mu);
     kv__mutex_destroy(&s->queue_mu);
@@ -141,11 +145,14 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         rc = kv__rebuild_bloom(s);
         kv__unlock(&s->rwlock);
     }
+    if (rc == 0)
+        rc = kv__commit_start(s);
     if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)
         rc = kv__start_sync_thread(s);
     if (rc == 0 && s->opts.compaction_interval_secs > 0)
         rc = kv__start_compactor(s);
     if (rc != 0) {
+        kv__commit_stop(s);
         kv__stop_sync_thread(s);
         store_free(s);
         return rc;
@@ -160,9 +167,8 @@ int kv_close(kv_store *s)
 {
     if (!s)
         return 0;
-    kv__mutex_lock(&s->queue_mu);
-    s->closing = true;
-    kv__mutex_unlock(&s->queue_mu);
+    /* Every accepted batch completes first, its callback included. */
+    kv__commit_stop(s);
     kv__stop_compactor(s);
     kv__stop_sync_thread(s);
     int rc = 0;
@@ -188,15 +194,12 @@ int kv_put_crc(kv_store *s, const void *key, size_t key_len, const void *val, si
         return KV_EINVAL;
     if (val_len > KV_MAX_VALUE_LEN)
         return KV_ETOOBIG;
-    uint32_t vcrc = 0;
-    int rc =
-        kv__write(s, KV_OP_SET, key, key_len, val, val_len, KV_COND_NONE, value_crc ? &vcrc : NULL);
-    if (rc != 0)
-        return rc;
-    atomic_fetch_add_explicit(&s->n_puts, 1, memory_order_relaxed);
-    if (value_crc)
-        *value_crc = vcrc;
-    return 0;
+    kv_op op = {
+        .type = KV_WRITE_PUT, .key = key, .key_len = key_len, .val = val, .val_len = val_len};
+    int rc = kv__write_ops(s, &op, 1, value_crc != NULL);
+    if (rc == 0 && value_crc)
+        *value_crc = op.value_crc;
+    return rc;
 }
 
 int kv_put(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len)
@@ -219,12 +222,11 @@ int kv_delete(kv_store *s, const void *key, size_t key_len)
 {
     if (!s || !key_valid(key, key_len))
         return KV_EINVAL;
-    /* Whether the key exists is decided with the write, by the group-commit
-     * leader (write.c): a delete of an absent key writes nothing. */
-    int rc = kv__write(s, KV_OP_DELETE, key, key_len, NULL, 0, KV_COND_PRESENT, NULL);
-    if (rc == 0)
-        atomic_fetch_add_explicit(&s->n_deletes, 1, memory_order_relaxed);
-    return rc;
+    /* Whether the key exists is decided with the write, in its round
+     * (commit.c): a delete of an absent key writes nothing. */
+    kv_op op = {.type = KV_WRITE_DEL, .key = key, .key_len = key_len};
+    int rc = kv__write_ops(s, &op, 1, false);
+    return rc != 0 ? rc : op.rc;
 }
 
 /* Where a read finds its record. */
