@@ -10,6 +10,11 @@
  * is damage, so verify reports it without counting it. An incomplete record
  * at the end of any older segment is damage: sealed segments are never
  * written again.
+ *
+ * A batch (an atomic group of records, one BATCH record on disk) shows as
+ * one line for the batch, then one for each record inside it, marked with a
+ * "+" before its op. Records count the records of keys, inside batches or
+ * not; batches are counted apart.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,7 +28,8 @@
  * segment, if any, until it is known whether a newer segment follows. */
 struct tally {
     uint64_t segments; /* segment files, empty ones included */
-    uint64_t records;
+    uint64_t records;  /* records and damaged regions, batches apart */
+    uint64_t batches;
     uint64_t damaged;
     bool started;
     uint64_t segment_id;
@@ -40,7 +46,10 @@ static bool tally_record(struct tally *t, const kv_record_info *info)
     bool new_segment = !t->started || info->segment_id != t->segment_id;
     t->started = true;
     t->segment_id = info->segment_id;
-    t->records++;
+    if (info->op == KV_OP_BATCH && info->status == KV_REC_OK)
+        t->batches++;
+    else
+        t->records++;
     if (info->status != KV_REC_OK && info->status != KV_REC_TORN)
         t->damaged++;
     return new_segment;
@@ -96,16 +105,21 @@ static const char *op_name(uint8_t op)
         return "set";
     case KV_OP_DELETE:
         return "delete";
+    case KV_OP_BATCH:
+        return "batch";
     default:
         return NULL;
     }
 }
 
-/* "verify: 2 segments, 10 records, no damage" */
+/* "verify: 2 segments, 10 records, no damage", with ", 1 batch" after the
+ * records when there are batches. */
 static void print_summary(const char *what, const struct tally *t)
 {
     printf("%s: %" PRIu64 " segment%s, %" PRIu64 " record%s, ", what, t->segments,
            t->segments == 1 ? "" : "s", t->records, t->records == 1 ? "" : "s");
+    if (t->batches > 0)
+        printf("%" PRIu64 " batch%s, ", t->batches, t->batches == 1 ? "" : "es");
     if (t->damaged == 0)
         printf("no damage\n");
     else
@@ -150,6 +164,12 @@ static void report_damage(const kv_record_info *info)
     printf("segment %" PRIu64 " offset %" PRIu64 ": ", info->segment_id, info->offset);
     switch (info->status) {
     case KV_REC_BAD_CHECKSUM:
+        if (info->op == KV_OP_BATCH) {
+            printf("checksum mismatch in a batch of %" PRIu64 " bytes (none of its records "
+                   "is applied)",
+                   info->length);
+            break;
+        }
         printf("checksum mismatch in a record of %" PRIu64 " bytes, key ", info->length);
         cli_print_quoted(stdout, info->key, info->key_len);
         break;
@@ -250,15 +270,18 @@ static int on_dump_record(const kv_record_info *info, void *arg)
         printf("%-7s %-10s %-9s %-13s -\n", "-", "-", "-", kv_record_status_name(info->status));
         return 0;
     }
-    const char *op = op_name(info->op);
-    char opbuf[8];
-    if (!op) {
-        snprintf(opbuf, sizeof(opbuf), "op%u", info->op);
-        op = opbuf;
-    }
+    const char *name = op_name(info->op);
+    char op[16];
+    if (name)
+        snprintf(op, sizeof(op), "%s%s", info->in_batch ? "+" : "", name);
+    else
+        snprintf(op, sizeof(op), "%sop%u", info->in_batch ? "+" : "", info->op);
     printf("%-7s %-10" PRIu64 " %08" PRIx32 "  %-13s ", op, info->value_len, info->checksum,
            kv_record_status_name(info->status));
-    cli_print_quoted(stdout, info->key, info->key_len);
+    if (info->op == KV_OP_BATCH)
+        printf("-");
+    else
+        cli_print_quoted(stdout, info->key, info->key_len);
     printf("\n");
     return 0;
 }

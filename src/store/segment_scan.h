@@ -11,12 +11,15 @@
 
 #include "kvstore.h"
 
-/* One record, or one region of bytes that do not check out. */
+/* One record, or one region of bytes that do not check out. A BATCH record
+ * that checks out is reported, then each record inside it (in_batch). */
 struct scan_record {
     uint64_t off;
     uint64_t len;
     kv_record_status status;
-    bool at_tail; /* nothing that checks out follows it in the segment */
+    bool at_tail;  /* nothing that checks out follows it in the segment */
+    bool in_batch; /* a record inside the BATCH record reported before it */
+    bool header;   /* its first bytes decode as a header (op and lengths are set) */
     uint8_t op;
     const uint8_t *key; /* into the reader's buffer: valid during the call */
     uint32_t key_len;
