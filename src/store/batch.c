@@ -33,8 +33,8 @@ int kv__unit_check(const kv_op *ops, size_t n)
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         const kv_op *op = &ops[i];
-        bool type_ok = op->type == KV_WRITE_PUT || op->type == KV_WRITE_DEL ||
-                       op->type == KV_WRITE_CHECK;
+        bool type_ok =
+            op->type == KV_WRITE_PUT || op->type == KV_WRITE_DEL || op->type == KV_WRITE_CHECK;
         bool cond_ok = op->cond == KV_IF_ANY || op->cond == KV_IF_ABSENT ||
                        op->cond == KV_IF_PRESENT || op->cond == KV_IF_CRC;
         /* Expiry belongs to the index; until it keeps one, a write that asks
@@ -221,11 +221,11 @@ void kv__unit_iov(struct kv__unit *u, struct iovec *iov, size_t *n, uint32_t seg
         iov[k++] = (struct iovec){.iov_base = (void *)op->key, .iov_len = op->key_len};
         if (r->loc.val_len > 0)
             iov[k++] = (struct iovec){.iov_base = (void *)op->val, .iov_len = op->val_len};
-        iov[k++] = (struct iovec){.iov_base = r->bytes + RECORD_HEADER_LEN,
-                                  .iov_len = RECORD_TRAILER_LEN};
+        iov[k++] =
+            (struct iovec){.iov_base = r->bytes + RECORD_HEADER_LEN, .iov_len = RECORD_TRAILER_LEN};
     }
     if (framed)
-        iov[k++] = (struct iovec){.iov_base = u->frame + RECORD_HEADER_LEN,
-                                  .iov_len = RECORD_TRAILER_LEN};
+        iov[k++] =
+            (struct iovec){.iov_base = u->frame + RECORD_HEADER_LEN, .iov_len = RECORD_TRAILER_LEN};
     *n = k;
 }

@@ -66,8 +66,8 @@
 
 #define ROUND_MAX_BYTES (8u << 20)
 
-static const uint64_t writes_edges[] = {1,  2,  3,   4,   6,   8,   12,  16,   24,        32,
-                                        48, 64, 96,  128, 192, 256, 384, 512, 1024, UINT64_MAX};
+static const uint64_t writes_edges[] = {1,  2,  3,  4,   6,   8,   12,  16,  24,   32,
+                                        48, 64, 96, 128, 192, 256, 384, 512, 1024, UINT64_MAX};
 static const uint64_t wait_edges[] = {5,    10,   20,    50,    100,    200,     500,       1000,
                                       2000, 5000, 10000, 20000, 100000, 1000000, UINT64_MAX};
 _Static_assert(sizeof(writes_edges) / sizeof(writes_edges[0]) <= KV_HIST_BUCKETS, "buckets");
@@ -124,38 +124,74 @@ static uint64_t clamp_ns(uint64_t v, uint64_t lo, uint64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* The longest pause between two arrivals that a gathering thread waits out:
- * writers on their way back arrive closer together than an fdatasync. */
-static uint64_t gather_gap_ns(const struct kv__commit *c)
+/* Rounds in a window of the estimate of writers in flight; the last round
+ * of each gathers without the estimate (see gather). */
+#define WINDOW_ROUNDS 16
+
+/* How long without an arrival tells the commit thread that the writers it
+ * waits for are all back: a few of the usual gaps between two arrivals,
+ * within bounds. */
+static uint64_t quiet_ns(const struct kv__commit *c)
 {
-    return clamp_ns(c->sync_ns, 50000u, 2000000u);
+    uint64_t q = 8 * c->arrival_gap_ns > c->sync_ns ? 8 * c->arrival_gap_ns : c->sync_ns;
+    return clamp_ns(q, 50000u, 2000000u);
 }
 
-/* The longest a gathering thread waits after a round, whatever arrives. */
+/* The longest a gathering thread waits after a round, whatever arrives:
+ * long enough for many writers to come back through a busy front end, short
+ * enough to bound the latency that a stream of new writers adds. */
 static uint64_t gather_cap_ns(const struct kv__commit *c)
 {
-    return clamp_ns(8 * c->sync_ns, 1000000u, 20000000u);
+    return clamp_ns(16 * c->sync_ns, 2000000u, 20000000u);
 }
 
-/* In the commit thread, queue_mu held: waits until the round may start. */
+/*
+ * In the commit thread, queue_mu held: waits until the round may start.
+ *
+ * It starts when as many batches are queued as the most that were in flight
+ * at the end of a recent round (c->writers: their writers, released by that
+ * round, come back), or when no batch has arrived for quiet_ns (all that
+ * were coming are here), or gather_cap_ns after the last round. The
+ * estimate sees only the writers inside the engine: when the front end is
+ * busy, many are on their way back (answered, reading the next request) at
+ * a round's end, and rounds could settle at half of the writers. So the
+ * last round of every window of WINDOW_ROUNDS waits for the quiet alone: it
+ * gathers everyone that comes back, and the estimate grows to them.
+ */
 static void gather(kv_store *s)
 {
     struct kv__commit *c = &s->commit;
     if (s->opts.sync_mode != KV_SYNC_ALWAYS)
         return;
+    bool probe = c->window_rounds + 1 == WINDOW_ROUNDS;
+    size_t target = probe ? SIZE_MAX : c->writers;
     uint64_t cap_at = c->round_end_ns + gather_cap_ns(c);
-    uint64_t gap = gather_gap_ns(c);
-    while (queued(s) < c->expected && !s->closing) {
-        uint64_t last = atomic_load_explicit(&c->last_arrival_ns, memory_order_relaxed);
-        if (last < c->round_end_ns)
-            last = c->round_end_ns;
-        uint64_t until = last + gap < cap_at ? last + gap : cap_at;
+    c->gather_since = c->round_end_ns;
+    while (queued(s) < target && !s->closing) {
+        uint64_t last = c->last_arrival_ns > c->round_end_ns ? c->last_arrival_ns : c->round_end_ns;
+        uint64_t until = last + quiet_ns(c) < cap_at ? last + quiet_ns(c) : cap_at;
         if (kv__now_ns() >= until)
             break;
-        c->gather_target = c->expected;
+        c->gather_target = target;
         kv__cond_wait_until(&c->cv, &s->queue_mu, until);
     }
     c->gather_target = 0;
+}
+
+/* After a round of count batches, with queued more behind it: the estimate
+ * of the writers in flight. */
+static void note_writers(struct kv__commit *c, size_t in_flight)
+{
+    if (in_flight > c->window_max)
+        c->window_max = in_flight;
+    if (++c->window_rounds == WINDOW_ROUNDS) {
+        c->prev_window_max = c->window_max;
+        c->window_max = 0;
+        c->window_rounds = 0;
+    }
+    c->writers = c->prev_window_max > c->window_max ? c->prev_window_max : c->window_max;
+    if (c->writers < in_flight)
+        c->writers = in_flight;
 }
 
 /* ---- conditions: the round's overlay over the index */
@@ -274,8 +310,8 @@ static int indexed_value_crc(kv_store *s, const struct index_entry *e, const kv_
 
 /* Whether op's key is in the store just before op, and (want_crc) the CRC
  * of its value then. The rwlock is held. */
-static int key_state(kv_store *s, const struct overlay *ov, const struct op_rec *r,
-                     const kv_op *op, bool want_crc, bool *present, uint32_t *crc)
+static int key_state(kv_store *s, const struct overlay *ov, const struct op_rec *r, const kv_op *op,
+                     bool want_crc, bool *present, uint32_t *crc)
 {
     size_t i = overlay_find(ov, r->hash, op);
     if (ov->slots[i].used) {
@@ -582,10 +618,13 @@ static void run_round(kv_store *s, struct kv__unit *first, size_t count, int rc)
     /* Before any writer is released: the batches in flight now are the
      * round's and those queued behind it. */
     kv__mutex_lock(&s->queue_mu);
-    c->expected = count + queued(s);
+    size_t in_flight = count + queued(s);
     kv__mutex_unlock(&s->queue_mu);
+    note_writers(c, in_flight);
     complete_round(first);
+    kv__mutex_lock(&s->queue_mu);
     c->round_end_ns = kv__now_ns();
+    kv__mutex_unlock(&s->queue_mu);
 }
 
 /* Rotates first when even the first unit (first_bytes) does not fit the
@@ -652,7 +691,7 @@ static void thread_round(kv_store *s)
  * the writers its last round released. queue_mu held. */
 static bool keep_gathering(const kv_store *s)
 {
-    return s->opts.sync_mode == KV_SYNC_ALWAYS && s->commit.expected > 1 && !s->closing;
+    return s->opts.sync_mode == KV_SYNC_ALWAYS && s->commit.writers > 1 && !s->closing;
 }
 
 static void *commit_main(void *arg)
@@ -706,7 +745,14 @@ static int submit(kv_store *s, struct kv__unit *u, bool inline_ok)
         c->head = u;
     c->tail = u;
     atomic_store_explicit(&s->queue_len, queued(s) + 1, memory_order_relaxed);
-    atomic_store_explicit(&c->last_arrival_ns, u->submit_ns, memory_order_relaxed);
+    /* The gaps between arrivals while the thread gathers: how long a pause
+     * means that no more are coming (quiet_ns). */
+    if (c->gather_target != 0 && c->last_arrival_ns > c->gather_since) {
+        uint64_t gap = u->submit_ns - c->last_arrival_ns;
+        gap = gap < 1000000u ? gap : 1000000u;
+        c->arrival_gap_ns = (7 * c->arrival_gap_ns + gap) / 8;
+    }
+    c->last_arrival_ns = u->submit_ns;
     if (c->state == COMMIT_IDLE) {
         c->state = COMMIT_THREAD;
         pthread_cond_signal(&c->cv);

@@ -58,15 +58,19 @@ struct kv__commit {
     /* queue_mu */
     struct kv__unit *head, *tail; /* their count is kv_store.queue_len */
     enum kv__commit_state state;
-    size_t gather_target; /* the commit thread waits for this many queued; 0: not waiting */
-    size_t async_pending; /* kv_write_async batches accepted and not completed */
-    pthread_cond_t cv;    /* the commit thread's (and kv_close's) wait, on queue_mu */
-    atomic_uint_fast64_t last_arrival_ns;
+    size_t gather_target;     /* the commit thread waits for this many queued; 0: not waiting */
+    pthread_cond_t cv;        /* the commit thread's wait, on queue_mu */
+    uint64_t last_arrival_ns; /* when the last batch was queued */
+    uint64_t gather_since;    /* the commit thread gathers arrivals since then */
+    uint64_t arrival_gap_ns;  /* average gap between two arrivals while it gathers */
 
     /* The token holder's. */
-    size_t expected;       /* batches in flight when the last round completed */
-    uint64_t round_end_ns; /* when it completed */
-    uint64_t sync_ns;      /* its fdatasync's duration */
+    size_t writers;         /* the most batches in flight at a round's end, of late */
+    size_t window_max;      /* the most in this window of rounds... */
+    size_t prev_window_max; /* ...and in the window before */
+    unsigned window_rounds; /* rounds so far in this window */
+    uint64_t round_end_ns;  /* when the last round completed */
+    uint64_t sync_ns;       /* its fdatasync's duration */
     struct iovec *iov;
     size_t iov_cap;
     struct overlay ov;

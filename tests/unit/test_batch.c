@@ -336,8 +336,7 @@ static void test_a_batch_damaged_at_any_byte_is_skipped_whole(void **state)
             struct seen sn;
             scan(dir, &sn);
             for (size_t i = 0; i < sn.n; i++) {
-                if (sn.r[i].status == KV_REC_OK && sn.r[i].offset >= off &&
-                    sn.r[i].offset < end)
+                if (sn.r[i].status == KV_REC_OK && sn.r[i].offset >= off && sn.r[i].offset < end)
                     fail_msg("damage at offset %llu: kv_scan reports a record at %llu inside "
                              "the damaged batch",
                              (unsigned long long)at, (unsigned long long)sn.r[i].offset);
@@ -356,8 +355,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_several_ops_are_one_batch_record_with_their_records_inside, tu_setup,
-            tu_teardown),
+            test_several_ops_are_one_batch_record_with_their_records_inside, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_that_writes_one_record_is_that_plain_record,
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_that_writes_nothing_leaves_the_log_alone,
@@ -366,8 +364,8 @@ int main(int argc, char **argv)
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_cut_at_any_byte_is_recovered_all_or_nothing,
                                         tu_setup, tu_teardown),
-        cmocka_unit_test_setup_teardown(test_a_batch_damaged_at_any_byte_is_skipped_whole,
-                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_damaged_at_any_byte_is_skipped_whole, tu_setup,
+                                        tu_teardown),
     };
     return tu_run_tests(tests, argc, argv);
 }

@@ -143,8 +143,8 @@ static void assert_store_is_model(kv_store *s, const struct model *m, int step)
         }
         live++;
         if (rc != 0 || len != m->len[i] || memcmp(v, m->val[i], len) != 0)
-            fail_msg("step %d: %s reads back wrong (rc %d, %zu bytes, want %zu)", step, k, rc,
-                     len, m->len[i]);
+            fail_msg("step %d: %s reads back wrong (rc %d, %zu bytes, want %zu)", step, k, rc, len,
+                     m->len[i]);
         kv_free(v);
     }
     kv_stats st;

@@ -13,10 +13,10 @@
 
 #include "testutil.h"
 
-#define SUBMITTERS      4
-#define PER_SUBMITTER   400
-#define CLOSE_BATCHES   1000
-#define CHAIN_LENGTH    200
+#define SUBMITTERS    4
+#define PER_SUBMITTER 400
+#define CLOSE_BATCHES 1000
+#define CHAIN_LENGTH  200
 
 /* One asynchronous write and what its callback saw. */
 struct job {

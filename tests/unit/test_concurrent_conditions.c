@@ -214,12 +214,13 @@ static void test_conditions_see_the_batches_before_them_in_their_round(void **st
                  op(KV_WRITE_CHECK, "k", NULL, KV_IF_ABSENT, 0)},
          .n = 2},
         /* 7: the second delete of k in the round finds nothing. */
-        {.ops = {op(KV_WRITE_DEL, "k", NULL, KV_IF_ANY, 0), op(KV_WRITE_DEL, "k", NULL, KV_IF_ANY, 0)},
+        {.ops = {op(KV_WRITE_DEL, "k", NULL, KV_IF_ANY, 0),
+                 op(KV_WRITE_DEL, "k", NULL, KV_IF_ANY, 0)},
          .n = 2},
     };
     int n = (int)(sizeof(b) / sizeof(b[0]));
-    size_t want = record_len(&b[0].ops[0]) + record_len(&b[2].ops[0]) +
-                  record_len(&b[3].ops[0]) + record_len(&b[5].ops[0]) + record_len(&b[7].ops[0]);
+    size_t want = record_len(&b[0].ops[0]) + record_len(&b[2].ops[0]) + record_len(&b[3].ops[0]) +
+                  record_len(&b[5].ops[0]) + record_len(&b[7].ops[0]);
     run_one_round(s, &first, b, n, want);
 
     int want_rc[] = {0, KV_ECONDITION, 0, 0, KV_ECONDITION, 0, KV_ECONDITION, 0};
