@@ -5,7 +5,7 @@
  * src/core/ owns the application a front end serves: the blob layer over the
  * engine (storage.h), the settings it was started with (src/config/), the
  * counters and the table of figures that metrics report (figures.h), the
- * log (log.h), the pool of threads for work that waits for a disk (pool.h),
+ * log (log.h), the pool of threads for long admin jobs (pool.h),
  * and the application's life from open to close. Front ends (src/http/, and any
  * other protocol) include these headers; nothing here includes a front end's,
  * and only the engine's public header (kvstore.h) is reached below.
@@ -28,8 +28,9 @@ struct vs_counters {
     atomic_uint_fast64_t bytes_sent;     /* response body bytes */
     atomic_uint_fast64_t connections;    /* open client connections */
     atomic_uint_fast64_t connections_total;
-    atomic_uint_fast64_t in_flight;  /* requests begun and not complete */
-    atomic_uint_fast64_t body_bytes; /* memory held for request bodies */
+    atomic_uint_fast64_t in_flight;        /* requests begun and not complete */
+    atomic_uint_fast64_t writes_in_flight; /* writes submitted to the engine, not complete */
+    atomic_uint_fast64_t body_bytes;       /* memory held for request bodies */
 };
 
 struct vs_app {

@@ -1,12 +1,12 @@
 /*
- * pool.h - a fixed set of threads that run jobs which may block, so that the
- * HTTP threads never wait for a disk.
+ * pool.h - a fixed set of threads that run jobs which may block for long
+ * (a compaction, a snapshot), so that the front ends' threads never wait for
+ * them.
  *
- * In sync mode "always" a write returns only after fdatasync; the engine
- * shares one fdatasync among all the writers that are waiting at that moment
- * (group commit). The HTTP threads are few (one per core), so writes are
- * handed to this pool, whose many threads wait in the engine together and
- * batch their syncs, while the HTTP threads go on serving other connections.
+ * Durable writes do not come here: a front end submits them to the engine
+ * with kv_write_async and is called back when they are on stable storage, so
+ * that no thread waits per write in flight and the engine's group commit
+ * sees every writer that waits.
  */
 #ifndef VS_POOL_H
 #define VS_POOL_H

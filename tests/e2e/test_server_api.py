@@ -82,7 +82,7 @@ class HealthAndMetrics(ServerTestCase):
                 continue
             if line.startswith("# TYPE "):
                 _, _, name, kind = line.split(" ")
-                self.assertIn(kind, ("counter", "gauge"), line)
+                self.assertIn(kind, ("counter", "gauge", "histogram"), line)
                 types[name] = kind
                 continue
             self.assertFalse(line.startswith("#"), line)
@@ -91,7 +91,13 @@ class HealthAndMetrics(ServerTestCase):
             name, labels = m.group(1), m.group(3) or ""
             for pair in labels.split(","):
                 self.assertRegex(pair, label_re)
-            self.assertIn(name, types, "sample without TYPE: " + line)
+            # A histogram's samples are its name with _bucket, _sum, _count.
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            kind = types.get(name) or (types.get(base) if base != name else None)
+            self.assertIsNotNone(kind, "sample without TYPE: " + line)
+            if name not in types and name.endswith("_bucket"):
+                self.assertEqual(kind, "histogram", line)
+                self.assertIn("le=", labels, line)
             samples[(name, labels)] = float(m.group(4))
         return samples, types
 
