@@ -54,11 +54,12 @@ struct kv__unit {
     kv_commit_info info;
 
     /* How it completes: done (kv_write_async), or a post of wake to the
-     * thread waiting in kv_write. */
+     * thread waiting in kv_write; or neither when that thread committed it
+     * itself (not queued). */
     kv_done_fn done;
     void *ctx;
-    sem_t wake;
-    bool finished;
+    sem_t wake;  /* initialised when a kv_write's unit is queued */
+    bool queued; /* it went through the queue (submit_ns is set) */
     uint64_t submit_ns;
     struct kv__unit *next;
 };

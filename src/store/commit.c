@@ -573,7 +573,7 @@ static void complete_round(struct kv__unit *first)
         if (u->done) {
             u->done(u->ops, u->n, u->rc, &u->info, u->ctx);
             free(u);
-        } else {
+        } else if (u->queued) {
             sem_post(&u->wake);
         }
         u = next;
@@ -587,9 +587,12 @@ static void run_round(kv_store *s, struct kv__unit *first, size_t count, int rc)
 {
     KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct kv__commit *c = &s->commit;
-    uint64_t start = kv__now_ns();
+    /* A caller committing its own batch waited for nothing; and only sync
+     * mode always gathers writers, so only it keeps the gathering figures. */
+    bool gathers = s->opts.sync_mode == KV_SYNC_ALWAYS;
+    uint64_t start = first->queued ? kv__now_ns() : 0;
     for (struct kv__unit *u = first; u; u = u->next) {
-        hist_add(&c->batch_wait_us, (start - u->submit_ns) / 1000u);
+        hist_add(&c->batch_wait_us, u->queued ? (start - u->submit_ns) / 1000u : 0);
         u->rc = 0;
     }
     size_t inserts = 0;
@@ -615,16 +618,20 @@ static void run_round(kv_store *s, struct kv__unit *first, size_t count, int rc)
     atomic_fetch_add_explicit(&c->batches, count, memory_order_relaxed);
     c->sync_ns = s->last_sync_ns;
     kv__mutex_unlock(&s->append_mu);
-    /* Before any writer is released: the batches in flight now are the
-     * round's and those queued behind it. */
-    kv__mutex_lock(&s->queue_mu);
-    size_t in_flight = count + queued(s);
-    kv__mutex_unlock(&s->queue_mu);
-    note_writers(c, in_flight);
+    if (gathers) {
+        /* Before any writer is released: the batches in flight now are the
+         * round's and those queued behind it. */
+        kv__mutex_lock(&s->queue_mu);
+        size_t in_flight = count + queued(s);
+        kv__mutex_unlock(&s->queue_mu);
+        note_writers(c, in_flight);
+    }
     complete_round(first);
-    kv__mutex_lock(&s->queue_mu);
-    c->round_end_ns = kv__now_ns();
-    kv__mutex_unlock(&s->queue_mu);
+    if (gathers) {
+        kv__mutex_lock(&s->queue_mu);
+        c->round_end_ns = kv__now_ns();
+        kv__mutex_unlock(&s->queue_mu);
+    }
 }
 
 /* Rotates first when even the first unit (first_bytes) does not fit the
@@ -727,7 +734,6 @@ static int submit(kv_store *s, struct kv__unit *u, bool inline_ok)
 {
     struct kv__commit *c = &s->commit;
     u->next = NULL;
-    u->submit_ns = kv__now_ns();
     kv__mutex_lock(&s->queue_mu);
     if (s->closing) {
         kv__mutex_unlock(&s->queue_mu);
@@ -739,6 +745,10 @@ static int submit(kv_store *s, struct kv__unit *u, bool inline_ok)
         kv__mutex_unlock(&s->queue_mu);
         return 1;
     }
+    u->queued = true;
+    u->submit_ns = kv__now_ns();
+    if (!u->done)
+        sem_init(&u->wake, 0, 0);
     if (c->tail)
         c->tail->next = u;
     else
@@ -775,7 +785,11 @@ static void commit_inline(kv_store *s, struct kv__unit *u)
     run_round(s, u, 1, rc);
     kv__mutex_lock(&s->queue_mu);
     c->state = queued(s) > 0 ? COMMIT_THREAD : COMMIT_IDLE;
-    pthread_cond_signal(&c->cv);
+    /* The thread sleeps until it has work, or kv_close waits for it to
+     * see that none is left: a wake-up otherwise would be a wasted one per
+     * write. */
+    if (c->state == COMMIT_THREAD || s->closing)
+        pthread_cond_signal(&c->cv);
     kv__mutex_unlock(&s->queue_mu);
 }
 
@@ -796,7 +810,6 @@ int kv__write_ops(kv_store *s, kv_op *ops, size_t n, bool want_crc)
         struct op_rec *recs = heap;
         kv__unit_encode(&u, ops, n, recs, (uint8_t *)(recs + n), want_crc);
     }
-    sem_init(&u.wake, 0, 0);
     int rc = submit(s, &u, true);
     if (rc == 1) {
         commit_inline(s, &u);
@@ -805,12 +818,12 @@ int kv__write_ops(kv_store *s, kv_op *ops, size_t n, bool want_crc)
         /* Posted once, when the commit thread has completed the batch. */
         while (sem_wait(&u.wake) != 0)
             ;
+        sem_destroy(&u.wake);
         rc = u.rc;
     } else {
         for (size_t i = 0; i < n; i++)
             ops[i].rc = rc;
     }
-    sem_destroy(&u.wake);
     free(heap);
     return rc;
 }
