@@ -573,7 +573,7 @@ static void complete_round(struct kv__unit *first)
         if (u->done) {
             u->done(u->ops, u->n, u->rc, &u->info, u->ctx);
             free(u);
-        } else if (u->queued) {
+        } else {
             sem_post(&u->wake);
         }
         u = next;
@@ -581,8 +581,9 @@ static void complete_round(struct kv__unit *first)
 }
 
 /* The round of the count units from first (taken off the queue), with rc
- * the outcome of its preparation (read-only, rotation). Called holding append_mu, which it
- * releases before it completes the units. */
+ * the outcome of its preparation (read-only, rotation): decided, written,
+ * applied, each unit's outcome set. Called holding append_mu, which it
+ * releases; the caller then completes the units. */
 static void run_round(kv_store *s, struct kv__unit *first, size_t count, int rc)
 {
     KV_ASSERT(kv__mutex_held(&s->append_mu));
@@ -626,12 +627,17 @@ static void run_round(kv_store *s, struct kv__unit *first, size_t count, int rc)
         kv__mutex_unlock(&s->queue_mu);
         note_writers(c, in_flight);
     }
-    complete_round(first);
-    if (gathers) {
-        kv__mutex_lock(&s->queue_mu);
-        c->round_end_ns = kv__now_ns();
-        kv__mutex_unlock(&s->queue_mu);
-    }
+}
+
+/* Notes when the last round ended (its writers released): the gathering
+ * waits from then. */
+static void note_round_end(kv_store *s)
+{
+    if (s->opts.sync_mode != KV_SYNC_ALWAYS)
+        return;
+    kv__mutex_lock(&s->queue_mu);
+    s->commit.round_end_ns = kv__now_ns();
+    kv__mutex_unlock(&s->queue_mu);
 }
 
 /* Rotates first when even the first unit (first_bytes) does not fit the
@@ -692,6 +698,8 @@ static void thread_round(kv_store *s)
     size_t count = take_units(s, room);
     kv__mutex_unlock(&s->queue_mu);
     run_round(s, first, count, rc);
+    complete_round(first);
+    note_round_end(s);
 }
 
 /* Whether the commit thread keeps the token with nothing queued, to gather
@@ -782,7 +790,8 @@ static void commit_inline(kv_store *s, struct kv__unit *u)
     kv__mutex_lock(&s->append_mu);
     uint64_t room = 0;
     int rc = atomic_load(&s->read_only) ? KV_EREADONLY : make_room(s, u->max_bytes, &room);
-    run_round(s, u, 1, rc);
+    run_round(s, u, 1, rc); /* its outcome is in u: nothing to complete */
+    note_round_end(s);
     kv__mutex_lock(&s->queue_mu);
     c->state = queued(s) > 0 ? COMMIT_THREAD : COMMIT_IDLE;
     /* The thread sleeps until it has work, or kv_close waits for it to

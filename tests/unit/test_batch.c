@@ -180,8 +180,8 @@ static void test_bad_ops_are_refused_before_anything_is_written(void **state)
     assert_kv_rc(kv_write(s, &ok, 0), KV_EINVAL);
     kv_op bad[] = {put_op("k", "v"), put_op("", "v")};
     assert_kv_rc(kv_write(s, bad, 2), KV_EINVAL);
-    kv_op type = {.type = 9, .key = "k", .key_len = 1};
-    assert_kv_rc(kv_write(s, &type, 1), KV_EINVAL);
+    kv_op bad_type = {.type = 9, .key = "k", .key_len = 1};
+    assert_kv_rc(kv_write(s, &bad_type, 1), KV_EINVAL);
     kv_op cond = put_op("k", "v");
     cond.cond = 7;
     assert_kv_rc(kv_write(s, &cond, 1), KV_EINVAL);

@@ -201,7 +201,7 @@ static void test_readers_never_see_part_of_a_batch(void **state)
     sh.s = tu_open_tracked(fx->dir, &o);
     char want[GROUP_KEYS][16];
     for (int i = 0; i < GROUP_KEYS; i++)
-        snprintf(want[i], sizeof(want[i]), "%0*u", 6 + i, GENERATIONS);
+        snprintf(want[i], sizeof(want[i]), "%0*u", 6 + i, (unsigned)GENERATIONS);
     for (int grp = 0; grp < GROUPS; grp++) {
         for (int i = 0; i < GROUP_KEYS; i++) {
             char k[24];
