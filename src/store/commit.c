@@ -26,15 +26,17 @@
  * fdatasync; if the next round started at once, it would carry only those
  * that queued during the sync, the released ones would wait for the round
  * after, and the writers would settle into two halves taking turns, each
- * fdatasync carrying half of them. So the commit thread waits, before a
- * round, until as many batches are queued as were in flight when the last
- * round completed (its own and those queued behind it: each of their
- * writers may come back), or until arrivals pause for longer than a
- * writer's way back should take (gather_gap_ns: some did not come back), or
- * for gather_cap_ns at most. A writer that comes back wakes the thread only
- * when it completes the count. No pool of threads caps the batches in
- * flight: a front end submits with kv_write_async and is called back, so
- * nothing bounds them but memory.
+ * fdatasync carrying half of them. So before a round the commit thread
+ * gathers (gather): until as many batches are queued as the most that were
+ * in flight at a recent round's end (the writers that round released come
+ * back), or until arrivals pause (quiet_ns: all that were coming are here),
+ * or gather_cap_ns at most. Waiting for the released writers costs their
+ * way back, but a writer left behind waits a whole round anyway, and one
+ * round for all is never slower than two halves taking turns (a round
+ * takes sync + way back, against the longer of the two for half). A writer
+ * that comes back wakes the thread only when it completes the count. No
+ * pool of threads caps the batches in flight: a front end submits with
+ * kv_write_async and is called back, so nothing bounds them but memory.
  *
  * Conditions (kv_op.cond, and whether a DEL finds its key) are decided
  * under the read lock in the round, against the index as the earlier rounds
@@ -129,12 +131,13 @@ static uint64_t clamp_ns(uint64_t v, uint64_t lo, uint64_t hi)
 #define WINDOW_ROUNDS 16
 
 /* How long without an arrival tells the commit thread that the writers it
- * waits for are all back: a few of the usual gaps between two arrivals,
- * within bounds. */
+ * waits for are all back: twice the longest pause between two arrivals of
+ * late (one that did not mean it: a writer came after it) or twice an
+ * fdatasync, within bounds. */
 static uint64_t quiet_ns(const struct kv__commit *c)
 {
-    uint64_t q = 8 * c->arrival_gap_ns > c->sync_ns ? 8 * c->arrival_gap_ns : c->sync_ns;
-    return clamp_ns(q, 50000u, 2000000u);
+    uint64_t q = c->arrival_gap_ns > c->sync_ns ? c->arrival_gap_ns : c->sync_ns;
+    return clamp_ns(2 * q, 50000u, 5000000u);
 }
 
 /* The longest a gathering thread waits after a round, whatever arrives:
@@ -624,6 +627,7 @@ static void run_round(kv_store *s, struct kv__unit *first, size_t count, int rc)
          * round's and those queued behind it. */
         kv__mutex_lock(&s->queue_mu);
         size_t in_flight = count + queued(s);
+        c->arrival_gap_ns -= c->arrival_gap_ns / 8; /* forgets old pauses */
         kv__mutex_unlock(&s->queue_mu);
         note_writers(c, in_flight);
     }
@@ -763,13 +767,11 @@ static int submit(kv_store *s, struct kv__unit *u, bool inline_ok)
         c->head = u;
     c->tail = u;
     atomic_store_explicit(&s->queue_len, queued(s) + 1, memory_order_relaxed);
-    /* The gaps between arrivals while the thread gathers: how long a pause
-     * means that no more are coming (quiet_ns). */
-    if (c->gather_target != 0 && c->last_arrival_ns > c->gather_since) {
-        uint64_t gap = u->submit_ns - c->last_arrival_ns;
-        gap = gap < 1000000u ? gap : 1000000u;
-        c->arrival_gap_ns = (7 * c->arrival_gap_ns + gap) / 8;
-    }
+    /* The longest gap between two arrivals while the thread gathers: a
+     * pause that long did not mean that no more were coming (quiet_ns). */
+    if (c->gather_target != 0 && c->last_arrival_ns > c->gather_since &&
+        u->submit_ns - c->last_arrival_ns > c->arrival_gap_ns)
+        c->arrival_gap_ns = u->submit_ns - c->last_arrival_ns;
     c->last_arrival_ns = u->submit_ns;
     if (c->state == COMMIT_IDLE) {
         c->state = COMMIT_THREAD;

@@ -62,7 +62,7 @@ struct kv__commit {
     pthread_cond_t cv;        /* the commit thread's wait, on queue_mu */
     uint64_t last_arrival_ns; /* when the last batch was queued */
     uint64_t gather_since;    /* the commit thread gathers arrivals since then */
-    uint64_t arrival_gap_ns;  /* average gap between two arrivals while it gathers */
+    uint64_t arrival_gap_ns;  /* longest gap between two arrivals while it gathers, of late */
 
     /* The token holder's. */
     size_t writers;         /* the most batches in flight at a round's end, of late */
