@@ -228,7 +228,9 @@ KV_API void kv_options_init(kv_options *opts);
 KV_API int kv_open(const char *dir, const kv_options *opts, kv_store **out);
 
 /*
- * Stops the background threads, syncs the active segment, saves
+ * Completes every batch that kv_write_async accepted (their callbacks run;
+ * a callback's own kv_write_async then gets KV_EBUSY), stops the background
+ * threads, syncs the active segment, saves
  * index.snapshot, releases the lock and frees the handle, whatever the
  * outcome of the sync and snapshot: the handle is invalid afterwards. NULL is
  * accepted and returns 0. A store that turned read-only (KV_EREADONLY) is
@@ -361,8 +363,10 @@ typedef struct kv_op {
  * Codes: KV_EINVAL (NULL handle or ops, n 0, a bad key length or type or
  * cond, val NULL with val_len > 0, expire_at_ms or flags set),
  * KV_ETOOBIG (a value over KV_MAX_VALUE_LEN, or a batch whose records exceed
- * it together), KV_ECONDITION, KV_ENOSPC, KV_EIO, KV_EREADONLY, KV_ENOMEM,
- * KV_EBUSY (kv_close has begun). Must not be called from a kv_done_fn.
+ * it together), KV_ECONDITION, KV_ECORRUPT (the record a KV_IF_CRC condition
+ * compares with does not match the index), KV_ENOSPC, KV_EIO, KV_EREADONLY,
+ * KV_ENOMEM, KV_EBUSY (kv_close has begun). Must not be called from a
+ * kv_done_fn.
  */
 KV_API int kv_write(kv_store *s, kv_op *ops, size_t n);
 
