@@ -9,6 +9,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       zlib1g-dev libisal-dev libxxhash-dev \
       libmicrohttpd-dev libjansson-dev libedit-dev \
+      libjs-chart.js \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt kvstore.pc.in ./

@@ -133,7 +133,7 @@ BUILD_FUZZ   ?= build-fuzz
 FUZZ_SECS    ?= 60
 # Working directories of the store targets: on tmpfs, fsync costs nothing.
 FUZZ_TMPDIR  ?= $(shell test -w /dev/shm && echo /dev/shm || echo /tmp)
-FUZZ_TARGETS  = fuzz_segment fuzz_snapshot fuzz_http fuzz_cli_parse
+FUZZ_TARGETS  = fuzz_segment fuzz_records fuzz_snapshot fuzz_http fuzz_cli_parse fuzz_resp_parse
 
 fuzz-build: deps ## Build the libFuzzer targets into build-fuzz/fuzz/ (clang)
 	@scripts/install-deps.sh --tools

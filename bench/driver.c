@@ -10,6 +10,8 @@
  *   readwhilewriting  readrandom while one more thread overwrites
  *   compact           a full compaction, and readwhilecompacting: the read
  *                     latency of one reader during it against before it
+ *   readcompacted     readrandom again, after that compaction (with
+ *                     compression, the values it recompressed)
  *   open              close and reopen (mini-kvstore: via its snapshot, then
  *                     open-replay: via the whole log)
  *   deleterandom      a tenth of the keys, at random
@@ -95,7 +97,9 @@ static int open_db(struct bench *b, enum bench_sync sync, bool fresh)
                                    .sync = sync,
                                    .num = b->o->num,
                                    .key_size = b->o->key_size,
-                                   .value_size = b->o->value_size};
+                                   .value_size = b->o->value_size,
+                                   .compress = b->o->compression,
+                                   .no_preallocate = b->o->no_preallocate};
     if (b->engine->open(&args, &b->db) != 0) {
         b->db = NULL;
         b->failures++;
@@ -487,7 +491,12 @@ static void print_config(const struct bench *b)
     row.note = b->engine->settings;
     report_add(&row, "num", (double)b->o->num);
     report_add(&row, "key_size", (double)b->o->key_size);
-    report_add(&row, "value_size", (double)b->o->value_size);
+    double value_size = b->o->json_values ? (double)b->ks.value_buf_size / (double)b->o->num
+                                          : (double)b->o->value_size;
+    report_add(&row, "value_size", value_size);
+    report_add(&row, "json_values", b->o->json_values);
+    report_add(&row, "compression", b->o->compression);
+    report_add(&row, "preallocate", !b->o->no_preallocate);
     report_print(&row, b->o->json);
 }
 
@@ -516,6 +525,8 @@ static void run_all(struct bench *b)
         workload_readwhilewriting(b);
     if (options_wants(o, "compact") && ensure_filled(b) == 0)
         workload_compact(b);
+    if (options_wants(o, "readcompacted") && ensure_filled(b) == 0)
+        workload_reads(b, "readcompacted", WORK_GET, 300);
     if (options_wants(o, "open") && ensure_filled(b) == 0)
         workload_open(b);
     if (options_wants(o, "deleterandom") && ensure_filled(b) == 0) {
@@ -541,7 +552,7 @@ int bench_main(int argc, char **argv, const struct bench_engine *engine)
     if (rc != 0)
         return rc == 1 ? 0 : 2;
     struct bench b = {.engine = engine, .o = &o};
-    if (keyspace_init(&b.ks, o.num, o.key_size, o.value_size) != 0) {
+    if (keyspace_init(&b.ks, o.num, o.key_size, o.value_size, o.json_values) != 0) {
         fprintf(stderr, "%s: out of memory\n", engine->name);
         return 1;
     }

@@ -15,6 +15,7 @@
 #ifndef BENCH_DRIVER_H
 #define BENCH_DRIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,8 @@ struct bench_open_args {
     enum bench_sync sync;
     uint64_t num; /* keys the run will store, for engines that size a map */
     size_t key_size, value_size;
+    bool compress; /* --compression zstd: the engine's zstd, with a dictionary if it has one */
+    bool no_preallocate; /* --preallocate off (mini-kvstore only) */
 };
 
 /* Results of get. */

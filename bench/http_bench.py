@@ -129,7 +129,7 @@ def main():
     rows = []
     try:
         vport = free_port()
-        env = dict(os.environ, PORT=str(vport), HOST="127.0.0.1",
+        env = dict(os.environ, PORT=str(vport), RESP_PORT="off", HOST="127.0.0.1",
                    DATA_DIR=os.path.join(tmp, "data"), SYNC_MODE="always",
                    LOG_LEVEL="warn", COMPACTION_INTERVAL_SECS="0")
         vs = subprocess.Popen([os.path.join(args.build, "volume-server")], env=env,

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "corpus.h"
+
 /* 1 MiB of values, as db_bench: each value_size is read at an offset inside. */
 #define VALUE_BUF_MIN (1u << 20)
 
@@ -38,7 +40,31 @@ static void fill_values(char *buf, size_t len)
     }
 }
 
-int keyspace_init(struct keyspace *ks, uint64_t num, size_t key_size, size_t value_size)
+/* Makes every key's JSON document, back to back. */
+static int make_corpus(struct keyspace *ks)
+{
+    ks->doc_offsets = malloc((ks->num + 1) * sizeof(*ks->doc_offsets));
+    size_t cap = (size_t)ks->num * 1200 + CORPUS_MAX_DOC, len = 0;
+    ks->values = malloc(cap);
+    if (!ks->doc_offsets || !ks->values)
+        return -1;
+    for (uint64_t i = 0; i < ks->num; i++) {
+        if (cap - len < CORPUS_MAX_DOC) {
+            char *grown = realloc(ks->values, cap * 2);
+            if (!grown)
+                return -1;
+            ks->values = grown;
+            cap *= 2;
+        }
+        ks->doc_offsets[i] = len;
+        len += corpus_doc(i, ks->values + len);
+    }
+    ks->doc_offsets[ks->num] = len;
+    ks->value_buf_size = len;
+    return 0;
+}
+
+int keyspace_init(struct keyspace *ks, uint64_t num, size_t key_size, size_t value_size, bool json)
 {
     memset(ks, 0, sizeof(*ks));
     if (num == 0 || key_size < KEYSPACE_MIN_KEY || key_size > KEYSPACE_MAX_KEY)
@@ -52,6 +78,8 @@ int keyspace_init(struct keyspace *ks, uint64_t num, size_t key_size, size_t val
     ks->half_bits = bits / 2;
     for (int r = 0; r < 4; r++)
         ks->round_keys[r] = keyspace_mix(0x5eed0000u + (uint64_t)r);
+    if (json)
+        return make_corpus(ks);
     ks->value_buf_size = value_size * 2 + VALUE_BUF_MIN;
     if (ks->value_buf_size < value_size) /* overflow */
         return -1;
@@ -65,7 +93,9 @@ int keyspace_init(struct keyspace *ks, uint64_t num, size_t key_size, size_t val
 void keyspace_free(struct keyspace *ks)
 {
     free(ks->values);
+    free(ks->doc_offsets);
     ks->values = NULL;
+    ks->doc_offsets = NULL;
 }
 
 void keyspace_key(const struct keyspace *ks, uint64_t i, bool missing, char *buf)
@@ -79,8 +109,17 @@ void keyspace_key(const struct keyspace *ks, uint64_t i, bool missing, char *buf
         buf[0] = 'x';
 }
 
+size_t keyspace_value_len(const struct keyspace *ks, uint64_t i)
+{
+    if (ks->doc_offsets)
+        return (size_t)(ks->doc_offsets[i + 1] - ks->doc_offsets[i]);
+    return ks->value_size;
+}
+
 const char *keyspace_value(const struct keyspace *ks, uint64_t i)
 {
+    if (ks->doc_offsets)
+        return ks->values + ks->doc_offsets[i];
     size_t span = ks->value_buf_size - ks->value_size;
     return ks->values + (size_t)(keyspace_mix(i) % span);
 }

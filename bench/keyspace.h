@@ -7,7 +7,9 @@
  * key is the same with its first byte replaced by 'x', a byte no present key
  * has, so it sorts after every present key and is never found. The value of
  * key i is value_size bytes of a fixed pseudo-random buffer that compresses
- * to about half (as db_bench's), chosen by i, so a read can be checked.
+ * to about half (as db_bench's), chosen by i, so a read can be checked; or,
+ * with the JSON corpus, key i's own JSON document of 200 bytes to 2 KiB
+ * (corpus.c), all made once at the start.
  */
 #ifndef BENCH_KEYSPACE_H
 #define BENCH_KEYSPACE_H
@@ -26,11 +28,13 @@ struct keyspace {
     uint64_t round_keys[4];
     char *values; /* value_buf_size bytes */
     size_t value_buf_size;
+    uint64_t *doc_offsets; /* JSON corpus: key i's document is values[off[i], off[i + 1]) */
 };
 
-/* Prepares the key space. Returns 0, or -1 when out of memory or the sizes
- * are out of range (key_size outside [KEYSPACE_MIN_KEY, KEYSPACE_MAX_KEY]). */
-int keyspace_init(struct keyspace *ks, uint64_t num, size_t key_size, size_t value_size);
+/* Prepares the key space; json: values are the JSON corpus (value_size is
+ * then unused). Returns 0, or -1 when out of memory or the sizes are out of
+ * range (key_size outside [KEYSPACE_MIN_KEY, KEYSPACE_MAX_KEY]). */
+int keyspace_init(struct keyspace *ks, uint64_t num, size_t key_size, size_t value_size, bool json);
 
 void keyspace_free(struct keyspace *ks);
 
@@ -38,8 +42,10 @@ void keyspace_free(struct keyspace *ks);
  * least key_size bytes. No terminating zero. */
 void keyspace_key(const struct keyspace *ks, uint64_t i, bool missing, char *buf);
 
-/* The value stored under key i: value_size bytes, valid until keyspace_free. */
+/* The value stored under key i, valid until keyspace_free, and its length
+ * (value_size, or the JSON document's). */
 const char *keyspace_value(const struct keyspace *ks, uint64_t i);
+size_t keyspace_value_len(const struct keyspace *ks, uint64_t i);
 
 /* A bijection of [0, num): the order fillrandom writes the keys in, so that
  * a random fill writes every key exactly once. */

@@ -31,7 +31,13 @@ static const char usage[] =
     "                      is removed at the end (default /tmp)\n"
     "  --benchmarks LIST   workloads to run (default all): " BENCH_ALL_WORKLOADS "\n"
     "  --json              print JSON lines instead of a table\n"
-    "  --verify            compare every value read with the one written\n";
+    "  --verify            compare every value read with the one written\n"
+    "  --values KIND       random (default: value-size bytes that compress to about half)\n"
+    "                      or json (each key its own JSON document of 200 B to 2 KiB)\n"
+    "  --compression KIND  none (default) or zstd: the engine's zstd compression, with a\n"
+    "                      dictionary where it has one\n"
+    "  --preallocate on|off on (default): the engine's default; off: mini-kvstore writes no\n"
+    "                      zeros ahead of its log (segment_preallocate 0), for comparison\n";
 
 static int parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
@@ -194,6 +200,27 @@ static int apply(struct bench_options *o, int ch, const char *arg)
     case 'V':
         o->verify = true;
         return 0;
+    case 'J':
+        if (strcmp(arg, "json") != 0 && strcmp(arg, "random") != 0) {
+            fprintf(stderr, "--values: expected random or json, got '%s'\n", arg);
+            return -1;
+        }
+        o->json_values = strcmp(arg, "json") == 0;
+        return 0;
+    case 'P':
+        if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0) {
+            fprintf(stderr, "--preallocate: expected on or off, got '%s'\n", arg);
+            return -1;
+        }
+        o->no_preallocate = strcmp(arg, "off") == 0;
+        return 0;
+    case 'C':
+        if (strcmp(arg, "zstd") != 0 && strcmp(arg, "none") != 0) {
+            fprintf(stderr, "--compression: expected none or zstd, got '%s'\n", arg);
+            return -1;
+        }
+        o->compression = strcmp(arg, "zstd") == 0;
+        return 0;
     default:
         return -1;
     }
@@ -215,6 +242,9 @@ int options_parse(struct bench_options *o, int argc, char **argv)
                                              {"benchmarks", required_argument, NULL, 'b'},
                                              {"json", no_argument, NULL, 'j'},
                                              {"verify", no_argument, NULL, 'V'},
+                                             {"values", required_argument, NULL, 'J'},
+                                             {"compression", required_argument, NULL, 'C'},
+                                             {"preallocate", required_argument, NULL, 'P'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     set_defaults(o);

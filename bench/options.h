@@ -31,12 +31,15 @@ struct bench_options {
     const char *benchmarks;          /* --benchmarks: comma-separated names */
     bool json;                       /* --json: JSON lines instead of a table */
     bool verify;                     /* --verify: compare every value read */
+    bool json_values;                /* --values json: the JSON corpus (corpus.c) */
+    bool compression;                /* --compression zstd: the engine's zstd, with a dictionary */
+    bool no_preallocate;             /* --preallocate off: no zeros written ahead of the log */
 };
 
 /* The workloads in the order they run; --benchmarks picks among them. */
 #define BENCH_ALL_WORKLOADS                                                                        \
-    "fillrandom,memory,overwrite,readrandom,readmissing,readwhilewriting,compact,open,"            \
-    "deleterandom,fillseq,fillsync"
+    "fillrandom,memory,overwrite,readrandom,readmissing,readwhilewriting,compact,"                 \
+    "readcompacted,open,deleterandom,fillseq,fillsync"
 
 /* Fills *o from argv (defaults first). Returns 0 to run, 1 when --help was
  * printed, 2 on a usage error (already reported on stderr). */

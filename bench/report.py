@@ -25,18 +25,24 @@ THROUGHPUT = ["fillseq", "fillrandom", "overwrite", "readrandom", "readmissing",
               "readwhilewriting", "readwhilecompacting", "deleterandom", "fillsync"]
 
 
+def load_rows(path):
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                print("report: skipped a bad line in %s" % path, file=sys.stderr)
+    return rows
+
+
 def load(results):
     rows = []
     for path in sorted(glob.glob(os.path.join(results, "*.jsonl"))):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if not line.startswith("{"):
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    print("report: skipped a bad line in %s" % path, file=sys.stderr)
+        rows.extend(load_rows(path))
     return rows
 
 
@@ -333,6 +339,65 @@ def targets_table(run):
     return lines
 
 
+def load_extra(results):
+    """The rows of the compression and preallocation runs, by file name."""
+    extra = {}
+    for path in sorted(glob.glob(os.path.join(results, "extra", "*.jsonl"))):
+        name = os.path.basename(path)[:-len(".jsonl")]
+        extra[name] = Run(load_rows(path))
+    return extra
+
+
+def extra_section(extra, run):
+    """Compression on the JSON corpus, and durable writes with and without
+    preallocated segments: the figures and the targets they answer."""
+    def val(name, workload, field):
+        r = extra.get(name)
+        return r.value(r.engines()[0] if r.engines() else None, workload, field) if r else None
+
+    def rate(name, workload, threads=1):
+        r = extra.get(name)
+        return r.rate(r.engines()[0], workload, threads) if r and r.engines() else None
+
+    cfg = (extra.get("kvbench-zstd") or Run([])).config("mini-kvstore") or {}
+    lines = ["The same corpus for each: %s keys, each its own JSON document (bench/corpus.c: "
+             "user records, 200 B to 2 KiB, %s bytes on average). Bytes on disk are the data "
+             "directory's at rest after a full compaction (everything in it: for mini-kvstore "
+             "the segments, the index snapshot and the dictionary; for RocksDB its SST files, "
+             "log and manifest)." % (fmt_num(cfg.get("num"), 0),
+                                    fmt_num(cfg.get("value_size"), 0)), "",
+             "| store | after compaction | readcompacted, 1 thread | fillrandom |",
+             "|---|---|---|---|"]
+    for name, title in (("kvbench-none", "mini-kvstore, no compression"),
+                        ("kvbench-zstd", "mini-kvstore, zstd + dictionary"),
+                        ("kvbench-rocksdb-zstd", "RocksDB, zstd + dictionary")):
+        lines.append("| %s | %s MiB | %s | %s |" % (
+            title, fmt_num(val(name, "compact", "after_mb"), 1),
+            fmt_rate(rate(name, "readcompacted")), fmt_rate(rate(name, "fillrandom"))))
+    lines += ["", "| workload | target | measured | verdict |", "|---|---|---|---|"]
+    ours = val("kvbench-zstd", "compact", "after_mb")
+    rocks = val("kvbench-rocksdb-zstd", "compact", "after_mb")
+    # "≤ RocksDB" as value ≥ goal: rocks / ours ≥ 1.
+    lines.append(check("bytes on disk, JSON corpus", "≤ RocksDB's (zstd + dictionary)",
+                       rocks / ours if ours and rocks else None, 1.0,
+                       "%s MiB vs %s MiB" % (fmt_num(ours, 1), fmt_num(rocks, 1))))
+    rz, rn = rate("kvbench-zstd", "readcompacted"), rate("kvbench-none", "readcompacted")
+    lines.append(check("readcompacted, JSON corpus", "zstd ≥ 0.6× uncompressed", rz,
+                       0.6 * rn if rn else None,
+                       "%s vs %s gets/s (%s)" % (fmt_rate(rz), fmt_rate(rn),
+                                                 fmt_ratio(rz / rn) if rz and rn else "—")))
+    on, off = rate("kvbench-preallocate-on", "fillsync"), rate("kvbench-preallocate-off",
+                                                                   "fillsync")
+    app, ovw = run.rate("machine", "fdatasync-append"), run.rate("machine", "fdatasync-overwrite")
+    lines.append(check("fillsync, 1 thread", "preallocated ≥ 1.4× without", on,
+                       1.4 * off if off else None,
+                       "%s vs %s puts/s (%s); the disk: %s fdatasync/s appending, %s "
+                       "overwriting" % (fmt_rate(on), fmt_rate(off),
+                                        fmt_ratio(on / off) if on and off else "—",
+                                        fmt_rate(app), fmt_rate(ovw))))
+    return lines
+
+
 def chart_data(run, engines, path):
     """One line per workload and thread count, one column per engine; "-"
     where an engine has no figure."""
@@ -434,6 +499,12 @@ def write_markdown(run, args):
     md.append("")
     md.extend(targets_table(run))
     md.append("")
+    extra = load_extra(args.results)
+    if extra:
+        md.append("## Compression, and durable writes into preallocated segments")
+        md.append("")
+        md.extend(extra_section(extra, run))
+        md.append("")
     md.append("## Workloads")
     md.append("")
     md.append(WORKLOADS)

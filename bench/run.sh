@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/run.sh - the benchmark suite behind `make bench`: mini-kvstore and
 # its peers (LevelDB, RocksDB, LMDB through their C APIs, Redis through
-# redis-benchmark) with the same keys, sizes and thread counts, the
-# machine's own limits, HTTP against nginx and durable writes against Redis
-# at several connection counts, all in one run. Writes docs/BENCHMARKS.md and the
+# redis-benchmark) with the same keys, sizes and thread counts, the HTTP
+# server against nginx, durable writes against Redis at several connection
+# counts, the Redis protocol against Redis, and the machine's own limits, all
+# in one run. Writes docs/BENCHMARKS.md and the
 # chart docs/bench.png. Numbers are reported, never judged: the script fails
 # only when a program fails.
 #
@@ -25,6 +26,7 @@
 #                    (volume-server PUT against Redis SET) [8,32,128]
 #   BENCH_WRITE_ROUNDS   its rounds; the median is reported [3]
 #   BENCH_WRITE_SECS     seconds per run of it [8]
+#   BENCH_JSON_NUM   keys of the JSON corpus for the compression rows [200000]
 #   BENCH_DATA_DIR   where the data directories go (the disk under test)
 #                    [$BUILD/bench-data]
 #   BENCH_OUT        the report [docs/BENCHMARKS.md]; the chart goes beside it
@@ -42,6 +44,7 @@ sync_num=${BENCH_SYNC_NUM:-2000}
 duration=${BENCH_DURATION:-30}
 repeat=${BENCH_REPEAT:-3}
 redis_num=${BENCH_REDIS_NUM:-20000}
+json_num=${BENCH_JSON_NUM:-200000}
 data=${BENCH_DATA_DIR:-$build/bench-data}
 out=${BENCH_OUT:-docs/BENCHMARKS.md}
 chart="$(dirname "$out")/bench.png"
@@ -121,6 +124,40 @@ run_engines() {
         timeout 900 "${cmd[@]}" >"$results/$prog.jsonl" || failed "$prog"
         echo "load (1 min) before → after $prog: $load0 → $(cut -d' ' -f1 /proc/loadavg)" \
             >>"$results/machine.txt"
+    done
+}
+
+# ---- compression: a corpus of JSON documents (200 B to 2 KiB, bench/corpus.c)
+# stored by mini-kvstore with zstd and without, and by RocksDB with zstd and a
+# dictionary: bytes on disk after a full compaction, and random reads after it.
+# And durable writes with and without mini-kvstore's preallocated segments.
+# Their rows go to $results/extra/, which the main tables do not read.
+run_compression() {
+    mkdir -p "$results/extra"
+    local name prog comp cmd load0
+    for name in kvbench-zstd kvbench-none kvbench-rocksdb-zstd; do
+        prog=${name%-*}
+        comp=${name##*-}
+        if [[ ! -x $build/bench/$prog ]]; then
+            log "$prog was not built: no $name row"
+            continue
+        fi
+        cmd=("$build/bench/$prog" --num "$json_num" --values json --compression "$comp"
+             --benchmarks fillrandom,compact,readcompacted --threads 1 --repeat "$repeat"
+             --duration "$duration" --dir "$data" --json)
+        record "${cmd[*]}"
+        load0=$(cut -d' ' -f1 /proc/loadavg)
+        timeout 900 "${cmd[@]}" >"$results/extra/$name.jsonl" || failed "$name"
+        echo "load (1 min) before → after $name: $load0 → $(cut -d' ' -f1 /proc/loadavg)" \
+            >>"$results/machine.txt"
+    done
+    for pre in on off; do
+        cmd=("$build/bench/kvbench" --num "$num" --key-size "$key_size" --value-size "$value_size"
+             --benchmarks fillsync --sync-threads 1 --sync-num "$sync_num" --sync-duration 5
+             --repeat "$repeat" --preallocate "$pre" --dir "$data" --json)
+        record "${cmd[*]}"
+        timeout 300 "${cmd[@]}" >"$results/extra/kvbench-preallocate-$pre.jsonl" ||
+            failed "kvbench --preallocate $pre"
     done
 }
 
@@ -246,6 +283,24 @@ run_write() {
     fi
 }
 
+# ---- the Redis protocol: redis-benchmark against volume-server's RESP port
+# and, with the same flags in the same run, against Redis with appendfsync
+# always (bench/resp_bench.py); its table goes to $results/resp.md.
+run_resp() {
+    if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+        log "redis-server or redis-benchmark missing: no RESP benchmark (scripts/install-deps.sh --bench)"
+        return
+    fi
+    log "RESP benchmark: redis-benchmark against volume-server and Redis"
+    echo "python3 bench/resp_bench.py --build $build --results $results --keys $num" \
+        >>"$results/commands.txt"
+    if ! python3 bench/resp_bench.py --build "$build" --results "$results" --data "$data" \
+        --keys "$num"; then
+        log "RESP benchmark failed"
+        failures=$((failures + 1))
+    fi
+}
+
 # ---- the report and the chart
 write_report() {
     echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
@@ -253,7 +308,7 @@ write_report() {
     python3 bench/report.py --results "$results" --out "$out" --chart-data "$results/chart.dat" \
         --chart "$(basename "$chart")"
     local part
-    for part in http write; do
+    for part in http write resp; do
         if [[ -f $results/$part.md ]]; then
             printf '\n' >>"$out"
             cat "$results/$part.md" >>"$out"
@@ -278,9 +333,11 @@ main() {
     describe_machine
     run_limits
     run_engines
+    run_compression
     run_redis
     run_http
     run_write
+    run_resp
     write_report
     log "done in $((SECONDS - start)) s"
     if [[ $failures -gt 0 ]]; then

@@ -56,7 +56,7 @@ static void do_op(struct worker *w, void *t, uint64_t k, char *key)
     int rc;
     switch (op) {
     case WORK_PUT:
-        rc = e->put(tg->db, t, key, ks->key_size, keyspace_value(ks, k), ks->value_size);
+        rc = e->put(tg->db, t, key, ks->key_size, keyspace_value(ks, k), keyspace_value_len(ks, k));
         break;
     case WORK_DELETE:
         rc = e->del(tg->db, t, key, ks->key_size);
@@ -65,7 +65,7 @@ static void do_op(struct worker *w, void *t, uint64_t k, char *key)
     case WORK_GET_MISSING:
     default:
         rc = e->get(tg->db, t, key, ks->key_size, tg->verify ? keyspace_value(ks, k) : NULL,
-                    ks->value_size);
+                    keyspace_value_len(ks, k));
         if (rc == BENCH_FOUND || rc == BENCH_MISMATCH)
             w->res.found++;
         if (rc == BENCH_MISMATCH || (rc == BENCH_FOUND && op == WORK_GET_MISSING))

@@ -87,6 +87,21 @@ typedef enum {
     KV_SYNC_NONE = 2
 } kv_sync_mode;
 
+/* How values are stored (kv_options.compression; docs/FORMAT.md). */
+typedef enum {
+    /* Every value as it is: records of the original format (op SET). The
+     * default. */
+    KV_COMPRESS_NONE = 0,
+    /* Values of compression_min_size bytes or more are compressed with zstd
+     * (one frame per value, with a dictionary the store trains from its own
+     * values at compaction) when that saves at least 1/32 of them; reads
+     * return the original bytes. The value's CRC-32 is kept beside the
+     * frame, so kv_get_crc and etags never need a second pass. A directory
+     * holding compressed values is not readable by the original Go and Rust
+     * implementations. */
+    KV_COMPRESS_ZSTD = 1
+} kv_compression;
+
 typedef enum { KV_LOG_ERROR = 0, KV_LOG_WARN = 1, KV_LOG_INFO = 2, KV_LOG_DEBUG = 3 } kv_log_level;
 
 /*
@@ -163,11 +178,14 @@ struct kv_io {
     /* The LOCK file: operation is LOCK_EX | LOCK_NB, and EWOULDBLOCK means
      * that another handle or process has the directory open (KV_ELOCKED). */
     int (*flock)(void *ctx, int fd, int operation);
-    /* The size of a segment or the snapshot; only st_size is read. */
+    /* The size of a segment or the snapshot (st_size), and whether a file a
+     * backup meets in the data directory is a regular one (st_mode); no
+     * other field is read. */
     int (*fstat)(void *ctx, int fd, struct stat *st);
     /* Free space before a compaction (f_bavail * f_frsize): a compaction
      * that would not fit is refused with KV_ENOSPC before it changes
-     * anything. Only those two fields are read. */
+     * anything; and the disk figures of kv_get_stats (f_blocks too). Only
+     * those three fields are read. */
     int (*statvfs)(void *ctx, const char *path, struct statvfs *st);
     /* Listing the data directory (segments, stale temporary files): opendir
      * returns a handle, or NULL with errno set; readdir the next name in it
@@ -177,16 +195,28 @@ struct kv_io {
     void *(*opendir)(void *ctx, const char *path);
     const char *(*readdir)(void *ctx, void *dir);
     int (*closedir)(void *ctx, void *dir);
+    /* Backups (kv_backup, kv_backup_dir): a second name in the backup for a
+     * file that never changes (a sealed segment, a dictionary). When it
+     * fails with EXDEV, EPERM, EMLINK, ENOTSUP or ENOSYS (another file
+     * system, or one without hard links) the file is copied instead. */
+    int (*link)(void *ctx, const char *from, const char *to);
 };
 
 /* The operating system's table: every member set. Static; never NULL. */
 KV_API const struct kv_io *kv_io_default(void);
 
 typedef struct kv_options {
-    kv_sync_mode sync_mode;      /* default KV_SYNC_ALWAYS */
-    uint32_t sync_interval_ms;   /* KV_SYNC_INTERVAL period; default 100 */
-    uint64_t segment_size;       /* rotate the active segment past this many bytes;
-                                    default 64 MiB, at least 4 KiB, at most 2 GiB */
+    kv_sync_mode sync_mode;    /* default KV_SYNC_ALWAYS */
+    uint32_t sync_interval_ms; /* KV_SYNC_INTERVAL period; default 100 */
+    uint64_t segment_size;     /* rotate the active segment past this many bytes;
+                                  default 64 MiB, at least 4 KiB, at most 2 GiB */
+    /* Zeros kept written (and synced) ahead of the active segment's end, in
+     * sync modes always and interval: a durable write then overwrites
+     * allocated space, and its fdatasync flushes data without the file
+     * system's metadata. Default 4 MiB, at most 2 GiB; 0 turns it off. The
+     * zeros are cut off when a segment is sealed, at kv_close, and at the
+     * next open after a crash. */
+    uint64_t segment_preallocate;
     uint32_t max_open_files;     /* segment descriptors kept open; default 256, at least 4 */
     uint32_t bloom_bits_per_key; /* bloom filter density; default 12; 0 disables it */
     /* Background compaction: every compaction_interval_secs (default 60; 0
@@ -194,10 +224,19 @@ typedef struct kv_options {
      * compaction_threshold segments or more (default 5; 0: no count trigger)
      * with at least a segment's worth of dead bytes, or dead bytes make up
      * compaction_dead_ratio of the disk usage or more (default 0.5; 0: no
-     * ratio trigger). */
+     * ratio trigger); and, with compression on, once the store holds 8 MiB
+     * of live data and no dictionary yet (to train one). */
     uint32_t compaction_interval_secs;
     uint32_t compaction_threshold;
     double compaction_dead_ratio;
+    /* Compression (kv_compression): off by default. Values shorter than
+     * compression_min_size bytes (default 64, at least 1) are stored as they
+     * are; compression_level is zstd's (default 3, 1 to 19). Compaction
+     * trains a dictionary from the store's values (files dict-<id>.zdict)
+     * and recompresses with it. */
+    kv_compression compression;
+    uint32_t compression_min_size;
+    int compression_level;
     kv_log_fn log_fn;       /* NULL: the library stays silent */
     void *log_ctx;          /* passed to log_fn */
     kv_log_level log_level; /* most verbose level passed to log_fn; default KV_LOG_INFO */
@@ -218,12 +257,18 @@ KV_API void kv_options_init(kv_options *opts);
  * and skips (and reports through the log and kv_stats) damaged records of the
  * others. A directory written by the original Go implementation opens too.
  *
+ * Zeros at the end of the newest segment (space written ahead of the log,
+ * kv_options.segment_preallocate) end the log and are cut off too.
+ *
  * Codes: KV_EINVAL (NULL argument, an option out of range, or an io table
  * with half of a pair of members), KV_ELOCKED (the directory is open
- * elsewhere), KV_EFORMAT (a record with an unknown op code, an empty key, a
- * segment number or size this version cannot read), KV_EIO, KV_ENOSPC,
- * KV_ENOMEM, KV_ECORRUPT (a segment grew shorter while it was read: another
- * program changed the directory).
+ * elsewhere), KV_EFORMAT (a record this version cannot read: an unknown op
+ * code or SETX attribute flag, an empty key, a META longer than
+ * KV_MAX_META_LEN, a segment number or size this version cannot read),
+ * KV_EIO, KV_ENOSPC, KV_ENOMEM, KV_ECORRUPT (a segment grew shorter while it
+ * was read: another program changed the directory; or a compression
+ * dictionary file, dict-<id>.zdict, is damaged, or missing while a record
+ * names it: the log names the file).
  */
 KV_API int kv_open(const char *dir, const kv_options *opts, kv_store **out);
 
@@ -265,16 +310,20 @@ KV_API int kv_put_crc(kv_store *s, const void *key, size_t key_len, const void *
  * Reads the value of key. On success *val is a new allocation of *val_len
  * bytes (plus one zero byte after them, so that text values can be printed),
  * owned by the caller and released with kv_free(). The record's checksum is
- * verified on every read. Codes: KV_ENOTFOUND, KV_ECORRUPT (the record failed
- * its checksum, or its file is shorter than the index says), KV_EINVAL (NULL
- * argument, bad key length), KV_EIO, KV_ENOMEM.
+ * verified on every read; a compressed value is decompressed and checked
+ * against the CRC-32 of the original value kept beside it. A key whose
+ * expiry has passed is absent. Codes: KV_ENOTFOUND, KV_ECORRUPT (the record
+ * failed its checksum, its file is shorter than the index says, or its
+ * compressed value does not decompress to the bytes it records), KV_EINVAL
+ * (NULL argument, bad key length), KV_EIO, KV_ENOMEM.
  */
 KV_API int kv_get(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len);
 
 /*
  * kv_get that also returns the CRC-32 (zlib's crc32) of the value alone in
- * *value_crc, derived from the record checksum that the read verifies anyway:
- * no second pass over the value. value_crc may be NULL. Codes as kv_get.
+ * *value_crc, derived from the record checksum that the read verifies anyway
+ * (for a compressed value: the CRC kept beside it): no second pass over the
+ * value. value_crc may be NULL. Codes as kv_get.
  */
 KV_API int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len,
                       uint32_t *value_crc);
@@ -356,15 +405,22 @@ typedef struct kv_op {
  * every op's rc is the code returned. value_crc is set for every PUT op
  * unless the ops were refused before encoding (KV_EINVAL, KV_ETOOBIG).
  *
- * On disk a batch that writes one record is that plain record (op SET or
- * DELETE, readable by the original implementations); one that writes more is
- * a BATCH record holding them (docs/FORMAT.md).
+ * A PUT's value is stored as kv_put stores it: as it is (a SET record), or
+ * compressed into a SETX record (kv_options.compression); value_crc and
+ * KV_IF_CRC are always the CRC of the original value. A KV_IF_CRC condition
+ * finds a key whose expiry has passed absent.
+ *
+ * On disk a batch that writes one record is that plain record (op SET,
+ * DELETE or SETX; SET and DELETE are readable by the original
+ * implementations); one that writes more is a BATCH record holding them
+ * (docs/FORMAT.md).
  *
  * Codes: KV_EINVAL (NULL handle or ops, n 0, a bad key length or type or
  * cond, val NULL with val_len > 0, expire_at_ms or flags set),
  * KV_ETOOBIG (a value over KV_MAX_VALUE_LEN, or a batch whose records exceed
  * it together), KV_ECONDITION, KV_ECORRUPT (the record a KV_IF_CRC condition
- * compares with does not match the index), KV_ENOSPC, KV_EIO, KV_EREADONLY,
+ * compares with does not match the index), KV_ENOSPC, KV_EIO (also zstd
+ * refusing a value), KV_EREADONLY,
  * KV_ENOMEM, KV_EBUSY (kv_close has begun). Must not be called from a
  * kv_done_fn.
  */
@@ -428,8 +484,11 @@ KV_API int kv_sync(kv_store *s);
 /*
  * Rewrites the live records of every segment into new segments and removes
  * the old ones, so that the disk holds about the live data. The active
- * segment is sealed first (unless it is the only segment and holds nothing
- * dead: then there is nothing to do and it returns 0 at once). Reads and
+ * segment is sealed first (unless it is the only segment, holds nothing
+ * dead and compression is off: then there is nothing to do and it returns 0
+ * at once). With compression on, it first trains a dictionary from the
+ * store's values when that pays, and recompresses values with the newest
+ * one. Reads and
  * writes go on while it runs (writers go to a new active segment; a key
  * written meanwhile keeps its newer value). At most one compaction runs at a
  * time: a second caller waits for the first. A crash at any point loses no
@@ -450,6 +509,99 @@ KV_API int kv_compact(kv_store *s);
  * KV_ENOMEM, KV_EREADONLY (the store refuses writes).
  */
 KV_API int kv_save_snapshot(kv_store *s);
+
+/* ---- Backups ---- */
+
+/* Flags of kv_backup and kv_backup_dir. */
+#define KV_BACKUP_COPY 1u /* copy every file, even where a hard link would do */
+
+/* What a backup did. */
+typedef struct kv_backup_info {
+    uint64_t files_linked; /* files the backup shares with the source by a hard link */
+    uint64_t files_copied; /* files written into the backup */
+    uint64_t bytes_copied; /* bytes written into them */
+    uint64_t keys;         /* kv_backup_dir: keys in the backup (it opens the copy); kv_backup: 0 */
+    uint32_t attempts;     /* kv_backup_dir: passes made, more than 1 when the source changed
+                              under one (a compaction ran); kv_backup: 1 */
+} kv_backup_info;
+
+/*
+ * Makes a backup of the open store s in directory dest while reads and
+ * writes go on: dest becomes a data directory that kv_open opens to the
+ * store as it was at one instant during the call. It holds every write
+ * acknowledged before the call began, with its exact value (and none of a
+ * key deleted before then), and nothing written after that instant. In
+ * sync modes KV_SYNC_INTERVAL and KV_SYNC_NONE the acknowledged writes are
+ * first made durable (one fdatasync, as kv_sync), so that the backup never
+ * holds a write the store could still lose.
+ *
+ * dest must not exist (it is created, one level, as kv_open creates a data
+ * directory) or be an empty directory. It receives every file of the data
+ * directory but LOCK and *.tmp: the sealed segments and the other files
+ * that never change (index.snapshot, compression dictionaries) as hard links
+ * where the file system allows (not with KV_BACKUP_COPY), copies otherwise;
+ * the active segment copied up to its synced length. The snapshot is the one
+ * that stood at that instant, so the backup's first open replays only the
+ * log after it. Every file written is fsynced, and dest too, before the call
+ * returns 0. A hard link shares the source's disk blocks: such a backup
+ * survives the store's own mistakes and compactions, not the loss of the
+ * disk (make it on another file system, or copy it there).
+ *
+ * Threads: safe beside every call but kv_close. Writers wait only while the
+ * active segment's length is read (in sync modes interval and none, for one
+ * fdatasync); a compaction in progress is waited for before the backup
+ * starts, and none starts while its files are linked and opened; the bytes
+ * are copied without any lock held.
+ *
+ * The backup is not opened: kv_open (or kvstore verify) checks it. To
+ * restore, stop the store's user and copy the backup into an empty data
+ * directory with kv_backup_dir(backup, dir, NULL, KV_BACKUP_COPY, NULL),
+ * or open the backup itself. On failure every file made in dest is removed
+ * (dest stays, empty). info (may be NULL) receives what was done. Codes:
+ * KV_EINVAL (NULL s or dest, an empty dest, an unknown flag, dest not empty
+ * or not a directory, a path too long), KV_EIO, KV_ENOSPC (dest's file
+ * system is full, or the fdatasync failed), KV_ENOMEM, KV_ECORRUPT (a file
+ * of the store grew shorter while it was copied: another program changed
+ * the directory).
+ */
+KV_API int kv_backup(kv_store *s, const char *dest, unsigned flags, kv_backup_info *info);
+
+/*
+ * Makes a backup of the data directory src in dest, as kv_backup does but
+ * without a handle: it only reads src, takes no lock, and so works beside a
+ * process that has src open (a running volume-server) as well as on a
+ * directory no one has open. src is never changed.
+ *
+ * It cannot stop that process, so it checks instead. index.snapshot is taken
+ * first; then src is listed, and every file of the listing but the newest
+ * segment hard-linked (those never change) or copied, the oldest segments
+ * first, and the newest segment copied last, as far as it is written. A
+ * file that a compaction removed before it could be taken, or one that
+ * appeared meanwhile other than a newer segment (src is listed again at the
+ * end), empties dest and starts the copy over, after a pause that doubles
+ * each time (5 ms, 10 ms, ...), up to 8 passes (then KV_EBUSY). Finally the
+ * copy is opened once with opts (without background compaction), which cuts
+ * the newest segment after its last record that checks out (a write in
+ * progress when it was read), checks every record it replays, and saves a
+ * snapshot that matches the copy; the open needs the memory of the copy's
+ * index.
+ *
+ * The copy holds every write that src's owner acknowledged before the call
+ * began, with its exact value (in sync mode always; in modes interval and
+ * none, those the owner had written to the file), as a prefix of src's log.
+ *
+ * dest as for kv_backup. KV_BACKUP_COPY copies every file instead of linking
+ * any: what a restore wants, so that the restored store and the backup
+ * share nothing. opts (NULL: the defaults) gives the file-system table used
+ * for both directories and the log callback. info may be NULL. On failure
+ * every file made in dest is removed. Codes: KV_EINVAL (NULL or empty src
+ * or dest, an unknown flag, dest not empty, src holds no segment file, an
+ * io table with half of a pair), KV_EBUSY (src changed during every pass),
+ * KV_EIO (src or dest cannot be read or written), KV_ENOSPC, KV_ENOMEM, and
+ * the codes of kv_open for a copy that does not open (KV_EFORMAT...).
+ */
+KV_API int kv_backup_dir(const char *src, const char *dest, const kv_options *opts, unsigned flags,
+                         kv_backup_info *info);
 
 /* Called once per key by kv_list(), in ascending byte order (memcmp, shorter
  * first on a tie). key is valid only during the call. Return 0 to go on, any
@@ -483,7 +635,9 @@ typedef struct kv_stats {
     uint64_t bloom_false_positives;      /* lookups the filter passed that the index refused */
     uint64_t checksum_errors;            /* damaged records met by recovery and by reads */
     uint64_t torn_bytes_truncated;       /* bytes cut off the newest segment at open */
-    uint64_t fsyncs;                     /* fdatasync/fsync calls made */
+    uint64_t fsyncs;                     /* fdatasync/fsync calls made (but the next) */
+    uint64_t prealloc_syncs;             /* fdatasyncs of zeros written ahead of the log */
+    uint64_t prealloc_bytes;             /* zeros written ahead of the log */
     uint64_t puts;                       /* acknowledged PUTs (kv_put calls, batches' PUT ops) */
     uint64_t deletes;                    /* acknowledged deletes that wrote a tombstone */
     uint64_t gets;                       /* kv_get calls */
@@ -497,9 +651,19 @@ typedef struct kv_stats {
     uint64_t last_compaction_ms;         /* duration of the last one */
     bool snapshot_loaded;                /* open used index.snapshot */
     bool read_only;                      /* writes are refused after a failed fsync */
+    bool compacting;                     /* a compaction is running now */
+    int last_compaction_error;           /* 0, or the code the last compaction that ran
+                                            failed with (KV_ENOSPC: it would not fit) */
+    uint64_t last_compaction_reclaimed;  /* disk bytes the last successful one freed */
+    uint64_t disk_free_bytes;            /* free space of the directory's file system for
+                                            the store (statvfs f_bavail * f_frsize, through
+                                            kv_options.io); 0 when it cannot be learnt */
+    uint64_t disk_size_bytes;            /* that file system's size (f_blocks * f_frsize);
+                                            0 when it cannot be learnt */
 } kv_stats;
 
-/* Fills *out with a consistent set of figures. Codes: KV_EINVAL (NULL). */
+/* Fills *out with a consistent set of figures (the disk's are read at the
+ * time of the call). Codes: KV_EINVAL (NULL). */
 KV_API int kv_get_stats(kv_store *s, kv_stats *out);
 
 /* A histogram with fixed bucket edges: count[i] events had a value greater
@@ -528,6 +692,53 @@ typedef struct kv_write_stats {
 /* Fills *out with the figures so far. Codes: KV_EINVAL (NULL). */
 KV_API int kv_get_write_stats(kv_store *s, kv_write_stats *out);
 
+/* One segment file, as kv_get_segment_stats reports it. */
+typedef struct kv_segment_stats {
+    uint64_t id;         /* the file is segment-<id>.dat */
+    uint64_t disk_bytes; /* bytes in the file */
+    uint64_t live_bytes; /* bytes of the records the index points at; the rest
+                            (disk_bytes - live_bytes) is what compaction reclaims */
+    bool active;         /* the segment that takes new writes */
+} kv_segment_stats;
+
+/*
+ * Fills out[0 .. min(max, n)) with the store's n segments in id order (the
+ * active one last) and sets *count to n, which may be more than max: a
+ * caller that wants them all asks again with a larger array. out may be NULL
+ * when max is 0, to learn the count. One consistent picture, taken under the
+ * lock that readers share. Codes: KV_EINVAL (NULL s or count; NULL out with
+ * max > 0).
+ */
+KV_API int kv_get_segment_stats(kv_store *s, kv_segment_stats *out, size_t max, size_t *count);
+
+/* ---- Engine metadata kept in the log (replication's position, history id) */
+
+/* The longest value kv_meta_put stores. */
+#define KV_MAX_META_LEN 65536u
+
+/*
+ * Stores val as the metadata named name: a META record appended through
+ * group commit like a put, so it is exactly as durable as the writes around
+ * it (in sync mode always, on stable storage when this returns 0), and in
+ * log order with them. The newest value of each name wins; it survives
+ * reopen, the snapshot and compaction. Names are not keys: they never appear
+ * in kv_get, kv_list or kv_stats.keys, and a key and a name may be equal.
+ * Writing one makes the directory unreadable by the original Go and Rust
+ * implementations (an op code they do not know). Codes: KV_EINVAL (NULL
+ * handle or name, name_len outside 1..KV_MAX_KEY_LEN, val NULL with
+ * val_len > 0), KV_ETOOBIG (val_len > KV_MAX_META_LEN), and kv_put's others.
+ */
+KV_API int kv_meta_put(kv_store *s, const void *name, size_t name_len, const void *val,
+                       size_t val_len);
+
+/*
+ * Reads the newest value stored under name by kv_meta_put, from memory. On
+ * success *val is a new allocation of *val_len bytes (plus a zero byte after
+ * them), released with kv_free(). Codes: KV_ENOTFOUND (no value under that
+ * name), KV_EINVAL (NULL argument, bad name length), KV_ENOMEM.
+ */
+KV_API int kv_meta_get(kv_store *s, const void *name, size_t name_len, void **val, size_t *val_len);
+
 /* ---- Reading a data directory record by record (for verify and dump) ---- */
 
 typedef enum {
@@ -536,13 +747,17 @@ typedef enum {
     KV_REC_DAMAGED,      /* bytes that do not parse as a record (skipped up to the next
                             record that checks out) */
     KV_REC_TORN,         /* an incomplete record at the end of a segment */
-    KV_REC_UNKNOWN_OP    /* a record that checks out but has an op code this version
-                            does not know */
+    KV_REC_UNKNOWN_OP,   /* a record that checks out but that this version cannot read:
+                            an op code it does not know, a SETX attribute flag it does
+                            not know, a META longer than it allows */
+    KV_REC_ZERO_TAIL     /* zeros from a record boundary to the end of the segment:
+                            space preallocated ahead of the log, not damage (the next
+                            open cuts it off the newest segment) */
 } kv_record_status;
 
 /* The name of a record status, as the CLI's dump prints it: "ok",
- * "bad-checksum", "damaged", "incomplete", "unknown-op"; "?" for a value
- * outside the enum. A static string, never NULL. */
+ * "bad-checksum", "damaged", "incomplete", "unknown-op", "zero-tail"; "?" for
+ * a value outside the enum. A static string, never NULL. */
 KV_API const char *kv_record_status_name(kv_record_status status);
 
 /* Record kinds (op codes), as docs/FORMAT.md describes them byte by byte.
@@ -554,20 +769,31 @@ KV_API const char *kv_record_status_name(kv_record_status status);
 #define KV_OP_BATCH  4 /* an atomic group of SET, DELETE and SETX records */
 #define KV_OP_META   5 /* engine metadata kept in the log (replication) */
 
+/* Attribute flags of a SETX record (docs/FORMAT.md). */
+#define KV_ATTR_EXPIRES 0x01u /* expire_at_ms is set */
+#define KV_ATTR_ZSTD    0x02u /* the value is stored as a zstd frame */
+
 typedef struct kv_record_info {
     uint64_t segment_id;
     uint64_t offset; /* of the record's magic within the segment */
     uint64_t length; /* bytes the record (or damaged region) spans */
     kv_record_status status;
-    uint8_t op;      /* KV_OP_SET, KV_OP_DELETE, or what was found */
-    const void *key; /* NULL when status is DAMAGED or TORN */
+    uint8_t op;      /* KV_OP_SET, KV_OP_DELETE, ... or what was found */
+    const void *key; /* NULL when status is DAMAGED, TORN or ZERO_TAIL; a META's name */
     size_t key_len;
-    uint64_t value_len;
-    uint32_t checksum; /* the stored checksum */
+    uint64_t value_len; /* the payload's length (SETX: attributes and stored value) */
+    uint32_t checksum;  /* the stored checksum */
     /* A record inside the BATCH record reported just before it: its offset
      * is its own, within the segment. Inner records are reported only when
      * their whole batch checks out. */
     bool in_batch;
+    /* A SETX that checks out: its attributes; attr_flags is 0 for any other
+     * record. raw_len, raw_crc and dict_id are set with KV_ATTR_ZSTD: the
+     * original value's length and CRC-32 and the dictionary it was
+     * compressed with (0: none; the file dict-<id>.zdict). */
+    uint8_t attr_flags;
+    uint64_t expire_at_ms; /* with KV_ATTR_EXPIRES: ms since the Unix epoch */
+    uint32_t raw_len, raw_crc, dict_id;
 } kv_record_info;
 
 /* Called once per record or damaged region; info and its key are valid only

@@ -122,7 +122,7 @@ start_volume() {
     mkdir -p "$dir/data/$name" "$dir/logs" "$dir/run"
     port=$(volume_port "$name" "$2")
     offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
-    HOST=127.0.0.1 PORT=${port:-0} VOLUME_ID=$name DATA_DIR="$dir/data/$name" \
+    HOST=127.0.0.1 PORT=${port:-0} RESP_PORT=0 VOLUME_ID=$name DATA_DIR="$dir/data/$name" \
         nohup "$BUILD/volume-server" </dev/null >>"$log" 2>&1 &
     pid=$!
     echo "$pid" >"$pidfile"

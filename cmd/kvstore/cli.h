@@ -8,8 +8,11 @@
  *   complete.c  tab completion of command names and keys
  *   commands.c  the command table, dispatch, and each store command
  *   tools.c     verify and dump, which read a directory without opening it
+ *   backup.c    backup and restore, which copy a directory without opening
+ *               it (beside a running server)
  *   session.c   the store of the session: opened on first use, closed at the
  *               end, and the engine's log
+ *   remote.c    the store of a running volume-server (--connect), over RESP
  *   output.c    how replies, values and messages are written
  *   parse.c     the command-line tokenizer
  *
@@ -23,6 +26,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "kvstore.h"
@@ -51,8 +55,17 @@ struct cli_log {
     char held[512];
 };
 
+/* A code of the remote functions: the server answered with an error, or the
+ * connection failed; cli->remote_error has the text. */
+#define CLI_REMOTE_ERROR (-1000)
+
+struct redisContext;
+
 struct cli {
-    const char *dir;    /* the data directory */
+    const char *dir;             /* the data directory */
+    const char *connect;         /* --connect HOST:PORT: the store of a running server */
+    struct redisContext *remote; /* the connection to it, once open */
+    char remote_error[512];
     enum cli_mode mode; /* how commands arrive */
     kv_store *store;    /* NULL until a command needs it (cli_store) */
     bool open_failed;   /* opening was tried and failed: do not try again */
@@ -70,13 +83,53 @@ extern volatile sig_atomic_t cli_interrupted;
 
 /* ---- session.c */
 
-/* Opens the store on first use and returns it, or prints why it cannot and
- * returns NULL. The engine's threads start with cli->engine_blocked blocked. */
-kv_store *cli_store(struct cli *cli);
+/* What a command needs of the session's store. */
+enum cli_store_use {
+    STORE_NONE,  /* nothing: help, verify, dump, backup */
+    STORE_READ,  /* a store that exists: reads never create one */
+    STORE_WRITE, /* a store, created (directory and all) when missing */
+};
 
-/* Closes the store if it is open (which saves the snapshot). Returns
- * kv_close's code, after printing why it failed. */
+/* Opens the store on first use and returns it, or prints why it cannot and
+ * returns NULL. For STORE_READ, a directory that is missing or holds no
+ * segment file is refused (naming the directory and command what) without
+ * being created, and a later command may still create it. The engine's
+ * threads start with cli->engine_blocked blocked. */
+kv_store *cli_store(struct cli *cli, const char *what, enum cli_store_use use);
+
+/* Whether name is a segment file's: segment-<N>.dat (DESIGN.md section 3). */
+bool cli_is_segment_name(const char *name);
+
+/* Closes the store if it is open (which saves the snapshot), or the
+ * connection to the server. Returns kv_close's code, after printing why it
+ * failed. */
 int cli_store_close(struct cli *cli);
+
+/* The options the CLI gives the engine: the defaults, with the engine's
+ * warnings and errors written to stderr. */
+void cli_engine_options(struct cli *cli, kv_options *opts);
+
+/* The store is usable: opened as cli_store opens it for use, or, with --connect, the server
+ * connected. Prints why not and returns false. */
+bool cli_ready(struct cli *cli, const char *what, enum cli_store_use use);
+
+/* ---- remote.c: each does what the engine call of its name does, on the
+ * server of --connect; codes are the engine's or CLI_REMOTE_ERROR. */
+int remote_open(struct cli *cli);
+void remote_close(struct cli *cli);
+int remote_put(struct cli *cli, const void *key, size_t key_len, const void *val, size_t len);
+/* *val is malloc'ed (free, not kv_free). */
+int remote_get(struct cli *cli, const void *key, size_t key_len, void **val, size_t *len);
+int remote_delete(struct cli *cli, const void *key, size_t key_len);
+int remote_exists(struct cli *cli, const void *key, size_t key_len);
+int remote_count(struct cli *cli, uint64_t *count);
+/* Calls fn for the keys that start with prefix, in order, at most limit (0:
+ * all); returns fn's non-zero value if it stops. */
+int remote_list(struct cli *cli, const void *prefix, size_t prefix_len, size_t limit, kv_key_fn fn,
+                void *ctx);
+int remote_stats(struct cli *cli, kv_stats *st);
+int remote_snapshot(struct cli *cli);
+int remote_compact(struct cli *cli);
 
 /* ---- commands.c */
 
@@ -102,6 +155,11 @@ void cli_print_commands(FILE *f);
 
 enum cli_status cli_verify(struct cli *cli);
 enum cli_status cli_dump(struct cli *cli);
+
+/* ---- backup.c: args[0] is the directory to copy, args[1] the new one */
+
+enum cli_status cli_backup(struct cli *cli, const cli_word *args, size_t n);
+enum cli_status cli_restore(struct cli *cli, const cli_word *args, size_t n);
 
 /* ---- output.c */
 

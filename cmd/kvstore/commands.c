@@ -8,7 +8,8 @@
  * what is specific to it (a key's length). Replies follow the original
  * implementation word for word (OK, Key not found, Deleted, Compaction
  * finished, the Store Statistics block); what it did not have replies in the
- * same short style.
+ * same short style. With --connect each store call goes to the server
+ * instead (remote.c), and the replies and statuses are the same.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,7 +36,7 @@ struct command {
     unsigned min_args, max_args;
     bool value_last;          /* the last argument is the rest of the line */
     bool key_first;           /* the first argument is a key (for completion) */
-    bool needs_store;         /* verify, dump and help read no store */
+    enum cli_store_use store; /* what the command needs of the session's store */
     command_fn run;           /* a command with arguments... */
     bare_command_fn run_bare; /* ...or one without (max_args 0) */
 };
@@ -59,6 +60,10 @@ static bool key_ok(const struct cli *cli, const cli_word *key)
 /* Reports an engine failure of command what and says how serious it was. */
 static enum cli_status engine_error(const struct cli *cli, const char *what, int rc)
 {
+    if (rc == CLI_REMOTE_ERROR) {
+        cli_error(cli, "%s: %s", what, cli->remote_error);
+        return CLI_ERROR;
+    }
     cli_error(cli, "%s: %s", what, kv_strerror(rc));
     return rc == KV_EINVAL || rc == KV_ETOOBIG ? CLI_USAGE : CLI_ERROR;
 }
@@ -128,7 +133,8 @@ static enum cli_status cmd_set(struct cli *cli, const cli_word *args, size_t n)
             return engine_error(cli, "set: reading the value from standard input", rc);
         val = from_stdin;
     }
-    int rc = kv_put(cli->store, args[0].data, args[0].len, val, val_len);
+    int rc = cli->remote ? remote_put(cli, args[0].data, args[0].len, val, val_len)
+                         : kv_put(cli->store, args[0].data, args[0].len, val, val_len);
     free(from_stdin);
     if (rc != 0)
         return engine_error(cli, "set", rc);
@@ -143,7 +149,8 @@ static enum cli_status cmd_get(struct cli *cli, const cli_word *args, size_t n)
         return CLI_USAGE;
     void *val = NULL;
     size_t len = 0;
-    int rc = kv_get(cli->store, args[0].data, args[0].len, &val, &len);
+    int rc = cli->remote ? remote_get(cli, args[0].data, args[0].len, &val, &len)
+                         : kv_get(cli->store, args[0].data, args[0].len, &val, &len);
     if (rc == KV_ENOTFOUND) {
         cli_not_found(cli);
         return CLI_NOTFOUND;
@@ -151,7 +158,10 @@ static enum cli_status cmd_get(struct cli *cli, const cli_word *args, size_t n)
     if (rc != 0)
         return engine_error(cli, "get", rc);
     cli_print_value(cli, val, len);
-    kv_free(val);
+    if (cli->remote)
+        free(val);
+    else
+        kv_free(val);
     return CLI_OK;
 }
 
@@ -160,7 +170,8 @@ static enum cli_status cmd_delete(struct cli *cli, const cli_word *args, size_t 
     (void)n;
     if (!key_ok(cli, &args[0]))
         return CLI_USAGE;
-    int rc = kv_delete(cli->store, args[0].data, args[0].len);
+    int rc = cli->remote ? remote_delete(cli, args[0].data, args[0].len)
+                         : kv_delete(cli->store, args[0].data, args[0].len);
     if (rc == KV_ENOTFOUND) {
         cli_not_found(cli);
         return CLI_NOTFOUND;
@@ -176,7 +187,8 @@ static enum cli_status cmd_exists(struct cli *cli, const cli_word *args, size_t 
     (void)n;
     if (!key_ok(cli, &args[0]))
         return CLI_USAGE;
-    int rc = kv_exists(cli->store, args[0].data, args[0].len);
+    int rc = cli->remote ? remote_exists(cli, args[0].data, args[0].len)
+                         : kv_exists(cli->store, args[0].data, args[0].len);
     if (rc == KV_ENOTFOUND) {
         puts("false");
         return CLI_NOTFOUND;
@@ -210,8 +222,10 @@ static enum cli_status walk_keys(struct cli *cli, const char *what, const cli_wo
                                  bool print, uint64_t *count)
 {
     struct key_walk w = {.cli = cli, .print = print};
-    int rc = kv_list(cli->store, prefix ? prefix->data : NULL, prefix ? prefix->len : 0, NULL, 0, 0,
-                     on_key, &w);
+    const char *p = prefix ? prefix->data : NULL;
+    size_t p_len = prefix ? prefix->len : 0;
+    int rc = cli->remote ? remote_list(cli, p, p_len, 0, on_key, &w)
+                         : kv_list(cli->store, p, p_len, NULL, 0, 0, on_key, &w);
     if (rc == 1) {
         cli_error(cli, "%s: interrupted", what);
         return CLI_ERROR;
@@ -245,6 +259,10 @@ static enum cli_status cmd_count(struct cli *cli, const cli_word *args, size_t n
         enum cli_status st = walk_keys(cli, "count", &args[0], false, &count);
         if (st != CLI_OK)
             return st;
+    } else if (cli->remote) {
+        int rc = remote_count(cli, &count);
+        if (rc != 0)
+            return engine_error(cli, "count", rc);
     } else {
         kv_stats st;
         int rc = kv_get_stats(cli->store, &st);
@@ -272,12 +290,15 @@ static void print_stats(const kv_stats *st)
     printf("  Oldest segment: %" PRIu64 "\n", st->oldest_segment_id);
     printf("  Disk bytes: %" PRIu64 " (live %" PRIu64 ", dead %" PRIu64 ")\n", st->disk_bytes,
            st->live_bytes, st->dead_bytes);
-    printf("  Index memory: %" PRIu64 " bytes", st->index_bytes);
-    /* Below a few thousand keys the table's first allocation dominates and a
-     * per-key figure would mislead. */
+    /* The figure is what the index and the bloom filter have allocated, and
+     * they allocate ahead of the keys, in large steps: below a few thousand
+     * keys it is mostly their first allocation, and a per-key figure would
+     * mislead. */
+    printf("  Index memory: %" PRIu64 " bytes reserved", st->index_bytes);
     if (st->keys >= PER_KEY_MIN_KEYS)
-        printf(" (%.1f bytes per key)", (double)st->index_bytes / (double)st->keys);
-    printf("\n");
+        printf(" (%.1f bytes per key)\n", (double)st->index_bytes / (double)st->keys);
+    else
+        printf(" (allocated ahead of the keys, in steps)\n");
     printf("  Bloom filter: %" PRIu64 " bytes for %" PRIu64 " keys, %" PRIu64
            " misses answered alone, %" PRIu64 " false positives\n",
            st->bloom_bytes, st->bloom_capacity, st->bloom_negatives, st->bloom_false_positives);
@@ -298,18 +319,19 @@ static void print_stats(const kv_stats *st)
 static enum cli_status cmd_stats(struct cli *cli)
 {
     kv_stats st;
-    int rc = kv_get_stats(cli->store, &st);
+    int rc = cli->remote ? remote_stats(cli, &st) : kv_get_stats(cli->store, &st);
     if (rc != 0)
         return engine_error(cli, "stats", rc);
     print_stats(&st);
     return CLI_OK;
 }
 
-/* Runs a maintenance call of the engine (command what) and says done. */
+/* Runs a maintenance call of the engine, or of the server (command what),
+ * and says done. */
 static enum cli_status maintain(struct cli *cli, const char *what, int (*call)(kv_store *),
-                                const char *done)
+                                int (*remote_call)(struct cli *), const char *done)
 {
-    int rc = call(cli->store);
+    int rc = cli->remote ? remote_call(cli) : call(cli->store);
     if (rc != 0)
         return engine_error(cli, what, rc);
     puts(done);
@@ -318,12 +340,12 @@ static enum cli_status maintain(struct cli *cli, const char *what, int (*call)(k
 
 static enum cli_status cmd_compact(struct cli *cli)
 {
-    return maintain(cli, "compact", kv_compact, "Compaction finished");
+    return maintain(cli, "compact", kv_compact, remote_compact, "Compaction finished");
 }
 
 static enum cli_status cmd_snapshot(struct cli *cli)
 {
-    return maintain(cli, "snapshot", kv_save_snapshot, "Snapshot saved");
+    return maintain(cli, "snapshot", kv_save_snapshot, remote_snapshot, "Snapshot saved");
 }
 
 static enum cli_status cmd_help(struct cli *cli)
@@ -341,29 +363,33 @@ static enum cli_status cmd_quit(struct cli *cli)
 
 static const struct command commands[] = {
     {"set", "<key> <value>", "store value under key (the value is the rest of the line)", 2, 2,
-     true, true, true, cmd_set, NULL},
-    {"get", "<key>", "print the value of key", 1, 1, false, true, true, cmd_get, NULL},
-    {"delete", "<key>", "remove key", 1, 1, false, true, true, cmd_delete, NULL},
-    {"exists", "<key>", "print true if key is in the store, false if not", 1, 1, false, true, true,
-     cmd_exists, NULL},
-    {"list", "", "print every key, sorted", 0, 0, false, false, true, NULL, cmd_list},
-    {"scan", "<prefix>", "print the keys that start with prefix, sorted", 1, 1, false, true, true,
-     cmd_scan, NULL},
+     true, true, STORE_WRITE, cmd_set, NULL},
+    {"get", "<key>", "print the value of key", 1, 1, false, true, STORE_READ, cmd_get, NULL},
+    {"delete", "<key>", "remove key", 1, 1, false, true, STORE_WRITE, cmd_delete, NULL},
+    {"exists", "<key>", "print true if key is in the store, false if not", 1, 1, false, true,
+     STORE_READ, cmd_exists, NULL},
+    {"list", "", "print every key, sorted", 0, 0, false, false, STORE_READ, NULL, cmd_list},
+    {"scan", "<prefix>", "print the keys that start with prefix, sorted", 1, 1, false, true,
+     STORE_READ, cmd_scan, NULL},
     {"count", "[prefix]", "print the number of keys (that start with prefix)", 0, 1, false, true,
-     true, cmd_count, NULL},
-    {"stats", "", "show the store's statistics", 0, 0, false, false, true, NULL, cmd_stats},
+     STORE_READ, cmd_count, NULL},
+    {"stats", "", "show the store's statistics", 0, 0, false, false, STORE_READ, NULL, cmd_stats},
     {"compact", "", "rewrite live records and reclaim the space of dead ones", 0, 0, false, false,
-     true, NULL, cmd_compact},
-    {"snapshot", "", "save the index snapshot now (quit saves it too)", 0, 0, false, false, true,
-     NULL, cmd_snapshot},
+     STORE_READ, NULL, cmd_compact},
+    {"snapshot", "", "save the index snapshot now (quit saves it too)", 0, 0, false, false,
+     STORE_READ, NULL, cmd_snapshot},
     {"verify", "", "check every record and the snapshot; list the damaged ones", 0, 0, false, false,
-     false, NULL, cli_verify},
+     STORE_NONE, NULL, cli_verify},
     {"dump", "", "list every record in log order, with its checksum status", 0, 0, false, false,
-     false, NULL, cli_dump},
-    {"help", "", "show this list", 0, 0, false, false, false, NULL, cmd_help},
-    {"quit", "", "save the snapshot and leave (Ctrl-D too)", 0, 0, false, false, false, NULL,
+     STORE_NONE, NULL, cli_dump},
+    {"backup", "<src> <dest>", "copy data directory src into dest, also beside a running server", 2,
+     2, false, false, STORE_NONE, cli_backup, NULL},
+    {"restore", "<src> <dest>", "copy backup src into dest, a data directory to serve from", 2, 2,
+     false, false, STORE_NONE, cli_restore, NULL},
+    {"help", "", "show this list", 0, 0, false, false, STORE_NONE, NULL, cmd_help},
+    {"quit", "", "save the snapshot and leave (Ctrl-D too)", 0, 0, false, false, STORE_NONE, NULL,
      cmd_quit},
-    {"exit", "", "the same as quit", 0, 0, false, false, false, NULL, cmd_quit},
+    {"exit", "", "the same as quit", 0, 0, false, false, STORE_NONE, NULL, cmd_quit},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -438,7 +464,7 @@ static const struct command *lookup(const struct cli *cli, const char *name, siz
 static enum cli_status run(struct cli *cli, const struct command *cmd, const cli_word *args,
                            size_t n)
 {
-    if (cmd->needs_store && !cli_store(cli))
+    if (cmd->store != STORE_NONE && !cli_ready(cli, cmd->name, cmd->store))
         return CLI_ERROR;
     return cmd->run_bare != NULL ? cmd->run_bare(cli) : cmd->run(cli, args, n);
 }

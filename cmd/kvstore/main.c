@@ -5,6 +5,8 @@
  *   kvstore [--data-dir DIR]                 a session on a terminal, or a
  *                                            script when stdin is not one
  *   kvstore [--data-dir DIR] COMMAND ARG...  one command (one-shot)
+ *   kvstore --connect HOST:PORT [...]        the same, on a running
+ *                                            volume-server's store (RESP)
  *
  * Exit status: 0 success, 1 not found (or damage found by verify), 2 usage,
  * 3 any other error; a script exits with the highest status of its commands.
@@ -22,6 +24,7 @@
 static void print_usage(FILE *f)
 {
     fprintf(f, "usage: kvstore [--data-dir DIR] [COMMAND [ARG...]]\n"
+               "       kvstore --connect HOST:PORT [COMMAND [ARG...]]\n"
                "\n"
                "Without a command, kvstore reads commands from standard input: a session\n"
                "with line editing and history (~/.kvstore_history) when it is a terminal,\n"
@@ -32,13 +35,23 @@ static void print_usage(FILE *f)
                "\n"
                "Options:\n"
                "  -d, --data-dir DIR  the data directory (default: db)\n"
+               "  -c, --connect HOST:PORT\n"
+               "                      use the store of a running volume-server, through its\n"
+               "                      Redis protocol port (RESP_PORT, 6380 by default);\n"
+               "                      AUTH_TOKEN in the environment authenticates\n"
                "  -h, --help          show this help and exit\n"
                "  -V, --version       show the version and exit\n"
                "\n");
     cli_print_commands(f);
     fprintf(f, "\n"
-               "verify and dump read the directory without opening the store, so they\n"
-               "work while another process has it open.\n"
+               "verify, dump and backup read a directory without opening the store, so\n"
+               "they work while another process (a running server) has it open. backup\n"
+               "and restore take their directories as arguments, not --data-dir; the\n"
+               "destination must be new or empty.\n"
+               "\n"
+               "set and delete create the data directory and its store when missing;\n"
+               "commands that only read never do: on a directory that holds no store\n"
+               "they say so and exit 3.\n"
                "\n"
                "Exit status: 0 success; 1 key not found (get, delete, exists) or damage\n"
                "found (verify); 2 usage error; 3 any other error, such as a data directory\n"
@@ -98,6 +111,7 @@ static int parse_options(int argc, char **argv, struct cli *cli)
 {
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, 'd'},
+        {"connect", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -106,7 +120,7 @@ static int parse_options(int argc, char **argv, struct cli *cli)
     int c;
     /* "+": options end at the command, so a value such as "-x" stays an
      * argument of set. */
-    while ((c = getopt_long(argc, argv, "+d:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+d:c:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
             if (optarg[0] == '\0') {
@@ -114,6 +128,13 @@ static int parse_options(int argc, char **argv, struct cli *cli)
                 return CLI_USAGE;
             }
             cli->dir = optarg;
+            break;
+        case 'c':
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "kvstore: --connect needs HOST:PORT\n");
+                return CLI_USAGE;
+            }
+            cli->connect = optarg;
             break;
         case 'h':
             print_usage(stdout);
@@ -124,6 +145,8 @@ static int parse_options(int argc, char **argv, struct cli *cli)
         default:
             if (optopt == 'd')
                 fprintf(stderr, "kvstore: --data-dir needs a directory\n");
+            else if (optopt == 'c')
+                fprintf(stderr, "kvstore: --connect needs HOST:PORT\n");
             else if (optopt != 0)
                 fprintf(stderr, "kvstore: unknown option '-%c'\n", optopt);
             else

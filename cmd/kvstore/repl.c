@@ -346,7 +346,7 @@ static bool is_blank_line(const char *line, size_t len)
 
 enum cli_status repl_run(struct cli *cli)
 {
-    if (!cli_store(cli))
+    if (!cli_ready(cli, "kvstore", STORE_WRITE))
         return CLI_ERROR;
     choose_locale();
     struct repl r;

@@ -9,7 +9,8 @@
  * so does a write cut short by a crash, which the next open cuts off. Neither
  * is damage, so verify reports it without counting it. An incomplete record
  * at the end of any older segment is damage: sealed segments are never
- * written again.
+ * written again. Zeros at the end of a segment are space preallocated ahead
+ * of the log, not damage: dump shows them, verify says nothing of them.
  *
  * A batch (an atomic group of records, one BATCH record on disk) shows as
  * one line for the batch, then one for each record inside it, marked with a
@@ -46,6 +47,8 @@ static bool tally_record(struct tally *t, const kv_record_info *info)
     bool new_segment = !t->started || info->segment_id != t->segment_id;
     t->started = true;
     t->segment_id = info->segment_id;
+    if (info->status == KV_REC_ZERO_TAIL)
+        return new_segment; /* no record, and no damage */
     if (info->op == KV_OP_BATCH && info->status == KV_REC_OK)
         t->batches++;
     else
@@ -53,19 +56,6 @@ static bool tally_record(struct tally *t, const kv_record_info *info)
     if (info->status != KV_REC_OK && info->status != KV_REC_TORN)
         t->damaged++;
     return new_segment;
-}
-
-/* Whether name is a segment file's: segment-<N>.dat (DESIGN.md section 3). */
-static bool is_segment_name(const char *name)
-{
-    static const char prefix[] = "segment-", suffix[] = ".dat";
-    if (strncmp(name, prefix, sizeof(prefix) - 1) != 0)
-        return false;
-    const char *p = name + sizeof(prefix) - 1;
-    const char *digits = p;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    return p > digits && strcmp(p, suffix) == 0;
 }
 
 /* Counts the segment files of dir. kv_scan() reports records, so a segment
@@ -78,7 +68,7 @@ static uint64_t count_segment_files(const char *dir)
     uint64_t n = 0;
     const struct dirent *de;
     while ((de = readdir(d)) != NULL)
-        if (is_segment_name(de->d_name))
+        if (cli_is_segment_name(de->d_name))
             n++;
     closedir(d);
     return n;
@@ -105,8 +95,12 @@ static const char *op_name(uint8_t op)
         return "set";
     case KV_OP_DELETE:
         return "delete";
+    case KV_OP_SETX:
+        return "setx";
     case KV_OP_BATCH:
         return "batch";
+    case KV_OP_META:
+        return "meta";
     default:
         return NULL;
     }
@@ -174,7 +168,10 @@ static void report_damage(const kv_record_info *info)
         cli_print_quoted(stdout, info->key, info->key_len);
         break;
     case KV_REC_UNKNOWN_OP:
-        printf("record with unknown op code %u, key ", info->op);
+        if (info->op == KV_OP_SETX || info->op == KV_OP_META)
+            printf("%s record this version cannot read, key ", op_name(info->op));
+        else
+            printf("record with unknown op code %u, key ", info->op);
         cli_print_quoted(stdout, info->key, info->key_len);
         printf(" (this version cannot open the directory)");
         break;
@@ -196,6 +193,8 @@ static int on_verify_record(const kv_record_info *info, void *arg)
         t->damaged++;
         t->torn_pending = false;
     }
+    if (info->status == KV_REC_ZERO_TAIL)
+        return 0;
     if (info->status == KV_REC_TORN) {
         t->torn_pending = true;
         t->torn_segment = info->segment_id;
@@ -257,6 +256,17 @@ enum cli_status cli_verify(struct cli *cli)
 
 /* ---- dump */
 
+/* A SETX's attributes after its key: " expires=<ms since the epoch>" and
+ * " zstd raw_len=<n> raw_crc=<hex> dict=<id>". */
+static void print_attributes(const kv_record_info *info)
+{
+    if (info->attr_flags & KV_ATTR_EXPIRES)
+        printf(" expires=%" PRIu64, info->expire_at_ms);
+    if (info->attr_flags & KV_ATTR_ZSTD)
+        printf(" zstd raw_len=%" PRIu32 " raw_crc=%08" PRIx32 " dict=%" PRIu32, info->raw_len,
+               info->raw_crc, info->dict_id);
+}
+
 static int on_dump_record(const kv_record_info *info, void *arg)
 {
     struct tally *t = arg;
@@ -282,6 +292,7 @@ static int on_dump_record(const kv_record_info *info, void *arg)
         printf("-");
     else
         cli_print_quoted(stdout, info->key, info->key_len);
+    print_attributes(info);
     printf("\n");
     return 0;
 }

@@ -1,9 +1,11 @@
 /*
- * volume-server - the HTTP blob server of mini-kvstore.
+ * volume-server - the blob server of mini-kvstore: HTTP, and the Redis
+ * protocol (RESP) on RESP_PORT, over one store.
  *
- * Reads the configuration, opens the store, serves HTTP until SIGTERM or
- * SIGINT, then stops in order: no new connections, in-flight requests
- * finished (bounded wait), the store closed (fsync and snapshot), exit 0.
+ * Reads the configuration, opens the store, serves HTTP and RESP until
+ * SIGTERM or SIGINT, then stops in order: new requests answered 503 (HTTP)
+ * while the ones in progress finish (for up to SHUTDOWN_GRACE_SECS), the
+ * connections closed, the store closed (fsync and snapshot), exit 0.
  *
  * Signals are blocked in every thread and taken by sigwait() in the main
  * thread, so shutdown runs as ordinary code, not in a signal handler.
@@ -21,10 +23,8 @@
 #include "app.h"
 #include "config.h"
 #include "log.h"
+#include "resp.h"
 #include "server.h"
-
-/* How long requests in progress get to finish once a stop is asked for. */
-#define SHUTDOWN_GRACE_MS 10000u
 
 /* Blocks the stop signals in this thread and every thread it creates, and
  * ignores SIGPIPE (a client that goes away is not a reason to die). */
@@ -41,30 +41,43 @@ static int serve(const struct vs_config *cfg)
 {
     int status = 1;
     struct vs_server *srv = NULL;
+    struct resp_server *resp = NULL;
     struct vs_app app = {0};
     char err[512] = "";
-    char settings[1024];
+    char settings[2048];
     sigset_t stop;
     int sig = 0;
 
     take_signals(&stop);
     if (vs_app_open(&app, cfg) != 0)
         goto out;
+    /* RESP first: its table of counters is complete before /metrics can
+     * read it. */
+    if (cfg->resp_port != VS_PORT_OFF && resp_server_start(&app, &resp, err, sizeof(err)) != 0) {
+        vs_log(VS_LOG_ERROR, "%s", err);
+        goto out;
+    }
     if (vs_server_start(&app, &srv, err, sizeof(err)) != 0) {
         vs_log(VS_LOG_ERROR, "%s", err);
         goto out;
     }
     config_describe(cfg, settings, sizeof(settings));
     bool ipv6 = strchr(cfg->host, ':') != NULL; /* an address that needs brackets in a URL */
+    if (resp != NULL)
+        vs_log(VS_LOG_INFO, "volume-server %s speaks RESP on %s%s%s:%u", KV_VERSION_STRING,
+               ipv6 ? "[" : "", cfg->host, ipv6 ? "]" : "", resp_server_port(resp));
     vs_log(VS_LOG_INFO, "volume-server %s listening on http://%s%s%s:%u (%s)", KV_VERSION_STRING,
            ipv6 ? "[" : "", cfg->host, ipv6 ? "]" : "", vs_server_port(srv), settings);
 
     sigwait(&stop, &sig);
     vs_log(VS_LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    vs_server_stop(srv, SHUTDOWN_GRACE_MS);
+    resp_server_stop(resp, cfg->shutdown_grace_secs * 1000u);
+    resp = NULL;
+    vs_server_stop(srv, cfg->shutdown_grace_secs * 1000u);
     srv = NULL;
     status = 0;
 out:
+    resp_server_stop(resp, 0);
     vs_server_stop(srv, 0);
     if (app.store != NULL) {
         int rc = vs_app_close(&app);

@@ -25,7 +25,12 @@
 
 #include <kvstore.h>
 
-enum opt_type { OPT_UINT, OPT_STRING, OPT_CHOICE };
+enum opt_type {
+    OPT_UINT,
+    OPT_STRING,
+    OPT_CHOICE,
+    OPT_PORT_OR_OFF /* a port as OPT_UINT, or "off" (stored as VS_PORT_OFF) */
+};
 
 /* A check beyond type and bounds; returns 0 or writes why (a clause such as
  * "must not contain spaces") and returns -1. */
@@ -47,6 +52,7 @@ struct opt {
 
 static const char *const sync_mode_names[] = {"always", "interval", "none", NULL};
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const compression_names[] = {"none", "zstd", NULL};
 
 static unsigned default_threads(void);
 static int check_host(const char *value, char *why, size_t why_len);
@@ -78,17 +84,33 @@ static const struct opt options[] = {
      "none: the OS decides"},
     {"SEGMENT_SIZE_MB", OPT_UINT, FIELD(segment_size_mb), 1, 2048, NULL, "64", NULL, NULL,
      "size at which the active segment is sealed, in MiB"},
+    {"COMPRESSION", OPT_CHOICE, FIELD(compression), 0, 0, compression_names, "none", NULL, NULL,
+     "zstd: blobs of 64 bytes or more are stored compressed when that saves space, with a "
+     "dictionary trained at compaction (slower puts and gets); none: as they are"},
     {"THREADS", OPT_UINT, FIELD(threads), 1, 256, NULL, NULL, default_threads, NULL,
      "HTTP worker threads (default: the number of cores)"},
     {"AUTH_TOKEN", OPT_STRING, FIELD(auth_token), 1, VS_AUTH_TOKEN_MAX, NULL, NULL, NULL,
      check_auth_token,
-     "when set, every request but health needs 'Authorization: Bearer <token>'"},
+     "when set, every request but health and /ui needs 'Authorization: Bearer <token>'"},
     {"LOG_LEVEL", OPT_CHOICE, FIELD(log_level), 0, 0, log_level_names, "info", NULL, NULL,
      "error, warn, info, or debug (debug: one line per request)"},
     {"MAX_CONNECTIONS", OPT_UINT, FIELD(max_connections), 1, 1000000, NULL, "4096", NULL, NULL,
      "simultaneous client connections; more wait in the listen queue"},
     {"CONNECTION_TIMEOUT_SECS", OPT_UINT, FIELD(connection_timeout_secs), 1, 86400, NULL, "60",
      NULL, NULL, "a connection idle (or stalled mid-request) this long is closed"},
+    {"SHUTDOWN_GRACE_SECS", OPT_UINT, FIELD(shutdown_grace_secs), 0, 3600, NULL, "10", NULL, NULL,
+     "seconds requests in progress get to finish after SIGTERM (new ones get 503 meanwhile)"},
+    {"RESP_PORT", OPT_PORT_OR_OFF, FIELD(resp_port), 0, 65535, NULL, "6380", NULL, NULL,
+     "TCP port of the Redis protocol on HOST (0: any free port, shown in the start line; "
+     "off: none)"},
+    {"RESP_IDLE_TIMEOUT_SECS", OPT_UINT, FIELD(resp_idle_timeout_secs), 1, 86400 * 365, NULL,
+     "300", NULL, NULL, "a Redis-protocol connection idle this long is closed"},
+    {"RESP_MAX_ARGS", OPT_UINT, FIELD(resp_max_args), 16, 16777216, NULL, "1048576", NULL, NULL,
+     "most arguments one Redis-protocol command may have (more: an error, and the connection "
+     "closes)"},
+    {"RESP_OUTPUT_LIMIT_MB", OPT_UINT, FIELD(resp_output_limit_mb), 1, 65536, NULL, "256", NULL,
+     NULL,
+     "unsent replies one Redis-protocol client may hold, in MiB (more: the connection closes)"},
 };
 /* clang-format on */
 
@@ -175,10 +197,17 @@ static int set_value(struct vs_config *cfg, const struct opt *o, const char *val
     size_t len = strlen(value);
 
     switch (o->type) {
+    case OPT_PORT_OR_OFF:
+        if (strcmp(value, "off") == 0) {
+            *(unsigned *)(void *)field = VS_PORT_OFF;
+            return 0;
+        }
+        __attribute__((fallthrough)); /* a port */
     case OPT_UINT: {
         unsigned long long v = 0;
         if (parse_uint(value, &v) != 0 || v < o->min || v > o->max) {
-            snprintf(why, why_len, "expected a whole number from %llu to %llu", o->min, o->max);
+            snprintf(why, why_len, "expected a whole number from %llu to %llu%s", o->min, o->max,
+                     o->type == OPT_PORT_OR_OFF ? ", or off" : "");
             return -1;
         }
         *(unsigned *)(void *)field = (unsigned)v;
@@ -356,6 +385,18 @@ static int apply_flags(struct vs_config *cfg, const struct flag_values *fv, char
 /* Checks the settings that bound each other. */
 static int check_together(const struct vs_config *cfg, char *err, size_t err_len)
 {
+    if (cfg->resp_port != VS_PORT_OFF && cfg->resp_port != 0 && cfg->resp_port == cfg->port) {
+        snprintf(err, err_len, "invalid RESP_PORT=%u: PORT is %u already", cfg->resp_port,
+                 cfg->port);
+        return -1;
+    }
+    if (cfg->resp_output_limit_mb < cfg->max_request_size_mb) {
+        snprintf(err, err_len,
+                 "invalid RESP_OUTPUT_LIMIT_MB=%u: below MAX_REQUEST_SIZE_MB=%u, so the largest "
+                 "value could never be sent",
+                 cfg->resp_output_limit_mb, cfg->max_request_size_mb);
+        return -1;
+    }
     if (cfg->max_body_memory_mb < cfg->max_request_size_mb) {
         snprintf(err, err_len,
                  "invalid MAX_BODY_MEMORY_MB=%u: below MAX_REQUEST_SIZE_MB=%u, so the largest "
@@ -398,7 +439,8 @@ void config_print_help(FILE *out, const char *program)
     fprintf(out,
             "Usage: %s [--flag value]...\n"
             "\n"
-            "volume-server %s: an HTTP blob server over the mini-kvstore engine.\n"
+            "volume-server %s: an HTTP and Redis-protocol blob server over the mini-kvstore\n"
+            "engine.\n"
             "Each setting is an environment variable and a flag; a flag wins.\n"
             "\n",
             program, KV_VERSION_STRING);
@@ -442,6 +484,8 @@ void config_describe(const struct vs_config *cfg, char *buf, size_t buf_len)
             n = snprintf(buf + used, buf_len - used, "%s%s=%s", sep, o->env, field);
         else if (o->type == OPT_CHOICE)
             n = snprintf(buf + used, buf_len - used, "%s%s=%s", sep, o->env, o->choices[v]);
+        else if (o->type == OPT_PORT_OR_OFF && v == VS_PORT_OFF)
+            n = snprintf(buf + used, buf_len - used, "%s%s=off", sep, o->env);
         else
             n = snprintf(buf + used, buf_len - used, "%s%s=%u", sep, o->env, v);
         if (n < 0)

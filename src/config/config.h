@@ -26,6 +26,7 @@
 
 enum vs_sync_mode { VS_SYNC_ALWAYS = 0, VS_SYNC_INTERVAL = 1, VS_SYNC_NONE = 2 };
 enum vs_log_level { VS_LOG_ERROR = 0, VS_LOG_WARN = 1, VS_LOG_INFO = 2, VS_LOG_DEBUG = 3 };
+enum vs_compression { VS_COMPRESSION_NONE = 0, VS_COMPRESSION_ZSTD = 1 };
 
 struct vs_config {
     char host[VS_HOST_MAX + 1];
@@ -38,12 +39,21 @@ struct vs_config {
     unsigned max_body_memory_mb;       /* all bodies being received together, MiB */
     unsigned sync_mode;                /* enum vs_sync_mode */
     unsigned segment_size_mb;
+    unsigned compression;                   /* enum vs_compression */
     unsigned threads;                       /* HTTP worker threads */
     char auth_token[VS_AUTH_TOKEN_MAX + 1]; /* "" when AUTH_TOKEN is unset */
     unsigned log_level;                     /* enum vs_log_level */
     unsigned max_connections;
     unsigned connection_timeout_secs;
+    unsigned shutdown_grace_secs;    /* the drain after SIGTERM */
+    unsigned resp_port;              /* 0: any free port; VS_PORT_OFF: no RESP listener */
+    unsigned resp_idle_timeout_secs; /* a RESP connection idle this long is closed */
+    unsigned resp_max_args;          /* most arguments in one RESP command */
+    unsigned resp_output_limit_mb;   /* unsent replies one RESP client may hold, MiB */
 };
+
+/* resp_port when RESP_PORT=off. */
+#define VS_PORT_OFF 0xffffffffu
 
 /* What config_load found on the command line besides settings. */
 enum vs_config_result {

@@ -20,6 +20,22 @@ uint64_t vs_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+bool vs_app_reserve_body(struct vs_app *app, uint64_t n)
+{
+    atomic_uint_fast64_t *used = &app->counters.body_bytes;
+    uint_fast64_t cur = atomic_load(used);
+    do {
+        if (cur + n > app->body_budget)
+            return false;
+    } while (!atomic_compare_exchange_weak(used, &cur, cur + n));
+    return true;
+}
+
+void vs_app_release_body(struct vs_app *app, uint64_t n)
+{
+    atomic_fetch_sub(&app->counters.body_bytes, n);
+}
+
 uint64_t vs_app_uptime_secs(const struct vs_app *app)
 {
     return (vs_now_ns() - app->started_ns) / 1000000000u;
@@ -43,6 +59,8 @@ int vs_app_open(struct vs_app *app, const struct vs_config *cfg)
     kv_options_init(&opts);
     opts.sync_mode = engine_sync_mode(cfg->sync_mode);
     opts.segment_size = (uint64_t)cfg->segment_size_mb * MIB;
+    opts.compression =
+        cfg->compression == VS_COMPRESSION_ZSTD ? KV_COMPRESS_ZSTD : KV_COMPRESS_NONE;
     opts.compaction_threshold = cfg->compaction_threshold;
     opts.compaction_interval_secs = cfg->compaction_interval_secs;
     opts.log_fn = vs_log_engine;
@@ -67,5 +85,6 @@ int vs_app_close(struct vs_app *app)
 {
     int rc = blob_store_close(app->store);
     app->store = NULL;
+    vs_cmd_table_free(&app->resp_commands);
     return rc;
 }

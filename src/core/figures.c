@@ -14,6 +14,7 @@ uint64_t vs_counter_load(atomic_uint_fast64_t *counter)
 size_t vs_figures_collect(struct vs_app *app, const kv_stats *st, struct vs_figure *out, size_t max)
 {
     struct vs_counters *c = &app->counters;
+    struct vs_resp_counters *r = &app->resp;
     /* clang-format off */
     const struct vs_figure all[] = {
         {"total_keys", "keys", VS_FIGURE_GAUGE, "Live keys in the volume.", st->keys},
@@ -41,6 +42,11 @@ size_t vs_figures_collect(struct vs_app *app, const kv_stats *st, struct vs_figu
         {"compaction_bytes_written", "compaction_written_bytes_total", VS_FIGURE_COUNTER, "Bytes compactions wrote.", st->compaction_bytes_written},
         {"compaction_bytes_reclaimed", "compaction_reclaimed_bytes_total", VS_FIGURE_COUNTER, "Disk bytes compactions freed.", st->compaction_bytes_reclaimed},
         {"last_compaction_ms", "last_compaction_milliseconds", VS_FIGURE_GAUGE, "Duration of the last compaction.", st->last_compaction_ms},
+        {"last_compaction_reclaimed_bytes", "last_compaction_reclaimed_bytes", VS_FIGURE_GAUGE, "Disk bytes the last successful compaction freed.", st->last_compaction_reclaimed},
+        {"last_compaction_failed", "last_compaction_failed", VS_FIGURE_FLAG, "1 when the last compaction that ran failed.", st->last_compaction_error != 0 ? 1 : 0},
+        {"compacting", "compacting", VS_FIGURE_FLAG, "1 while a compaction runs.", st->compacting ? 1 : 0},
+        {"disk_free_bytes", "disk_free_bytes", VS_FIGURE_GAUGE, "Free space of the data directory's file system (0: unknown).", st->disk_free_bytes},
+        {"disk_size_bytes", "disk_size_bytes", VS_FIGURE_GAUGE, "Size of the data directory's file system (0: unknown).", st->disk_size_bytes},
         {"snapshot_loaded", "snapshot_loaded", VS_FIGURE_FLAG, "1 when the last open used index.snapshot.", st->snapshot_loaded ? 1 : 0},
         {"read_only", "read_only", VS_FIGURE_FLAG, "1 when writes are refused after a failed fsync.", st->read_only ? 1 : 0},
         {"http_requests", "http_requests_total", VS_FIGURE_COUNTER, "HTTP requests served.", vs_counter_load(&c->requests)},
@@ -50,7 +56,18 @@ size_t vs_figures_collect(struct vs_app *app, const kv_stats *st, struct vs_figu
         {"http_connections_total", "http_connections_total", VS_FIGURE_COUNTER, "Client connections accepted.", vs_counter_load(&c->connections_total)},
         {"http_in_flight", "http_in_flight_requests", VS_FIGURE_GAUGE, "Requests begun and not complete.", vs_counter_load(&c->in_flight)},
         {"http_writes_in_flight", "http_writes_in_flight", VS_FIGURE_GAUGE, "Writes submitted to the engine and not yet complete.", vs_counter_load(&c->writes_in_flight)},
-        {"http_body_bytes", "http_body_memory_bytes", VS_FIGURE_GAUGE, "Memory held for request bodies.", vs_counter_load(&c->body_bytes)},
+        {"http_body_bytes", "http_body_memory_bytes", VS_FIGURE_GAUGE, "Memory held for requests being received (HTTP bodies, large RESP commands).", vs_counter_load(&c->body_bytes)},
+        {"resp_port", "resp_port", VS_FIGURE_GAUGE, "The Redis protocol's port (0: off).", vs_counter_load(&r->port)},
+        {"resp_connections", "resp_connections", VS_FIGURE_GAUGE, "Open Redis-protocol connections.", vs_counter_load(&r->connections)},
+        {"resp_connections_total", "resp_connections_total", VS_FIGURE_COUNTER, "Redis-protocol connections accepted.", vs_counter_load(&r->connections_total)},
+        {"resp_rejected_connections", "resp_rejected_connections_total", VS_FIGURE_COUNTER, "Redis-protocol connections refused at MAX_CONNECTIONS.", vs_counter_load(&r->rejected)},
+        {"resp_commands", "resp_commands_all_total", VS_FIGURE_COUNTER, "Redis-protocol commands run (as of the last second).", vs_counter_load(&r->commands)},
+        {"resp_ops_per_sec", "resp_ops_per_second", VS_FIGURE_GAUGE, "Redis-protocol commands in the last second.", vs_counter_load(&r->ops_per_sec)},
+        {"resp_bytes_received", "resp_received_bytes_total", VS_FIGURE_COUNTER, "Bytes read from Redis-protocol clients.", vs_counter_load(&r->bytes_received)},
+        {"resp_bytes_sent", "resp_sent_bytes_total", VS_FIGURE_COUNTER, "Bytes written to Redis-protocol clients.", vs_counter_load(&r->bytes_sent)},
+        {"resp_keyspace_hits", "resp_keyspace_hits_total", VS_FIGURE_COUNTER, "Redis-protocol reads that found their key.", vs_counter_load(&r->keyspace_hits)},
+        {"resp_keyspace_misses", "resp_keyspace_misses_total", VS_FIGURE_COUNTER, "Redis-protocol reads that did not.", vs_counter_load(&r->keyspace_misses)},
+        {"resp_protocol_errors", "resp_protocol_errors_total", VS_FIGURE_COUNTER, "Redis-protocol connections closed for malformed input.", vs_counter_load(&r->protocol_errors)},
     };
     /* clang-format on */
     _Static_assert(sizeof(all) / sizeof(all[0]) <= VS_FIGURES_MAX, "VS_FIGURES_MAX is too small");
@@ -58,5 +75,23 @@ size_t vs_figures_collect(struct vs_app *app, const kv_stats *st, struct vs_figu
     if (n > max)
         n = max;
     memcpy(out, all, n * sizeof(all[0]));
+    return n;
+}
+
+size_t vs_hist_figures_collect(struct vs_app *app, struct vs_hist_figure *out, size_t max)
+{
+    size_t n = 0;
+    for (unsigned k = 0; k < VS_REQ_KINDS && n < max; k++) {
+        out[n++] = (struct vs_hist_figure){
+            .group = "latency_us",
+            .json = vs_req_kind_name((enum vs_req_kind)k),
+            .prom = "request_duration_seconds",
+            .label = "kind",
+            .label_value = vs_req_kind_name((enum vs_req_kind)k),
+            .unit = VS_HIST_NANOSECONDS,
+            .help = "Time from a request's arrival to its last byte sent, by kind.",
+            .hist = &app->latency.by_kind[k],
+        };
+    }
     return n;
 }

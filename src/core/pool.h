@@ -1,12 +1,13 @@
 /*
- * pool.h - a fixed set of threads that run jobs which may block for long
- * (a compaction, a snapshot), so that the front ends' threads never wait for
+ * pool.h - a fixed set of threads that run jobs which may block (a
+ * compaction, a snapshot, a backup, the Redis front end's commands that
+ * wait for a disk), so that the front ends' event threads never wait for
  * them.
  *
- * Durable writes do not come here: a front end submits them to the engine
- * with kv_write_async and is called back when they are on stable storage, so
- * that no thread waits per write in flight and the engine's group commit
- * sees every writer that waits.
+ * The HTTP front end's durable writes do not come here: it submits them to
+ * the engine with kv_write_async and is called back when they are on stable
+ * storage, so that no thread waits per write in flight and the engine's
+ * group commit sees every writer that waits.
  */
 #ifndef VS_POOL_H
 #define VS_POOL_H

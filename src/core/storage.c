@@ -205,6 +205,24 @@ int blob_delete(struct blob_store *bs, const void *key, size_t key_len,
     return write_and_wait(bs, &w, true, key, key_len, NULL, 0, cond);
 }
 
+int blob_delete_many(struct blob_store *bs, const void *const *keys, const size_t *lens, size_t n,
+                     size_t *deleted)
+{
+    *deleted = 0;
+    if (n == 0)
+        return 0;
+    kv_op *ops = calloc(n, sizeof(*ops));
+    if (!ops)
+        return KV_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (kv_op){.type = KV_WRITE_DEL, .key = keys[i], .key_len = lens[i]};
+    int rc = kv_write(bs->kv, ops, n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        *deleted += ops[i].rc == 0;
+    free(ops);
+    return rc;
+}
+
 const char *blob_strerror(int rc)
 {
     if (rc == BLOB_EPRECONDITION)

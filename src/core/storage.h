@@ -121,6 +121,15 @@ int blob_get(struct blob_store *bs, const void *key, size_t key_len, void **val,
 int blob_delete(struct blob_store *bs, const void *key, size_t key_len,
                 const struct blob_cond *cond);
 
+/*
+ * Deletes the blobs of keys[0 .. n) (lens[i] bytes each, valid keys) in one
+ * atomic batch: the engine decides, with the write, which of them exist (a
+ * reader sees all of the deletes or none), and *deleted is how many did.
+ * Codes: kv_write's.
+ */
+int blob_delete_many(struct blob_store *bs, const void *const *keys, const size_t *lens, size_t n,
+                     size_t *deleted);
+
 /* True when an etag list holds etag (comparison of the value only, so weak
  * and strong tags compare equal: enough for If-None-Match on reads). */
 bool blob_etag_list_has(const struct blob_etag_list *list, uint32_t etag);

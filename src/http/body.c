@@ -72,21 +72,14 @@ bool body_framing_conflicts(struct MHD_Connection *conn)
     return lh.differ;
 }
 
-/* Takes n bytes from the budget; false when they do not fit. */
 static bool reserve(struct vs_app *app, size_t n)
 {
-    atomic_uint_fast64_t *used = &app->counters.body_bytes;
-    uint_fast64_t cur = atomic_load(used);
-    do {
-        if (cur + n > app->body_budget)
-            return false;
-    } while (!atomic_compare_exchange_weak(used, &cur, cur + n));
-    return true;
+    return vs_app_reserve_body(app, n);
 }
 
 static void unreserve(struct vs_app *app, size_t n)
 {
-    atomic_fetch_sub(&app->counters.body_bytes, n);
+    vs_app_release_body(app, n);
 }
 
 /* The message of a refusal with status. */

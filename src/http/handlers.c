@@ -18,6 +18,7 @@
 #include "http_parse.h"
 #include "metrics.h"
 #include "response.h"
+#include "ui.h"
 
 #define KEY_MAX       1024 /* bytes of a blob key */
 #define LIST_PAGE_MAX 1000 /* largest ?limit= of GET /blobs */
@@ -40,12 +41,19 @@ static const struct route routes[] = {
     {"/blobs", VS_ROUTE_LIST, M(VS_GET) | M(VS_HEAD), "GET, HEAD", false},
     {"/admin/compact", VS_ROUTE_COMPACT, M(VS_POST), "POST", false},
     {"/admin/snapshot", VS_ROUTE_SNAPSHOT, M(VS_POST), "POST", false},
+    {"/admin/backup", VS_ROUTE_BACKUP, M(VS_POST), "POST", false},
     {NULL, VS_ROUTE_BLOB, M(VS_GET) | M(VS_HEAD) | M(VS_PUT) | M(VS_POST) | M(VS_DELETE),
      "GET, HEAD, PUT, POST, DELETE", false},
 };
 
+/* The status page and its files: public, as they hold no data (ui.h). */
+static const struct route ui_route = {"/ui", VS_ROUTE_UI, M(VS_GET) | M(VS_HEAD), "GET, HEAD",
+                                      true};
+
 static const struct route *find_route(const char *path, size_t len)
 {
+    if (ui_path(path, len))
+        return &ui_route;
     size_t prefix = strlen(BLOBS_PREFIX);
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const struct route *rt = &routes[i];
@@ -152,7 +160,8 @@ int handlers_prepare(struct vs_request *r)
 
 bool handlers_may_block(const struct vs_request *r)
 {
-    return r->route == VS_ROUTE_COMPACT || r->route == VS_ROUTE_SNAPSHOT;
+    return r->route == VS_ROUTE_COMPACT || r->route == VS_ROUTE_SNAPSHOT ||
+           r->route == VS_ROUTE_BACKUP;
 }
 
 static bool is_blob_write(const struct vs_request *r)
@@ -506,6 +515,12 @@ void handlers_run(struct vs_request *r)
         return;
     case VS_ROUTE_SNAPSHOT:
         admin_snapshot(r);
+        return;
+    case VS_ROUTE_BACKUP:
+        handlers_backup(r);
+        return;
+    case VS_ROUTE_UI:
+        ui_serve(r);
         return;
     case VS_ROUTE_BLOB:
         if (r->method == VS_GET || r->method == VS_HEAD)

@@ -55,4 +55,7 @@ bool handlers_write_done(struct vs_request *r, int rc);
 /* Serves r: sets r->response and r->status. */
 void handlers_run(struct vs_request *r);
 
+/* POST /admin/backup (backup.c). */
+void handlers_backup(struct vs_request *r);
+
 #endif /* VS_HANDLERS_H */

@@ -4,11 +4,11 @@
  * src/http/ owns volume-server's HTTP front end: the libmicrohttpd glue and
  * the phases of a request (server.c), the listening socket (listener.c),
  * request bodies and their memory budget (body.c), routing and the endpoints
- * (handlers.c, metrics.c), the parsing that HTTP leaves to the application
- * (http_parse.c), and the building of responses (response.c). It serves the
- * application of src/core/ and depends on nothing but it, the settings and
- * the engine's public header, and only the program (cmd/volume-server) and
- * its tests include it.
+ * (handlers.c, metrics.c, backup.c, the status page in ui.c), the parsing that HTTP leaves to the
+ * application (http_parse.c), and the building of responses (response.c).
+ * It serves the application of src/core/ and depends on nothing but it, the
+ * settings and the engine's public header, and only the program
+ * (cmd/volume-server) and its tests include it.
  *
  * server.c owns the request's life (created when its request line arrives,
  * freed when libmicrohttpd reports it complete); body.c receives its body;
@@ -41,13 +41,16 @@ enum vs_route {
     VS_ROUTE_LIST,
     VS_ROUTE_BLOB,
     VS_ROUTE_COMPACT,
-    VS_ROUTE_SNAPSHOT
+    VS_ROUTE_SNAPSHOT,
+    VS_ROUTE_BACKUP,
+    VS_ROUTE_UI
 };
 
 struct vs_request {
     struct vs_app *app;
     struct MHD_Connection *conn;
     uint64_t start_ns;
+    bool drained; /* it began after a stop was asked for: it gets 503 */
 
     char *uri;       /* the request target as received (path and query) */
     size_t uri_len;  /* bytes of uri */

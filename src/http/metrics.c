@@ -1,9 +1,11 @@
 /*
- * metrics.c - the health and metrics endpoints: the table of figures of
- * src/core/figures.h rendered as JSON or as the Prometheus text exposition,
- * plus what each format adds (megabytes, the average value size, responses
- * by status class, the volume's name), and the engine's histograms of group
- * commit (writes per fdatasync, the wait for a round).
+ * metrics.c - the health and metrics endpoints: the tables of figures and
+ * histograms of src/core/figures.h rendered as JSON or as the Prometheus
+ * text exposition, plus what each format adds (megabytes, the average value
+ * size, responses by status class, the volume's name; in JSON each
+ * segment's live and dead bytes, and the last compaction's error), and the
+ * engine's histograms of group commit (writes per fdatasync, the wait for a
+ * round: kv_get_write_stats).
  */
 #include "metrics.h"
 
@@ -42,29 +44,199 @@ void metrics_health(struct vs_request *r)
     vs_reply_json(r, MHD_HTTP_OK, body);
 }
 
-/* A histogram as JSON: {"buckets": [[le, cumulative count], ...], "count",
- * "sum"}, the last bucket's le "+Inf", as Prometheus counts them. */
-static json_t *histogram_json(const kv_histogram *h)
+/* Rounds to three decimals: a figure for people, not 85.23456789. */
+static double three_decimals(double v)
 {
-    json_t *buckets = json_array();
-    uint64_t cum = 0;
-    for (size_t i = 0; buckets != NULL && i < h->n; i++) {
-        cum += h->count[i];
-        json_t *le =
-            h->le[i] == UINT64_MAX ? json_string("+Inf") : json_integer((json_int_t)h->le[i]);
-        json_array_append_new(buckets, json_pack("[o,I]", le, (json_int_t)cum));
-    }
-    return json_pack("{s:o,s:I,s:I}", "buckets", buckets, "count", (json_int_t)h->total, "sum",
-                     (json_int_t)h->sum);
+    return (double)(uint64_t)(v * 1000.0 + 0.5) / 1000.0;
 }
 
-/* How writes shared their fdatasyncs (kv_get_write_stats). */
-static void add_write_stats_json(json_t *body, const kv_write_stats *ws)
+/* A value of a histogram in the unit of its JSON figures. */
+static double json_unit(const struct vs_hist_figure *f, double v)
 {
-    json_object_set_new(body, "write_rounds", json_integer((json_int_t)ws->rounds));
-    json_object_set_new(body, "write_batches", json_integer((json_int_t)ws->batches));
-    json_object_set_new(body, "writes_per_sync_histogram", histogram_json(&ws->writes_per_sync));
-    json_object_set_new(body, "batch_wait_us_histogram", histogram_json(&ws->batch_wait_us));
+    return three_decimals(f->unit == VS_HIST_NANOSECONDS ? v / 1000.0 : v);
+}
+
+/* {"count","sum","p50","p99","p999","buckets":[[low,high,count],...]}: the
+ * buckets that hold values, so that a reader can take the difference of
+ * two readings and the percentiles of that interval. */
+static json_t *histogram_json(const struct vs_hist_figure *f)
+{
+    struct vs_histogram_snapshot s;
+    vs_histogram_read(f->hist, &s);
+    json_t *buckets = json_array();
+    for (size_t i = 0; buckets != NULL && i < VS_HIST_BUCKETS; i++) {
+        if (s.buckets[i] == 0)
+            continue;
+        double low = json_unit(f, (double)vs_histogram_bucket_low(i));
+        double high = json_unit(f, (double)vs_histogram_bucket_high(i));
+        if (json_array_append_new(buckets,
+                                  json_pack("[f,f,I]", low, high, (json_int_t)s.buckets[i])) != 0) {
+            json_decref(buckets);
+            buckets = NULL;
+        }
+    }
+    if (buckets == NULL)
+        return NULL;
+    return json_pack("{s:I,s:f,s:f,s:f,s:f,s:o}", "count", (json_int_t)s.count, "sum",
+                     json_unit(f, (double)s.sum), "p50",
+                     json_unit(f, vs_histogram_percentile(&s, 0.5)), "p99",
+                     json_unit(f, vs_histogram_percentile(&s, 0.99)), "p999",
+                     json_unit(f, vs_histogram_percentile(&s, 0.999)), "buckets", buckets);
+}
+
+/* Every histogram of the table, each in its group's object. */
+static int histograms_json(struct vs_app *app, json_t *body)
+{
+    struct vs_hist_figure h[VS_HIST_FIGURES_MAX];
+    size_t n = vs_hist_figures_collect(app, h, VS_HIST_FIGURES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        json_t *parent = body;
+        if (h[i].group != NULL) {
+            parent = json_object_get(body, h[i].group);
+            if (parent == NULL) {
+                parent = json_object();
+                if (json_object_set_new(body, h[i].group, parent) != 0)
+                    return -1;
+            }
+        }
+        if (json_object_set_new(parent, h[i].json, histogram_json(&h[i])) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* "segments": each segment's id, size, live and dead bytes, and whether it
+ * is the active one, oldest first. */
+static json_t *segments_json(kv_store *kv)
+{
+    kv_segment_stats few[64];
+    kv_segment_stats *segs = few;
+    size_t n = 0;
+    json_t *all = NULL;
+    if (kv_get_segment_stats(kv, few, 64, &n) != 0)
+        return NULL;
+    if (n > 64) {
+        /* Room for a few more segments than a moment ago. */
+        size_t room = n + 16;
+        segs = malloc(room * sizeof(*segs));
+        if (segs == NULL || kv_get_segment_stats(kv, segs, room, &n) != 0)
+            goto out;
+        if (n > room)
+            n = room;
+    }
+    all = json_array();
+    for (size_t i = 0; all != NULL && i < n; i++) {
+        uint64_t dead = segs[i].disk_bytes - segs[i].live_bytes;
+        json_t *seg =
+            json_pack("{s:I,s:I,s:I,s:I,s:b}", "id", (json_int_t)segs[i].id, "disk_bytes",
+                      (json_int_t)segs[i].disk_bytes, "live_bytes", (json_int_t)segs[i].live_bytes,
+                      "dead_bytes", (json_int_t)dead, "active", segs[i].active);
+        if (json_array_append_new(all, seg) != 0) {
+            json_decref(all);
+            all = NULL;
+        }
+    }
+out:
+    if (segs != few)
+        free(segs);
+    return all;
+}
+
+/* The Redis protocol's commands that ran, by name: calls, failures, time
+ * and latency percentiles (microseconds). */
+static json_t *resp_commands_json(struct vs_app *app)
+{
+    const struct vs_cmd_table *t = &app->resp_commands;
+    json_t *all = json_object();
+    for (size_t i = 0; all != NULL && i < t->n_names; i++) {
+        struct vs_cmd_total ct;
+        vs_cmd_sum(t, i, &ct);
+        if (ct.calls == 0)
+            continue;
+        json_object_set_new(all, t->names[i],
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "per_sec",
+                                      (json_int_t)vs_counter_load(&app->resp_commands.per_sec[i]),
+                                      "calls", (json_int_t)ct.calls, "failed",
+                                      (json_int_t)ct.failed, "usec", (json_int_t)ct.usec,
+                                      "p50_usec", (json_int_t)vs_cmd_percentile(&ct, 0.5),
+                                      "p99_usec", (json_int_t)vs_cmd_percentile(&ct, 0.99),
+                                      "p999_usec", (json_int_t)vs_cmd_percentile(&ct, 0.999)));
+    }
+    return all;
+}
+
+/* An engine histogram's bucket i as the values it holds, from low up to,
+ * not including, high: its values are whole numbers greater than the edge
+ * below and at most its own. The last, open above, is drawn as reaching
+ * twice its low end. */
+static void kv_bucket_range(const kv_histogram *h, size_t i, double *low, double *high)
+{
+    *low = i == 0 ? 0.0 : (double)h->le[i - 1] + 1.0;
+    *high = h->le[i] == UINT64_MAX ? 2.0 * (*low > 1.0 ? *low : 1.0) : (double)h->le[i] + 1.0;
+}
+
+/* The value below which the fraction q of h's values lie, interpolated in
+ * its bucket; 0 when h is empty. */
+static double kv_hist_percentile(const kv_histogram *h, double q)
+{
+    double rank = q * (double)h->total, seen = 0.0;
+    for (size_t i = 0; h->total > 0 && i < h->n; i++) {
+        if (h->count[i] == 0)
+            continue;
+        if (seen + (double)h->count[i] >= rank) {
+            double low, high;
+            kv_bucket_range(h, i, &low, &high);
+            double frac = (rank - seen) / (double)h->count[i];
+            return low + (high - low) * (frac > 0.0 ? frac : 0.0);
+        }
+        seen += (double)h->count[i];
+    }
+    return 0.0;
+}
+
+/* An engine histogram (kv_get_write_stats) in the shape of the table's:
+ * {"count","sum","p50","p99","p999","buckets":[[low,high,count],...]}, the
+ * buckets that hold values. */
+static json_t *kv_histogram_json(const kv_histogram *h)
+{
+    json_t *buckets = json_array();
+    for (size_t i = 0; buckets != NULL && i < h->n; i++) {
+        if (h->count[i] == 0)
+            continue;
+        double low, high;
+        kv_bucket_range(h, i, &low, &high);
+        if (json_array_append_new(buckets,
+                                  json_pack("[f,f,I]", low, high, (json_int_t)h->count[i])) != 0) {
+            json_decref(buckets);
+            buckets = NULL;
+        }
+    }
+    if (buckets == NULL)
+        return NULL;
+    return json_pack("{s:I,s:I,s:f,s:f,s:f,s:o}", "count", (json_int_t)h->total, "sum",
+                     (json_int_t)h->sum, "p50", three_decimals(kv_hist_percentile(h, 0.5)), "p99",
+                     three_decimals(kv_hist_percentile(h, 0.99)), "p999",
+                     three_decimals(kv_hist_percentile(h, 0.999)), "buckets", buckets);
+}
+
+/* How writes shared their fdatasyncs: writes_per_fsync at the top level,
+ * and the wait for a round as latency_us.batch_wait, beside the requests'
+ * latencies (the status page draws both). */
+static int write_stats_json(json_t *body, const kv_write_stats *ws)
+{
+    json_t *lat = json_object_get(body, "latency_us");
+    if (lat == NULL) {
+        lat = json_object();
+        if (json_object_set_new(body, "latency_us", lat) != 0)
+            return -1;
+    }
+    if (json_object_set_new(body, "write_rounds", json_integer((json_int_t)ws->rounds)) != 0 ||
+        json_object_set_new(body, "write_batches", json_integer((json_int_t)ws->batches)) != 0 ||
+        json_object_set_new(body, "writes_per_fsync", kv_histogram_json(&ws->writes_per_sync)) !=
+            0 ||
+        json_object_set_new(lat, "batch_wait", kv_histogram_json(&ws->batch_wait_us)) != 0)
+        return -1;
+    return 0;
 }
 
 static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const kv_write_stats *ws,
@@ -89,13 +261,22 @@ static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const k
     for (size_t k = 1; k <= 5; k++)
         json_object_set_new(body, class_names[k],
                             json_integer((json_int_t)vs_counter_load(&c->by_class[k])));
+    if (histograms_json(r->app, body) != 0 ||
+        json_object_set_new(body, "segments", segments_json(blob_kv(r->app->store))) != 0 ||
+        json_object_set_new(body, "last_compaction_error",
+                            st->last_compaction_error != 0
+                                ? json_string(kv_strerror(st->last_compaction_error))
+                                : json_null()) != 0)
+        goto fail;
     double avg = st->keys > 0 ? (double)st->live_bytes / (double)st->keys : 0.0;
     json_object_set_new(body, "total_mb", json_real(megabytes(st->disk_bytes)));
     json_object_set_new(body, "avg_value_size_bytes", json_real(avg));
     json_object_set_new(body, "volume_id", json_string(blob_volume_id(r->app->store)));
     json_object_set_new(body, "sync_mode",
                         json_string(config_sync_mode_name(r->app->cfg->sync_mode)));
-    add_write_stats_json(body, ws);
+    json_object_set_new(body, "resp_commands_by_name", resp_commands_json(r->app));
+    if (write_stats_json(body, ws) != 0)
+        goto fail;
     vs_reply_json(r, MHD_HTTP_OK, body);
     return;
 fail:
@@ -138,8 +319,100 @@ static void text_printf(struct text *t, const char *fmt, ...)
     }
 }
 
-/* A histogram in the exposition format; scale divides the edges and the
- * sum (microseconds to seconds). */
+/* One histogram of a family: cumulative buckets at each power of two (in
+ * seconds for durations: 4 us to 34 s; as whole numbers for counts: le = 1,
+ * 3, 7 ... 65535, the values below each power of two), then +Inf, the sum
+ * and the count. */
+static void prometheus_histogram(struct text *t, const struct vs_hist_figure *f, const char *vol)
+{
+    struct vs_histogram_snapshot s;
+    vs_histogram_read(f->hist, &s);
+    char labels[160];
+    if (f->label != NULL)
+        snprintf(labels, sizeof(labels), "volume=\"%s\",%s=\"%s\"", vol, f->label, f->label_value);
+    else
+        snprintf(labels, sizeof(labels), "volume=\"%s\"", vol);
+    bool ns = f->unit == VS_HIST_NANOSECONDS;
+    for (unsigned p = ns ? 12 : 1; p <= (ns ? 35u : 16u); p++) {
+        uint64_t bound = (uint64_t)1 << p;
+        double le = ns ? (double)bound / 1e9 : (double)(bound - 1);
+        text_printf(t, "kvstore_%s_bucket{%s,le=\"%.9g\"} %llu\n", f->prom, labels, le,
+                    (unsigned long long)vs_histogram_count_below(&s, bound));
+    }
+    text_printf(t, "kvstore_%s_bucket{%s,le=\"+Inf\"} %llu\n", f->prom, labels,
+                (unsigned long long)s.count);
+    if (ns)
+        text_printf(t, "kvstore_%s_sum{%s} %.9f\n", f->prom, labels, (double)s.sum / 1e9);
+    else
+        text_printf(t, "kvstore_%s_sum{%s} %llu\n", f->prom, labels, (unsigned long long)s.sum);
+    text_printf(t, "kvstore_%s_count{%s} %llu\n", f->prom, labels, (unsigned long long)s.count);
+}
+
+/* Every histogram of the table, with HELP and TYPE once per family. */
+static void prometheus_histograms(struct text *t, struct vs_app *app, const char *vol)
+{
+    struct vs_hist_figure h[VS_HIST_FIGURES_MAX];
+    size_t n = vs_hist_figures_collect(app, h, VS_HIST_FIGURES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || strcmp(h[i].prom, h[i - 1].prom) != 0)
+            text_printf(t, "# HELP kvstore_%s %s\n# TYPE kvstore_%s histogram\n", h[i].prom,
+                        h[i].help, h[i].prom);
+        prometheus_histogram(t, &h[i], vol);
+    }
+}
+
+/* The Redis protocol's commands by name: calls, failures, time, and a
+ * latency histogram with a bucket at each power of two microseconds. */
+static void prometheus_resp_commands(struct text *t, struct vs_app *app, const char *vol)
+{
+    const struct vs_cmd_table *tab = &app->resp_commands;
+    if (tab->n_names == 0)
+        return;
+    text_printf(t, "# HELP kvstore_resp_commands_total Redis-protocol commands run, by name.\n"
+                   "# TYPE kvstore_resp_commands_total counter\n"
+                   "# HELP kvstore_resp_command_errors_total Redis-protocol commands answered "
+                   "with an error, by name.\n"
+                   "# TYPE kvstore_resp_command_errors_total counter\n"
+                   "# HELP kvstore_resp_command_rate Redis-protocol commands per second over the "
+                   "last second, by name.\n"
+                   "# TYPE kvstore_resp_command_rate gauge\n"
+                   "# HELP kvstore_resp_command_seconds Time from a command's arrival to its "
+                   "reply, by name.\n"
+                   "# TYPE kvstore_resp_command_seconds histogram\n");
+    for (size_t i = 0; i < tab->n_names; i++) {
+        struct vs_cmd_total ct;
+        vs_cmd_sum(tab, i, &ct);
+        if (ct.calls == 0)
+            continue;
+        const char *name = tab->names[i];
+        text_printf(t, "kvstore_resp_commands_total{volume=\"%s\",cmd=\"%s\"} %llu\n", vol, name,
+                    (unsigned long long)ct.calls);
+        text_printf(t, "kvstore_resp_command_errors_total{volume=\"%s\",cmd=\"%s\"} %llu\n", vol,
+                    name, (unsigned long long)ct.failed);
+        text_printf(t, "kvstore_resp_command_rate{volume=\"%s\",cmd=\"%s\"} %llu\n", vol, name,
+                    (unsigned long long)vs_counter_load(&app->resp_commands.per_sec[i]));
+        uint64_t cum = 0;
+        for (size_t b = 0; b < VS_LAT_BUCKETS; b++) {
+            cum += ct.hist[b];
+            if ((b + 1) % VS_LAT_SUB != 0)
+                continue;
+            text_printf(t,
+                        "kvstore_resp_command_seconds_bucket{volume=\"%s\",cmd=\"%s\",le=\"%g\"} "
+                        "%llu\n",
+                        vol, name, (double)vs_cmd_bucket_bound(b) / 1e6, (unsigned long long)cum);
+        }
+        text_printf(t,
+                    "kvstore_resp_command_seconds_bucket{volume=\"%s\",cmd=\"%s\",le=\"+Inf\"} "
+                    "%llu\n"
+                    "kvstore_resp_command_seconds_sum{volume=\"%s\",cmd=\"%s\"} %.6f\n"
+                    "kvstore_resp_command_seconds_count{volume=\"%s\",cmd=\"%s\"} %llu\n",
+                    vol, name, (unsigned long long)ct.calls, vol, name, (double)ct.usec / 1e6, vol,
+                    name, (unsigned long long)ct.calls);
+    }
+}
+
+/* An engine histogram in the exposition format; scale divides the edges
+ * and the sum (microseconds to seconds). */
 static void text_histogram(struct text *t, const char *vol, const char *name, const char *help,
                            const kv_histogram *h, double scale)
 {
@@ -174,6 +447,7 @@ static void reply_prometheus(struct vs_request *r, const kv_stats *st, const kv_
             &t, "# HELP kvstore_%s %s\n# TYPE kvstore_%s %s\nkvstore_%s{volume=\"%s\"} %llu\n",
             m[i].prom, m[i].help, m[i].prom, type, m[i].prom, vol, (unsigned long long)m[i].value);
     }
+    prometheus_histograms(&t, r->app, vol);
     double avg = st->keys > 0 ? (double)st->live_bytes / (double)st->keys : 0.0;
     text_printf(&t,
                 "# HELP kvstore_avg_value_size_bytes Live bytes per key.\n"
@@ -185,12 +459,13 @@ static void reply_prometheus(struct vs_request *r, const kv_stats *st, const kv_
     for (size_t k = 1; k <= 5; k++)
         text_printf(&t, "kvstore_http_responses_total{volume=\"%s\",code=\"%zuxx\"} %llu\n", vol, k,
                     (unsigned long long)vs_counter_load(&r->app->counters.by_class[k]));
+    prometheus_resp_commands(&t, r->app, vol);
     text_printf(&t,
                 "# HELP kvstore_write_rounds_total Rounds of group commit that wrote to the log.\n"
                 "# TYPE kvstore_write_rounds_total counter\n"
                 "kvstore_write_rounds_total{volume=\"%s\"} %llu\n",
                 vol, (unsigned long long)ws->rounds);
-    text_histogram(&t, vol, "writes_per_sync",
+    text_histogram(&t, vol, "writes_per_fsync",
                    "Writes made durable by each fdatasync of group commit.", &ws->writes_per_sync,
                    1.0);
     text_histogram(&t, vol, "write_batch_wait_seconds",
@@ -209,7 +484,7 @@ void metrics_reply(struct vs_request *r, bool prometheus)
 {
     kv_stats st;
     kv_write_stats ws;
-    struct vs_figure m[48];
+    struct vs_figure m[VS_FIGURES_MAX];
     int rc = kv_get_stats(blob_kv(r->app->store), &st);
     if (rc == 0)
         rc = kv_get_write_stats(blob_kv(r->app->store), &ws);

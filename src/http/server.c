@@ -31,10 +31,25 @@
  * round of group commit takes them all.
  *
  * Invariants: a request lives from the URI callback to the completion
- * callback, and app->counters.in_flight counts exactly those alive; shutdown
- * waits (bounded) for it to reach zero. No connection is suspended when
- * MHD_stop_daemon runs: the engine's writes in flight are waited for (they
- * always complete, durable or failed), and the pool is drained.
+ * callback, and app->counters.in_flight counts those alive that began
+ * before a stop was asked for; shutdown waits (bounded) for it to reach
+ * zero. No connection is suspended when MHD_stop_daemon runs: the engine's
+ * writes in flight are waited for (they always complete, durable or
+ * failed), and the pool is drained.
+ *
+ * Stopping (vs_server_stop) drains, then closes:
+ *
+ *   drain  for up to the grace time (SHUTDOWN_GRACE_SECS), the server keeps
+ *          accepting connections and reading requests, and answers every
+ *          request that begins now 503 with Connection: close (before its
+ *          body, which is never read); the requests that began before go
+ *          on, and the drain ends as soon as the last of them completes.
+ *   close  the listening socket is shut (new connections are refused), the
+ *          writes submitted to the engine and the jobs on the pool run to
+ *          their end (a write whose body had arrived is made durable, though
+ *          its reply may not be sent), and every connection is closed: a
+ *          request still receiving its body is cut without a response, and
+ *          nothing of it is stored.
  */
 #include "server.h"
 
@@ -140,7 +155,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->server = srv;
     r->conn = conn;
     r->start_ns = vs_now_ns();
-    atomic_fetch_add(&srv->app->counters.in_flight, 1);
+    /* A request that begins during the drain gets 503 at once: the drain
+     * does not wait for it. */
+    r->drained = atomic_load(&srv->app->stopping);
+    if (!r->drained)
+        atomic_fetch_add(&srv->app->counters.in_flight, 1);
     return r;
 }
 
@@ -370,6 +389,27 @@ static void log_request(const struct vs_request *r, enum MHD_RequestTerminationC
            (unsigned long long)r->bytes_out, ms, termination_name(toe));
 }
 
+/* The kind of request r was, for its latency (latency.h); false for those
+ * that are not counted (health, metrics, admin, the status page, errors of
+ * routing). */
+static bool latency_kind(const struct vs_request *r, enum vs_req_kind *kind)
+{
+    bool read = r->method == VS_GET || r->method == VS_HEAD;
+    if (r->route == VS_ROUTE_LIST && read) {
+        *kind = VS_REQ_HTTP_LIST;
+        return true;
+    }
+    if (r->route != VS_ROUTE_BLOB || r->key == NULL)
+        return false;
+    if (read)
+        *kind = VS_REQ_HTTP_GET;
+    else if (r->method == VS_DELETE)
+        *kind = VS_REQ_HTTP_DELETE;
+    else
+        *kind = VS_REQ_HTTP_PUT;
+    return true;
+}
+
 /* MHD's completion callback: the request is over, one way or another. */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
@@ -385,10 +425,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         atomic_fetch_add_explicit(&c->by_class[r->status / 100], 1, memory_order_relaxed);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->method != VS_HEAD)
         atomic_fetch_add_explicit(&c->bytes_sent, r->bytes_out, memory_order_relaxed);
+    enum vs_req_kind kind;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && latency_kind(r, &kind))
+        vs_latency_record(&srv->app->latency, kind, vs_now_ns() - r->start_ns);
     if (vs_log_enabled(VS_LOG_DEBUG))
         log_request(r, toe);
+    bool counted = !r->drained;
     request_free(r);
-    if (atomic_fetch_sub(&c->in_flight, 1) == 1 && atomic_load(&srv->app->stopping))
+    if (counted && atomic_fetch_sub(&c->in_flight, 1) == 1 && atomic_load(&srv->app->stopping))
         wake_stopper(srv);
 }
 
@@ -486,7 +530,8 @@ unsigned vs_server_port(const struct vs_server *srv)
     return srv->port;
 }
 
-/* Waits until no request is in progress, or grace_ms have passed. */
+/* Waits until no request that began before the stop is in progress, or
+ * grace_ms have passed. */
 static void wait_idle(struct vs_server *srv, unsigned grace_ms)
 {
     struct timespec deadline;
@@ -505,8 +550,10 @@ static void wait_idle(struct vs_server *srv, unsigned grace_ms)
     pthread_mutex_unlock(&srv->idle_lock);
     uint64_t left = atomic_load(&srv->app->counters.in_flight);
     if (left > 0)
-        vs_log(VS_LOG_WARN, "shutdown: %llu requests still in progress after %u ms; closing them",
-               (unsigned long long)left, grace_ms);
+        vs_log(VS_LOG_WARN,
+               "shutdown: %llu request%s still in progress after %u ms (SHUTDOWN_GRACE_SECS); "
+               "cutting %s",
+               (unsigned long long)left, left == 1 ? "" : "s", grace_ms, left == 1 ? "it" : "them");
 }
 
 /* Waits until the engine has completed every write submitted: a suspended
@@ -525,13 +572,19 @@ void vs_server_stop(struct vs_server *srv, unsigned grace_ms)
     if (srv == NULL)
         return;
     atomic_store(&srv->app->stopping, true);
+    uint64_t busy = atomic_load(&srv->app->counters.in_flight);
+    if (busy > 0 && grace_ms > 0)
+        vs_log(VS_LOG_INFO,
+               "shutdown: draining %llu request%s in progress for up to %u ms; new requests get "
+               "503",
+               (unsigned long long)busy, busy == 1 ? "" : "s", grace_ms);
+    wait_idle(srv, grace_ms);
     /* No new connections: MHD stops polling the socket, and shutting it down
      * makes the kernel refuse connection attempts instead of queueing them
      * until the process exits. The descriptor stays open until MHD's threads
      * are gone, as MHD requires. */
     if (MHD_quiesce_daemon(srv->daemon) != MHD_INVALID_SOCKET)
         shutdown(srv->listen_fd, SHUT_RDWR);
-    wait_idle(srv, grace_ms);
     wait_writes(srv);
     vs_pool_stop(srv->pool); /* runs queued jobs, which resume their connections */
     MHD_stop_daemon(srv->daemon);

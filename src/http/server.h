@@ -23,10 +23,12 @@ int vs_server_start(struct vs_app *app, struct vs_server **out, char *err, size_
 unsigned vs_server_port(const struct vs_server *srv);
 
 /*
- * Stops: refuses new connections at once and answers new requests on open
- * ones with 503; waits up to grace_ms for the requests in progress to
- * complete; then closes every connection and frees the server. After it
- * returns no handler runs, so the store may be closed. NULL is accepted.
+ * Stops: for up to grace_ms, answers every request that begins 503 (with
+ * Connection: close), on new connections as on open ones, while the
+ * requests in progress complete; then refuses new connections, runs the
+ * pool's jobs to their end, closes every connection (cutting a request
+ * still receiving its body) and frees the server. After it returns no
+ * handler runs, so the store may be closed. NULL is accepted.
  */
 void vs_server_stop(struct vs_server *srv, unsigned grace_ms);
 

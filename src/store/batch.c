@@ -5,7 +5,10 @@
  * unit is queued: every record gets its checksum there, so that the commit
  * round only places records, and the CPU work of many writers runs on their
  * own threads. The value's own CRC-32 (value_crc, the etag) comes from the
- * same pass, computed apart and combined into the record's checksum.
+ * same pass, computed apart and combined into the record's checksum. A
+ * PUT's value is encoded for its record there too (compress.c): as it is (a
+ * SET), or compressed or with its expiry (a SETX, whose value_crc is the
+ * original value's, taken by that encoding).
  *
  * A BATCH record's checksum is the CRC-32 of its header fields and of the
  * inner records back to back. Which records a batch writes is known only in
@@ -18,6 +21,7 @@
 
 #include <string.h>
 
+#include "compress.h"
 #include "index.h"
 #include "record.h"
 
@@ -41,6 +45,8 @@ int kv__unit_check(const kv_op *ops, size_t n)
          * for it is refused rather than stored without it. */
         if (!type_ok || !cond_ok || !key_ok(op) || op->expire_at_ms != 0 || op->flags != 0)
             return KV_EINVAL;
+        if (op->type == KV_WRITE_DEL)
+            total += record_size(op->key_len, 0);
         if (op->type != KV_WRITE_PUT)
             continue;
         if (!op->val && op->val_len > 0)
@@ -56,16 +62,20 @@ int kv__unit_check(const kv_op *ops, size_t n)
     return 0;
 }
 
+/* The most bytes op's record may take: a PUT's value grows by an attribute
+ * block when it has an expiry (compression only ever shortens it). */
 static uint64_t op_record_size(const kv_op *op)
 {
     switch (op->type) {
     case KV_WRITE_PUT:
-        return record_size(op->key_len, op->val_len);
+        return record_size(op->key_len, op->val_len + (op->expire_at_ms ? RECORD_ATTRS_MAX : 0));
     case KV_WRITE_DEL:
         return record_size(op->key_len, 0);
     case KV_WRITE_CHECK:
         break;
     }
+    if (op->type == KV__WRITE_META)
+        return record_size(op->key_len, op->val_len);
     return 0;
 }
 
@@ -108,23 +118,42 @@ static uint32_t full_record_crc(uint32_t crc, uint64_t len, const uint8_t traile
     return record_crc_update(full, trailer, RECORD_TRAILER_LEN);
 }
 
-/* Encodes op's record into r, using the buffer at buf; returns the bytes of
- * buf it used. With want_crc, sets op->value_crc (a PUT). */
-static size_t encode_op(kv_op *op, struct op_rec *r, uint8_t *buf, bool framed, bool want_crc)
+/* The payload of op's record into r->sv: a PUT's value as compress.c
+ * encodes it (a SET, or a SETX), a META's value, nothing for a DEL. */
+static int op_payload(kv_store *s, const kv_op *op, struct op_rec *r)
 {
-    uint8_t rec_op = op->type == KV_WRITE_PUT ? KV_OP_SET : KV_OP_DELETE;
-    size_t val_len = op->type == KV_WRITE_PUT ? op->val_len : 0;
-    const void *val = op->type == KV_WRITE_PUT ? op->val : NULL;
+    if (op->type == KV_WRITE_PUT)
+        return kv__setval_encode(s, op->val, op->val_len, op->expire_at_ms, &r->sv);
+    if (op->type == KV__WRITE_META)
+        r->sv = (struct kv_setval){.op = KV_OP_META, .data = op->val, .len = op->val_len};
+    else
+        r->sv = (struct kv_setval){.op = KV_OP_DELETE};
+    return 0;
+}
+
+/* Encodes op's record into r, using the buffer at buf; *used is the bytes
+ * of buf it took. A PUT's value_crc is set when want_crc asks for it, or
+ * when encoding its value took it anyway (a SETX). */
+static int encode_op(kv_store *s, kv_op *op, struct op_rec *r, uint8_t *buf, bool framed,
+                     bool want_crc, size_t *used)
+{
+    int rc = op_payload(s, op, r);
+    if (rc != 0)
+        return rc;
+    const void *val = r->sv.data;
+    size_t val_len = r->sv.len;
+    bool setx = r->sv.op == KV_OP_SETX;
     r->hash = index_hash(op->key, op->key_len);
-    r->len = op_record_size(op);
+    r->len = record_size(op->key_len, val_len);
     r->bytes = buf;
-    record_encode_header(buf, rec_op, (uint32_t)op->key_len, (uint32_t)val_len);
+    record_encode_header(buf, r->sv.op, (uint32_t)op->key_len, (uint32_t)val_len);
     uint32_t vcrc = 0;
-    uint32_t *want = want_crc && op->type == KV_WRITE_PUT ? &vcrc : NULL;
+    uint32_t *want = want_crc && op->type == KV_WRITE_PUT && !setx ? &vcrc : NULL;
     uint32_t crc;
     uint8_t *trailer;
-    size_t used;
-    if (r->len <= UNIT_SMALL_RECORD) {
+    /* Whole when the buffer has room for the longest record op may take
+     * (op_storage), whatever this one takes. */
+    if (op_record_size(op) <= UNIT_SMALL_RECORD) {
         uint8_t *v = buf + RECORD_HEADER_LEN + op->key_len;
         memcpy(buf + RECORD_HEADER_LEN, op->key, op->key_len);
         if (val_len > 0)
@@ -132,24 +161,26 @@ static size_t encode_op(kv_op *op, struct op_rec *r, uint8_t *buf, bool framed, 
         crc = value_pass(record_crc_update(0, buf + 2, (size_t)(v - buf - 2)), v, val_len, want);
         trailer = v + val_len;
         r->whole = true;
-        used = (size_t)r->len;
+        *used = (size_t)r->len;
     } else {
         crc = value_pass(record_crc_head(buf, op->key, op->key_len), val, val_len, want);
         trailer = buf + RECORD_HEADER_LEN;
         r->whole = false;
-        used = RECORD_OVERHEAD;
+        *used = RECORD_OVERHEAD;
     }
     put_u32(trailer, crc);
-    r->crc_known = want != NULL;
+    r->crc_known = want != NULL || setx;
     if (want)
         op->value_crc = vcrc;
+    else if (setx)
+        op->value_crc = r->sv.value_crc;
     if (framed)
         r->full_crc = full_record_crc(crc, r->len, trailer);
-    return used;
+    return 0;
 }
 
-void kv__unit_encode(struct kv__unit *u, kv_op *ops, size_t n, struct op_rec *recs, uint8_t *buf,
-                     bool want_crc)
+int kv__unit_encode(kv_store *s, struct kv__unit *u, kv_op *ops, size_t n, struct op_rec *recs,
+                    uint8_t *buf, bool want_crc)
 {
     memset(recs, 0, n * sizeof(*recs));
     u->ops = ops;
@@ -162,10 +193,23 @@ void kv__unit_encode(struct kv__unit *u, kv_op *ops, size_t n, struct op_rec *re
             recs[i].hash = index_hash(ops[i].key, ops[i].key_len);
             continue;
         }
-        buf += encode_op(&ops[i], &recs[i], buf, n > 1, want_crc);
+        size_t used = 0;
+        int rc = encode_op(s, &ops[i], &recs[i], buf, n > 1, want_crc, &used);
+        if (rc != 0) {
+            kv__unit_release(s, u);
+            return rc;
+        }
+        buf += used;
         bytes += recs[i].len;
     }
     u->max_bytes = n > 1 ? bytes + RECORD_OVERHEAD : bytes;
+    return 0;
+}
+
+void kv__unit_release(kv_store *s, struct kv__unit *u)
+{
+    for (size_t i = 0; i < u->n; i++)
+        kv__setval_release(s, &u->recs[i].sv);
 }
 
 uint64_t kv__unit_frame(struct kv__unit *u)
@@ -209,9 +253,7 @@ void kv__unit_iov(struct kv__unit *u, struct iovec *iov, size_t *n, uint32_t seg
         if (!r->written)
             continue;
         const kv_op *op = &u->ops[i];
-        r->loc = (struct kv_loc){.seg = seg,
-                                 .off = (uint32_t)off,
-                                 .val_len = op->type == KV_WRITE_PUT ? (uint32_t)op->val_len : 0};
+        r->loc = (struct kv_loc){.seg = seg, .off = (uint32_t)off, .val_len = (uint32_t)r->sv.len};
         off += r->len;
         if (r->whole) {
             iov[k++] = (struct iovec){.iov_base = r->bytes, .iov_len = (size_t)r->len};
@@ -219,8 +261,8 @@ void kv__unit_iov(struct kv__unit *u, struct iovec *iov, size_t *n, uint32_t seg
         }
         iov[k++] = (struct iovec){.iov_base = r->bytes, .iov_len = RECORD_HEADER_LEN};
         iov[k++] = (struct iovec){.iov_base = (void *)op->key, .iov_len = op->key_len};
-        if (r->loc.val_len > 0)
-            iov[k++] = (struct iovec){.iov_base = (void *)op->val, .iov_len = op->val_len};
+        if (r->sv.len > 0)
+            iov[k++] = (struct iovec){.iov_base = (void *)r->sv.data, .iov_len = r->sv.len};
         iov[k++] =
             (struct iovec){.iov_base = r->bytes + RECORD_HEADER_LEN, .iov_len = RECORD_TRAILER_LEN};
     }

@@ -19,9 +19,15 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "compress.h"
 #include "index.h"
 #include "kvstore.h"
 #include "record.h"
+
+/* An op of the engine's own, never in a kv_write call: kv_meta_put's META
+ * record (key: the name, val: the value). It carries no condition, is
+ * always written alone (never inside a BATCH) and changes no key. */
+#define KV__WRITE_META ((kv_write_type)100)
 
 /* A record of at most this many bytes is copied whole into the unit (one
  * iovec, one CRC pass); a longer one keeps only its header and trailer
@@ -30,14 +36,15 @@
 
 /* The encoded record of one op. */
 struct op_rec {
-    uint64_t hash;     /* index_hash of the key */
-    uint64_t len;      /* bytes of the record; 0 for a CHECK */
-    uint32_t full_crc; /* CRC-32 of all its bytes, magic to trailer (units of several ops) */
-    uint8_t *bytes;    /* the whole record, or its header with the trailer after it */
-    bool whole;        /* bytes hold the whole record */
-    bool crc_known;    /* a PUT's value_crc was taken at encoding */
-    bool written;      /* decided by the round: the record goes to the log */
-    struct kv_loc loc; /* where it went */
+    uint64_t hash;       /* index_hash of the key */
+    uint64_t len;        /* bytes of the record; 0 for a CHECK */
+    struct kv_setval sv; /* a PUT's payload (compress.c: a SET, or a SETX), a META's value */
+    uint32_t full_crc;   /* CRC-32 of all its bytes, magic to trailer (units of several ops) */
+    uint8_t *bytes;      /* the whole record, or its header with the trailer after it */
+    bool whole;          /* bytes hold the whole record */
+    bool crc_known;      /* a PUT's value_crc was taken at encoding */
+    bool written;        /* decided by the round: the record goes to the log */
+    struct kv_loc loc;   /* where it went */
 };
 
 struct kv__unit {
@@ -72,10 +79,15 @@ size_t kv__unit_storage(const kv_op *ops, size_t n);
 
 /* Fills u for ops (checked), with recs (n entries) and buf (at least
  * kv__unit_storage - n * sizeof(struct op_rec) bytes) as its storage: every
- * record encoded with its checksum and each op's rc zeroed; with want_crc,
- * each PUT's value_crc set too. */
-void kv__unit_encode(struct kv__unit *u, kv_op *ops, size_t n, struct op_rec *recs, uint8_t *buf,
-                     bool want_crc);
+ * PUT's value encoded for its record (compress.c: compressed, or with its
+ * expiry, into a SETX), every record encoded with its checksum and each
+ * op's rc zeroed; with want_crc, each PUT's value_crc set too. Codes:
+ * KV_ENOMEM, KV_ETOOBIG, KV_EIO (zstd refused); nothing is held then.
+ * Otherwise kv__unit_release lets go of what it holds once the unit is
+ * written or has failed. */
+int kv__unit_encode(kv_store *s, struct kv__unit *u, kv_op *ops, size_t n, struct op_rec *recs,
+                    uint8_t *buf, bool want_crc);
+void kv__unit_release(kv_store *s, struct kv__unit *u);
 
 /* Given the written flags of u's records, sets nwritten and payload, and
  * the BATCH framing when it writes more than one. Returns the log bytes it

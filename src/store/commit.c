@@ -54,11 +54,13 @@
 
 #include "batch.h"
 #include "bloom.h"
+#include "compress.h"
 #include "debug.h"
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
 #include "logging.h"
+#include "meta.h"
 #include "record.h"
 #include "rwlock.h"
 #include "segment.h"
@@ -265,30 +267,40 @@ static void overlay_undo(struct overlay *ov, size_t mark)
     }
 }
 
+static uint64_t now_realtime_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
 /* The CRC-32 of the value of the record e names, from the record's checksum
- * (no pass over the value). The rwlock is held. */
+ * (no pass over the value): for a SETX, from its attribute block (a
+ * compressed value's raw_crc), and *expired when its expiry has passed (the
+ * key is absent then, as for a read). The rwlock is held. */
 static int indexed_value_crc(kv_store *s, const struct index_entry *e, const kv_op *op,
-                             uint32_t *crc)
+                             uint32_t *crc, bool *expired)
 {
     KV_ASSERT(kv__rwlock_held(&s->rwlock));
     struct segment *seg = kv__segtab_find(s, e->loc.seg);
     if (NEVER(!seg))
         return KV_EIO;
     uint64_t len = record_size(op->key_len, e->loc.val_len);
-    uint8_t hdr[RECORD_HEADER_LEN + KV_MAX_KEY_LEN];
+    size_t attrs = e->loc.val_len < RECORD_ATTRS_MAX ? e->loc.val_len : RECORD_ATTRS_MAX;
+    size_t head_len = RECORD_HEADER_LEN + op->key_len + attrs;
+    uint8_t hdr[RECORD_HEADER_LEN + KV_MAX_KEY_LEN + RECORD_ATTRS_MAX];
     uint8_t trailer[RECORD_TRAILER_LEN];
     const uint8_t *rec = kv__segment_view(s, seg, e->loc.off, len);
     int rc = 0;
     if (rec) {
-        memcpy(hdr, rec, RECORD_HEADER_LEN + op->key_len);
+        memcpy(hdr, rec, head_len);
         memcpy(trailer, rec + len - RECORD_TRAILER_LEN, RECORD_TRAILER_LEN);
     } else {
         int fd = -1;
         kv__segment_pin(seg);
         rc = kv__segment_get_fd(s, seg, &fd);
         if (rc == 0) {
-            rc = kv__io_read_full(s->io, fd, hdr, RECORD_HEADER_LEN + op->key_len,
-                                  (off_t)e->loc.off);
+            rc = kv__io_read_full(s->io, fd, hdr, head_len, (off_t)e->loc.off);
             if (rc == 0)
                 rc = kv__io_read_full(s->io, fd, trailer, RECORD_TRAILER_LEN,
                                       (off_t)(e->loc.off + len - RECORD_TRAILER_LEN));
@@ -299,15 +311,27 @@ static int indexed_value_crc(kv_store *s, const struct index_entry *e, const kv_
             return rc;
     }
     struct record_header h;
-    if (!record_decode_header(hdr, &h) || h.op != KV_OP_SET || h.key_len != op->key_len ||
-        h.val_len != e->loc.val_len || memcmp(hdr + RECORD_HEADER_LEN, op->key, op->key_len) != 0) {
+    struct record_attrs a = {0};
+    size_t alen = 0;
+    const uint8_t *payload = hdr + RECORD_HEADER_LEN + op->key_len;
+    bool ok = record_decode_header(hdr, &h) && (h.op == KV_OP_SET || h.op == KV_OP_SETX) &&
+              h.key_len == op->key_len && h.val_len == e->loc.val_len &&
+              memcmp(hdr + RECORD_HEADER_LEN, op->key, op->key_len) == 0;
+    if (ok && h.op == KV_OP_SETX)
+        ok = record_attrs_decode(payload, attrs, &a, &alen);
+    if (!ok) {
         atomic_fetch_add(&s->n_checksum_errors, 1);
         kv__log(s, KV_LOG_ERROR, "segment %u offset %u: record does not match the index",
                 e->loc.seg, e->loc.off);
         return KV_ECORRUPT;
     }
-    uint32_t head = record_crc_head(hdr, op->key, op->key_len);
-    *crc = record_value_crc(get_u32(trailer), head, e->loc.val_len);
+    *expired = (a.flags & RECORD_ATTR_EXPIRES) && a.expire_at <= now_realtime_ms();
+    if (a.flags & RECORD_ATTR_ZSTD) {
+        *crc = a.raw_crc;
+        return 0;
+    }
+    uint32_t head = record_crc_update(record_crc_head(hdr, op->key, op->key_len), payload, alen);
+    *crc = record_value_crc(get_u32(trailer), head, e->loc.val_len - alen);
     return 0;
 }
 
@@ -328,7 +352,13 @@ static int key_state(kv_store *s, const struct overlay *ov, const struct op_rec 
     if (bloom_may_contain(&s->bloom, r->hash))
         e = index_lookup(&s->index, r->hash, op->key, op->key_len);
     *present = e != NULL;
-    return e && want_crc ? indexed_value_crc(s, e, op, crc) : 0;
+    if (!e || !want_crc)
+        return 0;
+    bool expired = false;
+    int rc = indexed_value_crc(s, e, op, crc, &expired);
+    if (expired)
+        *present = false;
+    return rc;
 }
 
 static bool cond_holds(const kv_op *op, bool present, uint32_t crc)
@@ -374,14 +404,17 @@ static void decide_unit(kv_store *s, struct overlay *ov, struct kv__unit *u, int
         bool present = false;
         uint32_t crc = 0;
         ensure_value_crc(r, op);
-        err = key_state(s, ov, r, op, op->cond == KV_IF_CRC, &present, &crc);
+        if (op->type != KV__WRITE_META)
+            err = key_state(s, ov, r, op, op->cond == KV_IF_CRC, &present, &crc);
         if (err != 0)
             break;
         if (!cond_holds(op, present, crc)) {
             op->rc = KV_ECONDITION;
             failed = true;
         }
-        if (op->type == KV_WRITE_PUT) {
+        if (op->type == KV__WRITE_META) {
+            r->written = true; /* no key: nothing to decide */
+        } else if (op->type == KV_WRITE_PUT) {
             r->written = true;
             puts++;
             overlay_set(ov, r->hash, op, true);
@@ -421,7 +454,8 @@ static bool round_has_decisions(const struct kv__unit *first, size_t *ops)
     for (const struct kv__unit *u = first; u; u = u->next) {
         *ops += u->n;
         for (size_t i = 0; i < u->n; i++)
-            any |= u->ops[i].cond != KV_IF_ANY || u->ops[i].type != KV_WRITE_PUT;
+            any |= u->ops[i].cond != KV_IF_ANY || u->ops[i].type == KV_WRITE_DEL ||
+                   u->ops[i].type == KV_WRITE_CHECK;
     }
     return any;
 }
@@ -513,6 +547,7 @@ static int apply_round(kv_store *s, struct kv__unit *first)
 {
     KV_ASSERT(kv__mutex_held(&s->append_mu));
     int rc = 0;
+    struct kv_attrs attrs;
     kv__wrlock(&s->rwlock);
     for (struct kv__unit *u = first; u && rc == 0; u = u->next) {
         if (u->rc != 0)
@@ -522,8 +557,14 @@ static int apply_round(kv_store *s, struct kv__unit *first)
             const kv_op *op = &u->ops[i];
             if (!r->written)
                 continue;
-            if (op->type == KV_WRITE_PUT)
-                rc = kv__apply_set(s, r->hash, op->key, op->key_len, &r->loc, NULL);
+            if (r->sv.op == KV_OP_SET)
+                rc = kv__apply_set(s, r->hash, op->key, op->key_len, &r->loc, NULL, NULL);
+            else if (r->sv.op == KV_OP_SETX)
+                rc = kv__apply_set(s, r->hash, op->key, op->key_len, &r->loc,
+                                   kv__payload_attrs(r->sv.data, r->sv.len, &attrs), NULL);
+            else if (r->sv.op == KV_OP_META)
+                rc = kv__meta_apply(s, op->key, op->key_len, op->val, op->val_len, r->loc.seg,
+                                    r->loc.off);
             else
                 kv__apply_delete(s, r->hash, op->key, op->key_len);
         }
@@ -557,7 +598,7 @@ static void count_writes(kv_store *s, const struct kv__unit *first)
                 continue;
             if (u->ops[i].type == KV_WRITE_PUT)
                 puts++;
-            else
+            else if (u->ops[i].type == KV_WRITE_DEL)
                 dels++;
         }
     }
@@ -567,13 +608,14 @@ static void count_writes(kv_store *s, const struct kv__unit *first)
 
 /* Hands each unit its result, in log order. A waiting kv_write caller may
  * return (and its unit vanish) as soon as it is posted, so next is read
- * first. */
-static void complete_round(struct kv__unit *first)
+ * first; it lets go of its unit's encoding itself. */
+static void complete_round(kv_store *s, struct kv__unit *first)
 {
     struct kv__unit *u = first;
     while (u) {
         struct kv__unit *next = u->next;
         if (u->done) {
+            kv__unit_release(s, u);
             u->done(u->ops, u->n, u->rc, &u->info, u->ctx);
             free(u);
         } else {
@@ -702,7 +744,7 @@ static void thread_round(kv_store *s)
     size_t count = take_units(s, room);
     kv__mutex_unlock(&s->queue_mu);
     run_round(s, first, count, rc);
-    complete_round(first);
+    complete_round(s, first);
     note_round_end(s);
 }
 
@@ -811,17 +853,18 @@ int kv__write_ops(kv_store *s, kv_op *ops, size_t n, bool want_crc)
     struct op_rec rec1;
     uint8_t buf1[UNIT_SMALL_RECORD];
     void *heap = NULL;
+    int rc;
     memset(&u, 0, sizeof(u));
     if (n == 1) {
-        kv__unit_encode(&u, ops, n, &rec1, buf1, want_crc);
+        rc = kv__unit_encode(s, &u, ops, n, &rec1, buf1, want_crc);
     } else {
         heap = malloc(kv__unit_storage(ops, n));
-        if (!heap)
-            return KV_ENOMEM;
         struct op_rec *recs = heap;
-        kv__unit_encode(&u, ops, n, recs, (uint8_t *)(recs + n), want_crc);
+        rc = heap ? kv__unit_encode(s, &u, ops, n, recs, (uint8_t *)(recs + n), want_crc)
+                  : KV_ENOMEM;
     }
-    int rc = submit(s, &u, true);
+    if (rc == 0)
+        rc = submit(s, &u, true);
     if (rc == 1) {
         commit_inline(s, &u);
         rc = u.rc;
@@ -835,6 +878,8 @@ int kv__write_ops(kv_store *s, kv_op *ops, size_t n, bool want_crc)
         for (size_t i = 0; i < n; i++)
             ops[i].rc = rc;
     }
+    if (u.recs)
+        kv__unit_release(s, &u);
     free(heap);
     return rc;
 }
@@ -862,13 +907,42 @@ int kv_write_async(kv_store *s, kv_op *ops, size_t n, kv_done_fn done, void *ctx
         return KV_ENOMEM;
     memset(u, 0, sizeof(*u));
     struct op_rec *recs = (struct op_rec *)(void *)(u + 1);
-    kv__unit_encode(u, ops, n, recs, (uint8_t *)(recs + n), true);
+    rc = kv__unit_encode(s, u, ops, n, recs, (uint8_t *)(recs + n), true);
+    if (rc != 0) {
+        free(u);
+        return rc;
+    }
     u->done = done;
     u->ctx = ctx;
     rc = submit(s, u, false);
-    if (rc != 0)
+    if (rc != 0) {
+        kv__unit_release(s, u);
         free(u);
+    }
     return rc;
+}
+
+int kv__write_set(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len,
+                  uint64_t expire_at_ms, kv_cond cond, uint32_t *value_crc)
+{
+    kv_op op = {.type = KV_WRITE_PUT,
+                .key = key,
+                .key_len = key_len,
+                .val = val,
+                .val_len = val_len,
+                .expire_at_ms = expire_at_ms,
+                .cond = cond};
+    int rc = kv__write_ops(s, &op, 1, value_crc != NULL);
+    if (value_crc)
+        *value_crc = op.value_crc;
+    return rc != 0 ? rc : op.rc;
+}
+
+int kv__write_meta(kv_store *s, const void *name, size_t name_len, const void *val, size_t val_len)
+{
+    kv_op op = {
+        .type = KV__WRITE_META, .key = name, .key_len = name_len, .val = val, .val_len = val_len};
+    return kv__write_ops(s, &op, 1, false);
 }
 
 /* ---- life */

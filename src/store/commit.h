@@ -96,4 +96,14 @@ void kv__commit_free(kv_store *s);
  * kv_put, kv_put_crc and kv_delete; want_crc sets PUTs' value_crc. */
 int kv__write_ops(kv_store *s, kv_op *ops, size_t n, bool want_crc);
 
+/* One PUT whose key expires at expire_at_ms (0: never; absolute, ms since
+ * the Unix epoch), written as a SETX with the expiry; kv_write refuses an
+ * expiry until the index keeps one. value_crc (not NULL) receives the
+ * value's CRC-32. */
+int kv__write_set(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len,
+                  uint64_t expire_at_ms, kv_cond cond, uint32_t *value_crc);
+
+/* kv_meta_put's write: one META record (meta.h) through the pipeline. */
+int kv__write_meta(kv_store *s, const void *name, size_t name_len, const void *val, size_t val_len);
+
 #endif /* KV_STORE_COMMIT_H */

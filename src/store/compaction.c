@@ -12,14 +12,18 @@
  *
  * Every step leaves a directory that opens to the same contents:
  *
+ *   0. with compression on, a dictionary is trained from the store's values
+ *      and, if it pays, becomes the current one (dict_train.c); writers
+ *      that still hold the previous one finish first, so every record that
+ *      names an older dictionary lies in an input;
  *   1. the free space is checked against the live bytes (not enough: the
  *      compaction is refused with KV_ENOSPC, nothing changed); the active
  *      segment H is sealed and writers move to segment H+1+R, so
  *      ids H+1 .. H+R are free for the outputs: inputs are every segment up
  *      to H, outputs sort after every input and before every new write;
  *   2. live records are copied into outputs written as .tmp files and fsynced
- *      (a crash here leaves .tmp files, removed at open). The copy is driven
- *      by the index, not by a scan of the inputs:
+ *      (a crash here leaves .tmp files, removed at open; compaction_copy.c).
+ *      The copy is driven by the index, not by a scan of the inputs:
  *      a. the index is walked a hash range per read-lock hold
  *         (kv__walk_index_shared: tens of microseconds each), and every
  *         entry that names an input is noted. Nothing live is missed though the index changes
@@ -37,7 +41,17 @@
  *      c. each record's header and checksum are verified before it is copied.
  *         One that fails is not copied: its key still names an input after
  *         step 4 and is dropped then, as when the record was found damaged
- *         by a scan. Tombstones are never in the index, so none is copied;
+ *         by a scan. Tombstones are never in the index, so none is copied.
+ *         A SETX is copied as it is, unless (compress.c, kv__value_recode)
+ *         its expiry has passed: then it is dropped, and its key leaves the
+ *         index at step 4 (if it still names that record). Every older
+ *         record of the key is an input and goes too, so nothing comes back;
+ *         but when inputs of an earlier compaction are still on disk (their
+ *         unlink failed, and a replay of the whole log would read them), a
+ *         tombstone takes its place in the outputs. With compression on, a
+ *         value stored raw is compressed, and one compressed with another
+ *         dictionary than the current is recompressed with it. The newest
+ *         META record of each name in the inputs is copied too;
  *   3. outputs are renamed into place and the directory fsynced: they hold,
  *      for each key they hold, its newest value as of step 1, so replaying
  *      inputs and outputs together gives the same result;
@@ -51,9 +65,15 @@
  *      Tombstones were dropped at step 2: that is safe because every segment
  *      older than them is an input too; and since a crash in step 5 leaves
  *      only the newest inputs behind, a deleted key's last record among them
- *      is still its tombstone, so no deleted key comes back.
+ *      is still its tombstone, so no deleted key comes back. Inputs that
+ *      cannot be removed are noted (stale_segs) and removed first by the
+ *      next compaction;
+ *   6. dictionaries that no record in the outputs names left the table
+ *      after step 4, so the snapshot does not list them; their files are
+ *      removed once that snapshot is durable and every input is gone.
  */
 #include "compaction.h"
+#include "compaction_copy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,11 +81,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "compress.h"
 #include "debug.h"
+#include "dict.h"
+#include "dict_train.h"
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
 #include "logging.h"
+#include "meta.h"
 #include "record.h"
 #include "rwlock.h"
 #include "segment.h"
@@ -74,66 +98,13 @@
 #include "thread.h"
 #include "write.h"
 
-#define WRITE_BUF      (1u << 20)
-#define READ_BUF       (1u << 20)
-#define SPACE_MARGIN   (1u << 20)
-#define RELOCATE_BATCH 4096
-/* Dead bytes between two live records that one read goes through rather than
- * paying a second read: copying 32 KiB from the page cache costs about what
- * a system call does. */
-#define READ_GAP (32u << 10)
 /* Lookups of the relocation started ahead of the one being made. */
 #define RELOCATE_AHEAD 8
-
-/* A live record of an input, as the index names it, and where it went. */
-struct live {
-    uint32_t seg, off, val_len;
-    uint32_t new_seg, new_off;
-    uint16_t key_len;
-    bool copied; /* its checksum held and it is in an output */
-};
-
-struct compactor {
-    kv_store *s;
-    struct segment **inputs;
-    uint32_t *in_ids;
-    size_t nin;
-    struct live *live; /* sorted by (seg, off) once collected */
-    size_t nlive, live_cap;
-    int in_fd;
-    uint32_t in_seg;  /* the input in_fd reads */
-    uint32_t next_id; /* the id the next output gets */
-    uint32_t last_id; /* the last id reserved for outputs */
-    uint32_t *outs;   /* ids of the outputs written, and their sizes */
-    uint64_t *out_sizes;
-    size_t nouts, outs_cap;
-    int out_fd;
-    uint64_t out_size; /* bytes of the current output, buffered ones included */
-    uint8_t *wbuf;
-    size_t wlen;
-    uint8_t *rbuf; /* a read of the inputs: READ_BUF, or one larger record */
-    size_t rbuf_cap;
-    uint8_t *keys; /* the keys of the copied records, in order */
-    size_t keys_len, keys_cap;
-    uint64_t bytes_in; /* input bytes read */
-    uint64_t disk_in;  /* input bytes on disk */
-    uint64_t live_in;
-};
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 64;
-    while (ncap < need)
-        ncap *= 2;
-    void *grown = realloc(*p, ncap * elem);
-    if (!grown)
-        return KV_ENOMEM;
-    *p = grown;
-    *cap = ncap;
-    return 0;
-}
+#define SPACE_MARGIN   (1u << 20)
+#define RELOCATE_BATCH 4096
+/* Live data that makes a store with compression on and no dictionary worth
+ * a compaction, to train one. */
+#define DICT_TRIGGER_BYTES (8u << 20)
 
 static uint64_t now_ms(void)
 {
@@ -142,284 +113,26 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static bool cancelled(const struct compactor *c)
+/* Points each carried META name at its copy, unless a newer one was written
+ * meanwhile. */
+static void relocate_metas(struct compactor *c)
 {
-    return atomic_load_explicit(&c->s->compact_cancel, memory_order_relaxed);
-}
-
-static uint64_t live_size(const struct live *r)
-{
-    return record_size(r->key_len, r->val_len);
-}
-
-/* ---- step 2a: the live records of the inputs, from the index */
-
-/* Inputs are exactly the segments with ids up to the last input's. */
-static bool names_input(const struct compactor *c, uint32_t seg)
-{
-    return seg <= c->in_ids[c->nin - 1];
-}
-
-/* Walk visitor (read lock held): notes an entry that names an input. */
-static int collect_entry(const struct index_entry *e, void *arg)
-{
-    struct compactor *c = arg;
-    KV_ASSERT(kv__rwlock_held(&c->s->rwlock));
-    if (cancelled(c))
-        return KV_EBUSY;
-    if (!names_input(c, e->loc.seg))
-        return 0;
-    int rc = grow((void **)&c->live, &c->live_cap, c->nlive + 1, sizeof(*c->live));
-    if (rc != 0)
-        return rc;
-    c->live[c->nlive++] = (struct live){
-        .seg = e->loc.seg, .off = e->loc.off, .val_len = e->loc.val_len, .key_len = e->key_len};
-    return 0;
-}
-
-/* Walks the whole index a hash range per read-lock hold (see the top
- * comment for why nothing live is missed). */
-static int collect(struct compactor *c)
-{
-    return kv__walk_index_shared(c->s, collect_entry, NULL, c);
-}
-
-static uint64_t sort_key(const struct live *r)
-{
-    return (uint64_t)r->seg << 32 | r->off;
-}
-
-/* Sorts the live records by (segment, offset): a least-significant-digit
- * radix sort, 16 bits a pass, that skips the digits all records share (the
- * high bits of segment ids, usually). */
-static int sort_live(struct compactor *c)
-{
-    enum { DIGIT_BITS = 16, DIGITS = 64 / DIGIT_BITS, BUCKETS = 1 << DIGIT_BITS };
-    if (c->nlive < 2)
-        return 0;
-    uint32_t *counts = calloc((size_t)DIGITS * BUCKETS, sizeof(*counts));
-    struct live *tmp = malloc(c->nlive * sizeof(*tmp));
-    if (!counts || !tmp) {
-        free(counts);
-        free(tmp);
-        return KV_ENOMEM;
+    kv_store *s = c->s;
+    kv__wrlock(&s->rwlock);
+    for (size_t i = 0; i < c->nmetas; i++) {
+        const struct carried_meta *m = &c->metas[i];
+        struct kv_meta *e = kv__meta_find(&s->metas, m->name, m->name_len);
+        if (!e || e->seg != m->seg || e->off != m->off)
+            continue;
+        struct segment *from = kv__segtab_find(s, m->seg), *to = kv__segtab_find(s, m->new_seg);
+        if (!ALWAYS(from && to))
+            continue;
+        from->live_bytes -= kv__meta_record_size(e);
+        to->live_bytes += kv__meta_record_size(e);
+        e->seg = m->new_seg;
+        e->off = m->new_off;
     }
-    for (size_t i = 0; i < c->nlive; i++) {
-        uint64_t k = sort_key(&c->live[i]);
-        for (int d = 0; d < DIGITS; d++)
-            counts[d * BUCKETS + ((k >> (d * DIGIT_BITS)) & (BUCKETS - 1))]++;
-    }
-    struct live *from = c->live, *to = tmp;
-    for (int d = 0; d < DIGITS; d++) {
-        uint32_t *cnt = counts + (size_t)d * BUCKETS;
-        uint64_t k0 = sort_key(&from[0]);
-        if (cnt[(k0 >> (d * DIGIT_BITS)) & (BUCKETS - 1)] == c->nlive)
-            continue; /* every record has this digit */
-        uint32_t sum = 0;
-        for (size_t b = 0; b < BUCKETS; b++) {
-            uint32_t n = cnt[b];
-            cnt[b] = sum;
-            sum += n;
-        }
-        for (size_t i = 0; i < c->nlive; i++)
-            to[cnt[(sort_key(&from[i]) >> (d * DIGIT_BITS)) & (BUCKETS - 1)]++] = from[i];
-        struct live *t = from;
-        from = to;
-        to = t;
-    }
-    if (from != c->live)
-        memcpy(c->live, from, c->nlive * sizeof(*c->live));
-    free(counts);
-    free(tmp);
-    return 0;
-}
-
-/* ---- step 2b: copying */
-
-static int flush_output(struct compactor *c)
-{
-    if (c->wlen == 0)
-        return 0;
-    int rc =
-        kv__io_write_full(c->s->io, c->out_fd, c->wbuf, c->wlen, (off_t)(c->out_size - c->wlen));
-    c->wlen = 0;
-    return rc;
-}
-
-static int finish_output(struct compactor *c)
-{
-    if (c->out_fd < 0)
-        return 0;
-    c->out_sizes[c->nouts - 1] = c->out_size;
-    int rc = flush_output(c);
-    if (rc == 0)
-        rc = kv__fsync_counted(c->s, c->out_fd, true);
-    c->s->io->close(c->s->io->ctx, c->out_fd);
-    c->out_fd = -1;
-    return rc;
-}
-
-static int start_output(struct compactor *c)
-{
-    if (c->next_id > c->last_id) {
-        kv__log(c->s, KV_LOG_ERROR, "compaction: outputs need more than the %u ids reserved",
-                c->last_id - c->in_ids[c->nin - 1]);
-        return KV_EIO;
-    }
-    size_t cap = c->outs_cap;
-    int rc = grow((void **)&c->outs, &cap, c->nouts + 1, sizeof(*c->outs));
-    if (rc == 0)
-        rc = grow((void **)&c->out_sizes, &c->outs_cap, c->nouts + 1, sizeof(*c->out_sizes));
-    char path[4096];
-    if (rc == 0)
-        rc = kv__segment_path(c->s->dir, c->next_id, true, path, sizeof(path));
-    if (rc != 0)
-        return rc;
-    c->out_fd = c->s->io->open(c->s->io->ctx, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (c->out_fd < 0)
-        return kv__errno_to_rc(errno);
-    c->out_sizes[c->nouts] = 0;
-    c->outs[c->nouts++] = c->next_id++;
-    c->out_size = 0;
-    return 0;
-}
-
-/* Appends one record to the outputs, starting a new output when the current
- * one is full, and notes where it landed. */
-static int emit(struct compactor *c, const uint8_t *rec, struct live *r)
-{
-    uint64_t len = live_size(r);
-    int rc = 0;
-    if (c->out_fd >= 0 && c->out_size > 0 && c->out_size + len > c->s->opts.segment_size)
-        rc = finish_output(c);
-    if (rc == 0 && c->out_fd < 0)
-        rc = start_output(c);
-    if (rc != 0)
-        return rc;
-    r->new_seg = c->outs[c->nouts - 1];
-    r->new_off = (uint32_t)c->out_size;
-    if (c->wlen + len > WRITE_BUF)
-        rc = flush_output(c);
-    if (rc == 0 && len > WRITE_BUF)
-        rc = kv__io_write_full(c->s->io, c->out_fd, rec, (size_t)len, (off_t)c->out_size);
-    else if (rc == 0) {
-        memcpy(c->wbuf + c->wlen, rec, (size_t)len);
-        c->wlen += (size_t)len;
-    }
-    c->out_size += len;
-    return rc;
-}
-
-/* Whether the bytes at rec are the SET record the index describes, checksum
- * included. */
-static bool record_checks_out(const uint8_t *rec, const struct live *r)
-{
-    struct record_header h;
-    if (!record_decode_header(rec, &h) || h.op != KV_OP_SET || h.key_len != r->key_len ||
-        h.val_len != r->val_len)
-        return false;
-    uint64_t len = live_size(r);
-    uint32_t crc = record_crc_update(0, rec + 2, (size_t)len - 2 - RECORD_TRAILER_LEN);
-    return crc == get_u32(rec + len - RECORD_TRAILER_LEN);
-}
-
-/* Copies one live record that checks out, and keeps its key for the
- * relocation. One that does not is left behind: its key still names an
- * input after relocation, and retire_inputs drops it. */
-static int copy_record(struct compactor *c, const uint8_t *rec, struct live *r)
-{
-    if (!record_checks_out(rec, r))
-        return 0;
-    int rc = grow((void **)&c->keys, &c->keys_cap, c->keys_len + r->key_len, 1);
-    if (rc == 0)
-        rc = emit(c, rec, r);
-    if (rc != 0)
-        return rc;
-    memcpy(c->keys + c->keys_len, rec + RECORD_HEADER_LEN, r->key_len);
-    c->keys_len += r->key_len;
-    r->copied = true;
-    return 0;
-}
-
-/* Points c->in_fd at input seg and returns that input's size. */
-static int open_input(struct compactor *c, uint32_t seg, uint64_t *size)
-{
-    size_t lo = 0, hi = c->nin;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (c->in_ids[mid] < seg)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (NEVER(lo == c->nin || c->in_ids[lo] != seg))
-        return KV_EIO; /* names_input holds, and the inputs are every such id */
-    *size = atomic_load(&c->inputs[lo]->size);
-    if (c->in_fd >= 0 && c->in_seg == seg)
-        return 0;
-    if (c->in_fd >= 0)
-        c->s->io->close(c->s->io->ctx, c->in_fd);
-    c->in_fd = -1;
-    char path[4096];
-    int rc = kv__segment_path(c->s->dir, seg, false, path, sizeof(path));
-    if (rc != 0)
-        return rc;
-    c->in_fd = c->s->io->open(c->s->io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
-    if (c->in_fd < 0)
-        return kv__errno_to_rc(errno);
-    c->in_seg = seg;
-    return 0;
-}
-
-/* The records [i, *end) of one read: same input, at most READ_GAP dead
- * bytes between two of them, READ_BUF in all (or one larger record). */
-static size_t plan_read(const struct compactor *c, size_t i)
-{
-    const struct live *first = &c->live[i];
-    uint64_t start = first->off, stop = start + live_size(first);
-    size_t j = i + 1;
-    for (; j < c->nlive && c->live[j].seg == first->seg; j++) {
-        const struct live *r = &c->live[j];
-        uint64_t r_end = (uint64_t)r->off + live_size(r);
-        if (r->off < stop || r->off - stop > READ_GAP || r_end - start > READ_BUF)
-            break;
-        stop = r_end;
-    }
-    return j;
-}
-
-/* Reads the live records of the inputs, coalesced into large reads, and
- * copies those that check out. */
-static int copy_live(struct compactor *c)
-{
-    int rc = 0;
-    for (size_t i = 0, j; rc == 0 && i < c->nlive; i = j) {
-        if (cancelled(c))
-            return KV_EBUSY;
-        j = plan_read(c, i);
-        uint64_t start = c->live[i].off;
-        uint64_t stop = (uint64_t)c->live[j - 1].off + live_size(&c->live[j - 1]);
-        uint64_t in_size = 0;
-        rc = open_input(c, c->live[i].seg, &in_size);
-        if (rc == 0 && stop > in_size) {
-            /* The index names bytes past the end of the file: a damaged
-             * record, like one whose checksum fails. Copy the others. */
-            while (j > i + 1 && (uint64_t)c->live[j - 1].off + live_size(&c->live[j - 1]) > in_size)
-                j--;
-            stop = (uint64_t)c->live[j - 1].off + live_size(&c->live[j - 1]);
-            if (stop > in_size)
-                continue;
-        }
-        if (rc == 0)
-            rc = grow((void **)&c->rbuf, &c->rbuf_cap, (size_t)(stop - start), 1);
-        if (rc == 0)
-            rc =
-                kv__io_read_full(c->s->io, c->in_fd, c->rbuf, (size_t)(stop - start), (off_t)start);
-        c->bytes_in += stop - start;
-        for (size_t k = i; rc == 0 && k < j; k++)
-            rc = copy_record(c, c->rbuf + (c->live[k].off - start), &c->live[k]);
-    }
-    return rc;
+    kv__unlock(&s->rwlock);
 }
 
 /* ---- step 3: publishing, or discarding after a failure */
@@ -496,7 +209,7 @@ static void relocate(struct compactor *c)
     while (i < c->nlive) {
         size_t n = 0;
         for (; i < c->nlive && n < RELOCATE_BATCH; i++) {
-            if (!c->live[i].copied)
+            if (!c->live[i].copied && !c->live[i].expired)
                 continue;
             batch[n] = &c->live[i];
             keys[n] = key;
@@ -518,14 +231,19 @@ static void relocate(struct compactor *c)
             struct index_entry *e = index_lookup(&s->index, hashes[k], keys[k], r->key_len);
             if (!e || e->loc.seg != r->seg || e->loc.off != r->off)
                 continue; /* written again meanwhile: the newer record wins */
-            e->loc = (struct kv_loc){.seg = r->new_seg, .off = r->new_off, .val_len = r->val_len};
+            if (r->expired) {
+                kv__apply_delete(s, hashes[k], keys[k], r->key_len);
+                continue;
+            }
+            e->loc =
+                (struct kv_loc){.seg = r->new_seg, .off = r->new_off, .val_len = r->new_val_len};
             if (!from || from->id != r->seg)
                 from = kv__segtab_find(s, r->seg);
             if (!to || to->id != r->new_seg)
                 to = kv__segtab_find(s, r->new_seg);
             if (!ALWAYS(from && to)) /* inputs and outputs are in the table */
                 continue;
-            to->live_bytes += live_size(r);
+            to->live_bytes += record_size(r->key_len, r->new_val_len);
             from->live_bytes -= live_size(r);
         }
         kv__unlock(&s->rwlock);
@@ -576,26 +294,63 @@ static void retire_inputs(struct compactor *c)
 
 /* ---- step 5 */
 
+/* Remembers the segments of ids as left on disk by a compaction: they are
+ * out of the table, but a replay of the whole log would still read them.
+ * Without the memory to note them, every later compaction acts as if some
+ * were left. compact_mu held (by the compaction this helps). */
+static void note_stale(kv_store *s, const uint32_t *ids, size_t n)
+{
+    uint32_t *grown = realloc(s->stale_segs, (s->nstale + n) * sizeof(*grown));
+    if (!grown) {
+        s->stale_unknown = true;
+        return;
+    }
+    memcpy(grown + s->nstale, ids, n * sizeof(*ids));
+    s->stale_segs = grown;
+    s->nstale += n;
+}
+
+/* Unlinks segment id and fsyncs the directory; 0, or a code with errno. */
+static int remove_segment(kv_store *s, uint32_t id)
+{
+    char path[4096];
+    int rc = kv__segment_path(s->dir, id, false, path, sizeof(path));
+    if (rc == 0 && s->io->unlink(s->io->ctx, path) != 0 && errno != ENOENT)
+        rc = kv__errno_to_rc(errno);
+    if (rc == 0)
+        rc = kv__io_sync_dir(s->io, s->dir);
+    return rc;
+}
+
 static void *unlink_inputs(void *arg)
 {
     struct compactor *c = arg;
     kv_store *s = c->s;
     for (size_t i = 0; i < c->nin; i++) {
-        char path[4096];
-        int rc = kv__segment_path(s->dir, c->in_ids[i], false, path, sizeof(path));
-        if (rc == 0 && s->io->unlink(s->io->ctx, path) != 0)
-            rc = kv__errno_to_rc(errno);
-        if (rc == 0)
-            rc = kv__io_sync_dir(s->io, s->dir);
-        if (rc != 0) {
+        if (remove_segment(s, c->in_ids[i]) != 0) {
             kv__log(s, KV_LOG_WARN,
                     "compaction: cannot remove segment %u: %s (it holds only older copies; the "
-                    "next compaction takes it again)",
+                    "next compaction tries again)",
                     c->in_ids[i], strerror(errno));
+            note_stale(s, c->in_ids + i, c->nin - i);
             return NULL;
         }
     }
     return NULL;
+}
+
+/* Removes the segments earlier compactions left on disk, oldest first (so
+ * that, as in step 5, those left are the newest); those that still resist
+ * stay on the list. */
+static void retry_stale(kv_store *s)
+{
+    size_t done = 0;
+    while (done < s->nstale && remove_segment(s, s->stale_segs[done]) == 0)
+        done++;
+    if (done == 0)
+        return;
+    memmove(s->stale_segs, s->stale_segs + done, (s->nstale - done) * sizeof(*s->stale_segs));
+    s->nstale -= done;
 }
 
 /* ---- the whole compaction */
@@ -614,6 +369,28 @@ static void compactor_free(struct compactor *c)
     free(c->wbuf);
     free(c->rbuf);
     free(c->keys);
+    free(c->xbuf);
+    free(c->named);
+    for (size_t i = 0; i < c->nmetas; i++) {
+        free(c->metas[i].name);
+        free(c->metas[i].val);
+    }
+    free(c->metas);
+    kv__dict_put(c->dict);
+}
+
+/* With compression on and no dictionary yet, a store that holds enough
+ * live data to train one is compacted for it, though nothing is dead: that
+ * is when a dictionary is trained and values recompressed with it. After an
+ * attempt that gave none, not again until the live data has doubled. */
+static bool dictionary_due(const kv_store *s, uint64_t live)
+{
+    if (s->opts.compression != KV_COMPRESS_ZSTD || live < DICT_TRIGGER_BYTES ||
+        live < 2 * atomic_load(&s->dict_tried_live))
+        return false;
+    struct kv_dict *d = kv__dict_current((kv_store *)s);
+    kv__dict_put(d);
+    return d == NULL;
 }
 
 /* Whether the background trigger fires. Caller holds the rwlock. */
@@ -626,6 +403,8 @@ static bool worth_compacting(const kv_store *s)
         live += s->segs[i]->live_bytes;
     }
     uint64_t dead = disk > live ? disk - live : 0;
+    if (dictionary_due(s, live))
+        return true;
     if (dead == 0)
         return false;
     const kv_options *o = &s->opts;
@@ -634,6 +413,19 @@ static bool worth_compacting(const kv_store *s)
     bool by_ratio =
         o->compaction_dead_ratio > 0 && (double)dead >= o->compaction_dead_ratio * (double)disk;
     return by_count || by_ratio;
+}
+
+/* Whether a compaction would run: for the background trigger when it
+ * fires; on demand unless the only segment holds nothing dead and
+ * compression is off (with it on, a compaction also trains a dictionary and
+ * recompresses). Caller holds the rwlock. */
+static bool wanted_locked(const kv_store *s, bool background)
+{
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
+    if (background)
+        return worth_compacting(s);
+    return s->opts.compression == KV_COMPRESS_ZSTD ||
+           !(s->nsegs == 1 && s->segs[0]->live_bytes == atomic_load(&s->segs[0]->size));
 }
 
 /* Refuses a compaction whose live data would not fit the free space. */
@@ -667,8 +459,7 @@ static int begin(struct compactor *c, bool background, bool *skip)
     if (atomic_load(&s->read_only))
         return KV_EREADONLY;
     kv__rdlock(&s->rwlock);
-    bool nothing = s->nsegs == 1 && s->segs[0]->live_bytes == atomic_load(&s->segs[0]->size);
-    bool wanted = background ? worth_compacting(s) : !nothing;
+    bool wanted = wanted_locked(s, background);
     size_t n = s->nsegs;
     c->inputs = malloc(n * sizeof(*c->inputs));
     c->in_ids = malloc(n * sizeof(*c->in_ids));
@@ -700,26 +491,73 @@ static int begin(struct compactor *c, bool background, bool *skip)
     return kv__rotate(s, last + reserve + 1);
 }
 
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Before step 1, with compression on: a dictionary trained from the store's
+ * values, installed if it pays (dict_train.c). Installing waits for the
+ * writers that hold the previous one, so every record naming an older
+ * dictionary lies before the seal of step 1: in an input. */
+static void prepare_dictionary(struct compactor *c, bool background)
+{
+    kv_store *s = c->s;
+    bool wanted = false;
+    if (s->opts.compression == KV_COMPRESS_ZSTD) {
+        kv__rdlock(&s->rwlock);
+        wanted = wanted_locked(s, background);
+        kv__unlock(&s->rwlock);
+        int rc = wanted ? kv__dict_train(s) : 0;
+        if (rc != 0)
+            kv__log(s, KV_LOG_WARN, "compaction: no dictionary trained: %s", kv_strerror(rc));
+    }
+    c->dict = kv__dict_current(s);
+    if (wanted && !c->dict) { /* dictionary_due waits for twice as much data */
+        kv__rdlock(&s->rwlock);
+        uint64_t live = 0;
+        for (size_t i = 0; i < s->nsegs; i++)
+            live += s->segs[i]->live_bytes;
+        kv__unlock(&s->rwlock);
+        atomic_store(&s->dict_tried_live, live);
+    }
+}
+
+/* After step 4: the dictionaries no record in the outputs names leave the
+ * table (every other record naming them was in an input, and no reader
+ * still reads an input: retire_inputs waited for them). Their ids go to
+ * *gone, for removal once no snapshot and no segment on disk names them. */
+static void forget_dictionaries(struct compactor *c, uint32_t **gone, size_t *ngone)
+{
+    *gone = NULL;
+    *ngone = 0;
+    if (kv__dict_drop_except(c->s, c->named, c->nnamed, gone, ngone) != 0)
+        *ngone = 0; /* out of memory: they stay, for the next compaction */
+}
+
 static int run(struct compactor *c, bool background)
 {
     kv_store *s = c->s;
     bool skip;
+    retry_stale(s);
+    c->tombstones = s->nstale > 0 || s->stale_unknown;
+    c->now_ms = wall_ms();
+    prepare_dictionary(c, background);
     kv__mutex_lock(&s->append_mu);
     int rc = begin(c, background, &skip);
     kv__mutex_unlock(&s->append_mu);
     if (rc != 0 || skip)
         return rc;
+    atomic_store(&s->compacting, true);
     c->wbuf = malloc(WRITE_BUF);
     if (!c->wbuf)
         rc = KV_ENOMEM;
     if (rc == 0)
-        rc = collect(c);
+        rc = kv__compaction_collect(c);
     if (rc == 0)
-        rc = sort_live(c);
-    if (rc == 0)
-        rc = copy_live(c);
-    if (rc == 0)
-        rc = finish_output(c);
+        rc = kv__compaction_copy(c);
     if (rc == 0)
         rc = publish_outputs(c);
     if (rc == 0)
@@ -731,7 +569,11 @@ static int run(struct compactor *c, bool background)
         return rc;
     }
     relocate(c);
+    relocate_metas(c);
     retire_inputs(c);
+    uint32_t *gone;
+    size_t ngone;
+    forget_dictionaries(c, &gone, &ngone);
     /* Steps 4 and 5 overlap: the inputs are unlinked on a second thread while
      * the snapshot is written (see the top comment). */
     pthread_t unlinker;
@@ -745,6 +587,11 @@ static int run(struct compactor *c, bool background)
         pthread_join(unlinker, NULL);
     else
         unlink_inputs(c);
+    /* A dictionary file goes once a snapshot that does not list it is
+     * durable and no segment naming it is left on disk. */
+    if (src == 0 && s->nstale == 0 && !s->stale_unknown)
+        kv__dict_unlink(s, gone, ngone);
+    free(gone);
     return 0;
 }
 
@@ -764,11 +611,17 @@ static int compact(kv_store *s, bool background)
         atomic_fetch_add(&s->compaction_written, written);
         atomic_fetch_add(&s->compaction_reclaimed, c.disk_in - written);
         atomic_store(&s->last_compaction_ms, ms);
+        atomic_store(&s->last_compaction_reclaimed, c.disk_in - written);
         kv__log(s, KV_LOG_INFO,
                 "compaction: %zu segments (%llu bytes, %llu read) into %zu (%llu bytes) in %llu ms",
                 c.nin, (unsigned long long)c.disk_in, (unsigned long long)c.bytes_in, c.nouts,
                 (unsigned long long)written, (unsigned long long)ms);
     }
+    /* A compaction that had nothing to do, or was cancelled by kv_close, is
+     * no outcome: the last one that chose its inputs or failed stays. */
+    if (c.nin > 0 || (rc != 0 && rc != KV_EBUSY))
+        atomic_store(&s->last_compaction_error, rc);
+    atomic_store(&s->compacting, false);
     compactor_free(&c);
     kv__mutex_unlock(&s->compact_mu);
     return rc;

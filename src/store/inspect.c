@@ -56,6 +56,13 @@ static int forward_record(const struct scan_record *r, void *arg)
         .checksum = r->key ? r->crc : 0,
         .in_batch = r->in_batch,
     };
+    if (r->status == KV_REC_OK && r->op == KV_OP_SETX) {
+        info.attr_flags = r->attrs.flags;
+        info.expire_at_ms = r->attrs.expire_at;
+        info.raw_len = r->attrs.raw_len;
+        info.raw_crc = r->attrs.raw_crc;
+        info.dict_id = r->attrs.dict_id;
+    }
     return sc->fn(&info, sc->ctx);
 }
 

@@ -85,6 +85,12 @@ static int os_unmap(void *ctx, void *addr, size_t len)
     return munmap(addr, len);
 }
 
+static int os_link(void *ctx, const char *from, const char *to)
+{
+    (void)ctx;
+    return link(from, to);
+}
+
 static int os_mkdir(void *ctx, const char *path, mode_t mode)
 {
     (void)ctx;
@@ -148,6 +154,7 @@ const struct kv_io kv__io_os = {
     .opendir = os_opendir,
     .readdir = os_readdir,
     .closedir = os_closedir,
+    .link = os_link,
 };
 
 const struct kv_io *kv_io_default(void)
@@ -190,6 +197,7 @@ int kv__io_complete(const struct kv_io *user, struct kv_io *out)
     COMPLETE(&t, opendir);
     COMPLETE(&t, readdir);
     COMPLETE(&t, closedir);
+    COMPLETE(&t, link);
     *out = t;
     return 0;
 }

@@ -13,12 +13,20 @@
 #include "index.h"
 #include "kvstore.h"
 
-/* Points key at loc (a SET record), adding it to the filter when new, and
- * moves its bytes between the segments' live counts. *was_present (if not
- * NULL) tells whether the key was there. KV_ENOMEM leaves everything as it
- * was. Caller holds the rwlock for writing. */
+/* What a set record (SET, SETX) says of its key besides where it lies: the
+ * attributes the index keeps. Compression needs none: a read finds it in
+ * the record. */
+struct kv_attrs {
+    uint64_t expire_at_ms; /* absolute, ms since the Unix epoch; 0 = none */
+};
+
+/* Points key at loc (a SET or SETX record) with attrs (NULL: none), adding
+ * it to the filter when new, and moves its bytes between the segments' live
+ * counts. *was_present (if not NULL) tells whether the key was there.
+ * KV_ENOMEM leaves everything as it was. Caller holds the rwlock for
+ * writing. */
 int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
-                  const struct kv_loc *loc, bool *was_present);
+                  const struct kv_loc *loc, const struct kv_attrs *attrs, bool *was_present);
 
 /* Removes key (a DELETE record); a key that is absent is no error. Caller
  * holds the rwlock for writing. */

@@ -19,18 +19,32 @@
 #include "debug.h"
 #include "store.h"
 
-void kv__log(const kv_store *s, kv_log_level level, const char *fmt, ...)
+__attribute__((format(printf, 3, 0))) static void log_line(const kv_options *o, kv_log_level level,
+                                                           const char *fmt, va_list ap)
 {
-    if (!s || !s->opts.log_fn || level > s->opts.log_level)
+    if (!o || !o->log_fn || level > o->log_level)
         return;
     int saved = errno;
     char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    o->log_fn(level, line, o->log_ctx);
+    errno = saved;
+}
+
+void kv__log(const kv_store *s, kv_log_level level, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    log_line(s ? &s->opts : NULL, level, fmt, ap);
     va_end(ap);
-    s->opts.log_fn(level, line, s->opts.log_ctx);
-    errno = saved;
+}
+
+void kv__log_opts(const kv_options *opts, kv_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(opts, level, fmt, ap);
+    va_end(ap);
 }
 
 #ifdef KV_DEBUG

@@ -14,4 +14,9 @@
 void kv__log(const kv_store *s, kv_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* kv__log for work done without a store (kv_backup_dir): through the log
+ * callback of opts, which may be NULL. */
+void kv__log_opts(const kv_options *opts, kv_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif /* KV_STORE_LOGGING_H */

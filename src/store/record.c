@@ -15,6 +15,8 @@
  */
 #include "record.h"
 
+#include <string.h>
+
 #include <isa-l/crc.h>
 #include <zlib.h>
 
@@ -52,6 +54,18 @@ uint32_t record_crc_head(const uint8_t hdr[RECORD_HEADER_LEN], const void *key, 
 uint32_t record_crc_combine(uint32_t head_crc, uint32_t value_crc, uint64_t val_len)
 {
     return (uint32_t)crc32_combine64(head_crc, value_crc, (z_off64_t)val_len);
+}
+
+void record_build(uint8_t *out, uint8_t op, const void *key, uint32_t key_len, const void *payload,
+                  uint32_t len)
+{
+    record_encode_header(out, op, key_len, len);
+    if (key_len)
+        memcpy(out + RECORD_HEADER_LEN, key, key_len);
+    if (len)
+        memcpy(out + RECORD_HEADER_LEN + key_len, payload, len);
+    uint64_t body = RECORD_HEADER_LEN - 2 + (uint64_t)key_len + len;
+    put_u32(out + 2 + body, record_crc_update(0, out + 2, (size_t)body));
 }
 
 size_t record_attrs_len(uint8_t flags)

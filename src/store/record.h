@@ -5,6 +5,8 @@
  *   magic F0 F1 | op u8 | key_len u32le | val_len u32le | key | value | crc32 u32le
  *
  * The checksum is zlib's CRC-32 over op, key_len, val_len, key and value.
+ * docs/FORMAT.md describes every kind (SET, DELETE, SETX, BATCH, META) byte
+ * by byte.
  */
 #ifndef KV_STORE_RECORD_H
 #define KV_STORE_RECORD_H
@@ -12,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kvstore.h"
 
 #define RECORD_MAGIC0      0xF0
 #define RECORD_MAGIC1      0xF1
@@ -75,8 +79,14 @@ static inline uint64_t get_u64(const uint8_t *p)
  */
 #define RECORD_ATTR_EXPIRES 0x01u /* expire_at: absolute, ms since the Unix epoch */
 #define RECORD_ATTR_ZSTD    0x02u /* the stored value is a zstd frame of raw_len bytes */
-#define RECORD_ATTR_KNOWN   (RECORD_ATTR_EXPIRES | RECORD_ATTR_ZSTD)
-#define RECORD_ATTRS_MAX    21u /* flags, expire_at, raw_len, raw_crc, dict_id */
+_Static_assert(RECORD_ATTR_EXPIRES == KV_ATTR_EXPIRES && RECORD_ATTR_ZSTD == KV_ATTR_ZSTD,
+               "the public flags are the format's");
+#define RECORD_ATTR_KNOWN (RECORD_ATTR_EXPIRES | RECORD_ATTR_ZSTD)
+#define RECORD_ATTRS_MAX  21u /* flags, expire_at, raw_len, raw_crc, dict_id */
+
+/* The longest META payload this version writes and reads (a longer one is a
+ * record it cannot read, KV_EFORMAT at open). */
+#define RECORD_META_MAX 65536u
 
 struct record_attrs {
     uint8_t flags;
@@ -113,6 +123,11 @@ bool record_decode_header(const uint8_t in[RECORD_HEADER_LEN], struct record_hea
 
 /* CRC-32 of op, lengths and key: the part of the checksum before the value. */
 uint32_t record_crc_head(const uint8_t hdr[RECORD_HEADER_LEN], const void *key, size_t key_len);
+
+/* Writes a whole record (header, key, payload, checksum) of
+ * record_size(key_len, len) bytes to out. */
+void record_build(uint8_t *out, uint8_t op, const void *key, uint32_t key_len, const void *payload,
+                  uint32_t len);
 
 /* CRC-32 of bytes, continuing crc (0 to start). */
 uint32_t record_crc_update(uint32_t crc, const void *buf, size_t len);

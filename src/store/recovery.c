@@ -11,14 +11,22 @@
  *  - anywhere else, a damaged record is reported, counted and skipped, and
  *    every record after it is kept. A sealed segment is never rewritten.
  *
- * A record with an op code this version does not know stops the open with
- * KV_EFORMAT rather than silently skipping data.
+ * The newest segment may end in zeros written ahead of the log (preallocated
+ * space, segment.c): the log ends at the first zero where a magic should be,
+ * and the zeros are cut off with the torn tail, if any, before them. They
+ * are not damage, anywhere.
+ *
+ * Every kind of record is applied: SET and SETX point the key at the record
+ * (a SETX's expiry goes to the index with it), DELETE removes it, META
+ * becomes the newest value of its name (meta.c). A record this version
+ * cannot read (an op code or a SETX flag it does not know) stops the open
+ * with KV_EFORMAT rather than silently skipping data.
  *
  * A BATCH record is applied whole or not at all: the scanner reports its
  * records only when all of them and the batch's own checksum check out
  * (segment_scan.c), and a batch that does not is one damaged region, cut
- * off whole at the tail of the newest segment (a torn batch) and skipped
- * whole elsewhere.
+ * off whole at the tail of the newest segment (a torn batch, also when
+ * preallocated zeros follow it) and skipped whole elsewhere.
  */
 #include "recovery.h"
 
@@ -29,10 +37,13 @@
 
 #include "debug.h"
 #include "bloom.h"
+#include "dict.h"
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
 #include "logging.h"
+#include "meta.h"
+#include "record.h"
 #include "rwlock.h"
 #include "segment.h"
 #include "segment_scan.h"
@@ -46,27 +57,84 @@ struct replay {
     struct segment *seg;
     bool newest;
     bool truncate;
-    uint64_t truncate_at;
+    uint64_t truncate_at; /* where the log ends: a torn record, or the zeros */
+    uint64_t zeros_at;    /* where the zero tail begins (the file's size: none) */
+    uint32_t dict_seen;   /* the last dictionary id found loaded */
 };
+
+/* A compressed SETX names a dictionary that must be loaded: without it the
+ * value cannot be read, and the open stops, naming the file. */
+static int check_dict(struct replay *rp, const struct scan_record *r)
+{
+    uint32_t id = r->attrs.dict_id;
+    if (!(r->attrs.flags & RECORD_ATTR_ZSTD) || id == 0 || id == rp->dict_seen)
+        return 0;
+    struct kv_dict *d = kv__dict_get(rp->s, id);
+    if (!d) {
+        kv__log(rp->s, KV_LOG_ERROR,
+                "segment %u offset %llu: a record is compressed with dictionary dict-%u.zdict, "
+                "which is missing from %s",
+                rp->seg->id, (unsigned long long)r->off, id, rp->s->dir);
+        return KV_ECORRUPT;
+    }
+    kv__dict_put(d);
+    rp->dict_seen = id;
+    return 0;
+}
+
+/* Refuses a record that checks out but that this version cannot read. */
+static int unreadable(const struct replay *rp, const struct scan_record *r)
+{
+    kv_store *s = rp->s;
+    if (r->op == KV_OP_SETX)
+        kv__log(s, KV_LOG_ERROR,
+                "segment %u offset %llu: SETX record with attribute flags 0x%02x this version "
+                "does not know; it cannot read this directory",
+                rp->seg->id, (unsigned long long)r->off, r->payload_len ? r->payload[0] : 0);
+    else if (r->op == KV_OP_META)
+        kv__log(s, KV_LOG_ERROR,
+                "segment %u offset %llu: META record of %u bytes, more than this version "
+                "reads; it cannot read this directory",
+                rp->seg->id, (unsigned long long)r->off, r->val_len);
+    else
+        kv__log(s, KV_LOG_ERROR,
+                "segment %u offset %llu: record with unknown op code %u; this version cannot "
+                "read this directory",
+                rp->seg->id, (unsigned long long)r->off, r->op);
+    return KV_EFORMAT;
+}
+
+/* A region at the end of a segment that is no record: in the newest one the
+ * log ends there; elsewhere a zero tail is harmless and anything else is
+ * damage. Returns whether it was taken care of. */
+static bool at_log_end(struct replay *rp, const struct scan_record *r)
+{
+    if (r->status == KV_REC_ZERO_TAIL) {
+        rp->zeros_at = r->off;
+        if (!rp->newest)
+            kv__log(rp->s, KV_LOG_INFO,
+                    "segment %u ends in %llu zero bytes of preallocated space; ignored",
+                    rp->seg->id, (unsigned long long)r->len);
+    }
+    if (!rp->newest || !r->at_tail)
+        return r->status == KV_REC_ZERO_TAIL;
+    if (!rp->truncate) {
+        rp->truncate = true;
+        rp->truncate_at = r->off;
+    }
+    return true;
+}
 
 static int replay_one(const struct scan_record *r, void *arg)
 {
     struct replay *rp = arg;
     kv_store *s = rp->s;
     KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
-    if (r->status == KV_REC_UNKNOWN_OP) {
-        kv__log(s, KV_LOG_ERROR,
-                "segment %u offset %llu: record with unknown op code %u; this version cannot "
-                "read this directory",
-                rp->seg->id, (unsigned long long)r->off, r->op);
-        return KV_EFORMAT;
-    }
+    if (r->status == KV_REC_UNKNOWN_OP)
+        return unreadable(rp, r);
     if (r->status != KV_REC_OK) {
-        if (rp->newest && r->at_tail) {
-            rp->truncate = true;
-            rp->truncate_at = r->off;
+        if (at_log_end(rp, r))
             return 0;
-        }
         atomic_fetch_add(&s->n_checksum_errors, 1);
         kv__log(s, KV_LOG_WARN, "segment %u offset %llu: %llu bytes skipped (%s)", rp->seg->id,
                 (unsigned long long)r->off, (unsigned long long)r->len,
@@ -81,30 +149,48 @@ static int replay_one(const struct scan_record *r, void *arg)
                 r->key_len == 0 ? "record with an empty key" : "segment larger than 4 GiB");
         return KV_EFORMAT;
     }
-    uint64_t h = index_hash(r->key, r->key_len);
     s->records_replayed++;
+    if (r->op == KV_OP_META)
+        return kv__meta_apply(s, r->key, r->key_len, r->payload, r->val_len, rp->seg->id,
+                              (uint32_t)r->off);
+    uint64_t h = index_hash(r->key, r->key_len);
     if (r->op == KV_OP_DELETE) {
         kv__apply_delete(s, h, r->key, r->key_len);
         return 0;
     }
     struct kv_loc loc = {.seg = rp->seg->id, .off = (uint32_t)r->off, .val_len = r->val_len};
-    return kv__apply_set(s, h, r->key, r->key_len, &loc, NULL);
+    struct kv_attrs attrs = {0};
+    if (r->op == KV_OP_SETX) {
+        int rc = check_dict(rp, r);
+        if (rc != 0)
+            return rc;
+        if (r->attrs.flags & RECORD_ATTR_EXPIRES)
+            attrs.expire_at_ms = r->attrs.expire_at;
+    }
+    return kv__apply_set(s, h, r->key, r->key_len, &loc, &attrs, NULL);
 }
 
-/* Cuts the torn tail off the newest segment and makes the cut durable. */
-static int cut_torn_tail(kv_store *s, struct segment *seg, uint64_t at)
+/* Cuts the end of the newest segment off at rp->truncate_at (a torn write,
+ * then the zero tail if any) and makes the cut durable. */
+static int cut_log_end(kv_store *s, struct segment *seg, const struct replay *rp)
 {
     KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
-    uint64_t size = atomic_load(&seg->size);
-    kv__log(s, KV_LOG_WARN, "segment %u: cutting %llu bytes of an incomplete write at offset %llu",
-            seg->id, (unsigned long long)(size - at), (unsigned long long)at);
+    uint64_t size = atomic_load(&seg->size), at = rp->truncate_at;
+    uint64_t torn = rp->zeros_at - at;
+    if (torn > 0)
+        kv__log(s, KV_LOG_WARN,
+                "segment %u: cutting %llu bytes of an incomplete write at offset %llu", seg->id,
+                (unsigned long long)torn, (unsigned long long)at);
+    if (size > rp->zeros_at)
+        kv__log(s, KV_LOG_DEBUG, "segment %u: cutting %llu bytes of preallocated space", seg->id,
+                (unsigned long long)(size - rp->zeros_at));
     if (s->io->ftruncate(s->io->ctx, seg->fd, (off_t)at) != 0 ||
         kv__fsync_counted(s, seg->fd, false) != 0) {
         int err = errno;
         kv__log(s, KV_LOG_ERROR, "cannot truncate segment %u: %s", seg->id, strerror(err));
         return kv__errno_to_rc(err);
     }
-    s->torn_bytes_truncated += size - at;
+    s->torn_bytes_truncated += torn;
     atomic_store(&seg->size, at);
     seg->synced_size = at;
     return 0;
@@ -125,12 +211,13 @@ static int replay_segment(kv_store *s, struct segment *seg, bool newest, uint64_
             return kv__errno_to_rc(err);
         }
     }
-    struct replay rp = {.s = s, .seg = seg, .newest = newest};
-    int rc = kv__scan_segment(s->io, fd, atomic_load(&seg->size), start, replay_one, &rp);
+    uint64_t size = atomic_load(&seg->size);
+    struct replay rp = {.s = s, .seg = seg, .newest = newest, .zeros_at = size};
+    int rc = kv__scan_segment(s->io, fd, size, start, replay_one, &rp);
     if (fd != seg->fd)
         s->io->close(s->io->ctx, fd);
     if (rc == 0 && rp.truncate)
-        rc = cut_torn_tail(s, seg, rp.truncate_at);
+        rc = cut_log_end(s, seg, &rp);
     return rc;
 }
 
@@ -180,6 +267,7 @@ static int reset_index(kv_store *s)
     KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
+    kv__metas_clear(&s->metas);
     for (size_t i = 0; i < s->nsegs; i++)
         s->segs[i]->live_bytes = 0;
     return index_init(&s->index);

@@ -61,6 +61,11 @@ static bool parse_segment_name(const char *name, uint64_t *id)
     return true;
 }
 
+bool kv__segment_name_id(const char *name, uint64_t *id)
+{
+    return parse_segment_name(name, id);
+}
+
 static bool has_suffix(const char *name, const char *suffix)
 {
     size_t n = strlen(name), m = strlen(suffix);
@@ -409,4 +414,270 @@ int kv__fsync_counted(kv_store *s, int fd, bool data_only)
     int r = data_only ? s->io->fdatasync(s->io->ctx, fd) : s->io->fsync(s->io->ctx, fd);
     atomic_fetch_add(&s->n_fsyncs, 1);
     return r == 0 ? 0 : kv__errno_to_rc(errno);
+}
+
+/* ---- preallocation (segment.h) */
+
+/* The first fill of a segment is short, since the first writes to it wait
+ * for it; later ones keep opts.segment_preallocate bytes ahead. */
+#define PREALLOC_FIRST (64u << 10)
+#define ZERO_BUF       (1u << 20)
+
+struct kv_prealloc {
+    pthread_mutex_t mu;
+    pthread_cond_t kick_cv; /* the thread waits for work */
+    pthread_cond_t done_cv; /* a leader waits for the fill it overlaps */
+    pthread_t thread;
+    bool stop, kicked;
+    struct segment *seg;           /* the segment zeros go ahead of; NULL while sealing */
+    uint64_t alloc_end;            /* seg's bytes below it are written: records or synced zeros */
+    uint64_t file_end;             /* how far seg's file may reach */
+    uint64_t claim_from, claim_to; /* the fill in progress (empty when equal) */
+    uint64_t inflight_end;         /* the end of the leader's write in progress, or 0 */
+    bool failed;                   /* a fill failed: none until the next segment */
+    uint8_t *zeros;                /* ZERO_BUF zero bytes */
+};
+
+static bool filling(const struct kv_prealloc *p)
+{
+    return p->claim_to > p->claim_from;
+}
+
+static void wait_for_fill(struct kv_prealloc *p)
+{
+    while (filling(p))
+        pthread_cond_wait(&p->done_cv, &p->mu);
+}
+
+/* Writes zeros over [from, to) of fd and makes them durable; counted apart
+ * from the writes' syncs. */
+static int write_zeros(kv_store *s, struct kv_prealloc *p, int fd, uint64_t from, uint64_t to)
+{
+    while (from < to) {
+        size_t n = to - from > ZERO_BUF ? ZERO_BUF : (size_t)(to - from);
+        int rc = kv__io_write_full(s->io, fd, p->zeros, n, (off_t)from);
+        if (rc != 0)
+            return rc;
+        atomic_fetch_add(&s->n_prealloc_bytes, n);
+        from += n;
+    }
+    atomic_fetch_add(&s->n_prealloc_syncs, 1);
+    return s->io->fdatasync(s->io->ctx, fd) == 0 ? 0 : kv__errno_to_rc(errno);
+}
+
+/* The range the next fill covers, or false when none is due. mu held. */
+static bool next_fill(const kv_store *s, const struct kv_prealloc *p, uint64_t *from, uint64_t *to)
+{
+    if (!p->seg || p->failed || filling(p))
+        return false;
+    uint64_t size = atomic_load(&p->seg->size);
+    uint64_t start = p->alloc_end;
+    if (p->inflight_end > start)
+        start = p->inflight_end;
+    if (size > start)
+        start = size;
+    uint64_t end = size + s->opts.segment_preallocate;
+    if (end > s->opts.segment_size)
+        end = s->opts.segment_size;
+    if (start < PREALLOC_FIRST && end > PREALLOC_FIRST)
+        end = PREALLOC_FIRST;
+    *from = start;
+    *to = end;
+    return end > start;
+}
+
+static void *prealloc_main(void *arg)
+{
+    kv_store *s = arg;
+    struct kv_prealloc *p = s->prealloc;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        uint64_t from, to;
+        if (!p->kicked) {
+            pthread_cond_wait(&p->kick_cv, &p->mu);
+            continue;
+        }
+        p->kicked = false;
+        if (!next_fill(s, p, &from, &to))
+            continue;
+        struct segment *seg = p->seg;
+        p->claim_from = from;
+        p->claim_to = to;
+        if (to > p->file_end)
+            p->file_end = to;
+        pthread_mutex_unlock(&p->mu);
+        /* The active segment's descriptor is never closed while it is the
+         * one zeros go ahead of: sealing waits for this fill. */
+        int rc = write_zeros(s, p, seg->fd, from, to);
+        int err = errno;
+        pthread_mutex_lock(&p->mu);
+        p->claim_from = p->claim_to = 0;
+        if (rc == 0 && to > p->alloc_end)
+            p->alloc_end = to;
+        if (rc != 0) {
+            p->failed = true;
+            kv__log(s, KV_LOG_WARN,
+                    "segment %u: cannot write zeros ahead of the log (%s); writes go on without",
+                    seg->id, strerror(err));
+        }
+        pthread_cond_broadcast(&p->done_cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void kick(struct kv_prealloc *p)
+{
+    p->kicked = true;
+    pthread_cond_signal(&p->kick_cv);
+}
+
+void kv__prealloc_activate(kv_store *s, struct segment *seg)
+{
+    struct kv_prealloc *p = s->prealloc;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->seg = seg;
+    p->alloc_end = p->file_end = atomic_load(&seg->size);
+    p->inflight_end = 0;
+    p->failed = false;
+    kick(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int kv__prealloc_start(kv_store *s)
+{
+    if (s->opts.segment_preallocate == 0 || s->opts.sync_mode == KV_SYNC_NONE)
+        return 0;
+    struct kv_prealloc *p = calloc(1, sizeof(*p));
+    if (!p)
+        return KV_ENOMEM;
+    p->zeros = calloc(1, ZERO_BUF);
+    if (!p->zeros) {
+        free(p);
+        return KV_ENOMEM;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->kick_cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    s->prealloc = p;
+    if (pthread_create(&p->thread, NULL, prealloc_main, s) != 0) {
+        s->prealloc = NULL;
+        pthread_cond_destroy(&p->kick_cv);
+        pthread_cond_destroy(&p->done_cv);
+        pthread_mutex_destroy(&p->mu);
+        free(p->zeros);
+        free(p);
+        return KV_ENOMEM;
+    }
+    kv__prealloc_activate(s, s->active);
+    return 0;
+}
+
+/* Cuts seg's file back to its logical size when zeros lie beyond it, and
+ * makes the cut durable. */
+static int cut_zeros(kv_store *s, struct segment *seg, uint64_t file_end)
+{
+    uint64_t size = atomic_load(&seg->size);
+    if (file_end <= size)
+        return 0;
+    if (s->io->ftruncate(s->io->ctx, seg->fd, (off_t)size) != 0 ||
+        kv__fsync_counted(s, seg->fd, false) != 0) {
+        int err = errno;
+        kv__log(s, KV_LOG_ERROR, "cannot cut the preallocated space off segment %u: %s", seg->id,
+                strerror(err));
+        return kv__errno_to_rc(err);
+    }
+    return 0;
+}
+
+int kv__prealloc_seal(kv_store *s, struct segment *seg)
+{
+    struct kv_prealloc *p = s->prealloc;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    wait_for_fill(p);
+    uint64_t file_end = p->seg == seg ? p->file_end : 0;
+    if (p->seg == seg)
+        p->seg = NULL;
+    pthread_mutex_unlock(&p->mu);
+    return cut_zeros(s, seg, file_end);
+}
+
+int kv__prealloc_stop(kv_store *s)
+{
+    struct kv_prealloc *p = s->prealloc;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_signal(&p->kick_cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+    int rc = p->seg ? cut_zeros(s, p->seg, p->file_end) : 0;
+    s->prealloc = NULL;
+    pthread_cond_destroy(&p->kick_cv);
+    pthread_cond_destroy(&p->done_cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->zeros);
+    free(p);
+    return rc;
+}
+
+void kv__prealloc_before_write(kv_store *s, struct segment *seg, uint64_t start, uint64_t end)
+{
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
+    struct kv_prealloc *p = s->prealloc;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    while (p->seg == seg && filling(p) && end > p->claim_from && start < p->claim_to)
+        pthread_cond_wait(&p->done_cv, &p->mu);
+    p->inflight_end = end;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void kv__prealloc_after_write(kv_store *s, struct segment *seg, uint64_t end)
+{
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
+    struct kv_prealloc *p = s->prealloc;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->inflight_end = 0;
+    if (p->seg == seg) {
+        if (end > p->alloc_end)
+            p->alloc_end = end;
+        if (end > p->file_end)
+            p->file_end = end;
+        uint64_t low = end + s->opts.segment_preallocate / 2;
+        if (!p->failed && !filling(p) && p->alloc_end < s->opts.segment_size && p->alloc_end < low)
+            kick(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+int kv__prealloc_truncate(kv_store *s, struct segment *seg, uint64_t len)
+{
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
+    struct kv_prealloc *p = s->prealloc;
+    if (p) {
+        pthread_mutex_lock(&p->mu);
+        wait_for_fill(p);
+        p->inflight_end = 0;
+    }
+    int rc = s->io->ftruncate(s->io->ctx, seg->fd, (off_t)len) == 0 ? 0 : -1;
+    int err = errno;
+    if (p) {
+        if (p->seg == seg && rc == 0) {
+            if (p->alloc_end > len)
+                p->alloc_end = len;
+            p->file_end = len;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    errno = err;
+    return rc;
 }

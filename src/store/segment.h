@@ -44,6 +44,9 @@ struct segment {
  * does not fit len. */
 int kv__segment_path(const char *dir, uint32_t id, bool tmp, char *buf, size_t len);
 
+/* Whether name is a segment file's, "segment-<N>.dat"; *id is N. */
+bool kv__segment_name_id(const char *name, uint64_t *id);
+
 /* Lists the segment ids in dir, ascending, through io; with remove_tmp, also
  * deletes stale *.tmp files left by a crash. Problems are logged to log (a
  * store, or NULL for none). *ids is released with free(). */
@@ -104,5 +107,47 @@ const uint8_t *kv__segment_view(kv_store *s, struct segment *seg, uint64_t off, 
  * table). */
 int kv__segment_get_fd(kv_store *s, struct segment *seg, int *fd);
 void kv__segment_put_fd(kv_store *s, struct segment *seg);
+
+/* ---- preallocation: zeros written ahead of the active segment's end
+ *
+ * A durable write that overwrites blocks already written and synced costs
+ * one data flush; an append that grows the file also commits its new size
+ * and blocks to the file system's journal, which on this project's disks
+ * makes fdatasync about 1.6 times slower. So a background thread keeps
+ * opts.segment_preallocate bytes of written, synced zeros ahead of the
+ * active segment's end, and the group-commit leader writes into them. The
+ * log ends at the first zero where a magic should be (segment_scan.c);
+ * a sealed segment, and the active one at kv_close, is cut back to its
+ * logical size. The leader never writes where the thread is writing: it
+ * waits for a fill it would overlap, which only happens when writes
+ * outrun the thread (a fill runs well ahead of them). */
+
+/* Starts the thread (when opts.segment_preallocate is not 0 and the sync
+ * mode is not none) and aims it at the active segment. */
+int kv__prealloc_start(kv_store *s);
+
+/* Stops the thread and cuts the active segment's zeros off (ftruncate and
+ * fsync), so that a closed directory holds only records. Caller holds
+ * append_mu, or is kv_close. */
+int kv__prealloc_stop(kv_store *s);
+
+/* Around the leader's write of [start, end) in seg: before, waits for a
+ * fill it would overlap and marks the range in flight; after, notes what
+ * the write allocated and wakes the thread when the zeros ahead run low.
+ * Caller holds append_mu. */
+void kv__prealloc_before_write(kv_store *s, struct segment *seg, uint64_t start, uint64_t end);
+void kv__prealloc_after_write(kv_store *s, struct segment *seg, uint64_t end);
+
+/* Seals seg for preallocation: waits for a fill in progress, then cuts its
+ * zeros off and makes the cut durable. Caller holds append_mu. */
+int kv__prealloc_seal(kv_store *s, struct segment *seg);
+
+/* Makes seg (the new active segment) the one zeros are written ahead of. */
+void kv__prealloc_activate(kv_store *s, struct segment *seg);
+
+/* ftruncate of the active segment to len (a failed write or sync cut off),
+ * after any fill in progress: 0, or -1 with errno set. Caller holds
+ * append_mu. */
+int kv__prealloc_truncate(kv_store *s, struct segment *seg, uint64_t len);
 
 #endif /* KV_STORE_SEGMENT_H */

@@ -10,6 +10,20 @@
  * bounded whatever the size of a value. The statuses it gives have one set of
  * names, kv_record_status_name(), for the log and for the tools alike.
  *
+ * A record that checks out is one this version can read when its op code is
+ * known and, for a SETX, its attribute block decodes (no unknown flag) and,
+ * for a META, its payload is at most RECORD_META_MAX bytes; any other is
+ * reported as KV_REC_UNKNOWN_OP, which recovery refuses (KV_EFORMAT) rather
+ * than skip data it does not understand.
+ *
+ * A zero byte where a magic should be, followed by nothing but zeros to the
+ * end of the file, is the preallocated space of an active segment (written
+ * zeros ahead of the log, docs/FORMAT.md): one KV_REC_ZERO_TAIL region ends
+ * the scan. Zeros followed by anything else are damage like any other bytes
+ * that do not parse, and a record torn inside preallocated space (its header
+ * written, the rest still zeros) fails its checksum: a torn record, not a
+ * zero tail.
+ *
  * A BATCH record checks out only when its own checksum holds and its payload
  * is exactly a run of complete records (SET, DELETE, SETX) that each check
  * out; it is reported, then each of them (in_batch). A batch that does not
@@ -31,8 +45,10 @@
 #include "io.h"
 #include "record.h"
 
-#define WINDOW     (1u << 20)
-#define WINDOW_CAP (WINDOW + RECORD_HEADER_LEN + KV_MAX_KEY_LEN + RECORD_TRAILER_LEN)
+#define WINDOW (1u << 20)
+/* Zeros after a torn record that count as preallocated space. */
+#define ZERO_RUN_MIN 4096u
+#define WINDOW_CAP   (WINDOW + RECORD_HEADER_LEN + KV_MAX_KEY_LEN + RECORD_TRAILER_LEN)
 
 struct reader {
     const struct kv_io *io;
@@ -73,12 +89,7 @@ enum probe {
     PROBE_GARBAGE
 };
 
-/* Record kinds this version reads, and those a batch may hold. */
-static bool op_known(uint8_t op)
-{
-    return op == KV_OP_SET || op == KV_OP_DELETE || op == KV_OP_BATCH;
-}
-
+/* Record kinds a batch may hold. */
 static bool op_inner(uint8_t op)
 {
     return op == KV_OP_SET || op == KV_OP_DELETE || op == KV_OP_SETX;
@@ -238,6 +249,24 @@ static int probe_batch(struct reader *r, uint64_t pos, const struct record_heade
     return 0;
 }
 
+/* Whether this version can read a record that checks out: a known op code,
+ * a SETX whose attribute block decodes (its attributes go into rec), a META
+ * no longer than RECORD_META_MAX. */
+static bool readable(struct scan_record *rec)
+{
+    switch (rec->op) {
+    case KV_OP_SET:
+    case KV_OP_DELETE:
+        return true;
+    case KV_OP_SETX:
+        return record_attrs_decode(rec->payload, rec->payload_len, &rec->attrs, &rec->attrs_len);
+    case KV_OP_META:
+        return rec->val_len <= RECORD_META_MAX;
+    default:
+        return false;
+    }
+}
+
 /* Tries to read one record at pos. Whenever its header decodes, rec holds
  * its op and lengths; on PROBE_OK, UNKNOWN_OP, BAD_CRC and BAD_BATCH, also
  * its offset, length and checksum, with rec->key pointing into the reader's
@@ -274,22 +303,24 @@ static int probe(struct reader *r, uint64_t pos, struct scan_record *rec, enum p
         rc = record_crcs(r, pos, &h, &crc, &stored);
     if (rc != 0)
         return rc;
-    /* Reading the value may have moved the window: bring the key back. */
-    rc = reader_peek(r, pos, RECORD_HEADER_LEN + h.key_len, &p);
+    /* Reading the value may have moved the window: bring the key, and the
+     * head of the payload (none for a batch: its records are read apart),
+     * back. */
+    uint32_t head = h.op == KV_OP_BATCH             ? 0
+                    : h.val_len < SCAN_PAYLOAD_HEAD ? h.val_len
+                                                    : SCAN_PAYLOAD_HEAD;
+    rc = reader_peek(r, pos, RECORD_HEADER_LEN + h.key_len + head, &p);
     if (rc != 0)
         return rc;
     rec->off = pos;
     rec->len = len;
     rec->key = p + RECORD_HEADER_LEN;
     rec->crc = stored;
+    rec->payload = rec->key + h.key_len;
+    rec->payload_len = head;
     if (h.op == KV_OP_BATCH)
         return 0;
-    if (crc != stored)
-        *out = PROBE_BAD_CRC;
-    else if (!op_known(h.op))
-        *out = PROBE_UNKNOWN_OP;
-    else
-        *out = PROBE_OK;
+    *out = crc != stored ? PROBE_BAD_CRC : readable(rec) ? PROBE_OK : PROBE_UNKNOWN_OP;
     return 0;
 }
 
@@ -306,6 +337,8 @@ const char *kv_record_status_name(kv_record_status status)
         return "incomplete";
     case KV_REC_UNKNOWN_OP:
         return "unknown-op";
+    case KV_REC_ZERO_TAIL:
+        return "zero-tail";
     }
     return "?";
 }
@@ -415,13 +448,13 @@ static int report_inner(struct reader *r, const struct scan_record *batch, scan_
         if (rc != 0)
             return rc;
         uint32_t stored = get_u32(p);
-        rc = reader_peek(r, pos, RECORD_HEADER_LEN + h.key_len, &p);
+        uint32_t head = h.val_len < SCAN_PAYLOAD_HEAD ? h.val_len : SCAN_PAYLOAD_HEAD;
+        rc = reader_peek(r, pos, RECORD_HEADER_LEN + h.key_len + head, &p);
         if (rc != 0)
             return rc;
         struct scan_record in = {
             .off = pos,
             .len = len,
-            .status = h.op == KV_OP_SET || h.op == KV_OP_DELETE ? KV_REC_OK : KV_REC_UNKNOWN_OP,
             .in_batch = true,
             .header = true,
             .op = h.op,
@@ -429,13 +462,74 @@ static int report_inner(struct reader *r, const struct scan_record *batch, scan_
             .key_len = h.key_len,
             .val_len = h.val_len,
             .crc = stored,
+            .payload = p + RECORD_HEADER_LEN + h.key_len,
+            .payload_len = head,
         };
+        in.status = readable(&in) ? KV_REC_OK : KV_REC_UNKNOWN_OP;
         rc = fn(&in, ctx);
         if (rc != 0)
             return rc;
         pos += len;
     }
     return 0;
+}
+
+/* Whether every byte from pos to the end of the file is zero. */
+static int zero_to_end(struct reader *r, uint64_t pos, bool *zero)
+{
+    *zero = false;
+    while (pos < r->size) {
+        size_t n = r->size - pos > WINDOW ? WINDOW : (size_t)(r->size - pos);
+        const uint8_t *p;
+        int rc = reader_peek(r, pos, n, &p);
+        if (rc != 0)
+            return rc;
+        if (p[0] != 0 || memcmp(p, p + 1, n - 1) != 0)
+            return 0;
+        pos += n;
+    }
+    *zero = true;
+    return 0;
+}
+
+/* The offset just after the last non-zero byte at or after from (from
+ * itself when there is none). */
+static int nonzero_end(struct reader *r, uint64_t from, uint64_t *end)
+{
+    uint64_t hi = r->size;
+    while (hi > from) {
+        size_t n = hi - from > WINDOW ? WINDOW : (size_t)(hi - from);
+        const uint8_t *p;
+        int rc = reader_peek(r, hi - n, n, &p);
+        if (rc != 0)
+            return rc;
+        for (size_t i = n; i > 0; i--) {
+            if (p[i - 1] != 0) {
+                *end = hi - n + i;
+                return 0;
+            }
+        }
+        hi -= n;
+    }
+    *end = from;
+    return 0;
+}
+
+/* Reports the zero tail at pos, if the file ends in one there; *tail says
+ * whether it did. */
+static int scan_zero_tail(struct reader *r, uint64_t pos, scan_fn fn, void *ctx, bool *tail)
+{
+    const uint8_t *b;
+    *tail = false;
+    int rc = reader_peek(r, pos, 1, &b);
+    if (rc != 0 || b[0] != 0)
+        return rc;
+    rc = zero_to_end(r, pos, tail);
+    if (rc != 0 || !*tail)
+        return rc;
+    struct scan_record rec = {
+        .off = pos, .len = r->size - pos, .status = KV_REC_ZERO_TAIL, .at_tail = true};
+    return fn(&rec, ctx);
 }
 
 int kv__scan_segment(const struct kv_io *io, int fd, uint64_t size, uint64_t start, scan_fn fn,
@@ -448,6 +542,10 @@ int kv__scan_segment(const struct kv_io *io, int fd, uint64_t size, uint64_t sta
     int rc = 0;
     uint64_t pos = start;
     while (rc == 0 && pos < size) {
+        bool tail;
+        rc = scan_zero_tail(&r, pos, fn, ctx, &tail);
+        if (rc != 0 || tail)
+            break;
         struct scan_record rec;
         enum probe pr = PROBE_GARBAGE;
         memset(&rec, 0, sizeof(rec));
@@ -467,8 +565,28 @@ int kv__scan_segment(const struct kv_io *io, int fd, uint64_t size, uint64_t sta
         rc = region_end(&r, pos, &rec, &next);
         if (rc != 0)
             break;
+        /* A batch torn inside preallocated space ends where its header
+         * says, with nothing but zeros after it: the log's tail too. */
         rec.at_tail = next == size;
+        if (!rec.at_tail) {
+            rc = zero_to_end(&r, next, &rec.at_tail);
+            if (rc != 0)
+                break;
+        }
+        if (rec.at_tail) {
+            /* A record torn inside preallocated space: a page or more of
+             * zeros after its last written byte is the zero tail, reported
+             * apart (a shorter run may be the record's own bytes). */
+            uint64_t end;
+            rc = nonzero_end(&r, pos + 1, &end);
+            if (rc != 0)
+                break;
+            if (size - end >= ZERO_RUN_MIN)
+                next = end;
+        }
         rec.status = region_status(pr, next - pos, &rec, rec.at_tail);
+        rec.payload = NULL;
+        rec.payload_len = 0;
         if (rec.status != KV_REC_BAD_CHECKSUM) {
             rec.key = NULL;
             rec.key_len = 0;

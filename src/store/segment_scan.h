@@ -10,9 +10,15 @@
 #include <stdint.h>
 
 #include "kvstore.h"
+#include "record.h"
 
-/* One record, or one region of bytes that do not check out. A BATCH record
- * that checks out is reported, then each record inside it (in_batch). */
+/* Bytes of a record's payload that the scanner hands on with it (a META's
+ * whole value, a SETX's attribute block): RECORD_META_MAX. */
+#define SCAN_PAYLOAD_HEAD RECORD_META_MAX
+
+/* One record, or one region of bytes that do not check out, or the zeros
+ * that end a preallocated segment (KV_REC_ZERO_TAIL). A BATCH record that
+ * checks out is reported, then each record inside it (in_batch). */
 struct scan_record {
     uint64_t off;
     uint64_t len;
@@ -25,6 +31,13 @@ struct scan_record {
     uint32_t key_len;
     uint32_t val_len;
     uint32_t crc;
+    /* Status OK only: the first payload_len bytes of the payload (all of it
+     * up to SCAN_PAYLOAD_HEAD bytes), in the reader's buffer like key; and
+     * for a SETX its attribute block, decoded (attrs_len bytes of it). */
+    const uint8_t *payload;
+    uint32_t payload_len;
+    struct record_attrs attrs;
+    size_t attrs_len;
 };
 
 /* Return 0 to go on; anything else stops the scan and is returned. */

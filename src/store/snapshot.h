@@ -5,17 +5,28 @@
  *
  * Layout (little-endian), followed by a CRC-32 of everything before it:
  *
- *   "MKVSNAP\0" | version u32 = 2 | flags u32 = 0 | segments u32 | keys u64
+ *   "MKVSNAP\0" | version u32 = 3 | flags u32 = 0 | segments u32 | keys u64
  *   | position: segment u32, offset u64
  *   | per segment: id u32, size u64          (every segment the index may name)
  *   | bloom filter: k u32, capacity u64, inserted u64, blocks u64,
- *     then blocks * 8 words u64               (version 2 only)
+ *     then blocks * 8 words u64               (versions 2 and 3)
+ *   | metas u32, then per META name: name_len u16, segment u32, offset u32,
+ *     value_len u32, name, value              (version 3)
+ *   | dictionaries u32, then per dictionary: id u32   (version 3)
  *   | per key: key_len u16, segment u32, offset u32, value_len u32, key
  *
  * The bloom filter is the store's own, as it stood with the index: a load
  * takes its bits as they are when they have the shape the store's options
  * give for that capacity, instead of adding every key again; otherwise it is
- * skipped and rebuilt. Version 1 files (no filter) load too.
+ * skipped and rebuilt. Version 1 files (no filter) and version 2 files (no
+ * META names, no dictionaries) load too.
+ *
+ * The META names are the newest META record of each (meta.h), with where it
+ * lies. The dictionaries are those the store had loaded: a record before the
+ * snapshot's position may name any of them, and the log before it is not
+ * replayed, so a snapshot that lists a dictionary file which is missing is
+ * refused (the whole log is then replayed, and a record that names it stops
+ * the open).
  *
  * Entries are written in about ascending order of key hash (see
  * index_for_each_by_hash), so that a load inserts nearly every key without a
@@ -35,7 +46,8 @@
 #define SNAP_MAGIC      "MKVSNAP"
 #define SNAP_MAGIC_LEN  8
 #define SNAP_GO_MAGIC   "KVINDEX1"
-#define SNAP_VERSION    2u
+#define SNAP_VERSION    3u
+#define SNAP_META_HEAD  14u
 #define SNAP_BLOOM_HEAD 28u
 #define SNAP_HEADER_LEN 40u
 #define SNAP_SEG_LEN    12u

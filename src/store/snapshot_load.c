@@ -17,9 +17,11 @@
 
 #include "debug.h"
 #include "bloom.h"
+#include "dict.h"
 #include "index.h"
 #include "io.h"
 #include "logging.h"
+#include "meta.h"
 #include "record.h"
 #include "segment.h"
 #include "snapshot.h"
@@ -249,7 +251,7 @@ static kv_snapshot_status read_head(struct snap_reader *r, struct snap_view *v, 
     if (!p)
         return fail(reason, rlen, "cannot read it");
     v->version = get_u32(p + 8);
-    if (v->version != 1 && v->version != SNAP_VERSION)
+    if (v->version < 1 || v->version > SNAP_VERSION)
         return fail(reason, rlen, "unknown version");
     v->nsegs = get_u32(p + 16);
     v->nkeys = get_u64(p + 20);
@@ -314,6 +316,77 @@ static kv_snapshot_status read_bloom(struct snap_reader *r, const struct snap_vi
         done += n;
     }
     *used = fits;
+    return KV_SNAPSHOT_VALID;
+}
+
+/*
+ * Reads the META names of a version 3 snapshot, each of which must lie
+ * inside a listed segment; into s's table when s is not NULL.
+ */
+static kv_snapshot_status read_metas(struct snap_reader *r, const struct snap_view *v, kv_store *s,
+                                     int *err, char *reason, size_t rlen)
+{
+    if (v->version < 3)
+        return KV_SNAPSHOT_VALID;
+    const uint8_t *p = reader_take(r, 4);
+    if (!p)
+        return fail(reason, rlen, "cannot read it");
+    uint32_t n = get_u32(p);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(p = reader_take(r, SNAP_META_HEAD)))
+            return fail(reason, rlen, "META names run past the end of the file");
+        size_t name_len = get_u16(p), val_len = get_u32(p + 10);
+        uint32_t seg = get_u32(p + 2), off = get_u32(p + 6);
+        const struct listed_seg *ls = find_listed(v, seg);
+        if (name_len == 0 || val_len > KV_MAX_META_LEN)
+            return fail(reason, rlen, "a META name has a bad length");
+        if (!ls || (uint64_t)off + record_size(name_len, val_len) > ls->size)
+            return fail(reason, rlen, "a META name points outside its segment");
+        if (!(p = reader_take(r, name_len + val_len)))
+            return fail(reason, rlen, "META names run past the end of the file");
+        if (s && (*err = kv__meta_apply(s, p, name_len, p + name_len, val_len, seg, off)) != 0)
+            return fail(reason, rlen, "out of memory");
+    }
+    return KV_SNAPSHOT_VALID;
+}
+
+/*
+ * Reads the dictionaries of a version 3 snapshot: each must be loaded in s,
+ * or (s NULL) its file present in dir.
+ */
+static kv_snapshot_status read_dicts(struct snap_reader *r, const struct snap_view *v, kv_store *s,
+                                     const char *dir, char *reason, size_t rlen)
+{
+    if (v->version < 3)
+        return KV_SNAPSHOT_VALID;
+    const uint8_t *p = reader_take(r, 4);
+    if (!p)
+        return fail(reason, rlen, "cannot read it");
+    uint32_t n = get_u32(p);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(p = reader_take(r, 4)))
+            return fail(reason, rlen, "dictionaries run past the end of the file");
+        uint32_t id = get_u32(p);
+        bool present;
+        if (s) {
+            struct kv_dict *d = kv__dict_get(s, id);
+            present = d != NULL;
+            kv__dict_put(d);
+        } else {
+            char path[4096];
+            int fd = kv__dict_path(dir, id, false, path, sizeof(path)) == 0
+                         ? r->io->open(r->io->ctx, path, O_RDONLY | O_CLOEXEC, 0)
+                         : -1;
+            present = fd >= 0;
+            if (present)
+                r->io->close(r->io->ctx, fd);
+        }
+        if (!present) {
+            if (reason && rlen)
+                snprintf(reason, rlen, "dictionary dict-%u.zdict it names is missing", id);
+            return KV_SNAPSHOT_INVALID;
+        }
+    }
     return KV_SNAPSHOT_VALID;
 }
 
@@ -494,6 +567,10 @@ int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *p
     if (st == KV_SNAPSHOT_VALID)
         st = read_bloom(&r, &v, &s->bloom, s->opts.bloom_bits_per_key, &ld.bloom_loaded, &err,
                         reason, sizeof(reason));
+    if (st == KV_SNAPSHOT_VALID)
+        st = read_metas(&r, &v, s, &err, reason, sizeof(reason));
+    if (st == KV_SNAPSHOT_VALID)
+        st = read_dicts(&r, &v, s, s->dir, reason, sizeof(reason));
     if (st == KV_SNAPSHOT_VALID && (err = reserve_for(s, v.nkeys, ld.bloom_loaded)) != 0)
         st = fail(reason, sizeof(reason), "out of memory");
     if (st == KV_SNAPSHOT_VALID)
@@ -555,6 +632,10 @@ int kv__snapshot_check(const struct kv_io *io, const char *dir, const uint32_t *
         bool unused;
         if (st == KV_SNAPSHOT_VALID)
             st = read_bloom(&r, &v, NULL, 0, &unused, &rc, reason, reason_len);
+        if (st == KV_SNAPSHOT_VALID)
+            st = read_metas(&r, &v, NULL, &rc, reason, reason_len);
+        if (st == KV_SNAPSHOT_VALID)
+            st = read_dicts(&r, &v, NULL, dir, reason, reason_len);
         if (st == KV_SNAPSHOT_VALID)
             st = walk_entries(&r, &v, NULL, NULL, &fn_rc, reason, reason_len);
         st = settle(&r, st, reason, reason_len);

@@ -17,9 +17,11 @@
 
 #include "debug.h"
 #include "bloom.h"
+#include "dict.h"
 #include "index.h"
 #include "io.h"
 #include "logging.h"
+#include "meta.h"
 #include "record.h"
 #include "rwlock.h"
 #include "segment.h"
@@ -31,6 +33,8 @@
 #define SNAP_WRITE_BUF (1u << 20)
 
 _Static_assert(SNAP_WRITE_BUF >= SNAP_ENTRY_HEAD + UINT16_MAX, "an entry fits in the buffer");
+_Static_assert(SNAP_WRITE_BUF >= SNAP_META_HEAD + UINT16_MAX + KV_MAX_META_LEN,
+               "a META name fits in the buffer");
 
 struct snap_writer {
     const struct kv_io *io;
@@ -98,8 +102,46 @@ static int encode_bloom(const struct bloom *f, struct snap_writer *w)
     return 0;
 }
 
+/* The newest META record of each name, with its value. */
+static int encode_metas(const kv_store *s, struct snap_writer *w)
+{
+    uint8_t *p = writer_take(w, 4);
+    if (!p)
+        return w->rc;
+    put_u32(p, (uint32_t)s->metas.n);
+    for (size_t i = 0; i < s->metas.n; i++) {
+        const struct kv_meta *e = &s->metas.v[i];
+        if (!(p = writer_take(w, SNAP_META_HEAD + e->name_len + e->val_len)))
+            return w->rc;
+        put_u16(p, (uint16_t)e->name_len);
+        put_u32(p + 2, e->seg);
+        put_u32(p + 6, e->off);
+        put_u32(p + 10, (uint32_t)e->val_len);
+        memcpy(p + SNAP_META_HEAD, e->name, e->name_len);
+        if (e->val_len)
+            memcpy(p + SNAP_META_HEAD + e->name_len, e->val, e->val_len);
+    }
+    return 0;
+}
+
+/* The dictionaries the store has loaded. */
+static int encode_dicts(kv_store *s, struct snap_writer *w)
+{
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    int rc = kv__dict_ids(s, &ids, &n);
+    uint8_t *p = rc == 0 ? writer_take(w, 4) : NULL;
+    if (p)
+        put_u32(p, (uint32_t)n);
+    for (size_t i = 0; p && i < n; i++)
+        if ((p = writer_take(w, 4)) != NULL)
+            put_u32(p, ids[i]);
+    free(ids);
+    return rc != 0 ? rc : p ? 0 : w->rc;
+}
+
 /* Writes the whole file but its CRC; caller holds the read lock. */
-static int encode_snapshot(const kv_store *s, struct snap_writer *w)
+static int encode_snapshot(kv_store *s, struct snap_writer *w)
 {
     KV_ASSERT(kv__rwlock_held(&s->rwlock));
     uint8_t *p = writer_take(w, SNAP_HEADER_LEN);
@@ -119,6 +161,10 @@ static int encode_snapshot(const kv_store *s, struct snap_writer *w)
         put_u64(p + 4, atomic_load(&s->segs[i]->size));
     }
     int rc = encode_bloom(&s->bloom, w);
+    if (rc == 0)
+        rc = encode_metas(s, w);
+    if (rc == 0)
+        rc = encode_dicts(s, w);
     if (rc == 0)
         rc = index_for_each_by_hash(&s->index, encode_entry, w);
     return rc;

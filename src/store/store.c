@@ -10,16 +10,21 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
 
 #include "debug.h"
 #include "bloom.h"
 #include "commit.h"
 #include "compaction.h"
+#include "compress.h"
+#include "dict.h"
 #include "dirlock.h"
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
 #include "logging.h"
+#include "meta.h"
 #include "record.h"
 #include "recovery.h"
 #include "rwlock.h"
@@ -46,6 +51,10 @@ void kv_options_init(kv_options *opts)
     opts->compaction_interval_secs = 60;
     opts->compaction_threshold = 5;
     opts->compaction_dead_ratio = 0.5;
+    opts->compression = KV_COMPRESS_NONE;
+    opts->compression_min_size = 64;
+    opts->compression_level = 3;
+    opts->segment_preallocate = 4ull << 20;
     opts->log_level = KV_LOG_INFO;
 }
 
@@ -56,7 +65,10 @@ static bool options_valid(const kv_options *o)
            (o->sync_mode != KV_SYNC_INTERVAL || o->sync_interval_ms > 0) &&
            o->segment_size >= MIN_SEGMENT_SIZE && o->segment_size <= MAX_SEGMENT_SIZE &&
            o->max_open_files >= 4 && o->bloom_bits_per_key <= 64 && o->compaction_dead_ratio >= 0 &&
-           o->compaction_dead_ratio <= 1;
+           o->compaction_dead_ratio <= 1 &&
+           (o->compression == KV_COMPRESS_NONE || o->compression == KV_COMPRESS_ZSTD) &&
+           o->compression_min_size >= 1 && o->compression_level >= 1 &&
+           o->compression_level <= 19 && o->segment_preallocate <= MAX_SEGMENT_SIZE;
 }
 
 static bool key_valid(const void *key, size_t key_len)
@@ -94,8 +106,12 @@ static int init_sync(kv_store *s)
 static void store_free(kv_store *s)
 {
     kv__segtab_free(s);
+    kv__dicts_close(s);
+    kv__codec_free(s);
+    free(s->stale_segs);
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
+    kv__metas_clear(&s->metas);
     kv__rwlock_destroy(&s->rwlock);
     kv__commit_free(s);
     kv__mutex_destroy(&s->append_mu);
@@ -133,9 +149,13 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
     }
     int rc = index_init(&s->index);
     if (rc == 0)
+        rc = kv__codec_init(s);
+    if (rc == 0)
         rc = make_dir(s);
     if (rc == 0)
         rc = kv__dirlock_take(s);
+    if (rc == 0)
+        rc = kv__dicts_open(s);
     if (rc == 0)
         rc = kv__recover(s);
     /* A snapshot sizes the filter before loading; a full replay cannot know
@@ -146,6 +166,8 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         kv__unlock(&s->rwlock);
     }
     if (rc == 0)
+        rc = kv__prealloc_start(s);
+    if (rc == 0)
         rc = kv__commit_start(s);
     if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)
         rc = kv__start_sync_thread(s);
@@ -154,6 +176,7 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
     if (rc != 0) {
         kv__commit_stop(s);
         kv__stop_sync_thread(s);
+        kv__prealloc_stop(s);
         store_free(s);
         return rc;
     }
@@ -180,6 +203,10 @@ int kv_close(kv_store *s)
         if (rc == 0)
             rc = kv__snapshot_save_locked(s);
     }
+    /* A closed directory holds only records: the zeros ahead go. */
+    int prc = kv__prealloc_stop(s);
+    if (rc == 0 && !atomic_load(&s->read_only))
+        rc = prc;
     kv__mutex_unlock(&s->append_mu);
     store_free(s);
     return rc;
@@ -261,60 +288,138 @@ static int locate(kv_store *s, const void *key, size_t key_len, struct read_at *
     return 0;
 }
 
-/* Checks the record read for key against its header and checksum; fills
- * *value_crc with the CRC of the value alone. */
+/* Checks the record read for key against its header and checksum: a SET or
+ * SETX of key with the payload length the index has. *op receives its op;
+ * with payload_crc, the CRC of the payload alone, from the same single pass
+ * (computed apart and combined into the record's). */
 static int verify_record(kv_store *s, const struct kv_loc *loc, const uint8_t *hdr,
-                         const uint8_t *rec_key, const void *key, size_t key_len, const void *val,
-                         const uint8_t *trailer, uint32_t *value_crc)
+                         const uint8_t *rec_key, const void *key, size_t key_len,
+                         const void *payload, const uint8_t *trailer, uint8_t *op,
+                         uint32_t *payload_crc)
 {
     struct record_header h;
-    bool ok = record_decode_header(hdr, &h) && h.op == KV_OP_SET && h.key_len == key_len &&
-              h.val_len == loc->val_len && memcmp(rec_key, key, key_len) == 0;
-    if (ok && value_crc) {
-        /* The value's own CRC too: computed apart and combined, one pass. */
-        uint32_t vcrc = record_crc_update(0, val, loc->val_len);
+    bool ok = record_decode_header(hdr, &h) && (h.op == KV_OP_SET || h.op == KV_OP_SETX) &&
+              h.key_len == key_len && h.val_len == loc->val_len &&
+              memcmp(rec_key, key, key_len) == 0;
+    if (ok && (payload_crc || h.op == KV_OP_SETX)) {
+        uint32_t pcrc = record_crc_update(0, payload, loc->val_len);
         uint32_t crc =
-            record_crc_combine(record_crc_head(hdr, rec_key, key_len), vcrc, loc->val_len);
+            record_crc_combine(record_crc_head(hdr, rec_key, key_len), pcrc, loc->val_len);
         ok = crc == get_u32(trailer);
-        *value_crc = vcrc;
+        if (payload_crc)
+            *payload_crc = pcrc;
     } else if (ok) {
-        uint32_t crc = record_crc_update(record_crc_head(hdr, rec_key, key_len), val, loc->val_len);
+        uint32_t crc =
+            record_crc_update(record_crc_head(hdr, rec_key, key_len), payload, loc->val_len);
         ok = crc == get_u32(trailer);
     }
-    if (ok)
+    if (ok) {
+        *op = h.op;
         return 0;
+    }
     atomic_fetch_add(&s->n_checksum_errors, 1);
     kv__log(s, KV_LOG_ERROR, "segment %u offset %u: record failed its checksum on read", loc->seg,
             loc->off);
     return KV_ECORRUPT;
 }
 
-/* Copies the value of the record at rec (a whole record in memory) into a
- * new buffer and checks the record; the value is copied before it is
- * checked, so what the caller gets is what the checksum covered. */
-static int copy_value(kv_store *s, const struct read_at *at, const uint8_t *rec, const void *key,
-                      size_t key_len, uint8_t **out, uint32_t *value_crc)
+static uint64_t now_realtime_ms(void)
 {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+/*
+ * The value of a SETX whose payload (len bytes, CRC payload_crc) checked
+ * out: a new buffer in *out (plus a zero byte) of *out_len bytes, and its
+ * CRC-32 in *value_crc. An expired one is KV_ENOTFOUND; a compressed one is
+ * decompressed and checked against its raw_crc (compress.c).
+ */
+static int setx_value(kv_store *s, const struct kv_loc *loc, const uint8_t *payload, size_t len,
+                      uint32_t payload_crc, uint8_t **out, size_t *out_len, uint32_t *value_crc)
+{
+    struct record_attrs a;
+    size_t alen;
+    int rc = 0;
+    if (!record_attrs_decode(payload, len, &a, &alen))
+        rc = KV_ECORRUPT;
+    else if ((a.flags & RECORD_ATTR_EXPIRES) && a.expire_at <= now_realtime_ms())
+        return KV_ENOTFOUND;
+    else if (a.flags & RECORD_ATTR_ZSTD)
+        rc = kv__value_decompress(s, &a, payload + alen, len - alen, out);
+    if (rc == KV_ECORRUPT) {
+        atomic_fetch_add(&s->n_checksum_errors, 1);
+        kv__log(s, KV_LOG_ERROR,
+                "segment %u offset %u: the value of a record does not decode to the bytes it "
+                "records",
+                loc->seg, loc->off);
+    }
+    if (rc != 0)
+        return rc;
+    if (a.flags & RECORD_ATTR_ZSTD) {
+        *out_len = a.raw_len;
+        if (value_crc)
+            *value_crc = a.raw_crc;
+        return 0;
+    }
+    size_t vlen = len - alen;
+    uint8_t *buf = malloc(vlen + 1);
+    if (!buf)
+        return KV_ENOMEM;
+    memcpy(buf, payload + alen, vlen);
+    buf[vlen] = 0;
+    *out = buf;
+    *out_len = vlen;
+    if (value_crc)
+        *value_crc = record_value_crc(payload_crc, record_crc_update(0, payload, alen), vlen);
+    return 0;
+}
+
+/* Reads the value of the record at rec (a whole record in memory) into a
+ * new buffer. A SET's value is copied before it is checked, so what the
+ * caller gets is what the checksum covered; a SETX is checked in place and
+ * then decoded (the bytes of a segment's mapping that an index entry names
+ * never change, segment.c). */
+static int copy_value(kv_store *s, const struct read_at *at, const uint8_t *rec, const void *key,
+                      size_t key_len, uint8_t **out, size_t *out_len, uint32_t *value_crc)
+{
+    const uint8_t *rec_key = rec + RECORD_HEADER_LEN;
+    const uint8_t *payload = rec_key + key_len;
+    const uint8_t *trailer = payload + at->loc.val_len;
+    uint8_t op;
+    uint32_t pcrc = 0;
+    if (rec[2] == KV_OP_SETX) {
+        int rc =
+            verify_record(s, &at->loc, rec, rec_key, key, key_len, payload, trailer, &op, &pcrc);
+        if (rc == 0 && op == KV_OP_SETX)
+            rc = setx_value(s, &at->loc, payload, at->loc.val_len, pcrc, out, out_len, value_crc);
+        return rc;
+    }
     uint8_t *buf = malloc((size_t)at->loc.val_len + 1);
     if (!buf)
         return KV_ENOMEM;
-    const uint8_t *rec_key = rec + RECORD_HEADER_LEN;
-    memcpy(buf, rec_key + key_len, at->loc.val_len);
-    int rc = verify_record(s, &at->loc, rec, rec_key, key, key_len, buf,
-                           rec_key + key_len + at->loc.val_len, value_crc);
+    memcpy(buf, payload, at->loc.val_len);
+    int rc = verify_record(s, &at->loc, rec, rec_key, key, key_len, buf, trailer, &op,
+                           value_crc ? &pcrc : NULL);
+    if (rc == 0 && op != KV_OP_SET)
+        rc = KV_ECORRUPT; /* changed under us: no longer what the first byte said */
     if (rc != 0) {
         free(buf);
         return rc;
     }
     buf[at->loc.val_len] = 0;
     *out = buf;
+    *out_len = at->loc.val_len;
+    if (value_crc)
+        *value_crc = pcrc;
     return 0;
 }
 
 /* Reads the record at names through the segment's descriptor, straight
  * into a new value buffer; the segment is pinned. */
 static int read_value(kv_store *s, const struct read_at *at, int fd, const void *key,
-                      size_t key_len, uint8_t **out, uint32_t *value_crc)
+                      size_t key_len, uint8_t **out, size_t *out_len, uint32_t *value_crc)
 {
     uint8_t hdr[RECORD_HEADER_LEN], trailer[RECORD_TRAILER_LEN];
     uint8_t key_stack[KEY_STACK_LEN];
@@ -339,10 +444,19 @@ static int read_value(kv_store *s, const struct read_at *at, int fd, const void 
             atomic_fetch_add(&s->n_checksum_errors, 1);
         goto out;
     }
-    rc = verify_record(s, &at->loc, hdr, rec_key, key, key_len, buf, trailer, value_crc);
-    if (rc == 0) {
+    uint8_t op;
+    uint32_t pcrc = 0;
+    bool setx = hdr[2] == KV_OP_SETX;
+    rc = verify_record(s, &at->loc, hdr, rec_key, key, key_len, buf, trailer, &op,
+                       value_crc || setx ? &pcrc : NULL);
+    if (rc == 0 && op == KV_OP_SETX) {
+        rc = setx_value(s, &at->loc, buf, at->loc.val_len, pcrc, out, out_len, value_crc);
+    } else if (rc == 0) {
         buf[at->loc.val_len] = 0;
         *out = buf;
+        *out_len = at->loc.val_len;
+        if (value_crc)
+            *value_crc = pcrc;
         buf = NULL;
     }
 out:
@@ -360,6 +474,7 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     atomic_fetch_add_explicit(&s->n_gets, 1, memory_order_relaxed);
     struct read_at at;
     uint8_t *buf = NULL;
+    size_t len = 0;
     uint32_t vcrc = 0;
     uint32_t *want_crc = value_crc ? &vcrc : NULL;
     kv__rdlock(&s->rwlock);
@@ -368,24 +483,24 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
         kv__unlock(&s->rwlock);
         return rc;
     }
-    uint64_t len = record_size(key_len, at.loc.val_len);
-    const uint8_t *rec = kv__segment_view(s, at.seg, at.loc.off, len);
+    uint64_t rec_len = record_size(key_len, at.loc.val_len);
+    const uint8_t *rec = kv__segment_view(s, at.seg, at.loc.off, rec_len);
     int fd = -1;
     kv__segment_pin(at.seg);
     if (!rec)
         rc = kv__segment_get_fd(s, at.seg, &fd);
     kv__unlock(&s->rwlock);
     if (rec) {
-        rc = copy_value(s, &at, rec, key, key_len, &buf, want_crc);
+        rc = copy_value(s, &at, rec, key, key_len, &buf, &len, want_crc);
     } else if (rc == 0) {
-        rc = read_value(s, &at, fd, key, key_len, &buf, want_crc);
+        rc = read_value(s, &at, fd, key, key_len, &buf, &len, want_crc);
         kv__segment_put_fd(s, at.seg);
     }
     kv__segment_unpin(at.seg);
     if (rc != 0)
         return rc;
     *val = buf;
-    *val_len = at.loc.val_len;
+    *val_len = len;
     if (value_crc)
         *value_crc = vcrc;
     return 0;
@@ -431,6 +546,8 @@ int kv_get_stats(kv_store *s, kv_stats *out)
     st.checksum_errors = atomic_load(&s->n_checksum_errors);
     st.torn_bytes_truncated = s->torn_bytes_truncated;
     st.fsyncs = atomic_load(&s->n_fsyncs);
+    st.prealloc_syncs = atomic_load(&s->n_prealloc_syncs);
+    st.prealloc_bytes = atomic_load(&s->n_prealloc_bytes);
     st.puts = atomic_load(&s->n_puts);
     st.deletes = atomic_load(&s->n_deletes);
     st.gets = atomic_load(&s->n_gets);
@@ -442,6 +559,65 @@ int kv_get_stats(kv_store *s, kv_stats *out)
     st.last_compaction_ms = atomic_load(&s->last_compaction_ms);
     st.snapshot_loaded = s->snapshot_loaded;
     st.read_only = atomic_load(&s->read_only);
+    st.compacting = atomic_load(&s->compacting);
+    st.last_compaction_error = atomic_load(&s->last_compaction_error);
+    st.last_compaction_reclaimed = atomic_load(&s->last_compaction_reclaimed);
+    struct statvfs fs;
+    if (s->io->statvfs(s->io->ctx, s->dir, &fs) == 0) {
+        st.disk_free_bytes = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
+        st.disk_size_bytes = (uint64_t)fs.f_blocks * (uint64_t)fs.f_frsize;
+    }
     *out = st;
+    return 0;
+}
+
+int kv_get_segment_stats(kv_store *s, kv_segment_stats *out, size_t max, size_t *count)
+{
+    if (!s || !count || (!out && max > 0))
+        return KV_EINVAL;
+    kv__rdlock(&s->rwlock);
+    size_t n = s->nsegs;
+    for (size_t i = 0; i < n && i < max; i++) {
+        const struct segment *seg = s->segs[i];
+        out[i] = (kv_segment_stats){.id = seg->id,
+                                    .disk_bytes = atomic_load(&seg->size),
+                                    .live_bytes = seg->live_bytes,
+                                    .active = seg == s->active};
+    }
+    kv__unlock(&s->rwlock);
+    *count = n;
+    return 0;
+}
+
+/* ---- engine metadata (meta.c keeps the table) */
+
+int kv_meta_put(kv_store *s, const void *name, size_t name_len, const void *val, size_t val_len)
+{
+    if (!s || !name || name_len < 1 || name_len > KV_MAX_KEY_LEN || (!val && val_len > 0))
+        return KV_EINVAL;
+    if (val_len > KV_MAX_META_LEN)
+        return KV_ETOOBIG;
+    return kv__write_meta(s, name, name_len, val, val_len);
+}
+
+int kv_meta_get(kv_store *s, const void *name, size_t name_len, void **val, size_t *val_len)
+{
+    if (!s || !name || name_len < 1 || name_len > KV_MAX_KEY_LEN || !val || !val_len)
+        return KV_EINVAL;
+    kv__rdlock(&s->rwlock);
+    const struct kv_meta *e = kv__meta_find(&s->metas, name, name_len);
+    uint8_t *copy = e ? malloc(e->val_len + 1) : NULL;
+    size_t len = e ? e->val_len : 0;
+    if (copy) {
+        memcpy(copy, e->val, len);
+        copy[len] = 0;
+    }
+    kv__unlock(&s->rwlock);
+    if (!e)
+        return KV_ENOTFOUND;
+    if (!copy)
+        return KV_ENOMEM;
+    *val = copy;
+    *val_len = len;
     return 0;
 }

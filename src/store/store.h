@@ -7,9 +7,13 @@
  * own); the public API (include/kvstore.h) is implemented by those that name
  * kv_ functions:
  *
+ *   backup.c        kv_backup, kv_backup_dir: consistent copies of a data
+ *                   directory (it opens a copy with kv_open, to check it)
  *   store.c         kv_open, kv_close and the single-key operations: put,
- *                   get, exists, delete, sync, statistics
+ *                   get, exists, delete, sync, statistics; kv_meta_put and
+ *                   kv_meta_get
  *   compaction.c    kv_compact and the background compactor
+ *   compaction_copy.c  step 2 of a compaction: the live records copied
  *   recovery.c      rebuilding the index at open: snapshot, then log replay
  *   snapshot_save.c kv_save_snapshot: writing index.snapshot
  *   commit.c        kv_write, kv_write_async: the commit pipeline (queue,
@@ -18,6 +22,7 @@
  *   write.c         the append path: appending a round, rotation, interval
  *                   sync
  *   list.c          kv_list: keys in order, by prefix, in pages
+ *   meta.c          the newest META record of each name, in memory
  *   inspect.c       kv_scan, kv_check_snapshot: reading a data directory
  *                   without opening it (the CLI's verify and dump)
  *   snapshot_load.c loading and checking index.snapshot (format: snapshot.h)
@@ -28,6 +33,9 @@
  *   dirlock.c       the LOCK file: one owner of a directory at a time
  *   index.c         the hash index: key -> segment, offset, value length
  *   bloom.c         the bloom filter in front of the index
+ *   compress.c      how a value is stored: SET or SETX, zstd frames
+ *   dict_train.c    training a compression dictionary at compaction
+ *   dict.c          compression dictionaries: files and the table of them
  *   record.c        the on-disk record: encoding and CRC-32
  *   rwlock.c        the in-memory reader-writer lock of the index
  *   thread.c        mutexes that know their holder (debug builds); background
@@ -37,7 +45,8 @@
  *   errors.c        kv_strerror, kv_version; errno to KV_E... codes
  *
  * Locks, in the order they are taken:
- *   compact_mu  one compaction at a time.
+ *   compact_mu  one compaction at a time; a backup holds it while it
+ *               resolves the names of the files it takes.
  *   append_mu   the append path: writes to the active segment, rotation,
  *               sync, snapshot, compaction's start and end. Held by the
  *               committer for each round of group commit (commit.c).
@@ -47,9 +56,11 @@
  *               after it is released. Writers (the committer, compaction)
  *               hold it for batches of index updates.
  *   seg_mu      the descriptor cache of segments and their first mapping.
- * queue_mu guards the commit queue and the committer token (commit.h); it is
- * taken last, under append_mu by the committer, and under no other lock.
- * None is recursive.
+ * The dictionary table's mutex (dict.c) and the zstd context pool's
+ * (compress.c) are leaves: taken under any of these, or none, and nothing
+ * under them. queue_mu guards the commit queue and the committer token
+ * (commit.h); it is taken last, under append_mu by the committer, and under
+ * no other lock. None is recursive.
  * Functions whose caller must hold a lock check it in debug builds
  * (debug.h): KV_ASSERT(kv__mutex_held(&s->append_mu)),
  * KV_ASSERT(kv__rwlock_held_write(&s->rwlock)) and the like.
@@ -67,9 +78,13 @@
 #include "index.h"
 #include "io.h"
 #include "kvstore.h"
+#include "meta.h"
 #include "rwlock.h"
 #include "thread.h"
 
+struct kv_codec;
+struct kv_dicts;
+struct kv_prealloc;
 struct segment;
 
 struct kv_store {
@@ -87,6 +102,9 @@ struct kv_store {
     struct kv_mutex queue_mu;
 
     struct index index;
+    struct kv_metas metas;  /* the newest META record of each name (rwlock) */
+    struct kv_dicts *dicts; /* compression dictionaries (dict.c) */
+    struct kv_codec *codec; /* pools of zstd contexts (compress.c) */
     struct bloom bloom;
     /* A filter being rebuilt beside traffic (kv__rebuild_bloom_shared):
      * writers add new keys to it too until it replaces bloom. */
@@ -103,6 +121,9 @@ struct kv_store {
     uint64_t last_sync_ns;    /* duration of the last fdatasync (append_mu) */
     atomic_bool read_only;
 
+    /* Zeros written ahead of the active segment (segment.c); NULL when off. */
+    struct kv_prealloc *prealloc;
+
     /* Background fdatasync for KV_SYNC_INTERVAL. */
     struct kv_bgthread sync_thread;
 
@@ -111,12 +132,26 @@ struct kv_store {
     struct kv_mutex compact_mu;
     struct kv_bgthread compactor;
     atomic_bool compact_cancel;
+    /* Inputs of a compaction that could not be removed (compact_mu): out
+     * of the table, still on disk until a later compaction removes them;
+     * stale_unknown when there was no memory to note them. */
+    uint32_t *stale_segs;
+    size_t nstale;
+    bool stale_unknown;
+    /* Live bytes when a compaction last tried and trained no dictionary. */
+    atomic_uint_fast64_t dict_tried_live;
 
     /* Counters reported by kv_get_stats. */
     atomic_uint_fast64_t n_puts, n_deletes, n_gets, n_fsyncs, n_checksum_errors;
     atomic_uint_fast64_t n_bloom_negatives, n_bloom_false_positives;
     atomic_uint_fast64_t n_compactions, compaction_read, compaction_written;
     atomic_uint_fast64_t compaction_reclaimed, last_compaction_ms;
+    /* What kv_get_stats says of compaction: one running now, and the
+     * outcome of the last one that ran (compaction.c). */
+    atomic_bool compacting;
+    atomic_int last_compaction_error;
+    atomic_uint_fast64_t last_compaction_reclaimed;
+    atomic_uint_fast64_t n_prealloc_syncs, n_prealloc_bytes;
     uint64_t torn_bytes_truncated, records_replayed;
     bool snapshot_loaded;
 };

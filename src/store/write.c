@@ -70,6 +70,9 @@ int kv__rotate(kv_store *s, uint32_t new_id)
     int rc = kv__sync_active(s);
     if (rc != 0)
         return KV_EREADONLY;
+    rc = kv__prealloc_seal(s, old);
+    if (rc != 0)
+        return rc;
     struct segment *seg;
     rc = kv__segment_create(s, new_id, &seg);
     if (rc != 0)
@@ -88,6 +91,7 @@ int kv__rotate(kv_store *s, uint32_t new_id)
             s->io->unlink(s->io->ctx, path);
         return rc;
     }
+    kv__prealloc_activate(s, seg);
     kv__log(s, KV_LOG_DEBUG, "sealed segment %u, writing to segment %u", old->id, new_id);
     return 0;
 }
@@ -97,7 +101,7 @@ static int truncate_active(kv_store *s, uint64_t len)
 {
     KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
-    if (s->io->ftruncate(s->io->ctx, a->fd, (off_t)len) != 0) {
+    if (kv__prealloc_truncate(s, a, len) != 0) {
         int err = errno;
         kv__log(s, KV_LOG_ERROR, "cannot cut segment %u back to %llu bytes: %s", a->id,
                 (unsigned long long)len, strerror(err));
@@ -129,9 +133,13 @@ int kv__append(kv_store *s, struct iovec *iov, size_t n, uint64_t start, uint64_
     KV_ASSERT(kv__mutex_held(&s->append_mu));
     struct segment *a = s->active;
     KV_ASSERT(atomic_load(&a->size) == start);
+    kv__prealloc_before_write(s, a, start, end);
     int rc = kv__io_writev_full(s->io, a->fd, iov, (int)n, (off_t)start);
+    int err = errno;
+    if (rc == 0)
+        kv__prealloc_after_write(s, a, end);
     if (rc != 0) {
-        kv__log(s, KV_LOG_ERROR, "write to segment %u failed: %s", a->id, strerror(errno));
+        kv__log(s, KV_LOG_ERROR, "write to segment %u failed: %s", a->id, strerror(err));
         if (truncate_active(s, start) != 0)
             kv__set_read_only(s, "a failed write could not be cut off the segment");
         return rc;

@@ -313,6 +313,19 @@ void tu_assert_value(kv_store *s, const char *key, const void *value, size_t len
     kv_free(got);
 }
 
+void tu_assert_log_ends_at(const char *path, size_t off)
+{
+    size_t len;
+    uint8_t *b = tu_read_file(path, &len);
+    if (len < off)
+        fail_msg("%s: %zu bytes, its log should end at %zu", path, len, off);
+    for (size_t i = off; i < len; i++)
+        if (b[i] != 0)
+            fail_msg("%s: byte %zu of %zu is %u, after the log's end at %zu", path, i, len, b[i],
+                     off);
+    free(b);
+}
+
 void tu_append_record(uint8_t **buf, size_t *len, uint8_t op, const void *key, size_t key_len,
                       const void *val, size_t val_len)
 {

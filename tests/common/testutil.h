@@ -88,6 +88,11 @@ size_t tu_file_size(const char *path);
 void tu_truncate(const char *path, size_t len);
 void tu_flip_byte(const char *path, size_t off);
 
+/* Asserts that the log of the segment file at path ends at off: the file
+ * is off bytes long, or longer with only zeros after off (space written
+ * ahead of the log of an open store). */
+void tu_assert_log_ends_at(const char *path, size_t off);
+
 /* Asserts that key reads back as exactly value. */
 void tu_assert_value(kv_store *s, const char *key, const void *value, size_t len);
 #define tu_assert_str(s, key, str) tu_assert_value((s), (key), (str), strlen(str))

@@ -1,8 +1,8 @@
 """Helpers for the end-to-end tests of volume-server (not a test itself).
 
 Starts the real binary ($KV_BUILD_DIR/volume-server) on 127.0.0.1 with PORT=0
-and a fresh data directory, reads the port the kernel chose from the start
-line the server logs, waits until /health answers there, and stops it with
+(and RESP_PORT=0) and a fresh data directory, reads the ports the kernel chose
+from the start lines the server logs, waits until /health answers there, and stops it with
 SIGTERM (SIGKILL after a bounded wait). No port is probed for in advance, so
 two tests (or two test runs) can never race for one. Python standard library
 only.
@@ -42,6 +42,8 @@ def sanitized_build():
 
 # The start line: "volume-server 0.1.0 listening on http://127.0.0.1:40123 (...)".
 LISTENING = re.compile(r"listening on http://(?:\[[^\]]*\]|[^\s:/]+):(\d+)")
+# The RESP line before it: "volume-server 0.1.0 speaks RESP on 127.0.0.1:40124".
+RESP_LISTENING = re.compile(r"speaks RESP on (?:\[[^\]]*\]|[^\s:/]+):(\d+)")
 
 
 def free_port():
@@ -83,8 +85,9 @@ class Server:
         self.tmp = tempfile.mkdtemp(prefix="vs-e2e-")
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.port = None  # known once the server has logged its start line
+        self.resp_port = None  # the same, for RESP (None when RESP_PORT=off)
         self.env = dict(os.environ)
-        self.env.update({"PORT": "0", "DATA_DIR": self.data_dir,
+        self.env.update({"PORT": "0", "RESP_PORT": "0", "DATA_DIR": self.data_dir,
                          "HOST": "127.0.0.1", "LOG_LEVEL": "info",
                          "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
                          "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"})
@@ -114,8 +117,11 @@ class Server:
                                    (self.proc.returncode, self.log()))
             # The start line is written once the server serves; it names the
             # port (the one PORT=0 made the kernel choose).
-            self.port = listening_port(self.log(since=self.log_start))
+            started = self.log(since=self.log_start)
+            self.port = listening_port(started)
             if self.port is not None:
+                m = RESP_LISTENING.search(started)
+                self.resp_port = int(m.group(1)) if m else None
                 try:
                     r = self.request("GET", "/health", timeout=2)
                     if r.status == 200:

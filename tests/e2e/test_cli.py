@@ -50,6 +50,16 @@ class ScriptedSession(CliTestCase):
                       b"Compactions:", b"Disk bytes:"):
             self.assertIn(extra, r.stdout)
 
+    def test_stats_of_a_small_store_says_its_index_memory_is_reserved_not_per_key(self):
+        r = self.script("set a 1\nset b 2\nstats\n")
+        self.assertStatus(r, 0)
+        line = re.search(rb"\n  Index memory: .*\n", r.stdout).group(0)
+        # Two keys: the figure is the first allocation, said so, and no
+        # per-key cost is derived from it.
+        self.assertRegex(line, rb"^\n  Index memory: \d+ bytes reserved "
+                               rb"\(allocated ahead of the keys, in steps\)\n$")
+        self.assertNotIn(b"per key", line)
+
     def test_no_banner_and_no_prompt_when_stdin_is_not_a_terminal(self):
         r = self.script("set a 1\n")
         self.assertEqual(r.stdout, b"OK\n")
@@ -65,6 +75,7 @@ class ScriptedSession(CliTestCase):
         self.assertEqual(r.stdout, b"OK\nOK\nOK\n  apple\n  fig\n  pear\n")
 
     def test_list_of_an_empty_store_prints_nothing(self):
+        self.assertStatus(self.script("set k v\ndelete k\n"), 0)
         r = self.script("list\n")
         self.assertEqual(r.stdout, b"")
         self.assertStatus(r, 0)
@@ -95,8 +106,8 @@ class ScriptedSession(CliTestCase):
         self.assertStatus(r, 2)
 
     def test_a_failed_command_does_not_stop_the_script_and_the_worst_status_wins(self):
-        r = self.script("get missing\nbogus\nset a 1\n")
-        self.assertEqual(r.stdout, b"Key not found\nOK\n")
+        r = self.script("set a 1\nget missing\nbogus\nset b 2\n")
+        self.assertEqual(r.stdout, b"OK\nKey not found\nOK\n")
         self.assertStatus(r, 2)
 
     def test_blank_lines_and_comments_are_skipped(self):
@@ -147,6 +158,7 @@ class ScriptedSession(CliTestCase):
             holder.stderr.close()
 
     def test_empty_and_oversized_keys_are_usage_errors(self):
+        self.assertStatus(self.kv("set", "seed", "1"), 0)
         r = self.script('get ""\nset "" v\nget ' + "k" * 65536 + "\n")
         self.assertEqual(r.stdout, b"")
         err = r.stderr.decode().splitlines()
@@ -192,7 +204,7 @@ class Quoting(CliTestCase):
         self.assertStatus(r, 2)
 
     def test_text_after_a_quoted_value_is_refused(self):
-        r = self.script('set k "a" b\n')
+        r = self.script('set other 1\nset k "a" b\n')
         self.assertIn(b"quote all of it or none", r.stderr)
         self.assertStatus(r, 2)
         self.assertStatus(self.kv("get", "k"), 1)
@@ -217,6 +229,7 @@ class OneShot(CliTestCase):
         self.assertStatus(r, 0)
 
     def test_get_of_a_missing_key_exits_1_with_nothing_on_stdout(self):
+        self.assertStatus(self.kv("set", "someone", "1"), 0)
         r = self.kv("get", "ghost")
         self.assertEqual(r.stdout, b"")
         self.assertEqual(r.stderr, b"Key not found\n")
@@ -283,12 +296,49 @@ class OneShot(CliTestCase):
         path = os.path.join(self.tmp, "a-file")
         with open(path, "w") as f:
             f.write("not a directory")
-        r = self.kv("get", "k", data_dir=path)
+        r = self.kv("set", "k", "v", data_dir=path)
         self.assertStatus(r, 3)
         self.assertIn(f"kvstore: cannot open {path}: ".encode(), r.stderr)
-        r = self.script("get k\nset a 1\n", data_dir=path)
+        r = self.kv("get", "k", data_dir=path)
+        self.assertStatus(r, 3)
+        self.assertIn(f"kvstore: get: {path}: not a directory".encode(), r.stderr)
+        r = self.script("get k\nset a 1\nset b 2\n", data_dir=path)
         self.assertStatus(r, 3)
         self.assertEqual(r.stdout, b"")
+        # The script stops at the first command that cannot open the store.
+        self.assertEqual(r.stderr.count(f"kvstore: cannot open {path}: ".encode()), 1, r.stderr)
+
+    def test_a_read_of_a_missing_directory_names_it_exits_3_and_creates_nothing(self):
+        typo = os.path.join(self.tmp, "typo")
+        for args in (["get", "x"], ["exists", "x"], ["list"], ["scan", "p"], ["count"],
+                     ["stats"], ["compact"], ["snapshot"]):
+            r = self.kv(*args, data_dir=typo)
+            self.assertStatus(r, 3)
+            self.assertEqual(r.stdout, b"")
+            self.assertEqual(
+                r.stderr.decode(),
+                f"kvstore: {args[0]}: {typo}: no such directory; {args[0]} reads a store and "
+                f"creates none (set creates one)\n")
+            self.assertFalse(os.path.exists(typo), args)
+
+    def test_a_read_of_a_directory_without_a_store_creates_nothing_in_it(self):
+        empty = os.path.join(self.tmp, "empty")
+        os.mkdir(empty)
+        r = self.kv("get", "x", data_dir=empty)
+        self.assertStatus(r, 3)
+        self.assertIn(f"kvstore: get: {empty}: no store there (no segment files)".encode(),
+                      r.stderr)
+        self.assertEqual(os.listdir(empty), [])
+
+    def test_a_write_creates_the_store_and_reads_then_work(self):
+        fresh = os.path.join(self.tmp, "fresh")
+        self.assertStatus(self.kv("delete", "x", data_dir=fresh), 1)  # a write: creates it
+        self.assertTrue(os.path.isdir(fresh))
+        self.assertStatus(self.kv("get", "x", data_dir=fresh), 1)
+        other = os.path.join(self.tmp, "other")
+        r = self.script("get a\nset a 1\nget a\n", data_dir=other)
+        self.assertEqual(r.stdout, b"OK\n1\n")  # the read failed, the write created it
+        self.assertStatus(r, 3)
 
     def test_a_store_open_in_another_process_exits_3_with_one_clear_line(self):
         holder = subprocess.Popen([KVSTORE, "--data-dir", self.dir], stdin=subprocess.PIPE,

@@ -28,14 +28,16 @@ CTRL_D = b"\x04"
 
 
 class Session:
-    """kvstore running on a pseudo-terminal of 24x100."""
+    """kvstore running on a pseudo-terminal of 24x100, on data_dir (or with
+    the options args instead)."""
 
-    def __init__(self, data_dir, env):
+    def __init__(self, data_dir, env, args=None):
+        argv = [KVSTORE] + (args if args is not None else ["--data-dir", data_dir])
         pid, fd = pty.fork()
         if pid == 0:  # the child: becomes kvstore
             try:
                 fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-                os.execve(KVSTORE, [KVSTORE, "--data-dir", data_dir], env)
+                os.execve(KVSTORE, argv, env)
             finally:
                 os._exit(127)
         self.pid = pid
@@ -189,6 +191,39 @@ class TerminalSession(CliTestCase):
         s.expect(b"lice ")
         s.send(b"\r")
         s.expect(b"\r\n1\r\n")
+
+    def test_tab_inside_an_open_double_quote_completes_a_key_with_spaces(self):
+        s = self.start()
+        s.command(b'set "my key" 1', b"OK")
+        s.command(b'set other 2', b"OK")
+        s.send(b'get "my k\t')
+        s.expect(b'ey" ')  # the word completed and closed (libedit redraws what changed)
+        s.send(b"\r")
+        s.expect(b"\r\n1\r\n")  # unterminated, the line would be a usage error
+        s.expect(PROMPT)
+        s.send(b'set "my k\t')  # the key of set completes the same way
+        s.expect(b'ey" ')
+        s.send(b"3\r")
+        s.expect(b"\r\nOK\r\n")
+        s.expect(PROMPT)
+        s.command(b'get "my key"', b"3")
+
+    def test_tab_in_a_quoted_word_completes_as_far_as_keys_agree_then_lists_them(self):
+        s = self.start()
+        s.command(b'set "my kettle" 1', b"OK")
+        s.command(b'set "my key" 2', b"OK")
+        s.command(b'set "tab\\there" 3', b"OK")
+        s.send(b"get 'my\t")  # a single quote: the shared part, still open
+        s.expect(b'"my ke')
+        s.send(b"\t")
+        s.expect(b"my kettle  my key")  # they agree no further: listed
+        s.send(b'y"\r')
+        s.expect(b"\r\n2\r\n")
+        s.expect(PROMPT)
+        s.send(b'get "tab\t')  # a control byte comes back escaped
+        s.expect(b'\\there" ')
+        s.send(b"\r")
+        s.expect(b"\r\n3\r\n")
 
     def test_control_bytes_of_a_value_are_escaped_on_a_terminal(self):
         s = self.start()

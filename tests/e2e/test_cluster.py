@@ -5,7 +5,8 @@ deploy/nginx.conf.template, on a private port range and directory.
 3,000 blobs written through the gateway land on all three volumes (counted from
 each volume's /metrics total_keys), each reads back through the gateway,
 stopping one volume fails only the keys that hash to it, and restarting it
-brings them back. The cluster is always torn down, also on failure.
+brings them back. Each volume's status page is served under /NAME/ui. The
+cluster is always torn down, also on failure.
 
 Also usable against another deployment of the same gateway (the compose
 cluster, make test-docker): set KV_GATEWAY_URL=http://127.0.0.1:PORT and
@@ -217,6 +218,14 @@ class ClusterTest(unittest.TestCase):
             status, body = gw.request("GET", "/%s/health" % name)
             self.assertEqual(status, 200, body)
             self.assertEqual(json.loads(body)["volume_id"], name)
+            # Its status page, whose URLs are relative: under /NAME/ they
+            # reach the same volume (tests/browser runs it in a browser).
+            status, page = gw.request("GET", "/%s/ui" % name)
+            self.assertEqual(status, 200, page[:200])
+            self.assertIn(b'src="ui/app.js"', page)
+            for asset in ("ui/app.js", "ui/style.css", "ui/chart.min.js"):
+                status, body = gw.request("GET", "/%s/%s" % (name, asset))
+                self.assertEqual(status, 200, (asset, body[:200]))
 
         # 3,000 blobs through the gateway.
         t0 = time.monotonic()

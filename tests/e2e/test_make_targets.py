@@ -38,7 +38,8 @@ class QuietMakeTargets(unittest.TestCase):
         self.assertEqual(r.stderr.decode(), "")
 
     def test_make_server_prints_one_line_for_the_build_then_the_server_log(self):
-        env = dict(self.env, PORT="0", HOST="127.0.0.1", DATA_DIR=os.path.join(self.tmp, "data"))
+        env = dict(self.env, PORT="0", RESP_PORT="0", HOST="127.0.0.1",
+                   DATA_DIR=os.path.join(self.tmp, "data"))
         p = subprocess.Popen(["make", "server"], cwd=rs.ROOT, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True)

@@ -7,6 +7,9 @@ README cannot drift from what the programs do:
 - "The HTTP server": every `$ curl ...` line against a volume-server on a
   fresh data directory (the port 9002 rewritten to the test server's), each
   command's output against the lines under it;
+- "Redis protocol": every `$ redis-cli ...`, `$ curl ...` and
+  `$ build/kvstore --connect ...` line against a volume-server on a fresh data
+  directory (the ports 6380 and 9002 rewritten to the test server's);
 - "The CLI": the `$ build/kvstore --data-dir db` session typed into the real
   kvstore on a pseudo-terminal (build/ rewritten to the build under test), in
   a fresh directory;
@@ -33,6 +36,7 @@ from cli_support import KVSTORE, read_to_end, read_until  # noqa: E402
 from server_harness import BUILD_DIR, Server, sanitized_build  # noqa: E402
 
 README_PORT = "localhost:9002"
+README_RESP = ("-p 6380", "127.0.0.1:6380")
 
 
 def fresh_dir(test, prefix):
@@ -53,6 +57,29 @@ class ReadmeHttpSession(unittest.TestCase):
         for command, expected in steps:
             self.assertIn(README_PORT, command, f"$ {command}: not a request to {README_PORT}")
             commands.append((command.replace(README_PORT, where), expected))
+        outputs, _ = rs.run_session(commands, cwd=server.tmp, env=dict(os.environ), timeout=120)
+        for (command, expected), actual in zip(steps, outputs):
+            problem = rs.mismatch(f"$ {command}", expected, actual)
+            if problem:
+                self.fail(problem)
+
+
+class ReadmeRespSession(unittest.TestCase):
+    def test_the_redis_protocol_session_prints_what_the_readme_shows(self):
+        blocks = rs.code_blocks(rs.section(rs.read_readme(), "Redis protocol"))
+        steps = rs.shell_session(blocks[0][1])
+        self.assertGreater(len(steps), 10, "the Redis protocol session block was not found")
+        server = Server().start()
+        self.addCleanup(server.cleanup)
+        commands = []
+        for command, expected in steps:
+            self.assertTrue(any(p in command for p in README_RESP + (README_PORT,)),
+                            f"$ {command}: not a request to the README's server")
+            command = command.replace(README_PORT, f"localhost:{server.port}")
+            command = command.replace("-p 6380", f"-p {server.resp_port}")
+            command = command.replace("127.0.0.1:6380", f"127.0.0.1:{server.resp_port}")
+            command = command.replace("build/kvstore", KVSTORE)
+            commands.append((command, expected))
         outputs, _ = rs.run_session(commands, cwd=server.tmp, env=dict(os.environ), timeout=120)
         for (command, expected), actual in zip(steps, outputs):
             problem = rs.mismatch(f"$ {command}", expected, actual)

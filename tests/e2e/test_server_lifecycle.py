@@ -21,13 +21,16 @@ from server_harness import BINARY, Server, assert_clean_log, stop_and_check  # n
 ALL_SETTINGS = ["HOST", "PORT", "VOLUME_ID", "DATA_DIR", "COMPACTION_THRESHOLD",
                 "COMPACTION_INTERVAL_SECS", "MAX_REQUEST_SIZE_MB", "SYNC_MODE",
                 "SEGMENT_SIZE_MB", "THREADS", "AUTH_TOKEN", "LOG_LEVEL", "MAX_CONNECTIONS",
-                "CONNECTION_TIMEOUT_SECS", "MAX_BODY_MEMORY_MB"]
+                "CONNECTION_TIMEOUT_SECS", "MAX_BODY_MEMORY_MB", "SHUTDOWN_GRACE_SECS",
+                "COMPRESSION", "RESP_PORT", "RESP_IDLE_TIMEOUT_SECS", "RESP_MAX_ARGS",
+                "RESP_OUTPUT_LIMIT_MB"]
 
 
 def run(args=(), env=None, timeout=20):
     """Runs the binary to completion (for cases where it must not start)."""
     full_env = {k: v for k, v in os.environ.items() if k not in ALL_SETTINGS}
-    full_env.update({"DATA_DIR": "/nonexistent-should-not-be-created", "PORT": "0"})
+    full_env.update({"DATA_DIR": "/nonexistent-should-not-be-created", "PORT": "0",
+                     "RESP_PORT": "0"})
     full_env.update(env or {})
     return subprocess.run([BINARY] + list(args), env=full_env, capture_output=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
@@ -45,7 +48,14 @@ class Configuration(unittest.TestCase):
                  ("COMPACTION_THRESHOLD", ""), ("COMPACTION_INTERVAL_SECS", "1.5"),
                  ("AUTH_TOKEN", ""), ("AUTH_TOKEN", "has space"), ("HOST", ""),
                  ("MAX_CONNECTIONS", "0"), ("CONNECTION_TIMEOUT_SECS", "0"),
-                 ("DATA_DIR", ""), ("MAX_BODY_MEMORY_MB", "0")]
+                 ("DATA_DIR", ""), ("MAX_BODY_MEMORY_MB", "0"),
+                 ("SHUTDOWN_GRACE_SECS", "3601"), ("SHUTDOWN_GRACE_SECS", "-1"),
+                 ("SHUTDOWN_GRACE_SECS", "1s"),
+                 ("COMPRESSION", "lz4"), ("COMPRESSION", "ZSTD"),
+                 ("RESP_PORT", "on"),
+                 ("RESP_PORT", "65536"), ("RESP_PORT", "-1"), ("RESP_PORT", "Off"),
+                 ("RESP_IDLE_TIMEOUT_SECS", "0"), ("RESP_MAX_ARGS", "1"),
+                 ("RESP_OUTPUT_LIMIT_MB", "0")]
         for name, value in cases:
             p = run(env={name: value})
             self.assertEqual(p.returncode, 2, (name, value, p.stderr))
@@ -176,40 +186,82 @@ class Shutdown(unittest.TestCase):
         finally:
             server.cleanup()
 
-    def test_in_flight_request_completes_and_new_ones_get_503(self):
-        server = Server().start()
+    def start_upload(self, server, key):
+        """An upload of 10 bytes of which 5 are sent; the server has it in
+        progress when this returns."""
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        slow.sendall(b"PUT /blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234" %
+                     key.encode())
+        self.wait_in_flight(server, 1)
+        return slow
+
+    def wait_for_log(self, server, text):
+        deadline = time.monotonic() + 20
+        while text not in server.log():
+            self.assertLess(time.monotonic(), deadline, "no %r in the log:\n%s" %
+                            (text, server.log()))
+            time.sleep(0.01)  # the server has not logged it yet (bounded)
+
+    def assert_refused_while_draining(self, r):
+        self.assertEqual(r.status, 503)
+        self.assertEqual(r.json(), {"error": "Server is shutting down"})
+        self.assertEqual(r.headers["Connection"], "close")
+
+    def test_during_the_drain_new_requests_get_503_and_an_upload_in_flight_completes(self):
+        server = Server(env={"SHUTDOWN_GRACE_SECS": "120"}).start()
         try:
             idle = server.connection()
             server.request("GET", "/health", conn=idle)  # a kept-alive connection
-            slow = socket.create_connection(("127.0.0.1", server.port), timeout=20)
-            slow.sendall(b"PUT /blobs/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
-            self.wait_in_flight(server, 1)
+            slow = self.start_upload(server, "slow")
             server.send_signal(signal.SIGTERM)
-            # New connections are refused once the server drains (bounded
-            # wait for the signal to be taken)...
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
-                except OSError:
-                    break
-                self.assertLess(time.monotonic(), deadline, "still accepting")
-                time.sleep(0.01)
-            # ...and a new request on an open connection gets 503.
-            r = server.request("GET", "/health", conn=idle)
-            self.assertEqual(r.status, 503)
-            self.assertEqual(r.json(), {"error": "Server is shutting down"})
-            self.assertEqual(r.headers["Connection"], "close")
-            # The request that was under way completes.
+            self.wait_for_log(server, "shutdown: draining 1 request in progress for up to "
+                                      "120000 ms; new requests get 503")
+            # New connections are still accepted, and their requests get
+            # 503, uploads before their body...
+            self.assert_refused_while_draining(server.request("GET", "/health"))
+            self.assert_refused_while_draining(
+                server.upload("PUT", "/blobs/refused", b"x" * 100000))
+            # ...and so does a new request on a connection opened before.
+            self.assert_refused_while_draining(server.request("GET", "/health", conn=idle))
+            # The upload that was under way completes within the grace.
             slow.sendall(b"56789")
             self.assertTrue(slow.recv(4096).startswith(b"HTTP/1.1 201 Created"))
             slow.close()
             idle.close()
             self.assertEqual(server.wait(), 0, server.log())
             assert_clean_log(self, server.log())
+            self.assertNotIn("still in progress", server.log())
             again = Server(data_dir=server.data_dir).start()
             try:
                 self.assertEqual(again.request("GET", "/blobs/slow").body, b"0123456789")
+                self.assertEqual(again.request("GET", "/blobs/refused").status, 404)
+            finally:
+                stop_and_check(self, again)
+        finally:
+            server.cleanup()
+
+    def test_an_upload_slower_than_the_grace_is_cut_and_not_stored(self):
+        server = Server(env={"SHUTDOWN_GRACE_SECS": "1"}).start()
+        try:
+            slow = self.start_upload(server, "too-slow")
+            server.send_signal(signal.SIGTERM)
+            # The server waits out the grace, then cuts the upload and exits.
+            self.assertEqual(server.wait(), 0, server.log())
+            assert_clean_log(self, server.log())
+            self.assertIn("shutdown: 1 request still in progress after 1000 ms "
+                          "(SHUTDOWN_GRACE_SECS); cutting it", server.log())
+            # The client sees its connection closed without a response: a
+            # reset, or the end of the stream.
+            try:
+                slow.sendall(b"56789")
+                reply = slow.recv(4096)
+            except (ConnectionResetError, BrokenPipeError):
+                reply = b""
+            slow.close()
+            self.assertEqual(reply, b"")
+            again = Server(data_dir=server.data_dir).start()
+            try:
+                self.assertEqual(again.request("GET", "/blobs/too-slow").status, 404)
             finally:
                 stop_and_check(self, again)
         finally:

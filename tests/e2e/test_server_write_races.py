@@ -163,24 +163,29 @@ class ConditionalWriteRaces(ServerTestCase):
     def test_metrics_count_writes_per_fdatasync_and_the_wait_for_a_round(self):
         self.racers.run(lambda i: ("PUT", self.path("race/metrics-%d" % i), b"x", {}))
         m = self.server.request("GET", "/metrics").json()
-        for name in ("writes_per_sync_histogram", "batch_wait_us_histogram"):
-            h = m[name]
-            counts = [n for _, n in h["buckets"]]
-            self.assertEqual(counts, sorted(counts), name)  # cumulative
-            self.assertEqual(h["buckets"][-1], ["+Inf", h["count"]], name)
+        # The shape of the request latencies (what the status page reads):
+        # count, sum, percentiles, and the buckets that hold values as
+        # [low, high, count], their counts adding up to count.
+        for name, h in (("writes_per_fsync", m["writes_per_fsync"]),
+                        ("latency_us.batch_wait", m["latency_us"]["batch_wait"])):
             self.assertGreater(h["count"], 0, name)
+            self.assertEqual(sum(n for _, _, n in h["buckets"]), h["count"], name)
+            for low, high, n in h["buckets"]:
+                self.assertLess(low, high, name)
+                self.assertGreater(n, 0, name)
+            self.assertLessEqual(h["p50"], h["p99"], name)
         # In this sync mode every round that wrote synced once; the writes
         # those fdatasyncs covered are among the batches completed.
-        per_sync = m["writes_per_sync_histogram"]
+        per_sync = m["writes_per_fsync"]
         self.assertEqual(per_sync["count"], m["write_rounds"])
         self.assertGreaterEqual(per_sync["sum"], CLIENTS)
         self.assertLessEqual(per_sync["sum"], m["write_batches"])
+        self.assertGreaterEqual(per_sync["p50"], 1)
         self.assertEqual(m["http_writes_in_flight"], 0)
         text = self.server.request("GET", "/metrics?format=prometheus").body.decode()
-        self.assertIn('kvstore_writes_per_sync_bucket{volume="vol-1",le="+Inf"} %d'
+        self.assertIn('kvstore_writes_per_fsync_bucket{volume="vol-1",le="+Inf"} %d'
                       % per_sync["count"], text)
         self.assertIn("# TYPE kvstore_write_batch_wait_seconds histogram", text)
-
 
 if __name__ == "__main__":
     unittest.main(verbosity=1)

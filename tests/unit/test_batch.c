@@ -2,7 +2,8 @@
  * test_batch.c - atomic batches on disk: what kv_write writes (one BATCH
  * record for several records, a plain record for one, nothing for none),
  * what kv_scan shows of it, and recovery applying a batch whole or not at
- * all: cut at every byte of it (a crash), or damaged at every byte of it.
+ * all: cut at every byte of it (a crash, also inside preallocated zeros), or
+ * damaged at every byte of it; compressed values (SETX) inside a batch.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ struct seen {
         kv_record_status status;
         uint8_t op;
         bool in_batch;
+        uint8_t attr_flags;
         char key[32];
     } r[MAX_SEEN];
 };
@@ -66,6 +68,7 @@ static int on_record(const kv_record_info *info, void *ctx)
     sn->r[sn->n].status = info->status;
     sn->r[sn->n].op = info->op;
     sn->r[sn->n].in_batch = info->in_batch;
+    sn->r[sn->n].attr_flags = info->attr_flags;
     size_t kl = info->key && info->key_len < 31 ? info->key_len : 0;
     if (kl)
         memcpy(sn->r[sn->n].key, info->key, kl);
@@ -351,6 +354,141 @@ static void test_a_batch_damaged_at_any_byte_is_skipped_whole(void **state)
     free(seg);
 }
 
+/* ---- a crash inside preallocated space */
+
+/* The batch's first cut bytes made it to a segment whose space ahead was
+ * preallocated: the rest of the batch, and more, are zeros. The batch is
+ * torn: cut off whole, with the zeros, and counted as torn, not damage. */
+static void test_a_batch_torn_inside_preallocated_space_is_cut_whole(void **state)
+{
+    struct tu_fixture *fx = *state;
+    uint64_t off, end;
+    write_batch_dir(fx->dir, &off, &end);
+    char *seg = tu_path(fx->dir, "segment-1.dat");
+    size_t len = 0;
+    uint8_t *bytes = tu_read_file(seg, &len);
+    size_t size = (size_t)end + 20000;
+    uint8_t *file = calloc(1, size);
+    assert_non_null(file);
+    kv_options o = quick_options();
+    for (uint64_t cut = off; cut < end; cut++) {
+        char name[32];
+        snprintf(name, sizeof(name), "zeros-%llu", (unsigned long long)cut);
+        memset(file, 0, size);
+        memcpy(file, bytes, (size_t)cut);
+        char *dir = dir_with_segment(fx->root, name, file, size);
+        struct seen sn;
+        scan(dir, &sn);
+        for (size_t i = 0; i < sn.n; i++) {
+            if (sn.r[i].in_batch || (sn.r[i].op == KV_OP_BATCH && sn.r[i].status == KV_REC_OK))
+                fail_msg("cut at %llu: kv_scan reports part of the torn batch",
+                         (unsigned long long)cut);
+        }
+        assert_int_equal(sn.r[sn.n - 1].status, KV_REC_ZERO_TAIL);
+        kv_store *s = tu_open_tracked(dir, &o);
+        assert_before_batch(s);
+        kv_stats st;
+        assert_kv_ok(kv_get_stats(s, &st));
+        assert_true(st.torn_bytes_truncated <= cut - off);
+        assert_int_equal(st.checksum_errors, 0);
+        assert_kv_ok(tu_close_tracked(s));
+        char *path = tu_path(dir, "segment-1.dat");
+        assert_int_equal(tu_file_size(path), off);
+        free(path);
+        tu_rmtree(dir);
+        free(dir);
+    }
+    free(file);
+    free(bytes);
+    free(seg);
+}
+
+/* ---- the record kinds of compression inside a batch */
+
+static kv_options zstd_options(void)
+{
+    kv_options o = quick_options();
+    o.compression = KV_COMPRESS_ZSTD;
+    o.compression_min_size = 64;
+    return o;
+}
+
+/* A batch's PUTs are encoded as any put is: a compressible value becomes a
+ * compressed SETX inside the BATCH record, whose etag is the original
+ * value's CRC; conditions compare with that etag; replay applies it, and
+ * compaction copies it out of the batch as a plain record. */
+static void test_compressed_values_ride_inside_a_batch(void **state)
+{
+    struct tu_fixture *fx = *state;
+    kv_options o = zstd_options();
+    kv_store *s = tu_open_tracked(fx->dir, &o);
+    char big[2000];
+    for (size_t i = 0; i < sizeof(big) - 1; i++)
+        big[i] = "compressible text "[i % 18];
+    big[sizeof(big) - 1] = 0;
+    uint32_t big_crc = record_crc_update(0, big, strlen(big));
+    assert_kv_ok(kv_put(s, "old", 3, "x", 1));
+    kv_op ops[] = {put_op("z", big), put_op("b", "bravo"), del_op("old")};
+    assert_kv_ok(kv_write(s, ops, 3));
+    assert_int_equal(ops[0].value_crc, big_crc);
+    tu_assert_str(s, "z", big);
+    tu_assert_str(s, "b", "bravo");
+
+    /* A condition on the compressed value's etag, in another batch. */
+    kv_op wrong[] = {put_op("b", "never"), put_op("z", "never")};
+    wrong[1].cond = KV_IF_CRC;
+    wrong[1].cond_crc = big_crc ^ 1;
+    assert_kv_rc(kv_write(s, wrong, 2), KV_ECONDITION);
+    assert_int_equal(wrong[1].rc, KV_ECONDITION);
+    tu_assert_str(s, "b", "bravo");
+    kv_op check[] = {
+        {.type = KV_WRITE_CHECK, .key = "z", .key_len = 1, .cond = KV_IF_CRC, .cond_crc = big_crc},
+        put_op("c", "charlie")};
+    assert_kv_ok(kv_write(s, check, 2));
+    assert_kv_ok(tu_close_tracked(s));
+
+    struct seen sn;
+    scan(fx->dir, &sn);
+    assert_int_equal(sn.n, 6); /* old, the batch and its three, then c */
+    assert_int_equal(sn.r[1].op, KV_OP_BATCH);
+    assert_int_equal(sn.r[2].op, KV_OP_SETX);
+    assert_true(sn.r[2].in_batch);
+    assert_int_equal(sn.r[2].attr_flags, KV_ATTR_ZSTD);
+    assert_string_equal(sn.r[2].key, "z");
+    assert_int_equal(sn.r[3].op, KV_OP_SET);
+    assert_int_equal(sn.r[4].op, KV_OP_DELETE);
+    assert_true(sn.r[4].in_batch);
+
+    /* Replayed from the log alone. */
+    char *snap = tu_path(fx->dir, "index.snapshot");
+    unlink(snap);
+    s = tu_open_tracked(fx->dir, &o);
+    tu_assert_str(s, "z", big);
+    tu_assert_str(s, "b", "bravo");
+    tu_assert_str(s, "c", "charlie");
+    assert_absent(s, "old");
+
+    /* Compaction copies the records out of the batch. */
+    assert_kv_ok(kv_compact(s));
+    tu_assert_str(s, "z", big);
+    tu_assert_str(s, "b", "bravo");
+    assert_kv_ok(tu_close_tracked(s));
+    scan(fx->dir, &sn);
+    bool setx = false;
+    for (size_t i = 0; i < sn.n; i++) {
+        assert_int_not_equal(sn.r[i].op, KV_OP_BATCH);
+        assert_false(sn.r[i].in_batch);
+        setx |= sn.r[i].op == KV_OP_SETX && sn.r[i].attr_flags == KV_ATTR_ZSTD;
+    }
+    assert_true(setx);
+    unlink(snap);
+    free(snap);
+    s = tu_open_tracked(fx->dir, &o);
+    tu_assert_str(s, "z", big);
+    tu_assert_str(s, "c", "charlie");
+    assert_kv_ok(tu_close_tracked(s));
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +503,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_a_batch_cut_at_any_byte_is_recovered_all_or_nothing,
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_damaged_at_any_byte_is_skipped_whole, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_torn_inside_preallocated_space_is_cut_whole,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_compressed_values_ride_inside_a_batch, tu_setup,
                                         tu_teardown),
     };
     return tu_run_tests(tests, argc, argv);

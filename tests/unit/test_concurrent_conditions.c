@@ -189,6 +189,7 @@ static void test_conditions_see_the_batches_before_them_in_their_round(void **st
     kv_options o;
     kv_options_init(&o);
     o.compaction_interval_secs = 0;
+    o.segment_preallocate = 0; /* its zeros are pwritevs and fdatasyncs of their own */
     o.io = &g_gate.io;
     kv_store *s = tu_open_tracked(fx->dir, &o);
     assert_kv_ok(kv_put(s, "k", 1, "v0", 2));
@@ -254,6 +255,7 @@ static void test_of_many_creates_of_one_key_in_a_round_exactly_one_wins(void **s
     kv_options o;
     kv_options_init(&o);
     o.compaction_interval_secs = 0;
+    o.segment_preallocate = 0; /* its zeros are pwritevs and fdatasyncs of their own */
     o.io = &g_gate.io;
     kv_store *s = tu_open_tracked(fx->dir, &o);
     struct batch first = {.ops = {op(KV_WRITE_PUT, "other", "x", KV_IF_ANY, 0)}, .n = 1};

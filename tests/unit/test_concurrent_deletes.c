@@ -225,6 +225,7 @@ static kv_store *open_gated(const char *dir)
     kv_options o;
     kv_options_init(&o);
     o.compaction_interval_secs = 0;
+    o.segment_preallocate = 0; /* the gate counts the leader's writes only */
     o.io = &g_gate.io;
     return tu_open_tracked(dir, &o);
 }

@@ -27,9 +27,11 @@ static kv_options plain_options(kv_sync_mode mode, uint64_t segment_size)
     kv_options_init(&o);
     o.sync_mode = mode;
     o.segment_size = segment_size;
-    /* No background compaction: it would write and sync through the fault
-     * table from another thread, at a time of its choosing. */
+    /* No background compaction, and no zeros written ahead of the log:
+     * either would write and sync through the fault table from another
+     * thread, at a time of its choosing. */
     o.compaction_interval_secs = 0;
+    o.segment_preallocate = 0;
     return o;
 }
 

@@ -26,6 +26,8 @@ exec valgrind --quiet --error-exitcode=1 --leak-check=full --show-leak-kinds=def
   --log-file="$work/logs/vg.%p.log" "$real" "\$@"
 WRAP
 chmod +x "$work/bin/volume-server"
+# The other programs a test runs (kvstore) come unwrapped from the build.
+ln -s "$build/kvstore" "$work/bin/kvstore"
 
 status=0
 KV_BUILD_DIR="$work/bin" KV_UNDER_VALGRIND=1 PYTHONDONTWRITEBYTECODE=1 \

@@ -1,0 +1,424 @@
+/*
+ * test_compress.c - values stored as zstd frames (KV_COMPRESS_ZSTD): round
+ * trips of every size around the threshold, incompressible values stored
+ * as they are, the dictionary's life across compactions and reopens, and
+ * damage: a compressed record that does not decode, a dictionary file that
+ * is missing or damaged.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "record.h"
+#include "testutil.h"
+
+#define THRESHOLD 100
+
+static kv_options zstd_options(void)
+{
+    kv_options o;
+    kv_options_init(&o);
+    o.segment_size = 256u * 1024;
+    o.compaction_interval_secs = 0;
+    o.sync_mode = KV_SYNC_NONE; /* durability is not what these tests are about */
+    o.compression = KV_COMPRESS_ZSTD;
+    o.compression_min_size = THRESHOLD;
+    return o;
+}
+
+static uint32_t next_rand(uint32_t *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return *seed >> 8;
+}
+
+/* A JSON document of about len bytes with the field names and values of a
+ * user record; style picks one of two unrelated vocabularies. */
+static size_t json_doc(char *buf, size_t cap, uint32_t id, size_t len, int style)
+{
+    static const char *const first[] = {"Alice", "Bob", "Carol", "Dave", "Erin", "Frank"};
+    static const char *const city[] = {"Lisbon", "Oslo", "Nairobi", "Lima", "Osaka", "Quebec"};
+    static const char *const part[] = {"bolt-m6", "washer-8", "nut-m10", "gear-32t", "spring-s"};
+    uint32_t seed = id * 2654435761u + 1;
+    size_t n = 0;
+    while (n + 120 < cap && n < len) {
+        int w;
+        if (style == 0)
+            w = snprintf(buf + n, cap - n,
+                         "{\"user_id\": %u, \"name\": \"%s\", \"email\": \"%s%u@example.com\", "
+                         "\"city\": \"%s\", \"active\": %s},",
+                         id, first[next_rand(&seed) % 6], first[next_rand(&seed) % 6],
+                         next_rand(&seed) % 1000, city[next_rand(&seed) % 6],
+                         next_rand(&seed) % 2 ? "true" : "false");
+        else
+            w = snprintf(buf + n, cap - n, "<item sku='%s' qty='%u' bin='R%02u-S%02u' lot='%08x'/>",
+                         part[next_rand(&seed) % 5], next_rand(&seed) % 500, next_rand(&seed) % 40,
+                         next_rand(&seed) % 20, next_rand(&seed));
+        n += (size_t)w;
+    }
+    return n < len ? n : len;
+}
+
+/* Bytes no compressor shrinks: the top bits of the generator (its low bits
+ * repeat every 2^16 steps). */
+static void random_bytes(uint8_t *buf, size_t len, uint32_t seed)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(next_rand(&seed) >> 16);
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+    char *path = tu_path(dir, name);
+    unlink(path);
+    free(path);
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char *path = tu_path(dir, name);
+    bool there = access(path, F_OK) == 0;
+    free(path);
+    return there;
+}
+
+/* Records of the directory by kind; compressed ones by dictionary. */
+struct census {
+    size_t set, setx_zstd, by_dict[4], other;
+};
+
+static int count_record(const kv_record_info *info, void *ctx)
+{
+    struct census *c = ctx;
+    if (info->status != KV_REC_OK || info->op == KV_OP_DELETE || info->op == KV_OP_META)
+        return 0;
+    if (info->op == KV_OP_SET) {
+        c->set++;
+    } else if (info->op == KV_OP_SETX && (info->attr_flags & KV_ATTR_ZSTD)) {
+        c->setx_zstd++;
+        c->by_dict[info->dict_id < 4 ? info->dict_id : 3]++;
+    } else {
+        c->other++;
+    }
+    return 0;
+}
+
+static struct census census_of(const char *dir)
+{
+    struct census c = {0};
+    assert_kv_ok(kv_scan(dir, count_record, &c));
+    return c;
+}
+
+static void assert_value_and_crc(kv_store *s, const char *key, const void *want, size_t len)
+{
+    void *got = NULL;
+    size_t n = 0;
+    uint32_t crc = 0;
+    assert_kv_ok(kv_get_crc(s, key, strlen(key), &got, &n, &crc));
+    assert_int_equal(n, len);
+    assert_memory_equal(got, want, len);
+    assert_int_equal(crc, (uint32_t)crc32(0, want, (uInt)len));
+    kv_free(got);
+}
+
+/* ---- round trips */
+
+/* Values of random sizes around the threshold, compressible and not, read
+ * back exactly with their CRC-32, after a reopen (replay and snapshot) and
+ * after a compaction; the ones at or above the threshold that compress are
+ * stored as zstd frames, the others as SET records. */
+static void test_values_of_sizes_around_the_threshold_round_trip(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o = zstd_options();
+    kv_store *s = tu_open(f->dir, &o);
+    enum { N = 120 };
+    static uint8_t vals[N][4 * THRESHOLD];
+    size_t lens[N];
+    uint32_t seed = 99;
+    size_t want_zstd = 0, want_raw = 0;
+    for (int i = 0; i < N; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%03d", i);
+        lens[i] = i < 8 ? (size_t)(THRESHOLD - 4 + i) : 1 + next_rand(&seed) % (3 * THRESHOLD);
+        bool text = i % 3 != 0;
+        if (text)
+            json_doc((char *)vals[i], sizeof(vals[i]), (uint32_t)i, lens[i], 0);
+        else
+            random_bytes(vals[i], lens[i], (uint32_t)i);
+        uint32_t crc = 0;
+        assert_kv_ok(kv_put_crc(s, key, strlen(key), vals[i], lens[i], &crc));
+        assert_int_equal(crc, (uint32_t)crc32(0, vals[i], (uInt)lens[i]));
+        if (text && lens[i] >= 2 * THRESHOLD)
+            want_zstd++; /* two objects or more: their field names repeat */
+        if (lens[i] < THRESHOLD || !text)
+            want_raw++;
+    }
+    for (int round = 0; round < 4; round++) {
+        if (round == 1 || round == 3) {
+            assert_kv_ok(kv_close(s));
+            if (round == 3)
+                remove_file(f->dir, "index.snapshot");
+            s = tu_open(f->dir, &o);
+        }
+        if (round == 2)
+            assert_kv_ok(kv_compact(s));
+        for (int i = 0; i < N; i++) {
+            char key[16];
+            snprintf(key, sizeof(key), "k%03d", i);
+            assert_value_and_crc(s, key, vals[i], lens[i]);
+        }
+        struct census c = census_of(f->dir);
+        assert_true(c.setx_zstd >= want_zstd);
+        assert_true(c.set >= want_raw);
+        assert_int_equal(c.set + c.setx_zstd, N);
+    }
+    assert_kv_ok(kv_close(s));
+}
+
+/* A value that does not shrink by 1/32 is stored as it is, in the original
+ * format: random bytes, and text just above the threshold that a frame's
+ * overhead would make longer. */
+static void test_incompressible_values_are_stored_raw(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o = zstd_options();
+    kv_store *s = tu_open(f->dir, &o);
+    static uint8_t noise[200000];
+    random_bytes(noise, sizeof(noise), 5);
+    const size_t sizes[] = {THRESHOLD, 4096, 65536, sizeof(noise)};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "noise-%zu", i);
+        assert_kv_ok(kv_put(s, key, strlen(key), noise, sizes[i]));
+    }
+    assert_kv_ok(kv_close(s));
+    struct census c = census_of(f->dir);
+    assert_int_equal(c.set, 4);
+    assert_int_equal(c.setx_zstd, 0);
+    s = tu_open(f->dir, &o);
+    assert_value_and_crc(s, "noise-3", noise, sizeof(noise));
+    assert_kv_ok(kv_close(s));
+}
+
+/* ---- the dictionary */
+
+#define DOCS 3000
+
+static void put_docs(kv_store *s, int style, size_t len)
+{
+    char doc[2048];
+    for (uint32_t i = 0; i < DOCS; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "doc-%04u", i);
+        size_t n = json_doc(doc, sizeof(doc), i + 7919u * (uint32_t)style, len, style);
+        assert_kv_ok(kv_put(s, key, strlen(key), doc, n));
+    }
+}
+
+static void assert_docs(kv_store *s, int style, size_t len)
+{
+    char doc[2048];
+    for (uint32_t i = 0; i < DOCS; i += 7) {
+        char key[16];
+        snprintf(key, sizeof(key), "doc-%04u", i);
+        size_t n = json_doc(doc, sizeof(doc), i + 7919u * (uint32_t)style, len, style);
+        assert_value_and_crc(s, key, doc, n);
+    }
+}
+
+/* Compaction trains dict-1 from the documents and recompresses them with
+ * it, which makes them smaller; it survives reopen. Documents of another
+ * kind make the next compaction train dict-2, recompress everything with it
+ * and remove dict-1, which no record names any more. */
+static void test_dictionary_is_trained_used_replaced_and_removed(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o = zstd_options();
+    kv_store *s = tu_open(f->dir, &o);
+    put_docs(s, 0, 400);
+    kv_stats before, after;
+    assert_kv_ok(kv_get_stats(s, &before));
+    assert_kv_ok(kv_compact(s));
+    assert_kv_ok(kv_get_stats(s, &after));
+    assert_true(file_exists(f->dir, "dict-1.zdict"));
+    struct census c = census_of(f->dir);
+    assert_int_equal(c.by_dict[1], DOCS);
+    assert_true(after.disk_bytes * 10 < before.live_bytes * 7); /* < 70 % of plain zstd's */
+    assert_docs(s, 0, 400);
+    assert_kv_ok(kv_close(s));
+
+    s = tu_open(f->dir, &o); /* with the snapshot */
+    assert_docs(s, 0, 400);
+    put_docs(s, 0, 600); /* written with dict-1 */
+    assert_int_equal(census_of(f->dir).by_dict[1], 2 * DOCS);
+    assert_kv_ok(kv_close(s));
+    remove_file(f->dir, "index.snapshot");
+    s = tu_open(f->dir, &o); /* by replay */
+    assert_docs(s, 0, 600);
+
+    put_docs(s, 1, 500); /* another vocabulary */
+    assert_kv_ok(kv_compact(s));
+    c = census_of(f->dir);
+    assert_int_equal(c.by_dict[2], DOCS);
+    assert_int_equal(c.by_dict[1], 0);
+    assert_false(file_exists(f->dir, "dict-1.zdict"));
+    assert_true(file_exists(f->dir, "dict-2.zdict"));
+    assert_docs(s, 1, 500);
+    assert_kv_ok(kv_close(s));
+    remove_file(f->dir, "index.snapshot");
+    s = tu_open(f->dir, &o);
+    assert_docs(s, 1, 500);
+    assert_kv_ok(kv_close(s));
+}
+
+/* Compressed values read back when the store is reopened with compression
+ * off, and compaction then keeps them (and their dictionary) as they are. */
+static void test_compressed_values_stay_readable_with_compression_off(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o = zstd_options();
+    kv_store *s = tu_open(f->dir, &o);
+    put_docs(s, 0, 400);
+    assert_kv_ok(kv_compact(s));
+    assert_kv_ok(kv_close(s));
+    o.compression = KV_COMPRESS_NONE;
+    s = tu_open(f->dir, &o);
+    assert_docs(s, 0, 400);
+    assert_kv_ok(kv_put(s, "plain", 5, "{\"a\": 1}", 8));
+    assert_kv_ok(kv_compact(s));
+    assert_true(file_exists(f->dir, "dict-1.zdict"));
+    assert_int_equal(census_of(f->dir).by_dict[1], DOCS);
+    assert_docs(s, 0, 400);
+    assert_kv_ok(kv_close(s));
+}
+
+/* ---- damage */
+
+struct log_watch {
+    const char *want;
+    bool seen;
+};
+
+static void watch_log(kv_log_level level, const char *msg, void *ctx)
+{
+    (void)level;
+    struct log_watch *w = ctx;
+    if (strstr(msg, w->want))
+        w->seen = true;
+}
+
+/* Finds the one SETX record of the only segment; *payload_at is where its
+ * payload starts. */
+static size_t find_setx(const uint8_t *seg, size_t len, size_t *payload_at)
+{
+    size_t off = 0;
+    while (off + RECORD_OVERHEAD <= len) {
+        struct record_header h;
+        assert_true(record_decode_header(seg + off, &h));
+        if (h.op == KV_OP_SETX) {
+            *payload_at = off + RECORD_HEADER_LEN + h.key_len;
+            return off;
+        }
+        off += record_size(h.key_len, h.val_len);
+    }
+    fail_msg("no SETX record");
+    return 0;
+}
+
+/* A compressed record whose bytes are damaged reads as KV_ECORRUPT, never
+ * as wrong bytes: when its checksum catches it, and when the damage comes
+ * with a checksum that matches (the frame then does not decode to the
+ * recorded length and CRC-32). */
+static void test_damaged_compressed_record_reads_as_corrupt(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o = zstd_options();
+    char doc[1024];
+    size_t n = json_doc(doc, sizeof(doc), 1, 900, 0);
+    for (int forged = 0; forged < 2; forged++) {
+        tu_rmtree(f->dir);
+        kv_store *s = tu_open(f->dir, &o);
+        assert_kv_ok(kv_put(s, "k", 1, doc, n));
+        assert_kv_ok(kv_put(s, "other", 5, "x", 1));
+        assert_kv_ok(kv_close(s));
+        char *path = tu_path(f->dir, "segment-1.dat");
+        size_t len, payload;
+        uint8_t *seg = tu_read_file(path, &len);
+        size_t off = find_setx(seg, len, &payload);
+        struct record_header h;
+        assert_true(record_decode_header(seg + off, &h));
+        size_t end = off + record_size(h.key_len, h.val_len);
+        seg[end - RECORD_TRAILER_LEN - 3] ^= 0x5a; /* a byte of the frame */
+        if (forged)
+            put_u32(seg + end - RECORD_TRAILER_LEN,
+                    record_crc_update(0, seg + off + 2, end - RECORD_TRAILER_LEN - off - 2));
+        tu_write_file(path, seg, len);
+        free(seg);
+        free(path);
+        s = tu_open(f->dir, &o);
+        void *v = (void *)0x1;
+        size_t vn = 7;
+        assert_kv_rc(kv_get(s, "k", 1, &v, &vn), KV_ECORRUPT);
+        assert_ptr_equal(v, (void *)0x1);
+        kv_stats st;
+        assert_kv_ok(kv_get_stats(s, &st));
+        assert_true(st.checksum_errors >= 1);
+        tu_assert_str(s, "other", "x");
+        assert_kv_ok(kv_close(s));
+    }
+}
+
+/* A dictionary file that is gone, or damaged, stops the open with
+ * KV_ECORRUPT and a log line that names the file: with the snapshot (which
+ * lists it) and without. */
+static void test_missing_or_damaged_dictionary_stops_the_open(void **state)
+{
+    struct tu_fixture *f = *state;
+    for (int damage = 0; damage < 2; damage++) {
+        for (int snapshot = 0; snapshot < 2; snapshot++) {
+            tu_rmtree(f->dir);
+            kv_options o = zstd_options();
+            kv_store *s = tu_open(f->dir, &o);
+            put_docs(s, 0, 300);
+            assert_kv_ok(kv_compact(s));
+            assert_kv_ok(kv_close(s));
+            if (!snapshot)
+                remove_file(f->dir, "index.snapshot");
+            char *dict = tu_path(f->dir, "dict-1.zdict");
+            if (damage)
+                tu_flip_byte(dict, 100);
+            else
+                unlink(dict);
+            free(dict);
+            struct log_watch w = {.want = "dict-1.zdict"};
+            o.log_fn = watch_log;
+            o.log_ctx = &w;
+            s = NULL;
+            assert_kv_rc(kv_open(f->dir, &o, &s), KV_ECORRUPT);
+            assert_null(s);
+            assert_true(w.seen);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_values_of_sizes_around_the_threshold_round_trip,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_incompressible_values_are_stored_raw, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_dictionary_is_trained_used_replaced_and_removed,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_compressed_values_stay_readable_with_compression_off,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_compressed_record_reads_as_corrupt, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_or_damaged_dictionary_stops_the_open, tu_setup,
+                                        tu_teardown),
+    };
+    return tu_run_tests(tests, argc, argv);
+}
