@@ -7,6 +7,8 @@
  *   overwrite         random keys again (now the store holds dead data)
  *   readrandom        random keys that are present (per --threads count)
  *   readmissing       keys that are absent (per --threads count)
+ *   seekrandom        a range read from a random key: the 100 keys from it
+ *                     in order (per --threads count)
  *   readwhilewriting  readrandom while one more thread overwrites
  *   compact           a full compaction, and readwhilecompacting: the read
  *                     latency of one reader during it against before it
@@ -205,8 +207,11 @@ static void run_repeated(struct bench *b, const char *name, const struct work_sp
     if (n == b->o->repeat) {
         struct report_row row = row_of(b, name, spec->threads);
         int m = median_run(b, runs, n, &row);
-        report_add(&row, "found_pct",
-                   runs[m].ops ? 100.0 * (double)runs[m].found / (double)runs[m].ops : 0);
+        double per_op = runs[m].ops ? (double)runs[m].found / (double)runs[m].ops : 0;
+        if (spec->op == WORK_SCAN)
+            report_add(&row, "keys_per_scan", per_op);
+        else
+            report_add(&row, "found_pct", 100.0 * per_op);
         emit(b, &row, &runs[m]);
     }
     free(runs);
@@ -521,6 +526,12 @@ static void run_all(struct bench *b)
         workload_reads(b, "readrandom", WORK_GET, 100);
     if (options_wants(o, "readmissing") && ensure_filled(b) == 0)
         workload_reads(b, "readmissing", WORK_GET_MISSING, 200);
+    if (options_wants(o, "seekrandom") && ensure_filled(b) == 0) {
+        if (b->engine->scan)
+            workload_reads(b, "seekrandom", WORK_SCAN, 300);
+        else
+            emit_unsupported(b, "seekrandom");
+    }
     if (options_wants(o, "readwhilewriting") && ensure_filled(b) == 0)
         workload_readwhilewriting(b);
     if (options_wants(o, "compact") && ensure_filled(b) == 0)

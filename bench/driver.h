@@ -69,6 +69,11 @@ struct bench_engine {
     /* 0 whether or not the key was there, or BENCH_ERROR. */
     int (*del)(void *db, void *t, const char *key, size_t key_len);
 
+    /* Optional. Reads, in key order, up to count keys from the first one at
+     * or after start (fewer at the end of the store), as a range read or a
+     * cursor does; *found receives how many it read. Keys only: values are
+     * not read where the engine can avoid it. 0, or BENCH_ERROR. */
+    int (*scan)(void *db, void *t, const char *start, size_t start_len, int count, int *found);
     /* Optional. Compacts the whole store, in the calling thread, while other
      * threads go on reading. 0 or -1. */
     int (*compact)(void *db);

@@ -85,6 +85,34 @@ static int kvs_del(void *db, void *t, const char *key, size_t key_len)
     return 0;
 }
 
+struct scan_count {
+    int n;
+};
+
+static int count_key(const void *key, size_t key_len, const void *val, size_t val_len, void *ctx)
+{
+    (void)key;
+    (void)key_len;
+    (void)val;
+    (void)val_len;
+    ((struct scan_count *)ctx)->n++;
+    return 0;
+}
+
+static int kvs_scan(void *db, void *t, const char *start, size_t start_len, int count, int *found)
+{
+    (void)t;
+    struct scan_count c = {0};
+    kv_range_opts r = {.start = start, .start_len = start_len, .limit = (size_t)count};
+    int rc = kv_range(db, &r, count_key, &c);
+    if (rc != 0) {
+        bench_report_error(&engine, "kv_range", kv_strerror(rc));
+        return BENCH_ERROR;
+    }
+    *found = c.n;
+    return 0;
+}
+
 static int kvs_compact(void *db)
 {
     int rc = kv_compact(db);
@@ -146,6 +174,7 @@ static const struct bench_engine engine = {
     .put = kvs_put,
     .get = kvs_get,
     .del = kvs_del,
+    .scan = kvs_scan,
     .compact = kvs_compact,
     .compaction_bytes = kvs_compaction_bytes,
     .index_bytes = kvs_index_bytes,

@@ -10,6 +10,7 @@
  * read-only transaction per thread, reset and renewed around each get, the
  * idiom LMDB's documentation gives for fast repeated reads; the value is
  * copied out of the map, as a caller that keeps it past the transaction must.
+ * A scan is a cursor in the same kind of transaction, each key copied out.
  * LMDB has no compaction (a B+tree reuses its free pages in place).
  */
 #include <errno.h>
@@ -31,9 +32,11 @@ struct lmdb_db {
 };
 
 struct lthread {
-    MDB_txn *read; /* NULL until the thread's first get */
-    char *buf;     /* where a value read is copied */
+    MDB_txn *read;    /* NULL until the thread's first get */
+    MDB_cursor *scan; /* NULL until the thread's first scan; renewed with read */
+    char *buf;        /* where a value read is copied */
     size_t cap;
+    char keys[256]; /* where a scan copies each key */
 };
 
 static const struct bench_engine engine;
@@ -132,6 +135,8 @@ static void lm_thread_end(void *db, void *tp)
     struct lthread *t = tp;
     if (!t)
         return;
+    if (t->scan)
+        mdb_cursor_close(t->scan);
     if (t->read)
         mdb_txn_abort(t->read);
     free(t->buf);
@@ -210,6 +215,43 @@ static int lm_get(void *db, void *tp, const char *key, size_t key_len, const cha
     return result;
 }
 
+/* A cursor in the thread's read transaction: MDB_SET_RANGE to the start,
+ * then MDB_NEXT, each key copied out as a caller that keeps it must. */
+static int lm_scan(void *db, void *tp, const char *start, size_t start_len, int count, int *found)
+{
+    struct lmdb_db *l = db;
+    struct lthread *t = tp;
+    if (!t)
+        return failed("thread setup", ENOMEM);
+    int rc = t->read ? mdb_txn_renew(t->read) : mdb_txn_begin(l->env, NULL, MDB_RDONLY, &t->read);
+    if (rc != 0) {
+        t->read = NULL;
+        return failed("mdb_txn_begin(read)", rc);
+    }
+    rc = t->scan ? mdb_cursor_renew(t->read, t->scan) : mdb_cursor_open(t->read, l->dbi, &t->scan);
+    if (rc != 0) {
+        t->scan = NULL;
+        mdb_txn_reset(t->read);
+        return failed("mdb_cursor_open", rc);
+    }
+    MDB_val k = {.mv_size = start_len, .mv_data = (void *)start};
+    MDB_val v;
+    int n = 0;
+    rc = mdb_cursor_get(t->scan, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && n < count) {
+        size_t len = k.mv_size < sizeof(t->keys) ? k.mv_size : sizeof(t->keys);
+        memcpy(t->keys, k.mv_data, len);
+        n++;
+        if (n < count)
+            rc = mdb_cursor_get(t->scan, &k, &v, MDB_NEXT);
+    }
+    mdb_txn_reset(t->read);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return failed("mdb_cursor_get", rc);
+    *found = n;
+    return 0;
+}
+
 static const struct bench_engine engine = {
     .name = "lmdb",
     .settings = "one write transaction per put; fast: MDB_NOSYNC|MDB_NOMETASYNC; durable: "
@@ -222,6 +264,7 @@ static const struct bench_engine engine = {
     .put = lm_put,
     .get = lm_get,
     .del = lm_del,
+    .scan = lm_scan,
 };
 
 int main(int argc, char **argv)

@@ -38,7 +38,7 @@ struct bench_options {
 
 /* The workloads in the order they run; --benchmarks picks among them. */
 #define BENCH_ALL_WORKLOADS                                                                        \
-    "fillrandom,memory,overwrite,readrandom,readmissing,readwhilewriting,compact,"                 \
+    "fillrandom,memory,overwrite,readrandom,readmissing,seekrandom,readwhilewriting,compact,"      \
     "readcompacted,open,deleterandom,fillseq,fillsync"
 
 /* Fills *o from argv (defaults first). Returns 0 to run, 1 when --help was

@@ -21,7 +21,7 @@ PEERS = ["leveldb", "rocksdb", "lmdb", "redis"]
 TITLES = {"mini-kvstore": "mini-kvstore", "leveldb": "LevelDB", "rocksdb": "RocksDB",
           "lmdb": "LMDB", "redis": "Redis"}
 # Throughput workloads, in the order the table shows them.
-THROUGHPUT = ["fillseq", "fillrandom", "overwrite", "readrandom", "readmissing",
+THROUGHPUT = ["fillseq", "fillrandom", "overwrite", "readrandom", "readmissing", "seekrandom",
               "readwhilewriting", "readwhilecompacting", "deleterandom", "fillsync"]
 
 
@@ -319,10 +319,30 @@ def targets_table(run):
                            fmt_ratio(replay / snap) if snap and replay else "—")))
     idx = run.value(ours, "memory", "index_bytes_per_key")
     ks = (run.config(ours) or {}).get("key_size")
-    lines.append(check("index memory", "≤ key length + 32 bytes per key",
-                       (ks + 32) / idx if idx and ks else None, 1.0,
+    lines.append(check("index memory, the ordered index included",
+                       "≤ key length + 40 bytes per key",
+                       (ks + 40) / idx if idx and ks else None, 1.0,
                        "%s bytes per key (limit %s)" % (fmt_num(idx, 1),
-                                                        fmt_num(ks + 32 if ks else None, 0))))
+                                                        fmt_num(ks + 40 if ks else None, 0))))
+    seek = run.value(ours, "seekrandom", "p50_us")
+    lm_seek = run.value("lmdb", "seekrandom", "p50_us")
+    lines.append(check("seekrandom: 100 keys from a random key", "median ≤ 0.1 ms",
+                       100.0 / seek if seek else None, 1.0,
+                       "p50 %s µs (LMDB's cursor: %s µs)" % (fmt_num(seek, 2),
+                                                            fmt_num(lm_seek, 2))))
+    page = run.get("volume-server", "http-list-page", 1)
+    p50 = page.get("p50_ms") if page else None
+    lines.append(check("HTTP: a page of 100 keys from a random key", "median ≤ 1 ms",
+                       1.0 / p50 if p50 else None, 1.0,
+                       "p50 %s ms among %s keys" % (fmt_num(p50, 2),
+                                                    fmt_num(page.get("keys") if page else None,
+                                                            0))))
+    walk = run.get("volume-server", "http-list-all", 1)
+    secs = walk.get("secs") if walk else None
+    lines.append(check("HTTP: every key by pages of 1,000", "≤ 3 s",
+                       3.0 / secs if secs else None, 1.0,
+                       "%s s for %s keys" % (fmt_num(secs, 2),
+                                             fmt_num(walk.get("keys") if walk else None, 0))))
     comp = run.value(ours, "compact", "live_mb_per_s")
     seq = run.value("machine", "seqwrite", "mb_per_s")
     lines.append(check("compact", "live data moved at ≥ 50 % of sequential write bandwidth", comp,
@@ -529,6 +549,9 @@ In the order they run, each engine in its own process (`build/bench/kvbench`,
 - **overwrite**: as many writes again, keys drawn at random.
 - **readrandom**: gets of keys drawn at random, all present; per reader thread count.
 - **readmissing**: gets of keys that are absent (same length, a first byte no key has).
+- **seekrandom**: a range read from a key drawn at random: the 100 keys from it on, in order
+  (mini-kvstore's `kv_range`, an LMDB cursor, a LevelDB and RocksDB iterator), keys copied out;
+  per reader thread count.
 - **readwhilewriting**: readrandom while one more thread overwrites random keys as fast as it
   can; the row is the readers', the writer's rate is in the JSON output.
 - **compact**: a full compaction (`kv_compact`, LevelDB/RocksDB `CompactRange` over all keys;
@@ -545,7 +568,7 @@ In the order they run, each engine in its own process (`build/bench/kvbench`,
   writer thread count: `--sync-num` writes up to 4 threads and a quarter of that per thread
   above (2,000 and 500 by default), at most `--sync-duration` seconds per row.
 
-readrandom, readmissing and fillsync (each run into a fresh store) run `--repeat` times
+readrandom, readmissing, seekrandom and fillsync (each run into a fresh store) run `--repeat` times
 (3 in `make bench`) and the median run is reported; the disk limits run as often and report
 their fastest run (a limit is what the machine can do: other work on it only lowers it). Every workload but
 fillsync uses each engine's fast write mode. Latency is measured around

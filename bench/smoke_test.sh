@@ -16,8 +16,9 @@ if [[ $(basename "$prog") == kvbench-limits ]]; then
 else
     args=(--dir "$workdir" --num 2000 --sync-num 20 --sync-threads "1,4,16,64" --threads "1,2"
           --duration 2 --sync-duration 1 --repeat 2 --verify --json)
-    expected=(config fillrandom memory overwrite readrandom readmissing readwhilewriting
-              compact readwhilecompacting readcompacted open deleterandom fillseq fillsync)
+    expected=(config fillrandom memory overwrite readrandom readmissing seekrandom
+              readwhilewriting compact readwhilecompacting readcompacted open deleterandom fillseq
+              fillsync)
 fi
 
 rc=0

@@ -61,6 +61,17 @@ static void do_op(struct worker *w, void *t, uint64_t k, char *key)
     case WORK_DELETE:
         rc = e->del(tg->db, t, key, ks->key_size);
         break;
+    case WORK_SCAN: {
+        /* Keys are numbers in byte order: from key k there are num - k. */
+        int found = 0;
+        uint64_t left = ks->num - k;
+        int want = left < WORK_SCAN_KEYS ? (int)left : WORK_SCAN_KEYS;
+        rc = e->scan(tg->db, t, key, ks->key_size, WORK_SCAN_KEYS, &found);
+        w->res.found += (uint64_t)found;
+        if (rc == 0 && found != want)
+            w->res.mismatches++;
+        break;
+    }
     case WORK_GET:
     case WORK_GET_MISSING:
     default:

@@ -21,7 +21,10 @@ struct bench_target {
     bool verify; /* compare every value read */
 };
 
-enum work_op { WORK_PUT, WORK_GET, WORK_GET_MISSING, WORK_DELETE };
+enum work_op { WORK_PUT, WORK_GET, WORK_GET_MISSING, WORK_DELETE, WORK_SCAN };
+
+/* Keys a WORK_SCAN operation reads from its start key. */
+#define WORK_SCAN_KEYS 100
 
 enum work_keys {
     KEYS_SEQUENTIAL, /* operation i uses key i */
@@ -42,9 +45,10 @@ struct work_spec {
 struct work_result {
     struct hist lat;
     uint64_t ops;        /* operations done */
-    uint64_t found;      /* gets that found their key */
+    uint64_t found;      /* gets that found their key; keys scans read */
     uint64_t errors;     /* operations the engine failed */
-    uint64_t mismatches; /* gets that returned other bytes than were written */
+    uint64_t mismatches; /* gets that returned other bytes than were written, scans
+                            that read another number of keys than the store holds */
     double secs;         /* from the first thread's start to the last one's end */
 };
 

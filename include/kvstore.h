@@ -328,6 +328,28 @@ KV_API int kv_get(kv_store *s, const void *key, size_t key_len, void **val, size
 KV_API int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len,
                       uint32_t *value_crc);
 
+/* What kv_stat() tells of a key. */
+typedef struct kv_stat_info {
+    uint64_t size;         /* bytes of the value, as kv_get returns it */
+    uint32_t value_crc;    /* CRC-32 (zlib's crc32) of the value: what kv_get_crc gives */
+    uint64_t expire_at_ms; /* when the key expires, ms since the Unix epoch; 0: never */
+    uint64_t position;     /* where its record lies (never 0): kv_key_at gives the key back */
+} kv_stat_info;
+
+/*
+ * The size, CRC-32 and expiry of key's value, without reading the value:
+ * from its record's header, its attributes and its checksum (the value's
+ * CRC-32 is derived from the record's, which covers the value: see
+ * docs/FORMAT.md), a few bytes at each end of the record however large the
+ * value. The value's bytes are not checked here (kv_get checks them); the
+ * record's header and key are. A key whose expiry has passed is absent, as
+ * for kv_get. Codes: KV_ENOTFOUND, KV_EINVAL (NULL
+ * argument, bad key length), KV_ECORRUPT (the record does not match the
+ * index), KV_EFORMAT (attributes this version does not know), KV_EIO,
+ * KV_ENOMEM.
+ */
+KV_API int kv_stat(kv_store *s, const void *key, size_t key_len, kv_stat_info *out);
+
 /* Releases memory returned by kv_get(). NULL is accepted. */
 KV_API void kv_free(void *p);
 
@@ -510,6 +532,75 @@ KV_API int kv_compact(kv_store *s);
  */
 KV_API int kv_save_snapshot(kv_store *s);
 
+/* ---- Ordered reads ---- */
+
+/* Flags of kv_range_opts. */
+#define KV_RANGE_AFTER  0x1u /* start is exclusive: keys strictly after it */
+#define KV_RANGE_VALUES 0x2u /* hand each key's value to fn too */
+
+/* Keys one consistent page of kv_range holds at most (fewer when they are
+ * long: a page holds about 1 MiB of keys and values at most, and at least
+ * one key). */
+#define KV_RANGE_PAGE 1024u
+
+/* What kv_range reads. Zero-initialise it and set what you need: all zero
+ * reads every key. */
+typedef struct kv_range_opts {
+    const void *start;  /* from this key on (KV_RANGE_AFTER: from the first key after it) */
+    size_t start_len;   /* 0: from the first key of the store */
+    const void *end;    /* up to this key, which is not read itself */
+    size_t end_len;     /* 0: to the last key of the store */
+    const void *prefix; /* only the keys that start with these bytes */
+    size_t prefix_len;  /* 0: every key */
+    size_t limit;       /* at most this many keys; 0: no limit */
+    unsigned flags;     /* KV_RANGE_AFTER, KV_RANGE_VALUES */
+} kv_range_opts;
+
+/* Called once per key by kv_range(), in ascending byte order (memcmp, the
+ * shorter first when one key begins the other). key and val are valid only
+ * during the call; val is NULL and val_len 0 unless KV_RANGE_VALUES. Return
+ * 0 to go on, any other value to stop; kv_range() then returns that value. */
+typedef int (*kv_entry_fn)(const void *key, size_t key_len, const void *val, size_t val_len,
+                           void *ctx);
+
+/*
+ * Calls fn for the keys in [start, end) (or (start, end) with KV_RANGE_AFTER)
+ * that start with prefix, at most limit of them, in ascending order. Any
+ * bound may be absent (length 0) and need not be a key of the store. The
+ * cost is O(log n) to find the first key and O(1) per key read after it,
+ * whatever the size of the store.
+ *
+ * The keys are read a page at a time (up to KV_RANGE_PAGE keys), each page
+ * a consistent view of the store taken under one hold of the index's read
+ * lock; fn runs without any lock held, so it may call back into the store.
+ * So a call whose limit is at most KV_RANGE_PAGE sees one consistent view.
+ * Between the pages of a longer one the store may change: a key present
+ * throughout is read exactly once, and a key written or removed meanwhile
+ * may or may not be. With KV_RANGE_VALUES each value is the one its key had
+ * when its page was taken, checked against its record's checksum and
+ * decompressed, and a key whose expiry has passed when its value is read is
+ * left out (so a page may hold fewer keys than limit asks).
+ *
+ * Codes: KV_EINVAL (NULL s, r or fn; a NULL bound with a non-zero length;
+ * an unknown flag), KV_ENOMEM, KV_ECORRUPT or KV_EIO (a value could not be
+ * read; the keys before it were handed to fn), or fn's non-zero return.
+ */
+KV_API int kv_range(kv_store *s, const kv_range_opts *r, kv_entry_fn fn, void *ctx);
+
+/*
+ * The key whose position kv_stat gave (kv_stat_info.position): a number
+ * below 2^63 that names the record the key's value was in, so that a
+ * listing can go on after a key with nothing but a number in hand (what
+ * Redis's SCAN cursor must be). The log keeps a record after its key is
+ * overwritten or deleted, so the key comes back until a compaction removes
+ * the segment that held it; a position outlives a restart. On success *key
+ * is a new allocation of *key_len bytes (and a zero byte), released with
+ * kv_free(). Codes: KV_ENOTFOUND (a compaction has removed its segment
+ * since), KV_EINVAL (NULL argument, or a number that is no position of this
+ * store: no such segment ever, or no record there), KV_EIO, KV_ENOMEM.
+ */
+KV_API int kv_key_at(kv_store *s, uint64_t position, void **key, size_t *key_len);
+
 /* ---- Backups ---- */
 
 /* Flags of kv_backup and kv_backup_dir. */
@@ -611,11 +702,10 @@ typedef int (*kv_key_fn)(const void *key, size_t key_len, void *ctx);
 /*
  * Calls fn for the keys that start with prefix (prefix_len 0: every key) and
  * sort strictly after `after` (after_len 0: from the first), at most limit of
- * them (0: no limit), in ascending order. The keys are a consistent view of
- * the index at the time of the call; fn runs without any lock held, so it may
- * call back into the store. Costs O(n log limit) over the n keys of the store.
- * Codes: KV_EINVAL (NULL handle or fn, NULL prefix or after with a non-zero
- * length), KV_ENOMEM, or fn's non-zero return.
+ * them (0: no limit), in ascending order: kv_range with a prefix, a start
+ * with KV_RANGE_AFTER and a limit, for keys only, and as consistent. Costs
+ * O(log n + keys read). Codes: KV_EINVAL (NULL handle or fn, NULL prefix or
+ * after with a non-zero length), KV_ENOMEM, or fn's non-zero return.
  */
 KV_API int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const void *after,
                    size_t after_len, size_t limit, kv_key_fn fn, void *ctx);

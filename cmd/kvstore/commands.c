@@ -205,6 +205,16 @@ struct key_walk {
     uint64_t count;
 };
 
+static int on_key(const void *key, size_t len, void *arg);
+
+/* kv_range's callback: keys only, as kv_list's. */
+static int on_range_key(const void *key, size_t len, const void *val, size_t val_len, void *arg)
+{
+    (void)val;
+    (void)val_len;
+    return on_key(key, len, arg);
+}
+
 static int on_key(const void *key, size_t len, void *arg)
 {
     struct key_walk *w = arg;
@@ -217,15 +227,49 @@ static int on_key(const void *key, size_t len, void *arg)
     return 0;
 }
 
-/* Lists (print) or counts the keys that start with prefix, in order. */
-static enum cli_status walk_keys(struct cli *cli, const char *what, const cli_word *prefix,
-                                 bool print, uint64_t *count)
+/* Byte order of keys: memcmp, the shorter first when one begins the other. */
+static int key_cmp(const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+    if (c != 0)
+        return c;
+    return a_len < b_len ? -1 : a_len > b_len;
+}
+
+/* A range over --connect: the server's SCAN hands the keys of the prefix
+ * over in byte order; those before start are passed over, and the walk
+ * stops at end. */
+struct remote_range_walk {
+    const kv_range_opts *r;
+    struct key_walk *w;
+};
+
+#define RANGE_PAST_END 2
+
+static int on_remote_range_key(const void *key, size_t len, void *arg)
+{
+    const struct remote_range_walk *rw = arg;
+    const kv_range_opts *r = rw->r;
+    if (r->end_len && key_cmp(key, len, r->end, r->end_len) >= 0)
+        return RANGE_PAST_END;
+    if (r->start_len && key_cmp(key, len, r->start, r->start_len) < 0)
+        return 0;
+    return on_key(key, len, rw->w);
+}
+
+static int remote_range(struct cli *cli, const kv_range_opts *r, struct key_walk *w)
+{
+    struct remote_range_walk rw = {.r = r, .w = w};
+    int rc = remote_list(cli, r->prefix, r->prefix_len, 0, on_remote_range_key, &rw);
+    return rc == RANGE_PAST_END ? 0 : rc;
+}
+
+/* Lists (print) or counts the keys of range r, in order. */
+static enum cli_status walk_range(struct cli *cli, const char *what, const kv_range_opts *r,
+                                  bool print, uint64_t *count)
 {
     struct key_walk w = {.cli = cli, .print = print};
-    const char *p = prefix ? prefix->data : NULL;
-    size_t p_len = prefix ? prefix->len : 0;
-    int rc = cli->remote ? remote_list(cli, p, p_len, 0, on_key, &w)
-                         : kv_list(cli->store, p, p_len, NULL, 0, 0, on_key, &w);
+    int rc = cli->remote ? remote_range(cli, r, &w) : kv_range(cli->store, r, on_range_key, &w);
     if (rc == 1) {
         cli_error(cli, "%s: interrupted", what);
         return CLI_ERROR;
@@ -241,6 +285,15 @@ static enum cli_status walk_keys(struct cli *cli, const char *what, const cli_wo
     return CLI_OK;
 }
 
+/* Lists (print) or counts the keys that start with prefix, in order. */
+static enum cli_status walk_keys(struct cli *cli, const char *what, const cli_word *prefix,
+                                 bool print, uint64_t *count)
+{
+    kv_range_opts r = {.prefix = prefix ? prefix->data : NULL,
+                       .prefix_len = prefix ? prefix->len : 0};
+    return walk_range(cli, what, &r, print, count);
+}
+
 static enum cli_status cmd_list(struct cli *cli)
 {
     return walk_keys(cli, "list", NULL, true, NULL);
@@ -250,6 +303,17 @@ static enum cli_status cmd_scan(struct cli *cli, const cli_word *args, size_t n)
 {
     (void)n;
     return walk_keys(cli, "scan", &args[0], true, NULL);
+}
+
+/* The keys from start on, up to end when given (not included). */
+static enum cli_status cmd_range(struct cli *cli, const cli_word *args, size_t n)
+{
+    kv_range_opts r = {.start = args[0].data, .start_len = args[0].len};
+    if (n == 2) {
+        r.end = args[1].data;
+        r.end_len = args[1].len;
+    }
+    return walk_range(cli, "range", &r, true, NULL);
 }
 
 static enum cli_status cmd_count(struct cli *cli, const cli_word *args, size_t n)
@@ -371,6 +435,8 @@ static const struct command commands[] = {
     {"list", "", "print every key, sorted", 0, 0, false, false, STORE_READ, NULL, cmd_list},
     {"scan", "<prefix>", "print the keys that start with prefix, sorted", 1, 1, false, true,
      STORE_READ, cmd_scan, NULL},
+    {"range", "<start> [end]", "print the keys from start up to end (not included), sorted", 1, 2,
+     false, true, STORE_READ, cmd_range, NULL},
     {"count", "[prefix]", "print the number of keys (that start with prefix)", 0, 1, false, true,
      STORE_READ, cmd_count, NULL},
     {"stats", "", "show the store's statistics", 0, 0, false, false, STORE_READ, NULL, cmd_stats},

@@ -198,6 +198,18 @@ int blob_get(struct blob_store *bs, const void *key, size_t key_len, void **val,
     return kv_get_crc(bs->kv, key, key_len, val, len, etag);
 }
 
+int blob_stat(struct blob_store *bs, const void *key, size_t key_len, uint64_t *size,
+              uint32_t *etag)
+{
+    kv_stat_info st;
+    int rc = kv_stat(bs->kv, key, key_len, &st);
+    if (rc == 0) {
+        *size = st.size;
+        *etag = st.value_crc;
+    }
+    return rc;
+}
+
 int blob_delete(struct blob_store *bs, const void *key, size_t key_len,
                 const struct blob_cond *cond)
 {

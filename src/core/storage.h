@@ -115,6 +115,14 @@ int blob_get(struct blob_store *bs, const void *key, size_t key_len, void **val,
              uint32_t *etag);
 
 /*
+ * The size and etag of the blob of key, without reading its bytes
+ * (kv_stat): for HEAD and a conditional GET. Codes: KV_ENOTFOUND, and
+ * kv_stat's codes.
+ */
+int blob_stat(struct blob_store *bs, const void *key, size_t key_len, uint64_t *size,
+              uint32_t *etag);
+
+/*
  * Deletes the blob of key if cond (NULL: none) holds. Deleting an absent blob
  * without a precondition succeeds. Codes: BLOB_EPRECONDITION, kv_delete's.
  */

@@ -205,8 +205,41 @@ static void reply_range(struct vs_request *r, void *val, size_t len, uint64_t fi
     vs_reply_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
 }
 
+/* HEAD, and a GET whose If-None-Match names the blob's etag, need only its
+ * size and etag: kv_stat, without reading the bytes. Returns true when that
+ * answered the request. */
+static bool blob_read_head(struct vs_request *r)
+{
+    struct blob_etag_list inm;
+    bool conditional =
+        r->if_none_match != NULL && http_parse_etag_list(r->if_none_match, true, &inm) == 0;
+    if (r->method != VS_HEAD && !conditional)
+        return false;
+    uint64_t size = 0;
+    uint32_t etag = 0;
+    int rc = blob_stat(r->app->store, r->key, r->key_len, &size, &etag);
+    if (rc != 0) {
+        vs_reply_store_error(r, rc);
+        return true;
+    }
+    if (conditional && (inm.any || blob_etag_list_has(&inm, etag))) {
+        /* MHD 0.9.75 adds "Content-Length: 0" to a 304 whatever is set. */
+        vs_reply_empty(r, MHD_HTTP_NOT_MODIFIED);
+        add_etag_header(r, etag);
+        return true;
+    }
+    if (r->method != VS_HEAD)
+        return false; /* a GET of a blob the list does not name: read it */
+    vs_reply_head(r, MHD_HTTP_OK, size, "application/octet-stream");
+    add_etag_header(r, etag);
+    vs_reply_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    return true;
+}
+
 static void blob_read(struct vs_request *r)
 {
+    if (blob_read_head(r))
+        return;
     void *val = NULL;
     size_t len = 0;
     uint32_t etag = 0;
@@ -218,8 +251,8 @@ static void blob_read(struct vs_request *r)
     struct blob_etag_list inm;
     if (r->if_none_match != NULL && http_parse_etag_list(r->if_none_match, true, &inm) == 0 &&
         (inm.any || blob_etag_list_has(&inm, etag))) {
+        /* It changed to a value the list names between the stat and now. */
         kv_free(val);
-        /* MHD 0.9.75 adds "Content-Length: 0" to a 304 whatever is set. */
         vs_reply_empty(r, MHD_HTTP_NOT_MODIFIED);
         add_etag_header(r, etag);
         return;
@@ -227,7 +260,7 @@ static void blob_read(struct vs_request *r)
     uint64_t first = 0;
     uint64_t last = 0;
     enum http_range range = HTTP_RANGE_NONE;
-    if (r->method == VS_GET && r->range != NULL && if_range_holds(r->if_range, etag))
+    if (r->range != NULL && if_range_holds(r->if_range, etag))
         range = http_parse_range(r->range, len, &first, &last);
     if (range == HTTP_RANGE_UNSATISFIABLE) {
         char content_range[48];
@@ -307,19 +340,51 @@ bool handlers_write_done(struct vs_request *r, int rc)
     return false;
 }
 
-/* What GET /blobs gathers from kv_list. */
+/* ---- GET /blobs: keys in byte order, a page at a time or all of them */
+
+/* The query of GET /blobs. */
+struct list_query {
+    char *prefix, *start, *end, *after;
+    size_t prefix_len, start_len, end_len, after_len;
+    size_t limit; /* 0: the whole listing, streamed */
+};
+
+static void list_query_free(struct list_query *q)
+{
+    free(q->prefix);
+    free(q->start);
+    free(q->end);
+    free(q->after);
+}
+
+/* The range of kv_range that the query asks for, from start or after. */
+static kv_range_opts list_range(const struct list_query *q)
+{
+    kv_range_opts o = {.prefix = q->prefix,
+                       .prefix_len = q->prefix_len,
+                       .end = q->end,
+                       .end_len = q->end_len,
+                       .start = q->after ? q->after : q->start,
+                       .start_len = q->after ? q->after_len : q->start_len,
+                       .flags = q->after ? KV_RANGE_AFTER : 0};
+    return o;
+}
+
+/* What a page of GET /blobs gathers from kv_range. */
 struct listing {
     json_t *keys;
-    size_t limit; /* 0: no limit */
+    size_t limit; /* the page's keys; one more tells whether another page follows */
     size_t seen;
     bool more;  /* a key beyond the page exists */
-    char *last; /* the page's last key, when limited */
+    char *last; /* the page's last key */
     size_t last_len;
     bool failed;
 };
 
-static int list_one(const void *key, size_t key_len, void *ctx)
+static int list_one(const void *key, size_t key_len, const void *val, size_t val_len, void *ctx)
 {
+    (void)val;
+    (void)val_len;
     struct listing *l = ctx;
     if (l->limit != 0 && l->seen == l->limit) {
         l->more = true;
@@ -380,11 +445,30 @@ static int parse_limit(struct vs_request *r, size_t *limit)
     if (ok)
         v = strtoull(text, NULL, 10);
     free(text);
-    if (!ok || v == 0) {
-        vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Invalid limit: expected a whole number from 1");
+    if (!ok || v == 0 || v > LIST_PAGE_MAX) {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST,
+                       "Invalid limit: a page holds 1 to %d keys; page on with the after= that "
+                       "X-Next-After gives, or leave limit out for every key",
+                       LIST_PAGE_MAX);
         return -1;
     }
-    *limit = v > LIST_PAGE_MAX ? LIST_PAGE_MAX : (size_t)v;
+    *limit = (size_t)v;
+    return 0;
+}
+
+static int parse_list_query(struct vs_request *r, struct list_query *q)
+{
+    if (parse_limit(r, &q->limit) != 0 ||
+        query_param(r, "prefix", &q->prefix, &q->prefix_len) != 0 ||
+        query_param(r, "start", &q->start, &q->start_len) != 0 ||
+        query_param(r, "end", &q->end, &q->end_len) != 0 ||
+        query_param(r, "after", &q->after, &q->after_len) != 0)
+        return -1;
+    if (q->start != NULL && q->after != NULL) {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST,
+                       "Use start= (from a key on) or after= (from the key after it), not both");
+        return -1;
+    }
     return 0;
 }
 
@@ -397,41 +481,159 @@ static void set_next_after(struct vs_request *r, const struct listing *l)
     free(encoded);
 }
 
-static void blob_list(struct vs_request *r)
+/* One page: a JSON array, and X-Next-After when more keys follow. */
+static void list_page(struct vs_request *r, const struct list_query *q)
 {
-    char *prefix = NULL;
-    char *after = NULL;
-    size_t prefix_len = 0;
-    size_t after_len = 0;
-    struct listing l = {0};
-    if (parse_limit(r, &l.limit) != 0 || query_param(r, "prefix", &prefix, &prefix_len) != 0 ||
-        query_param(r, "after", &after, &after_len) != 0)
-        goto out;
-    l.keys = json_array();
+    struct listing l = {.limit = q->limit, .keys = json_array()};
     if (l.keys == NULL) {
         vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
-        goto out;
+        return;
     }
-    /* One key more than the page shows whether another page follows. */
-    int rc = kv_list(blob_kv(r->app->store), prefix, prefix_len, after, after_len,
-                     l.limit != 0 ? l.limit + 1 : 0, list_one, &l);
+    kv_range_opts o = list_range(q);
+    o.limit = q->limit + 1;
+    int rc = kv_range(blob_kv(r->app->store), &o, list_one, &l);
     if (l.failed) {
         vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
-        goto out;
-    }
-    if (rc < 0) {
+    } else if (rc < 0) {
         vs_reply_store_error(r, rc);
-        goto out;
+    } else {
+        vs_reply_json(r, MHD_HTTP_OK, l.keys);
+        l.keys = NULL;
+        if (l.more && l.last != NULL)
+            set_next_after(r, &l);
     }
-    vs_reply_json(r, MHD_HTTP_OK, l.keys);
-    l.keys = NULL;
-    if (l.more && l.last != NULL)
-        set_next_after(r, &l);
-out:
     json_decref(l.keys);
     free(l.last);
-    free(prefix);
-    free(after);
+}
+
+/*
+ * The whole listing, streamed: a JSON array sent in chunks, each chunk a
+ * page of kv_range (consistent by itself) taken when the connection can
+ * take more, so that memory stays bounded whatever the number of keys.
+ */
+struct list_stream {
+    kv_store *kv;
+    struct list_query q;
+    char *last; /* the last key read, where the next page starts after */
+    size_t last_len;
+    bool begun, ended, any; /* "[" sent; every key read; a key sent */
+    char *text;             /* the JSON not sent yet: text[off, len) */
+    size_t len, off;
+};
+
+static void list_stream_free(void *cls)
+{
+    struct list_stream *ls = cls;
+    list_query_free(&ls->q);
+    free(ls->last);
+    free(ls->text);
+    free(ls);
+}
+
+/* Reads the next page into ls->text. Returns 0, or -1 (out of memory or a
+ * failure of the store). */
+static int list_stream_fill(struct list_stream *ls)
+{
+    struct listing l = {.limit = KV_RANGE_PAGE, .keys = json_array()};
+    if (l.keys == NULL)
+        return -1;
+    kv_range_opts o = list_range(&ls->q);
+    if (ls->last != NULL) {
+        o.start = ls->last;
+        o.start_len = ls->last_len;
+        o.flags = KV_RANGE_AFTER;
+    }
+    o.limit = KV_RANGE_PAGE + 1;
+    int rc = kv_range(ls->kv, &o, list_one, &l);
+    /* The page as JSON, "[k1,k2,...]", without a terminating zero: its
+     * inside goes on the array being sent. */
+    bool ok = rc >= 0 && !l.failed;
+    size_t dumped = ok ? json_dumpb(l.keys, NULL, 0, JSON_COMPACT) : 0;
+    char *items = dumped >= 2 ? malloc(dumped) : NULL;
+    ok = ok && items != NULL && json_dumpb(l.keys, items, dumped, JSON_COMPACT) == dumped;
+    json_decref(l.keys);
+    if (!ok) {
+        free(items);
+        free(l.last);
+        return -1;
+    }
+    size_t n = dumped - 2;
+    char *text = malloc(n + 3);
+    if (text == NULL) {
+        free(items);
+        free(l.last);
+        return -1;
+    }
+    size_t len = 0;
+    if (!ls->begun)
+        text[len++] = '[';
+    if (n > 0 && ls->any)
+        text[len++] = ',';
+    if (n > 0)
+        memcpy(text + len, items + 1, n);
+    len += n;
+    ls->begun = true;
+    ls->any |= n > 0;
+    ls->ended = !l.more;
+    if (ls->ended)
+        text[len++] = ']';
+    free(items);
+    free(ls->text);
+    ls->text = text;
+    ls->len = len;
+    ls->off = 0;
+    free(ls->last);
+    ls->last = l.last;
+    ls->last_len = l.last_len;
+    return 0;
+}
+
+static ssize_t list_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct list_stream *ls = cls;
+    while (ls->off == ls->len) {
+        if (ls->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (list_stream_fill(ls) != 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* the client sees a cut body */
+    }
+    size_t n = ls->len - ls->off < max ? ls->len - ls->off : max;
+    memcpy(buf, ls->text + ls->off, n);
+    ls->off += n;
+    return (ssize_t)n;
+}
+
+static void list_all(struct vs_request *r, struct list_query *q)
+{
+    struct list_stream *ls = calloc(1, sizeof(*ls));
+    if (ls == NULL) {
+        vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
+        return;
+    }
+    ls->kv = blob_kv(r->app->store);
+    ls->q = *q;
+    memset(q, 0, sizeof(*q)); /* the stream owns the strings now */
+    /* The first page is read now, so that a failure is still an error
+     * status rather than a cut body. */
+    if (list_stream_fill(ls) != 0) {
+        list_stream_free(ls);
+        vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Listing failed");
+        return;
+    }
+    vs_reply_stream(r, MHD_HTTP_OK, "application/json", list_stream_read, ls, list_stream_free);
+}
+
+static void blob_list(struct vs_request *r)
+{
+    struct list_query q = {0};
+    if (parse_list_query(r, &q) == 0) {
+        if (q.limit != 0)
+            list_page(r, &q);
+        else
+            list_all(r, &q);
+    }
+    list_query_free(&q);
 }
 
 static void admin_compact(struct vs_request *r)

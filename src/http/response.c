@@ -36,6 +36,40 @@ void vs_reply_bytes(struct vs_request *r, unsigned status, const void *data, siz
     set_response(r, status, resp, len);
 }
 
+/* libmicrohttpd never reads the body of a response to HEAD; were it to,
+ * the body would be zeros. */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    memset(buf, 0, max);
+    return (ssize_t)max;
+}
+
+void vs_reply_head(struct vs_request *r, unsigned status, uint64_t len, const char *content_type)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(len, 1024, no_body, NULL, NULL);
+    if (resp != NULL && content_type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    set_response(r, status, resp, 0);
+}
+
+void vs_reply_stream(struct vs_request *r, unsigned status, const char *content_type,
+                     MHD_ContentReaderCallback read, void *cls,
+                     MHD_ContentReaderFreeCallback free_cls)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, read, cls, free_cls);
+    if (resp == NULL) {
+        free_cls(cls);
+        set_response(r, status, NULL, 0);
+        return;
+    }
+    if (content_type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    set_response(r, status, resp, 0);
+}
+
 void vs_reply_empty(struct vs_request *r, unsigned status)
 {
     vs_reply_bytes(r, status, NULL, 0, NULL, NULL, NULL);

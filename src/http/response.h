@@ -30,6 +30,18 @@ void vs_reply_store_error(struct vs_request *r, int rc);
 void vs_reply_bytes(struct vs_request *r, unsigned status, const void *data, size_t len,
                     const char *content_type, void (*release)(void *), void *release_cls);
 
+/* The headers of a body of len bytes, for a HEAD request: Content-Length
+ * says len, and no body is ever produced. */
+void vs_reply_head(struct vs_request *r, unsigned status, uint64_t len, const char *content_type);
+
+/* A body of unknown length, sent in chunks as read(cls, pos, buf, max)
+ * produces it (libmicrohttpd's content reader: bytes written, or
+ * MHD_CONTENT_READER_END_OF_STREAM); free_cls(cls) runs when the response
+ * is done. On failure free_cls is called at once. */
+void vs_reply_stream(struct vs_request *r, unsigned status, const char *content_type,
+                     MHD_ContentReaderCallback read, void *cls,
+                     MHD_ContentReaderFreeCallback free_cls);
+
 /* A response without a body (204, 304). */
 void vs_reply_empty(struct vs_request *r, unsigned status);
 

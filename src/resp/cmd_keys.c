@@ -7,9 +7,21 @@
  * Writes go through the blob layer (src/core/storage.h), so that they are
  * ordered with HTTP's conditional writes of the same key. With
  * SYNC_MODE=always a write runs on the pool and its reply waits for its
- * fdatasync; otherwise it runs here, at once. Listings (SCAN, KEYS,
- * RANDOMKEY) walk the whole index and run on the pool, so that one of them
- * never stalls the other connections of its loop.
+ * fdatasync; otherwise it runs here, at once. What a key is (STRLEN,
+ * EXISTS, TYPE, TTL) comes from kv_stat, which reads a record's head, never
+ * its value. Listings (SCAN, KEYS, RANDOMKEY) read the ordered index with
+ * kv_range and run on the pool, so that a long one never stalls the other
+ * connections of its loop.
+ *
+ * SCAN's cursor is a key's position in the log (kv_stat_info.position: its
+ * record's segment and offset, below 2^63, as clients that parse cursors as
+ * numbers need): the next page starts after the key the record holds
+ * (kv_key_at). A segment never changes below its size, so the key comes
+ * back exact however the store changed meanwhile, and a key present for the
+ * whole scan is never missed; no table of cursors is kept, and a cursor
+ * outlives a restart. Once a compaction has removed the record's segment
+ * the place is lost, and the scan starts over from the first key: Redis's
+ * SCAN may return a key more than once, never miss one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -90,16 +102,25 @@ void cmd_mget(struct resp_ctx *c)
     }
 }
 
+/* kv_stat of argument i: 0, or 1 when the key is not there (an empty or
+ * overlong key cannot be), or -1 after replying with an error. */
+static int stat_arg(struct resp_ctx *c, size_t i, kv_stat_info *st)
+{
+    int rc = kv_stat(store_of(c), c->argv[i], c->argl[i], st);
+    if (rc == 0)
+        return 0;
+    if (rc == KV_ENOTFOUND || rc == KV_EINVAL)
+        return 1;
+    resp_reply_kv_error(c->out, rc);
+    return -1;
+}
+
 void cmd_strlen(struct resp_ctx *c)
 {
-    void *val = NULL;
-    size_t len = 0;
-    int rc = kv_get(store_of(c), c->argv[1], c->argl[1], &val, &len);
-    kv_free(val);
-    if (rc == 0 || rc == KV_ENOTFOUND || rc == KV_EINVAL)
-        resp_int(c->out, rc == 0 ? (long long)len : 0);
-    else
-        resp_reply_kv_error(c->out, rc);
+    kv_stat_info st;
+    int state = stat_arg(c, 1, &st);
+    if (state >= 0)
+        resp_int(c->out, state == 0 ? (long long)st.size : 0);
 }
 
 void cmd_getrange(struct resp_ctx *c)
@@ -240,58 +261,65 @@ void cmd_exists(struct resp_ctx *c)
 {
     long long n = 0;
     for (size_t i = 1; i < c->argc; i++) {
-        int rc = kv_exists(store_of(c), c->argv[i], c->argl[i]);
-        if (rc == 0) {
-            n++;
-        } else if (rc != KV_ENOTFOUND && rc != KV_EINVAL) {
-            resp_reply_kv_error(c->out, rc);
+        kv_stat_info st;
+        int state = stat_arg(c, i, &st);
+        if (state < 0)
             return;
-        }
+        n += state == 0;
     }
     resp_int(c->out, n);
 }
 
-/* 0 when the key exists, 1 when not, -1 after replying with an error. */
-static int key_state(struct resp_ctx *c)
-{
-    int rc = kv_exists(store_of(c), c->argv[1], c->argl[1]);
-    if (rc == 0)
-        return 0;
-    if (rc == KV_ENOTFOUND || rc == KV_EINVAL)
-        return 1;
-    resp_reply_kv_error(c->out, rc);
-    return -1;
-}
-
 void cmd_type(struct resp_ctx *c)
 {
-    int st = key_state(c);
-    if (st >= 0)
-        resp_simple(c->out, st == 0 ? "string" : "none");
+    kv_stat_info st;
+    int state = stat_arg(c, 1, &st);
+    if (state >= 0)
+        resp_simple(c->out, state == 0 ? "string" : "none");
 }
 
-/* No key has an expiry in this build: -1 for a key, -2 for none. */
+/* Milliseconds left to a key's expiry: -1 when it has none, -2 when the key
+ * is not there; -3 after replying with an error. */
+static long long ms_left(struct resp_ctx *c)
+{
+    kv_stat_info st;
+    int state = stat_arg(c, 1, &st);
+    if (state != 0)
+        return state > 0 ? -2 : -3;
+    if (st.expire_at_ms == 0)
+        return -1;
+    uint64_t now = resp_unix_ms();
+    return st.expire_at_ms > now ? (long long)(st.expire_at_ms - now) : 0;
+}
+
 void cmd_ttl(struct resp_ctx *c)
 {
-    int st = key_state(c);
-    if (st >= 0)
-        resp_int(c->out, st == 0 ? -1 : -2);
+    long long ms = ms_left(c);
+    if (ms >= 0)
+        resp_int(c->out, (ms + 500) / 1000); /* Redis rounds to the nearest second */
+    else if (ms > -3)
+        resp_int(c->out, ms);
 }
 
 void cmd_pttl(struct resp_ctx *c)
 {
-    cmd_ttl(c);
+    long long ms = ms_left(c);
+    if (ms > -3)
+        resp_int(c->out, ms);
 }
 
 void cmd_persist(struct resp_ctx *c)
 {
-    if (key_state(c) >= 0)
-        resp_int(c->out, 0); /* nothing had an expiry to remove */
+    long long ms = ms_left(c);
+    if (ms >= 0)
+        reply_needs(c, "of a key with an expiry", "key expiry");
+    else if (ms > -3)
+        resp_int(c->out, 0); /* no expiry to remove */
 }
 
 /* ---- listings */
 
-/* Keys gathered by a kv_list callback, in order. */
+/* Keys gathered by a kv_range callback, in order. */
 struct key_list {
     const char *pat; /* MATCH pattern, NULL for all */
     size_t pat_len;
@@ -299,10 +327,7 @@ struct key_list {
     size_t n, cap;
     char **keys;
     size_t *lens;
-    bool track_last; /* SCAN: keep the last key visited, matched or not */
-    void *last;
-    size_t last_len;
-    size_t visited;
+    struct key_list *visited; /* SCAN: every key read, matched or not */
 };
 
 static bool list_push(struct key_list *l, const void *key, size_t len)
@@ -334,21 +359,16 @@ static void list_free(struct key_list *l)
         free(l->keys[i]);
     free(l->keys);
     free(l->lens);
-    free(l->last);
+    *l = (struct key_list){0};
 }
 
-static int on_key(const void *key, size_t len, void *ctx)
+static int on_key(const void *key, size_t len, const void *val, size_t val_len, void *ctx)
 {
+    (void)val;
+    (void)val_len;
     struct key_list *l = ctx;
-    l->visited++;
-    if (l->track_last) {
-        void *last = realloc(l->last, len > 0 ? len : 1);
-        if (last == NULL)
-            return KV_ENOMEM;
-        memcpy(last, key, len);
-        l->last = last;
-        l->last_len = len;
-    }
+    if (l->visited != NULL && !list_push(l->visited, key, len))
+        return KV_ENOMEM;
     if (!l->type_ok)
         return 0;
     if (l->pat != NULL && !resp_glob_match(l->pat, l->pat_len, key, len, false))
@@ -364,7 +384,7 @@ static void reply_keys(struct resp_buf *out, const struct key_list *l)
 }
 
 /* The literal start of a glob pattern (before any * ? [ or \), which
- * kv_list can use as a prefix. */
+ * kv_range can use as a prefix. */
 static size_t literal_prefix(const char *pat, size_t len)
 {
     size_t i = 0;
@@ -376,8 +396,8 @@ static size_t literal_prefix(const char *pat, size_t len)
 static void run_keys(struct resp_pending *p)
 {
     struct key_list l = {.pat = p->argv[1], .pat_len = p->argl[1], .type_ok = true};
-    size_t prefix = literal_prefix(l.pat, l.pat_len);
-    int rc = kv_list(blob_kv(p->srv->app->store), l.pat, prefix, NULL, 0, 0, on_key, &l);
+    kv_range_opts r = {.prefix = l.pat, .prefix_len = literal_prefix(l.pat, l.pat_len)};
+    int rc = kv_range(blob_kv(p->srv->app->store), &r, on_key, &l);
     if (rc != 0)
         resp_reply_kv_error(&p->reply, rc);
     else
@@ -444,43 +464,88 @@ static const char *scan_parse(size_t argc, char **argv, size_t *argl, struct sca
     return NULL;
 }
 
+/* Where a SCAN page starts: after the key of the cursor's position (*key,
+ * to free), or (*key NULL) at the first key, for cursor 0 and for a position
+ * a compaction has removed. 0, or the code to reply with. */
+static int scan_start(kv_store *kv, uint64_t cursor, void **key, size_t *len)
+{
+    *key = NULL;
+    *len = 0;
+    if (cursor == 0)
+        return 0;
+    int rc = kv_key_at(kv, cursor, key, len);
+    return rc == KV_ENOTFOUND ? 0 : rc;
+}
+
+/*
+ * The cursor after a full page: the position of its last key, or, when
+ * that key was deleted since the page was read, of the last one still
+ * there (every key after it comes after them all). When none is left, the
+ * page's own cursor: the next call reads what follows from the same place.
+ */
+static int scan_next(kv_store *kv, const struct key_list *visited, uint64_t cursor, uint64_t *next)
+{
+    for (size_t i = visited->n; i-- > 0;) {
+        kv_stat_info st;
+        int rc = kv_stat(kv, visited->keys[i], visited->lens[i], &st);
+        if (rc == 0) {
+            *next = st.position;
+            return 0;
+        }
+        if (rc != KV_ENOTFOUND)
+            return rc;
+    }
+    *next = cursor;
+    return 0;
+}
+
 static void run_scan(struct resp_pending *p)
 {
+    kv_store *kv = blob_kv(p->srv->app->store);
     struct scan_opts o;
     scan_parse(p->argc, p->argv, p->argl, &o);
     void *after = NULL;
     size_t after_len = 0;
-    if (o.cursor != 0 && resp_cursor_load(p->srv->cursors, o.cursor, &after, &after_len) != 0) {
-        resp_error(&p->reply, "ERR invalid cursor: unknown or expired (a cursor lives until "
-                              "65,536 newer ones or a restart); start again from 0");
+    int rc = scan_start(kv, o.cursor, &after, &after_len);
+    if (rc == KV_EINVAL) {
+        resp_error(&p->reply, "ERR invalid cursor: it names no place in this store (a cursor "
+                              "is 0 or one that SCAN returned)");
         return;
     }
     /* COUNT is the work done, as in Redis: that many keys are visited, and
      * MATCH and TYPE filter what they return. */
+    struct key_list visited = {0};
     struct key_list l = {
-        .pat = o.pat, .pat_len = o.pat_len, .type_ok = o.type_ok, .track_last = true};
+        .pat = o.pat, .pat_len = o.pat_len, .type_ok = o.type_ok, .visited = &visited};
     size_t limit = o.count > 100000 ? 100000 : (size_t)o.count;
-    int rc = kv_list(blob_kv(p->srv->app->store), NULL, 0, after, after_len, limit, on_key, &l);
-    free(after);
-    if (rc != 0) {
-        resp_reply_kv_error(&p->reply, rc);
-        list_free(&l);
-        return;
-    }
-    /* A full page may have more after it; a short one was the end. */
+    kv_range_opts r = {.start = after,
+                       .start_len = after_len,
+                       .limit = limit,
+                       .flags = after != NULL ? KV_RANGE_AFTER : 0};
+    if (rc == 0)
+        rc = kv_range(kv, &r, on_key, &l);
+    /* A full page may have more after it; a short one was the end. A page
+     * that started over (o.cursor named a compacted record) has no cursor
+     * of its own to fall back on but 0's, which would end the scan: it
+     * must hold a key that is still there. */
     uint64_t next = 0;
-    if (l.visited == limit && l.last != NULL) {
-        next = resp_cursor_save(p->srv->cursors, l.last, l.last_len);
-        if (next == 0) {
-            resp_error(&p->reply, "ERR out of memory");
-            list_free(&l);
-            return;
-        }
+    if (rc == 0 && visited.n == limit)
+        rc = scan_next(kv, &visited, after != NULL ? o.cursor : 0, &next);
+    if (rc == 0 && visited.n == limit && next == 0)
+        rc = KV_EBUSY;
+    free(after);
+    if (rc == KV_EBUSY) {
+        resp_error(&p->reply, "ERR SCAN lost its place: every key of the page was deleted "
+                              "while it was read; call it again with the same cursor");
+    } else if (rc != 0) {
+        resp_reply_kv_error(&p->reply, rc);
+    } else {
+        resp_array(&p->reply, 2);
+        resp_bulk_u64(&p->reply, next);
+        reply_keys(&p->reply, &l);
     }
-    resp_array(&p->reply, 2);
-    resp_bulk_u64(&p->reply, next);
-    reply_keys(&p->reply, &l);
     list_free(&l);
+    list_free(&visited);
 }
 
 void cmd_scan(struct resp_ctx *c)
@@ -501,9 +566,12 @@ static void run_randomkey(struct resp_pending *p)
     if (getrandom(after, sizeof(after), 0) != (ssize_t)sizeof(after))
         memset(after, 0x80, sizeof(after));
     struct key_list l = {.type_ok = true};
-    int rc = kv_list(kv, NULL, 0, after, sizeof(after), 1, on_key, &l);
-    if (rc == 0 && l.n == 0) /* past the last key: wrap to the first */
-        rc = kv_list(kv, NULL, 0, NULL, 0, 1, on_key, &l);
+    kv_range_opts r = {.start = after, .start_len = sizeof(after), .limit = 1};
+    int rc = kv_range(kv, &r, on_key, &l);
+    if (rc == 0 && l.n == 0) { /* past the last key: wrap to the first */
+        r = (kv_range_opts){.limit = 1};
+        rc = kv_range(kv, &r, on_key, &l);
+    }
     if (rc != 0)
         resp_reply_kv_error(&p->reply, rc);
     else if (l.n == 0)

@@ -259,7 +259,6 @@ static void server_free(struct resp_server *srv)
             close(loop->listen_fd);
         pthread_mutex_destroy(&loop->lock);
     }
-    resp_cursors_free(srv->cursors);
     pthread_cond_destroy(&srv->stop_cond);
     pthread_mutex_destroy(&srv->stop_lock);
     free(srv->loops);
@@ -301,8 +300,7 @@ int resp_server_start(struct vs_app *app, struct resp_server **out, char *err, s
     pthread_cond_init(&srv->stop_cond, NULL);
     make_run_id(srv->run_id);
     srv->loops = calloc(srv->n_loops, sizeof(*srv->loops));
-    if (srv->loops == NULL || resp_cursors_new(&srv->cursors) != 0 ||
-        register_commands(app, srv->n_loops) != 0) {
+    if (srv->loops == NULL || register_commands(app, srv->n_loops) != 0) {
         snprintf(err, err_len, "out of memory");
         goto fail;
     }

@@ -34,7 +34,6 @@
 
 struct resp_conn;
 struct resp_pending;
-struct resp_cursors;
 
 struct resp_loop {
     struct resp_server *srv;
@@ -71,7 +70,6 @@ struct resp_server {
     atomic_bool force_close;
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond; /* a connection closed while stopping */
-    struct resp_cursors *cursors;
     /* background jobs (BGSAVE, BGREWRITEAOF) */
     atomic_bool bgsave_running, rewrite_running;
     struct vs_job bgsave_job, rewrite_job;
@@ -205,16 +203,6 @@ bool resp_defer(struct resp_ctx *c, void (*run)(struct resp_pending *p));
 /* Milliseconds on CLOCK_REALTIME / CLOCK_MONOTONIC. */
 uint64_t resp_unix_ms(void);
 uint64_t resp_mono_ms(void);
-
-/* ---- cursor.c: SCAN's cursors */
-int resp_cursors_new(struct resp_cursors **out);
-void resp_cursors_free(struct resp_cursors *cs);
-/* A cursor number for the position after key (never 0). */
-uint64_t resp_cursor_save(struct resp_cursors *cs, const void *key, size_t len);
-/* The key a cursor stands for, copied into *key (malloc'ed, *len bytes).
- * Returns 0, or -1 when the cursor is unknown (too old, or from before a
- * restart). */
-int resp_cursor_load(struct resp_cursors *cs, uint64_t cursor, void **key, size_t *len);
 
 /* ---- info.c */
 void resp_info(struct resp_ctx *c);

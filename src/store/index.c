@@ -15,18 +15,19 @@
  * entries back (no tombstones), so probe sequences stay short after many
  * deletes.
  *
- * Arena references count 8-byte units: chunk number in the high bits, unit
- * within the chunk in the low ARENA_CHUNK_BITS. Freed entries are kept on a
- * list per size (in units) and reused by entries of the same size.
+ * The entries live in the arena (arena.c); the ordered index (order.c) holds
+ * the same references in key order, and every insertion and removal here
+ * changes both, so that they always hold the same keys.
  *
  * A snapshot load is the one time millions of keys arrive at once, and it
  * has its own path: keys that arrive in ascending order of hash take their
  * slot without a probe (index_insert_new), and the snapshot is written in
- * that order (index_for_each_by_hash).
+ * that order (index_for_each_by_hash). The key order comes after them, as
+ * the reference each entry got (the arena's plan says which, in advance) in
+ * ascending key order, so that the ordered index is built at once, without
+ * a sort or a lookup (index_order_load_add).
  */
 #include "index.h"
-
-#include <sys/mman.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,115 +37,30 @@
 
 #include "kvstore.h"
 
-#define ARENA_CHUNK_BITS  17u /* 2^17 units of 8 bytes: 1 MiB chunks */
-#define ARENA_CHUNK_UNITS (1u << ARENA_CHUNK_BITS)
-#define ARENA_MAX_CHUNKS  (1u << (32 - ARENA_CHUNK_BITS))
-#define ENTRY_HEAD_LEN    offsetof(struct index_entry, key)
-#define MAX_ENTRY_UNITS   ((ENTRY_HEAD_LEN + KV_MAX_KEY_LEN + 7) / 8)
-#define MIN_SLOTS         1024u
+#define MIN_SLOTS 1024u
 /* Grow past 80 % load, by half. */
 #define MAX_LOAD_NUM 4u
 #define MAX_LOAD_DEN 5u
 
 _Static_assert(sizeof(struct index_slot) == 8, "slots are 8 bytes");
-_Static_assert(offsetof(struct index_entry, key) == 14, "entry head is 14 bytes");
-_Static_assert(MAX_ENTRY_UNITS < ARENA_CHUNK_UNITS, "an entry fits in a chunk");
 
 uint64_t index_hash(const void *key, size_t key_len)
 {
     return XXH3_64bits(key, key_len);
 }
 
-static size_t entry_units(size_t key_len)
+static struct index_entry *arena_entry_of(const struct index *ix, uint32_t ref)
 {
-    return (ENTRY_HEAD_LEN + key_len + 7) / 8;
-}
-
-/* Maps the pages of a large fresh allocation in one call, where the kernel
- * offers it, rather than one page fault per page as it is first written: on
- * a virtual machine a fault costs about a microsecond, and a snapshot load
- * writes tens of megabytes at once. A hint: failure changes nothing. */
-static void prefault(void *p, size_t len)
-{
-#ifdef MADV_POPULATE_WRITE
-    const size_t page = 4096;
-    if (!p)
-        return;
-    size_t head = (page - (size_t)((uintptr_t)p % page)) % page;
-    if (len <= head + page)
-        return;
-    madvise((char *)p + head, (len - head) / page * page, MADV_POPULATE_WRITE);
-#else
-    (void)p;
-    (void)len;
-#endif
-}
-
-static struct index_entry *arena_entry(const struct index *ix, uint32_t ref)
-{
-    uint8_t *chunk = ix->chunks[ref >> ARENA_CHUNK_BITS];
-    return (struct index_entry *)(void *)(chunk + (size_t)(ref & (ARENA_CHUNK_UNITS - 1)) * 8);
-}
-
-static void arena_free(struct index *ix, uint32_t ref, size_t units)
-{
-    struct index_entry *e = arena_entry(ix, ref);
-    memcpy(e, &ix->free_heads[units], sizeof(uint32_t));
-    ix->free_heads[units] = ref;
-}
-
-static int arena_new_chunk(struct index *ix)
-{
-    if (ix->nchunks == ARENA_MAX_CHUNKS)
-        return KV_ENOMEM;
-    uint8_t **chunks = realloc(ix->chunks, (ix->nchunks + 1) * sizeof(*chunks));
-    if (!chunks)
-        return KV_ENOMEM;
-    ix->chunks = chunks;
-    uint8_t *chunk = malloc((size_t)ARENA_CHUNK_UNITS * 8);
-    prefault(chunk, (size_t)ARENA_CHUNK_UNITS * 8);
-    if (!chunk)
-        return KV_ENOMEM;
-    chunks[ix->nchunks++] = chunk;
-    ix->arena_bytes += (size_t)ARENA_CHUNK_UNITS * 8;
-    /* Unit 0 of chunk 0 is never handed out: reference 0 means "empty". */
-    ix->chunk_used = ix->nchunks == 1 ? 1 : 0;
-    return 0;
-}
-
-/* Returns a reference to units free units, or 0 when memory runs out. */
-static uint32_t arena_alloc(struct index *ix, size_t units)
-{
-    uint32_t ref = ix->free_heads[units];
-    if (ref) {
-        memcpy(&ix->free_heads[units], arena_entry(ix, ref), sizeof(uint32_t));
-        return ref;
-    }
-    if (ix->nchunks == 0 || ix->chunk_used + units > ARENA_CHUNK_UNITS) {
-        if (ix->nchunks > 0 && ix->chunk_used < ARENA_CHUNK_UNITS) {
-            /* Keep the tail of the full chunk for entries of its size. */
-            size_t rest = ARENA_CHUNK_UNITS - ix->chunk_used;
-            uint32_t tail = (uint32_t)(((ix->nchunks - 1) << ARENA_CHUNK_BITS) | ix->chunk_used);
-            if (rest <= MAX_ENTRY_UNITS)
-                arena_free(ix, tail, rest);
-            ix->chunk_used = ARENA_CHUNK_UNITS;
-        }
-        if (arena_new_chunk(ix) != 0)
-            return 0;
-    }
-    ref = (uint32_t)(((ix->nchunks - 1) << ARENA_CHUNK_BITS) | ix->chunk_used);
-    ix->chunk_used += units;
-    return ref;
+    return arena_entry(&ix->arena, ref);
 }
 
 int index_init(struct index *ix)
 {
     memset(ix, 0, sizeof(*ix));
     ix->slots = calloc(MIN_SLOTS, sizeof(*ix->slots));
-    ix->free_heads = calloc(MAX_ENTRY_UNITS + 1, sizeof(*ix->free_heads));
-    if (!ix->slots || !ix->free_heads) {
+    if (!ix->slots || arena_init(&ix->arena) != 0 || order_init(&ix->order) != 0) {
         free(ix->slots);
-        free(ix->free_heads);
+        arena_destroy(&ix->arena);
         return KV_ENOMEM;
     }
     ix->cap = MIN_SLOTS;
@@ -155,11 +71,9 @@ void index_destroy(struct index *ix)
 {
     if (!ix)
         return;
-    for (size_t i = 0; i < ix->nchunks; i++)
-        free(ix->chunks[i]);
-    free(ix->chunks);
     free(ix->slots);
-    free(ix->free_heads);
+    arena_destroy(&ix->arena);
+    order_destroy(&ix->order);
     memset(ix, 0, sizeof(*ix));
 }
 
@@ -186,7 +100,7 @@ static size_t find_slot(const struct index *ix, uint32_t h, const void *key, siz
         const struct index_slot *sl = &ix->slots[i];
         if (sl->ref == 0)
             return i;
-        if (sl->hash == h && entry_matches(arena_entry(ix, sl->ref), key, key_len))
+        if (sl->hash == h && entry_matches(arena_entry_of(ix, sl->ref), key, key_len))
             return i;
         i = next_slot(i, ix->cap);
     }
@@ -196,7 +110,7 @@ struct index_entry *index_lookup(const struct index *ix, uint64_t hash, const vo
                                  size_t key_len)
 {
     size_t i = find_slot(ix, (uint32_t)hash, key, key_len);
-    return ix->slots[i].ref ? arena_entry(ix, ix->slots[i].ref) : NULL;
+    return ix->slots[i].ref ? arena_entry_of(ix, ix->slots[i].ref) : NULL;
 }
 
 void index_prefetch_slot(const struct index *ix, uint64_t hash)
@@ -208,7 +122,7 @@ void index_prefetch_entry(const struct index *ix, uint64_t hash)
 {
     const struct index_slot *sl = &ix->slots[home_of((uint32_t)hash, ix->cap)];
     if (sl->ref && sl->hash == (uint32_t)hash)
-        __builtin_prefetch(arena_entry(ix, sl->ref));
+        __builtin_prefetch(arena_entry_of(ix, sl->ref));
 }
 
 static bool over_load(size_t count, size_t cap)
@@ -232,7 +146,7 @@ static int grow_for(struct index *ix, size_t extra)
     if (ncap > ((size_t)1 << 32))
         return KV_ENOMEM; /* homes come from 32 bits of hash */
     struct index_slot *ns = calloc(ncap, sizeof(*ns));
-    prefault(ns, ncap * sizeof(*ns));
+    arena_prefault(ns, ncap * sizeof(*ns));
     if (!ns)
         return KV_ENOMEM;
     for (size_t i = 0; i < ix->cap; i++) {
@@ -252,26 +166,18 @@ static int grow_for(struct index *ix, size_t extra)
 
 bool index_needs_room(const struct index *ix, size_t n)
 {
-    return over_load(ix->count + n, ix->cap);
+    return over_load(ix->count + n, ix->cap) || order_needs_room(&ix->order, n);
 }
 
-int index_reserve(struct index *ix, size_t n)
+int index_reserve_load(struct index *ix, size_t n)
 {
     return grow_for(ix, n);
 }
 
-/* An arena entry holding key at loc; its reference, or 0 out of memory. */
-static uint32_t new_entry(struct index *ix, const void *key, size_t key_len,
-                          const struct kv_loc *loc)
+int index_reserve(struct index *ix, size_t n)
 {
-    uint32_t ref = arena_alloc(ix, entry_units(key_len));
-    if (ref == 0)
-        return 0;
-    struct index_entry *e = arena_entry(ix, ref);
-    e->loc = *loc;
-    e->key_len = (uint16_t)key_len;
-    memcpy(e->key, key, key_len);
-    return ref;
+    int rc = grow_for(ix, n);
+    return rc != 0 ? rc : order_reserve(&ix->order, n);
 }
 
 int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_len,
@@ -280,7 +186,7 @@ int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_le
     uint32_t h = (uint32_t)hash;
     size_t i = find_slot(ix, h, key, key_len);
     if (ix->slots[i].ref) {
-        struct index_entry *e = arena_entry(ix, ix->slots[i].ref);
+        struct index_entry *e = arena_entry_of(ix, ix->slots[i].ref);
         if (old)
             *old = e->loc;
         e->loc = *loc;
@@ -288,15 +194,16 @@ int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_le
             *replaced = true;
         return 0;
     }
-    if (grow_for(ix, 1) != 0)
+    if (grow_for(ix, 1) != 0 || order_reserve(&ix->order, 1) != 0)
         return KV_ENOMEM;
-    uint32_t ref = new_entry(ix, key, key_len, loc);
+    uint32_t ref = arena_new_entry(&ix->arena, key, key_len, loc);
     if (ref == 0)
         return KV_ENOMEM;
     i = find_slot(ix, h, key, key_len); /* the array may have grown */
     ix->slots[i].hash = h;
     ix->slots[i].ref = ref;
     ix->count++;
+    order_insert(&ix->order, &ix->arena, ref);
     if (replaced)
         *replaced = false;
     return 0;
@@ -316,6 +223,15 @@ static size_t bulk_slot(const struct index *ix, const struct index_bulk *b, uint
         return SIZE_MAX;
     size_t at = b->any && home <= b->frontier ? b->frontier + 1 : home;
     return at < ix->cap ? at : SIZE_MAX;
+}
+
+/* A mixed, non-linear function of a reference: sums of it tell two lists
+ * of references apart (one multiply, so that a million cost nothing to
+ * speak of). */
+static uint64_t ref_mix(uint32_t ref)
+{
+    uint64_t x = (ref + 0x9e3779b97f4a7c15ULL) * 0xbf58476d1ce4e5b9ULL;
+    return x ^ (x >> 29);
 }
 
 int index_insert_new(struct index *ix, struct index_bulk *b, uint64_t hash, const void *key,
@@ -338,9 +254,11 @@ int index_insert_new(struct index *ix, struct index_bulk *b, uint64_t hash, cons
             return 0;
     }
     *present = false;
-    uint32_t ref = new_entry(ix, key, key_len, loc);
+    uint32_t ref = arena_append_entry(&ix->arena, key, key_len, loc);
     if (ref == 0)
         return KV_ENOMEM;
+    b->added++;
+    b->refs_sum += ref_mix(ref);
     ix->slots[i].hash = h;
     ix->slots[i].ref = ref;
     ix->count++;
@@ -413,7 +331,7 @@ int index_for_each_by_hash(const struct index *ix, index_entry_fn fn, void *ctx)
         }
         sort_run(run, n);
         for (size_t j = 0; rc == 0 && j < n; j++)
-            rc = fn(ctx, arena_entry(ix, run[j].ref));
+            rc = fn(ctx, run[j].ref, arena_entry_of(ix, run[j].ref));
         n = 0;
     }
     free(run);
@@ -426,10 +344,12 @@ int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_le
     size_t i = find_slot(ix, (uint32_t)hash, key, key_len);
     if (ix->slots[i].ref == 0)
         return KV_ENOTFOUND;
-    struct index_entry *e = arena_entry(ix, ix->slots[i].ref);
+    uint32_t ref = ix->slots[i].ref;
     if (old)
-        *old = e->loc;
-    arena_free(ix, ix->slots[i].ref, entry_units(e->key_len));
+        *old = arena_entry_of(ix, ref)->loc;
+    /* A key the ordered index keeps as a separator keeps its entry. */
+    if (!order_remove(&ix->order, &ix->arena, ref))
+        arena_release(&ix->arena, ref);
     ix->count--;
     /* Backward-shift deletion: move a later member of the run into the hole
      * unless its home lies after the hole (cyclically, up to itself): moving
@@ -473,11 +393,11 @@ int index_walk_range(const struct index *ix, uint32_t lo, uint32_t hi, index_vis
         const struct index_slot *sl = &ix->slots[i];
         const struct index_slot *pf = &ix->slots[ahead];
         if (pf->ref && pf->hash >= lo && pf->hash <= hi)
-            __builtin_prefetch(arena_entry(ix, pf->ref));
+            __builtin_prefetch(arena_entry_of(ix, pf->ref));
         if (sl->ref == 0 && k >= span)
             break; /* past home_of(hi) and the end of its run */
         if (sl->ref && sl->hash >= lo && sl->hash <= hi) {
-            int rc = fn(arena_entry(ix, sl->ref), arg);
+            int rc = fn(arena_entry_of(ix, sl->ref), arg);
             if (rc != 0)
                 return rc;
         }
@@ -492,7 +412,7 @@ struct index_entry *index_next(const struct index *ix, size_t *cursor)
     for (size_t i = *cursor; i < ix->cap; i++) {
         if (ix->slots[i].ref) {
             *cursor = i + 1;
-            return arena_entry(ix, ix->slots[i].ref);
+            return arena_entry_of(ix, ix->slots[i].ref);
         }
     }
     *cursor = ix->cap;
@@ -501,6 +421,111 @@ struct index_entry *index_next(const struct index *ix, size_t *cursor)
 
 size_t index_memory(const struct index *ix)
 {
-    return ix->cap * sizeof(struct index_slot) + ix->arena_bytes +
-           (MAX_ENTRY_UNITS + 1) * sizeof(uint32_t) + ix->nchunks * sizeof(uint8_t *);
+    return ix->cap * sizeof(struct index_slot) + arena_memory(&ix->arena) +
+           order_memory(&ix->order);
+}
+
+size_t index_order_memory(const struct index *ix)
+{
+    return order_memory(&ix->order);
+}
+
+/* ---- the key order after a bulk load */
+
+void index_order_load_begin(struct index *ix, struct index_order_load *l)
+{
+    memset(l, 0, sizeof(*l));
+    order_destroy(&ix->order);
+    order_init(&ix->order);
+    order_bulk_begin(&ix->order, &l->bulk);
+}
+
+void index_order_load_add(struct index *ix, struct index_order_load *l, const uint32_t *refs,
+                          size_t n)
+{
+    size_t units = arena_units(&ix->arena);
+    for (size_t i = 0; i < n; i++) {
+        l->out_of_range |= refs[i] == 0 || refs[i] >= units;
+        l->refs_sum += ref_mix(refs[i]);
+    }
+    l->named += n;
+    if (!l->out_of_range)
+        order_bulk_add(&ix->order, &l->bulk, refs, n);
+}
+
+int index_order_load_end(struct index *ix, struct index_order_load *l, const struct index_bulk *b)
+{
+    bool same = !l->out_of_range && l->named == b->added && l->refs_sum == b->refs_sum &&
+                b->added == ix->count;
+    int rc = order_bulk_end(&ix->order, &l->bulk);
+    if (rc == 0 && !same)
+        rc = 1;
+    if (rc != 0) {
+        order_destroy(&ix->order);
+        order_init(&ix->order);
+    }
+    memset(l, 0, sizeof(*l));
+    return rc;
+}
+
+static int entry_cmp(const struct index_entry *x, const struct index_entry *y)
+{
+    int c = memcmp(x->key, y->key, x->key_len < y->key_len ? x->key_len : y->key_len);
+    return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+/* Sorts refs[0, n) by key: a merge sort through tmp (n places). */
+static void sort_refs(const struct index *ix, uint32_t *refs, uint32_t *tmp, size_t n)
+{
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = entry_cmp(arena_entry_of(ix, refs[j]), arena_entry_of(ix, refs[i])) < 0
+                               ? refs[j++]
+                               : refs[i++];
+            while (i < mid)
+                tmp[k++] = refs[i++];
+            while (j < hi)
+                tmp[k++] = refs[j++];
+        }
+        memcpy(refs, tmp, n * sizeof(*refs));
+    }
+}
+
+int index_order_rebuild(struct index *ix)
+{
+    order_destroy(&ix->order);
+    order_init(&ix->order);
+    size_t n = ix->count;
+    uint32_t *refs = malloc((n ? n : 1) * sizeof(*refs));
+    uint32_t *tmp = malloc((n ? n : 1) * sizeof(*tmp));
+    int rc = refs && tmp ? 0 : KV_ENOMEM;
+    if (rc == 0) {
+        size_t k = 0;
+        for (size_t i = 0; i < ix->cap && k < n; i++)
+            if (ix->slots[i].ref)
+                refs[k++] = ix->slots[i].ref;
+        sort_refs(ix, refs, tmp, k);
+        struct order_bulk b;
+        order_bulk_begin(&ix->order, &b);
+        order_bulk_add(&ix->order, &b, refs, k);
+        rc = order_bulk_end(&ix->order, &b);
+    }
+    free(refs);
+    free(tmp);
+    return rc;
+}
+
+int index_for_each_in_order(const struct index *ix, index_entry_fn fn, void *ctx)
+{
+    struct order_cursor c;
+    order_seek(&c, &ix->order, &ix->arena, NULL, 0, false);
+    uint32_t ref;
+    int rc = 0;
+    while (rc == 0 && (ref = order_next(&c)) != 0)
+        rc = fn(ctx, ref, arena_entry_of(ix, ref));
+    return rc;
 }

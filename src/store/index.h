@@ -1,6 +1,9 @@
 /*
- * index.h - the in-memory hash index: every live key and where its newest
- * record lies. Not thread-safe: the store guards it with its rwlock.
+ * index.h - the in-memory index: every live key and where its newest record
+ * lies. Entries live in an arena (arena.h); a hash table over them answers
+ * lookups, and an ordered index (order.h) of the same entries answers reads
+ * in key order. Every change goes through the functions here, which keep the
+ * two in step. Not thread-safe: the store guards it with its rwlock.
  */
 #ifndef KV_STORE_INDEX_H
 #define KV_STORE_INDEX_H
@@ -9,19 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Where a record lies: segment, offset of its magic, and its value length. */
-struct kv_loc {
-    uint32_t seg;
-    uint32_t off;
-    uint32_t val_len;
-};
-
-/* One key's entry, stored in the index's arena: 14 bytes, then the key. */
-struct index_entry {
-    struct kv_loc loc;
-    uint16_t key_len;
-    uint8_t key[];
-};
+#include "arena.h"
+#include "order.h"
 
 struct index_slot {
     uint32_t hash; /* low 32 bits of the key's hash */
@@ -32,12 +24,8 @@ struct index {
     struct index_slot *slots;
     size_t cap; /* slot count: any size, so that growth can be 1.5x */
     size_t count;
-    /* The arena: chunks of 8-byte units; freed entries go to per-size lists. */
-    uint8_t **chunks;
-    size_t nchunks;
-    size_t chunk_used;    /* units used in the last chunk */
-    uint32_t *free_heads; /* by size in units; 0 = none */
-    size_t arena_bytes;
+    struct arena arena;      /* the entries */
+    struct order_tree order; /* the same entries in key order */
 };
 
 uint64_t index_hash(const void *key, size_t key_len);
@@ -50,9 +38,10 @@ struct index_entry *index_lookup(const struct index *ix, uint64_t hash, const vo
                                  size_t key_len);
 
 /*
- * Points key at loc, adding it when absent. When it was present, *old (if not
- * NULL) receives the previous location and *replaced is set. On KV_ENOMEM the
- * index is unchanged.
+ * Points key at loc, adding it when absent (to both the hash table and the
+ * ordered index). When it was present, *old (if not NULL) receives the
+ * previous location and *replaced is set. On KV_ENOMEM the index is
+ * unchanged.
  */
 int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_len,
                  const struct kv_loc *loc, struct kv_loc *old, bool *replaced);
@@ -60,17 +49,25 @@ int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_le
 /*
  * A bulk load: keys that are expected to be new, arriving in about ascending
  * order of hash (a snapshot writes them so). Start with a zeroed struct
- * index_bulk on an empty index, after index_reserve, and change the index
- * only through index_insert_new until the load is done. Each key that hashes
- * higher than every one before it then takes its slot without a probe (see
- * bulk_slot in index.c); any other takes the ordinary probe, so any order and
- * any duplicate are still handled right, only slower.
+ * index_bulk on an empty index, after index_reserve_load, and change the
+ * index only through index_insert_new until the load is done. Each key that
+ * hashes higher than every one before it then takes its slot without a probe
+ * (see bulk_slot in index.c); any other takes the ordinary probe, so any
+ * order and any duplicate are still handled right, only slower. Entries are
+ * appended to the arena as its plan says (arena_plan_next), so that their
+ * references are known in advance.
+ *
+ * The keys go into the hash table only: the load ends with index_order_load
+ * (the key order the snapshot recorded) or, failing that,
+ * index_order_rebuild, before the index is used otherwise.
  */
 struct index_bulk {
     uint32_t max_hash; /* highest hash inserted */
     size_t frontier;   /* highest slot used */
     bool any;          /* a key was inserted */
     bool off;          /* the quick path no longer holds: probe every key */
+    size_t added;      /* entries the load made */
+    uint64_t refs_sum; /* and a sum of their references, mixed */
 };
 
 /*
@@ -80,7 +77,29 @@ struct index_bulk {
 int index_insert_new(struct index *ix, struct index_bulk *b, uint64_t hash, const void *key,
                      size_t key_len, const struct kv_loc *loc, bool *present);
 
-/* Removes key; *old (if not NULL) receives its location. 0 or KV_ENOTFOUND. */
+/*
+ * Builds the ordered index from the references of every entry of the bulk
+ * load b, in ascending key order (as the arena's plan names them), handed
+ * over in pieces of any size: index_order_load_add for each piece, then
+ * index_order_load_end, which returns 0, 1 when the references are not
+ * those of the load's entries, each once (the ordered index is left empty),
+ * or KV_ENOMEM. The check compares their number and a sum of their mixed
+ * values, without a lookup per reference: a list that is not a permutation
+ * of the entries passes it with a chance of about 2^-64.
+ */
+struct index_order_load {
+    struct order_bulk bulk;
+    size_t named;
+    uint64_t refs_sum;
+    bool out_of_range;
+};
+void index_order_load_begin(struct index *ix, struct index_order_load *l);
+void index_order_load_add(struct index *ix, struct index_order_load *l, const uint32_t *refs,
+                          size_t n);
+int index_order_load_end(struct index *ix, struct index_order_load *l, const struct index_bulk *b);
+
+/* Removes key from both; *old (if not NULL) receives its location. 0 or
+ * KV_ENOTFOUND. */
 int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_len,
                  struct kv_loc *old);
 
@@ -90,10 +109,14 @@ int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_le
 void index_prefetch_slot(const struct index *ix, uint64_t hash);
 void index_prefetch_entry(const struct index *ix, uint64_t hash);
 
-/* Makes room for n more keys without reallocating; KV_ENOMEM on failure. */
+/* Makes room for n more keys, in the slot array and the ordered index,
+ * without allocating while they are added; KV_ENOMEM on failure. */
 int index_reserve(struct index *ix, size_t n);
 
-/* Whether n more keys would make the slot array grow. */
+/* Sizes the slot array for a bulk load of n keys (index_insert_new). */
+int index_reserve_load(struct index *ix, size_t n);
+
+/* Whether n more keys would need an allocation (index_reserve). */
 bool index_needs_room(const struct index *ix, size_t n);
 
 /*
@@ -120,10 +143,28 @@ struct index_entry *index_next(const struct index *ix, size_t *cursor);
  * index_insert_new's bulk load is quick with), until fn returns non-zero,
  * which is returned; KV_ENOMEM when memory runs out. The index must not
  * change meanwhile. */
-typedef int (*index_entry_fn)(void *ctx, const struct index_entry *e);
+typedef int (*index_entry_fn)(void *ctx, uint32_t ref, const struct index_entry *e);
 int index_for_each_by_hash(const struct index *ix, index_entry_fn fn, void *ctx);
 
-/* Bytes of memory the index holds. */
+/* ---- the key order */
+
+/* Builds the ordered index by sorting the keys: for a snapshot that did not
+ * record their order. 0 or KV_ENOMEM (the ordered index is left empty). */
+int index_order_rebuild(struct index *ix);
+
+/* Calls fn for every entry in ascending key order, until fn returns
+ * non-zero, which is returned. The entries are not read ahead: a caller
+ * that only wants their references pays no cache miss for them. */
+int index_for_each_in_order(const struct index *ix, index_entry_fn fn, void *ctx);
+
+/* The entry of ref (from the ordered index). */
+static inline const struct index_entry *index_entry_at(const struct index *ix, uint32_t ref)
+{
+    return arena_entry(&ix->arena, ref);
+}
+
+/* Bytes of memory the index holds, and of that the ordered index. */
 size_t index_memory(const struct index *ix);
+size_t index_order_memory(const struct index *ix);
 
 #endif /* KV_STORE_INDEX_H */

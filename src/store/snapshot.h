@@ -5,21 +5,36 @@
  *
  * Layout (little-endian), followed by a CRC-32 of everything before it:
  *
- *   "MKVSNAP\0" | version u32 = 3 | flags u32 = 0 | segments u32 | keys u64
+ *   "MKVSNAP\0" | version u32 = 4 | flags u32 | segments u32 | keys u64
  *   | position: segment u32, offset u64
  *   | per segment: id u32, size u64          (every segment the index may name)
  *   | bloom filter: k u32, capacity u64, inserted u64, blocks u64,
- *     then blocks * 8 words u64               (versions 2 and 3)
+ *     then blocks * 8 words u64               (version 2 on)
  *   | metas u32, then per META name: name_len u16, segment u32, offset u32,
- *     value_len u32, name, value              (version 3)
- *   | dictionaries u32, then per dictionary: id u32   (version 3)
+ *     value_len u32, name, value              (version 3 on)
+ *   | dictionaries u32, then per dictionary: id u32   (version 3 on)
  *   | per key: key_len u16, segment u32, offset u32, value_len u32, key
+ *   | key order (version 4, flag SNAP_FLAG_KEY_ORDER): per key, in
+ *     ascending key order, the name of its entry u32
+ *
+ * The name of an entry is a function of the entries before it in the file:
+ * the place it takes when the entries are laid end to end in that order, in
+ * 8-byte units, in chunks of 2^17 units (arena_plan_next in arena.h: each
+ * entry takes ceil((14 + key_len) / 8) units, the first starts at unit 1,
+ * and one that does not fit the rest of a chunk starts the next; the name is
+ * chunk << 17 | unit). A load lays its entries out that way, so that the
+ * names are the references of its ordered index, read straight into its
+ * leaves with no sort and no lookup; it checks that each names one of its
+ * entries, once. A loader that does not know a flag ignores the snapshot
+ * (flags are 0 before version 4); a file without the key order (a writer
+ * short of memory leaves it out, and versions 1 to 3 never had it) loads too,
+ * and the ordered index is then built by sorting the keys.
  *
  * The bloom filter is the store's own, as it stood with the index: a load
  * takes its bits as they are when they have the shape the store's options
  * give for that capacity, instead of adding every key again; otherwise it is
- * skipped and rebuilt. Version 1 files (no filter) and version 2 files (no
- * META names, no dictionaries) load too.
+ * skipped and rebuilt. Version 1 files (no filter), version 2 files (no
+ * META names, no dictionaries) and version 3 files (no key order) load too.
  *
  * The META names are the newest META record of each (meta.h), with where it
  * lies. The dictionaries are those the store had loaded: a record before the
@@ -42,17 +57,18 @@
 
 #include "kvstore.h"
 
-#define SNAPSHOT_NAME   "index.snapshot"
-#define SNAP_MAGIC      "MKVSNAP"
-#define SNAP_MAGIC_LEN  8
-#define SNAP_GO_MAGIC   "KVINDEX1"
-#define SNAP_VERSION    3u
-#define SNAP_META_HEAD  14u
-#define SNAP_BLOOM_HEAD 28u
-#define SNAP_HEADER_LEN 40u
-#define SNAP_SEG_LEN    12u
-#define SNAP_ENTRY_HEAD 14u
-#define SNAP_MAX_FILE   (64ull << 30)
+#define SNAPSHOT_NAME       "index.snapshot"
+#define SNAP_MAGIC          "MKVSNAP"
+#define SNAP_MAGIC_LEN      8
+#define SNAP_GO_MAGIC       "KVINDEX1"
+#define SNAP_VERSION        4u
+#define SNAP_FLAG_KEY_ORDER 0x1u /* version 4 on */
+#define SNAP_META_HEAD      14u
+#define SNAP_BLOOM_HEAD     28u
+#define SNAP_HEADER_LEN     40u
+#define SNAP_SEG_LEN        12u
+#define SNAP_ENTRY_HEAD     14u
+#define SNAP_MAX_FILE       (64ull << 30)
 
 /* Writes the snapshot (snapshot_save.c), after making the log position it
  * records durable. Caller holds append_mu. */

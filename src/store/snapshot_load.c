@@ -69,6 +69,7 @@ struct listed_seg {
 
 struct snap_view {
     uint32_t version;
+    uint32_t flags;
     uint32_t nsegs;
     uint64_t nkeys;
     uint32_t pos_seg;
@@ -253,6 +254,9 @@ static kv_snapshot_status read_head(struct snap_reader *r, struct snap_view *v, 
     v->version = get_u32(p + 8);
     if (v->version < 1 || v->version > SNAP_VERSION)
         return fail(reason, rlen, "unknown version");
+    v->flags = get_u32(p + 12);
+    if (v->flags & ~(v->version >= 4 ? SNAP_FLAG_KEY_ORDER : 0u))
+        return fail(reason, rlen, "unknown flags");
     v->nsegs = get_u32(p + 16);
     v->nkeys = get_u64(p + 20);
     v->pos_seg = get_u32(p + 28);
@@ -486,9 +490,62 @@ static kv_snapshot_status walk_entries(struct snap_reader *r, const struct snap_
             return fail(reason, rlen, *fn_rc == 1 ? "a key appears twice" : "out of memory");
         left -= n;
     }
-    if (r->fill - r->pos != 0 || r->read_off != r->body_len)
-        return fail(reason, rlen, "bytes after the last entry");
     return KV_SNAPSHOT_VALID;
+}
+
+/* Bytes of the body not parsed yet. */
+static uint64_t body_left(const struct snap_reader *r)
+{
+    return r->body_len - r->read_off + (r->fill - r->pos);
+}
+
+/* References of the key order handed over a piece at a time. */
+#define ORDER_PIECE 1024u
+
+/*
+ * Reads the key order section, when the snapshot has one, into the ordered
+ * index of ix (NULL: only read past it), checking it against the entries of
+ * the load b; without one, ix's ordered index is built by sorting. Then
+ * nothing may follow.
+ */
+static kv_snapshot_status read_key_order(struct snap_reader *r, const struct snap_view *v,
+                                         struct index *ix, const struct index_bulk *b, int *err,
+                                         char *reason, size_t rlen)
+{
+    if (!(v->flags & SNAP_FLAG_KEY_ORDER)) {
+        if (body_left(r) != 0)
+            return fail(reason, rlen, "bytes after the last entry");
+        if (ix && (*err = index_order_rebuild(ix)) != 0)
+            return fail(reason, rlen, "out of memory");
+        return KV_SNAPSHOT_VALID;
+    }
+    if (body_left(r) != 4 * v->nkeys)
+        return fail(reason, rlen, "its key order does not have one entry per key");
+    struct index_order_load load;
+    if (ix)
+        index_order_load_begin(ix, &load);
+    uint32_t refs[ORDER_PIECE];
+    for (uint64_t left = v->nkeys; left > 0;) {
+        size_t n = left < ORDER_PIECE ? (size_t)left : ORDER_PIECE;
+        const uint8_t *p = reader_take(r, 4 * n);
+        if (!p) {
+            if (ix)
+                index_order_load_end(ix, &load, b);
+            return fail(reason, rlen, "cannot read it");
+        }
+        for (size_t i = 0; i < n; i++)
+            refs[i] = get_u32(p + 4 * i);
+        if (ix)
+            index_order_load_add(ix, &load, refs, n);
+        left -= n;
+    }
+    int rc = ix ? index_order_load_end(ix, &load, b) : 0;
+    if (rc == KV_ENOMEM) {
+        *err = rc;
+        return fail(reason, rlen, "out of memory");
+    }
+    return rc == 0 ? KV_SNAPSHOT_VALID
+                   : fail(reason, rlen, "its key order does not name its entries");
 }
 
 struct loader {
@@ -530,7 +587,7 @@ static int load_batch(void *ctx, const struct snap_entry *batch, size_t n)
  * the snapshot's own is not taken. */
 static int reserve_for(kv_store *s, uint64_t nkeys, bool bloom_loaded)
 {
-    if (index_reserve(&s->index, nkeys) != 0)
+    if (index_reserve_load(&s->index, nkeys) != 0)
         return KV_ENOMEM;
     if (bloom_loaded)
         return 0;
@@ -577,6 +634,8 @@ int kv__snapshot_load(kv_store *s, const uint32_t *ids, size_t nids, uint32_t *p
         st = walk_entries(&r, &v, load_batch, &ld, &fn_rc, reason, sizeof(reason));
     if (fn_rc == 2)
         err = KV_ENOMEM;
+    if (st == KV_SNAPSHOT_VALID)
+        st = read_key_order(&r, &v, &s->index, &ld.bulk, &err, reason, sizeof(reason));
     st = settle(&r, st, reason, sizeof(reason));
     for (uint32_t i = 0; st == KV_SNAPSHOT_VALID && i < v.nsegs; i++)
         if (v.segs[i].live)
@@ -638,6 +697,8 @@ int kv__snapshot_check(const struct kv_io *io, const char *dir, const uint32_t *
             st = read_dicts(&r, &v, NULL, dir, reason, reason_len);
         if (st == KV_SNAPSHOT_VALID)
             st = walk_entries(&r, &v, NULL, NULL, &fn_rc, reason, reason_len);
+        if (st == KV_SNAPSHOT_VALID)
+            st = read_key_order(&r, &v, NULL, NULL, &rc, reason, reason_len);
         st = settle(&r, st, reason, reason_len);
         if (rc == 0)
             rc = r.io_rc;

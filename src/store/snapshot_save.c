@@ -44,6 +44,11 @@ struct snap_writer {
     uint64_t off; /* bytes written to the file */
     uint32_t crc; /* of those bytes */
     int rc;       /* the first failed write's code */
+    /* The key order: each entry's name in the file (see snapshot.h), by
+     * its reference halved (entries are at least 2 units apart); NULL when
+     * there was no memory for it, and the file goes without. */
+    uint32_t *names;
+    struct arena_plan plan;
 };
 
 static int writer_flush(struct snap_writer *w)
@@ -70,17 +75,31 @@ static uint8_t *writer_take(struct snap_writer *w, size_t n)
     return p;
 }
 
-static int encode_entry(void *ctx, const struct index_entry *e)
+static int encode_entry(void *ctx, uint32_t ref, const struct index_entry *e)
 {
     struct snap_writer *w = ctx;
     uint8_t *p = writer_take(w, SNAP_ENTRY_HEAD + e->key_len);
     if (!p)
         return w->rc;
+    if (w->names)
+        w->names[ref / 2] = arena_plan_next(&w->plan, e->key_len);
     put_u16(p, e->key_len);
     put_u32(p + 2, e->loc.seg);
     put_u32(p + 6, e->loc.off);
     put_u32(p + 10, e->loc.val_len);
     memcpy(p + SNAP_ENTRY_HEAD, e->key, e->key_len);
+    return 0;
+}
+
+/* The key order section: each entry's name, in key order. */
+static int encode_order(void *ctx, uint32_t ref, const struct index_entry *e)
+{
+    (void)e;
+    struct snap_writer *w = ctx;
+    uint8_t *p = writer_take(w, 4);
+    if (!p)
+        return w->rc;
+    put_u32(p, w->names[ref / 2]);
     return 0;
 }
 
@@ -149,7 +168,8 @@ static int encode_snapshot(kv_store *s, struct snap_writer *w)
         return w->rc;
     memcpy(p, SNAP_MAGIC, SNAP_MAGIC_LEN);
     put_u32(p + 8, SNAP_VERSION);
-    put_u32(p + 12, 0);
+    w->names = malloc((arena_units(&s->index.arena) / 2 + 1) * sizeof(*w->names));
+    put_u32(p + 12, w->names ? SNAP_FLAG_KEY_ORDER : 0);
     put_u32(p + 16, (uint32_t)s->nsegs);
     put_u64(p + 20, s->index.count);
     put_u32(p + 28, s->active->id);
@@ -167,6 +187,10 @@ static int encode_snapshot(kv_store *s, struct snap_writer *w)
         rc = encode_dicts(s, w);
     if (rc == 0)
         rc = index_for_each_by_hash(&s->index, encode_entry, w);
+    if (rc == 0 && w->names)
+        rc = index_for_each_in_order(&s->index, encode_order, w);
+    free(w->names);
+    w->names = NULL;
     return rc;
 }
 

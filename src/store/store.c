@@ -4,14 +4,14 @@
  *
  * Reads take the rwlock only to look the key up and pin its segment; the
  * copy (out of the segment's mapping, or by pread) and the checksum run
- * without any lock, so readers never wait for a writer's fdatasync, and
- * writers wait for readers only during the few instructions of a lookup.
+ * without any lock (read.c), so readers never wait for a writer's
+ * fdatasync, and writers wait for readers only during the few instructions
+ * of a lookup.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <time.h>
 
 #include "debug.h"
 #include "bloom.h"
@@ -25,6 +25,7 @@
 #include "keydir.h"
 #include "logging.h"
 #include "meta.h"
+#include "read.h"
 #include "record.h"
 #include "recovery.h"
 #include "rwlock.h"
@@ -36,7 +37,6 @@
 
 #define MIN_SEGMENT_SIZE (4u << 10)
 #define MAX_SEGMENT_SIZE (2ull << 30)
-#define KEY_STACK_LEN    256
 
 void kv_options_init(kv_options *opts)
 {
@@ -256,216 +256,6 @@ int kv_delete(kv_store *s, const void *key, size_t key_len)
     return rc != 0 ? rc : op.rc;
 }
 
-/* Where a read finds its record. */
-struct read_at {
-    struct kv_loc loc;
-    struct segment *seg;
-};
-
-/* Looks key up; caller holds the read lock. */
-static int locate(kv_store *s, const void *key, size_t key_len, struct read_at *at)
-{
-    KV_ASSERT(kv__rwlock_held(&s->rwlock));
-    uint64_t h = index_hash(key, key_len);
-    /* The slot's cache miss overlaps the bloom filter's. */
-    index_prefetch_slot(&s->index, h);
-    if (!bloom_may_contain(&s->bloom, h)) {
-        atomic_fetch_add_explicit(&s->n_bloom_negatives, 1, memory_order_relaxed);
-        return KV_ENOTFOUND;
-    }
-    const struct index_entry *e = index_lookup(&s->index, h, key, key_len);
-    if (!e) {
-        if (s->bloom.blocks)
-            atomic_fetch_add_explicit(&s->n_bloom_false_positives, 1, memory_order_relaxed);
-        return KV_ENOTFOUND;
-    }
-    at->loc = e->loc;
-    at->seg = kv__segtab_find(s, at->loc.seg);
-    if (NEVER(!at->seg)) {
-        kv__log(s, KV_LOG_ERROR, "index names segment %u, which is not open", at->loc.seg);
-        return KV_EIO;
-    }
-    return 0;
-}
-
-/* Checks the record read for key against its header and checksum: a SET or
- * SETX of key with the payload length the index has. *op receives its op;
- * with payload_crc, the CRC of the payload alone, from the same single pass
- * (computed apart and combined into the record's). */
-static int verify_record(kv_store *s, const struct kv_loc *loc, const uint8_t *hdr,
-                         const uint8_t *rec_key, const void *key, size_t key_len,
-                         const void *payload, const uint8_t *trailer, uint8_t *op,
-                         uint32_t *payload_crc)
-{
-    struct record_header h;
-    bool ok = record_decode_header(hdr, &h) && (h.op == KV_OP_SET || h.op == KV_OP_SETX) &&
-              h.key_len == key_len && h.val_len == loc->val_len &&
-              memcmp(rec_key, key, key_len) == 0;
-    if (ok && (payload_crc || h.op == KV_OP_SETX)) {
-        uint32_t pcrc = record_crc_update(0, payload, loc->val_len);
-        uint32_t crc =
-            record_crc_combine(record_crc_head(hdr, rec_key, key_len), pcrc, loc->val_len);
-        ok = crc == get_u32(trailer);
-        if (payload_crc)
-            *payload_crc = pcrc;
-    } else if (ok) {
-        uint32_t crc =
-            record_crc_update(record_crc_head(hdr, rec_key, key_len), payload, loc->val_len);
-        ok = crc == get_u32(trailer);
-    }
-    if (ok) {
-        *op = h.op;
-        return 0;
-    }
-    atomic_fetch_add(&s->n_checksum_errors, 1);
-    kv__log(s, KV_LOG_ERROR, "segment %u offset %u: record failed its checksum on read", loc->seg,
-            loc->off);
-    return KV_ECORRUPT;
-}
-
-static uint64_t now_realtime_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
-
-/*
- * The value of a SETX whose payload (len bytes, CRC payload_crc) checked
- * out: a new buffer in *out (plus a zero byte) of *out_len bytes, and its
- * CRC-32 in *value_crc. An expired one is KV_ENOTFOUND; a compressed one is
- * decompressed and checked against its raw_crc (compress.c).
- */
-static int setx_value(kv_store *s, const struct kv_loc *loc, const uint8_t *payload, size_t len,
-                      uint32_t payload_crc, uint8_t **out, size_t *out_len, uint32_t *value_crc)
-{
-    struct record_attrs a;
-    size_t alen;
-    int rc = 0;
-    if (!record_attrs_decode(payload, len, &a, &alen))
-        rc = KV_ECORRUPT;
-    else if ((a.flags & RECORD_ATTR_EXPIRES) && a.expire_at <= now_realtime_ms())
-        return KV_ENOTFOUND;
-    else if (a.flags & RECORD_ATTR_ZSTD)
-        rc = kv__value_decompress(s, &a, payload + alen, len - alen, out);
-    if (rc == KV_ECORRUPT) {
-        atomic_fetch_add(&s->n_checksum_errors, 1);
-        kv__log(s, KV_LOG_ERROR,
-                "segment %u offset %u: the value of a record does not decode to the bytes it "
-                "records",
-                loc->seg, loc->off);
-    }
-    if (rc != 0)
-        return rc;
-    if (a.flags & RECORD_ATTR_ZSTD) {
-        *out_len = a.raw_len;
-        if (value_crc)
-            *value_crc = a.raw_crc;
-        return 0;
-    }
-    size_t vlen = len - alen;
-    uint8_t *buf = malloc(vlen + 1);
-    if (!buf)
-        return KV_ENOMEM;
-    memcpy(buf, payload + alen, vlen);
-    buf[vlen] = 0;
-    *out = buf;
-    *out_len = vlen;
-    if (value_crc)
-        *value_crc = record_value_crc(payload_crc, record_crc_update(0, payload, alen), vlen);
-    return 0;
-}
-
-/* Reads the value of the record at rec (a whole record in memory) into a
- * new buffer. A SET's value is copied before it is checked, so what the
- * caller gets is what the checksum covered; a SETX is checked in place and
- * then decoded (the bytes of a segment's mapping that an index entry names
- * never change, segment.c). */
-static int copy_value(kv_store *s, const struct read_at *at, const uint8_t *rec, const void *key,
-                      size_t key_len, uint8_t **out, size_t *out_len, uint32_t *value_crc)
-{
-    const uint8_t *rec_key = rec + RECORD_HEADER_LEN;
-    const uint8_t *payload = rec_key + key_len;
-    const uint8_t *trailer = payload + at->loc.val_len;
-    uint8_t op;
-    uint32_t pcrc = 0;
-    if (rec[2] == KV_OP_SETX) {
-        int rc =
-            verify_record(s, &at->loc, rec, rec_key, key, key_len, payload, trailer, &op, &pcrc);
-        if (rc == 0 && op == KV_OP_SETX)
-            rc = setx_value(s, &at->loc, payload, at->loc.val_len, pcrc, out, out_len, value_crc);
-        return rc;
-    }
-    uint8_t *buf = malloc((size_t)at->loc.val_len + 1);
-    if (!buf)
-        return KV_ENOMEM;
-    memcpy(buf, payload, at->loc.val_len);
-    int rc = verify_record(s, &at->loc, rec, rec_key, key, key_len, buf, trailer, &op,
-                           value_crc ? &pcrc : NULL);
-    if (rc == 0 && op != KV_OP_SET)
-        rc = KV_ECORRUPT; /* changed under us: no longer what the first byte said */
-    if (rc != 0) {
-        free(buf);
-        return rc;
-    }
-    buf[at->loc.val_len] = 0;
-    *out = buf;
-    *out_len = at->loc.val_len;
-    if (value_crc)
-        *value_crc = pcrc;
-    return 0;
-}
-
-/* Reads the record at names through the segment's descriptor, straight
- * into a new value buffer; the segment is pinned. */
-static int read_value(kv_store *s, const struct read_at *at, int fd, const void *key,
-                      size_t key_len, uint8_t **out, size_t *out_len, uint32_t *value_crc)
-{
-    uint8_t hdr[RECORD_HEADER_LEN], trailer[RECORD_TRAILER_LEN];
-    uint8_t key_stack[KEY_STACK_LEN];
-    uint8_t *rec_key = key_len <= sizeof(key_stack) ? key_stack : malloc(key_len);
-    uint8_t *buf = malloc((size_t)at->loc.val_len + 1);
-    int rc = 0;
-    if (!rec_key || !buf) {
-        rc = KV_ENOMEM;
-        goto out;
-    }
-    struct iovec iov[4] = {
-        {.iov_base = hdr, .iov_len = sizeof(hdr)},
-        {.iov_base = rec_key, .iov_len = key_len},
-        {.iov_base = buf, .iov_len = at->loc.val_len},
-        {.iov_base = trailer, .iov_len = sizeof(trailer)},
-    };
-    rc = kv__io_readv_full(s->io, fd, iov, 4, (off_t)at->loc.off);
-    if (rc != 0) {
-        kv__log(s, KV_LOG_ERROR, "read of segment %u offset %u failed: %s", at->loc.seg,
-                at->loc.off, rc == KV_ECORRUPT ? "file too short" : strerror(errno));
-        if (rc == KV_ECORRUPT)
-            atomic_fetch_add(&s->n_checksum_errors, 1);
-        goto out;
-    }
-    uint8_t op;
-    uint32_t pcrc = 0;
-    bool setx = hdr[2] == KV_OP_SETX;
-    rc = verify_record(s, &at->loc, hdr, rec_key, key, key_len, buf, trailer, &op,
-                       value_crc || setx ? &pcrc : NULL);
-    if (rc == 0 && op == KV_OP_SETX) {
-        rc = setx_value(s, &at->loc, buf, at->loc.val_len, pcrc, out, out_len, value_crc);
-    } else if (rc == 0) {
-        buf[at->loc.val_len] = 0;
-        *out = buf;
-        *out_len = at->loc.val_len;
-        if (value_crc)
-            *value_crc = pcrc;
-        buf = NULL;
-    }
-out:
-    if (rec_key != key_stack)
-        free(rec_key);
-    free(buf);
-    return rc;
-}
-
 int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len,
                uint32_t *value_crc)
 {
@@ -476,27 +266,15 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     uint8_t *buf = NULL;
     size_t len = 0;
     uint32_t vcrc = 0;
-    uint32_t *want_crc = value_crc ? &vcrc : NULL;
     kv__rdlock(&s->rwlock);
-    int rc = locate(s, key, key_len, &at);
-    if (rc != 0) {
-        kv__unlock(&s->rwlock);
-        return rc;
-    }
-    uint64_t rec_len = record_size(key_len, at.loc.val_len);
-    const uint8_t *rec = kv__segment_view(s, at.seg, at.loc.off, rec_len);
-    int fd = -1;
-    kv__segment_pin(at.seg);
-    if (!rec)
-        rc = kv__segment_get_fd(s, at.seg, &fd);
+    int rc = kv__locate(s, key, key_len, &at);
+    if (rc == 0)
+        rc = kv__read_begin(s, &at, key_len);
     kv__unlock(&s->rwlock);
-    if (rec) {
-        rc = copy_value(s, &at, rec, key, key_len, &buf, &len, want_crc);
-    } else if (rc == 0) {
-        rc = read_value(s, &at, fd, key, key_len, &buf, &len, want_crc);
-        kv__segment_put_fd(s, at.seg);
-    }
-    kv__segment_unpin(at.seg);
+    if (rc != 0)
+        return rc;
+    rc = kv__read_value(s, &at, key, key_len, &buf, &len, value_crc ? &vcrc : NULL);
+    kv__read_end(s, &at);
     if (rc != 0)
         return rc;
     *val = buf;
@@ -504,6 +282,30 @@ int kv_get_crc(kv_store *s, const void *key, size_t key_len, void **val, size_t 
     if (value_crc)
         *value_crc = vcrc;
     return 0;
+}
+
+int kv_stat(kv_store *s, const void *key, size_t key_len, kv_stat_info *out)
+{
+    if (!s || !key_valid(key, key_len) || !out)
+        return KV_EINVAL;
+    struct read_at at;
+    kv__rdlock(&s->rwlock);
+    int rc = kv__locate(s, key, key_len, &at);
+    if (rc == 0)
+        rc = kv__read_begin(s, &at, key_len);
+    kv__unlock(&s->rwlock);
+    if (rc != 0)
+        return rc;
+    kv_stat_info st;
+    rc = kv__read_stat(s, &at, key, key_len, &st);
+    kv__read_end(s, &at);
+    if (rc == 0 && st.expire_at_ms != 0 && st.expire_at_ms <= kv__now_ms())
+        rc = KV_ENOTFOUND; /* as kv_get finds it */
+    if (rc == 0) {
+        st.position = kv__position_of(&at.loc);
+        *out = st;
+    }
+    return rc;
 }
 
 int kv_get(kv_store *s, const void *key, size_t key_len, void **val, size_t *val_len)

@@ -21,17 +21,23 @@
  *   batch.c         a kv_write call's ops encoded as records, BATCH framing
  *   write.c         the append path: appending a round, rotation, interval
  *                   sync
- *   list.c          kv_list: keys in order, by prefix, in pages
+ *   list.c          kv_range, kv_list: keys (and values) in order, between
+ *                   bounds, by prefix, a page at a time
  *   meta.c          the newest META record of each name, in memory
  *   inspect.c       kv_scan, kv_check_snapshot: reading a data directory
  *                   without opening it (the CLI's verify and dump)
  *   snapshot_load.c loading and checking index.snapshot (format: snapshot.h)
+ *   read.c          reading a record the index points at: locate, pin,
+ *                   copy and check its value
  *   keydir.c        the index and the bloom filter kept in step with the
  *                   log; the walks over the whole index
  *   segment.c       segment files, the segment table, descriptors, mappings
  *   segment_scan.c  the log's parser: a segment record by record, good or bad
  *   dirlock.c       the LOCK file: one owner of a directory at a time
- *   index.c         the hash index: key -> segment, offset, value length
+ *   index.c         the index: a hash table and an ordered index over one
+ *                   arena of entries, kept in step
+ *   order.c         the ordered index: a B+tree of entry references
+ *   arena.c         the entries: key -> segment, offset, value length
  *   bloom.c         the bloom filter in front of the index
  *   compress.c      how a value is stored: SET or SETX, zstd frames
  *   dict_train.c    training a compression dictionary at compaction

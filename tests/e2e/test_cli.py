@@ -87,6 +87,21 @@ class ScriptedSession(CliTestCase):
             "  user:1", "  user:2", "3", "2", "true", "false"])
         self.assertStatus(r, 1)  # exists -> false
 
+    def test_range_prints_the_keys_from_start_up_to_end(self):
+        r = self.script("set b 1\nset a 2\nset d 3\nset c 4\nset \"c d\" 5\n"
+                        "range b\nrange b d\nrange bb c\nrange x\n")
+        self.assertEqual(r.stdout.decode().splitlines()[5:], [
+            "  b", "  c", "  c d", "  d",  # from b on
+            "  b", "  c", "  c d",        # up to d, not included
+            # bb up to c: nothing; x on: nothing
+        ])
+        self.assertStatus(r, 0)
+
+    def test_range_takes_one_or_two_keys(self):
+        r = self.script("range\nrange a b c\n")
+        self.assertEqual(r.stdout, b"")
+        self.assertEqual(r.stderr.decode().count("usage: range <start> [end]"), 2)
+
     def test_delete_of_a_missing_key_says_key_not_found(self):
         r = self.script("delete ghost\n")
         self.assertEqual(r.stdout, b"Key not found\n")
@@ -131,7 +146,7 @@ class ScriptedSession(CliTestCase):
     def test_help_lists_every_command(self):
         r = self.script("help\n")
         self.assertStatus(r, 0)
-        for name in ("set", "get", "delete", "exists", "list", "scan", "count", "stats",
+        for name in ("set", "get", "delete", "exists", "list", "scan", "range", "count", "stats",
                      "compact", "snapshot", "verify", "dump", "help", "quit", "exit"):
             self.assertRegex(r.stdout.decode(), rf"(?m)^  {name}\b")
 
@@ -253,6 +268,8 @@ class OneShot(CliTestCase):
         self.kv("set", "b", "2")
         self.kv("set", "a", "1")
         self.assertEqual(self.kv("list").stdout, b"  a\n  b\n")
+        self.assertEqual(self.kv("range", "a", "b").stdout, b"  a\n")
+        self.assertEqual(self.kv("range", "a ").stdout, b"  b\n")
         r = self.kv("stats")
         self.assertStatus(r, 0)
         self.assertIsNotNone(STATS_HEAD.match(r.stdout), r.stdout)

@@ -26,6 +26,9 @@ list
 scan user:
 count
 count user:
+range s user:2
+range user:2
+range v
 delete user:1
 delete user:1
 get user:1

@@ -69,6 +69,21 @@ static void assert_absent(kv_store *s, const char *key)
     void *v = NULL;
     size_t n = 0;
     assert_kv_rc(kv_get(s, key, strlen(key), &v, &n), KV_ENOTFOUND);
+    kv_stat_info st;
+    assert_kv_rc(kv_stat(s, key, strlen(key), &st), KV_ENOTFOUND);
+}
+
+/* kv_range's callback: the keys and values read, "k=v;" each. */
+static int gather(const void *key, size_t key_len, const void *val, size_t val_len, void *ctx)
+{
+    char *out = ctx;
+    size_t at = strlen(out);
+    assert_true(at + key_len + val_len + 3 < 256);
+    memcpy(out + at, key, key_len);
+    out[at + key_len] = '=';
+    memcpy(out + at + key_len + 1, val, val_len);
+    memcpy(out + at + key_len + 1 + val_len, ";", 2);
+    return 0;
 }
 
 static void assert_meta(kv_store *s, const char *name, const char *want)
@@ -137,7 +152,8 @@ static void watch_log(kv_log_level level, const char *msg, void *ctx)
 
 /* Hand-made records: a SETX whose expiry is ahead reads as its value (with
  * the value's own CRC), one whose expiry has passed reads as absent, and an
- * expired SETX over an older SET hides it; the same after a snapshot, after
+ * expired SETX over an older SET hides it (from kv_get, kv_stat and the
+ * values of kv_range); the same after a snapshot, after
  * compaction (which drops the expired ones) and after a replay of the
  * compacted log. */
 static void
@@ -174,6 +190,14 @@ test_setx_with_expiry_reads_until_it_expires_through_snapshot_and_compaction(voi
         assert_absent(s, "k2");
         assert_absent(s, "k3");
         tu_assert_str(s, "k4", "plain");
+        kv_stat_info info;
+        assert_kv_ok(kv_stat(s, "k1", 2, &info));
+        assert_int_equal(info.size, 5);
+        assert_int_equal(info.expire_at_ms, later.expire_at);
+        char seen[256] = "";
+        kv_range_opts r = {.flags = KV_RANGE_VALUES};
+        assert_kv_ok(kv_range(s, &r, gather, seen));
+        assert_string_equal(seen, "k1=fresh;k4=plain;");
         if (round == 2) {
             assert_kv_ok(kv_compact(s));
             struct census c = census_of(f->dir, NULL);

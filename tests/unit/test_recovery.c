@@ -905,12 +905,20 @@ static void test_damage_deep_in_large_snapshot_is_found_and_replayed(void **stat
     free(snap);
 }
 
-/* Where a version 3 snapshot's bloom filter section starts (after the
+/* Where a version 4 snapshot's bloom filter section starts (after the
  * 40-byte header and the segment list), and its length in bytes. */
 static size_t snap_bloom_at(const uint8_t *b)
 {
-    assert_int_equal(get_u32(b + 8), 3);
+    assert_int_equal(get_u32(b + 8), 4);
     return 40 + 12 * (size_t)get_u32(b + 16);
+}
+
+/* Where a snapshot of len bytes ends its entries: before its key order
+ * section (flag 0x1: 4 bytes per key) and its CRC. */
+static size_t snap_entries_end(const uint8_t *b, size_t len)
+{
+    size_t order = get_u32(b + 12) & 1u ? 4 * (size_t)get_u64(b + 20) : 0;
+    return len - 4 - order;
 }
 
 static size_t snap_bloom_len(const uint8_t *b)
@@ -948,20 +956,94 @@ static void test_snapshot_bloom_filter_is_taken_as_saved_or_rebuilt(void **state
     assert_int_equal(st.bloom_bytes, 0);
 }
 
-/* Rewrites a version 3 snapshot of a store without META names or
- * dictionaries as version 2 (without their two empty counts after the
- * filter) or version 1 (without the filter either). */
+/* Rewrites a version 4 snapshot of a store without META names or
+ * dictionaries as version 3 (without its key order and the flag that
+ * announces it), version 2 (without the two empty counts after the filter
+ * either) or version 1 (without the filter either). The CRC is left for the
+ * caller. */
 static void snap_downgrade(uint8_t *b, size_t *len, uint32_t version)
 {
     size_t at = snap_bloom_at(b), bloom_len = snap_bloom_len(b);
     size_t counts_at = at + bloom_len;
+    assert_int_equal(get_u32(b + 12), 1); /* the key order is there */
+    size_t entries_end = snap_entries_end(b, *len);
+    memmove(b + entries_end, b + *len - 4, 4);
+    *len = entries_end + 4;
+    put_u32(b + 12, 0);
     assert_int_equal(get_u32(b + counts_at), 0);     /* no META names */
     assert_int_equal(get_u32(b + counts_at + 4), 0); /* no dictionaries */
     size_t drop_at = version == 1 ? at : counts_at;
-    size_t drop = version == 1 ? bloom_len + 8 : 8;
+    size_t drop = version == 1 ? bloom_len + 8 : version == 2 ? 8 : 0;
     memmove(b + drop_at, b + drop_at + drop, *len - drop_at - drop);
     *len -= drop;
     put_u32(b + 8, version);
+}
+
+/* A listing's keys: how many, and whether each came after the one before. */
+struct order_walk {
+    uint64_t n;
+    bool out_of_order;
+    size_t prev_len;
+    char prev[KV_MAX_KEY_LEN];
+};
+
+static int count_in_order(const void *key, size_t len, void *ctx)
+{
+    struct order_walk *w = ctx;
+    size_t common = len < w->prev_len ? len : w->prev_len;
+    int c = memcmp(w->prev, key, common);
+    if (w->n > 0 && (c > 0 || (c == 0 && w->prev_len >= len)))
+        w->out_of_order = true;
+    memcpy(w->prev, key, len);
+    w->prev_len = len;
+    w->n++;
+    return 0;
+}
+
+/* A snapshot of version 3 (no key order) still loads, and the ordered index
+ * is built from its keys: a listing reads them all, in order. */
+static void test_version_3_snapshot_loads_and_sorts_its_keys(void **state)
+{
+    struct tu_fixture *f = *state;
+    write_big_store(f->dir);
+    char *snap = tu_path(f->dir, "index.snapshot");
+    size_t len;
+    uint8_t *b = tu_read_file(snap, &len);
+    snap_downgrade(b, &len, 3);
+    put_u32(b + len - 4, record_crc_update(0, b, len - 4));
+    tu_write_file(snap, b, len);
+    assert_int_equal(snapshot_status(f->dir), KV_SNAPSHOT_VALID);
+    kv_store *s = tu_open(f->dir, NULL);
+    kv_stats st = stats_of(s);
+    assert_true(st.snapshot_loaded);
+    assert_int_equal(st.records_replayed, 0);
+    struct order_walk *w = calloc(1, sizeof(*w));
+    assert_non_null(w);
+    assert_kv_ok(kv_list(s, NULL, 0, NULL, 0, 0, count_in_order, w));
+    assert_false(w->out_of_order);
+    assert_int_equal(w->n, st.keys);
+    assert_kv_ok(kv_close(s));
+    free(w);
+    free(b);
+    free(snap);
+}
+
+/* A version 3 snapshot that sets a flag (the key order came with version
+ * 4) is not trusted: the log is replayed. */
+static void test_version_3_snapshot_with_a_flag_is_refused(void **state)
+{
+    struct tu_fixture *f = *state;
+    write_big_store(f->dir);
+    char *snap = tu_path(f->dir, "index.snapshot");
+    size_t len;
+    uint8_t *b = tu_read_file(snap, &len);
+    put_u32(b + 8, 3);
+    put_u32(b + len - 4, record_crc_update(0, b, len - 4));
+    tu_write_file(snap, b, len);
+    assert_snapshot_invalid_because(f->dir, "unknown flags");
+    assert_false(open_big_store(f->dir, NULL).snapshot_loaded);
+    free(b);
+    free(snap);
 }
 
 /* A snapshot of version 2 (no META names, no dictionaries) still loads. */
@@ -1039,9 +1121,10 @@ static void test_key_twice_deep_in_large_snapshot_is_refused(void **state)
      * two empty counts (META names, dictionaries). */
     size_t p = snap_bloom_at(b) + snap_bloom_len(b) + 8, prev = 0;
     bool forged = false;
-    while (p + 14 <= len - 4 && !forged) {
+    size_t end = snap_entries_end(b, len);
+    while (p + 14 <= end && !forged) {
         size_t klen = get_u16(b + p);
-        if (p > len / 2 && prev && get_u16(b + prev) == klen) {
+        if (p > end / 2 && prev && get_u16(b + prev) == klen) {
             memcpy(b + p, b + prev, 14 + klen);
             forged = true;
         }
@@ -1378,6 +1461,10 @@ int main(int argc, char **argv)
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_bloom_filter_is_taken_as_saved_or_rebuilt,
                                         tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_version_3_snapshot_loads_and_sorts_its_keys, tu_setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_version_3_snapshot_with_a_flag_is_refused, tu_setup,
+                                        tu_teardown),
         cmocka_unit_test_setup_teardown(test_version_2_snapshot_loads, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_version_1_snapshot_loads_and_builds_the_filter,
                                         tu_setup, tu_teardown),
