@@ -224,7 +224,7 @@ void cmd_set(struct resp_ctx *c)
     p->ops = op;
     p->n_ops = 1;
     p->finish = finish_set;
-    resp_queue_write(c->conn, p);
+    resp_write_blind(c, p);
 }
 
 void prog_set(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
@@ -311,7 +311,7 @@ void cmd_del(struct resp_ctx *c)
     p->ops = ops;
     p->n_ops = n;
     p->finish = finish_del;
-    resp_queue_write(c->conn, p);
+    resp_write_blind(c, p);
 }
 
 void prog_del(struct resp_tx *t, size_t argc, char **argv, size_t *argl)

@@ -63,7 +63,7 @@ static void put_pairs(struct resp_ctx *c, kv_cond cond, void (*finish)(struct re
     p->ops = ops;
     p->n_ops = n;
     p->finish = finish;
-    resp_queue_write(c->conn, p);
+    resp_write_blind(c, p);
 }
 
 static void finish_ok(struct resp_pending *p, int rc)

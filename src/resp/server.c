@@ -289,6 +289,7 @@ int resp_server_start(struct vs_app *app, struct resp_server **out, char *err, s
     srv->app = app;
     srv->cfg = cfg;
     srv->n_loops = cfg->threads > 0 ? cfg->threads : 1;
+    srv->durable = cfg->sync_mode == VS_SYNC_ALWAYS;
     srv->max_bulk = (uint64_t)cfg->max_request_size_mb * MIB;
     srv->output_limit = (uint64_t)cfg->resp_output_limit_mb * MIB;
     srv->query_limit = srv->max_bulk + QUERY_EXTRA;

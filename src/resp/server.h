@@ -67,7 +67,8 @@ struct resp_server {
     struct resp_loop *loops;
     struct vs_pool *pool;
     atomic_uint_fast64_t writes_in_flight; /* deferred writes not yet back from the engine */
-    uint64_t max_bulk;                     /* MAX_REQUEST_SIZE_MB in bytes */
+    bool durable;      /* SYNC_MODE=always: a write's reply waits for its fdatasync */
+    uint64_t max_bulk; /* MAX_REQUEST_SIZE_MB in bytes */
     uint64_t output_limit;
     uint64_t query_limit; /* bytes one unfinished command may take */
     atomic_uint_fast64_t next_client_id;
@@ -265,6 +266,11 @@ void resp_pending_finished(struct resp_pending *p);
 bool resp_write_submit(struct resp_pending *p);
 /* Waits until no deferred write of srv is in the engine. */
 void resp_writes_wait_idle(struct resp_server *srv);
+/* Runs p, a blind write of c (ops and finish set), and replies: at once
+ * here when the store does not sync each write and the connection neither
+ * waits for anything nor has more commands buffered (a lone write gains
+ * nothing from waiting for company), else through resp_queue_write. */
+void resp_write_blind(struct resp_ctx *c, struct resp_pending *p);
 /* Runs c's command as a transaction of one command (its prog), so that
  * what it reads and what it writes are one atomic batch. */
 void resp_run_program(struct resp_ctx *c);

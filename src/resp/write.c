@@ -25,6 +25,13 @@
  * TX_ATTEMPTS_MAX bounds it anyway. A failed WATCH check is not retried:
  * EXEC answers a null array.
  *
+ * One exception: when the store does not sync each write (SYNC_MODE other
+ * than always), a blind write of a connection that has nothing pending and
+ * no further command buffered runs here with kv_write, which returns once
+ * the batch is in the log: a lone write gains nothing from company, and the
+ * trip through the commit thread and back would cost it two thread
+ * switches. A pipeline still goes through kv_write_async.
+ *
  * srv->writes_in_flight counts the writes in the engine, so that the
  * server's stop waits for every completion before the loops end.
  */
@@ -442,6 +449,21 @@ void resp_writes_wait_idle(struct resp_server *srv)
         pthread_cond_timedwait(&srv->stop_cond, &srv->stop_lock, &t);
     }
     pthread_mutex_unlock(&srv->stop_lock);
+}
+
+void resp_write_blind(struct resp_ctx *c, struct resp_pending *p)
+{
+    const struct resp_conn *conn = c->conn;
+    if (c->srv->durable || conn->n_pending > 0 || conn->parser.pos < conn->in_len) {
+        resp_queue_write(c->conn, p);
+        return;
+    }
+    /* Without an fdatasync to wait for, kv_write returns once the batch is
+     * in the log: cheaper here than a trip through the commit thread and
+     * back. */
+    p->finish(p, kv_write(blob_kv(c->srv->app->store), p->ops, p->n_ops));
+    resp_buf_append(c->out, p->reply.data, p->reply.len);
+    resp_pending_free(p);
 }
 
 /* Runs p's transaction now, on the loop: its reply goes to c->out at once

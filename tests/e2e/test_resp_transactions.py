@@ -358,6 +358,16 @@ class RedisPy(ServerTestCase):
         self.assertEqual(self.client().get("py:opt"), str(threads * per).encode())
 
 
+class SameRepliesAsRedisWithoutSync(SameRepliesAsRedis):
+    """The same with SYNC_MODE=none, where a lone write runs on the event
+    loop and a pipelined one through the engine's queue."""
+    ENV = {"SYNC_MODE": "none"}
+
+
+class RedisPyWithoutSync(RedisPy):
+    ENV = {"SYNC_MODE": "none"}
+
+
 class RedisCli(ServerTestCase):
     def cli(self, *args, stdin=None):
         out = subprocess.run(["redis-cli", "-p", str(self.server.resp_port)] + list(args),
