@@ -14,6 +14,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "server.h"
@@ -148,27 +149,33 @@ struct set_opts {
     bool get;    /* reply with the old value */
 };
 
+static bool word_is(const char *arg, size_t len, const char *word)
+{
+    return len == strlen(word) && strncasecmp(arg, word, len) == 0;
+}
+
 /* Parses the options of SET key value [...] in argv[3 ..]; returns NULL,
  * or the error to reply with. */
-static const char *set_parse(size_t argc, char **argv, size_t *argl, struct set_opts *o)
+static const char *set_parse(size_t argc, char **argv, const size_t *argl, struct set_opts *o)
 {
-    struct resp_ctx c = {.argc = argc, .argv = argv, .argl = argl};
     *o = (struct set_opts){0};
     for (size_t i = 3; i < argc; i++) {
-        if (resp_arg_is(&c, i, "KEEPTTL"))
+        const char *a = argv[i];
+        size_t n = argl[i];
+        if (word_is(a, n, "KEEPTTL"))
             continue; /* no key has an expiry in this build: nothing to keep */
-        if (resp_arg_is(&c, i, "EX") || resp_arg_is(&c, i, "PX") || resp_arg_is(&c, i, "EXAT") ||
-            resp_arg_is(&c, i, "PXAT")) {
+        if (word_is(a, n, "EX") || word_is(a, n, "PX") || word_is(a, n, "EXAT") ||
+            word_is(a, n, "PXAT")) {
             if (i + 1 >= argc)
                 return "ERR syntax error";
             return "ERR set with an expiry is not available in this build: it needs the "
                    "engine's key expiry";
         }
-        if (resp_arg_is(&c, i, "NX") && !o->xx)
+        if (word_is(a, n, "NX") && !o->xx)
             o->nx = true;
-        else if (resp_arg_is(&c, i, "XX") && !o->nx)
+        else if (word_is(a, n, "XX") && !o->nx)
             o->xx = true;
-        else if (resp_arg_is(&c, i, "GET"))
+        else if (word_is(a, n, "GET"))
             o->get = true;
         else
             return "ERR syntax error";
@@ -227,7 +234,7 @@ void cmd_set(struct resp_ctx *c)
     resp_write_blind(c, p);
 }
 
-void prog_set(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_set(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     struct resp_buf *out = resp_tx_out(t);
     struct set_opts o;
@@ -314,7 +321,7 @@ void cmd_del(struct resp_ctx *c)
     resp_write_blind(c, p);
 }
 
-void prog_del(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_del(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     long long deleted = 0;
     for (size_t i = 1; i < argc; i++) {
@@ -336,7 +343,7 @@ void prog_del(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
 
 /* ---- reads inside EXEC: from the transaction's view */
 
-void prog_get(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_get(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     const char *val = NULL;
@@ -350,7 +357,7 @@ void prog_get(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
         resp_reply_kv_error(resp_tx_out(t), rc);
 }
 
-void prog_mget(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_mget(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     struct resp_buf *out = resp_tx_out(t);
     resp_array(out, argc - 1);
@@ -364,7 +371,7 @@ void prog_mget(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
     }
 }
 
-void prog_strlen(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_strlen(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     const char *val = NULL;
@@ -376,7 +383,7 @@ void prog_strlen(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
         resp_int(resp_tx_out(t), rc == 1 ? (long long)len : 0);
 }
 
-void prog_exists(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_exists(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     long long n = 0;
     for (size_t i = 1; i < argc; i++) {
@@ -392,7 +399,7 @@ void prog_exists(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
     resp_int(resp_tx_out(t), n);
 }
 
-void prog_type(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_type(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     const char *val = NULL;

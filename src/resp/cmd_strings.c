@@ -115,7 +115,7 @@ static void reply_arity(struct resp_tx *t, const char *name)
     resp_errorf(resp_tx_out(t), "ERR wrong number of arguments for '%s' command", name);
 }
 
-void prog_setnx(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_setnx(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     const char *val = NULL;
@@ -131,7 +131,7 @@ void prog_setnx(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
         resp_int(resp_tx_out(t), rc == 0 ? 1 : 0);
 }
 
-void prog_getset(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_getset(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     struct resp_buf *out = resp_tx_out(t);
@@ -155,7 +155,7 @@ void prog_getset(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
     }
 }
 
-void prog_getdel(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_getdel(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     struct resp_buf *out = resp_tx_out(t);
@@ -209,19 +209,19 @@ static void incr_by(struct resp_tx *t, const char *key, size_t key_len, long lon
         resp_int(out, v);
 }
 
-void prog_incr(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_incr(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     incr_by(t, argv[1], argl[1], 1);
 }
 
-void prog_decr(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_decr(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     incr_by(t, argv[1], argl[1], -1);
 }
 
-void prog_incrby(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_incrby(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     long long delta = 0;
@@ -232,7 +232,7 @@ void prog_incrby(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
     incr_by(t, argv[1], argl[1], delta);
 }
 
-void prog_decrby(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_decrby(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     long long delta = 0;
@@ -247,7 +247,7 @@ void prog_decrby(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
     incr_by(t, argv[1], argl[1], -delta);
 }
 
-void prog_append(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_append(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     const char *val = NULL;
@@ -280,7 +280,7 @@ void prog_append(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
         resp_int(resp_tx_out(t), (long long)total);
 }
 
-void prog_mset(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_mset(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     if ((argc - 1) % 2 != 0) {
         reply_arity(t, "mset");
@@ -296,7 +296,7 @@ void prog_mset(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
     resp_ok(resp_tx_out(t));
 }
 
-void prog_msetnx(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_msetnx(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     if ((argc - 1) % 2 != 0) {
         reply_arity(t, "msetnx");
@@ -326,7 +326,7 @@ void prog_msetnx(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
 
 /* RENAME: the source's value put under the destination and the source
  * deleted, in one batch conditional on the source as read. */
-void prog_rename(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_rename(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     const char *val = NULL;
@@ -354,7 +354,7 @@ void prog_rename(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
         resp_ok(resp_tx_out(t));
 }
 
-void prog_ping(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_ping(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     if (argc > 2)
         reply_arity(t, "ping");
@@ -364,7 +364,7 @@ void prog_ping(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
         resp_simple(resp_tx_out(t), "PONG");
 }
 
-void prog_echo(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_echo(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     resp_bulk(resp_tx_out(t), argv[1], argl[1]);

@@ -178,7 +178,7 @@ void cmd_unwatch(struct resp_ctx *c)
 }
 
 /* UNWATCH inside EXEC: Redis queues it, and it changes nothing there. */
-void prog_unwatch(struct resp_tx *t, size_t argc, char **argv, size_t *argl)
+void prog_unwatch(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
     (void)argv;

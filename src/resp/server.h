@@ -172,7 +172,7 @@ struct resp_pending {
 /* A command of a transaction, or a write command run as one (write.c): its
  * arguments (one allocation, owned) and the function that runs it against
  * the transaction's view of the store. */
-typedef void (*resp_prog_fn)(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
+typedef void (*resp_prog_fn)(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
 struct resp_tx_cmd {
     resp_prog_fn prog;
     size_t argc;
@@ -380,26 +380,26 @@ void cmd_unwatch(struct resp_ctx *c);
 
 /* ---- the commands as they run inside a transaction (cmd_keys.c,
  * cmd_strings.c) */
-void prog_get(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_mget(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_strlen(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_exists(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_type(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_set(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_setnx(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_getset(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_getdel(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_incr(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_incrby(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_decr(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_decrby(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_append(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_mset(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_msetnx(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_del(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_rename(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_ping(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_echo(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
-void prog_unwatch(struct resp_tx *t, size_t argc, char **argv, size_t *argl);
+void prog_get(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_mget(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_strlen(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_exists(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_type(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_set(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_setnx(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_getset(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_getdel(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_incr(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_incrby(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_decr(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_decrby(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_append(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_mset(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_msetnx(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_del(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_rename(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_ping(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_echo(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_unwatch(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
 
 #endif /* RESP_SERVER_H */

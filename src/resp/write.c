@@ -309,15 +309,13 @@ static int build_ops(struct resp_tx *t, kv_op **out, size_t *n_out)
             op->cond_crc = e->base_crc;
             t->reads = true;
         }
-        if (!e->written) {
-            op->type = KV_WRITE_CHECK;
+        if (!e->written || (!e->present && e->read && !e->base_present)) {
+            op->type = KV_WRITE_CHECK; /* read only, or absent before and after */
         } else if (e->present) {
             op->type = KV_WRITE_PUT;
             op->val = e->val;
             op->val_len = e->vlen;
             t->writes++;
-        } else if (e->read && !e->base_present) {
-            op->type = KV_WRITE_CHECK; /* absent before and after */
         } else {
             op->type = KV_WRITE_DEL;
             t->writes++;
