@@ -121,14 +121,16 @@ void prog_setnx(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
     const char *val = NULL;
     size_t len = 0;
     int rc = resp_tx_get(t, argv[1], argl[1], &val, &len);
+    if (rc == 1) {
+        resp_int(resp_tx_out(t), 0); /* it exists: nothing written */
+        return;
+    }
     if (rc == 0)
         rc = resp_tx_put(t, argv[1], argl[1], argv[2], argl[2], false);
-    else if (rc == 1)
-        rc = 1;
     if (rc < 0)
         reply_error_rc(t, rc);
     else
-        resp_int(resp_tx_out(t), rc == 0 ? 1 : 0);
+        resp_int(resp_tx_out(t), 1);
 }
 
 void prog_getset(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)

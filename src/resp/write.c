@@ -77,7 +77,6 @@ struct resp_tx {
     struct resp_buf reply;
     int error;       /* a view operation failed (no memory): the whole answer is this */
     uint64_t writes; /* keys the batch writes */
-    bool reads;      /* the batch checks keys it read */
 };
 
 /* ---- the view */
@@ -246,7 +245,6 @@ static void view_clear(struct resp_tx *t)
     t->reply.failed = false;
     t->error = 0;
     t->writes = 0;
-    t->reads = false;
 }
 
 void resp_tx_free(struct resp_tx *t)
@@ -307,7 +305,6 @@ static int build_ops(struct resp_tx *t, kv_op **out, size_t *n_out)
         if (e->read) {
             op->cond = cond_of(e->base_present);
             op->cond_crc = e->base_crc;
-            t->reads = true;
         }
         if (!e->written || (!e->present && e->read && !e->base_present)) {
             op->type = KV_WRITE_CHECK; /* read only, or absent before and after */
