@@ -22,6 +22,7 @@
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
+#include "logend.h"
 #include "logging.h"
 #include "meta.h"
 #include "record.h"
@@ -109,6 +110,7 @@ static void store_free(kv_store *s)
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
     kv__metas_clear(&s->metas);
+    kv__logend_free(s);
     kv__rwlock_destroy(&s->rwlock);
     kv__mutex_destroy(&s->append_mu);
     kv__mutex_destroy(&s->seg_mu);
@@ -161,6 +163,8 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         rc = kv__rebuild_bloom(s);
         kv__unlock(&s->rwlock);
     }
+    if (rc == 0)
+        rc = kv__logend_init(s);
     if (rc == 0)
         rc = kv__prealloc_start(s);
     if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)

@@ -50,6 +50,7 @@
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
+#include "logend.h"
 #include "logging.h"
 #include "meta.h"
 #include "record.h"
@@ -119,6 +120,7 @@ static int sync_active(kv_store *s)
     }
     s->last_sync_ns = now_ns() - start;
     a->synced_size = size;
+    kv__logend_publish(s, a->id, size);
     return 0;
 }
 
@@ -163,6 +165,7 @@ int kv__rotate(kv_store *s, uint32_t new_id)
         return rc;
     }
     kv__prealloc_activate(s, seg);
+    kv__logend_publish(s, new_id, 0);
     kv__log(s, KV_LOG_DEBUG, "sealed segment %u, writing to segment %u", old->id, new_id);
     return 0;
 }
