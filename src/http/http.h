@@ -40,6 +40,8 @@ enum vs_route {
     VS_ROUTE_COMPACT,
     VS_ROUTE_SNAPSHOT,
     VS_ROUTE_BACKUP,
+    VS_ROUTE_PROMOTE,
+    VS_ROUTE_REPL_LOG,
     VS_ROUTE_UI
 };
 

@@ -24,7 +24,7 @@
 #define SEALS 8
 
 struct kv_logend {
-    _Atomic uint64_t end; /* seg << 32 | off */
+    _Atomic uint64_t end;  /* seg << 32 | off */
     uint64_t seals[SEALS]; /* mu */
     unsigned nseals;       /* mu; seals[nseals % SEALS] is the next */
     atomic_uint waiters;

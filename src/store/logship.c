@@ -71,8 +71,7 @@ static int check_record(const uint8_t *p, size_t avail, uint64_t *len)
     *len = 0;
     if (avail < RECORD_HEADER_LEN)
         return 1;
-    if (!record_decode_header(p, &h) || h.key_len == 0 ||
-        (h.op == KV_OP_DELETE && h.val_len != 0))
+    if (!record_decode_header(p, &h) || h.key_len == 0 || (h.op == KV_OP_DELETE && h.val_len != 0))
         return KV_ECORRUPT;
     uint64_t n = record_size(h.key_len, h.val_len);
     *len = n;
@@ -150,8 +149,7 @@ static int read_bytes(kv_store *s, struct segment *g, uint64_t off, void *buf, s
     return rc;
 }
 
-int kv_log_read(kv_store *s, kv_log_pos *pos, void *buf, size_t cap, size_t *len,
-                kv_log_pos *next)
+int kv_log_read(kv_store *s, kv_log_pos *pos, void *buf, size_t cap, size_t *len, kv_log_pos *next)
 {
     if (!s || !pos || !buf || cap == 0 || !len || !next)
         return KV_EINVAL;

@@ -1,0 +1,32 @@
+/*
+ * replication.h - the HTTP endpoints of replication (replication.c):
+ * GET /replication/log for a primary's replicas, POST /admin/promote, and
+ * the figures /health and /metrics show (src/replication/ does the work).
+ */
+#ifndef VS_HTTP_REPLICATION_H
+#define VS_HTTP_REPLICATION_H
+
+#include <jansson.h>
+
+#include "http.h"
+
+/* GET /replication/log?id=&history=&seg=&off=&wait_ms=&max=[&resync=1]
+ * [&staging=1]: the records after the replica's position (raw, as the log
+ * holds them: application/octet-stream), with X-Repl-History, X-Repl-Start,
+ * X-Repl-Next, X-Repl-End ("seg:off") and X-Repl-Lag-Bytes; 409 when the
+ * replica must resync in full; 403 on a replica. May wait (wait_ms). */
+void repl_http_ship(struct vs_request *r);
+
+/* POST /admin/promote: 200 {"role":"primary","history",...}. */
+void repl_http_promote(struct vs_request *r);
+
+/* 403 for a write sent to a replica, naming its primary. */
+void repl_http_refuse_write(struct vs_request *r);
+
+/* Adds role, and for a replica primary and lag_bytes, to a /health body. */
+void repl_http_health(struct vs_app *app, json_t *body);
+
+/* The "replication" object of /metrics. */
+json_t *repl_http_metrics(struct vs_app *app);
+
+#endif /* VS_HTTP_REPLICATION_H */

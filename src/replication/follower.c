@@ -1,0 +1,282 @@
+/*
+ * follower.c - a replica's thread: it fetches its primary's log over HTTP
+ * with libcurl and stores it.
+ *
+ * Each request (GET /replication/log on REPLICA_OF) names the history and
+ * the position this replica holds durably, which acknowledges them; the
+ * primary answers with the records after it, at once when there are some
+ * and after up to WAIT_MS of waiting when there are none (a long poll on a
+ * kept-alive connection: a replica that is caught up hears of a write as
+ * soon as it is durable on the primary). The records are stored with
+ * kv_log_append, which checks every record's CRC first and stores the
+ * batch and the new position (META "repl") in one durable unit; a batch
+ * that fails its checks (damaged on the way) is refused whole and fetched
+ * again. The next request then acknowledges it.
+ *
+ * A replica without a history (new, or a primary before) whose store is
+ * empty catches up in place from the start of the primary's log. Any other
+ * mismatch (status 409: another history, or a position the primary no
+ * longer holds) leads to a full resync (resync.c), during which this
+ * volume keeps serving what it has.
+ */
+#include "internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "log.h"
+
+#define WAIT_MS      500u       /* a long poll's wait on the primary */
+#define MAX_BYTES    (8u << 20) /* most bytes asked for at once */
+#define PAUSE_MIN_MS 50u
+#define PAUSE_MAX_MS 1000u
+
+void repl__pause(struct repl *r, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t until = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + ms * 1000000ull;
+    ts.tv_sec = (time_t)(until / 1000000000u);
+    ts.tv_nsec = (long)(until % 1000000000u);
+    pthread_mutex_lock(&r->mu);
+    if (!atomic_load(&r->follower_stop))
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct repl_fetch *f = arg;
+    size_t add = size * n;
+    if (f->len + add > f->cap) {
+        size_t cap = f->cap ? f->cap : 64 * 1024;
+        while (cap < f->len + add)
+            cap *= 2;
+        uint8_t *grown = realloc(f->body, cap);
+        if (grown == NULL)
+            return 0; /* aborts the transfer */
+        f->body = grown;
+        f->cap = cap;
+    }
+    memcpy(f->body + f->len, data, add);
+    f->len += add;
+    return add;
+}
+
+static bool header_pos(const char *line, size_t len, const char *name, kv_log_pos *out)
+{
+    size_t nl = strlen(name);
+    if (len <= nl || strncasecmp(line, name, nl) != 0)
+        return false;
+    char buf[64];
+    size_t vl = len - nl < sizeof(buf) - 1 ? len - nl : sizeof(buf) - 1;
+    memcpy(buf, line + nl, vl);
+    buf[vl] = '\0';
+    return sscanf(buf, " %" SCNu64 ":%" SCNu64, &out->seg, &out->off) == 2;
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    struct repl_fetch *f = arg;
+    size_t len = size * n;
+    static const char hist[] = "X-Repl-History:", lag[] = "X-Repl-Lag-Bytes:";
+    if (len > sizeof(hist) && strncasecmp(line, hist, sizeof(hist) - 1) == 0) {
+        sscanf(line + sizeof(hist) - 1, " %32s", f->history);
+    } else if (len > sizeof(lag) && strncasecmp(line, lag, sizeof(lag) - 1) == 0) {
+        sscanf(line + sizeof(lag) - 1, " %" SCNu64, &f->lag_bytes);
+    } else if (!header_pos(line, len, "X-Repl-Start:", &f->start) &&
+               !header_pos(line, len, "X-Repl-Next:", &f->next)) {
+        header_pos(line, len, "X-Repl-End:", &f->end);
+    }
+    return len;
+}
+
+static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)a, (void)b, (void)c, (void)d;
+    struct repl *r = arg;
+    return atomic_load(&r->follower_stop) ? 1 : 0;
+}
+
+void repl__fetch(struct repl *r, struct repl_fetch *f, const char *history, kv_log_pos pos,
+                 bool resync, bool staging)
+{
+    CURL *c = f->curl;
+    f->len = 0;
+    f->status = 0;
+    f->history[0] = '\0';
+    f->start = f->next = f->end = (kv_log_pos){0, 0};
+    f->lag_bytes = 0;
+    f->error[0] = '\0';
+    char url[1024];
+    char *id = curl_easy_escape(c, r->cfg->volume_id, 0);
+    snprintf(url, sizeof(url),
+             "http://%s/replication/log?id=%s&history=%s&seg=%" PRIu64 "&off=%" PRIu64
+             "&wait_ms=%u&max=%u%s%s",
+             r->cfg->replica_of, id ? id : "", history, pos.seg, pos.off, WAIT_MS, MAX_BYTES,
+             resync ? "&resync=1" : "", staging ? "&staging=1" : "");
+    curl_free(id);
+    char auth[VS_AUTH_TOKEN_MAX + 32];
+    struct curl_slist *headers = NULL;
+    if (r->cfg->auth_token[0] != '\0') {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", r->cfg->auth_token);
+        headers = curl_slist_append(headers, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, f);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+    /* A stalled primary: less than one byte a second for ten seconds. */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 10L);
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    CURLcode cc = curl_easy_perform(c);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(headers);
+    if (cc != CURLE_OK) {
+        snprintf(f->error, sizeof(f->error), "%s", curl_easy_strerror(cc));
+        return;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f->status);
+    if (f->status != 200) {
+        size_t n = f->len < sizeof(f->error) - 1 ? f->len : sizeof(f->error) - 1;
+        memcpy(f->error, f->body ? (const char *)f->body : "", n);
+        f->error[n] = '\0';
+    }
+    atomic_fetch_add(&r->bytes_received, f->len);
+}
+
+/* Notes what the primary said of the replica's distance. */
+static void note_lag(struct repl *r, const struct repl_fetch *f, bool connected)
+{
+    pthread_mutex_lock(&r->mu);
+    r->connected = connected;
+    if (connected) {
+        r->lag_bytes = f->lag_bytes;
+        if (f->lag_bytes == 0)
+            r->behind_ns = 0;
+        else if (r->behind_ns == 0)
+            r->behind_ns = vs_now_ns();
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Stores one answer in the live store; false when it was refused. */
+static bool store_batch(struct repl *r, const struct repl_fetch *f)
+{
+    char meta[160];
+    size_t n = repl__state_text(meta, sizeof(meta), "replica", f->history, &f->next);
+    int rc = kv_log_append(r->kv, f->body, f->len, REPL_META_NAME, strlen(REPL_META_NAME), meta, n);
+    if (rc == KV_ECORRUPT)
+        atomic_fetch_add(&r->refused_batches, 1);
+    if (rc != 0) {
+        vs_log(VS_LOG_WARN, "replication: %zu bytes at %" PRIu64 ":%" PRIu64 " not stored: %s",
+               f->len, f->start.seg, f->start.off, kv_strerror(rc));
+        return false;
+    }
+    return true;
+}
+
+/* An empty store without a history may catch up in place. */
+static bool may_follow_in_place(struct repl *r)
+{
+    kv_stats st;
+    return r->history[0] == '\0' && kv_get_stats(r->kv, &st) == 0 && st.keys == 0;
+}
+
+static void follow(struct repl *r, struct repl_fetch *f)
+{
+    unsigned pause = PAUSE_MIN_MS;
+    while (!atomic_load(&r->follower_stop)) {
+        bool from_start = r->history[0] == '\0';
+        if (from_start && !may_follow_in_place(r)) {
+            repl__resync_full(r, f);
+            return;
+        }
+        repl__fetch(r, f, r->history, r->pos, from_start, false);
+        if (f->status == 409) {
+            vs_log(VS_LOG_WARN, "replication: the primary says: %s", f->error);
+            repl__resync_full(r, f);
+            return;
+        }
+        if (f->status != 200) {
+            if (!atomic_load(&r->follower_stop))
+                vs_log(pause == PAUSE_MIN_MS ? VS_LOG_WARN : VS_LOG_DEBUG,
+                       "replication: fetching from %s: %s%s", r->cfg->replica_of,
+                       f->status ? "HTTP error: " : "", f->error);
+            note_lag(r, f, false);
+            repl__pause(r, pause);
+            pause = pause * 2 > PAUSE_MAX_MS ? PAUSE_MAX_MS : pause * 2;
+            continue;
+        }
+        pause = PAUSE_MIN_MS;
+        if (f->len > 0 && !store_batch(r, f)) {
+            repl__pause(r, PAUSE_MIN_MS);
+            continue;
+        }
+        pthread_mutex_lock(&r->mu);
+        if (from_start)
+            memcpy(r->history, f->history, sizeof(r->history));
+        r->pos = f->next;
+        pthread_mutex_unlock(&r->mu);
+        note_lag(r, f, true);
+    }
+}
+
+static void *follower_main(void *arg)
+{
+    struct repl *r = arg;
+    struct repl_fetch f = {0};
+    f.curl = curl_easy_init();
+    if (f.curl == NULL) {
+        vs_log(VS_LOG_ERROR, "replication: libcurl cannot start; not following %s",
+               r->cfg->replica_of);
+        return NULL;
+    }
+    follow(r, &f);
+    curl_easy_cleanup(f.curl);
+    free(f.body);
+    return NULL;
+}
+
+static void curl_setup(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int repl__follower_start(struct repl *r)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, curl_setup);
+    atomic_store(&r->follower_stop, false);
+    int err = pthread_create(&r->follower, NULL, follower_main, r);
+    if (err != 0) {
+        vs_log(VS_LOG_ERROR, "replication: cannot start the follower: %s", strerror(err));
+        return KV_ENOMEM;
+    }
+    r->follower_started = true;
+    return 0;
+}
+
+void repl__follower_stop(struct repl *r)
+{
+    if (!r->follower_started)
+        return;
+    pthread_mutex_lock(&r->mu);
+    atomic_store(&r->follower_stop, true);
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->follower, NULL);
+    r->follower_started = false;
+}
