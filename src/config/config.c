@@ -416,6 +416,15 @@ static int apply_flags(struct vs_config *cfg, const struct flag_values *fv, char
 /* Checks the settings that bound each other. */
 static int check_together(const struct vs_config *cfg, char *err, size_t err_len)
 {
+    /* A write's position is known to be durable, and so comparable with
+     * what replicas acknowledge, only once its fdatasync is done. */
+    if (cfg->min_replica_acks > 0 && cfg->sync_mode != VS_SYNC_ALWAYS) {
+        snprintf(err, err_len,
+                 "invalid MIN_REPLICA_ACKS=%u: replicas acknowledge durable writes, which needs "
+                 "SYNC_MODE=always",
+                 cfg->min_replica_acks);
+        return -1;
+    }
     if (cfg->resp_port != VS_PORT_OFF && cfg->resp_port != 0 && cfg->resp_port == cfg->port) {
         snprintf(err, err_len, "invalid RESP_PORT=%u: PORT is %u already", cfg->resp_port,
                  cfg->port);

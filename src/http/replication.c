@@ -26,8 +26,8 @@ static bool query_u64(struct vs_request *r, const char *name, uint64_t def, uint
         return true;
     char *v = NULL;
     size_t len = 0;
-    int found = http_query_param(r->uri + r->path_len + 1, r->uri_len - r->path_len - 1, name, &v,
-                                 &len);
+    int found =
+        http_query_param(r->uri + r->path_len + 1, r->uri_len - r->path_len - 1, name, &v, &len);
     if (found == 1) {
         char *end = NULL;
         unsigned long long n = strtoull(v, &end, 10);
@@ -88,13 +88,15 @@ void repl_http_ship(struct vs_request *r)
         vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Missing query parameter id");
         return;
     }
-    struct repl_ship_req req = {
-        .replica = id,
-        .history = history,
-        .from = {seg, off},
-        .resync = resync != 0,
-        .wait_ms = (uint32_t)(wait_ms > SHIP_MAX_WAIT ? SHIP_MAX_WAIT : wait_ms),
-        .max_bytes = (size_t)(max == 0 ? 1 : max > SHIP_MAX_BYTES ? SHIP_MAX_BYTES : max)};
+    struct repl_ship_req req = {.replica = id,
+                                .history = history,
+                                .from = {seg, off},
+                                .resync = resync != 0,
+                                .wait_ms =
+                                    (uint32_t)(wait_ms > SHIP_MAX_WAIT ? SHIP_MAX_WAIT : wait_ms),
+                                .max_bytes = (size_t)(max == 0               ? 1
+                                                      : max > SHIP_MAX_BYTES ? SHIP_MAX_BYTES
+                                                                             : max)};
     struct repl_ship_res res;
     if (staging != 0)
         req.replica = NULL;
@@ -186,8 +188,8 @@ json_t *repl_http_metrics(struct vs_app *app)
         const struct repl_replica_figures *p = &f.replicas[i];
         json_array_append_new(
             reps, json_pack("{s:s,s:o,s:I,s:I,s:I}", "id", p->id, "position", pos_json(p->acked),
-                            "lag_bytes", (json_int_t)p->lag_bytes, "lag_ms",
-                            (json_int_t)p->lag_ms, "last_seen_secs", (json_int_t)p->since_secs));
+                            "lag_bytes", (json_int_t)p->lag_bytes, "lag_ms", (json_int_t)p->lag_ms,
+                            "last_seen_secs", (json_int_t)p->since_secs));
     }
     json_object_set_new(o, "replicas", reps ? reps : json_null());
     return o;

@@ -145,11 +145,11 @@ void repl_await(struct repl *r, uint64_t seg, uint64_t end, repl_ack_fn fn, void
         fn(ctx, covered);
         return;
     }
-    *w = (struct repl_waiter){
-        .pos = pos,
-        .deadline_ns = vs_now_ns() + (uint64_t)r->cfg->replica_ack_timeout_ms * 1000000u,
-        .fn = fn,
-        .ctx = ctx};
+    *w = (struct repl_waiter){.pos = pos,
+                              .deadline_ns =
+                                  vs_now_ns() + (uint64_t)r->cfg->replica_ack_timeout_ms * 1000000u,
+                              .fn = fn,
+                              .ctx = ctx};
     atomic_fetch_add(&r->acks_pending, 1);
     /* In position order: writes complete in log order, so this is nearly
      * always the tail. */

@@ -89,10 +89,10 @@ uint64_t repl__distance(struct repl *r, kv_log_pos a, kv_log_pos b);
 
 /* follower.c: one request for the log and its answer. */
 struct repl_fetch {
-    void *curl;        /* CURL *, reused: one kept-alive connection */
-    uint8_t *body;     /* the records received */
+    void *curl;    /* CURL *, reused: one kept-alive connection */
+    uint8_t *body; /* the records received */
     size_t len, cap;
-    long status;       /* HTTP status; 0 when the request failed */
+    long status; /* HTTP status; 0 when the request failed */
     char history[REPL_HISTORY_LEN + 1];
     kv_log_pos start, next, end;
     uint64_t lag_bytes;

@@ -184,8 +184,9 @@ void repl__resync_full(struct repl *r, struct repl_fetch *f)
     r->resyncing = true;
     pthread_mutex_unlock(&r->mu);
     atomic_fetch_add(&r->full_resyncs, 1);
-    vs_log(VS_LOG_INFO, "replication: full resync from %s into %s; serving the old data until "
-                        "it is complete",
+    vs_log(VS_LOG_INFO,
+           "replication: full resync from %s into %s; serving the old data until "
+           "it is complete",
            r->cfg->replica_of, staged);
     int outcome = 1;
     while (outcome == 1 && !atomic_load(&r->follower_stop)) {

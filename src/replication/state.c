@@ -73,8 +73,7 @@ int repl__save_state(struct repl *r, const char *role, const kv_log_pos *pos)
     size_t n = repl__state_text(text, sizeof(text), role, r->history, pos);
     int rc = kv_meta_put(r->kv, REPL_META_NAME, strlen(REPL_META_NAME), text, n);
     if (rc != 0)
-        vs_log(VS_LOG_ERROR, "replication: cannot store the state (%s): %s", text,
-               kv_strerror(rc));
+        vs_log(VS_LOG_ERROR, "replication: cannot store the state (%s): %s", text, kv_strerror(rc));
     return rc;
 }
 
@@ -88,8 +87,8 @@ static void load_state(struct repl *r, char *role, size_t role_len)
         return;
     char rl[16] = "", hist[REPL_HISTORY_LEN + 1] = "";
     uint64_t seg = 0, off = 0;
-    int n = sscanf(val, "role=%15s history=%32s seg=%" SCNu64 " off=%" SCNu64, rl, hist, &seg,
-                   &off);
+    int n =
+        sscanf(val, "role=%15s history=%32s seg=%" SCNu64 " off=%" SCNu64, rl, hist, &seg, &off);
     kv_free(val);
     if (n < 2 || strlen(hist) != REPL_HISTORY_LEN) {
         vs_log(VS_LOG_WARN, "replication: the stored state is unreadable; it is ignored");
@@ -130,8 +129,9 @@ int repl_start(struct vs_app *app)
     } else if (!r->replica && strcmp(role, "replica") == 0) {
         repl__new_history(r->history);
         rc = repl__save_state(r, "primary", NULL);
-        vs_log(VS_LOG_INFO, "replication: started without REPLICA_OF after being a replica: "
-                            "a primary now, history %s",
+        vs_log(VS_LOG_INFO,
+               "replication: started without REPLICA_OF after being a replica: "
+               "a primary now, history %s",
                r->history);
     }
     atomic_store(&r->writable, !r->replica);
@@ -145,8 +145,8 @@ int repl_start(struct vs_app *app)
         return rc;
     }
     if (r->replica)
-        vs_log(VS_LOG_INFO, "replication: a replica of %s (history %s, position %" PRIu64
-                            ":%" PRIu64 ")",
+        vs_log(VS_LOG_INFO,
+               "replication: a replica of %s (history %s, position %" PRIu64 ":%" PRIu64 ")",
                r->cfg->replica_of, r->history[0] ? r->history : "none", r->pos.seg, r->pos.off);
     return 0;
 }

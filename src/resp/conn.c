@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "repl.h"
 #include "server.h"
 
 /* Unsent output above which a connection's commands wait (and its input is
@@ -532,11 +533,9 @@ void resp_queue_answered(struct resp_conn *conn, struct resp_buf *reply, size_t 
 
 static void emit_done(struct resp_conn *conn);
 
-static void run_on_pool(struct vs_job *job)
+/* Hands a command run on the pool back to its loop. */
+static void finish_on_pool(struct resp_pending *p)
 {
-    struct resp_pending *p =
-        (struct resp_pending *)(void *)((char *)job - offsetof(struct resp_pending, job));
-    p->run(p);
     struct resp_loop *loop = p->conn->loop;
     pthread_mutex_lock(&loop->lock);
     p->done_next = NULL;
@@ -547,6 +546,41 @@ static void run_on_pool(struct vs_job *job)
     loop->done_tail = p;
     pthread_mutex_unlock(&loop->lock);
     uv_async_send(&loop->wake);
+}
+
+/* A write's reply once MIN_REPLICA_ACKS replicas hold it, or -NOREPLICAS
+ * past REPLICA_ACK_TIMEOUT_MS (the write itself is durable here). */
+static void replicas_answered(void *ctx, bool confirmed)
+{
+    struct resp_pending *p = ctx;
+    if (!confirmed) {
+        const struct vs_config *cfg = p->srv->cfg;
+        p->reply.len = 0;
+        resp_errorf(&p->reply,
+                    "NOREPLICAS Not enough good replicas to write: the write is durable on the "
+                    "primary, not confirmed by %u replica(s) within %u ms",
+                    cfg->min_replica_acks, cfg->replica_ack_timeout_ms);
+    }
+    finish_on_pool(p);
+}
+
+static void run_on_pool(struct vs_job *job)
+{
+    struct resp_pending *p =
+        (struct resp_pending *)(void *)((char *)job - offsetof(struct resp_pending, job));
+    p->run(p);
+    /* A write that succeeded waits for the replicas without holding this
+     * thread: its durable position (the log's end once it returned, in
+     * sync mode always) is handed to the queue of acknowledgements. */
+    struct repl *rp = p->srv->app->repl;
+    bool wrote = p->cmd < VS_CMD_MAX && (resp_commands[p->cmd].flags & CMD_WRITE) &&
+                 !(p->reply.len > 0 && p->reply.data[0] == '-');
+    kv_log_pos end;
+    if (wrote && repl_acks_needed(rp) && kv_log_end(blob_kv(p->srv->app->store), &end) == 0) {
+        repl_await(rp, end.seg, end.off, replicas_answered, p);
+        return;
+    }
+    finish_on_pool(p);
 }
 
 /* Puts the first deferred command that has not run on the pool. One at a
