@@ -467,6 +467,12 @@ static bool wants_prometheus(struct vs_request *r)
            strcasestr(r->accept, "application/json") == NULL;
 }
 
+bool handlers_wrote(const struct vs_request *r)
+{
+    return r->route == VS_ROUTE_BLOB && r->method != VS_GET && r->method != VS_HEAD &&
+           (r->status == MHD_HTTP_CREATED || r->status == MHD_HTTP_NO_CONTENT);
+}
+
 void handlers_run(struct vs_request *r)
 {
     switch (r->route) {

@@ -33,6 +33,9 @@ int handlers_prepare(struct vs_request *r);
  * maintenance job, and so belongs on the pool. */
 bool handlers_may_block(const struct vs_request *r);
 
+/* True when r was a blob write (PUT, POST, DELETE) that succeeded. */
+bool handlers_wrote(const struct vs_request *r);
+
 /* Serves r: sets r->response and r->status. */
 void handlers_run(struct vs_request *r);
 

@@ -20,6 +20,19 @@ void repl_http_ship(struct vs_request *r);
 /* POST /admin/promote: 200 {"role":"primary","history",...}. */
 void repl_http_promote(struct vs_request *r);
 
+/*
+ * After r's write became durable at log position (seg, end): true when its
+ * reply must wait for MIN_REPLICA_ACKS replicas; then acked(r) runs once,
+ * on another thread, when they hold it or REPLICA_ACK_TIMEOUT_MS passed
+ * (r->acks_missing set, and with reply_now the response already built
+ * replaced by the 504). False: reply at once. Never blocks.
+ */
+bool repl_http_await(struct vs_request *r, uint64_t seg, uint64_t end, bool reply_now,
+                     void (*acked)(struct vs_request *r));
+
+/* The 504 of a write that replicas did not confirm in time. */
+void repl_http_reply_unconfirmed(struct vs_request *r);
+
 /* 403 for a write sent to a replica, naming its primary. */
 void repl_http_refuse_write(struct vs_request *r);
 

@@ -56,6 +56,7 @@
 #include "handlers.h"
 #include "listener.h"
 #include "log.h"
+#include "replication.h"
 #include "response.h"
 
 /* Memory MHD may use per connection for the request line, headers and read
@@ -235,15 +236,29 @@ static enum MHD_Result receive(struct vs_request *r, const char *data, size_t *s
     return MHD_YES;
 }
 
-/* Runs on a pool thread while the connection is suspended. Resuming is the
- * last touch of r: the HTTP thread may free it right after. */
+/* Resuming is the last touch of r: the HTTP thread may free it right
+ * after. */
+static void resume_reply(struct vs_request *r)
+{
+    r->phase = PHASE_REPLY;
+    MHD_resume_connection(r->conn);
+}
+
+/* Runs on a pool thread while the connection is suspended. A write that
+ * succeeded waits for the replicas (MIN_REPLICA_ACKS) without holding the
+ * thread. */
 static void run_job(struct vs_job *job)
 {
     struct vs_request *r =
         (struct vs_request *)(void *)((char *)job - offsetof(struct vs_request, job));
     handlers_run(r);
-    r->phase = PHASE_REPLY;
-    MHD_resume_connection(r->conn);
+    /* In sync mode always (which MIN_REPLICA_ACKS needs) the write's
+     * records are within the durable log's end once it returned. */
+    kv_log_pos end;
+    if (handlers_wrote(r) && kv_log_end(blob_kv(r->app->store), &end) == 0 &&
+        repl_http_await(r, end.seg, end.off, true, resume_reply))
+        return;
+    resume_reply(r);
 }
 
 static enum MHD_Result complete(struct vs_server *srv, struct vs_request *r)
