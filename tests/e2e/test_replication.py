@@ -263,6 +263,108 @@ class CatchUp(ReplicationTestCase):
         self.assertIn(b"role:slave", data)
 
 
+class SemiSync(ReplicationTestCase):
+    def test_min_replica_acks_gives_504_without_the_replica_and_201_once_it_is_back(self):
+        timeout_ms = 400
+        primary = self.start({"MIN_REPLICA_ACKS": "1",
+                              "REPLICA_ACK_TIMEOUT_MS": str(timeout_ms), "RESP_PORT": "0"})
+        started = time.monotonic()
+        r = put(primary, "lonely", b"v1")
+        self.assertEqual(r.status, 504)
+        self.assertIn("durable on the primary", r.json()["error"])
+        self.assertIn("not confirmed by 1 replica", r.json()["error"])
+        # Within the timeout: not before it (no replica could answer), and
+        # long before a bound that only a hang would pass.
+        self.assertLess(time.monotonic() - started, WAIT)
+        self.assertEqual(primary.request("GET", "/blobs/lonely").body, b"v1")
+        with socket.create_connection(("127.0.0.1", primary.resp_port), timeout=10) as s:
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\nv\r\n")
+            self.assertTrue(s.recv(4096).startswith(b"-NOREPLICAS "))
+
+        replica = self.replica_of(primary)
+        caught_up(primary, replica)
+        r = put(primary, "together", b"v2")
+        self.assertEqual(r.status, 201)
+        self.assertEqual(replica.request("GET", "/blobs/together").body, b"v2")
+        self.assertEqual(primary.request("DELETE", "/blobs/together").status, 204)
+        self.assertEqual(replica.request("GET", "/blobs/together").status, 404)
+
+        self.assertEqual(replica.stop(), 0)
+        self.assertEqual(put(primary, "alone-again", b"v3").status, 504)
+        replica.start()
+        caught_up(primary, replica)
+        self.assertEqual(put(primary, "back", b"v4").status, 201)
+        m = metrics(primary)
+        self.assertGreaterEqual(m["acks_timed_out"], 3)
+        self.assertGreaterEqual(m["acks_waited"], 5)
+        self.assertEqual([p["id"] for p in m["replicas"]], ["replica"])
+
+
+class Promotion(ReplicationTestCase):
+    def test_a_promoted_replica_has_every_acknowledged_write_and_the_old_primary_rejoins(self):
+        primary = self.start({"MIN_REPLICA_ACKS": "1", "REPLICA_ACK_TIMEOUT_MS": "5000"})
+        replica = self.replica_of(primary)
+        acked = {}
+        lock = threading.Lock()
+        stop = threading.Event()
+        others = []
+
+        def writer(t):
+            conn = primary.connection()
+            i = 0
+            try:
+                while not stop.is_set():
+                    key = "t%d-%05d" % (t, i % 500)
+                    value = value_of(key, i)
+                    status = put(primary, key, value, conn=conn).status
+                    if status == 201:
+                        with lock:
+                            acked[key] = value
+                    else:
+                        others.append(status)
+                    i += 1
+            except (OSError, http.client.HTTPException):
+                pass  # the primary was killed
+            conn.close()
+
+        threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        wait_until("writes", lambda: len(acked) >= 400)
+        primary.proc.kill()
+        for th in threads:
+            th.join()
+        primary.wait()
+        self.assertEqual(others, [])
+
+        r = replica.request("POST", "/admin/promote")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(replica.request("GET", "/health").json()["role"], "primary")
+        conn = replica.connection()
+        for key, value in acked.items():
+            g = replica.request("GET", "/blobs/" + key, conn=conn)
+            self.assertEqual(g.status, 200, key)
+            self.assertEqual(g.body, value, key)
+        for i in range(50):
+            self.assertEqual(put(replica, "after-%d" % i, b"new", conn=conn).status, 201)
+        conn.close()
+
+        # The old primary, alone for a while, takes a write the new primary
+        # never sees; then it comes back as a replica of the new one, and
+        # whatever it has that the new primary lacks is gone.
+        primary.env.pop("MIN_REPLICA_ACKS")
+        primary.start()
+        self.assertEqual(put(primary, "only-on-the-old", b"lost").status, 201)
+        self.assertEqual(primary.stop(), 0)
+        primary.env["REPLICA_OF"] = "127.0.0.1:%d" % replica.port
+        primary.start()
+        wait_until("the old primary's resync", lambda: "the full copy is now" in primary.log())
+        caught_up(replica, primary)
+        self.assert_same(replica, primary)
+        self.assertEqual(primary.request("GET", "/blobs/only-on-the-old").status, 404)
+        self.assertEqual(primary.request("PUT", "/blobs/x", body=b"v").status, 403)
+
+
 class Resync(ReplicationTestCase):
     def test_full_resync_after_the_primary_compacted_away_the_replicas_position(self):
         primary = self.start({"SEGMENT_SIZE_MB": "1"})
