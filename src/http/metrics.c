@@ -202,7 +202,7 @@ static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const s
     json_object_set_new(body, "sync_mode",
                         json_string(config_sync_mode_name(r->app->cfg->sync_mode)));
     json_object_set_new(body, "resp_commands_by_name", resp_commands_json(r->app));
-    json_object_set_new(body, "replication", repl_http_metrics(r->app));
+    repl_http_metrics(r->app, body);
     vs_reply_json(r, MHD_HTTP_OK, body);
     return;
 fail:

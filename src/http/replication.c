@@ -198,10 +198,8 @@ static json_t *pos_json(kv_log_pos p)
     return json_pack("{s:I,s:I}", "segment", (json_int_t)p.seg, "offset", (json_int_t)p.off);
 }
 
-json_t *repl_http_metrics(struct vs_app *app)
+static json_t *metrics_object(struct vs_app *app)
 {
-    if (app->repl == NULL)
-        return json_null();
     struct repl_figures f;
     repl_figures(app->repl, &f);
     json_t *o = json_pack(
@@ -230,4 +228,26 @@ json_t *repl_http_metrics(struct vs_app *app)
     }
     json_object_set_new(o, "replicas", reps ? reps : json_null());
     return o;
+}
+
+void repl_http_metrics(struct vs_app *app, json_t *body)
+{
+    if (app->repl == NULL || body == NULL)
+        return;
+    json_t *o = metrics_object(app);
+    json_object_set(body, "role", json_object_get(o, "role"));
+    if (json_object_get(o, "primary") != NULL)
+        json_object_set(body, "primary", json_object_get(o, "primary"));
+    json_t *reps = json_array();
+    json_t *all = json_object_get(o, "replicas");
+    size_t i;
+    json_t *p;
+    json_array_foreach(all, i, p)
+    {
+        json_array_append_new(reps, json_pack("{s:O,s:O,s:O}", "name", json_object_get(p, "id"),
+                                               "lag_bytes", json_object_get(p, "lag_bytes"),
+                                               "lag_ms", json_object_get(p, "lag_ms")));
+    }
+    json_object_set_new(body, "replicas", reps);
+    json_object_set_new(body, "replication", o);
 }

@@ -39,7 +39,9 @@ void repl_http_refuse_write(struct vs_request *r);
 /* Adds role, and for a replica primary and lag_bytes, to a /health body. */
 void repl_http_health(struct vs_app *app, json_t *body);
 
-/* The "replication" object of /metrics. */
-json_t *repl_http_metrics(struct vs_app *app);
+/* Adds replication's figures to a /metrics body: "role", a replica's
+ * "primary", "replicas" (a primary's: id, name, lag_bytes, lag_ms, as the
+ * status page reads them) and the whole "replication" object. */
+void repl_http_metrics(struct vs_app *app, json_t *body);
 
 #endif /* VS_HTTP_REPLICATION_H */
