@@ -78,9 +78,10 @@ static void pos_header(struct vs_request *r, const char *name, kv_log_pos p)
 void repl_http_ship(struct vs_request *r)
 {
     char id[72], history[REPL_HISTORY_LEN + 1];
-    uint64_t seg, off, wait_ms, max, resync, staging;
+    uint64_t seg, off, ack_seg, ack_off, wait_ms, max, resync, staging;
     if (!query_str(r, "id", id, sizeof(id)) || !query_str(r, "history", history, sizeof(history)) ||
         !query_u64(r, "seg", 0, &seg) || !query_u64(r, "off", 0, &off) ||
+        !query_u64(r, "ack_seg", seg, &ack_seg) || !query_u64(r, "ack_off", off, &ack_off) ||
         !query_u64(r, "wait_ms", 0, &wait_ms) || !query_u64(r, "max", 1u << 20, &max) ||
         !query_u64(r, "resync", 0, &resync) || !query_u64(r, "staging", 0, &staging))
         return;
@@ -91,6 +92,7 @@ void repl_http_ship(struct vs_request *r)
     struct repl_ship_req req = {.replica = id,
                                 .history = history,
                                 .from = {seg, off},
+                                .acked = {ack_seg, ack_off},
                                 .resync = resync != 0,
                                 .wait_ms =
                                     (uint32_t)(wait_ms > SHIP_MAX_WAIT ? SHIP_MAX_WAIT : wait_ms),
@@ -245,8 +247,8 @@ void repl_http_metrics(struct vs_app *app, json_t *body)
     json_array_foreach(all, i, p)
     {
         json_array_append_new(reps, json_pack("{s:O,s:O,s:O}", "name", json_object_get(p, "id"),
-                                               "lag_bytes", json_object_get(p, "lag_bytes"),
-                                               "lag_ms", json_object_get(p, "lag_ms")));
+                                              "lag_bytes", json_object_get(p, "lag_bytes"),
+                                              "lag_ms", json_object_get(p, "lag_ms")));
     }
     json_object_set_new(body, "replicas", reps);
     json_object_set_new(body, "replication", o);

@@ -10,8 +10,9 @@
 
 #include "http.h"
 
-/* GET /replication/log?id=&history=&seg=&off=&wait_ms=&max=[&resync=1]
- * [&staging=1]: the records after the replica's position (raw, as the log
+/* GET /replication/log?id=&history=&seg=&off=[&ack_seg=&ack_off=]&wait_ms=
+ * &max=[&resync=1][&staging=1]: the records after seg:off (the replica
+ * acknowledges ack_seg:ack_off, by default seg:off) (raw, as the log
  * holds them: application/octet-stream), with X-Repl-History, X-Repl-Start,
  * X-Repl-Next, X-Repl-End ("seg:off") and X-Repl-Lag-Bytes; 409 when the
  * replica must resync in full; 403 on a replica. May wait (wait_ms). */

@@ -30,8 +30,8 @@
 
 #include "log.h"
 
-#define WAIT_MS      500u       /* a long poll's wait on the primary */
-#define MAX_BYTES    (8u << 20) /* most bytes asked for at once */
+#define WAIT_MS      500u        /* a long poll's wait on the primary */
+#define MAX_BYTES    (32u << 20) /* most bytes asked for at once */
 #define PAUSE_MIN_MS 50u
 #define PAUSE_MAX_MS 1000u
 
@@ -103,7 +103,7 @@ static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl
 }
 
 void repl__fetch(struct repl *r, struct repl_fetch *f, const char *history, kv_log_pos pos,
-                 bool resync, bool staging)
+                 kv_log_pos acked, bool resync, bool staging)
 {
     CURL *c = f->curl;
     f->len = 0;
@@ -116,9 +116,9 @@ void repl__fetch(struct repl *r, struct repl_fetch *f, const char *history, kv_l
     char *id = curl_easy_escape(c, r->cfg->volume_id, 0);
     snprintf(url, sizeof(url),
              "http://%s/replication/log?id=%s&history=%s&seg=%" PRIu64 "&off=%" PRIu64
-             "&wait_ms=%u&max=%u%s%s",
-             r->cfg->replica_of, id ? id : "", history, pos.seg, pos.off, WAIT_MS, MAX_BYTES,
-             resync ? "&resync=1" : "", staging ? "&staging=1" : "");
+             "&ack_seg=%" PRIu64 "&ack_off=%" PRIu64 "&wait_ms=%u&max=%u%s%s",
+             r->cfg->replica_of, id ? id : "", history, pos.seg, pos.off, acked.seg, acked.off,
+             WAIT_MS, MAX_BYTES, resync ? "&resync=1" : "", staging ? "&staging=1" : "");
     curl_free(id);
     char auth[VS_AUTH_TOKEN_MAX + 32];
     struct curl_slist *headers = NULL;
@@ -185,68 +185,193 @@ static bool store_batch(struct repl *r, const struct repl_fetch *f)
                f->len, f->start.seg, f->start.off, kv_strerror(rc));
         return false;
     }
+    pthread_mutex_lock(&r->mu);
+    memcpy(r->history, f->history, sizeof(r->history));
+    r->pos = f->next;
+    pthread_mutex_unlock(&r->mu);
     return true;
 }
 
-/* An empty store without a history may catch up in place. */
+/*
+ * The storer: a second thread that stores one batch while the follower
+ * fetches the next, so that a replica far behind keeps both its primary's
+ * reads and its own disk busy. One batch at a time, handed over under mu.
+ */
+struct storer {
+    struct repl *r;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct repl_fetch *batch; /* being stored; NULL when idle */
+    bool stored;              /* the outcome of the last batch */
+    bool stop;
+};
+
+static void *storer_main(void *arg)
+{
+    struct storer *st = arg;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (st->batch == NULL && !st->stop)
+            pthread_cond_wait(&st->cv, &st->mu);
+        if (st->batch == NULL)
+            break;
+        struct repl_fetch *f = st->batch;
+        pthread_mutex_unlock(&st->mu);
+        bool ok = store_batch(st->r, f);
+        pthread_mutex_lock(&st->mu);
+        st->stored = ok;
+        st->batch = NULL;
+        pthread_cond_broadcast(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+/* Waits until the storer is idle; returns how its last batch went. */
+static bool storer_wait(struct storer *st)
+{
+    pthread_mutex_lock(&st->mu);
+    while (st->batch != NULL)
+        pthread_cond_wait(&st->cv, &st->mu);
+    bool ok = st->stored;
+    st->stored = true;
+    pthread_mutex_unlock(&st->mu);
+    return ok;
+}
+
+static void storer_give(struct storer *st, struct repl_fetch *f)
+{
+    pthread_mutex_lock(&st->mu);
+    st->batch = f;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* The position stored last (the storer moves it). */
+static kv_log_pos stored_pos(struct repl *r)
+{
+    pthread_mutex_lock(&r->mu);
+    kv_log_pos p = r->pos;
+    pthread_mutex_unlock(&r->mu);
+    return p;
+}
+
+/* A replica without a history may catch up in place when its store is
+ * empty: there is nothing old to keep serving. */
 static bool may_follow_in_place(struct repl *r)
 {
     kv_stats st;
-    return r->history[0] == '\0' && kv_get_stats(r->kv, &st) == 0 && st.keys == 0;
+    return kv_get_stats(r->kv, &st) == 0 && st.keys == 0;
 }
 
-static void follow(struct repl *r, struct repl_fetch *f)
+/* Where the follower stands: what is durable here, and where the next
+ * fetch reads from (past a batch still being stored). */
+struct cursor {
+    kv_log_pos durable, next;
+    char history[REPL_HISTORY_LEN + 1];
+};
+
+/* Handles one answer of the primary. Returns false when the loop must
+ * leave for a full resync. */
+static bool take_answer(struct repl *r, struct storer *st, struct repl_fetch *f, struct cursor *c,
+                        unsigned *pause)
+{
+    if (f->status == 409) {
+        storer_wait(st);
+        vs_log(VS_LOG_WARN, "replication: the primary says: %s", f->error);
+        return false;
+    }
+    if (f->status != 200) {
+        if (!atomic_load(&r->follower_stop))
+            vs_log(*pause == PAUSE_MIN_MS ? VS_LOG_WARN : VS_LOG_DEBUG,
+                   "replication: fetching from %s: %s%s", r->cfg->replica_of,
+                   f->status ? "HTTP error: " : "", f->error);
+        note_lag(r, f, false);
+        storer_wait(st);
+        c->durable = c->next = stored_pos(r);
+        repl__pause(r, *pause);
+        *pause = *pause * 2 > PAUSE_MAX_MS ? PAUSE_MAX_MS : *pause * 2;
+        return true;
+    }
+    *pause = PAUSE_MIN_MS;
+    /* The batch before this one must be stored before this one is. */
+    if (!storer_wait(st)) {
+        c->next = c->durable = stored_pos(r);
+        repl__pause(r, PAUSE_MIN_MS);
+        return true;
+    }
+    c->durable = stored_pos(r);
+    memcpy(c->history, f->history, sizeof(c->history));
+    note_lag(r, f, true);
+    if (f->len == 0) {
+        c->next = f->next;
+        return true;
+    }
+    storer_give(st, f);
+    c->next = f->next;
+    /* Caught up: store it before asking again, so that the next request
+     * acknowledges it at once (a write may be waiting for that). Behind:
+     * fetch the next batch while this one is stored. */
+    if (f->lag_bytes == 0) {
+        if (storer_wait(st))
+            c->durable = stored_pos(r);
+        else
+            c->next = c->durable;
+    }
+    return true;
+}
+
+static void follow(struct repl *r, struct storer *st, struct repl_fetch f[2])
 {
     unsigned pause = PAUSE_MIN_MS;
+    kv_log_pos at = stored_pos(r);
+    struct cursor c = {.durable = at, .next = at};
+    memcpy(c.history, r->history, sizeof(c.history));
+    int cur = 0;
     while (!atomic_load(&r->follower_stop)) {
-        bool from_start = r->history[0] == '\0';
+        bool from_start = c.history[0] == '\0';
         if (from_start && !may_follow_in_place(r)) {
-            repl__resync_full(r, f);
+            repl__resync_full(r, &f[cur]);
             return;
         }
-        repl__fetch(r, f, r->history, r->pos, from_start, false);
-        if (f->status == 409) {
-            vs_log(VS_LOG_WARN, "replication: the primary says: %s", f->error);
-            repl__resync_full(r, f);
+        repl__fetch(r, &f[cur], c.history, c.next, c.durable, from_start, false);
+        if (!take_answer(r, st, &f[cur], &c, &pause)) {
+            repl__resync_full(r, &f[cur]);
             return;
         }
-        if (f->status != 200) {
-            if (!atomic_load(&r->follower_stop))
-                vs_log(pause == PAUSE_MIN_MS ? VS_LOG_WARN : VS_LOG_DEBUG,
-                       "replication: fetching from %s: %s%s", r->cfg->replica_of,
-                       f->status ? "HTTP error: " : "", f->error);
-            note_lag(r, f, false);
-            repl__pause(r, pause);
-            pause = pause * 2 > PAUSE_MAX_MS ? PAUSE_MAX_MS : pause * 2;
-            continue;
-        }
-        pause = PAUSE_MIN_MS;
-        if (f->len > 0 && !store_batch(r, f)) {
-            repl__pause(r, PAUSE_MIN_MS);
-            continue;
-        }
-        pthread_mutex_lock(&r->mu);
-        if (from_start)
-            memcpy(r->history, f->history, sizeof(r->history));
-        r->pos = f->next;
-        pthread_mutex_unlock(&r->mu);
-        note_lag(r, f, true);
+        cur ^= 1;
     }
+    storer_wait(st);
 }
 
 static void *follower_main(void *arg)
 {
     struct repl *r = arg;
-    struct repl_fetch f = {0};
-    f.curl = curl_easy_init();
-    if (f.curl == NULL) {
-        vs_log(VS_LOG_ERROR, "replication: libcurl cannot start; not following %s",
-               r->cfg->replica_of);
-        return NULL;
+    struct repl_fetch f[2] = {{0}};
+    struct storer st = {.r = r, .stored = true};
+    CURL *curl = curl_easy_init();
+    pthread_mutex_init(&st.mu, NULL);
+    pthread_cond_init(&st.cv, NULL);
+    int err = curl ? pthread_create(&st.thread, NULL, storer_main, &st) : -1;
+    if (err != 0) {
+        vs_log(VS_LOG_ERROR, "replication: cannot start following %s (%s)", r->cfg->replica_of,
+               curl ? strerror(err) : "libcurl");
+    } else {
+        f[0].curl = f[1].curl = curl;
+        follow(r, &st, f);
+        pthread_mutex_lock(&st.mu);
+        st.stop = true;
+        pthread_cond_broadcast(&st.cv);
+        pthread_mutex_unlock(&st.mu);
+        pthread_join(st.thread, NULL);
     }
-    follow(r, &f);
-    curl_easy_cleanup(f.curl);
-    free(f.body);
+    if (curl)
+        curl_easy_cleanup(curl);
+    free(f[0].body);
+    free(f[1].body);
+    pthread_cond_destroy(&st.cv);
+    pthread_mutex_destroy(&st.mu);
     return NULL;
 }
 

@@ -99,10 +99,12 @@ struct repl_fetch {
     char error[256];
 };
 
-/* Asks the primary for its log after pos in history (resync: from its
- * start, any history; staging: not an acknowledgement). */
+/* Asks the primary for its log after pos in history, acknowledging acked
+ * (what this replica holds durably: pos, or less while the batch before pos
+ * is being stored); resync: from its start, any history; staging: a full
+ * copy, no acknowledgement. */
 void repl__fetch(struct repl *r, struct repl_fetch *f, const char *history, kv_log_pos pos,
-                 bool resync, bool staging);
+                 kv_log_pos acked, bool resync, bool staging);
 
 /* Pauses the follower for ms, or less when it is stopped. */
 void repl__pause(struct repl *r, unsigned ms);

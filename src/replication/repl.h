@@ -87,7 +87,8 @@ struct repl_ship_req {
     const char *replica; /* the replica's id (its VOLUME_ID); NULL: a full copy
                             being made, which acknowledges nothing */
     const char *history; /* the history its position belongs to; "" for none */
-    kv_log_pos from;     /* its durable position: what it acknowledges */
+    kv_log_pos from;     /* where to read from */
+    kv_log_pos acked;    /* its durable position: what it acknowledges */
     bool resync;         /* a full copy from the start, any history */
     uint32_t wait_ms;    /* how long to wait for records when none is there */
     size_t max_bytes;    /* most bytes to send */

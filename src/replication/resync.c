@@ -132,7 +132,7 @@ static int copy_log(struct repl *r, struct repl_fetch *f, kv_store *kv)
     kv_log_pos pos = {0, 0};
     bool first = true;
     while (!atomic_load(&r->follower_stop)) {
-        repl__fetch(r, f, history, pos, first, true);
+        repl__fetch(r, f, history, pos, pos, first, true);
         if (f->status == 409)
             return 1;
         if (f->status != 200) {

@@ -74,7 +74,7 @@ void repl_ship(struct repl *r, const struct repl_ship_req *req, struct repl_ship
     }
     kv_log_pos pos = req->resync ? (kv_log_pos){0, 0} : req->from;
     if (!req->resync && req->replica != NULL)
-        repl__acked(r, req->replica, req->from);
+        repl__acked(r, req->replica, req->acked);
     size_t max = req->max_bytes ? req->max_bytes : 1;
     res->records = malloc(max);
     if (res->records == NULL) {
