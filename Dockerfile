@@ -8,8 +8,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       zlib1g-dev libisal-dev libxxhash-dev \
-      libmicrohttpd-dev libjansson-dev libedit-dev \
-      libjs-chart.js \
+      libzstd-dev libmicrohttpd-dev libjansson-dev libuv1-dev \
+      libedit-dev libhiredis-dev libcurl4-openssl-dev libjs-chart.js \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt kvstore.pc.in ./
@@ -26,7 +26,8 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKV_BUILD_TESTS=OFF -DKV_MAN
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      zlib1g libisal2 libxxhash0 libmicrohttpd12 libjansson4 libedit2 \
+      zlib1g libisal2 libxxhash0 libzstd1 libmicrohttpd12 libjansson4 libuv1 \
+      libedit2 libhiredis0.14 libcurl4 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home kvstore \
  && mkdir -p /data \
@@ -39,7 +40,7 @@ ENV HOST=0.0.0.0 \
 VOLUME /data
 WORKDIR /data
 USER kvstore
-EXPOSE 9002
+EXPOSE 9002 6380
 # bash's /dev/tcp: no HTTP client needed in the image.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-9002} && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]

@@ -2,8 +2,9 @@
 # bench/run.sh - the benchmark suite behind `make bench`: mini-kvstore and
 # its peers (LevelDB, RocksDB, LMDB through their C APIs, Redis through
 # redis-benchmark) with the same keys, sizes and thread counts, the HTTP
-# server against nginx, the Redis protocol against Redis, and the machine's
-# own limits, all in one run. Writes docs/BENCHMARKS.md and the
+# server against nginx, durable writes against Redis at several connection
+# counts, the Redis protocol against Redis, and the machine's own limits, all
+# in one run. Writes docs/BENCHMARKS.md and the
 # chart docs/bench.png. Numbers are reported, never judged: the script fails
 # only when a program fails.
 #
@@ -21,6 +22,10 @@
 #   BENCH_REPEAT     runs of the reads, fillsync and disk limits; the median
 #                    is reported [3]
 #   BENCH_REDIS_NUM  redis-benchmark SETs for the durable row [20000]
+#   BENCH_WRITE_CLIENTS  connection counts of the durable-write comparison
+#                    (volume-server PUT against Redis SET) [8,32,128]
+#   BENCH_WRITE_ROUNDS   its rounds; the median is reported [3]
+#   BENCH_WRITE_SECS     seconds per run of it [8]
 #   BENCH_JSON_NUM   keys of the JSON corpus for the compression rows [200000]
 #   BENCH_DATA_DIR   where the data directories go (the disk under test)
 #                    [$BUILD/bench-data]
@@ -258,6 +263,26 @@ run_http() {
     fi
 }
 
+# ---- durable writes: volume-server's PUT against Redis's SET with
+# appendfsync always, at several connection counts, with writes per
+# fdatasync and the wait for a round (bench/write_bench.py). Its table goes
+# to $results/write.md, appended to the report after the HTTP one.
+run_write() {
+    if ! command -v wrk >/dev/null; then
+        log "wrk missing: no durable-write comparison (scripts/install-deps.sh --bench)"
+        return
+    fi
+    log "durable writes: volume-server PUT against Redis SET"
+    local cmd=(python3 bench/write_bench.py --build "$build" --results "$results"
+               --clients "${BENCH_WRITE_CLIENTS:-8,32,128}" --rounds "${BENCH_WRITE_ROUNDS:-3}"
+               --duration "${BENCH_WRITE_SECS:-8}")
+    record "${cmd[*]}"
+    if ! "${cmd[@]}"; then
+        log "durable-write benchmark failed"
+        failures=$((failures + 1))
+    fi
+}
+
 # ---- the Redis protocol: redis-benchmark against volume-server's RESP port
 # and, with the same flags in the same run, against Redis with appendfsync
 # always (bench/resp_bench.py); its table goes to $results/resp.md.
@@ -283,7 +308,7 @@ write_report() {
     python3 bench/report.py --results "$results" --out "$out" --chart-data "$results/chart.dat" \
         --chart "$(basename "$chart")"
     local part
-    for part in http resp; do
+    for part in http write resp; do
         if [[ -f $results/$part.md ]]; then
             printf '\n' >>"$out"
             cat "$results/$part.md" >>"$out"
@@ -311,6 +336,7 @@ main() {
     run_compression
     run_redis
     run_http
+    run_write
     run_resp
     write_report
     log "done in $((SECONDS - start)) s"

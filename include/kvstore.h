@@ -58,17 +58,18 @@ extern "C" {
 /* Return codes. Every one is negative; kv_strerror() gives its text. */
 enum {
     KV_OK = 0,
-    KV_EINVAL = -1,    /* an argument is out of range (NULL handle, key length...) */
-    KV_ENOTFOUND = -2, /* the key is not in the store */
-    KV_ENOMEM = -3,    /* an allocation failed */
-    KV_EIO = -4,       /* an operating-system I/O call failed (see the log) */
-    KV_ENOSPC = -5,    /* the disk is full: the write was not made */
-    KV_ECORRUPT = -6,  /* a record failed its checksum: its bytes are not served */
-    KV_ELOCKED = -7,   /* the data directory is open in another handle or process */
-    KV_EFORMAT = -8,   /* the directory holds data this version cannot read */
-    KV_EREADONLY = -9, /* writes are refused after a failed fsync; reopen the store */
-    KV_ETOOBIG = -10,  /* the record does not fit the format's limits */
-    KV_EBUSY = -11     /* the operation cannot run now (the store is closing) */
+    KV_EINVAL = -1,     /* an argument is out of range (NULL handle, key length...) */
+    KV_ENOTFOUND = -2,  /* the key is not in the store */
+    KV_ENOMEM = -3,     /* an allocation failed */
+    KV_EIO = -4,        /* an operating-system I/O call failed (see the log) */
+    KV_ENOSPC = -5,     /* the disk is full: the write was not made */
+    KV_ECORRUPT = -6,   /* a record failed its checksum: its bytes are not served */
+    KV_ELOCKED = -7,    /* the data directory is open in another handle or process */
+    KV_EFORMAT = -8,    /* the directory holds data this version cannot read */
+    KV_EREADONLY = -9,  /* writes are refused after a failed fsync; reopen the store */
+    KV_ETOOBIG = -10,   /* the record does not fit the format's limits */
+    KV_EBUSY = -11,     /* the operation cannot run now (the store is closing) */
+    KV_ECONDITION = -12 /* a write's condition failed: nothing of its batch was written */
 };
 
 typedef struct kv_store kv_store; /* opaque handle */
@@ -272,7 +273,9 @@ KV_API void kv_options_init(kv_options *opts);
 KV_API int kv_open(const char *dir, const kv_options *opts, kv_store **out);
 
 /*
- * Stops the background threads, syncs the active segment, saves
+ * Completes every batch that kv_write_async accepted (their callbacks run;
+ * a callback's own kv_write_async then gets KV_EBUSY), stops the background
+ * threads, syncs the active segment, saves
  * index.snapshot, releases the lock and frees the handle, whatever the
  * outcome of the sync and snapshot: the handle is invalid afterwards. NULL is
  * accepted and returns 0. A store that turned read-only (KV_EREADONLY) is
@@ -283,8 +286,9 @@ KV_API int kv_open(const char *dir, const kv_options *opts, kv_store **out);
 KV_API int kv_close(kv_store *s);
 
 /*
- * Stores val under key. In KV_SYNC_ALWAYS mode the record is on stable storage
- * when this returns 0. A failed put leaves the store as it was for readers.
+ * Stores val under key: a kv_write of one KV_WRITE_PUT op. In KV_SYNC_ALWAYS
+ * mode the record is on stable storage when this returns 0. A failed put
+ * leaves the store as it was for readers.
  * Codes: KV_EINVAL (NULL handle or key, bad key length, val NULL with
  * val_len > 0), KV_ETOOBIG (val_len > KV_MAX_VALUE_LEN), KV_ENOSPC, KV_EIO,
  * KV_EREADONLY (a failed fsync turned the store read-only), KV_ENOMEM,
@@ -332,7 +336,8 @@ KV_API void kv_free(void *p);
 KV_API int kv_exists(kv_store *s, const void *key, size_t key_len);
 
 /*
- * Deletes key by appending a tombstone (durable as kv_put is). A key that is
+ * Deletes key by appending a tombstone (durable as kv_put is): a kv_write of
+ * one KV_WRITE_DEL op, whose rc it returns when the write succeeds. A key that is
  * not in the store gives KV_ENOTFOUND and writes nothing. Whether it is there
  * is decided atomically with the write, in the order of concurrent writes: a
  * delete that follows a put of the key sees it, and of two deletes of one
@@ -340,6 +345,132 @@ KV_API int kv_exists(kv_store *s, const void *key, size_t key_len);
  * KV_ETOOBIG.
  */
 KV_API int kv_delete(kv_store *s, const void *key, size_t key_len);
+
+/* ---- Writes: atomic batches, conditions, asynchronous submission ---- */
+
+/* What one op of a batch does. */
+typedef enum {
+    KV_WRITE_PUT = 1,  /* store val under key */
+    KV_WRITE_DEL = 2,  /* delete key */
+    KV_WRITE_CHECK = 3 /* write nothing: only carry a condition (a WATCH) */
+} kv_write_type;
+
+/* A condition on an op, decided at the moment its batch is sequenced: after
+ * every write sequenced before it (the batch's own earlier ops included),
+ * before any after it. */
+typedef enum {
+    KV_IF_ANY = 0,     /* no condition */
+    KV_IF_ABSENT = 1,  /* the key is not in the store */
+    KV_IF_PRESENT = 2, /* the key is in the store */
+    KV_IF_CRC = 3      /* the key is in the store and the CRC-32 of its value is cond_crc */
+} kv_cond;
+
+/* kv_op.flags: a PUT keeps the key's current expiry. */
+#define KV_KEEP_EXPIRY 0x1u
+
+/* One op of a batch. The caller fills the inputs; the engine writes the
+ * outputs (rc, value_crc) before kv_write returns or kv_write_async's done
+ * runs. */
+typedef struct kv_op {
+    kv_write_type type;
+    const void *key; /* 1 to KV_MAX_KEY_LEN bytes */
+    size_t key_len;
+    const void *val; /* PUT: 0 to KV_MAX_VALUE_LEN bytes; NULL only when val_len is 0 */
+    size_t val_len;
+    /* PUT: absolute expiry, ms since the Unix epoch; 0 = none. Expiry is not
+     * supported by this version yet: a non-zero value gives KV_EINVAL. */
+    uint64_t expire_at_ms;
+    unsigned flags; /* KV_KEEP_EXPIRY; not supported yet either: KV_EINVAL when set */
+    kv_cond cond;
+    uint32_t cond_crc;  /* the CRC for KV_IF_CRC */
+    int rc;             /* out: this op's outcome (see kv_write) */
+    uint32_t value_crc; /* out: PUT, the CRC-32 (zlib's crc32) of val */
+} kv_op;
+
+/*
+ * Applies the n ops of ops (n >= 1) as one atomic batch: all or none, for
+ * readers and across crashes at any byte. The batch is one unit of group
+ * commit: in KV_SYNC_ALWAYS mode it is on stable storage when this returns
+ * 0, and concurrent batches share an fdatasync. Ops apply in order; a key
+ * may appear in several ops, the last one wins.
+ *
+ * Each op's condition is checked when the batch is sequenced, against the
+ * store as every earlier write left it and against the batch's own earlier
+ * ops. If one fails, nothing of the batch is written and this returns
+ * KV_ECONDITION; ops[i].rc is then KV_ECONDITION for each op whose condition
+ * failed (each evaluated as if the ops before it applied) and 0 for the
+ * others. A DEL of an absent key (with cond KV_IF_ANY) writes nothing for
+ * that op and sets its rc to KV_ENOTFOUND; the batch still succeeds. A CHECK
+ * writes nothing. On success every other op's rc is 0; on any other failure
+ * every op's rc is the code returned. value_crc is set for every PUT op
+ * unless the ops were refused before encoding (KV_EINVAL, KV_ETOOBIG).
+ *
+ * A PUT's value is stored as kv_put stores it: as it is (a SET record), or
+ * compressed into a SETX record (kv_options.compression); value_crc and
+ * KV_IF_CRC are always the CRC of the original value. A KV_IF_CRC condition
+ * finds a key whose expiry has passed absent.
+ *
+ * On disk a batch that writes one record is that plain record (op SET,
+ * DELETE or SETX; SET and DELETE are readable by the original
+ * implementations); one that writes more is a BATCH record holding them
+ * (docs/FORMAT.md).
+ *
+ * Codes: KV_EINVAL (NULL handle or ops, n 0, a bad key length or type or
+ * cond, val NULL with val_len > 0, expire_at_ms or flags set),
+ * KV_ETOOBIG (a value over KV_MAX_VALUE_LEN, or a batch whose records exceed
+ * it together), KV_ECONDITION, KV_ECORRUPT (the record a KV_IF_CRC condition
+ * compares with does not match the index), KV_ENOSPC, KV_EIO (also zstd
+ * refusing a value), KV_EREADONLY,
+ * KV_ENOMEM, KV_EBUSY (kv_close has begun). Must not be called from a
+ * kv_done_fn.
+ */
+KV_API int kv_write(kv_store *s, kv_op *ops, size_t n);
+
+/* Where the log stands after a batch: segment id and the byte offset just
+ * past the batch's records in it (for replication acknowledgements). A batch
+ * that wrote nothing gets the position after the writes sequenced before
+ * it. */
+typedef struct kv_commit_info {
+    uint64_t seg;
+    uint64_t end;
+} kv_commit_info;
+
+/*
+ * Runs once for each batch that kv_write_async accepted, when the batch is
+ * durable (KV_SYNC_ALWAYS; in the other modes, when it is written) and
+ * visible to readers, or has failed. rc is what kv_write would have
+ * returned, and ops[i].rc and value_crc are set as kv_write sets them; info
+ * is never NULL (on failure it is where the log ended).
+ *
+ * The contract of the callback:
+ *  - It runs on the store's commit thread (one thread per store, never the
+ *    caller's), holding no engine lock. Batches complete in the order they
+ *    were sequenced; callbacks of one store never run at once.
+ *  - It must not block: while it runs, no batch of this store is written.
+ *    It may call kv_write_async (a batch it submits is sequenced after every
+ *    batch already queued) and the reads (kv_get, kv_exists, kv_list,
+ *    kv_get_stats). It must not call kv_write, kv_put, kv_put_crc,
+ *    kv_delete, kv_sync, kv_compact, kv_save_snapshot or kv_close on the same
+ *    store: they wait for the commit thread, which is this thread.
+ *  - Once it returns, the engine no longer touches ops or what they point
+ *    at: the caller may free them inside it.
+ */
+typedef void (*kv_done_fn)(kv_op *ops, size_t n, int rc, const kv_commit_info *info, void *ctx);
+
+/*
+ * kv_write without waiting: queues the batch and returns. On 0, done(ops, n,
+ * rc, info, ctx) runs exactly once, later, on the commit thread (see
+ * kv_done_fn); until it runs, ops and the keys and values they point at
+ * belong to the engine and must stay valid and unchanged. On any other code
+ * the batch was not accepted and done never runs for it. Whatever the
+ * number of batches in flight, nothing is bounded but memory. kv_close waits
+ * for every accepted batch to complete (its done to return).
+ *
+ * Codes: KV_EINVAL, KV_ETOOBIG (as kv_write, plus a NULL done), KV_ENOMEM,
+ * KV_EREADONLY, KV_EBUSY (kv_close has begun: also when called from a done
+ * during kv_close).
+ */
+KV_API int kv_write_async(kv_store *s, kv_op *ops, size_t n, kv_done_fn done, void *ctx);
 
 /*
  * Makes every acknowledged write durable (fdatasync of the active segment),
@@ -507,8 +638,8 @@ typedef struct kv_stats {
     uint64_t fsyncs;                     /* fdatasync/fsync calls made (but the next) */
     uint64_t prealloc_syncs;             /* fdatasyncs of zeros written ahead of the log */
     uint64_t prealloc_bytes;             /* zeros written ahead of the log */
-    uint64_t puts;                       /* acknowledged kv_put calls */
-    uint64_t deletes;                    /* acknowledged kv_delete calls that wrote a tombstone */
+    uint64_t puts;                       /* acknowledged PUTs (kv_put calls, batches' PUT ops) */
+    uint64_t deletes;                    /* acknowledged deletes that wrote a tombstone */
     uint64_t gets;                       /* kv_get calls */
     uint64_t records_replayed;           /* log records read at open */
     uint64_t compactions;                /* compactions completed */
@@ -534,6 +665,32 @@ typedef struct kv_stats {
 /* Fills *out with a consistent set of figures (the disk's are read at the
  * time of the call). Codes: KV_EINVAL (NULL). */
 KV_API int kv_get_stats(kv_store *s, kv_stats *out);
+
+/* A histogram with fixed bucket edges: count[i] events had a value greater
+ * than le[i - 1] and at most le[i]; the last bucket used has le UINT64_MAX
+ * and takes the rest. */
+#define KV_HIST_BUCKETS 24
+typedef struct kv_histogram {
+    size_t n;                        /* buckets used */
+    uint64_t le[KV_HIST_BUCKETS];    /* upper edges, ascending */
+    uint64_t count[KV_HIST_BUCKETS]; /* events per bucket (not cumulative) */
+    uint64_t total;                  /* events */
+    uint64_t sum;                    /* the sum of their values */
+} kv_histogram;
+
+/* How writes share their rounds of group commit. A round is one write of
+ * the log (one pwritev) and, in KV_SYNC_ALWAYS mode, one fdatasync. */
+typedef struct kv_write_stats {
+    uint64_t rounds;  /* rounds that wrote to the log */
+    uint64_t batches; /* batches (kv_write and kv_write_async calls) completed */
+    /* Batches made durable by each fdatasync of a round (KV_SYNC_ALWAYS). */
+    kv_histogram writes_per_sync;
+    /* Microseconds from a batch's submission to the start of its round. */
+    kv_histogram batch_wait_us;
+} kv_write_stats;
+
+/* Fills *out with the figures so far. Codes: KV_EINVAL (NULL). */
+KV_API int kv_get_write_stats(kv_store *s, kv_write_stats *out);
 
 /* One segment file, as kv_get_segment_stats reports it. */
 typedef struct kv_segment_stats {
@@ -694,6 +851,10 @@ typedef struct kv_record_info {
     size_t key_len;
     uint64_t value_len; /* the payload's length (SETX: attributes and stored value) */
     uint32_t checksum;  /* the stored checksum */
+    /* A record inside the BATCH record reported just before it: its offset
+     * is its own, within the segment. Inner records are reported only when
+     * their whole batch checks out. */
+    bool in_batch;
     /* A SETX that checks out: its attributes; attr_flags is 0 for any other
      * record. raw_len, raw_crc and dict_id are set with KV_ATTR_ZSTD: the
      * original value's length and CRC-32 and the dictionary it was
@@ -716,6 +877,12 @@ typedef int (*kv_record_fn)(const kv_record_info *info, void *ctx);
  * version cannot read), KV_ECORRUPT (a segment grew shorter while it was
  * read, as the running process cut a failed write off), KV_ENOMEM, or fn's
  * non-zero return.
+ *
+ * A BATCH record (op KV_OP_BATCH) that checks out (its own checksum, and every
+ * record inside it complete and checking out) is reported, then each record
+ * inside it, with in_batch set. A batch that does not check out is reported
+ * as one region, whole: none of its records is reported on its own, as
+ * recovery applies none of them.
  */
 KV_API int kv_scan(const char *dir, kv_record_fn fn, void *ctx);
 

@@ -11,6 +11,11 @@
  * at the end of any older segment is damage: sealed segments are never
  * written again. Zeros at the end of a segment are space preallocated ahead
  * of the log, not damage: dump shows them, verify says nothing of them.
+ *
+ * A batch (an atomic group of records, one BATCH record on disk) shows as
+ * one line for the batch, then one for each record inside it, marked with a
+ * "+" before its op. Records count the records of keys, inside batches or
+ * not; batches are counted apart.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,7 +29,8 @@
  * segment, if any, until it is known whether a newer segment follows. */
 struct tally {
     uint64_t segments; /* segment files, empty ones included */
-    uint64_t records;
+    uint64_t records;  /* records and damaged regions, batches apart */
+    uint64_t batches;
     uint64_t damaged;
     bool started;
     uint64_t segment_id;
@@ -43,7 +49,10 @@ static bool tally_record(struct tally *t, const kv_record_info *info)
     t->segment_id = info->segment_id;
     if (info->status == KV_REC_ZERO_TAIL)
         return new_segment; /* no record, and no damage */
-    t->records++;
+    if (info->op == KV_OP_BATCH && info->status == KV_REC_OK)
+        t->batches++;
+    else
+        t->records++;
     if (info->status != KV_REC_OK && info->status != KV_REC_TORN)
         t->damaged++;
     return new_segment;
@@ -97,11 +106,14 @@ static const char *op_name(uint8_t op)
     }
 }
 
-/* "verify: 2 segments, 10 records, no damage" */
+/* "verify: 2 segments, 10 records, no damage", with ", 1 batch" after the
+ * records when there are batches. */
 static void print_summary(const char *what, const struct tally *t)
 {
     printf("%s: %" PRIu64 " segment%s, %" PRIu64 " record%s, ", what, t->segments,
            t->segments == 1 ? "" : "s", t->records, t->records == 1 ? "" : "s");
+    if (t->batches > 0)
+        printf("%" PRIu64 " batch%s, ", t->batches, t->batches == 1 ? "" : "es");
     if (t->damaged == 0)
         printf("no damage\n");
     else
@@ -146,6 +158,12 @@ static void report_damage(const kv_record_info *info)
     printf("segment %" PRIu64 " offset %" PRIu64 ": ", info->segment_id, info->offset);
     switch (info->status) {
     case KV_REC_BAD_CHECKSUM:
+        if (info->op == KV_OP_BATCH) {
+            printf("checksum mismatch in a batch of %" PRIu64 " bytes (none of its records "
+                   "is applied)",
+                   info->length);
+            break;
+        }
         printf("checksum mismatch in a record of %" PRIu64 " bytes, key ", info->length);
         cli_print_quoted(stdout, info->key, info->key_len);
         break;
@@ -262,15 +280,18 @@ static int on_dump_record(const kv_record_info *info, void *arg)
         printf("%-7s %-10s %-9s %-13s -\n", "-", "-", "-", kv_record_status_name(info->status));
         return 0;
     }
-    const char *op = op_name(info->op);
-    char opbuf[8];
-    if (!op) {
-        snprintf(opbuf, sizeof(opbuf), "op%u", info->op);
-        op = opbuf;
-    }
+    const char *name = op_name(info->op);
+    char op[16];
+    if (name)
+        snprintf(op, sizeof(op), "%s%s", info->in_batch ? "+" : "", name);
+    else
+        snprintf(op, sizeof(op), "%sop%u", info->in_batch ? "+" : "", info->op);
     printf("%-7s %-10" PRIu64 " %08" PRIx32 "  %-13s ", op, info->value_len, info->checksum,
            kv_record_status_name(info->status));
-    cli_print_quoted(stdout, info->key, info->key_len);
+    if (info->op == KV_OP_BATCH)
+        printf("-");
+    else
+        cli_print_quoted(stdout, info->key, info->key_len);
     print_attributes(info);
     printf("\n");
     return 0;

@@ -6,10 +6,10 @@
  * engine (storage.h), the settings it was started with (src/config/), the
  * counters and the table of figures that metrics report (figures.h), the
  * latencies of requests by kind (latency.h), the log (log.h), the pool of
- * threads for work that waits for a disk (pool.h), and the application's
- * life from open to close. Front ends (src/http/, and any other protocol)
- * include these headers; nothing here includes a front end's, and only the
- * engine's public header (kvstore.h) is reached below.
+ * threads for long admin jobs and the Redis front end's commands (pool.h),
+ * and the application's life from open to close. Front ends (src/http/, and
+ * any other protocol) include these headers; nothing here includes a front
+ * end's, and only the engine's public header (kvstore.h) is reached below.
  */
 #ifndef VS_APP_H
 #define VS_APP_H
@@ -31,9 +31,10 @@ struct vs_counters {
     atomic_uint_fast64_t bytes_sent;     /* response body bytes */
     atomic_uint_fast64_t connections;    /* open client connections */
     atomic_uint_fast64_t connections_total;
-    atomic_uint_fast64_t in_flight;  /* requests begun and not complete */
-    atomic_uint_fast64_t body_bytes; /* memory held for requests being received
-                                        (HTTP bodies, large RESP commands) */
+    atomic_uint_fast64_t in_flight;        /* requests begun and not complete */
+    atomic_uint_fast64_t writes_in_flight; /* writes submitted to the engine, not complete */
+    atomic_uint_fast64_t body_bytes;       /* memory held for requests being received
+                                              (HTTP bodies, large RESP commands) */
 };
 
 /* Counters of the Redis-protocol front end (relaxed atomics). */

@@ -55,6 +55,7 @@ size_t vs_figures_collect(struct vs_app *app, const kv_stats *st, struct vs_figu
         {"http_connections", "http_connections", VS_FIGURE_GAUGE, "Open client connections.", vs_counter_load(&c->connections)},
         {"http_connections_total", "http_connections_total", VS_FIGURE_COUNTER, "Client connections accepted.", vs_counter_load(&c->connections_total)},
         {"http_in_flight", "http_in_flight_requests", VS_FIGURE_GAUGE, "Requests begun and not complete.", vs_counter_load(&c->in_flight)},
+        {"http_writes_in_flight", "http_writes_in_flight", VS_FIGURE_GAUGE, "Writes submitted to the engine and not yet complete.", vs_counter_load(&c->writes_in_flight)},
         {"http_body_bytes", "http_body_memory_bytes", VS_FIGURE_GAUGE, "Memory held for requests being received (HTTP bodies, large RESP commands).", vs_counter_load(&c->body_bytes)},
         {"resp_port", "resp_port", VS_FIGURE_GAUGE, "The Redis protocol's port (0: off).", vs_counter_load(&r->port)},
         {"resp_connections", "resp_connections", VS_FIGURE_GAUGE, "Open Redis-protocol connections.", vs_counter_load(&r->connections)},

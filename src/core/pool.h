@@ -1,12 +1,13 @@
 /*
- * pool.h - a fixed set of threads that run jobs which may block, so that the
- * HTTP threads never wait for a disk.
+ * pool.h - a fixed set of threads that run jobs which may block (a
+ * compaction, a snapshot, a backup, the Redis front end's commands that
+ * wait for a disk), so that the front ends' event threads never wait for
+ * them.
  *
- * In sync mode "always" a write returns only after fdatasync; the engine
- * shares one fdatasync among all the writers that are waiting at that moment
- * (group commit). The HTTP threads are few (one per core), so writes are
- * handed to this pool, whose many threads wait in the engine together and
- * batch their syncs, while the HTTP threads go on serving other connections.
+ * The HTTP front end's durable writes do not come here: it submits them to
+ * the engine with kv_write_async and is called back when they are on stable
+ * storage, so that no thread waits per write in flight and the engine's
+ * group commit sees every writer that waits.
  */
 #ifndef VS_POOL_H
 #define VS_POOL_H

@@ -7,10 +7,13 @@
  * written (kv_put_crc) and when it is read (kv_get_crc): the bytes are never
  * scanned twice.
  *
- * Conditional writes (create-only, compare-and-swap) are atomic: every write
- * of a key, conditional or not, holds the key's lock (one of a fixed table of
- * mutexes, chosen by a hash of the key) from the check to the durable write.
- * Reads take no lock. All functions are safe to call from any thread.
+ * Conditional writes (create-only, compare-and-swap) are atomic because the
+ * engine decides them with the write (kv_op conditions, in log order): the
+ * blob layer holds no lock of its own. A precondition the engine cannot say
+ * in one condition (a list of several etags) is pinned to the state it was
+ * checked against (absent, or this etag); if that state changed before the
+ * write was sequenced, the write is prepared again from the new state.
+ * Every function is safe to call from any thread.
  */
 #ifndef VS_STORAGE_H
 #define VS_STORAGE_H
@@ -24,6 +27,9 @@
 /* Returned when a precondition of blob_put or blob_delete does not hold.
  * Outside the range of KV_E... codes. */
 #define BLOB_EPRECONDITION (-100)
+/* blob_write_result: the state a precondition was pinned to changed before
+ * the write: prepare it again. */
+#define BLOB_ERETRY (-101)
 
 /* Most entity tags one If-Match or If-None-Match list may hold. */
 #define BLOB_ETAG_LIST_MAX 32
@@ -64,11 +70,42 @@ kv_store *blob_kv(struct blob_store *bs);
 
 /*
  * Stores val (len bytes) under key if cond (NULL: none) holds, and sets
- * *etag to the blob's etag. Durable as kv_put is in the store's sync mode.
- * Codes: BLOB_EPRECONDITION, or kv_put's and kv_get's codes.
+ * *etag to the blob's etag. Durable as kv_put is in the store's sync mode;
+ * waits for it (a front end that must not wait uses blob_write_submit).
+ * Codes: BLOB_EPRECONDITION, or kv_write's and kv_get's codes.
  */
 int blob_put(struct blob_store *bs, const void *key, size_t key_len, const void *val, size_t len,
              const struct blob_cond *cond, uint32_t *etag);
+
+/*
+ * A write of a blob (a put or a delete) on its way through the engine, for a
+ * front end that waits for it asynchronously (blob_write_submit); blob_put
+ * and blob_delete are the same steps, waiting. Its key, value and cond are
+ * the caller's and must stay valid and unchanged until the write completes.
+ */
+struct blob_write {
+    kv_op op;        /* the engine op: PUT or DEL, with the condition */
+    bool optimistic; /* the condition pins the state the precondition was checked on */
+};
+
+/*
+ * Prepares w: a put of val (len bytes) under key, or with is_delete a delete
+ * of key, if cond (NULL: none) holds when the write is sequenced. Returns 0,
+ * BLOB_EPRECONDITION (it does not hold now, so it cannot then), or an engine
+ * code (reading the blob's state failed).
+ */
+int blob_write_prepare(struct blob_store *bs, struct blob_write *w, bool is_delete, const void *key,
+                       size_t key_len, const void *val, size_t len, const struct blob_cond *cond);
+
+/* Submits w to the engine (kv_write_async): done runs once, on the engine's
+ * commit thread, when it is durable or has failed (kv_done_fn's rules), and
+ * rc is then blob_write_result's to read. Returns kv_write_async's code. */
+int blob_write_submit(struct blob_store *bs, struct blob_write *w, kv_done_fn done, void *ctx);
+
+/* The outcome of w, whose engine code was rc: 0 (a delete of an absent blob
+ * without a precondition included), BLOB_EPRECONDITION, BLOB_ERETRY (prepare
+ * and submit it again), or an engine code. A put's etag is w->op.value_crc. */
+int blob_write_result(const struct blob_write *w, int rc);
 
 /*
  * Reads the blob of key: *val is a kv_get allocation of *len bytes, released
@@ -85,11 +122,13 @@ int blob_delete(struct blob_store *bs, const void *key, size_t key_len,
                 const struct blob_cond *cond);
 
 /*
- * Deletes the blob of key and says whether it was there: 0 when it was
- * deleted, KV_ENOTFOUND when it was absent (decided by the engine, atomically
- * with the delete), or kv_delete's other codes.
+ * Deletes the blobs of keys[0 .. n) (lens[i] bytes each, valid keys) in one
+ * atomic batch: the engine decides, with the write, which of them exist (a
+ * reader sees all of the deletes or none), and *deleted is how many did.
+ * Codes: kv_write's.
  */
-int blob_delete_existing(struct blob_store *bs, const void *key, size_t key_len);
+int blob_delete_many(struct blob_store *bs, const void *const *keys, const size_t *lens, size_t n,
+                     size_t *deleted);
 
 /* True when an etag list holds etag (comparison of the value only, so weak
  * and strong tags compare equal: enough for If-None-Match on reads). */

@@ -169,19 +169,21 @@ int handlers_prepare(struct vs_request *r)
 
 bool handlers_may_block(const struct vs_request *r)
 {
-    switch (r->route) {
-    case VS_ROUTE_COMPACT:
-    case VS_ROUTE_SNAPSHOT:
-    case VS_ROUTE_BACKUP:
-    case VS_ROUTE_PROMOTE:
-    case VS_ROUTE_REPL_LOG:
-        return true;
-    case VS_ROUTE_BLOB:
-        return r->method != VS_GET && r->method != VS_HEAD &&
-               r->app->cfg->sync_mode == VS_SYNC_ALWAYS;
-    default:
-        return false;
-    }
+    return r->route == VS_ROUTE_COMPACT || r->route == VS_ROUTE_SNAPSHOT ||
+           r->route == VS_ROUTE_BACKUP || r->route == VS_ROUTE_PROMOTE ||
+           r->route == VS_ROUTE_REPL_LOG;
+}
+
+static bool is_blob_write(const struct vs_request *r)
+{
+    return r->route == VS_ROUTE_BLOB && r->method != VS_GET && r->method != VS_HEAD;
+}
+
+/* In the other sync modes a write returns as soon as it is written: it runs
+ * on the HTTP thread (handlers_run), as a read does. */
+bool handlers_write_async(const struct vs_request *r)
+{
+    return is_blob_write(r) && r->app->cfg->sync_mode == VS_SYNC_ALWAYS;
 }
 
 static void add_etag_header(struct vs_request *r, uint32_t etag)
@@ -252,10 +254,9 @@ static void blob_read(struct vs_request *r)
     vs_reply_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
 }
 
-static void blob_write(struct vs_request *r)
+/* The response of a put: 201 with the blob's etag, or the error. */
+static void reply_put(struct vs_request *r, int rc, uint32_t etag)
 {
-    uint32_t etag = 0;
-    int rc = blob_put(r->app->store, r->key, r->key_len, r->body, r->body_len, &r->cond, &etag);
     size_t size = r->body_len;
     if (rc != 0) {
         vs_reply_store_error(r, rc);
@@ -269,14 +270,51 @@ static void blob_write(struct vs_request *r)
     add_etag_header(r, etag);
 }
 
-static void blob_remove(struct vs_request *r)
+static void reply_delete(struct vs_request *r, int rc)
 {
-    int rc = blob_delete(r->app->store, r->key, r->key_len, &r->cond);
     if (rc != 0) {
         vs_reply_store_error(r, rc);
         return;
     }
     vs_reply_empty(r, MHD_HTTP_NO_CONTENT);
+}
+
+static void blob_write(struct vs_request *r)
+{
+    uint32_t etag = 0;
+    int rc = blob_put(r->app->store, r->key, r->key_len, r->body, r->body_len, &r->cond, &etag);
+    reply_put(r, rc, etag);
+}
+
+static void blob_remove(struct vs_request *r)
+{
+    reply_delete(r, blob_delete(r->app->store, r->key, r->key_len, &r->cond));
+}
+
+int handlers_write_prepare(struct vs_request *r)
+{
+    bool del = r->method == VS_DELETE;
+    int rc = blob_write_prepare(r->app->store, &r->write, del, r->key, r->key_len, r->body,
+                                r->body_len, &r->cond);
+    if (rc == 0)
+        return 0;
+    if (del)
+        reply_delete(r, rc);
+    else
+        reply_put(r, rc, 0);
+    return -1;
+}
+
+bool handlers_write_done(struct vs_request *r, int rc)
+{
+    rc = blob_write_result(&r->write, rc);
+    if (rc == BLOB_ERETRY)
+        return true;
+    if (r->method == VS_DELETE)
+        reply_delete(r, rc);
+    else
+        reply_put(r, rc, r->write.op.value_crc);
+    return false;
 }
 
 /* What GET /blobs gathers from kv_list. */
@@ -465,12 +503,6 @@ static bool wants_prometheus(struct vs_request *r)
     }
     return r->accept != NULL && strcasestr(r->accept, "text/plain") != NULL &&
            strcasestr(r->accept, "application/json") == NULL;
-}
-
-bool handlers_wrote(const struct vs_request *r)
-{
-    return r->route == VS_ROUTE_BLOB && r->method != VS_GET && r->method != VS_HEAD &&
-           (r->status == MHD_HTTP_CREATED || r->status == MHD_HTTP_NO_CONTENT);
 }
 
 void handlers_run(struct vs_request *r)

@@ -14,7 +14,8 @@
  * freed when libmicrohttpd reports it complete); body.c receives its body;
  * handlers.c decides what it means and builds its response, with the helpers
  * of response.c. A request is touched by one thread at a time: its HTTP
- * thread, or a pool thread while its connection is suspended.
+ * thread, or, while its connection is suspended, a pool thread (an admin
+ * job) or the engine's commit thread (the completion of a write).
  */
 #ifndef VS_HTTP_H
 #define VS_HTTP_H
@@ -28,6 +29,8 @@
 #include "app.h"
 #include "pool.h"
 #include "storage.h"
+
+struct vs_server;
 
 enum vs_method { VS_GET, VS_HEAD, VS_POST, VS_PUT, VS_DELETE, VS_OTHER };
 
@@ -71,6 +74,10 @@ struct vs_request {
     uint64_t body_in;        /* bytes received, kept or not */
     bool length_known;       /* Content-Length was sent... */
     uint64_t content_length; /* ...with this value */
+
+    struct blob_write write; /* a blob write on its way through the engine */
+    int write_rc;            /* the engine's code for it, once complete */
+    struct vs_server *server;
 
     unsigned phase;                /* server.c's state of the request */
     unsigned status;               /* the response's status, once decided */

@@ -3,7 +3,9 @@
  * histograms of src/core/figures.h rendered as JSON or as the Prometheus
  * text exposition, plus what each format adds (megabytes, the average value
  * size, responses by status class, the volume's name; in JSON each
- * segment's live and dead bytes, and the last compaction's error).
+ * segment's live and dead bytes, and the last compaction's error), and the
+ * engine's histograms of group commit (writes per fdatasync, the wait for a
+ * round: kv_get_write_stats).
  */
 #include "metrics.h"
 
@@ -166,8 +168,82 @@ static json_t *resp_commands_json(struct vs_app *app)
     return all;
 }
 
-static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const struct vs_figure *m,
-                               size_t n)
+/* An engine histogram's bucket i as the values it holds, from low up to,
+ * not including, high: its values are whole numbers greater than the edge
+ * below and at most its own. The last, open above, is drawn as reaching
+ * twice its low end. */
+static void kv_bucket_range(const kv_histogram *h, size_t i, double *low, double *high)
+{
+    *low = i == 0 ? 0.0 : (double)h->le[i - 1] + 1.0;
+    *high = h->le[i] == UINT64_MAX ? 2.0 * (*low > 1.0 ? *low : 1.0) : (double)h->le[i] + 1.0;
+}
+
+/* The value below which the fraction q of h's values lie, interpolated in
+ * its bucket; 0 when h is empty. */
+static double kv_hist_percentile(const kv_histogram *h, double q)
+{
+    double rank = q * (double)h->total, seen = 0.0;
+    for (size_t i = 0; h->total > 0 && i < h->n; i++) {
+        if (h->count[i] == 0)
+            continue;
+        if (seen + (double)h->count[i] >= rank) {
+            double low, high;
+            kv_bucket_range(h, i, &low, &high);
+            double frac = (rank - seen) / (double)h->count[i];
+            return low + (high - low) * (frac > 0.0 ? frac : 0.0);
+        }
+        seen += (double)h->count[i];
+    }
+    return 0.0;
+}
+
+/* An engine histogram (kv_get_write_stats) in the shape of the table's:
+ * {"count","sum","p50","p99","p999","buckets":[[low,high,count],...]}, the
+ * buckets that hold values. */
+static json_t *kv_histogram_json(const kv_histogram *h)
+{
+    json_t *buckets = json_array();
+    for (size_t i = 0; buckets != NULL && i < h->n; i++) {
+        if (h->count[i] == 0)
+            continue;
+        double low, high;
+        kv_bucket_range(h, i, &low, &high);
+        if (json_array_append_new(buckets,
+                                  json_pack("[f,f,I]", low, high, (json_int_t)h->count[i])) != 0) {
+            json_decref(buckets);
+            buckets = NULL;
+        }
+    }
+    if (buckets == NULL)
+        return NULL;
+    return json_pack("{s:I,s:I,s:f,s:f,s:f,s:o}", "count", (json_int_t)h->total, "sum",
+                     (json_int_t)h->sum, "p50", three_decimals(kv_hist_percentile(h, 0.5)), "p99",
+                     three_decimals(kv_hist_percentile(h, 0.99)), "p999",
+                     three_decimals(kv_hist_percentile(h, 0.999)), "buckets", buckets);
+}
+
+/* How writes shared their fdatasyncs: writes_per_fsync at the top level,
+ * and the wait for a round as latency_us.batch_wait, beside the requests'
+ * latencies (the status page draws both). */
+static int write_stats_json(json_t *body, const kv_write_stats *ws)
+{
+    json_t *lat = json_object_get(body, "latency_us");
+    if (lat == NULL) {
+        lat = json_object();
+        if (json_object_set_new(body, "latency_us", lat) != 0)
+            return -1;
+    }
+    if (json_object_set_new(body, "write_rounds", json_integer((json_int_t)ws->rounds)) != 0 ||
+        json_object_set_new(body, "write_batches", json_integer((json_int_t)ws->batches)) != 0 ||
+        json_object_set_new(body, "writes_per_fsync", kv_histogram_json(&ws->writes_per_sync)) !=
+            0 ||
+        json_object_set_new(lat, "batch_wait", kv_histogram_json(&ws->batch_wait_us)) != 0)
+        return -1;
+    return 0;
+}
+
+static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const kv_write_stats *ws,
+                               const struct vs_figure *m, size_t n)
 {
     json_t *body = json_object();
     if (body == NULL)
@@ -202,6 +278,8 @@ static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const s
     json_object_set_new(body, "sync_mode",
                         json_string(config_sync_mode_name(r->app->cfg->sync_mode)));
     json_object_set_new(body, "resp_commands_by_name", resp_commands_json(r->app));
+    if (write_stats_json(body, ws) != 0)
+        goto fail;
     repl_http_metrics(r->app, body);
     vs_reply_json(r, MHD_HTTP_OK, body);
     return;
@@ -398,8 +476,28 @@ static void prometheus_replication(struct text *t, struct vs_app *app, const cha
     }
 }
 
-static void reply_prometheus(struct vs_request *r, const kv_stats *st, const struct vs_figure *m,
-                             size_t n)
+/* An engine histogram in the exposition format; scale divides the edges
+ * and the sum (microseconds to seconds). */
+static void text_histogram(struct text *t, const char *vol, const char *name, const char *help,
+                           const kv_histogram *h, double scale)
+{
+    text_printf(t, "# HELP kvstore_%s %s\n# TYPE kvstore_%s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        cum += h->count[i];
+        if (h->le[i] == UINT64_MAX)
+            text_printf(t, "kvstore_%s_bucket{volume=\"%s\",le=\"+Inf\"} %llu\n", name, vol,
+                        (unsigned long long)cum);
+        else
+            text_printf(t, "kvstore_%s_bucket{volume=\"%s\",le=\"%g\"} %llu\n", name, vol,
+                        (double)h->le[i] / scale, (unsigned long long)cum);
+    }
+    text_printf(t, "kvstore_%s_sum{volume=\"%s\"} %g\nkvstore_%s_count{volume=\"%s\"} %llu\n", name,
+                vol, (double)h->sum / scale, name, vol, (unsigned long long)h->total);
+}
+
+static void reply_prometheus(struct vs_request *r, const kv_stats *st, const kv_write_stats *ws,
+                             const struct vs_figure *m, size_t n)
 {
     const char *vol = blob_volume_id(r->app->store); /* [A-Za-z0-9._:-]: no escaping */
     struct text t = {.buf = malloc(8192), .cap = 8192};
@@ -427,6 +525,17 @@ static void reply_prometheus(struct vs_request *r, const kv_stats *st, const str
         text_printf(&t, "kvstore_http_responses_total{volume=\"%s\",code=\"%zuxx\"} %llu\n", vol, k,
                     (unsigned long long)vs_counter_load(&r->app->counters.by_class[k]));
     prometheus_resp_commands(&t, r->app, vol);
+    text_printf(&t,
+                "# HELP kvstore_write_rounds_total Rounds of group commit that wrote to the log.\n"
+                "# TYPE kvstore_write_rounds_total counter\n"
+                "kvstore_write_rounds_total{volume=\"%s\"} %llu\n",
+                vol, (unsigned long long)ws->rounds);
+    text_histogram(&t, vol, "writes_per_fsync",
+                   "Writes made durable by each fdatasync of group commit.", &ws->writes_per_sync,
+                   1.0);
+    text_histogram(&t, vol, "write_batch_wait_seconds",
+                   "Time from a write's submission to the start of its round of group commit.",
+                   &ws->batch_wait_us, 1e6);
     prometheus_replication(&t, r->app, vol);
     if (t.failed) {
         free(t.buf);
@@ -440,15 +549,18 @@ static void reply_prometheus(struct vs_request *r, const kv_stats *st, const str
 void metrics_reply(struct vs_request *r, bool prometheus)
 {
     kv_stats st;
+    kv_write_stats ws;
     struct vs_figure m[VS_FIGURES_MAX];
     int rc = kv_get_stats(blob_kv(r->app->store), &st);
+    if (rc == 0)
+        rc = kv_get_write_stats(blob_kv(r->app->store), &ws);
     if (rc != 0) {
         vs_reply_store_error(r, rc);
         return;
     }
     size_t n = vs_figures_collect(r->app, &st, m, sizeof(m) / sizeof(m[0]));
     if (prometheus)
-        reply_prometheus(r, &st, m, n);
+        reply_prometheus(r, &st, &ws, m, n);
     else
-        reply_json_metrics(r, &st, m, n);
+        reply_json_metrics(r, &st, &ws, m, n);
 }

@@ -139,27 +139,25 @@ void repl_http_promote(struct vs_request *r)
 void repl_http_reply_unconfirmed(struct vs_request *r)
 {
     const struct vs_config *cfg = r->app->cfg;
+    if (r->response != NULL) {
+        MHD_destroy_response(r->response);
+        r->response = NULL;
+    }
     vs_reply_error(r, MHD_HTTP_GATEWAY_TIMEOUT,
                    "The write is durable on the primary but not confirmed by %u replica(s) "
                    "within %u ms (MIN_REPLICA_ACKS, REPLICA_ACK_TIMEOUT_MS)",
                    cfg->min_replica_acks, cfg->replica_ack_timeout_ms);
 }
 
-/* What the queue of acknowledgements calls back: with reply_now, the
- * response built is replaced when the replicas did not answer in time. */
+/* What the queue of acknowledgements calls back. */
 static void on_acks(void *ctx, bool confirmed)
 {
     struct vs_request *r = ctx;
     r->acks_missing = !confirmed;
-    if (!confirmed && r->response != NULL) {
-        MHD_destroy_response(r->response);
-        r->response = NULL;
-        repl_http_reply_unconfirmed(r);
-    }
     r->acked(r);
 }
 
-bool repl_http_await(struct vs_request *r, uint64_t seg, uint64_t end, bool reply_now,
+bool repl_http_await(struct vs_request *r, uint64_t seg, uint64_t end,
                      void (*acked)(struct vs_request *r))
 {
     struct repl *rp = r->app->repl;
@@ -167,8 +165,6 @@ bool repl_http_await(struct vs_request *r, uint64_t seg, uint64_t end, bool repl
     if (!repl_acks_needed(rp))
         return false;
     r->acked = acked;
-    if (!reply_now && r->response != NULL)
-        return false;
     repl_await(rp, seg, end, on_acks, r);
     return true;
 }

@@ -25,13 +25,13 @@ void repl_http_promote(struct vs_request *r);
  * After r's write became durable at log position (seg, end): true when its
  * reply must wait for MIN_REPLICA_ACKS replicas; then acked(r) runs once,
  * on another thread, when they hold it or REPLICA_ACK_TIMEOUT_MS passed
- * (r->acks_missing set, and with reply_now the response already built
- * replaced by the 504). False: reply at once. Never blocks.
+ * (then r->acks_missing is set). False: reply at once. Never blocks.
  */
-bool repl_http_await(struct vs_request *r, uint64_t seg, uint64_t end, bool reply_now,
+bool repl_http_await(struct vs_request *r, uint64_t seg, uint64_t end,
                      void (*acked)(struct vs_request *r));
 
-/* The 504 of a write that replicas did not confirm in time. */
+/* The 504 of a write that replicas did not confirm in time, in place of the
+ * response built for it. */
 void repl_http_reply_unconfirmed(struct vs_request *r);
 
 /* 403 for a write sent to a replica, naming its primary. */

@@ -15,16 +15,27 @@
  *   BODY   body bytes arrive, are counted against MAX_REQUEST_SIZE_MB and
  *          kept in a buffer sized from Content-Length (grown for chunked
  *          bodies) within MAX_BODY_MEMORY_MB for all bodies (body.c).
- *   WAIT   a write in sync mode "always", or an admin job, runs on the pool
- *          while the connection is suspended; the HTTP thread serves others.
+ *   WAIT   the connection is suspended, and the HTTP thread serves others,
+ *          while a blob write in sync mode "always" goes through the engine
+ *          (kv_write_async: no thread waits for it), or an admin job runs on
+ *          the pool.
+ *   WRITTEN the engine completed the write: its callback, on the engine's
+ *          commit thread, noted the outcome and resumed the connection; the
+ *          response is built on the next call (or the write is submitted
+ *          again, when the state its precondition was pinned to changed).
  *   REPLY  the response is ready; it is queued on the next call.
  *   SENT   the response is queued; any further body bytes are dropped.
+ *
+ * So nothing caps the writes in flight but memory (MAX_CONNECTIONS and the
+ * body budget): every waiting writer is queued in the engine, where one
+ * round of group commit takes them all.
  *
  * Invariants: a request lives from the URI callback to the completion
  * callback, and app->counters.in_flight counts those alive that began
  * before a stop was asked for; shutdown waits (bounded) for it to reach
- * zero. No connection is suspended when MHD_stop_daemon runs, because the
- * pool is drained first.
+ * zero. No connection is suspended when MHD_stop_daemon runs: the engine's
+ * writes in flight are waited for (they always complete, durable or
+ * failed), and the pool is drained.
  *
  * Stopping (vs_server_stop) drains, then closes:
  *
@@ -34,10 +45,11 @@
  *          body, which is never read); the requests that began before go
  *          on, and the drain ends as soon as the last of them completes.
  *   close  the listening socket is shut (new connections are refused), the
- *          jobs on the pool run to their end (a write whose body had
- *          arrived is made durable, though its reply may not be sent), and
- *          every connection is closed: a request still receiving its body
- *          is cut without a response, and nothing of it is stored.
+ *          writes submitted to the engine and the jobs on the pool run to
+ *          their end (a write whose body had arrived is made durable, though
+ *          its reply may not be sent), and every connection is closed: a
+ *          request still receiving its body is cut without a response, and
+ *          nothing of it is stored.
  */
 #include "server.h"
 
@@ -62,13 +74,10 @@
 /* Memory MHD may use per connection for the request line, headers and read
  * buffer: headers larger than this get 431 from MHD. */
 #define CONNECTION_MEMORY (32u * 1024u)
-/* Threads that wait for durable writes together (group commit) in sync
- * mode "always": the most writes one fdatasync can cover at a time. */
-#define SYNC_POOL_THREADS 64u
-/* Threads for admin jobs when writes do not wait for the disk. */
-#define ASYNC_POOL_THREADS 4u
+/* Threads for admin jobs (compaction, snapshot). */
+#define POOL_THREADS 4u
 
-enum phase { PHASE_NEW, PHASE_BODY, PHASE_WAIT, PHASE_REPLY, PHASE_SENT };
+enum phase { PHASE_NEW, PHASE_BODY, PHASE_WAIT, PHASE_WRITTEN, PHASE_REPLY, PHASE_SENT };
 
 struct vs_server {
     struct vs_app *app;
@@ -78,7 +87,8 @@ struct vs_server {
     struct vs_pool *pool;
     atomic_bool started; /* MHD's messages after start are per-request noise */
     pthread_mutex_t idle_lock;
-    pthread_cond_t idle; /* signalled when in_flight reaches 0 while stopping */
+    /* signalled when in_flight or writes_in_flight reaches 0 while stopping */
+    pthread_cond_t idle;
 };
 
 static enum vs_method parse_method(const char *m)
@@ -143,6 +153,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     const char *q = memchr(target, '?', len);
     r->path_len = q != NULL ? (size_t)(q - target) : len;
     r->app = srv->app;
+    r->server = srv;
     r->conn = conn;
     r->start_ns = vs_now_ns();
     /* A request that begins during the drain gets 503 at once: the drain
@@ -236,35 +247,83 @@ static enum MHD_Result receive(struct vs_request *r, const char *data, size_t *s
     return MHD_YES;
 }
 
-/* Resuming is the last touch of r: the HTTP thread may free it right
- * after. */
-static void resume_reply(struct vs_request *r)
-{
-    r->phase = PHASE_REPLY;
-    MHD_resume_connection(r->conn);
-}
-
-/* Runs on a pool thread while the connection is suspended. A write that
- * succeeded waits for the replicas (MIN_REPLICA_ACKS) without holding the
- * thread. */
+/* Runs on a pool thread while the connection is suspended. Resuming is the
+ * last touch of r: the HTTP thread may free it right after. */
 static void run_job(struct vs_job *job)
 {
     struct vs_request *r =
         (struct vs_request *)(void *)((char *)job - offsetof(struct vs_request, job));
     handlers_run(r);
-    /* In sync mode always (which MIN_REPLICA_ACKS needs) the write's
-     * records are within the durable log's end once it returned. */
-    kv_log_pos end;
-    if (handlers_wrote(r) && kv_log_end(blob_kv(r->app->store), &end) == 0 &&
-        repl_http_await(r, end.seg, end.off, true, resume_reply))
+    r->phase = PHASE_REPLY;
+    MHD_resume_connection(r->conn);
+}
+
+static void wake_stopper(struct vs_server *srv)
+{
+    pthread_mutex_lock(&srv->idle_lock);
+    pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->idle_lock);
+}
+
+static void write_finished(struct vs_server *srv)
+{
+    if (atomic_fetch_sub(&srv->app->counters.writes_in_flight, 1) == 1 &&
+        atomic_load(&srv->app->stopping))
+        wake_stopper(srv);
+}
+
+/* The engine's callback, on its commit thread: the write is durable, or has
+ * failed. Resuming is the last touch of r: the HTTP thread may free it right
+ * after. */
+static void written(struct vs_request *r)
+{
+    struct vs_server *srv = r->server;
+    r->phase = PHASE_WRITTEN;
+    MHD_resume_connection(r->conn);
+    write_finished(srv);
+}
+
+/* A write that succeeded waits, still in flight, for MIN_REPLICA_ACKS
+ * replicas to hold its position (replication.c), without holding this
+ * thread; its reply is then built as for any write, or is the 504. */
+static void on_write_done(kv_op *ops, size_t n, int rc, const kv_commit_info *info, void *ctx)
+{
+    struct vs_request *r = ctx;
+    (void)ops;
+    (void)n;
+    r->write_rc = rc;
+    if (rc == 0 && repl_http_await(r, info->seg, info->end, written))
         return;
-    resume_reply(r);
+    written(r);
+}
+
+/* Prepares r's blob write and hands it to the engine, the connection
+ * suspended until the engine calls back. */
+static enum MHD_Result submit_write(struct vs_server *srv, struct vs_request *r)
+{
+    if (handlers_write_prepare(r) != 0)
+        return send_reply(r);
+    r->phase = PHASE_WAIT;
+    MHD_suspend_connection(r->conn);
+    atomic_fetch_add(&srv->app->counters.writes_in_flight, 1);
+    int rc = blob_write_submit(r->app->store, &r->write, on_write_done, r);
+    if (rc == 0)
+        return MHD_YES;
+    /* Refused (the store is closing, out of memory): the callback will not
+     * come; the response is queued on the call after resume. */
+    write_finished(srv);
+    handlers_write_done(r, rc);
+    r->phase = PHASE_REPLY;
+    MHD_resume_connection(r->conn);
+    return MHD_YES;
 }
 
 static enum MHD_Result complete(struct vs_server *srv, struct vs_request *r)
 {
     if (handlers_prepare(r) != 0)
         return send_reply(r);
+    if (handlers_write_async(r))
+        return submit_write(srv, r);
     if (handlers_may_block(r)) {
         r->phase = PHASE_WAIT;
         r->job.run = run_job;
@@ -301,6 +360,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (r->length_known && r->body_in < r->content_length)
             return MHD_YES; /* the call after a resume, not the body's end */
         return complete(srv, r);
+    case PHASE_WRITTEN:
+        if (handlers_write_done(r, r->write_rc))
+            return submit_write(srv, r);
+        if (r->acks_missing)
+            repl_http_reply_unconfirmed(r);
+        return send_reply(r);
     case PHASE_REPLY:
         return send_reply(r);
     case PHASE_WAIT:
@@ -379,11 +444,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_request(r, toe);
     bool counted = !r->drained;
     request_free(r);
-    if (counted && atomic_fetch_sub(&c->in_flight, 1) == 1 && atomic_load(&srv->app->stopping)) {
-        pthread_mutex_lock(&srv->idle_lock);
-        pthread_cond_broadcast(&srv->idle);
-        pthread_mutex_unlock(&srv->idle_lock);
-    }
+    if (counted && atomic_fetch_sub(&c->in_flight, 1) == 1 && atomic_load(&srv->app->stopping))
+        wake_stopper(srv);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -450,10 +512,8 @@ int vs_server_start(struct vs_app *app, struct vs_server **out, char *err, size_
     srv->listen_fd = listener_open(cfg, &srv->port, err, err_len);
     if (srv->listen_fd < 0)
         goto out;
-    unsigned pool_threads =
-        cfg->sync_mode == VS_SYNC_ALWAYS ? SYNC_POOL_THREADS : ASYNC_POOL_THREADS;
-    if (vs_pool_start(pool_threads, &srv->pool) != 0) {
-        snprintf(err, err_len, "cannot start %u threads: %s", pool_threads, strerror(errno));
+    if (vs_pool_start(POOL_THREADS, &srv->pool) != 0) {
+        snprintf(err, err_len, "cannot start %u threads: %s", POOL_THREADS, strerror(errno));
         goto out;
     }
     srv->daemon = start_daemon(srv, cfg);
@@ -508,6 +568,17 @@ static void wait_idle(struct vs_server *srv, unsigned grace_ms)
                (unsigned long long)left, left == 1 ? "" : "s", grace_ms, left == 1 ? "it" : "them");
 }
 
+/* Waits until the engine has completed every write submitted: a suspended
+ * connection must be resumed before MHD stops, and each write completes,
+ * durable or failed, in the time its fdatasync takes. */
+static void wait_writes(struct vs_server *srv)
+{
+    pthread_mutex_lock(&srv->idle_lock);
+    while (atomic_load(&srv->app->counters.writes_in_flight) > 0)
+        pthread_cond_wait(&srv->idle, &srv->idle_lock);
+    pthread_mutex_unlock(&srv->idle_lock);
+}
+
 void vs_server_stop(struct vs_server *srv, unsigned grace_ms)
 {
     if (srv == NULL)
@@ -526,6 +597,7 @@ void vs_server_stop(struct vs_server *srv, unsigned grace_ms)
      * are gone, as MHD requires. */
     if (MHD_quiesce_daemon(srv->daemon) != MHD_INVALID_SOCKET)
         shutdown(srv->listen_fd, SHUT_RDWR);
+    wait_writes(srv);
     vs_pool_stop(srv->pool); /* runs queued jobs, which resume their connections */
     MHD_stop_daemon(srv->daemon);
     close(srv->listen_fd);

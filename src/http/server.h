@@ -1,7 +1,8 @@
 /*
  * server.h - volume-server's HTTP server: libmicrohttpd in epoll mode with a
- * pool of threads, the limits on connections, headers and bodies, the pool
- * for blocking writes, and the orderly shutdown.
+ * pool of threads, the limits on connections, headers and bodies, durable
+ * writes through the engine's asynchronous submission, the pool for admin
+ * jobs, and the orderly shutdown.
  */
 #ifndef VS_SERVER_H
 #define VS_SERVER_H

@@ -202,18 +202,27 @@ void cmd_set(struct resp_ctx *c)
 
 static void run_del(struct resp_pending *p)
 {
-    long long deleted = 0;
-    for (size_t i = 1; i < p->argc; i++) {
+    /* One batch of deletes, as Redis runs DEL: atomically. A key of a
+     * length no key has cannot exist: it is left out. */
+    const void **keys = malloc(p->argc * sizeof(*keys));
+    size_t *lens = malloc(p->argc * sizeof(*lens));
+    size_t n = 0, done = 0;
+    int rc = keys && lens ? 0 : KV_ENOMEM;
+    for (size_t i = 1; rc == 0 && i < p->argc; i++) {
         if (p->argl[i] == 0 || p->argl[i] > KV_MAX_KEY_LEN)
-            continue; /* such a key cannot exist */
-        int rc = blob_delete_existing(p->srv->app->store, p->argv[i], p->argl[i]);
-        if (rc == 0) {
-            deleted++;
-        } else if (rc != KV_ENOTFOUND) {
-            resp_reply_kv_error(&p->reply, rc);
-            return;
-        }
+            continue;
+        keys[n] = p->argv[i];
+        lens[n++] = p->argl[i];
     }
+    if (rc == 0)
+        rc = blob_delete_many(p->srv->app->store, keys, lens, n, &done);
+    free(keys);
+    free(lens);
+    if (rc != 0) {
+        resp_reply_kv_error(&p->reply, rc);
+        return;
+    }
+    long long deleted = (long long)done;
     if (deleted > 0)
         atomic_fetch_add_explicit(&p->srv->changes_since_save, (uint64_t)deleted,
                                   memory_order_relaxed);

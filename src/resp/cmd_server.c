@@ -631,11 +631,11 @@ static void run_flush(struct resp_pending *p)
     for (;;) {
         struct flush_page page = {0, keys, lens};
         rc = kv_list(kv, NULL, 0, after, after_len, FLUSH_PAGE, collect_key, &page);
-        for (size_t i = 0; i < page.n; i++) {
-            int drc = blob_delete_existing(p->srv->app->store, keys[i], lens[i]);
-            if (drc != 0 && drc != KV_ENOTFOUND && rc == 0)
-                rc = drc;
-        }
+        size_t deleted = 0;
+        int drc =
+            blob_delete_many(p->srv->app->store, (const void *const *)keys, lens, page.n, &deleted);
+        if (drc != 0 && rc == 0)
+            rc = drc;
         free(after);
         after = page.n > 0 ? keys[page.n - 1] : NULL;
         after_len = page.n > 0 ? lens[page.n - 1] : 0;

@@ -34,6 +34,8 @@ const char *kv_strerror(int rc)
         return "record exceeds the format's limits";
     case KV_EBUSY:
         return "store is closing";
+    case KV_ECONDITION:
+        return "a condition of the write failed";
     default:
         return "unknown error";
     }

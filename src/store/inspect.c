@@ -54,6 +54,7 @@ static int forward_record(const struct scan_record *r, void *arg)
         .key_len = r->key ? r->key_len : 0,
         .value_len = r->key ? r->val_len : 0,
         .checksum = r->key ? r->crc : 0,
+        .in_batch = r->in_batch,
     };
     if (r->status == KV_REC_OK && r->op == KV_OP_SETX) {
         info.attr_flags = r->attrs.flags;

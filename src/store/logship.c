@@ -58,7 +58,8 @@ int kv_log_wait(kv_store *s, const kv_log_pos *pos, uint32_t timeout_ms)
 /* Whether a record of this op may travel: every kind this version reads. */
 static bool op_ships(uint8_t op)
 {
-    return op == KV_OP_SET || op == KV_OP_DELETE || op == KV_OP_SETX || op == KV_OP_META;
+    return op == KV_OP_SET || op == KV_OP_DELETE || op == KV_OP_SETX || op == KV_OP_BATCH ||
+           op == KV_OP_META;
 }
 
 /* Checks the record at p (avail bytes): 0 and *len its size; 1 when it is
@@ -71,7 +72,10 @@ static int check_record(const uint8_t *p, size_t avail, uint64_t *len)
     *len = 0;
     if (avail < RECORD_HEADER_LEN)
         return 1;
-    if (!record_decode_header(p, &h) || h.key_len == 0 || (h.op == KV_OP_DELETE && h.val_len != 0))
+    /* A BATCH has no key (its payload is whole inner records, which its own
+     * CRC covers); every other kind has one. */
+    if (!record_decode_header(p, &h) || (h.key_len == 0) != (h.op == KV_OP_BATCH) ||
+        (h.op == KV_OP_DELETE && h.val_len != 0))
         return KV_ECORRUPT;
     uint64_t n = record_size(h.key_len, h.val_len);
     *len = n;

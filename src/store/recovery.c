@@ -21,6 +21,12 @@
  * becomes the newest value of its name (meta.c). A record this version
  * cannot read (an op code or a SETX flag it does not know) stops the open
  * with KV_EFORMAT rather than silently skipping data.
+ *
+ * A BATCH record is applied whole or not at all: the scanner reports its
+ * records only when all of them and the batch's own checksum check out
+ * (segment_scan.c), and a batch that does not is one damaged region, cut
+ * off whole at the tail of the newest segment (a torn batch, also when
+ * preallocated zeros follow it) and skipped whole elsewhere.
  */
 #include "recovery.h"
 
@@ -135,6 +141,8 @@ static int replay_one(const struct scan_record *r, void *arg)
                 kv_record_status_name(r->status));
         return 0;
     }
+    if (r->op == KV_OP_BATCH)
+        return 0; /* it checked out whole: its records follow, in_batch */
     if (r->key_len == 0 || r->off > UINT32_MAX) {
         kv__log(s, KV_LOG_ERROR, "segment %u offset %llu: %s; this version cannot read it",
                 rp->seg->id, (unsigned long long)r->off,

@@ -17,12 +17,15 @@
 #define SCAN_PAYLOAD_HEAD RECORD_META_MAX
 
 /* One record, or one region of bytes that do not check out, or the zeros
- * that end a preallocated segment (KV_REC_ZERO_TAIL). */
+ * that end a preallocated segment (KV_REC_ZERO_TAIL). A BATCH record that
+ * checks out is reported, then each record inside it (in_batch). */
 struct scan_record {
     uint64_t off;
     uint64_t len;
     kv_record_status status;
-    bool at_tail; /* nothing that checks out follows it in the segment */
+    bool at_tail;  /* nothing that checks out follows it in the segment */
+    bool in_batch; /* a record inside the BATCH record reported before it */
+    bool header;   /* its first bytes decode as a header (op and lengths are set) */
     uint8_t op;
     const uint8_t *key; /* into the reader's buffer: valid during the call */
     uint32_t key_len;

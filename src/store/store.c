@@ -15,6 +15,7 @@
 
 #include "debug.h"
 #include "bloom.h"
+#include "commit.h"
 #include "compaction.h"
 #include "compress.h"
 #include "dict.h"
@@ -91,6 +92,8 @@ static int make_dir(kv_store *s)
 static int init_sync(kv_store *s)
 {
     int rc = kv__rwlock_init(&s->rwlock);
+    if (rc == 0)
+        rc = kv__commit_init(s);
     if (rc != 0)
         return rc;
     kv__mutex_init(&s->append_mu);
@@ -112,6 +115,7 @@ static void store_free(kv_store *s)
     kv__metas_clear(&s->metas);
     kv__logend_free(s);
     kv__rwlock_destroy(&s->rwlock);
+    kv__commit_free(s);
     kv__mutex_destroy(&s->append_mu);
     kv__mutex_destroy(&s->seg_mu);
     kv__mutex_destroy(&s->queue_mu);
@@ -167,11 +171,14 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         rc = kv__logend_init(s);
     if (rc == 0)
         rc = kv__prealloc_start(s);
+    if (rc == 0)
+        rc = kv__commit_start(s);
     if (rc == 0 && s->opts.sync_mode == KV_SYNC_INTERVAL)
         rc = kv__start_sync_thread(s);
     if (rc == 0 && s->opts.compaction_interval_secs > 0)
         rc = kv__start_compactor(s);
     if (rc != 0) {
+        kv__commit_stop(s);
         kv__stop_sync_thread(s);
         kv__prealloc_stop(s);
         store_free(s);
@@ -187,9 +194,8 @@ int kv_close(kv_store *s)
 {
     if (!s)
         return 0;
-    kv__mutex_lock(&s->queue_mu);
-    s->closing = true;
-    kv__mutex_unlock(&s->queue_mu);
+    /* Every accepted batch completes first, its callback included. */
+    kv__commit_stop(s);
     kv__stop_compactor(s);
     kv__stop_sync_thread(s);
     int rc = 0;
@@ -219,15 +225,12 @@ int kv_put_crc(kv_store *s, const void *key, size_t key_len, const void *val, si
         return KV_EINVAL;
     if (val_len > KV_MAX_VALUE_LEN)
         return KV_ETOOBIG;
-    uint32_t vcrc = 0;
-    int rc =
-        kv__write(s, KV_OP_SET, key, key_len, val, val_len, KV_COND_NONE, value_crc ? &vcrc : NULL);
-    if (rc != 0)
-        return rc;
-    atomic_fetch_add_explicit(&s->n_puts, 1, memory_order_relaxed);
-    if (value_crc)
-        *value_crc = vcrc;
-    return 0;
+    kv_op op = {
+        .type = KV_WRITE_PUT, .key = key, .key_len = key_len, .val = val, .val_len = val_len};
+    int rc = kv__write_ops(s, &op, 1, value_crc != NULL);
+    if (rc == 0 && value_crc)
+        *value_crc = op.value_crc;
+    return rc;
 }
 
 int kv_put(kv_store *s, const void *key, size_t key_len, const void *val, size_t val_len)
@@ -250,12 +253,11 @@ int kv_delete(kv_store *s, const void *key, size_t key_len)
 {
     if (!s || !key_valid(key, key_len))
         return KV_EINVAL;
-    /* Whether the key exists is decided with the write, by the group-commit
-     * leader (write.c): a delete of an absent key writes nothing. */
-    int rc = kv__write(s, KV_OP_DELETE, key, key_len, NULL, 0, KV_COND_PRESENT, NULL);
-    if (rc == 0)
-        atomic_fetch_add_explicit(&s->n_deletes, 1, memory_order_relaxed);
-    return rc;
+    /* Whether the key exists is decided with the write, in its round
+     * (commit.c): a delete of an absent key writes nothing. */
+    kv_op op = {.type = KV_WRITE_DEL, .key = key, .key_len = key_len};
+    int rc = kv__write_ops(s, &op, 1, false);
+    return rc != 0 ? rc : op.rc;
 }
 
 /* Where a read finds its record. */
@@ -599,7 +601,7 @@ int kv_meta_put(kv_store *s, const void *name, size_t name_len, const void *val,
         return KV_EINVAL;
     if (val_len > KV_MAX_META_LEN)
         return KV_ETOOBIG;
-    return kv__write(s, KV_OP_META, name, name_len, val, val_len, KV_COND_NONE, NULL);
+    return kv__write_meta(s, name, name_len, val, val_len);
 }
 
 int kv_meta_get(kv_store *s, const void *name, size_t name_len, void **val, size_t *val_len)

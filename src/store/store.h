@@ -16,7 +16,11 @@
  *   compaction_copy.c  step 2 of a compaction: the live records copied
  *   recovery.c      rebuilding the index at open: snapshot, then log replay
  *   snapshot_save.c kv_save_snapshot: writing index.snapshot
- *   write.c         the append path: group commit, rotation, interval sync
+ *   commit.c        kv_write, kv_write_async: the commit pipeline (queue,
+ *                   commit thread, rounds of group commit, conditions)
+ *   batch.c         a kv_write call's ops encoded as records, BATCH framing
+ *   write.c         the append path: appending a round, rotation, interval
+ *                   sync
  *   list.c          kv_list: keys in order, by prefix, in pages
  *   logship.c       kv_log_read, kv_log_append...: the log shipped to replicas
  *   logend.c        the end of the durable log, published after each sync
@@ -46,18 +50,19 @@
  *   compact_mu  one compaction at a time; a backup holds it while it
  *               resolves the names of the files it takes.
  *   append_mu   the append path: writes to the active segment, rotation,
- *               sync, snapshot, compaction's start and end. Held by one
- *               group-commit leader at a time.
+ *               sync, snapshot, compaction's start and end. Held by the
+ *               committer for each round of group commit (commit.c).
  *   rwlock      the index, the bloom filter, the segment table and
  *               per-segment live-byte counts. Readers share it for a lookup
  *               and to pin the segment they read; the copy and checksum run
- *               after it is released. Writers (the group-commit leader,
- *               compaction) hold it for batches of index updates.
+ *               after it is released. Writers (the committer, compaction)
+ *               hold it for batches of index updates.
  *   seg_mu      the descriptor cache of segments and their first mapping.
  * The dictionary table's mutex (dict.c) and the zstd context pool's
  * (compress.c) are leaves: taken under any of these, or none, and nothing
- * under them. queue_mu guards the writers' queue; it is taken last, under append_mu by
- * the group-commit leader, and under no other lock. None is recursive.
+ * under them. queue_mu guards the commit queue and the committer token
+ * (commit.h); it is taken last, under append_mu by the committer, and under
+ * no other lock. None is recursive.
  * Functions whose caller must hold a lock check it in debug builds
  * (debug.h): KV_ASSERT(kv__mutex_held(&s->append_mu)),
  * KV_ASSERT(kv__rwlock_held_write(&s->rwlock)) and the like.
@@ -71,6 +76,7 @@
 #include <stdint.h>
 
 #include "bloom.h"
+#include "commit.h"
 #include "index.h"
 #include "io.h"
 #include "kvstore.h"
@@ -83,7 +89,6 @@ struct kv_dicts;
 struct kv_logend;
 struct kv_prealloc;
 struct segment;
-struct write_req;
 
 struct kv_store {
     char *dir;
@@ -114,11 +119,10 @@ struct kv_store {
     unsigned open_fds; /* seg_mu */
     uint64_t fd_clock; /* seg_mu */
 
-    struct write_req *queue_head, *queue_tail;
-    atomic_size_t queue_len; /* written under queue_mu */
-    size_t round_writers;    /* writers in the last batch and queued behind it (queue_mu) */
-    bool closing;            /* queue_mu */
-    uint64_t last_sync_ns;   /* duration of the last fdatasync (append_mu) */
+    struct kv__commit commit; /* the commit queue and thread (commit.c) */
+    atomic_size_t queue_len;  /* batches queued: written under queue_mu, read anywhere */
+    bool closing;             /* queue_mu: kv_close has begun */
+    uint64_t last_sync_ns;    /* duration of the last fdatasync (append_mu) */
     atomic_bool read_only;
 
     /* Zeros written ahead of the active segment (segment.c); NULL when off. */

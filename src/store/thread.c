@@ -23,6 +23,51 @@ uintptr_t kv__thread_id(void)
 }
 #endif
 
+int kv__cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int r = pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
+    return r == 0 ? 0 : KV_ENOMEM;
+}
+
+/* While the thread sleeps in the wait, it does not hold m: the debug
+ * builds' owner is cleared for the wait and set again after it. */
+void kv__cond_wait(pthread_cond_t *cv, struct kv_mutex *m)
+{
+    KV_ASSERT(kv__mutex_held(m));
+#ifdef KV_DEBUG
+    atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
+#endif
+    pthread_cond_wait(cv, &m->mu);
+#ifdef KV_DEBUG
+    atomic_store_explicit(&m->owner, kv__thread_id(), memory_order_relaxed);
+#endif
+}
+
+void kv__cond_wait_until(pthread_cond_t *cv, struct kv_mutex *m, uint64_t until_ns)
+{
+    KV_ASSERT(kv__mutex_held(m));
+    struct timespec until = {.tv_sec = (time_t)(until_ns / 1000000000u),
+                             .tv_nsec = (long)(until_ns % 1000000000u)};
+#ifdef KV_DEBUG
+    atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
+#endif
+    pthread_cond_timedwait(cv, &m->mu, &until);
+#ifdef KV_DEBUG
+    atomic_store_explicit(&m->owner, kv__thread_id(), memory_order_relaxed);
+#endif
+}
+
+uint64_t kv__now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 static void *bgthread_main(void *arg)
 {
     struct kv_bgthread *t = arg;

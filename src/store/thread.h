@@ -71,6 +71,20 @@ static inline void kv__mutex_unlock(struct kv_mutex *m)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* ---- condition variables on a kv_mutex, on CLOCK_MONOTONIC */
+
+/* Initialises cv to wait on the monotonic clock. KV_ENOMEM on failure. */
+int kv__cond_init(pthread_cond_t *cv);
+
+/* pthread_cond_wait on m, which the caller holds (and holds again after). */
+void kv__cond_wait(pthread_cond_t *cv, struct kv_mutex *m);
+
+/* The same, until the CLOCK_MONOTONIC time until_ns at the latest. */
+void kv__cond_wait_until(pthread_cond_t *cv, struct kv_mutex *m, uint64_t until_ns);
+
+/* Nanoseconds on CLOCK_MONOTONIC. */
+uint64_t kv__now_ns(void);
+
 /* ---- background threads */
 
 struct kv_bgthread {

@@ -188,8 +188,9 @@ function chartData() {
 }
 
 // True when every chart has data: `points` readings of request rates (gets
-// and puts), of latency and of fsyncs, a writes-per-fsync figure, and live
-// and dead bytes in the segments.
+// and puts), of latency and of fsyncs, a writes-per-fsync figure, the wait of
+// writes for their round of group commit, and live and dead bytes in the
+// segments.
 function chartsHaveData(points) {
   const d = window.Chart && ["chart-rate", "chart-latency", "chart-fsync", "chart-segments"]
     .map((id) => window.Chart.getChart(id));
@@ -202,6 +203,7 @@ function chartsHaveData(points) {
   return count(rate, "http_get") >= points && count(rate, "http_put") >= points &&
     count(latency, "http_get p50") >= points && count(latency, "http_put p99") >= points &&
     count(fsync, "fsyncs/s") >= points && count(fsync, "writes per fsync") >= 1 &&
+    count(latency, "batch_wait p50") >= 1 &&
     count(segments, "live") >= 1 && count(segments, "dead") >= 1;
 }
 
@@ -233,6 +235,9 @@ test("the page draws live figures of a volume under load, from 127.0.0.1 alone",
       assert.ok(value && value !== "–", `tile #${id} shows no figure: ${value}`);
     }
     assert.match(await page.textContent("#chart-lib"), /^Chart\.js \d+\.\d+/);
+    // Writes per fsync from the volume's own histogram, not estimated from
+    // the counters.
+    assert.match(await page.textContent("#wpf-source"), /^median over/);
 
     if (SCREENSHOT) {
       // A fuller picture for the README: two minutes' worth of points is

@@ -504,6 +504,44 @@ class VerifyAndDump(CliTestCase):
         self.assertEqual([(x["segment"], x["op"], x["key"]) for x in rows],
                          [(0, "set", '"name"'), (0, "set", '"gone"'), (0, "delete", '"gone"')])
 
+    def test_dump_shows_a_batch_then_the_records_inside_it(self):
+        os.mkdir(self.dir)
+        inner = record(1, b"a", b"alpha") + record(2, b"old", b"") + record(1, b"b", b"bravo")
+        with open(self.segment_path(1), "wb") as f:
+            f.write(record(1, b"old", b"x") + record(4, b"", inner) + record(1, b"c", b"3"))
+        rows = parse_dump(self.kv("dump").stdout)
+        self.assertEqual([(x["op"], x["key"], x["status"]) for x in rows], [
+            ("set", '"old"', "ok"), ("batch", "-", "ok"), ("+set", '"a"', "ok"),
+            ("+delete", '"old"', "ok"), ("+set", '"b"', "ok"), ("set", '"c"', "ok")])
+        self.assertEqual(rows[1]["value_len"], str(len(inner)))
+        self.assertEqual(rows[2]["offset"], rows[1]["offset"] + 11)
+        r = self.kv("verify")
+        self.assertStatus(r, 0)
+        self.assertIn(b"verify: 1 segment, 5 records, 1 batch, no damage", r.stdout)
+        self.assertEqual(self.kv("get", "a").stdout, b"alpha")
+        self.assertStatus(self.kv("get", "old"), 1)
+
+    def test_a_damaged_batch_is_one_damaged_region_and_none_of_its_records_applies(self):
+        os.mkdir(self.dir)
+        inner = record(1, b"a", b"alpha") + record(1, b"b", b"bravo")
+        batch = bytearray(record(4, b"", inner))
+        batch[11 + 15] ^= 0x01  # into the value of the second record inside it
+        with open(self.segment_path(1), "wb") as f:
+            f.write(record(1, b"a", b"1") + bytes(batch) + record(1, b"c", b"3"))
+        with open(self.segment_path(2), "wb") as f:
+            f.write(record(1, b"d", b"4"))
+        rows = parse_dump(self.kv("dump").stdout)
+        self.assertEqual([(x["op"], x["status"]) for x in rows], [
+            ("set", "ok"), ("batch", "bad-checksum"), ("set", "ok"), ("set", "ok")])
+        r = self.kv("verify")
+        self.assertStatus(r, 1)
+        self.assertIn(b"segment 1 offset 17: checksum mismatch in a batch of 57 bytes (none of "
+                      b"its records is applied)\n", r.stdout)
+        self.assertIn(b"1 damaged", r.stdout)
+        self.assertEqual(self.kv("get", "a").stdout, b"1")
+        self.assertStatus(self.kv("get", "b"), 1)
+        self.assertEqual(self.kv("get", "c").stdout, b"3")
+
     def test_a_damaged_snapshot_is_reported(self):
         self.fill()
         with open(os.path.join(self.dir, "index.snapshot"), "r+b") as f:

@@ -58,6 +58,11 @@ class RedisPy(ServerTestCase):
         self.assertEqual(r.delete("k:1", "k:none"), 1)
         self.assertEqual(r.unlink("k:2"), 1)
         self.assertEqual(r.exists("k:1", "k:2"), 0)
+        # One batch of deletes: a key named twice counts once, as in Redis.
+        r.set("k:3", "c")
+        r.set("k:4", "d")
+        self.assertEqual(r.delete("k:3", "k:3", "k:none", "k:4"), 2)
+        self.assertEqual(r.exists("k:3", "k:4"), 0)
 
     def test_keys_randomkey_dbsize_and_flushdb(self):
         server = Server().start()

@@ -4,7 +4,8 @@
  * The input is written as the only segment of a directory. kv_scan must not
  * crash, its regions must tile the file in order, and every record it reports
  * OK must re-encode to exactly the bytes it came from (header, key, value,
- * checksum). kv_open on the directory must succeed, and every key it indexes
+ * checksum), the records inside a batch included, which must tile the batch's
+ * payload. kv_open on the directory must succeed, and every key it indexes
  * must read back as the value of an OK record of that key: recovery keeps
  * what checks out and never serves damaged bytes.
  */
@@ -16,7 +17,9 @@
 struct scan_state {
     const uint8_t *data;
     size_t size;
-    uint64_t next_off; /* where the next region must start */
+    uint64_t next_off;   /* where the next region must start */
+    uint64_t inner_next; /* where the next record inside the last batch must start */
+    uint64_t inner_end;  /* where the last batch's records end */
     size_t ok;
 };
 
@@ -24,9 +27,21 @@ static int on_record(const kv_record_info *info, void *ctx)
 {
     struct scan_state *st = ctx;
     FUZZ_CHECK(info->segment_id == 1);
-    FUZZ_CHECK(info->offset >= st->next_off);
     FUZZ_CHECK(info->length > 0 && info->offset + info->length <= st->size);
-    st->next_off = info->offset + info->length;
+    if (info->in_batch) {
+        /* The records of a batch tile its payload, in order. */
+        FUZZ_CHECK(info->offset == st->inner_next);
+        FUZZ_CHECK(info->offset + info->length <= st->inner_end);
+        st->inner_next = info->offset + info->length;
+    } else {
+        FUZZ_CHECK(st->inner_next == st->inner_end);
+        FUZZ_CHECK(info->offset >= st->next_off);
+        st->next_off = info->offset + info->length;
+        if (info->status == KV_REC_OK && info->op == KV_OP_BATCH) {
+            st->inner_next = info->offset + RECORD_HEADER_LEN;
+            st->inner_end = info->offset + info->length - RECORD_TRAILER_LEN;
+        }
+    }
     if (info->status != KV_REC_OK)
         return 0;
     st->ok++;
@@ -109,6 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct scan_state st = {.data = data, .size = size};
     FUZZ_CHECK(kv_scan(dir, on_record, &st) == 0);
     FUZZ_CHECK(st.next_off <= size);
+    FUZZ_CHECK(st.inner_next == st.inner_end);
 
     kv_options o;
     kv_options_init(&o);

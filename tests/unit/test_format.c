@@ -16,7 +16,7 @@
 #include "io.h"
 #include "record.h"
 #include "testutil.h"
-#include "write.h"
+#include "commit.h"
 
 /* ---- helpers */
 
@@ -321,8 +321,7 @@ static void test_log_cut_at_every_byte_of_a_setx_or_meta_record(void **state)
         assert_kv_ok(kv_get_stats(s, &st));
         uint64_t rec_off = st.disk_bytes;
         if (kind == 0)
-            assert_kv_ok(
-                kv__write_set(s, "k", 1, "after", 5, now_ms() + 3600000, KV_COND_NONE, NULL));
+            assert_kv_ok(kv__write_set(s, "k", 1, "after", 5, now_ms() + 3600000, KV_IF_ANY, NULL));
         else
             assert_kv_ok(kv_meta_put(s, "m", 1, "after", 5));
         assert_kv_ok(kv_get_stats(s, &st));
@@ -370,8 +369,7 @@ static void test_expired_record_is_dropped_at_compaction_and_nothing_comes_back(
         snprintf(key, sizeof(key), "filler-%02d", i);
         assert_kv_ok(kv_put(s, key, strlen(key), val, sizeof(val)));
     }
-    assert_kv_ok(
-        kv__write_set(s, "victim", 6, "short-lived", 11, now_ms() - 1, KV_COND_NONE, NULL));
+    assert_kv_ok(kv__write_set(s, "victim", 6, "short-lived", 11, now_ms() - 1, KV_IF_ANY, NULL));
     assert_absent(s, "victim");
     assert_kv_ok(kv_compact(s));
     assert_absent(s, "victim");
@@ -428,8 +426,7 @@ static void test_expired_record_over_a_leftover_segment_becomes_a_tombstone(void
     t.armed = true;
     assert_kv_ok(kv_compact(s)); /* its inputs stay on disk */
     assert_true(t.refused > 0);
-    assert_kv_ok(
-        kv__write_set(s, "victim", 6, "short-lived", 11, now_ms() - 1, KV_COND_NONE, NULL));
+    assert_kv_ok(kv__write_set(s, "victim", 6, "short-lived", 11, now_ms() - 1, KV_IF_ANY, NULL));
     assert_kv_ok(kv_compact(s)); /* they still cannot be removed */
     assert_absent(s, "victim");
     assert_true(census_of(f->dir, "victim").deletes_of_key >= 1);
@@ -483,7 +480,7 @@ static void test_scan_reports_setx_attributes_and_meta_names(void **state)
     kv_options o = quiet_options();
     kv_store *s = tu_open(f->dir, &o);
     uint64_t at = now_ms() + 60000;
-    assert_kv_ok(kv__write_set(s, "x", 1, "val", 3, at, KV_COND_NONE, NULL));
+    assert_kv_ok(kv__write_set(s, "x", 1, "val", 3, at, KV_IF_ANY, NULL));
     assert_kv_ok(kv_meta_put(s, "repl", 4, "pos", 3));
     assert_kv_ok(kv_close(s));
     struct census c = census_of(f->dir, NULL);

@@ -12,9 +12,11 @@
  *   disk_size_bytes, segments[] {id, live_bytes, dead_bytes, active},
  *   latency_us.<kind> {count, buckets [[low, high, count]]}: kinds named
  *     http_* and resp_* are requests (rates and latency); any other kind
- *     (fsync, ...) is drawn in the latency chart only;
- *   writes_per_fsync {count, buckets} when the volume has it (else writes per
- *     fsync come from the counters: (puts + deletes) / fsyncs per interval);
+ *     (batch_wait: how long a write waits for its round of group commit) is
+ *     drawn in the latency chart only;
+ *   writes_per_fsync {count, buckets} when the volume has it: the writes each
+ *     fdatasync of group commit made durable (else writes per fsync come
+ *     from the counters: (puts + deletes) / fsyncs per interval);
  *   role, primary, replicas[] {name or address, lag_bytes, lag_ms} when the
  *     volume replicates (the section shows only then).
  * With AUTH_TOKEN set, /metrics answers 401 until the page sends the token:
@@ -30,7 +32,7 @@
   var TOKEN_KEY = "kvstore.token:" + location.pathname;
   var COLORS = {
     http_get: "#2456c5", http_put: "#e07a10", http_delete: "#c62828", http_list: "#7b3fb5",
-    resp_read: "#0f8f8f", resp_write: "#8a5a2b", fsync: "#5f6b7a"
+    resp_read: "#0f8f8f", resp_write: "#8a5a2b", batch_wait: "#5f6b7a"
   };
   var SPARE = ["#3c9d3c", "#b0417a", "#4d6d8a", "#9a8a1f"];
 
