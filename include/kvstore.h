@@ -773,7 +773,8 @@ KV_API int kv_log_end(kv_store *s, kv_log_pos *end);
  * longer or never held *pos: its segment was removed by a compaction, or
  * the position lies past the durable end, as when the reader's history
  * diverged from this log's); KV_ETOOBIG (the first record is longer than
- * cap: *len receives its length, nothing else changes); KV_ECORRUPT (a
+ * cap: *len receives its length, *pos and *next are unchanged, buf's
+ * bytes are not to be used); KV_ECORRUPT (a
  * record at *pos fails its checksum or framing: the log names it); KV_EIO,
  * KV_ENOMEM.
  */

@@ -132,6 +132,49 @@ static void test_a_second_store_fed_the_log_holds_the_same_contents(void **state
     free(rdir);
 }
 
+static void test_batches_and_compressed_values_arrive_whole(void **state)
+{
+    struct tu_fixture *f = *state;
+    char *rdir = second_dir(f);
+    kv_options o = opts_small();
+    o.compression = KV_COMPRESS_ZSTD;
+    kv_store *p = tu_open_tracked(f->dir, &o);
+    char big[4000];
+    memset(big, 'z', sizeof(big));
+    assert_kv_ok(kv_put(p, "gone", 4, "x", 1));
+    kv_op ops[3] = {
+        {.type = KV_WRITE_PUT, .key = "b1", .key_len = 2, .val = "one", .val_len = 3},
+        {.type = KV_WRITE_PUT, .key = "b2", .key_len = 2, .val = big, .val_len = sizeof(big)},
+        {.type = KV_WRITE_DEL, .key = "gone", .key_len = 4},
+    };
+    assert_kv_ok(kv_write(p, ops, 3));
+    uint8_t buf[65536];
+    size_t len;
+    kv_log_pos pos = {0, 0}, next;
+    assert_kv_ok(kv_log_read(p, &pos, buf, sizeof(buf), &len, &next));
+    /* The batch is one record: a read that cannot take it whole takes
+     * nothing of it. */
+    size_t first = 15 + 4 + 1;
+    kv_log_pos after_first = {pos.seg, pos.off + first};
+    size_t blen;
+    assert_kv_rc(kv_log_read(p, &after_first, buf, 64, &blen, &next), KV_ETOOBIG);
+    assert_true(blen > 64);
+    kv_store *r = tu_open(rdir, &o);
+    assert_kv_ok(kv_log_read(p, &pos, buf, sizeof(buf), &len, &next));
+    assert_int_equal(buf[first + 2], KV_OP_BATCH);
+    assert_int_equal(len, first + blen);
+    assert_kv_ok(kv_log_append(r, buf, len, "repl", 4, "x", 1));
+    tu_assert_value(r, "b1", "one", 3);
+    tu_assert_value(r, "b2", big, sizeof(big));
+    void *v = NULL;
+    size_t vl;
+    assert_kv_rc(kv_get(r, "gone", 4, &v, &vl), KV_ENOTFOUND);
+    assert_same_contents(p, r);
+    assert_kv_ok(kv_close(r));
+    assert_kv_ok(tu_close_tracked(p));
+    free(rdir);
+}
+
 static void test_a_damaged_record_is_refused_and_nothing_of_its_unit_is_stored(void **state)
 {
     struct tu_fixture *f = *state;
@@ -222,6 +265,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_second_store_fed_the_log_holds_the_same_contents,
                                         tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_batches_and_compressed_values_arrive_whole, tu_setup,
+                                        tu_teardown),
         cmocka_unit_test_setup_teardown(
             test_a_damaged_record_is_refused_and_nothing_of_its_unit_is_stored, tu_setup,
             tu_teardown),
