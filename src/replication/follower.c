@@ -76,7 +76,15 @@ static bool header_pos(const char *line, size_t len, const char *name, kv_log_po
     size_t vl = len - nl < sizeof(buf) - 1 ? len - nl : sizeof(buf) - 1;
     memcpy(buf, line + nl, vl);
     buf[vl] = '\0';
-    return sscanf(buf, " %" SCNu64 ":%" SCNu64, &out->seg, &out->off) == 2;
+    char *colon = NULL, *end = NULL;
+    uint64_t seg = strtoull(buf, &colon, 10);
+    if (colon == buf || *colon != ':')
+        return false;
+    uint64_t off = strtoull(colon + 1, &end, 10);
+    if (end == colon + 1)
+        return false;
+    *out = (kv_log_pos){seg, off};
+    return true;
 }
 
 static size_t on_header(char *line, size_t size, size_t n, void *arg)
@@ -87,7 +95,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     if (len > sizeof(hist) && strncasecmp(line, hist, sizeof(hist) - 1) == 0) {
         sscanf(line + sizeof(hist) - 1, " %32s", f->history);
     } else if (len > sizeof(lag) && strncasecmp(line, lag, sizeof(lag) - 1) == 0) {
-        sscanf(line + sizeof(lag) - 1, " %" SCNu64, &f->lag_bytes);
+        f->lag_bytes = strtoull(line + sizeof(lag) - 1, NULL, 10);
     } else if (!header_pos(line, len, "X-Repl-Start:", &f->start) &&
                !header_pos(line, len, "X-Repl-Next:", &f->next)) {
         header_pos(line, len, "X-Repl-End:", &f->end);

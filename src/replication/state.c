@@ -86,9 +86,17 @@ static void load_state(struct repl *r, char *role, size_t role_len)
     if (kv_meta_get(r->kv, REPL_META_NAME, strlen(REPL_META_NAME), &val, &len) != 0)
         return;
     char rl[16] = "", hist[REPL_HISTORY_LEN + 1] = "";
-    uint64_t seg = 0, off = 0;
-    int n =
-        sscanf(val, "role=%15s history=%32s seg=%" SCNu64 " off=%" SCNu64, rl, hist, &seg, &off);
+    int n = sscanf(val, "role=%15s history=%32s", rl, hist);
+    const char *seg = strstr(val, " seg="), *off = strstr(val, " off=");
+    bool has_pos = seg != NULL && off != NULL;
+    kv_log_pos pos = {0, 0};
+    if (has_pos) {
+        char *end = NULL;
+        pos.seg = strtoull(seg + 5, &end, 10);
+        has_pos = end != seg + 5;
+        pos.off = strtoull(off + 5, &end, 10);
+        has_pos = has_pos && end != off + 5;
+    }
     kv_free(val);
     if (n < 2 || strlen(hist) != REPL_HISTORY_LEN) {
         vs_log(VS_LOG_WARN, "replication: the stored state is unreadable; it is ignored");
@@ -96,10 +104,8 @@ static void load_state(struct repl *r, char *role, size_t role_len)
     }
     snprintf(role, role_len, "%s", rl);
     memcpy(r->history, hist, sizeof(hist));
-    if (n == 4) {
-        r->pos.seg = seg;
-        r->pos.off = off;
-    }
+    if (has_pos)
+        r->pos = pos;
 }
 
 int repl_start(struct vs_app *app)
@@ -244,7 +250,7 @@ void repl_figures(struct repl *r, struct repl_figures *out)
     } else {
         out->position = end;
     }
-    kv_log_pos acked[REPL_FIGURES_REPLICAS];
+    kv_log_pos acked[REPL_FIGURES_REPLICAS] = {{0, 0}};
     for (size_t i = 0; i < REPL_MAX_REPLICAS && out->nreplicas < REPL_FIGURES_REPLICAS; i++) {
         const struct repl_peer *p = &r->peers[i];
         if (!p->used)

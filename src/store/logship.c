@@ -266,14 +266,14 @@ static int write_unit(kv_store *s, struct iovec *iov, size_t n, uint64_t bytes, 
     }
     kv__prealloc_before_write(s, a, at, at + bytes);
     int rc = kv__io_writev_full(s->io, a->fd, iov, (int)n, (off_t)at);
-    int err = errno;
     if (rc == 0) {
         kv__prealloc_after_write(s, a, at + bytes);
         atomic_store(&a->size, at + bytes);
         rc = kv__fsync_counted(s, a->fd, true);
-        err = errno;
+        if (rc != 0)
+            kv__log(s, KV_LOG_ERROR, "fdatasync of segment %u failed: %s", a->id, strerror(errno));
     } else {
-        kv__log(s, KV_LOG_ERROR, "write to segment %u failed: %s", a->id, strerror(err));
+        kv__log(s, KV_LOG_ERROR, "write to segment %u failed: %s", a->id, strerror(errno));
     }
     if (rc != 0) {
         /* Nothing of the unit was acknowledged: cut it off, or refuse every
