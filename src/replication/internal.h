@@ -58,7 +58,7 @@ struct repl {
     uint64_t lag_bytes;
     uint64_t behind_ns;
     bool connected, resyncing;
-    atomic_uint_fast64_t full_resyncs, refused_batches, bytes_received;
+    atomic_uint_fast64_t refused_batches, bytes_received;
     pthread_t follower;
     bool follower_started;
     atomic_bool follower_stop;
@@ -113,6 +113,9 @@ void repl__pause(struct repl *r, unsigned ms);
  * directory and, once it is complete, asks the program to swap it in.
  * Returns when the follower must stop (the copy is ready, or a stop). */
 void repl__resync_full(struct repl *r, struct repl_fetch *f);
+
+/* resync.c: full resyncs begun since the process started. */
+uint64_t repl__full_resyncs(void);
 
 /* follower.c */
 int repl__follower_start(struct repl *r);

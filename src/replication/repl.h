@@ -130,12 +130,12 @@ struct repl_figures {
     bool replica;
     const char *primary; /* a replica's REPLICA_OF */
     char history[REPL_HISTORY_LEN + 1];
-    kv_log_pos position; /* a replica: its position in the primary's log; a primary: its end */
-    uint64_t lag_bytes;  /* a replica: bytes of the primary's log it lacks (last known) */
-    uint64_t lag_ms;     /* a replica: how long it has been behind (0: caught up) */
-    bool connected;      /* a replica: its last request to the primary succeeded */
-    bool resyncing;      /* a replica: a full copy is being made */
-    uint64_t full_resyncs;
+    kv_log_pos position;      /* a replica: its position in the primary's log; a primary: its end */
+    uint64_t lag_bytes;       /* a replica: bytes of the primary's log it lacks (last known) */
+    uint64_t lag_ms;          /* a replica: how long it has been behind (0: caught up) */
+    bool connected;           /* a replica: its last request to the primary succeeded */
+    bool resyncing;           /* a replica: a full copy is being made */
+    uint64_t full_resyncs;    /* begun since the process started */
     uint64_t refused_batches; /* batches that failed their checks and were fetched again */
     uint64_t bytes_received;
     unsigned min_acks;

@@ -37,6 +37,16 @@
 
 #define PAUSE_MS 200u
 
+/* Full resyncs begun since the process started: a swap restarts
+ * replication (struct repl) but not the process, and the figure must not
+ * fall back to 0 then. */
+static atomic_uint_fast64_t resyncs_begun;
+
+uint64_t repl__full_resyncs(void)
+{
+    return atomic_load(&resyncs_begun);
+}
+
 static void staging_path(const struct vs_config *cfg, char *buf, size_t len)
 {
     snprintf(buf, len, "%s.resync", cfg->data_dir);
@@ -183,7 +193,7 @@ void repl__resync_full(struct repl *r, struct repl_fetch *f)
     pthread_mutex_lock(&r->mu);
     r->resyncing = true;
     pthread_mutex_unlock(&r->mu);
-    atomic_fetch_add(&r->full_resyncs, 1);
+    atomic_fetch_add(&resyncs_begun, 1);
     vs_log(VS_LOG_INFO,
            "replication: full resync from %s into %s; serving the old data until "
            "it is complete",

@@ -265,7 +265,7 @@ void repl_figures(struct repl *r, struct repl_figures *out)
     pthread_mutex_unlock(&r->mu);
     for (size_t i = 0; i < out->nreplicas; i++)
         out->replicas[i].lag_bytes = log_distance(r->kv, acked[i], end);
-    out->full_resyncs = atomic_load(&r->full_resyncs);
+    out->full_resyncs = repl__full_resyncs();
     out->refused_batches = atomic_load(&r->refused_batches);
     out->bytes_received = atomic_load(&r->bytes_received);
     out->acks_waited = atomic_load(&r->acks_waited);

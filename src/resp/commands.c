@@ -275,7 +275,7 @@ bool resp_dispatch(struct resp_conn *conn, size_t argc, char **argv, size_t *arg
     size_t pending_before = conn->n_pending;
     if (cmd != NULL)
         atomic_store_explicit(&conn->last_cmd, (unsigned)index + 1, memory_order_relaxed);
-    if (cmd != NULL && admit(&c, argc, argv, argl))
+    if (admit(&c, argc, argv, argl) && cmd != NULL)
         cmd->fn(&c);
     bool deferred = conn->n_pending > pending_before;
     if (behind) {

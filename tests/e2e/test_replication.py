@@ -15,6 +15,7 @@ import http.client
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -22,7 +23,9 @@ import unittest
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_harness import Server, stop_and_check  # noqa: E402
+from server_harness import BUILD_DIR, Server, stop_and_check  # noqa: E402
+
+KVSTORE = os.path.join(BUILD_DIR, "kvstore")
 
 WAIT = 60.0  # seconds: a bound on any wait for a condition, never a duration
 PRIMARY_ENV = {"COMPACTION_INTERVAL_SECS": "0", "RESP_PORT": "off"}
@@ -153,6 +156,11 @@ class ReplicationTestCase(unittest.TestCase):
         e.update(env or {})
         return self.start(e)
 
+    def finish(self, *servers):
+        """Stops each server: exit 0, and no sanitizer report in its log."""
+        for server in servers:
+            stop_and_check(self, server)
+
     def assert_same(self, primary, replica):
         want, got = contents(primary), contents(replica)
         self.assertEqual(sorted(want), sorted(got))
@@ -190,11 +198,21 @@ class CatchUp(ReplicationTestCase):
         caught_up(primary, replica)
         self.assert_same(primary, replica)
         self.assertEqual(metrics(replica)["full_resyncs"], 0)
+        self.assertEqual(replica.stop(), 0)
+        # The CLI reads a replica's directory as any other: its own records
+        # (its position) are not keys.
+        p = subprocess.run([KVSTORE, "--data-dir", replica.data_dir, "count"],
+                           capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(int(p.stdout.split()[0]), len(contents(primary)))
+        replica.start()
+        caught_up(primary, replica)
         health = replica.request("GET", "/health").json()
         self.assertEqual(health["role"], "replica")
         self.assertEqual(health["primary"], "127.0.0.1:%d" % primary.port)
         self.assertEqual(health["lag_bytes"], 0)
         self.assertEqual(primary.request("GET", "/health").json()["role"], "primary")
+        self.finish(replica, primary)
 
     def test_replica_catches_up_after_its_own_kill_9_under_writes(self):
         primary = self.start({"SEGMENT_SIZE_MB": "1"})
@@ -228,6 +246,7 @@ class CatchUp(ReplicationTestCase):
         self.assertEqual(failures, [])
         caught_up(primary, replica)
         self.assert_same(primary, replica)
+        self.finish(replica, primary)
 
     def test_a_record_damaged_on_the_way_is_refused_and_fetched_again(self):
         primary = self.start()
@@ -241,6 +260,7 @@ class CatchUp(ReplicationTestCase):
         self.assertEqual(proxy.damaged, 1)
         self.assertGreaterEqual(metrics(replica)["refused_batches"], 1)
         self.assert_same(primary, replica)
+        self.finish(replica, primary)
 
     def test_writes_to_a_replica_are_refused_naming_the_primary(self):
         primary = self.start()
@@ -261,6 +281,7 @@ class CatchUp(ReplicationTestCase):
         self.assertTrue(data.startswith(b"-READONLY "), data)
         self.assertIn(b"127.0.0.1:%d" % primary.port, data.split(b"\r\n")[0])
         self.assertIn(b"role:slave", data)
+        self.finish(replica, primary)
 
 
 class SemiSync(ReplicationTestCase):
@@ -298,6 +319,7 @@ class SemiSync(ReplicationTestCase):
         self.assertGreaterEqual(m["acks_timed_out"], 3)
         self.assertGreaterEqual(m["acks_waited"], 5)
         self.assertEqual([p["id"] for p in m["replicas"]], ["replica"])
+        self.finish(replica, primary)
 
 
 class Promotion(ReplicationTestCase):
@@ -363,6 +385,7 @@ class Promotion(ReplicationTestCase):
         self.assert_same(replica, primary)
         self.assertEqual(primary.request("GET", "/blobs/only-on-the-old").status, 404)
         self.assertEqual(primary.request("PUT", "/blobs/x", body=b"v").status, 403)
+        self.finish(primary, replica)
 
 
 class Resync(ReplicationTestCase):
@@ -384,7 +407,9 @@ class Resync(ReplicationTestCase):
         wait_until("a full resync", lambda: "the full copy is now" in replica.log())
         caught_up(primary, replica)
         self.assert_same(primary, replica)
+        self.assertEqual(metrics(replica)["full_resyncs"], 1)
         self.assertFalse(os.path.exists(replica.data_dir + ".resync"))
+        self.finish(replica, primary)
 
 
 if __name__ == "__main__":
