@@ -99,7 +99,7 @@ def wait_caught_up(primary, replica):
     while replica.position() != primary.position():
         if time.monotonic() > deadline:
             raise RuntimeError("the replica did not catch up")
-        time.sleep(0.005)  # polling a condition (bounded)
+        time.sleep(0.05)  # polling a condition (bounded; /metrics is not free)
 
 
 def wrk(port, duration, env, connections=32):

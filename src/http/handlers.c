@@ -46,6 +46,7 @@ static const struct route routes[] = {
     {"/admin/backup", VS_ROUTE_BACKUP, M(VS_POST), "POST", false},
     {"/admin/promote", VS_ROUTE_PROMOTE, M(VS_POST), "POST", false},
     {"/replication/log", VS_ROUTE_REPL_LOG, M(VS_GET), "GET", false},
+    {"/replication/ack", VS_ROUTE_REPL_ACK, M(VS_GET), "GET", false},
     {NULL, VS_ROUTE_BLOB, M(VS_GET) | M(VS_HEAD) | M(VS_PUT) | M(VS_POST) | M(VS_DELETE),
      "GET, HEAD, PUT, POST, DELETE", false},
 };
@@ -534,6 +535,9 @@ void handlers_run(struct vs_request *r)
         return;
     case VS_ROUTE_REPL_LOG:
         repl_http_ship(r);
+        return;
+    case VS_ROUTE_REPL_ACK:
+        repl_http_ack(r);
         return;
     case VS_ROUTE_UI:
         ui_serve(r);

@@ -45,6 +45,7 @@ enum vs_route {
     VS_ROUTE_BACKUP,
     VS_ROUTE_PROMOTE,
     VS_ROUTE_REPL_LOG,
+    VS_ROUTE_REPL_ACK,
     VS_ROUTE_UI
 };
 

@@ -100,8 +100,7 @@ void repl_http_ship(struct vs_request *r)
                                                       : max > SHIP_MAX_BYTES ? SHIP_MAX_BYTES
                                                                              : max)};
     struct repl_ship_res res;
-    if (staging != 0)
-        req.replica = NULL;
+    req.staging = staging != 0;
     repl_ship(r->app->repl, &req, &res);
     if (res.status != 200) {
         vs_reply_error(r, (unsigned)res.status, "%s", res.error);
@@ -118,6 +117,24 @@ void repl_http_ship(struct vs_request *r)
     char lag[24];
     snprintf(lag, sizeof(lag), "%" PRIu64, res.lag_bytes);
     vs_reply_header(r, "X-Repl-Lag-Bytes", lag);
+}
+
+void repl_http_ack(struct vs_request *r)
+{
+    char id[72], history[REPL_HISTORY_LEN + 1];
+    uint64_t seg, off;
+    if (!query_str(r, "id", id, sizeof(id)) || !query_str(r, "history", history, sizeof(history)) ||
+        !query_u64(r, "seg", 0, &seg) || !query_u64(r, "off", 0, &off))
+        return;
+    if (id[0] == '\0') {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Missing query parameter id");
+        return;
+    }
+    if (!repl_ack(r->app->repl, id, history, (kv_log_pos){seg, off})) {
+        vs_reply_error(r, MHD_HTTP_CONFLICT, "history differs");
+        return;
+    }
+    vs_reply_empty(r, MHD_HTTP_NO_CONTENT);
 }
 
 void repl_http_promote(struct vs_request *r)

@@ -18,6 +18,10 @@
  * replica must resync in full; 403 on a replica. May wait (wait_ms). */
 void repl_http_ship(struct vs_request *r);
 
+/* GET /replication/ack?id=&history=&seg=&off=: a replica's acknowledgement
+ * sent on its own (204; 409 when the history is not this primary's). */
+void repl_http_ack(struct vs_request *r);
+
 /* POST /admin/promote: 200 {"role":"primary","history",...}. */
 void repl_http_promote(struct vs_request *r);
 

@@ -107,10 +107,12 @@ void repl__acked(struct repl *r, const char *id, kv_log_pos pos)
     pthread_mutex_lock(&r->mu);
     struct repl_peer *p = peer_of(r, id, now);
     p->seen_ns = now;
-    /* A replica that starts over (a full resync) acknowledges less than
-     * before: what it holds now is what counts. */
-    p->acked = pos;
-    if (repl__pos_cmp(pos, end) >= 0)
+    /* Acknowledgements may arrive out of order (one on its own, one with
+     * the next request): a position only moves forward, until the replica
+     * starts over (repl__forget). */
+    if (repl__pos_cmp(pos, p->acked) > 0)
+        p->acked = pos;
+    if (repl__pos_cmp(p->acked, end) >= 0)
         p->behind_ns = 0;
     else if (p->behind_ns == 0)
         p->behind_ns = now;
@@ -118,6 +120,15 @@ void repl__acked(struct repl *r, const char *id, kv_log_pos pos)
     struct repl_waiter *done = quorum_pos(r, &q) ? take_covered(r, q) : NULL;
     pthread_mutex_unlock(&r->mu);
     answer(r, done, true);
+}
+
+void repl__forget(struct repl *r, const char *id)
+{
+    pthread_mutex_lock(&r->mu);
+    struct repl_peer *p = peer_of(r, id, vs_now_ns());
+    p->acked = (kv_log_pos){0, 0};
+    p->behind_ns = 0;
+    pthread_mutex_unlock(&r->mu);
 }
 
 bool repl_acks_needed(const struct repl *r)

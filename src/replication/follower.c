@@ -213,7 +213,50 @@ struct storer {
     struct repl_fetch *batch; /* being stored; NULL when idle */
     bool stored;              /* the outcome of the last batch */
     bool stop;
+    /* The next request is already on its way with an older position: the
+     * storer acknowledges what it stored at once, on its own connection,
+     * so that writes waiting for it on the primary need not wait for the
+     * request after. */
+    bool ack_now;
+    CURL *curl;
 };
+
+static size_t discard_body(char *data, size_t size, size_t n, void *arg)
+{
+    (void)data;
+    (void)arg;
+    return size * n;
+}
+
+/* GET /replication/ack: tells the primary at once what is stored here. */
+static void send_ack(struct storer *st, const char *history, kv_log_pos pos)
+{
+    struct repl *r = st->r;
+    if (st->curl == NULL)
+        return;
+    char url[1024];
+    char *id = curl_easy_escape(st->curl, r->cfg->volume_id, 0);
+    snprintf(url, sizeof(url),
+             "http://%s/replication/ack?id=%s&history=%s&seg=%" PRIu64 "&off=%" PRIu64,
+             r->cfg->replica_of, id ? id : "", history, pos.seg, pos.off);
+    curl_free(id);
+    char auth[VS_AUTH_TOKEN_MAX + 32];
+    struct curl_slist *headers = NULL;
+    if (r->cfg->auth_token[0] != '\0') {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", r->cfg->auth_token);
+        headers = curl_slist_append(headers, auth);
+    }
+    curl_easy_setopt(st->curl, CURLOPT_URL, url);
+    curl_easy_setopt(st->curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(st->curl, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(st->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(st->curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+    curl_easy_setopt(st->curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(st->curl, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_perform(st->curl); /* a lost ack is repeated by the next request */
+    curl_easy_setopt(st->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(headers);
+}
 
 static void *storer_main(void *arg)
 {
@@ -228,6 +271,11 @@ static void *storer_main(void *arg)
         pthread_mutex_unlock(&st->mu);
         bool ok = store_batch(st->r, f);
         pthread_mutex_lock(&st->mu);
+        if (ok && st->ack_now) {
+            pthread_mutex_unlock(&st->mu);
+            send_ack(st, f->history, f->next);
+            pthread_mutex_lock(&st->mu);
+        }
         st->stored = ok;
         st->batch = NULL;
         pthread_cond_broadcast(&st->cv);
@@ -248,10 +296,11 @@ static bool storer_wait(struct storer *st)
     return ok;
 }
 
-static void storer_give(struct storer *st, struct repl_fetch *f)
+static void storer_give(struct storer *st, struct repl_fetch *f, bool ack_now)
 {
     pthread_mutex_lock(&st->mu);
     st->batch = f;
+    st->ack_now = ack_now;
     pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu);
 }
@@ -316,11 +365,12 @@ static bool take_answer(struct repl *r, struct storer *st, struct repl_fetch *f,
         c->next = f->next;
         return true;
     }
-    storer_give(st, f);
-    c->next = f->next;
     /* Caught up: store it before asking again, so that the next request
      * acknowledges it at once (a write may be waiting for that). Behind:
-     * fetch the next batch while this one is stored. */
+     * fetch the next batch while this one is stored, which the storer
+     * then acknowledges on its own. */
+    storer_give(st, f, f->lag_bytes > 0);
+    c->next = f->next;
     if (f->lag_bytes == 0) {
         if (storer_wait(st))
             c->durable = stored_pos(r);
@@ -357,7 +407,7 @@ static void *follower_main(void *arg)
 {
     struct repl *r = arg;
     struct repl_fetch f[2] = {{0}};
-    struct storer st = {.r = r, .stored = true};
+    struct storer st = {.r = r, .stored = true, .curl = curl_easy_init()};
     CURL *curl = curl_easy_init();
     pthread_mutex_init(&st.mu, NULL);
     pthread_cond_init(&st.cv, NULL);
@@ -376,6 +426,8 @@ static void *follower_main(void *arg)
     }
     if (curl)
         curl_easy_cleanup(curl);
+    if (st.curl)
+        curl_easy_cleanup(st.curl);
     free(f[0].body);
     free(f[1].body);
     pthread_cond_destroy(&st.cv);

@@ -69,6 +69,10 @@ struct repl {
  * writes it completes. Caller holds no lock. */
 void repl__acked(struct repl *r, const char *id, kv_log_pos pos);
 
+/* acks.c: replica id starts over from nothing (a full copy): what it
+ * acknowledged before counts no more. */
+void repl__forget(struct repl *r, const char *id);
+
 /* acks.c: the acknowledgement timer; started by repl_start. */
 int repl__timer_start(struct repl *r);
 void repl__timer_stop(struct repl *r);

@@ -84,8 +84,10 @@ unsigned repl_min_acks(const struct repl *r);
 /* ---- the primary's side of shipping */
 
 struct repl_ship_req {
-    const char *replica; /* the replica's id (its VOLUME_ID); NULL: a full copy
-                            being made, which acknowledges nothing */
+    const char *replica; /* the replica's id (its VOLUME_ID) */
+    bool staging;        /* a full copy being made: it acknowledges nothing,
+                            and what the replica acknowledged before counts
+                            no more */
     const char *history; /* the history its position belongs to; "" for none */
     kv_log_pos from;     /* where to read from */
     kv_log_pos acked;    /* its durable position: what it acknowledges */
@@ -107,6 +109,10 @@ struct repl_ship_res {
 /* Answers one request of a replica for the primary's log (blocks up to
  * req->wait_ms: call it on a thread that may wait). */
 void repl_ship(struct repl *r, const struct repl_ship_req *req, struct repl_ship_res *res);
+
+/* A replica's acknowledgement on its own (GET /replication/ack): it holds
+ * the log up to pos of history. False when history is not this primary's. */
+bool repl_ack(struct repl *r, const char *replica, const char *history, kv_log_pos pos);
 
 /* ---- operators */
 

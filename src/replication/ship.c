@@ -57,6 +57,17 @@ static int read_some(struct repl *r, kv_log_pos *pos, size_t max, struct repl_sh
     return rc;
 }
 
+bool repl_ack(struct repl *r, const char *replica, const char *history, kv_log_pos pos)
+{
+    pthread_mutex_lock(&r->mu);
+    bool same =
+        atomic_load(&r->writable) && r->history[0] != '\0' && strcmp(history, r->history) == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (same)
+        repl__acked(r, replica, pos);
+    return same;
+}
+
 void repl_ship(struct repl *r, const struct repl_ship_req *req, struct repl_ship_res *res)
 {
     memset(res, 0, sizeof(*res));
@@ -73,7 +84,9 @@ void repl_ship(struct repl *r, const struct repl_ship_req *req, struct repl_ship
         return;
     }
     kv_log_pos pos = req->resync ? (kv_log_pos){0, 0} : req->from;
-    if (!req->resync && req->replica != NULL)
+    if (req->resync || req->staging)
+        repl__forget(r, req->replica);
+    else
         repl__acked(r, req->replica, req->acked);
     size_t max = req->max_bytes ? req->max_bytes : 1;
     res->records = malloc(max);
@@ -89,8 +102,8 @@ void repl_ship(struct repl *r, const struct repl_ship_req *req, struct repl_ship
     if (rc == KV_ENOTFOUND) {
         fail(res, 409, "position not in the log (compacted away, or past its end): resync in full");
     } else if (rc != 0) {
-        vs_log(VS_LOG_ERROR, "replication: reading the log for %s: %s",
-               req->replica ? req->replica : "a full copy", kv_strerror(rc));
+        vs_log(VS_LOG_ERROR, "replication: reading the log for %s: %s", req->replica,
+               kv_strerror(rc));
         fail(res, 500, kv_strerror(rc));
     }
     if (rc != 0) {
