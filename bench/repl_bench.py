@@ -154,7 +154,7 @@ def lag(binary, root, duration, rate):
                          {"REPLICA_OF": "127.0.0.1:%d" % primary.port, "VOLUME_ID": "r"})
         primary.request("PUT", "/blobs/warm", b"x")
         wait_caught_up(primary, replica)
-        conns = 64
+        conns = 128
         delay_ms = 1000.0 * conns / rate
         load = {}
 

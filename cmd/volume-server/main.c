@@ -79,14 +79,13 @@ static enum served serve_once(struct vs_config *cfg, const sigset_t *stop)
     }
     config_describe(cfg, settings, sizeof(settings));
     bool ipv6 = strchr(cfg->host, ':') != NULL; /* an address that needs brackets in a URL */
-    if (resp != NULL) {
+    if (resp != NULL)
         vs_log(VS_LOG_INFO, "volume-server %s speaks RESP on %s%s%s:%u", KV_VERSION_STRING,
                ipv6 ? "[" : "", cfg->host, ipv6 ? "]" : "", resp_server_port(resp));
-        cfg->resp_port = resp_server_port(resp);
-    }
     vs_log(VS_LOG_INFO, "volume-server %s listening on http://%s%s%s:%u (%s)", KV_VERSION_STRING,
            ipv6 ? "[" : "", cfg->host, ipv6 ? "]" : "", vs_server_port(srv), settings);
-    cfg->port = vs_server_port(srv);
+    unsigned http_port = vs_server_port(srv);
+    unsigned resp_port = resp != NULL ? resp_server_port(resp) : cfg->resp_port;
 
     for (;;) {
         sigwait(stop, &sig);
@@ -103,6 +102,9 @@ static enum served serve_once(struct vs_config *cfg, const sigset_t *stop)
     vs_server_stop(srv, grace);
     srv = NULL;
     outcome = sig == SIGUSR1 ? SERVED_SWAP : SERVED_STOPPED;
+    /* The front ends have stopped: nothing reads the settings now. */
+    cfg->port = http_port;
+    cfg->resp_port = resp_port;
 out:
     resp_server_stop(resp, 0);
     vs_server_stop(srv, 0);

@@ -265,11 +265,14 @@ static void wake_stopper(struct vs_server *srv)
     pthread_mutex_unlock(&srv->idle_lock);
 }
 
+/* Under idle_lock: once the count reaches 0 a stopper (wait_writes) may
+ * free srv, so nothing of it may be touched after the lock is let go. */
 static void write_finished(struct vs_server *srv)
 {
-    if (atomic_fetch_sub(&srv->app->counters.writes_in_flight, 1) == 1 &&
-        atomic_load(&srv->app->stopping))
-        wake_stopper(srv);
+    pthread_mutex_lock(&srv->idle_lock);
+    if (atomic_fetch_sub(&srv->app->counters.writes_in_flight, 1) == 1)
+        pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->idle_lock);
 }
 
 /* The engine's callback, on its commit thread: the write is durable, or has

@@ -177,10 +177,11 @@ void repl_await(struct repl *r, uint64_t seg, uint64_t end, repl_ack_fn fn, void
         w->next = *at;
         *at = w;
     }
-    bool first = r->wait_head == w;
-    pthread_mutex_unlock(&r->mu);
-    if (first)
+    /* Under mu: once it is let go, an acknowledgement may answer this write
+     * and the server may stop and free r. */
+    if (r->wait_head == w)
         pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* Takes off the queue the waiters whose deadline passed; mu held. */

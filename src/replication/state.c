@@ -144,16 +144,17 @@ int repl_start(struct vs_app *app)
     if (rc == 0)
         rc = repl__timer_start(r);
     app->repl = r;
-    if (rc == 0 && r->replica)
+    if (rc == 0 && r->replica) {
+        /* Before the follower starts: it changes the position. */
+        vs_log(VS_LOG_INFO,
+               "replication: a replica of %s (history %s, position %" PRIu64 ":%" PRIu64 ")",
+               r->cfg->replica_of, r->history[0] ? r->history : "none", r->pos.seg, r->pos.off);
         rc = repl__follower_start(r);
+    }
     if (rc != 0) {
         repl_stop(app);
         return rc;
     }
-    if (r->replica)
-        vs_log(VS_LOG_INFO,
-               "replication: a replica of %s (history %s, position %" PRIu64 ":%" PRIu64 ")",
-               r->cfg->replica_of, r->history[0] ? r->history : "none", r->pos.seg, r->pos.off);
     return 0;
 }
 
