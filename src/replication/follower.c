@@ -362,7 +362,14 @@ static bool take_answer(struct repl *r, struct storer *st, struct repl_fetch *f,
     memcpy(c->history, f->history, sizeof(c->history));
     note_lag(r, f, true);
     if (f->len == 0) {
+        /* Nothing new, but the position may have moved on from the end of
+         * a sealed segment to the start of the next: the same place. */
         c->next = f->next;
+        pthread_mutex_lock(&r->mu);
+        if (repl__pos_cmp(f->next, r->pos) > 0)
+            r->pos = f->next;
+        pthread_mutex_unlock(&r->mu);
+        c->durable = c->next;
         return true;
     }
     /* Caught up: store it before asking again, so that the next request
