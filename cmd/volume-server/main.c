@@ -97,6 +97,9 @@ static enum served serve_once(struct vs_config *cfg, const sigset_t *stop)
         vs_log(VS_LOG_INFO, "replication: stopping to swap in the full copy");
     else
         vs_log(VS_LOG_INFO, "received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* Writes waiting for replicas get their answer while the front ends can
+     * still send it. */
+    repl_stop_waiting(app.repl);
     resp_server_stop(resp, grace);
     resp = NULL;
     vs_server_stop(srv, grace);

@@ -131,6 +131,18 @@ void repl__forget(struct repl *r, const char *id)
     pthread_mutex_unlock(&r->mu);
 }
 
+void repl_stop_waiting(struct repl *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop_waiting = true;
+    struct repl_waiter *all = r->wait_head;
+    r->wait_head = r->wait_tail = NULL;
+    pthread_mutex_unlock(&r->mu);
+    answer(r, all, false);
+}
+
 bool repl_acks_needed(const struct repl *r)
 {
     return r != NULL && r->cfg->min_replica_acks > 0 && atomic_load(&r->writable);
@@ -148,7 +160,7 @@ void repl_await(struct repl *r, uint64_t seg, uint64_t end, repl_ack_fn fn, void
     pthread_mutex_lock(&r->mu);
     kv_log_pos q;
     bool covered = quorum_pos(r, &q) && repl__pos_cmp(pos, q) <= 0;
-    if (covered || w == NULL || r->stop) {
+    if (covered || w == NULL || r->stop || r->stop_waiting) {
         pthread_mutex_unlock(&r->mu);
         free(w);
         if (!covered)

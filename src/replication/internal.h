@@ -41,7 +41,8 @@ struct repl {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* the timer's sleep; the follower's pauses */
     bool stop;
-    bool replica; /* mu; atomic reads through repl_writable */
+    bool stop_waiting; /* a shutdown began: writes wait for no replica (mu) */
+    bool replica;      /* mu; atomic reads through repl_writable */
     atomic_bool writable;
     char history[REPL_HISTORY_LEN + 1];
 

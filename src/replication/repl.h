@@ -78,6 +78,11 @@ bool repl_acks_needed(const struct repl *r);
  * Never blocks. */
 void repl_await(struct repl *r, uint64_t seg, uint64_t end, repl_ack_fn fn, void *ctx);
 
+/* At the start of a shutdown: every write waiting for replicas is answered
+ * now as not confirmed, and so is every later one, so that the front ends
+ * can send those replies before they stop. Safe on NULL. */
+void repl_stop_waiting(struct repl *r);
+
 /* MIN_REPLICA_ACKS. */
 unsigned repl_min_acks(const struct repl *r);
 
