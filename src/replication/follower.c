@@ -221,7 +221,9 @@ struct storer {
     CURL *curl;
 };
 
-static size_t discard_body(char *data, size_t size, size_t n, void *arg)
+/* libcurl's write callback type fixes the parameter as char *. */
+static size_t discard_body(char *data, // NOLINT(readability-non-const-parameter)
+                           size_t size, size_t n, void *arg)
 {
     (void)data;
     (void)arg;
