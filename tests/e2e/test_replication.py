@@ -43,7 +43,10 @@ def value_of(key, version=0):
 
 
 def metrics(server):
-    r = server.request("GET", "/metrics")
+    try:
+        r = server.request("GET", "/metrics")
+    except http.client.RemoteDisconnected:
+        raise AssertionError("no answer to /metrics; the server's log:\n" + server.log()[-8000:])
     assert r.status == 200, r
     return r.json()["replication"]
 
@@ -86,7 +89,12 @@ def caught_up(primary, replica):
             return position(metrics(replica)) == position(metrics(primary))
         except (ConnectionError, http.client.HTTPException):
             return False
-    wait_until("the replica to catch up", same)
+    try:
+        wait_until("the replica to catch up", same)
+    except AssertionError:
+        raise AssertionError("the replica did not catch up: primary at %r, replica at %r;"
+                             " replica's log:\n%s" % (metrics(primary)["position"],
+                                                      metrics(replica), replica.log()[-6000:]))
 
 
 def put(server, key, value, conn=None, headers=None):
