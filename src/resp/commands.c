@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "repl.h"
 #include "server.h"
 
 #define NEEDS_EXPIRY "key expiry"
@@ -235,6 +236,13 @@ static bool admit(struct resp_ctx *c, size_t argc, char **argv, size_t *argl)
     }
     if (!c->conn->authed && !(cmd->flags & CMD_NOAUTH)) {
         resp_error(c->out, "NOAUTH Authentication required.");
+        return false;
+    }
+    if ((cmd->flags & CMD_WRITE) && !repl_writable(c->srv->app->repl)) {
+        resp_errorf(c->out,
+                    "READONLY You can't write against a read only replica. Its primary "
+                    "is %s",
+                    repl_primary(c->srv->app->repl));
         return false;
     }
     if (cmd->flags & CMD_PENDING) {

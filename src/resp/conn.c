@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "repl.h"
 #include "server.h"
 
 /* Unsent output above which a connection's commands wait (and its input is
@@ -553,12 +554,45 @@ void resp_pending_finished(struct resp_pending *p)
     uv_async_send(&loop->wake);
 }
 
+/* A write's reply once MIN_REPLICA_ACKS replicas hold it, or -NOREPLICAS
+ * past REPLICA_ACK_TIMEOUT_MS (the write itself is durable here). */
+static void replicas_answered(void *ctx, bool confirmed)
+{
+    struct resp_pending *p = ctx;
+    if (!confirmed) {
+        const struct vs_config *cfg = p->srv->cfg;
+        p->reply.len = 0;
+        resp_errorf(&p->reply,
+                    "NOREPLICAS Not enough good replicas to write: the write is durable on the "
+                    "primary, not confirmed by %u replica(s) within %u ms",
+                    cfg->min_replica_acks, cfg->replica_ack_timeout_ms);
+    }
+    resp_pending_finished(p);
+}
+
+void resp_pending_replicate(struct resp_pending *p, bool wrote, uint64_t seg, uint64_t end)
+{
+    struct repl *rp = p->srv->app->repl;
+    bool failed = p->reply.len > 0 && p->reply.data[0] == '-';
+    if (wrote && !failed && repl_acks_needed(rp)) {
+        repl_await(rp, seg, end, replicas_answered, p);
+        return;
+    }
+    resp_pending_finished(p);
+}
+
 static void run_on_pool(struct vs_job *job)
 {
     struct resp_pending *p =
         (struct resp_pending *)(void *)((char *)job - offsetof(struct resp_pending, job));
     p->run(p);
-    resp_pending_finished(p);
+    /* A write run here (FLUSHDB) waits for the replicas without holding
+     * this thread: its durable position is the log's end once it returned
+     * (MIN_REPLICA_ACKS needs sync mode always). */
+    kv_log_pos end = {0, 0};
+    bool wrote = p->cmd < VS_CMD_MAX && (resp_commands[p->cmd].flags & CMD_WRITE) &&
+                 kv_log_end(blob_kv(p->srv->app->store), &end) == 0;
+    resp_pending_replicate(p, wrote, end.seg, end.off);
 }
 
 /* Starts what may start of conn's deferred commands, in order. A write is

@@ -256,6 +256,10 @@ void resp_pending_free(struct resp_pending *p);
 void resp_queue_write(struct resp_conn *conn, struct resp_pending *p);
 /* From any thread: p is done (its reply set); its loop takes it back. */
 void resp_pending_finished(struct resp_pending *p);
+/* From any thread: p is done; when it wrote (its batch ends at seg, end in
+ * the log) and MIN_REPLICA_ACKS asks for it, its reply waits for the
+ * replicas (-NOREPLICAS past the timeout), without holding the thread. */
+void resp_pending_replicate(struct resp_pending *p, bool wrote, uint64_t seg, uint64_t end);
 
 /* ---- write.c: writes through the engine's kv_write_async */
 

@@ -397,7 +397,6 @@ static void on_write_done(kv_op *ops, size_t n, int rc, const kv_commit_info *in
 {
     (void)ops;
     (void)n;
-    (void)info;
     struct resp_pending *p = ctx;
     struct resp_server *srv = p->srv;
     if (p->tx != NULL) {
@@ -407,7 +406,7 @@ static void on_write_done(kv_op *ops, size_t n, int rc, const kv_commit_info *in
         p->finish(p, rc);
     }
     /* After this the loop may free p. */
-    resp_pending_finished(p);
+    resp_pending_replicate(p, rc == 0, info->seg, info->end);
     if (atomic_fetch_sub(&srv->writes_in_flight, 1) == 1 && atomic_load(&srv->stopping)) {
         pthread_mutex_lock(&srv->stop_lock);
         pthread_cond_broadcast(&srv->stop_cond);
