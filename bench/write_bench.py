@@ -72,27 +72,28 @@ def metrics(port):
 
 
 def hist_delta(after, before):
-    """The buckets of a histogram of /metrics over one run: [[le, count]]."""
+    """A histogram of /metrics (buckets [low, high, count], the empty ones
+    left out) over one run: after's counts less before's."""
     if not isinstance(after, dict) or "buckets" not in after:
         return None
     prev = {}
     if isinstance(before, dict):
-        prev = {b[0]: b[1] for b in before.get("buckets", [])}
-    out = [[le, n - prev.get(le, 0)] for le, n in after["buckets"]]
+        prev = {(b[0], b[1]): b[2] for b in before.get("buckets", [])}
+    out = [[lo, hi, n - prev.get((lo, hi), 0)] for lo, hi, n in after["buckets"]]
     total = after.get("count", 0) - (before or {}).get("count", 0)
     total_sum = after.get("sum", 0) - (before or {}).get("sum", 0)
     return {"buckets": out, "count": total, "sum": total_sum}
 
 
 def hist_quantile(h, q):
-    """The upper edge of the bucket that holds quantile q (buckets are
-    cumulative, as Prometheus's)."""
+    """The upper edge of the bucket that holds quantile q."""
     if not h or h["count"] <= 0:
         return None
-    want = q * h["count"]
-    for le, n in h["buckets"]:
-        if n >= want:
-            return le
+    want, seen = q * h["count"], 0
+    for _, hi, n in sorted(h["buckets"], key=lambda b: b[1]):
+        seen += n
+        if seen >= want:
+            return hi
     return None
 
 
@@ -160,8 +161,11 @@ def run_ours(build, tmp, sync_mode, clients, duration):
            "errors": errors, "socket_errors": sock, "puts": puts, "fsyncs": syncs,
            "writes_per_sync": puts / syncs if syncs else None,
            "command": "SYNC_MODE=%s volume-server; %s" % (sync_mode, cmd)}
-    for name in ("writes_per_sync_histogram", "batch_wait_us_histogram"):
-        h = hist_delta(after.get(name), before.get(name))
+    # The names /metrics gives them (the status page reads the same ones).
+    for name, get in (("writes_per_sync_histogram", lambda m: m.get("writes_per_fsync")),
+                      ("batch_wait_us_histogram",
+                       lambda m: m.get("latency_us", {}).get("batch_wait"))):
+        h = hist_delta(get(after), get(before))
         if h:
             row[name] = h
     return row
