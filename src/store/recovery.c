@@ -46,6 +46,7 @@
 #include "record.h"
 #include "rwlock.h"
 #include "segment.h"
+#include "read.h"
 #include "segment_scan.h"
 #include "snapshot.h"
 #include "store.h"
@@ -60,6 +61,7 @@ struct replay {
     uint64_t truncate_at; /* where the log ends: a torn record, or the zeros */
     uint64_t zeros_at;    /* where the zero tail begins (the file's size: none) */
     uint32_t dict_seen;   /* the last dictionary id found loaded */
+    uint64_t now;         /* the wall clock expiry is judged by */
 };
 
 /* A compressed SETX names a dictionary that must be loaded: without it the
@@ -143,10 +145,12 @@ static int replay_one(const struct scan_record *r, void *arg)
     }
     if (r->op == KV_OP_BATCH)
         return 0; /* it checked out whole: its records follow, in_batch */
-    if (r->key_len == 0 || r->off > UINT32_MAX) {
+    /* A record starts below 2^31: the index keeps a flag in the top bit of
+     * its offset (index.h). */
+    if (r->key_len == 0 || r->off > INT32_MAX) {
         kv__log(s, KV_LOG_ERROR, "segment %u offset %llu: %s; this version cannot read it",
                 rp->seg->id, (unsigned long long)r->off,
-                r->key_len == 0 ? "record with an empty key" : "segment larger than 4 GiB");
+                r->key_len == 0 ? "record with an empty key" : "segment larger than 2 GiB");
         return KV_EFORMAT;
     }
     s->records_replayed++;
@@ -166,6 +170,13 @@ static int replay_one(const struct scan_record *r, void *arg)
             return rc;
         if (r->attrs.flags & RECORD_ATTR_EXPIRES)
             attrs.expire_at_ms = r->attrs.expire_at;
+    }
+    /* A key whose expiry has passed is absent: it takes no memory. Nothing
+     * older comes back for it, since this record stays in the log until a
+     * compaction, whose inputs hold every older record of the key. */
+    if (attrs.expire_at_ms != 0 && attrs.expire_at_ms <= rp->now) {
+        kv__apply_delete(s, h, r->key, r->key_len);
+        return 0;
     }
     return kv__apply_set(s, h, r->key, r->key_len, &loc, &attrs, NULL);
 }
@@ -212,7 +223,8 @@ static int replay_segment(kv_store *s, struct segment *seg, bool newest, uint64_
         }
     }
     uint64_t size = atomic_load(&seg->size);
-    struct replay rp = {.s = s, .seg = seg, .newest = newest, .zeros_at = size};
+    struct replay rp = {
+        .s = s, .seg = seg, .newest = newest, .zeros_at = size, .now = kv__now_ms(s)};
     int rc = kv__scan_segment(s->io, fd, size, start, replay_one, &rp);
     if (fd != seg->fd)
         s->io->close(s->io->ctx, fd);
