@@ -46,8 +46,8 @@ void expiry_remove(struct expiry_table *t, const struct index_entry *e);
 /* Up to max entries whose expiry is at or before now, into out, looking
  * at no more than 16 * max slots from slot *cursor on (start it at 0) and
  * leaving *cursor where the next call goes on; returns how many, and sets
- * *cursor to 0 once the end is reached. Removals between calls may move an entry behind the cursor: a
- * walk of calls may then miss it (the next walk finds it). */
+ * *cursor to 0 once the end is reached. Removals between calls may move an entry behind the cursor:
+ * a walk of calls may then miss it (the next walk finds it). */
 size_t expiry_collect(const struct expiry_table *t, uint64_t now, size_t *cursor,
                       const struct index_entry **out, size_t max);
 

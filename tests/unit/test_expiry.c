@@ -143,8 +143,7 @@ struct listing {
     size_t n;
 };
 
-static int check_listed(const void *key, size_t key_len, const void *val, size_t val_len,
-                        void *ctx)
+static int check_listed(const void *key, size_t key_len, const void *val, size_t val_len, void *ctx)
 {
     struct listing *l = ctx;
     char k[16];
@@ -233,9 +232,9 @@ static void random_step(kv_store *s, struct model *m, struct test_io *t, uint64_
         m->present[i] = false;
     } else if (what < 80) { /* an expiry set or removed, the value kept */
         uint64_t at = rng(x) % 4 == 0 ? 0 : now - 3 + rng(x) % 60;
-        int want = !live(m, i, now)                          ? KV_ENOTFOUND
-                   : (at == 0 && m->expire_at[i] == 0)       ? KV_ECONDITION
-                                                               : 0;
+        int want = !live(m, i, now)                    ? KV_ENOTFOUND
+                   : (at == 0 && m->expire_at[i] == 0) ? KV_ECONDITION
+                                                       : 0;
         assert_kv_rc(kv_set_expiry(s, key, klen, at, 0), want);
         if (want == 0)
             m->expire_at[i] = at;
@@ -300,9 +299,12 @@ static void test_expired_key_is_absent_for_every_read_and_condition(void **state
     kv_op present = {.type = KV_WRITE_PUT, .key = "k", .key_len = 1, .cond = KV_IF_PRESENT};
     assert_kv_rc(kv_write(s, &present, 1), KV_ECONDITION);
     assert_kv_rc(kv_delete(s, "k", 1), KV_ENOTFOUND);
-    kv_op absent = {
-        .type = KV_WRITE_PUT, .key = "k", .key_len = 1, .val = "new", .val_len = 3,
-        .cond = KV_IF_ABSENT};
+    kv_op absent = {.type = KV_WRITE_PUT,
+                    .key = "k",
+                    .key_len = 1,
+                    .val = "new",
+                    .val_len = 3,
+                    .cond = KV_IF_ABSENT};
     assert_kv_ok(kv_write(s, &absent, 1));
     tu_assert_str(s, "k", "new");
     assert_int_equal(expiry_of(s, "k"), 0); /* a plain put clears it */
@@ -318,9 +320,17 @@ static void test_put_keeping_expiry_keeps_it_and_a_plain_put_clears_it(void **st
     kv_store *s = tu_open_tracked(f->dir, &o);
     assert_kv_ok(put_exp(s, "k", "one", T0 + 1000));
     kv_op keep[2] = {
-        {.type = KV_WRITE_PUT, .key = "k", .key_len = 1, .val = "two", .val_len = 3,
+        {.type = KV_WRITE_PUT,
+         .key = "k",
+         .key_len = 1,
+         .val = "two",
+         .val_len = 3,
          .flags = KV_KEEP_EXPIRY},
-        {.type = KV_WRITE_PUT, .key = "j", .key_len = 1, .val = "none", .val_len = 4,
+        {.type = KV_WRITE_PUT,
+         .key = "j",
+         .key_len = 1,
+         .val = "none",
+         .val_len = 4,
          .flags = KV_KEEP_EXPIRY},
     };
     assert_kv_ok(kv_write(s, keep, 2));
@@ -329,9 +339,17 @@ static void test_put_keeping_expiry_keeps_it_and_a_plain_put_clears_it(void **st
     assert_int_equal(expiry_of(s, "j"), 0);
     /* Kept from an earlier op of the same batch. */
     kv_op chain[2] = {
-        {.type = KV_WRITE_PUT, .key = "j", .key_len = 1, .val = "a", .val_len = 1,
+        {.type = KV_WRITE_PUT,
+         .key = "j",
+         .key_len = 1,
+         .val = "a",
+         .val_len = 1,
          .expire_at_ms = T0 + 5000},
-        {.type = KV_WRITE_PUT, .key = "j", .key_len = 1, .val = "b", .val_len = 1,
+        {.type = KV_WRITE_PUT,
+         .key = "j",
+         .key_len = 1,
+         .val = "b",
+         .val_len = 1,
          .flags = KV_KEEP_EXPIRY},
     };
     assert_kv_ok(kv_write(s, chain, 2));
@@ -489,7 +507,7 @@ static void test_compaction_never_brings_back_the_older_value_of_an_expired_key(
     assert_absent(s, "other");
     t.refuse_unlink = false;
     assert_kv_ok(tu_close_tracked(s));
-    remove_snapshot(f->dir); /* a replay of everything on disk */
+    remove_snapshot(f->dir);  /* a replay of everything on disk */
     atomic_store(&t.now, T0); /* even before the expiry: the tombstone stands */
     s = tu_open_tracked(f->dir, &o);
     assert_absent(s, "victim");
