@@ -1,8 +1,8 @@
 /*
  * cmd_keys.c - the string and key commands over the store: GET SET MGET
- * STRLEN GETRANGE GETEX DEL UNLINK EXISTS TYPE TTL PTTL PERSIST SCAN KEYS
- * RANDOMKEY. Every value is a string; a key is any byte string of 1 to
- * 65,535 bytes, the blob of the same name over HTTP.
+ * STRLEN GETRANGE DEL UNLINK EXISTS TYPE TTL PTTL SCAN KEYS RANDOMKEY (the
+ * expiry commands, and SET's expiry options, are cmd_expire.c's). Every value is a string; a key is
+ * any byte string of 1 to 65,535 bytes, the blob of the same name over HTTP.
  *
  * Writes go through the blob layer (src/core/storage.h), so that they are
  * ordered with HTTP's conditional writes of the same key. With
@@ -161,30 +161,13 @@ void cmd_getrange(struct resp_ctx *c)
     kv_free(val);
 }
 
-void cmd_getex(struct resp_ctx *c)
-{
-    if (c->argc > 2) {
-        if (c->argc == 3 && resp_arg_is(c, 2, "PERSIST")) {
-            /* No key has an expiry in this build: PERSIST changes nothing. */
-        } else if (resp_arg_is(c, 2, "EX") || resp_arg_is(c, 2, "PX") ||
-                   resp_arg_is(c, 2, "EXAT") || resp_arg_is(c, 2, "PXAT")) {
-            reply_needs(c, "with an expiry", "key expiry");
-            return;
-        } else {
-            resp_reply_syntax(c);
-            return;
-        }
-    }
-    cmd_get(c);
-}
-
 /* ---- writes */
 
 static void run_set(struct resp_pending *p)
 {
-    uint32_t etag = 0;
-    int rc =
-        blob_put(p->srv->app->store, p->argv[1], p->argl[1], p->argv[2], p->argl[2], NULL, &etag);
+    struct resp_expiry ex;
+    resp_set_expiry_of(p, resp_unix_ms(), &ex);
+    int rc = resp_put_expiring(p, &ex);
     if (rc != 0) {
         resp_reply_kv_error(&p->reply, rc);
         return;
@@ -195,17 +178,16 @@ static void run_set(struct resp_pending *p)
 
 void cmd_set(struct resp_ctx *c)
 {
+    struct resp_expiry ex = {0};
     for (size_t i = 3; i < c->argc; i++) {
-        if (resp_arg_is(c, i, "KEEPTTL"))
-            continue; /* no key has an expiry in this build: nothing to keep */
-        if (resp_arg_is(c, i, "EX") || resp_arg_is(c, i, "PX") || resp_arg_is(c, i, "EXAT") ||
-            resp_arg_is(c, i, "PXAT")) {
-            if (i + 1 >= c->argc) {
-                resp_reply_syntax(c);
-                return;
-            }
-            reply_needs(c, "with an expiry", "key expiry");
+        int took = resp_set_expiry_option(c, i, resp_unix_ms(), &ex);
+        if (took < 0) {
+            resp_reply_expiry_error(c, took);
             return;
+        }
+        if (took > 0) {
+            i += (size_t)took - 1;
+            continue;
         }
         if (resp_arg_is(c, i, "NX") || resp_arg_is(c, i, "XX") || resp_arg_is(c, i, "GET")) {
             reply_needs(c, "with NX, XX or GET", "conditional writes");
@@ -306,15 +288,6 @@ void cmd_pttl(struct resp_ctx *c)
     long long ms = ms_left(c);
     if (ms > -3)
         resp_int(c->out, ms);
-}
-
-void cmd_persist(struct resp_ctx *c)
-{
-    long long ms = ms_left(c);
-    if (ms >= 0)
-        reply_needs(c, "of a key with an expiry", "key expiry");
-    else if (ms > -3)
-        resp_int(c->out, 0); /* no expiry to remove */
 }
 
 /* ---- listings */

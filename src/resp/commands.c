@@ -5,7 +5,7 @@
  * and its count in the statistics.
  *
  * Commands marked CMD_PENDING need an engine feature this build does not
- * have (key expiry, atomic batches, conditional writes); they answer with an
+ * have (atomic batches, conditional writes); they answer with an
  * error that says so, and COMMAND does not list them.
  */
 #include <errno.h>
@@ -17,9 +17,8 @@
 
 #include "server.h"
 
-#define NEEDS_EXPIRY "key expiry"
-#define NEEDS_COND   "conditional writes"
-#define NEEDS_BATCH  "atomic batches"
+#define NEEDS_COND  "conditional writes"
+#define NEEDS_BATCH "atomic batches"
 
 /* clang-format off */
 const struct resp_command resp_commands[] = {
@@ -50,10 +49,10 @@ const struct resp_command resp_commands[] = {
     {"strlen", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_strlen, "string", "Returns the length of a value.", NULL},
     {"getrange", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL},
     {"substr", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL},
-    {"getex", -2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_getex, "string", "Returns the value of a key (and sets its expiry).", NULL},
+    {"getex", -2, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_getex, "string", "Returns the value of a key and sets its expiry.", NULL},
     {"setnx", 3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key only when it is absent.", NEEDS_COND},
-    {"setex", 4, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key with an expiry in seconds.", NEEDS_EXPIRY},
-    {"psetex", 4, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key with an expiry in milliseconds.", NEEDS_EXPIRY},
+    {"setex", 4, CMD_WRITE, 1, 1, 1, cmd_setex, "string", "Sets a key with an expiry in seconds.", NULL},
+    {"psetex", 4, CMD_WRITE, 1, 1, 1, cmd_setex, "string", "Sets a key with an expiry in milliseconds.", NULL},
     {"getset", 3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key and returns its old value.", NEEDS_COND},
     {"getdel", 2, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Returns a key's value and deletes it.", NEEDS_COND},
     {"mset", -3, CMD_WRITE | CMD_PENDING, 1, -1, 2, NULL, "string", "Sets several keys atomically.", NEEDS_BATCH},
@@ -70,11 +69,11 @@ const struct resp_command resp_commands[] = {
     {"type", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_type, "generic", "Returns the type of a key.", NULL},
     {"ttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_ttl, "generic", "Returns the time to live of a key, in seconds.", NULL},
     {"pttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_pttl, "generic", "Returns the time to live of a key, in milliseconds.", NULL},
-    {"persist", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_persist, "generic", "Removes the expiry of a key.", NULL},
-    {"expire", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry in seconds.", NEEDS_EXPIRY},
-    {"pexpire", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry in milliseconds.", NEEDS_EXPIRY},
-    {"expireat", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry as a Unix time.", NEEDS_EXPIRY},
-    {"pexpireat", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry as a Unix time in milliseconds.", NEEDS_EXPIRY},
+    {"persist", 2, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_persist, "generic", "Removes the expiry of a key.", NULL},
+    {"expire", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry in seconds.", NULL},
+    {"pexpire", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry in milliseconds.", NULL},
+    {"expireat", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry as a Unix time.", NULL},
+    {"pexpireat", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry as a Unix time in milliseconds.", NULL},
     {"scan", -2, CMD_READONLY, 0, 0, 0, cmd_scan, "generic", "Iterates over the keys.", NULL},
     {"keys", 2, CMD_READONLY, 0, 0, 0, cmd_keys, "generic", "Returns the keys that match a pattern.", NULL},
     {"randomkey", 1, CMD_READONLY, 0, 0, 0, cmd_randomkey, "generic", "Returns a random key.", NULL},
