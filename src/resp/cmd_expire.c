@@ -79,14 +79,13 @@ static bool absolute_ms(long long amount, bool seconds, bool at, uint64_t now, u
 /* What argument i of SET says of the expiry, into *e: the number of
  * arguments it takes (EX n and the like 2, KEEPTTL 1), 0 when it is no
  * expiry option, or RESP_EXPIRY_SYNTAX / RESP_EXPIRY_INVALID. */
-int resp_set_expiry_option(const struct resp_ctx *c, size_t i, uint64_t now,
-                           struct resp_expiry *e)
+int resp_set_expiry_option(const struct resp_ctx *c, size_t i, uint64_t now, struct resp_expiry *e)
 {
     static const struct {
         const char *name;
         bool seconds, at;
-    } units[] = {{"EX", true, false}, {"PX", false, false}, {"EXAT", true, true},
-                 {"PXAT", false, true}};
+    } units[] = {
+        {"EX", true, false}, {"PX", false, false}, {"EXAT", true, true}, {"PXAT", false, true}};
     if (resp_arg_is(c, i, "KEEPTTL")) {
         if (e->given)
             return RESP_EXPIRY_SYNTAX;
@@ -134,8 +133,8 @@ int resp_put_expiring(struct resp_pending *p, const struct resp_expiry *e)
 {
     if (!e->keep) {
         uint32_t etag = 0;
-        return blob_put_expiring(p->srv->app->store, p->argv[1], p->argl[1], p->argv[2],
-                                 p->argl[2], NULL, e->at_ms, &etag);
+        return blob_put_expiring(p->srv->app->store, p->argv[1], p->argl[1], p->argv[2], p->argl[2],
+                                 NULL, e->at_ms, &etag);
     }
     kv_op op = {.type = KV_WRITE_PUT,
                 .key = p->argv[1],

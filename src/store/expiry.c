@@ -47,8 +47,8 @@ static bool fits(size_t count, size_t cap)
 int expiry_reserve(struct expiry_table *t, size_t n)
 {
     size_t need = t->count + n;
-    if (t->cap && fits(need, t->cap))
-        return 0;
+    if (n == 0 || (t->cap && fits(need, t->cap)))
+        return 0; /* no expiry yet: no table */
     size_t ncap = t->cap ? t->cap : MIN_SLOTS;
     while (!fits(need, ncap)) {
         if (ncap > SIZE_MAX / 2 / sizeof(struct expiry_slot))
