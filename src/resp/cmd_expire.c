@@ -188,36 +188,33 @@ void cmd_setex(struct resp_ctx *c)
 
 /* ---- GETEX */
 
-/* GETEX's option (argument 2 on): *persist, or *at_ms; false after replying
- * with the error. */
-static bool getex_option(struct resp_ctx *c, uint64_t now, bool *persist, uint64_t *at_ms)
+/* GETEX's option (argument 2 on): *persist, or *at_ms; 0, or a
+ * RESP_EXPIRY_ code. */
+static int getex_option(const struct resp_ctx *c, uint64_t now, bool *persist, uint64_t *at_ms)
 {
     *persist = false;
     *at_ms = 0;
     if (c->argc == 3 && resp_arg_is(c, 2, "PERSIST")) {
         *persist = true;
-        return true;
+        return 0;
     }
     struct resp_expiry e = {0};
     int took = c->argc == 4 ? resp_set_expiry_option(c, 2, now, &e) : RESP_EXPIRY_SYNTAX;
     if (took == 0 || e.keep)
         took = RESP_EXPIRY_SYNTAX;
-    if (took < 0) {
-        resp_reply_expiry_error(c, took);
-        return false;
-    }
+    if (took < 0)
+        return took;
     *at_ms = e.at_ms;
-    return true;
+    return 0;
 }
 
 static void run_getex(struct resp_pending *p)
 {
     struct resp_ctx a = args_of(p);
-    struct resp_buf scratch = {0};
-    a.out = &scratch;
     bool persist;
     uint64_t at;
-    getex_option(&a, resp_unix_ms(), &persist, &at); /* checked by cmd_getex */
+    if (getex_option(&a, resp_unix_ms(), &persist, &at) != 0)
+        return; /* checked by cmd_getex: cannot happen */
     kv_store *s = store_of(p->srv->app->store);
     void *val = NULL;
     size_t len = 0;
@@ -246,8 +243,11 @@ void cmd_getex(struct resp_ctx *c)
     }
     bool persist;
     uint64_t at;
-    if (!getex_option(c, resp_unix_ms(), &persist, &at))
+    int code = getex_option(c, resp_unix_ms(), &persist, &at);
+    if (code != 0) {
+        resp_reply_expiry_error(c, code);
         return;
+    }
     if (c->argl[1] == 0 || c->argl[1] > KV_MAX_KEY_LEN) {
         resp_null(c->out, c->proto); /* no such key can exist */
         return;
@@ -264,25 +264,38 @@ static void expire_unit(const char *name, size_t len, bool *seconds, bool *at)
     *at = len >= 2 && (name[len - 2] == 'a' || name[len - 2] == 'A');
 }
 
-/* The flags of arguments 3 on (NX, XX, GT, LT); false after replying with
- * Redis's error. */
-static bool expire_flags(struct resp_ctx *c, unsigned *flags)
+/* The flags of arguments 3 on (NX, XX, GT, LT) into *flags: 0, or the
+ * index of an argument that is none of them (*flags then 0). */
+static size_t expire_flags(const struct resp_ctx *c, unsigned *flags)
 {
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } names[] = {
+        {"NX", KV_EXPIRY_NX}, {"XX", KV_EXPIRY_XX}, {"GT", KV_EXPIRY_GT}, {"LT", KV_EXPIRY_LT}};
     *flags = 0;
     for (size_t i = 3; i < c->argc; i++) {
-        if (resp_arg_is(c, i, "NX")) {
-            *flags |= KV_EXPIRY_NX;
-        } else if (resp_arg_is(c, i, "XX")) {
-            *flags |= KV_EXPIRY_XX;
-        } else if (resp_arg_is(c, i, "GT")) {
-            *flags |= KV_EXPIRY_GT;
-        } else if (resp_arg_is(c, i, "LT")) {
-            *flags |= KV_EXPIRY_LT;
-        } else {
-            resp_errorf(c->out, "ERR Unsupported option %.*s",
-                        (int)(c->argl[i] > 64 ? 64 : c->argl[i]), c->argv[i]);
-            return false;
+        size_t k = 0;
+        while (k < sizeof(names) / sizeof(names[0]) && !resp_arg_is(c, i, names[k].name))
+            k++;
+        if (k == sizeof(names) / sizeof(names[0])) {
+            *flags = 0;
+            return i;
         }
+        *flags |= names[k].flag;
+    }
+    return 0;
+}
+
+/* Checks EXPIRE's flags as Redis does; false after replying with its
+ * error. */
+static bool expire_flags_ok(struct resp_ctx *c, unsigned *flags)
+{
+    size_t bad = expire_flags(c, flags);
+    if (bad != 0) {
+        resp_errorf(c->out, "ERR Unsupported option %.*s",
+                    (int)(c->argl[bad] > 64 ? 64 : c->argl[bad]), c->argv[bad]);
+        return false;
     }
     if ((*flags & KV_EXPIRY_NX) && (*flags & (KV_EXPIRY_XX | KV_EXPIRY_GT | KV_EXPIRY_LT))) {
         resp_error(c->out, "ERR NX and XX, GT or LT options at the same time are not compatible");
@@ -312,8 +325,6 @@ static void reply_changed(struct resp_pending *p, int rc)
 static void run_expire(struct resp_pending *p)
 {
     struct resp_ctx a = args_of(p);
-    struct resp_buf scratch = {0};
-    a.out = &scratch;
     long long n = 0;
     unsigned flags = 0;
     bool seconds, at;
@@ -341,7 +352,7 @@ void cmd_expire(struct resp_ctx *c)
         resp_reply_expiry_error(c, RESP_EXPIRY_INVALID);
         return;
     }
-    if (!expire_flags(c, &flags))
+    if (!expire_flags_ok(c, &flags))
         return;
     run_write(c, run_expire);
 }

@@ -150,7 +150,7 @@ static int check_listed(const void *key, size_t key_len, const void *val, size_t
     assert_true(key_len < sizeof(k));
     memcpy(k, key, key_len);
     k[key_len] = 0;
-    size_t i = (size_t)atoi(k + 1);
+    size_t i = (size_t)strtoul(k + 1, NULL, 10);
     assert_true(live(l->m, i, l->now));
     if (val) {
         assert_int_equal(val_len, strlen(l->m->val[i]));
