@@ -395,7 +395,9 @@ KV_API int kv_delete(kv_store *s, const void *key, size_t key_len);
  * atomic with the read it is based on: a write of the key that comes in
  * between makes it read and decide again, so no change is lost. An expiry
  * that has passed already deletes the key (a tombstone). Costs a read and
- * a write of the value, as a PUT of it does. Durable as kv_put.
+ * a write of the value, as a PUT of it does. Durable as kv_put. key stays
+ * the caller's; nothing is kept after the call. Any thread, several at
+ * once; not from a kv_done_fn (it waits for the commit thread).
  * Codes: 0 (the expiry was changed), KV_ENOTFOUND (no such key),
  * KV_ECONDITION (a flag's condition does not hold, or expire_at_ms is 0
  * and the key has no expiry: nothing was written), KV_EINVAL (NULL handle
@@ -413,7 +415,8 @@ KV_API int kv_set_expiry(kv_store *s, const void *key, size_t key_len, uint64_t 
  * compaction in progress, and does nothing while segments that an earlier
  * compaction could not remove remain (compaction drops expired keys then).
  * *removed (if not NULL) receives how many keys it took out. Holds the
- * write lock for pieces of 256 keys. Codes: 0, KV_EINVAL (NULL handle).
+ * write lock for pieces of 256 keys. Any thread; not from a kv_done_fn or
+ * the log callback. Codes: 0, KV_EINVAL (NULL handle).
  */
 KV_API int kv_sweep_expired(kv_store *s, uint64_t *removed);
 
