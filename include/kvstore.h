@@ -200,6 +200,11 @@ struct kv_io {
      * fails with EXDEV, EPERM, EMLINK, ENOTSUP or ENOSYS (another file
      * system, or one without hard links) the file is copied instead. */
     int (*link)(void *ctx, const char *from, const char *to);
+    /* The wall clock that expiry is judged by: ms since the Unix epoch
+     * (CLOCK_REALTIME). A key whose expiry is at or before it is absent.
+     * Read by any thread, often; it should be cheap. A test sets its own to
+     * move time at will. */
+    uint64_t (*clock_ms)(void *ctx);
 };
 
 /* The operating system's table: every member set. Static; never NULL. */
@@ -237,6 +242,12 @@ typedef struct kv_options {
     kv_compression compression;
     uint32_t compression_min_size;
     int compression_level;
+    /* Keys whose expiry has passed are absent at once; a background sweep
+     * every expiry_sweep_interval_ms (default 1000; 0 turns it off, and
+     * kv_sweep_expired is then the only sweep) takes them out of the index,
+     * so that their memory is returned and compaction reclaims their
+     * records. */
+    uint32_t expiry_sweep_interval_ms;
     kv_log_fn log_fn;       /* NULL: the library stays silent */
     void *log_ctx;          /* passed to log_fn */
     kv_log_level log_level; /* most verbose level passed to log_fn; default KV_LOG_INFO */
@@ -353,8 +364,9 @@ KV_API int kv_stat(kv_store *s, const void *key, size_t key_len, kv_stat_info *o
 /* Releases memory returned by kv_get(). NULL is accepted. */
 KV_API void kv_free(void *p);
 
-/* Returns 0 if key is in the store, KV_ENOTFOUND if not, KV_EINVAL on a bad
- * argument (NULL handle or key, bad key length). Reads only memory. */
+/* Returns 0 if key is in the store, KV_ENOTFOUND if not (or its expiry has
+ * passed), KV_EINVAL on a bad argument (NULL handle or key, bad key
+ * length). Reads only memory. */
 KV_API int kv_exists(kv_store *s, const void *key, size_t key_len);
 
 /*
@@ -367,6 +379,46 @@ KV_API int kv_exists(kv_store *s, const void *key, size_t key_len);
  * KV_ETOOBIG.
  */
 KV_API int kv_delete(kv_store *s, const void *key, size_t key_len);
+
+/* kv_set_expiry flags: when the expiry is changed (Redis's EXPIRE options).
+ * GT and LT take a key without an expiry as expiring later than any time. */
+#define KV_EXPIRY_NX 0x1u /* only when the key has no expiry */
+#define KV_EXPIRY_XX 0x2u /* only when the key has one */
+#define KV_EXPIRY_GT 0x4u /* only when the new one is later than the key's */
+#define KV_EXPIRY_LT 0x8u /* only when the new one is earlier than the key's */
+
+/*
+ * Sets the expiry of key to expire_at_ms (ms since the Unix epoch; 0
+ * removes it) and keeps its value: EXPIRE and PERSIST. The key's record is
+ * written again (a SETX with the new expiry, or a SET without one), in a
+ * batch whose conditions (the value's CRC-32 and the expiry read) make it
+ * atomic with the read it is based on: a write of the key that comes in
+ * between makes it read and decide again, so no change is lost. An expiry
+ * that has passed already deletes the key (a tombstone). Costs a read and
+ * a write of the value, as a PUT of it does. Durable as kv_put. key stays
+ * the caller's; nothing is kept after the call. Any thread, several at
+ * once; not from a kv_done_fn (it waits for the commit thread).
+ * Codes: 0 (the expiry was changed), KV_ENOTFOUND (no such key),
+ * KV_ECONDITION (a flag's condition does not hold, or expire_at_ms is 0
+ * and the key has no expiry: nothing was written), KV_EINVAL (NULL handle
+ * or key, bad key length, an unknown flag, NX with another flag, GT with
+ * LT), and kv_get's and kv_write's other codes.
+ */
+KV_API int kv_set_expiry(kv_store *s, const void *key, size_t key_len, uint64_t expire_at_ms,
+                         unsigned flags);
+
+/*
+ * Takes the keys whose expiry has passed out of the index now, as the
+ * background sweep does (kv_options.expiry_sweep_interval_ms): their memory
+ * is returned and their records become dead bytes for compaction. Reads
+ * never needed it (such keys are absent already). It waits for a
+ * compaction in progress, and does nothing while segments that an earlier
+ * compaction could not remove remain (compaction drops expired keys then).
+ * *removed (if not NULL) receives how many keys it took out. Holds the
+ * write lock for pieces of 256 keys. Any thread; not from a kv_done_fn or
+ * the log callback. Codes: 0, KV_EINVAL (NULL handle).
+ */
+KV_API int kv_sweep_expired(kv_store *s, uint64_t *removed);
 
 /* ---- Writes: atomic batches, conditions, asynchronous submission ---- */
 
@@ -387,7 +439,9 @@ typedef enum {
     KV_IF_CRC = 3      /* the key is in the store and the CRC-32 of its value is cond_crc */
 } kv_cond;
 
-/* kv_op.flags: a PUT keeps the key's current expiry. */
+/* kv_op.flags: a PUT keeps the expiry the key has when the batch is
+ * sequenced (none when it has none or is absent), instead of clearing it.
+ * expire_at_ms must then be 0. */
 #define KV_KEEP_EXPIRY 0x1u
 
 /* One op of a batch. The caller fills the inputs; the engine writes the
@@ -399,10 +453,13 @@ typedef struct kv_op {
     size_t key_len;
     const void *val; /* PUT: 0 to KV_MAX_VALUE_LEN bytes; NULL only when val_len is 0 */
     size_t val_len;
-    /* PUT: absolute expiry, ms since the Unix epoch; 0 = none. Expiry is not
-     * supported by this version yet: a non-zero value gives KV_EINVAL. */
+    /* PUT: absolute expiry, ms since the Unix epoch; 0 = none. Once the
+     * wall clock (kv_io.clock_ms) reaches it the key is absent for every
+     * read, count and condition. A PUT without it (and without
+     * KV_KEEP_EXPIRY) leaves the key with no expiry. The record is a SETX
+     * (docs/FORMAT.md), which the original implementations cannot read. */
     uint64_t expire_at_ms;
-    unsigned flags; /* KV_KEEP_EXPIRY; not supported yet either: KV_EINVAL when set */
+    unsigned flags; /* PUT: KV_KEEP_EXPIRY or 0 */
     kv_cond cond;
     uint32_t cond_crc;  /* the CRC for KV_IF_CRC */
     int rc;             /* out: this op's outcome (see kv_write) */
@@ -428,9 +485,11 @@ typedef struct kv_op {
  * unless the ops were refused before encoding (KV_EINVAL, KV_ETOOBIG).
  *
  * A PUT's value is stored as kv_put stores it: as it is (a SET record), or
- * compressed into a SETX record (kv_options.compression); value_crc and
- * KV_IF_CRC are always the CRC of the original value. A KV_IF_CRC condition
- * finds a key whose expiry has passed absent.
+ * compressed into a SETX record (kv_options.compression), with its expiry
+ * when it has one; value_crc and KV_IF_CRC are always the CRC of the
+ * original value. Every condition, and whether a DEL finds its key, takes
+ * a key whose expiry has passed (at the moment the batch is sequenced) as
+ * absent.
  *
  * On disk a batch that writes one record is that plain record (op SET,
  * DELETE or SETX; SET and DELETE are readable by the original
@@ -438,7 +497,8 @@ typedef struct kv_op {
  * (docs/FORMAT.md).
  *
  * Codes: KV_EINVAL (NULL handle or ops, n 0, a bad key length or type or
- * cond, val NULL with val_len > 0, expire_at_ms or flags set),
+ * cond, val NULL with val_len > 0, expire_at_ms or flags on an op that is
+ * not a PUT, an unknown flag, expire_at_ms with KV_KEEP_EXPIRY),
  * KV_ETOOBIG (a value over KV_MAX_VALUE_LEN, or a batch whose records exceed
  * it together), KV_ECONDITION, KV_ECORRUPT (the record a KV_IF_CRC condition
  * compares with does not match the index), KV_ENOSPC, KV_EIO (also zstd
@@ -711,7 +771,11 @@ KV_API int kv_list(kv_store *s, const void *prefix, size_t prefix_len, const voi
                    size_t after_len, size_t limit, kv_key_fn fn, void *ctx);
 
 typedef struct kv_stats {
-    uint64_t keys;                       /* live keys */
+    uint64_t keys;                       /* live keys: those whose expiry has passed are not
+                                            counted, swept or not (counted at the call, a
+                                            pass over the keys that have an expiry) */
+    uint64_t expiring_keys;              /* of which have an expiry (still ahead) */
+    uint64_t expired_swept;              /* keys the sweep took out of the index */
     uint64_t segments;                   /* segment files */
     uint64_t disk_bytes;                 /* bytes in segment files */
     uint64_t live_bytes;                 /* bytes of the records the index points at */

@@ -72,6 +72,7 @@ struct cli {
     bool quit;          /* quit or exit ran */
     bool out_tty;       /* stdout is a terminal: values are shown escaped */
     unsigned long line; /* in a script: the line being run, for messages */
+    uint64_t ttl_secs;  /* set --ttl SECS: the command being run's, 0: none */
     struct cli_log log;
     sigset_t engine_blocked; /* signals the engine's threads must not take */
 };
@@ -118,6 +119,14 @@ bool cli_ready(struct cli *cli, const char *what, enum cli_store_use use);
 int remote_open(struct cli *cli);
 void remote_close(struct cli *cli);
 int remote_put(struct cli *cli, const void *key, size_t key_len, const void *val, size_t len);
+
+/* SET key val EX secs: a value that expires secs seconds later. */
+int remote_put_ttl(struct cli *cli, const void *key, size_t key_len, const void *val, size_t len,
+                   uint64_t secs);
+
+/* PTTL key: *ms is the time left (ms), or 0 for a key without an expiry;
+ * KV_ENOTFOUND for an absent key. */
+int remote_ttl(struct cli *cli, const void *key, size_t key_len, uint64_t *ms);
 /* *val is malloc'ed (free, not kv_free). */
 int remote_get(struct cli *cli, const void *key, size_t key_len, void **val, size_t *len);
 int remote_delete(struct cli *cli, const void *key, size_t key_len);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -36,6 +37,7 @@ struct command {
     unsigned min_args, max_args;
     bool value_last;          /* the last argument is the rest of the line */
     bool key_first;           /* the first argument is a key (for completion) */
+    bool ttl_option;          /* may start with --ttl SECS (cli->ttl_secs) */
     enum cli_store_use store; /* what the command needs of the session's store */
     command_fn run;           /* a command with arguments... */
     bare_command_fn run_bare; /* ...or one without (max_args 0) */
@@ -115,6 +117,40 @@ out:
     return 0;
 }
 
+/* Milliseconds since the Unix epoch: the clock expiries are set against. */
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The longest --ttl taken: about 100 years, as the server's ?ttl=. */
+#define TTL_MAX_SECS 3153600000ull
+
+/* Reads the seconds of --ttl into cli->ttl_secs: a whole number from 1 to
+ * TTL_MAX_SECS. */
+static bool ttl_ok(struct cli *cli, const cli_word *w)
+{
+    uint64_t secs = 0;
+    bool ok = w->len > 0 && w->len <= 10;
+    for (size_t i = 0; ok && i < w->len; i++) {
+        ok = w->data[i] >= '0' && w->data[i] <= '9';
+        secs = secs * 10 + (uint64_t)(w->data[i] - '0');
+    }
+    if (!ok || secs == 0 || secs > TTL_MAX_SECS) {
+        cli_error(cli, "--ttl takes a whole number of seconds from 1 to %llu", TTL_MAX_SECS);
+        return false;
+    }
+    cli->ttl_secs = secs;
+    return true;
+}
+
+static bool is_ttl_option(const char *data, size_t len)
+{
+    return len == 5 && memcmp(data, "--ttl", 5) == 0;
+}
+
 /* ---- the commands */
 
 static enum cli_status cmd_set(struct cli *cli, const cli_word *args, size_t n)
@@ -133,8 +169,20 @@ static enum cli_status cmd_set(struct cli *cli, const cli_word *args, size_t n)
             return engine_error(cli, "set: reading the value from standard input", rc);
         val = from_stdin;
     }
-    int rc = cli->remote ? remote_put(cli, args[0].data, args[0].len, val, val_len)
-                         : kv_put(cli->store, args[0].data, args[0].len, val, val_len);
+    int rc;
+    if (cli->remote) {
+        rc = cli->ttl_secs
+                 ? remote_put_ttl(cli, args[0].data, args[0].len, val, val_len, cli->ttl_secs)
+                 : remote_put(cli, args[0].data, args[0].len, val, val_len);
+    } else {
+        kv_op op = {.type = KV_WRITE_PUT,
+                    .key = args[0].data,
+                    .key_len = args[0].len,
+                    .val = val,
+                    .val_len = val_len,
+                    .expire_at_ms = cli->ttl_secs ? wall_ms() + cli->ttl_secs * 1000u : 0};
+        rc = kv_write(cli->store, &op, 1);
+    }
     free(from_stdin);
     if (rc != 0)
         return engine_error(cli, "set", rc);
@@ -179,6 +227,39 @@ static enum cli_status cmd_delete(struct cli *cli, const cli_word *args, size_t 
     if (rc != 0)
         return engine_error(cli, "delete", rc);
     puts("Deleted");
+    return CLI_OK;
+}
+
+/* ttl: the seconds left before key expires (rounded as Redis's TTL does),
+ * "no expiry", or not found. */
+static enum cli_status cmd_ttl(struct cli *cli, const cli_word *args, size_t n)
+{
+    (void)n;
+    if (!key_ok(cli, &args[0]))
+        return CLI_USAGE;
+    uint64_t left_ms = 0;
+    int rc;
+    if (cli->remote) {
+        rc = remote_ttl(cli, args[0].data, args[0].len, &left_ms);
+    } else {
+        kv_stat_info st;
+        rc = kv_stat(cli->store, args[0].data, args[0].len, &st);
+        uint64_t now = wall_ms();
+        if (rc == 0 && st.expire_at_ms != 0)
+            left_ms = st.expire_at_ms > now ? st.expire_at_ms - now : 0;
+        if (rc == 0 && st.expire_at_ms != 0 && left_ms == 0)
+            rc = KV_ENOTFOUND; /* expired between the stat and now */
+    }
+    if (rc == KV_ENOTFOUND) {
+        cli_not_found(cli);
+        return CLI_NOTFOUND;
+    }
+    if (rc != 0)
+        return engine_error(cli, "ttl", rc);
+    if (left_ms == 0)
+        puts("no expiry");
+    else
+        printf("%" PRIu64 "\n", (left_ms + 500) / 1000);
     return CLI_OK;
 }
 
@@ -426,36 +507,41 @@ static enum cli_status cmd_quit(struct cli *cli)
 }
 
 static const struct command commands[] = {
-    {"set", "<key> <value>", "store value under key (the value is the rest of the line)", 2, 2,
-     true, true, STORE_WRITE, cmd_set, NULL},
-    {"get", "<key>", "print the value of key", 1, 1, false, true, STORE_READ, cmd_get, NULL},
-    {"delete", "<key>", "remove key", 1, 1, false, true, STORE_WRITE, cmd_delete, NULL},
-    {"exists", "<key>", "print true if key is in the store, false if not", 1, 1, false, true,
+    {"set", "<key> <value>",
+     "store value under key (the value is the rest of the line); set --ttl <secs> <key> <value> "
+     "expires it",
+     2, 2, true, true, true, STORE_WRITE, cmd_set, NULL},
+    {"get", "<key>", "print the value of key", 1, 1, false, true, false, STORE_READ, cmd_get, NULL},
+    {"delete", "<key>", "remove key", 1, 1, false, true, false, STORE_WRITE, cmd_delete, NULL},
+    {"exists", "<key>", "print true if key is in the store, false if not", 1, 1, false, true, false,
      STORE_READ, cmd_exists, NULL},
-    {"list", "", "print every key, sorted", 0, 0, false, false, STORE_READ, NULL, cmd_list},
-    {"scan", "<prefix>", "print the keys that start with prefix, sorted", 1, 1, false, true,
+    {"ttl", "<key>", "print the seconds before key expires, or no expiry", 1, 1, false, true, false,
+     STORE_READ, cmd_ttl, NULL},
+    {"list", "", "print every key, sorted", 0, 0, false, false, false, STORE_READ, NULL, cmd_list},
+    {"scan", "<prefix>", "print the keys that start with prefix, sorted", 1, 1, false, true, false,
      STORE_READ, cmd_scan, NULL},
     {"range", "<start> [end]", "print the keys from start up to end (not included), sorted", 1, 2,
-     false, true, STORE_READ, cmd_range, NULL},
+     false, true, false, STORE_READ, cmd_range, NULL},
     {"count", "[prefix]", "print the number of keys (that start with prefix)", 0, 1, false, true,
-     STORE_READ, cmd_count, NULL},
-    {"stats", "", "show the store's statistics", 0, 0, false, false, STORE_READ, NULL, cmd_stats},
+     false, STORE_READ, cmd_count, NULL},
+    {"stats", "", "show the store's statistics", 0, 0, false, false, false, STORE_READ, NULL,
+     cmd_stats},
     {"compact", "", "rewrite live records and reclaim the space of dead ones", 0, 0, false, false,
-     STORE_READ, NULL, cmd_compact},
-    {"snapshot", "", "save the index snapshot now (quit saves it too)", 0, 0, false, false,
+     false, STORE_READ, NULL, cmd_compact},
+    {"snapshot", "", "save the index snapshot now (quit saves it too)", 0, 0, false, false, false,
      STORE_READ, NULL, cmd_snapshot},
     {"verify", "", "check every record and the snapshot; list the damaged ones", 0, 0, false, false,
-     STORE_NONE, NULL, cli_verify},
+     false, STORE_NONE, NULL, cli_verify},
     {"dump", "", "list every record in log order, with its checksum status", 0, 0, false, false,
-     STORE_NONE, NULL, cli_dump},
+     false, STORE_NONE, NULL, cli_dump},
     {"backup", "<src> <dest>", "copy data directory src into dest, also beside a running server", 2,
-     2, false, false, STORE_NONE, cli_backup, NULL},
+     2, false, false, false, STORE_NONE, cli_backup, NULL},
     {"restore", "<src> <dest>", "copy backup src into dest, a data directory to serve from", 2, 2,
-     false, false, STORE_NONE, cli_restore, NULL},
-    {"help", "", "show this list", 0, 0, false, false, STORE_NONE, NULL, cmd_help},
-    {"quit", "", "save the snapshot and leave (Ctrl-D too)", 0, 0, false, false, STORE_NONE, NULL,
-     cmd_quit},
-    {"exit", "", "the same as quit", 0, 0, false, false, STORE_NONE, NULL, cmd_quit},
+     false, false, false, STORE_NONE, cli_restore, NULL},
+    {"help", "", "show this list", 0, 0, false, false, false, STORE_NONE, NULL, cmd_help},
+    {"quit", "", "save the snapshot and leave (Ctrl-D too)", 0, 0, false, false, false, STORE_NONE,
+     NULL, cmd_quit},
+    {"exit", "", "the same as quit", 0, 0, false, false, false, STORE_NONE, NULL, cmd_quit},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -588,11 +674,28 @@ enum cli_status cli_run_line(struct cli *cli, const char *line, size_t len)
     const struct command *cmd = lookup(cli, name.data, name.len);
     if (!cmd)
         goto out;
+    if (cmd->ttl_option) {
+        /* "--ttl SECS" before the arguments; anything else is the key. */
+        size_t pos = p.pos, out_len = p.out_len;
+        cli_word opt, secs;
+        if (cli_parser_next(&p, &opt) == 1 && is_ttl_option(opt.data, opt.len)) {
+            if (cli_parser_next(&p, &secs) != 1) {
+                usage(cli, cmd);
+                goto out;
+            }
+            if (!ttl_ok(cli, &secs))
+                goto out;
+        } else {
+            p.pos = pos;
+            p.out_len = out_len;
+        }
+    }
     int n = read_args(cli, cmd, &p, args);
     if (n < 0)
         goto out;
     st = run(cli, cmd, args, (size_t)n);
 out:
+    cli->ttl_secs = 0;
     cli_parser_free(&p);
     return st;
 }
@@ -624,6 +727,17 @@ enum cli_status cli_run_argv(struct cli *cli, int n, char **words)
     const struct command *cmd = lookup(cli, words[0], strlen(words[0]));
     if (!cmd)
         return CLI_USAGE;
+    if (cmd->ttl_option && n > 1 && is_ttl_option(words[1], strlen(words[1]))) {
+        if (n < 3)
+            return usage(cli, cmd);
+        cli_word secs = {.data = words[2], .len = strlen(words[2])};
+        if (!ttl_ok(cli, &secs))
+            return CLI_USAGE;
+        words[2] = words[0]; /* the command's name, then its arguments */
+        enum cli_status st = cli_run_argv(cli, n - 2, words + 2);
+        cli->ttl_secs = 0;
+        return st;
+    }
     size_t nargs = (size_t)n - 1;
     bool joins = cmd->value_last && nargs > cmd->max_args;
     if (nargs < cmd->min_args || (nargs > cmd->max_args && !joins))

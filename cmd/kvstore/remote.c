@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -144,6 +145,23 @@ int remote_put(struct cli *cli, const void *key, size_t key_len, const void *val
     return rc;
 }
 
+int remote_put_ttl(struct cli *cli, const void *key, size_t key_len, const void *val, size_t len,
+                   uint64_t secs)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRIu64, secs);
+    const char *argv[] = {"SET", key, val, "EX", num};
+    size_t argl[] = {3, key_len, len, 2, (size_t)n};
+    redisReply *r = call(cli, 5, argv, argl);
+    if (r == NULL)
+        return CLI_REMOTE_ERROR;
+    int rc = error_of(cli, r);
+    if (rc == 0 && r->type != REDIS_REPLY_STATUS)
+        rc = unexpected(cli, "SET");
+    freeReplyObject(r);
+    return rc;
+}
+
 int remote_get(struct cli *cli, const void *key, size_t key_len, void **val, size_t *len)
 {
     const char *argv[] = {"GET", key};
@@ -200,6 +218,18 @@ int remote_exists(struct cli *cli, const void *key, size_t key_len)
     long long n = 0;
     int rc = integer_command(cli, "EXISTS", key, key_len, &n);
     return rc != 0 ? rc : n == 0 ? KV_ENOTFOUND : 0;
+}
+
+int remote_ttl(struct cli *cli, const void *key, size_t key_len, uint64_t *ms)
+{
+    long long n = 0;
+    int rc = integer_command(cli, "PTTL", key, key_len, &n);
+    if (rc != 0)
+        return rc;
+    if (n == -2)
+        return KV_ENOTFOUND;
+    *ms = n < 0 ? 0 : (uint64_t)n;
+    return 0;
 }
 
 int remote_count(struct cli *cli, uint64_t *count)

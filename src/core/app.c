@@ -20,6 +20,13 @@ uint64_t vs_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t vs_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 bool vs_app_reserve_body(struct vs_app *app, uint64_t n)
 {
     atomic_uint_fast64_t *used = &app->counters.body_bytes;

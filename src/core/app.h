@@ -104,6 +104,10 @@ void vs_app_release_body(struct vs_app *app, uint64_t n);
 /* Nanoseconds on CLOCK_MONOTONIC. */
 uint64_t vs_now_ns(void);
 
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME): the clock expiries
+ * are set and read against, as the engine's. */
+uint64_t vs_wall_ms(void);
+
 /* Seconds since vs_app_open. */
 uint64_t vs_app_uptime_secs(const struct vs_app *app);
 

@@ -168,12 +168,13 @@ int blob_write_result(const struct blob_write *w, int rc)
  * pinned to changes under it. */
 static int write_and_wait(struct blob_store *bs, struct blob_write *w, bool is_delete,
                           const void *key, size_t key_len, const void *val, size_t len,
-                          const struct blob_cond *cond)
+                          const struct blob_cond *cond, uint64_t expire_at_ms)
 {
     for (;;) {
         int rc = blob_write_prepare(bs, w, is_delete, key, key_len, val, len, cond);
         if (rc != 0)
             return rc;
+        w->op.expire_at_ms = expire_at_ms;
         rc = blob_write_result(w, kv_write(bs->kv, &w->op, 1));
         if (rc != BLOB_ERETRY)
             return rc;
@@ -183,10 +184,17 @@ static int write_and_wait(struct blob_store *bs, struct blob_write *w, bool is_d
 int blob_put(struct blob_store *bs, const void *key, size_t key_len, const void *val, size_t len,
              const struct blob_cond *cond, uint32_t *etag)
 {
+    return blob_put_expiring(bs, key, key_len, val, len, cond, 0, etag);
+}
+
+int blob_put_expiring(struct blob_store *bs, const void *key, size_t key_len, const void *val,
+                      size_t len, const struct blob_cond *cond, uint64_t expire_at_ms,
+                      uint32_t *etag)
+{
     /* The etag comes from the engine, which takes the body's CRC-32 in the
      * pass that checksums its record: the body is read once. */
     struct blob_write w;
-    int rc = write_and_wait(bs, &w, false, key, key_len, val, len, cond);
+    int rc = write_and_wait(bs, &w, false, key, key_len, val, len, cond, expire_at_ms);
     if (rc == 0)
         *etag = w.op.value_crc;
     return rc;
@@ -199,13 +207,15 @@ int blob_get(struct blob_store *bs, const void *key, size_t key_len, void **val,
 }
 
 int blob_stat(struct blob_store *bs, const void *key, size_t key_len, uint64_t *size,
-              uint32_t *etag)
+              uint32_t *etag, uint64_t *expire_at_ms)
 {
     kv_stat_info st;
     int rc = kv_stat(bs->kv, key, key_len, &st);
     if (rc == 0) {
         *size = st.size;
         *etag = st.value_crc;
+        if (expire_at_ms)
+            *expire_at_ms = st.expire_at_ms;
     }
     return rc;
 }
@@ -214,7 +224,7 @@ int blob_delete(struct blob_store *bs, const void *key, size_t key_len,
                 const struct blob_cond *cond)
 {
     struct blob_write w;
-    return write_and_wait(bs, &w, true, key, key_len, NULL, 0, cond);
+    return write_and_wait(bs, &w, true, key, key_len, NULL, 0, cond, 0);
 }
 
 int blob_delete_many(struct blob_store *bs, const void *const *keys, const size_t *lens, size_t n,

@@ -77,6 +77,12 @@ kv_store *blob_kv(struct blob_store *bs);
 int blob_put(struct blob_store *bs, const void *key, size_t key_len, const void *val, size_t len,
              const struct blob_cond *cond, uint32_t *etag);
 
+/* blob_put of a blob that expires at expire_at_ms (ms since the Unix epoch;
+ * 0: never): absent everywhere from then on. */
+int blob_put_expiring(struct blob_store *bs, const void *key, size_t key_len, const void *val,
+                      size_t len, const struct blob_cond *cond, uint64_t expire_at_ms,
+                      uint32_t *etag);
+
 /*
  * A write of a blob (a put or a delete) on its way through the engine, for a
  * front end that waits for it asynchronously (blob_write_submit); blob_put
@@ -115,12 +121,12 @@ int blob_get(struct blob_store *bs, const void *key, size_t key_len, void **val,
              uint32_t *etag);
 
 /*
- * The size and etag of the blob of key, without reading its bytes
- * (kv_stat): for HEAD and a conditional GET. Codes: KV_ENOTFOUND, and
- * kv_stat's codes.
+ * The size, etag and expiry (ms since the Unix epoch, 0: none) of the blob
+ * of key, without reading its bytes (kv_stat): for HEAD and a conditional
+ * GET. expire_at_ms may be NULL. Codes: KV_ENOTFOUND, and kv_stat's codes.
  */
 int blob_stat(struct blob_store *bs, const void *key, size_t key_len, uint64_t *size,
-              uint32_t *etag);
+              uint32_t *etag, uint64_t *expire_at_ms);
 
 /*
  * Deletes the blob of key if cond (NULL: none) holds. Deleting an absent blob

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "http_parse.h"
 #include "metrics.h"
@@ -146,6 +147,49 @@ static const char *header(struct vs_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+static int query_param(struct vs_request *r, const char *name, char **value, size_t *len);
+
+/* The longest ?ttl= taken: about 100 years. */
+#define TTL_MAX_SECS 3153600000ull
+
+/* A PUT's ?ttl=SECONDS: r->expire_at_ms is then that many seconds from now.
+ * Replies 400 and returns -1 for a ttl that is not a whole number of
+ * seconds from 1 to TTL_MAX_SECS. */
+static int parse_ttl(struct vs_request *r)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (query_param(r, "ttl", &text, &len) != 0)
+        return -1;
+    if (text == NULL)
+        return 0;
+    unsigned long long secs = 0;
+    bool ok = len > 0 && len <= 10 && strspn(text, "0123456789") == len;
+    if (ok)
+        secs = strtoull(text, NULL, 10);
+    free(text);
+    if (!ok || secs == 0 || secs > TTL_MAX_SECS) {
+        vs_reply_error(r, MHD_HTTP_BAD_REQUEST,
+                       "Invalid ttl: a whole number of seconds from 1 to %llu", TTL_MAX_SECS);
+        return -1;
+    }
+    r->expire_at_ms = vs_wall_ms() + secs * 1000u;
+    return 0;
+}
+
+/* An Expires header (RFC 9111 section 5.3, an IMF-fixdate) for a blob that
+ * expires at expire_at_ms: the second it is gone by. */
+static void add_expires_header(struct vs_request *r, uint64_t expire_at_ms)
+{
+    if (expire_at_ms == 0)
+        return;
+    time_t t = (time_t)(expire_at_ms / 1000u);
+    struct tm tm;
+    char text[64];
+    if (gmtime_r(&t, &tm) && strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
+        vs_reply_header(r, MHD_HTTP_HEADER_EXPIRES, text);
+}
+
 int handlers_prepare(struct vs_request *r)
 {
     r->if_none_match = header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
@@ -155,6 +199,8 @@ int handlers_prepare(struct vs_request *r)
     bool write = r->method == VS_PUT || r->method == VS_POST || r->method == VS_DELETE;
     if (r->route != VS_ROUTE_BLOB || !write)
         return 0;
+    if (r->method != VS_DELETE && parse_ttl(r) != 0)
+        return -1;
     const char *im = header(r, MHD_HTTP_HEADER_IF_MATCH);
     if (im != NULL && http_parse_etag_list(im, false, &r->cond.if_match) != 0) {
         vs_reply_error(r, MHD_HTTP_BAD_REQUEST, "Malformed If-Match header");
@@ -228,7 +274,8 @@ static bool blob_read_head(struct vs_request *r)
         return false;
     uint64_t size = 0;
     uint32_t etag = 0;
-    int rc = blob_stat(r->app->store, r->key, r->key_len, &size, &etag);
+    uint64_t expire_at = 0;
+    int rc = blob_stat(r->app->store, r->key, r->key_len, &size, &etag, &expire_at);
     if (rc != 0) {
         vs_reply_store_error(r, rc);
         return true;
@@ -237,12 +284,14 @@ static bool blob_read_head(struct vs_request *r)
         /* MHD 0.9.75 adds "Content-Length: 0" to a 304 whatever is set. */
         vs_reply_empty(r, MHD_HTTP_NOT_MODIFIED);
         add_etag_header(r, etag);
+        add_expires_header(r, expire_at);
         return true;
     }
     if (r->method != VS_HEAD)
         return false; /* a GET of a blob the list does not name: read it */
     vs_reply_head(r, MHD_HTTP_OK, size, "application/octet-stream");
     add_etag_header(r, etag);
+    add_expires_header(r, expire_at);
     vs_reply_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
     return true;
 }
@@ -286,6 +335,13 @@ static void blob_read(struct vs_request *r)
     }
     add_etag_header(r, etag);
     vs_reply_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    /* The expiry of the value read: its record's, when the stat finds the
+     * same value (a write in between leaves the header out). */
+    uint64_t size = 0, expire_at = 0;
+    uint32_t now_etag = 0;
+    if (blob_stat(r->app->store, r->key, r->key_len, &size, &now_etag, &expire_at) == 0 &&
+        now_etag == etag && size == len)
+        add_expires_header(r, expire_at);
 }
 
 /* The response of a put: 201 with the blob's etag, or the error. */
@@ -316,7 +372,8 @@ static void reply_delete(struct vs_request *r, int rc)
 static void blob_write(struct vs_request *r)
 {
     uint32_t etag = 0;
-    int rc = blob_put(r->app->store, r->key, r->key_len, r->body, r->body_len, &r->cond, &etag);
+    int rc = blob_put_expiring(r->app->store, r->key, r->key_len, r->body, r->body_len, &r->cond,
+                               r->expire_at_ms, &etag);
     reply_put(r, rc, etag);
 }
 
@@ -330,8 +387,10 @@ int handlers_write_prepare(struct vs_request *r)
     bool del = r->method == VS_DELETE;
     int rc = blob_write_prepare(r->app->store, &r->write, del, r->key, r->key_len, r->body,
                                 r->body_len, &r->cond);
-    if (rc == 0)
+    if (rc == 0) {
+        r->write.op.expire_at_ms = del ? 0 : r->expire_at_ms;
         return 0;
+    }
     if (del)
         reply_delete(r, rc);
     else

@@ -64,6 +64,7 @@ struct vs_request {
     char *key; /* ROUTE_BLOB: the percent-decoded key, NUL-terminated */
     size_t key_len;
     struct blob_cond cond; /* the preconditions of a write */
+    uint64_t expire_at_ms; /* a PUT's expiry from ?ttl= (ms since the epoch), 0: none */
     /* Request headers that the handlers use, read on the HTTP thread; the
      * strings belong to libmicrohttpd and live as long as the request. */
     const char *if_none_match, *range, *if_range, *accept;

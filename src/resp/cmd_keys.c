@@ -1,8 +1,8 @@
 /*
  * cmd_keys.c - the string and key commands over the store: GET SET MGET
- * STRLEN GETRANGE GETEX DEL UNLINK EXISTS TYPE TTL PTTL PERSIST SCAN KEYS
- * RANDOMKEY. Every value is a string; a key is any byte string of 1 to
- * 65,535 bytes, the blob of the same name over HTTP.
+ * STRLEN GETRANGE DEL UNLINK EXISTS TYPE TTL PTTL SCAN KEYS RANDOMKEY (the
+ * expiry commands, and SET's expiry options, are cmd_expire.c's). Every value is a string; a key is
+ * any byte string of 1 to 65,535 bytes, the blob of the same name over HTTP.
  *
  * Writes are batches submitted to the engine without waiting (write.c): SET
  * and DEL are blind (the ops come from the arguments, NX and XX are engine
@@ -40,13 +40,6 @@ static void count_read(const struct resp_ctx *c, bool hit)
     atomic_fetch_add_explicit(hit ? &c->srv->app->resp.keyspace_hits
                                   : &c->srv->app->resp.keyspace_misses,
                               1, memory_order_relaxed);
-}
-
-/* The reply to an option that needs an engine feature this build lacks. */
-static void reply_needs(struct resp_ctx *c, const char *what, const char *feature)
-{
-    resp_errorf(c->out, "ERR %s %s is not available in this build: it needs the engine's %s",
-                c->cmd->name, what, feature);
 }
 
 /* ---- reads */
@@ -143,30 +136,14 @@ void cmd_getrange(struct resp_ctx *c)
     kv_free(val);
 }
 
-void cmd_getex(struct resp_ctx *c)
-{
-    if (c->argc > 2) {
-        if (c->argc == 3 && resp_arg_is(c, 2, "PERSIST")) {
-            /* No key has an expiry in this build: PERSIST changes nothing. */
-        } else if (resp_arg_is(c, 2, "EX") || resp_arg_is(c, 2, "PX") ||
-                   resp_arg_is(c, 2, "EXAT") || resp_arg_is(c, 2, "PXAT")) {
-            reply_needs(c, "with an expiry", "key expiry");
-            return;
-        } else {
-            resp_reply_syntax(c);
-            return;
-        }
-    }
-    cmd_get(c);
-}
-
 /* ---- writes */
 
 /* SET's options, parsed in one place for the command and for its run
  * inside EXEC. */
 struct set_opts {
-    bool nx, xx; /* only when the key is absent / present */
-    bool get;    /* reply with the old value */
+    bool nx, xx;           /* only when the key is absent / present */
+    bool get;              /* reply with the old value */
+    struct resp_expiry ex; /* EX PX EXAT PXAT KEEPTTL (cmd_expire.c) */
 };
 
 static bool word_is(const char *arg, size_t len, const char *word)
@@ -179,17 +156,22 @@ static bool word_is(const char *arg, size_t len, const char *word)
 static const char *set_parse(size_t argc, char **argv, const size_t *argl, struct set_opts *o)
 {
     *o = (struct set_opts){0};
+    /* The expiry options are read from a context that only reads them. */
+    const struct resp_ctx args = {.argc = argc, .argv = argv, .argl = (size_t *)argl};
+    uint64_t now = resp_unix_ms();
     for (size_t i = 3; i < argc; i++) {
         const char *a = argv[i];
         size_t n = argl[i];
-        if (word_is(a, n, "KEEPTTL"))
-            continue; /* no key has an expiry in this build: nothing to keep */
-        if (word_is(a, n, "EX") || word_is(a, n, "PX") || word_is(a, n, "EXAT") ||
-            word_is(a, n, "PXAT")) {
-            if (i + 1 >= argc)
-                return "ERR syntax error";
-            return "ERR set with an expiry is not available in this build: it needs the "
-                   "engine's key expiry";
+        int took = resp_set_expiry_option(&args, i, now, &o->ex);
+        if (took == RESP_EXPIRY_NOT_INTEGER)
+            return "ERR value is not an integer or out of range";
+        if (took == RESP_EXPIRY_INVALID)
+            return "ERR invalid expire time in 'set' command";
+        if (took < 0)
+            return "ERR syntax error";
+        if (took > 0) {
+            i += (size_t)took - 1;
+            continue;
         }
         if (word_is(a, n, "NX") && !o->xx)
             o->nx = true;
@@ -247,7 +229,9 @@ void cmd_set(struct resp_ctx *c)
                   .val_len = p->argl[2],
                   .cond = o.nx   ? KV_IF_ABSENT
                           : o.xx ? KV_IF_PRESENT
-                                 : KV_IF_ANY};
+                                 : KV_IF_ANY,
+                  .expire_at_ms = o.ex.keep ? 0 : o.ex.at_ms,
+                  .flags = o.ex.keep ? KV_KEEP_EXPIRY : 0};
     p->ops = op;
     p->n_ops = 1;
     p->finish = finish_set;
@@ -282,7 +266,8 @@ void prog_set(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
         if (!o.get)
             resp_null(&reply, resp_tx_proto(t));
     } else {
-        int wrc = resp_tx_put(t, argv[1], argl[1], argv[2], argl[2], false);
+        int wrc = resp_tx_put_expiring(t, argv[1], argl[1], argv[2], argl[2], false, o.ex.at_ms,
+                                       o.ex.keep);
         if (wrc != 0) {
             resp_buf_free(&reply);
             resp_reply_kv_error(out, wrc);
@@ -482,15 +467,6 @@ void cmd_pttl(struct resp_ctx *c)
     long long ms = ms_left(c);
     if (ms > -3)
         resp_int(c->out, ms);
-}
-
-void cmd_persist(struct resp_ctx *c)
-{
-    long long ms = ms_left(c);
-    if (ms >= 0)
-        reply_needs(c, "of a key with an expiry", "key expiry");
-    else if (ms > -3)
-        resp_int(c->out, 0); /* no expiry to remove */
 }
 
 /* ---- listings */

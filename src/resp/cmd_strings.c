@@ -204,7 +204,7 @@ static void incr_by(struct resp_tx *t, const char *key, size_t key_len, long lon
     v += delta;
     char num[24];
     int n = snprintf(num, sizeof(num), "%lld", v);
-    rc = resp_tx_put(t, key, key_len, num, (size_t)n, true);
+    rc = resp_tx_put_expiring(t, key, key_len, num, (size_t)n, true, 0, true);
     if (rc < 0)
         reply_error_rc(t, rc);
     else
@@ -274,7 +274,7 @@ void prog_append(struct resp_tx *t, size_t argc, char **argv, const size_t *argl
     if (len > 0)
         memcpy(joined, val, len);
     memcpy(joined + len, argv[2], argl[2]);
-    rc = resp_tx_put(t, argv[1], argl[1], joined, total, true);
+    rc = resp_tx_put_expiring(t, argv[1], argl[1], joined, total, true, 0, true);
     free(joined);
     if (rc < 0)
         reply_error_rc(t, rc);

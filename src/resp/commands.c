@@ -5,9 +5,9 @@
  * and its count in the statistics.
  *
  * Commands marked CMD_PENDING need an engine feature this build does not
- * have (key expiry); they answer with an error that says so, and COMMAND
- * does not list them. A command with a prog may be queued inside MULTI:
- * that is how it runs inside EXEC (write.c).
+ * have; they answer with an error that says so, and COMMAND does not list
+ * them (none in this build). A command with a prog may be queued inside
+ * MULTI: that is how it runs inside EXEC (write.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,8 +18,6 @@
 
 #include "repl.h"
 #include "server.h"
-
-#define NEEDS_EXPIRY "key expiry"
 
 /* clang-format off */
 const struct resp_command resp_commands[] = {
@@ -50,10 +48,10 @@ const struct resp_command resp_commands[] = {
     {"strlen", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_strlen, "string", "Returns the length of a value.", NULL, prog_strlen},
     {"getrange", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL, NULL},
     {"substr", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL, NULL},
-    {"getex", -2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_getex, "string", "Returns the value of a key (and sets its expiry).", NULL, NULL},
+    {"getex", -2, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_getex, "string", "Returns the value of a key and sets its expiry.", NULL, NULL},
     {"setnx", 3, CMD_WRITE, 1, 1, 1, cmd_setnx, "string", "Sets a key only when it is absent.", NULL, prog_setnx},
-    {"setex", 4, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key with an expiry in seconds.", NEEDS_EXPIRY, NULL},
-    {"psetex", 4, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key with an expiry in milliseconds.", NEEDS_EXPIRY, NULL},
+    {"setex", 4, CMD_WRITE, 1, 1, 1, cmd_setex, "string", "Sets a key with an expiry in seconds.", NULL, NULL},
+    {"psetex", 4, CMD_WRITE, 1, 1, 1, cmd_setex, "string", "Sets a key with an expiry in milliseconds.", NULL, NULL},
     {"getset", 3, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Sets a key and returns its old value.", NULL, prog_getset},
     {"getdel", 2, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Returns a key's value and deletes it.", NULL, prog_getdel},
     {"mset", -3, CMD_WRITE, 1, -1, 2, cmd_mset, "string", "Sets several keys atomically.", NULL, prog_mset},
@@ -70,11 +68,11 @@ const struct resp_command resp_commands[] = {
     {"type", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_type, "generic", "Returns the type of a key.", NULL, prog_type},
     {"ttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_ttl, "generic", "Returns the time to live of a key, in seconds.", NULL, NULL},
     {"pttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_pttl, "generic", "Returns the time to live of a key, in milliseconds.", NULL, NULL},
-    {"persist", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_persist, "generic", "Removes the expiry of a key.", NULL, NULL},
-    {"expire", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry in seconds.", NEEDS_EXPIRY, NULL},
-    {"pexpire", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry in milliseconds.", NEEDS_EXPIRY, NULL},
-    {"expireat", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry as a Unix time.", NEEDS_EXPIRY, NULL},
-    {"pexpireat", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry as a Unix time in milliseconds.", NEEDS_EXPIRY, NULL},
+    {"persist", 2, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_persist, "generic", "Removes the expiry of a key.", NULL, NULL},
+    {"expire", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry in seconds.", NULL, NULL},
+    {"pexpire", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry in milliseconds.", NULL, NULL},
+    {"expireat", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry as a Unix time.", NULL, NULL},
+    {"pexpireat", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry as a Unix time in milliseconds.", NULL, NULL},
     {"scan", -2, CMD_READONLY, 0, 0, 0, cmd_scan, "generic", "Iterates over the keys.", NULL, NULL},
     {"keys", 2, CMD_READONLY, 0, 0, 0, cmd_keys, "generic", "Returns the keys that match a pattern.", NULL, NULL},
     {"randomkey", 1, CMD_READONLY, 0, 0, 0, cmd_randomkey, "generic", "Returns a random key.", NULL, NULL},

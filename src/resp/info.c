@@ -252,7 +252,8 @@ static void section_keyspace(struct resp_buf *b, const kv_stats *st)
 {
     add(b, "# Keyspace\r\n");
     if (st->keys > 0)
-        add(b, "db0:keys=%llu,expires=0,avg_ttl=0\r\n", (unsigned long long)st->keys);
+        add(b, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)st->keys,
+            (unsigned long long)st->expiring_keys);
     add(b, "\r\n");
 }
 

@@ -293,6 +293,10 @@ int resp_tx_get(struct resp_tx *t, const char *key, size_t len, const char **val
  * 0, KV_EINVAL (a key of no valid length) or KV_ENOMEM. */
 int resp_tx_put(struct resp_tx *t, const char *key, size_t len, const char *val, size_t vlen,
                 bool copy);
+/* resp_tx_put with an expiry: expire_at_ms (ms since the epoch, 0 none), or
+ * with keep the expiry the key has (as INCR and APPEND keep it). */
+int resp_tx_put_expiring(struct resp_tx *t, const char *key, size_t len, const char *val,
+                         size_t vlen, bool copy, uint64_t expire_at_ms, bool keep);
 /* Deletes key. Returns 0, KV_EINVAL or KV_ENOMEM. */
 int resp_tx_del(struct resp_tx *t, const char *key, size_t len);
 /* Where the command's reply goes, and the protocol of the connection. */
@@ -326,7 +330,31 @@ void resp_reply_kv_error(struct resp_buf *out, int rc);
 void resp_reply_arity(struct resp_ctx *c);
 void resp_reply_syntax(struct resp_ctx *c);
 
-/* ---- the command functions (cmd_server.c, cmd_keys.c) */
+/* ---- expiry (cmd_expire.c) */
+
+/* What SET's expiry options say. */
+struct resp_expiry {
+    uint64_t at_ms; /* absolute, ms since the epoch; 0: none */
+    bool keep;      /* KEEPTTL */
+    bool given;     /* an expiry option was seen (a second is a syntax error) */
+};
+#define RESP_EXPIRY_SYNTAX      (-1)
+#define RESP_EXPIRY_INVALID     (-2) /* "invalid expire time" */
+#define RESP_EXPIRY_NOT_INTEGER (-3)
+
+/* Argument i of c as one of SET's expiry options (EX, PX, EXAT, PXAT with
+ * their number, KEEPTTL), into *e, at time now: the arguments it takes (1
+ * or 2), 0 when it is none of them, or a RESP_EXPIRY_ code. Replies
+ * nothing. */
+int resp_set_expiry_option(const struct resp_ctx *c, size_t i, uint64_t now, struct resp_expiry *e);
+/* Replies with Redis's error for a RESP_EXPIRY_ code. */
+void resp_reply_expiry_error(struct resp_ctx *c, int code);
+/* The expiry options of a SET checked by cmd_set, read again where it runs. */
+void resp_set_expiry_of(const struct resp_pending *p, uint64_t now, struct resp_expiry *e);
+/* SET key value (arguments 1 and 2 of p) with expiry e; an engine code. */
+int resp_put_expiring(struct resp_pending *p, const struct resp_expiry *e);
+
+/* ---- the command functions (cmd_server.c, cmd_keys.c, cmd_expire.c) */
 void cmd_ping(struct resp_ctx *c);
 void cmd_echo(struct resp_ctx *c);
 void cmd_quit(struct resp_ctx *c);
@@ -358,6 +386,8 @@ void cmd_type(struct resp_ctx *c);
 void cmd_ttl(struct resp_ctx *c);
 void cmd_pttl(struct resp_ctx *c);
 void cmd_persist(struct resp_ctx *c);
+void cmd_setex(struct resp_ctx *c);
+void cmd_expire(struct resp_ctx *c);
 void cmd_scan(struct resp_ctx *c);
 void cmd_keys(struct resp_ctx *c);
 void cmd_randomkey(struct resp_ctx *c);

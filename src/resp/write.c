@@ -59,6 +59,8 @@ struct tx_entry {
     size_t vlen;
     void *owned; /* the buffer val points into, when the view owns it */
     bool owned_kv;
+    uint64_t expire_at_ms; /* the written value's expiry (0 none) */
+    bool keep_expiry;      /* ... or the one the key has (KV_KEEP_EXPIRY) */
 };
 
 struct resp_tx {
@@ -216,7 +218,19 @@ static int view_write(struct resp_tx *t, const char *key, size_t len, bool prese
 int resp_tx_put(struct resp_tx *t, const char *key, size_t len, const char *val, size_t vlen,
                 bool copy)
 {
-    return view_write(t, key, len, true, val, vlen, copy);
+    return resp_tx_put_expiring(t, key, len, val, vlen, copy, 0, false);
+}
+
+int resp_tx_put_expiring(struct resp_tx *t, const char *key, size_t len, const char *val,
+                         size_t vlen, bool copy, uint64_t expire_at_ms, bool keep)
+{
+    int rc = view_write(t, key, len, true, val, vlen, copy);
+    if (rc == 0) {
+        struct tx_entry *e = entry_find(t, key, len);
+        e->expire_at_ms = keep ? 0 : expire_at_ms;
+        e->keep_expiry = keep;
+    }
+    return rc;
 }
 
 int resp_tx_del(struct resp_tx *t, const char *key, size_t len)
@@ -312,6 +326,8 @@ static int build_ops(struct resp_tx *t, kv_op **out, size_t *n_out)
             op->type = KV_WRITE_PUT;
             op->val = e->val;
             op->val_len = e->vlen;
+            op->expire_at_ms = e->expire_at_ms;
+            op->flags = e->keep_expiry ? KV_KEEP_EXPIRY : 0;
             t->writes++;
         } else {
             op->type = KV_WRITE_DEL;

@@ -41,13 +41,16 @@ int kv__unit_check(const kv_op *ops, size_t n)
             op->type == KV_WRITE_PUT || op->type == KV_WRITE_DEL || op->type == KV_WRITE_CHECK;
         bool cond_ok = op->cond == KV_IF_ANY || op->cond == KV_IF_ABSENT ||
                        op->cond == KV_IF_PRESENT || op->cond == KV_IF_CRC;
-        /* Expiry belongs to the index; until it keeps one, a write that asks
-         * for it is refused rather than stored without it. */
-        if (!type_ok || !cond_ok || !key_ok(op) || op->expire_at_ms != 0 || op->flags != 0)
+        /* An expiry is a PUT's, and one kept is not one given too. */
+        bool put = op->type == KV_WRITE_PUT;
+        bool expiry_ok = (op->flags & ~KV_KEEP_EXPIRY) == 0 &&
+                         (put || (op->expire_at_ms == 0 && op->flags == 0)) &&
+                         !(op->expire_at_ms != 0 && (op->flags & KV_KEEP_EXPIRY));
+        if (!type_ok || !cond_ok || !key_ok(op) || !expiry_ok)
             return KV_EINVAL;
         if (op->type == KV_WRITE_DEL)
             total += record_size(op->key_len, 0);
-        if (op->type != KV_WRITE_PUT)
+        if (!put)
             continue;
         if (!op->val && op->val_len > 0)
             return KV_EINVAL;
@@ -62,13 +65,20 @@ int kv__unit_check(const kv_op *ops, size_t n)
     return 0;
 }
 
+/* Whether a PUT's record may carry an expiry: one given, or one kept (the
+ * round learns which, and may encode the record again with it). */
+static bool may_expire(const kv_op *op)
+{
+    return op->expire_at_ms != 0 || (op->flags & KV_KEEP_EXPIRY);
+}
+
 /* The most bytes op's record may take: a PUT's value grows by an attribute
  * block when it has an expiry (compression only ever shortens it). */
 static uint64_t op_record_size(const kv_op *op)
 {
     switch (op->type) {
     case KV_WRITE_PUT:
-        return record_size(op->key_len, op->val_len + (op->expire_at_ms ? RECORD_ATTRS_MAX : 0));
+        return record_size(op->key_len, op->val_len + (may_expire(op) ? RECORD_ATTRS_MAX : 0));
     case KV_WRITE_DEL:
         return record_size(op->key_len, 0);
     case KV_WRITE_CHECK:
@@ -119,11 +129,12 @@ static uint32_t full_record_crc(uint32_t crc, uint64_t len, const uint8_t traile
 }
 
 /* The payload of op's record into r->sv: a PUT's value as compress.c
- * encodes it (a SET, or a SETX), a META's value, nothing for a DEL. */
+ * encodes it (a SET, or a SETX with r->expire_at), a META's value, nothing
+ * for a DEL. */
 static int op_payload(kv_store *s, const kv_op *op, struct op_rec *r)
 {
     if (op->type == KV_WRITE_PUT)
-        return kv__setval_encode(s, op->val, op->val_len, op->expire_at_ms, &r->sv);
+        return kv__setval_encode(s, op->val, op->val_len, r->expire_at, &r->sv);
     if (op->type == KV__WRITE_META)
         r->sv = (struct kv_setval){.op = KV_OP_META, .data = op->val, .len = op->val_len};
     else
@@ -194,16 +205,31 @@ int kv__unit_encode(kv_store *s, struct kv__unit *u, kv_op *ops, size_t n, struc
             continue;
         }
         size_t used = 0;
+        recs[i].expire_at = ops[i].expire_at_ms;
         int rc = encode_op(s, &ops[i], &recs[i], buf, n > 1, want_crc, &used);
         if (rc != 0) {
             kv__unit_release(s, u);
             return rc;
         }
-        buf += used;
-        bytes += recs[i].len;
+        /* Each record keeps the room its longest form takes (op_storage):
+         * a kept expiry may encode it again, longer, in place. */
+        buf += op_storage(&ops[i]);
+        bytes += ops[i].flags & KV_KEEP_EXPIRY ? op_record_size(&ops[i]) : recs[i].len;
     }
     u->max_bytes = n > 1 ? bytes + RECORD_OVERHEAD : bytes;
     return 0;
+}
+
+int kv__unit_reencode(kv_store *s, struct kv__unit *u, size_t i, uint64_t expire_at)
+{
+    struct op_rec *r = &u->recs[i];
+    kv__setval_release(s, &r->sv);
+    r->expire_at = expire_at;
+    size_t used;
+    int rc = encode_op(s, &u->ops[i], r, r->bytes, u->n > 1, true, &used);
+    if (rc != 0)
+        r->sv = (struct kv_setval){0}; /* nothing held: the unit fails */
+    return rc;
 }
 
 void kv__unit_release(kv_store *s, struct kv__unit *u)

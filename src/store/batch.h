@@ -29,6 +29,10 @@
  * always written alone (never inside a BATCH) and changes no key. */
 #define KV__WRITE_META ((kv_write_type)100)
 
+/* A condition of the engine's own, never in a kv_write call (kv_set_expiry):
+ * the key is present and its expiry is the op's expire_at_ms (0: none). */
+#define KV__IF_EXPIRY ((kv_cond)100)
+
 /* A record of at most this many bytes is copied whole into the unit (one
  * iovec, one CRC pass); a longer one keeps only its header and trailer
  * there, and its key and value stay the caller's. */
@@ -39,6 +43,7 @@ struct op_rec {
     uint64_t hash;       /* index_hash of the key */
     uint64_t len;        /* bytes of the record; 0 for a CHECK */
     struct kv_setval sv; /* a PUT's payload (compress.c: a SET, or a SETX), a META's value */
+    uint64_t expire_at;  /* the expiry sv carries (0: none) */
     uint32_t full_crc;   /* CRC-32 of all its bytes, magic to trailer (units of several ops) */
     uint8_t *bytes;      /* the whole record, or its header with the trailer after it */
     bool whole;          /* bytes hold the whole record */
@@ -88,6 +93,12 @@ size_t kv__unit_storage(const kv_op *ops, size_t n);
 int kv__unit_encode(kv_store *s, struct kv__unit *u, kv_op *ops, size_t n, struct op_rec *recs,
                     uint8_t *buf, bool want_crc);
 void kv__unit_release(kv_store *s, struct kv__unit *u);
+
+/* Encodes the PUT of u's op i again with expiry expire_at, in the place
+ * its record already has (sized for an expiry: KV_KEEP_EXPIRY), value_crc
+ * included: the round's answer to a kept expiry. Codes as kv__unit_encode;
+ * the unit must then fail (its op holds nothing more to release). */
+int kv__unit_reencode(kv_store *s, struct kv__unit *u, size_t i, uint64_t expire_at);
 
 /* Given the written flags of u's records, sets nwritten and payload, and
  * the BATCH framing when it writes more than one. Returns the log bytes it

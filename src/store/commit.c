@@ -65,6 +65,7 @@
 #include "rwlock.h"
 #include "segment.h"
 #include "store.h"
+#include "read.h"
 #include "thread.h"
 #include "write.h"
 
@@ -247,7 +248,8 @@ static size_t overlay_find(const struct overlay *ov, uint64_t hash, const kv_op 
     }
 }
 
-static void overlay_set(struct overlay *ov, uint64_t hash, const kv_op *op, bool present)
+static void overlay_set(struct overlay *ov, uint64_t hash, const kv_op *op, bool present,
+                        uint64_t expire_at)
 {
     size_t i = overlay_find(ov, hash, op);
     ov->undo[ov->nundo++] = (struct ov_undo){.slot = i, .prev = ov->slots[i]};
@@ -255,6 +257,7 @@ static void overlay_set(struct overlay *ov, uint64_t hash, const kv_op *op, bool
                                     .key = op->key,
                                     .key_len = op->key_len,
                                     .put = present ? op : NULL,
+                                    .expire_at = present ? expire_at : 0,
                                     .used = true,
                                     .present = present};
 }
@@ -267,30 +270,23 @@ static void overlay_undo(struct overlay *ov, size_t mark)
     }
 }
 
-static uint64_t now_realtime_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
-
 /* The CRC-32 of the value of the record e names, from the record's checksum
  * (no pass over the value): for a SETX, from its attribute block (a
- * compressed value's raw_crc), and *expired when its expiry has passed (the
- * key is absent then, as for a read). The rwlock is held. */
-static int indexed_value_crc(kv_store *s, const struct index_entry *e, const kv_op *op,
-                             uint32_t *crc, bool *expired)
+ * compressed value's raw_crc). The rwlock is held. */
+static int indexed_value_crc(kv_store *s, const struct index_entry *entry, const kv_op *op,
+                             uint32_t *crc)
 {
     KV_ASSERT(kv__rwlock_held(&s->rwlock));
-    struct segment *seg = kv__segtab_find(s, e->loc.seg);
+    const struct kv_loc loc = index_entry_loc(entry);
+    struct segment *seg = kv__segtab_find(s, loc.seg);
     if (NEVER(!seg))
         return KV_EIO;
-    uint64_t len = record_size(op->key_len, e->loc.val_len);
-    size_t attrs = e->loc.val_len < RECORD_ATTRS_MAX ? e->loc.val_len : RECORD_ATTRS_MAX;
+    uint64_t len = record_size(op->key_len, loc.val_len);
+    size_t attrs = loc.val_len < RECORD_ATTRS_MAX ? loc.val_len : RECORD_ATTRS_MAX;
     size_t head_len = RECORD_HEADER_LEN + op->key_len + attrs;
     uint8_t hdr[RECORD_HEADER_LEN + KV_MAX_KEY_LEN + RECORD_ATTRS_MAX];
     uint8_t trailer[RECORD_TRAILER_LEN];
-    const uint8_t *rec = kv__segment_view(s, seg, e->loc.off, len);
+    const uint8_t *rec = kv__segment_view(s, seg, loc.off, len);
     int rc = 0;
     if (rec) {
         memcpy(hdr, rec, head_len);
@@ -300,10 +296,10 @@ static int indexed_value_crc(kv_store *s, const struct index_entry *e, const kv_
         kv__segment_pin(seg);
         rc = kv__segment_get_fd(s, seg, &fd);
         if (rc == 0) {
-            rc = kv__io_read_full(s->io, fd, hdr, head_len, (off_t)e->loc.off);
+            rc = kv__io_read_full(s->io, fd, hdr, head_len, (off_t)loc.off);
             if (rc == 0)
                 rc = kv__io_read_full(s->io, fd, trailer, RECORD_TRAILER_LEN,
-                                      (off_t)(e->loc.off + len - RECORD_TRAILER_LEN));
+                                      (off_t)(loc.off + len - RECORD_TRAILER_LEN));
             kv__segment_put_fd(s, seg);
         }
         kv__segment_unpin(seg);
@@ -315,54 +311,64 @@ static int indexed_value_crc(kv_store *s, const struct index_entry *e, const kv_
     size_t alen = 0;
     const uint8_t *payload = hdr + RECORD_HEADER_LEN + op->key_len;
     bool ok = record_decode_header(hdr, &h) && (h.op == KV_OP_SET || h.op == KV_OP_SETX) &&
-              h.key_len == op->key_len && h.val_len == e->loc.val_len &&
+              h.key_len == op->key_len && h.val_len == loc.val_len &&
               memcmp(hdr + RECORD_HEADER_LEN, op->key, op->key_len) == 0;
     if (ok && h.op == KV_OP_SETX)
         ok = record_attrs_decode(payload, attrs, &a, &alen);
     if (!ok) {
         atomic_fetch_add(&s->n_checksum_errors, 1);
-        kv__log(s, KV_LOG_ERROR, "segment %u offset %u: record does not match the index",
-                e->loc.seg, e->loc.off);
+        kv__log(s, KV_LOG_ERROR, "segment %u offset %u: record does not match the index", loc.seg,
+                loc.off);
         return KV_ECORRUPT;
     }
-    *expired = (a.flags & RECORD_ATTR_EXPIRES) && a.expire_at <= now_realtime_ms();
     if (a.flags & RECORD_ATTR_ZSTD) {
         *crc = a.raw_crc;
         return 0;
     }
     uint32_t head = record_crc_update(record_crc_head(hdr, op->key, op->key_len), payload, alen);
-    *crc = record_value_crc(get_u32(trailer), head, e->loc.val_len - alen);
+    *crc = record_value_crc(get_u32(trailer), head, loc.val_len - alen);
     return 0;
 }
 
-/* Whether op's key is in the store just before op, and (want_crc) the CRC
- * of its value then. The rwlock is held. */
+/* What a round's decision knows of a key just before an op. */
+struct key_state {
+    bool present;       /* in the store, its expiry (if any) after now */
+    uint32_t crc;       /* the CRC-32 of its value, when asked for */
+    uint64_t expire_at; /* its expiry, 0: none */
+};
+
+/* Whether op's key is in the store just before op, at time now (a key whose
+ * expiry has passed is absent), its expiry, and (want_crc) the CRC of its
+ * value then. The rwlock is held. */
 static int key_state(kv_store *s, const struct overlay *ov, const struct op_rec *r, const kv_op *op,
-                     bool want_crc, bool *present, uint32_t *crc)
+                     bool want_crc, uint64_t now, struct key_state *ks)
 {
+    *ks = (struct key_state){0};
     size_t i = overlay_find(ov, r->hash, op);
     if (ov->slots[i].used) {
-        const kv_op *put = ov->slots[i].put;
-        *present = ov->slots[i].present;
-        if (*present && want_crc)
-            *crc = put->value_crc;
+        const struct ov_slot *sl = &ov->slots[i];
+        ks->present = sl->present && !(sl->expire_at != 0 && sl->expire_at <= now);
+        ks->expire_at = ks->present ? sl->expire_at : 0;
+        if (ks->present && want_crc)
+            ks->crc = sl->put->value_crc;
         return 0;
     }
     const struct index_entry *e = NULL;
     if (bloom_may_contain(&s->bloom, r->hash))
         e = index_lookup(&s->index, r->hash, op->key, op->key_len);
-    *present = e != NULL;
-    if (!e || !want_crc)
+    if (!e || index_entry_expired(&s->index, e, now))
         return 0;
-    bool expired = false;
-    int rc = indexed_value_crc(s, e, op, crc, &expired);
-    if (expired)
-        *present = false;
-    return rc;
+    ks->present = true;
+    ks->expire_at = index_entry_expiry(&s->index, e);
+    return want_crc ? indexed_value_crc(s, e, op, &ks->crc) : 0;
 }
 
-static bool cond_holds(const kv_op *op, bool present, uint32_t crc)
+static bool cond_holds(const kv_op *op, const struct key_state *ks)
 {
+    bool present = ks->present;
+    uint32_t crc = ks->crc;
+    if (op->cond == KV__IF_EXPIRY)
+        return present && ks->expire_at == op->expire_at_ms;
     switch (op->cond) {
     case KV_IF_ABSENT:
         return !present;
@@ -386,13 +392,22 @@ static void ensure_value_crc(struct op_rec *r, kv_op *op)
     }
 }
 
-/* Decides u's ops in order against the overlay, which they update. A unit
- * whose condition fails, or whose state cannot be read, or that would write
- * when the round cannot (write_rc, the round's preparation failed), is left
- * out: its changes to the overlay are undone and u->rc says why. Counts the
- * PUTs of a unit that goes ahead in *inserts. */
+/* A PUT that keeps its key's expiry gets the one the key has now: its
+ * record is encoded again when that is not the one it was encoded with. */
+static int keep_expiry(kv_store *s, struct kv__unit *u, size_t i, const struct key_state *ks)
+{
+    if (!(u->ops[i].flags & KV_KEEP_EXPIRY) || u->recs[i].expire_at == ks->expire_at)
+        return 0;
+    return kv__unit_reencode(s, u, i, ks->expire_at);
+}
+
+/* Decides u's ops in order against the overlay, which they update, at time
+ * now. A unit whose condition fails, or whose state cannot be read, or that
+ * would write when the round cannot (write_rc, the round's preparation
+ * failed), is left out: its changes to the overlay are undone and u->rc
+ * says why. Counts the PUTs of a unit that goes ahead in *inserts. */
 static void decide_unit(kv_store *s, struct overlay *ov, struct kv__unit *u, int write_rc,
-                        size_t *inserts)
+                        uint64_t now, size_t *inserts)
 {
     size_t mark = ov->nundo;
     bool failed = false;
@@ -401,14 +416,15 @@ static void decide_unit(kv_store *s, struct overlay *ov, struct kv__unit *u, int
     for (size_t i = 0; i < u->n && err == 0; i++) {
         kv_op *op = &u->ops[i];
         struct op_rec *r = &u->recs[i];
-        bool present = false;
-        uint32_t crc = 0;
+        struct key_state ks = {0};
         ensure_value_crc(r, op);
         if (op->type != KV__WRITE_META)
-            err = key_state(s, ov, r, op, op->cond == KV_IF_CRC, &present, &crc);
+            err = key_state(s, ov, r, op, op->cond == KV_IF_CRC, now, &ks);
+        if (err == 0 && op->type == KV_WRITE_PUT)
+            err = keep_expiry(s, u, i, &ks);
         if (err != 0)
             break;
-        if (!cond_holds(op, present, crc)) {
+        if (!cond_holds(op, &ks)) {
             op->rc = KV_ECONDITION;
             failed = true;
         }
@@ -417,10 +433,10 @@ static void decide_unit(kv_store *s, struct overlay *ov, struct kv__unit *u, int
         } else if (op->type == KV_WRITE_PUT) {
             r->written = true;
             puts++;
-            overlay_set(ov, r->hash, op, true);
-        } else if (op->type == KV_WRITE_DEL && present) {
+            overlay_set(ov, r->hash, op, true, r->expire_at);
+        } else if (op->type == KV_WRITE_DEL && ks.present) {
             r->written = true;
-            overlay_set(ov, r->hash, op, false);
+            overlay_set(ov, r->hash, op, false, 0);
         } else if (op->type == KV_WRITE_DEL && op->rc == 0) {
             op->rc = KV_ENOTFOUND;
         }
@@ -455,7 +471,7 @@ static bool round_has_decisions(const struct kv__unit *first, size_t *ops)
         *ops += u->n;
         for (size_t i = 0; i < u->n; i++)
             any |= u->ops[i].cond != KV_IF_ANY || u->ops[i].type == KV_WRITE_DEL ||
-                   u->ops[i].type == KV_WRITE_CHECK;
+                   u->ops[i].type == KV_WRITE_CHECK || (u->ops[i].flags & KV_KEEP_EXPIRY);
     }
     return any;
 }
@@ -482,9 +498,10 @@ static int decide_round(kv_store *s, struct kv__unit *first, int write_rc, size_
     int rc = overlay_prepare(ov, ops);
     if (rc != 0)
         return rc;
+    uint64_t now = kv__now_ms(s);
     kv__rdlock(&s->rwlock);
     for (struct kv__unit *u = first; u; u = u->next)
-        decide_unit(s, ov, u, write_rc, inserts);
+        decide_unit(s, ov, u, write_rc, now, inserts);
     kv__unlock(&s->rwlock);
     overlay_clear(ov);
     return 0;
@@ -492,17 +509,33 @@ static int decide_round(kv_store *s, struct kv__unit *first, int write_rc, size_
 
 /* ---- the round */
 
-/* Grows the index before the records become durable, so that applying them
- * cannot fail for its slots; readers keep their lookups meanwhile. */
-static int reserve_index(kv_store *s, size_t inserts)
+/* PUTs of the round's units that go ahead with an expiry. */
+static size_t expiring_puts(const struct kv__unit *first)
 {
+    size_t n = 0;
+    for (const struct kv__unit *u = first; u; u = u->next) {
+        for (size_t i = 0; u->rc == 0 && i < u->n; i++)
+            n += u->ops[i].type == KV_WRITE_PUT && u->recs[i].expire_at != 0;
+    }
+    return n;
+}
+
+/* Grows the index before the records become durable, so that applying them
+ * cannot fail for its slots (nor for the expiries it keeps); readers keep
+ * their lookups meanwhile. */
+static int reserve_index(kv_store *s, const struct kv__unit *first, size_t inserts)
+{
+    size_t expiring = expiring_puts(first);
     kv__rdlock(&s->rwlock);
-    bool grow = index_needs_room(&s->index, inserts);
+    bool grow = index_needs_room(&s->index, inserts) ||
+                s->index.expiries.count + expiring > s->index.expiries.cap * 3 / 4;
     kv__unlock(&s->rwlock);
     if (!grow)
         return 0;
     kv__wrlock(&s->rwlock);
     int rc = index_reserve(&s->index, inserts);
+    if (rc == 0)
+        rc = expiry_reserve(&s->index.expiries, expiring);
     kv__unlock(&s->rwlock);
     return rc;
 }
@@ -647,7 +680,7 @@ static void run_round(kv_store *s, struct kv__unit *first, size_t count, int rc)
      * nothing, as a DEL of an absent key, still has its outcome. */
     rc = decide_round(s, first, rc, &inserts);
     if (rc == 0 && inserts > 0)
-        rc = reserve_index(s, inserts);
+        rc = reserve_index(s, first, inserts);
     if (rc == 0)
         rc = write_round(s, first, &wrote);
     if (rc == 0 && wrote)

@@ -37,7 +37,8 @@ struct ov_slot {
     uint64_t hash;
     const void *key;
     size_t key_len;
-    const kv_op *put; /* the PUT that set it, when present (its value_crc) */
+    const kv_op *put;   /* the PUT that set it, when present (its value_crc) */
+    uint64_t expire_at; /* the expiry that PUT gave it (0: none) */
     bool used, present;
 };
 

@@ -90,6 +90,7 @@
 #include "keydir.h"
 #include "logging.h"
 #include "meta.h"
+#include "read.h"
 #include "record.h"
 #include "rwlock.h"
 #include "segment.h"
@@ -229,14 +230,15 @@ static void relocate(struct compactor *c)
                 index_prefetch_entry(&s->index, hashes[k + RELOCATE_AHEAD]);
             const struct live *r = batch[k];
             struct index_entry *e = index_lookup(&s->index, hashes[k], keys[k], r->key_len);
-            if (!e || e->loc.seg != r->seg || e->loc.off != r->off)
+            if (!e || e->loc.seg != r->seg || index_entry_loc(e).off != r->off)
                 continue; /* written again meanwhile: the newer record wins */
             if (r->expired) {
                 kv__apply_delete(s, hashes[k], keys[k], r->key_len);
                 continue;
             }
-            e->loc =
-                (struct kv_loc){.seg = r->new_seg, .off = r->new_off, .val_len = r->new_val_len};
+            index_entry_move(
+                e,
+                &(struct kv_loc){.seg = r->new_seg, .off = r->new_off, .val_len = r->new_val_len});
             if (!from || from->id != r->seg)
                 from = kv__segtab_find(s, r->seg);
             if (!to || to->id != r->new_seg)
@@ -491,13 +493,6 @@ static int begin(struct compactor *c, bool background, bool *skip)
     return kv__rotate(s, last + reserve + 1);
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Before step 1, with compression on: a dictionary trained from the store's
  * values, installed if it pays (dict_train.c). Installing waits for the
  * writers that hold the previous one, so every record naming an older
@@ -543,7 +538,7 @@ static int run(struct compactor *c, bool background)
     bool skip;
     retry_stale(s);
     c->tombstones = s->nstale > 0 || s->stale_unknown;
-    c->now_ms = wall_ms();
+    c->now_ms = kv__now_ms(s);
     prepare_dictionary(c, background);
     kv__mutex_lock(&s->append_mu);
     int rc = begin(c, background, &skip);

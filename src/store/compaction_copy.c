@@ -43,8 +43,9 @@ static int collect_entry(const struct index_entry *e, void *arg)
     int rc = grow((void **)&c->live, &c->live_cap, c->nlive + 1, sizeof(*c->live));
     if (rc != 0)
         return rc;
+    struct kv_loc loc = index_entry_loc(e);
     c->live[c->nlive++] = (struct live){
-        .seg = e->loc.seg, .off = e->loc.off, .val_len = e->loc.val_len, .key_len = e->key_len};
+        .seg = loc.seg, .off = loc.off, .val_len = loc.val_len, .key_len = e->key_len};
     return 0;
 }
 

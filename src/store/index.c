@@ -74,6 +74,7 @@ void index_destroy(struct index *ix)
     free(ix->slots);
     arena_destroy(&ix->arena);
     order_destroy(&ix->order);
+    expiry_destroy(&ix->expiries);
     memset(ix, 0, sizeof(*ix));
 }
 
@@ -180,16 +181,37 @@ int index_reserve(struct index *ix, size_t n)
     return rc != 0 ? rc : order_reserve(&ix->order, n);
 }
 
+/* Gives e the expiry at (0: none), its flag and its place in the side
+ * table, which has room (expiry_reserve). */
+static void entry_set_expiry(struct index *ix, struct index_entry *e, uint64_t at)
+{
+    if (at == 0) {
+        if (e->loc.off & INDEX_OFF_EXPIRES)
+            expiry_remove(&ix->expiries, e);
+        e->loc.off &= ~INDEX_OFF_EXPIRES;
+        return;
+    }
+    int rc = expiry_set(&ix->expiries, e, at);
+    (void)rc; /* cannot fail: room was reserved */
+    e->loc.off |= INDEX_OFF_EXPIRES;
+}
+
 int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_len,
-                 const struct kv_loc *loc, struct kv_loc *old, bool *replaced)
+                 const struct kv_loc *loc, uint64_t expire_at_ms, struct kv_loc *old,
+                 bool *replaced)
 {
     uint32_t h = (uint32_t)hash;
+    if (expire_at_ms != 0 && expiry_reserve(&ix->expiries, 1) != 0)
+        return KV_ENOMEM;
     size_t i = find_slot(ix, h, key, key_len);
     if (ix->slots[i].ref) {
         struct index_entry *e = arena_entry_of(ix, ix->slots[i].ref);
         if (old)
-            *old = e->loc;
+            *old = index_entry_loc(e);
+        uint32_t flag = e->loc.off & INDEX_OFF_EXPIRES;
         e->loc = *loc;
+        e->loc.off |= flag;
+        entry_set_expiry(ix, e, expire_at_ms);
         if (replaced)
             *replaced = true;
         return 0;
@@ -199,6 +221,7 @@ int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_le
     uint32_t ref = arena_new_entry(&ix->arena, key, key_len, loc);
     if (ref == 0)
         return KV_ENOMEM;
+    entry_set_expiry(ix, arena_entry_of(ix, ref), expire_at_ms);
     i = find_slot(ix, h, key, key_len); /* the array may have grown */
     ix->slots[i].hash = h;
     ix->slots[i].ref = ref;
@@ -235,11 +258,13 @@ static uint64_t ref_mix(uint32_t ref)
 }
 
 int index_insert_new(struct index *ix, struct index_bulk *b, uint64_t hash, const void *key,
-                     size_t key_len, const struct kv_loc *loc, bool *present)
+                     size_t key_len, const struct kv_loc *loc, uint64_t expire_at_ms, bool *present)
 {
     size_t cap = ix->cap;
     /* Growing first means the slot found below stays valid. */
     if (grow_for(ix, 1) != 0)
+        return KV_ENOMEM;
+    if (expire_at_ms != 0 && expiry_reserve(&ix->expiries, 1) != 0)
         return KV_ENOMEM;
     /* The hints describe this load's keys in this array only. */
     if (ix->cap != cap || (!b->any && ix->count > 0))
@@ -257,6 +282,7 @@ int index_insert_new(struct index *ix, struct index_bulk *b, uint64_t hash, cons
     uint32_t ref = arena_append_entry(&ix->arena, key, key_len, loc);
     if (ref == 0)
         return KV_ENOMEM;
+    entry_set_expiry(ix, arena_entry_of(ix, ref), expire_at_ms);
     b->added++;
     b->refs_sum += ref_mix(ref);
     ix->slots[i].hash = h;
@@ -345,8 +371,12 @@ int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_le
     if (ix->slots[i].ref == 0)
         return KV_ENOTFOUND;
     uint32_t ref = ix->slots[i].ref;
+    struct index_entry *e = arena_entry_of(ix, ref);
     if (old)
-        *old = arena_entry_of(ix, ref)->loc;
+        *old = index_entry_loc(e);
+    /* An entry kept as a separator keeps its flag, never read again. */
+    if (e->loc.off & INDEX_OFF_EXPIRES)
+        expiry_remove(&ix->expiries, e);
     /* A key the ordered index keeps as a separator keeps its entry. */
     if (!order_remove(&ix->order, &ix->arena, ref))
         arena_release(&ix->arena, ref);
@@ -422,7 +452,7 @@ struct index_entry *index_next(const struct index *ix, size_t *cursor)
 size_t index_memory(const struct index *ix)
 {
     return ix->cap * sizeof(struct index_slot) + arena_memory(&ix->arena) +
-           order_memory(&ix->order);
+           order_memory(&ix->order) + expiry_memory(&ix->expiries);
 }
 
 size_t index_order_memory(const struct index *ix)

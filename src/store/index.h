@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "expiry.h"
 #include "order.h"
 
 struct index_slot {
@@ -26,7 +27,39 @@ struct index {
     size_t count;
     struct arena arena;      /* the entries */
     struct order_tree order; /* the same entries in key order */
+    /* The expiries of the entries flagged INDEX_OFF_EXPIRES, and only of
+     * those: a key without an expiry pays no memory for it. */
+    struct expiry_table expiries;
 };
+
+/*
+ * An entry whose key has an expiry has this bit set in its loc.off (free:
+ * a record starts below 2^31, segments being at most 2 GiB), and the
+ * expiry in the index's side table (expiry.h). Read an entry's location
+ * with index_entry_loc, which clears it.
+ */
+#define INDEX_OFF_EXPIRES 0x80000000u
+
+static inline struct kv_loc index_entry_loc(const struct index_entry *e)
+{
+    struct kv_loc loc = e->loc;
+    loc.off &= ~INDEX_OFF_EXPIRES;
+    return loc;
+}
+
+/* The expiry of e's key (ms since the Unix epoch), or 0 when it has none. */
+static inline uint64_t index_entry_expiry(const struct index *ix, const struct index_entry *e)
+{
+    return (e->loc.off & INDEX_OFF_EXPIRES) ? expiry_get(&ix->expiries, e) : 0;
+}
+
+/* Whether e's key has an expiry at or before now (it is absent then). */
+static inline bool index_entry_expired(const struct index *ix, const struct index_entry *e,
+                                       uint64_t now)
+{
+    uint64_t at = index_entry_expiry(ix, e);
+    return at != 0 && at <= now;
+}
 
 uint64_t index_hash(const void *key, size_t key_len);
 
@@ -38,13 +71,24 @@ struct index_entry *index_lookup(const struct index *ix, uint64_t hash, const vo
                                  size_t key_len);
 
 /*
- * Points key at loc, adding it when absent (to both the hash table and the
- * ordered index). When it was present, *old (if not NULL) receives the
- * previous location and *replaced is set. On KV_ENOMEM the index is
- * unchanged.
+ * Points key at loc (whose off is below 2^31) with expiry expire_at_ms (0:
+ * none, which clears one it had), adding it when absent (to both the hash
+ * table and the ordered index). When it was present, *old (if not NULL)
+ * receives the previous location and *replaced is set. On KV_ENOMEM the
+ * index is unchanged.
  */
 int index_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_len,
-                 const struct kv_loc *loc, struct kv_loc *old, bool *replaced);
+                 const struct kv_loc *loc, uint64_t expire_at_ms, struct kv_loc *old,
+                 bool *replaced);
+
+/* Points e (an entry of the index) at loc, keeping its expiry: a record
+ * moved by compaction. */
+static inline void index_entry_move(struct index_entry *e, const struct kv_loc *loc)
+{
+    uint32_t flag = e->loc.off & INDEX_OFF_EXPIRES;
+    e->loc = *loc;
+    e->loc.off |= flag;
+}
 
 /*
  * A bulk load: keys that are expected to be new, arriving in about ascending
@@ -71,11 +115,13 @@ struct index_bulk {
 };
 
 /*
- * Adds key at loc. When key is already present, *present is set and the
- * index is unchanged. On KV_ENOMEM the index is unchanged.
+ * Adds key at loc with expiry expire_at_ms (0: none). When key is already
+ * present, *present is set and the index is unchanged. On KV_ENOMEM the
+ * index is unchanged.
  */
 int index_insert_new(struct index *ix, struct index_bulk *b, uint64_t hash, const void *key,
-                     size_t key_len, const struct kv_loc *loc, bool *present);
+                     size_t key_len, const struct kv_loc *loc, uint64_t expire_at_ms,
+                     bool *present);
 
 /*
  * Builds the ordered index from the references of every entry of the bulk
@@ -163,7 +209,8 @@ static inline const struct index_entry *index_entry_at(const struct index *ix, u
     return arena_entry(&ix->arena, ref);
 }
 
-/* Bytes of memory the index holds, and of that the ordered index. */
+/* Bytes of memory the index holds (the side table of expiries included),
+ * and of that the ordered index. */
 size_t index_memory(const struct index *ix);
 size_t index_order_memory(const struct index *ix);
 

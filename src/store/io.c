@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -85,6 +86,14 @@ static int os_unmap(void *ctx, void *addr, size_t len)
     return munmap(addr, len);
 }
 
+static uint64_t os_clock_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
 static int os_link(void *ctx, const char *from, const char *to)
 {
     (void)ctx;
@@ -155,6 +164,7 @@ const struct kv_io kv__io_os = {
     .readdir = os_readdir,
     .closedir = os_closedir,
     .link = os_link,
+    .clock_ms = os_clock_ms,
 };
 
 const struct kv_io *kv_io_default(void)
@@ -198,6 +208,7 @@ int kv__io_complete(const struct kv_io *user, struct kv_io *out)
     COMPLETE(&t, readdir);
     COMPLETE(&t, closedir);
     COMPLETE(&t, link);
+    COMPLETE(&t, clock_ms);
     *out = t;
     return 0;
 }

@@ -35,10 +35,10 @@ int kv__apply_set(kv_store *s, uint64_t hash, const void *key, size_t key_len,
                   const struct kv_loc *loc, const struct kv_attrs *attrs, bool *was_present)
 {
     KV_ASSERT(kv__rwlock_held_write(&s->rwlock));
-    (void)attrs; /* the index keeps no attribute yet: a read checks the record's */
     struct kv_loc old;
     bool replaced = false;
-    int rc = index_upsert(&s->index, hash, key, key_len, loc, &old, &replaced);
+    int rc = index_upsert(&s->index, hash, key, key_len, loc, attrs ? attrs->expire_at_ms : 0, &old,
+                          &replaced);
     if (rc != 0)
         return rc;
     if (was_present)

@@ -96,6 +96,7 @@ static int fill_page(kv_store *s, const kv_range_opts *r, struct order_cursor *c
     bool values = r->flags & KV_RANGE_VALUES;
     uint32_t refs[AHEAD];
     size_t bytes = 0;
+    uint64_t now = kv__now_ms(s);
     while (pg->n < want && bytes < PAGE_BYTES) {
         size_t got = 0;
         while (got < AHEAD && got < want - pg->n && (refs[got] = order_next(c)) != 0)
@@ -110,9 +111,12 @@ static int fill_page(kv_store *s, const kv_range_opts *r, struct order_cursor *c
                 pg->last = true;
                 return 0;
             }
+            if (index_entry_expired(ix, e, now))
+                continue; /* absent: not listed, not counted in the limit */
             int rc = page_add_key(pg, e);
             struct read_at *at = &pg->items[pg->n].at;
-            if (rc == 0 && values && (rc = kv__locate_loc(s, &e->loc, at)) == 0)
+            struct kv_loc loc = index_entry_loc(e);
+            if (rc == 0 && values && (rc = kv__locate_loc(s, &loc, at)) == 0)
                 rc = kv__read_begin(s, at, e->key_len);
             if (rc != 0)
                 return rc;

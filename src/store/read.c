@@ -41,7 +41,10 @@ int kv__locate(kv_store *s, const void *key, size_t key_len, struct read_at *at)
             atomic_fetch_add_explicit(&s->n_bloom_false_positives, 1, memory_order_relaxed);
         return KV_ENOTFOUND;
     }
-    return kv__locate_loc(s, &e->loc, at);
+    if (index_entry_expired(&s->index, e, kv__now_ms(s)))
+        return KV_ENOTFOUND; /* absent, as the record would say */
+    struct kv_loc loc = index_entry_loc(e);
+    return kv__locate_loc(s, &loc, at);
 }
 
 int kv__locate_loc(kv_store *s, const struct kv_loc *loc, struct read_at *at)
@@ -93,11 +96,9 @@ static int verify_record(kv_store *s, const struct kv_loc *loc, const uint8_t *h
     return KV_ECORRUPT;
 }
 
-uint64_t kv__now_ms(void)
+uint64_t kv__now_ms(const kv_store *s)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+    return s->io->clock_ms(s->io->ctx);
 }
 
 /*
@@ -114,7 +115,7 @@ static int setx_value(kv_store *s, const struct kv_loc *loc, const uint8_t *payl
     int rc = 0;
     if (!record_attrs_decode(payload, len, &a, &alen))
         rc = KV_ECORRUPT;
-    else if ((a.flags & RECORD_ATTR_EXPIRES) && a.expire_at <= kv__now_ms())
+    else if ((a.flags & RECORD_ATTR_EXPIRES) && a.expire_at <= kv__now_ms(s))
         return KV_ENOTFOUND;
     else if (a.flags & RECORD_ATTR_ZSTD)
         rc = kv__value_decompress(s, &a, payload + alen, len - alen, out);

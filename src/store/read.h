@@ -51,8 +51,8 @@ int kv__read_value(kv_store *s, const struct read_at *at, const void *key, size_
                    uint8_t **out, size_t *out_len, uint32_t *value_crc);
 
 /* The wall clock expiry is measured against: ms since the Unix epoch
- * (CLOCK_REALTIME). */
-uint64_t kv__now_ms(void);
+ * (struct kv_io's clock_ms: CLOCK_REALTIME unless a test sets its own). */
+uint64_t kv__now_ms(const kv_store *s);
 
 /*
  * kv_stat's reading of a record: the head of a record of key whose value is

@@ -46,6 +46,7 @@
 #include "record.h"
 #include "rwlock.h"
 #include "segment.h"
+#include "read.h"
 #include "segment_scan.h"
 #include "snapshot.h"
 #include "store.h"
@@ -61,6 +62,7 @@ struct replay {
     uint64_t zeros_at;    /* where the zero tail begins (the file's size: none) */
     uint32_t dict_seen;   /* the last dictionary id found loaded */
     bool at_open;         /* kv_stats.records_replayed counts it (an open's replay) */
+    uint64_t now;         /* the wall clock expiry is judged by */
 };
 
 /* A compressed SETX names a dictionary that must be loaded: without it the
@@ -144,10 +146,12 @@ static int replay_one(const struct scan_record *r, void *arg)
     }
     if (r->op == KV_OP_BATCH)
         return 0; /* it checked out whole: its records follow, in_batch */
-    if (r->key_len == 0 || r->off > UINT32_MAX) {
+    /* A record starts below 2^31: the index keeps a flag in the top bit of
+     * its offset (index.h). */
+    if (r->key_len == 0 || r->off > INT32_MAX) {
         kv__log(s, KV_LOG_ERROR, "segment %u offset %llu: %s; this version cannot read it",
                 rp->seg->id, (unsigned long long)r->off,
-                r->key_len == 0 ? "record with an empty key" : "segment larger than 4 GiB");
+                r->key_len == 0 ? "record with an empty key" : "segment larger than 2 GiB");
         return KV_EFORMAT;
     }
     if (rp->at_open)
@@ -168,6 +172,13 @@ static int replay_one(const struct scan_record *r, void *arg)
             return rc;
         if (r->attrs.flags & RECORD_ATTR_EXPIRES)
             attrs.expire_at_ms = r->attrs.expire_at;
+    }
+    /* A key whose expiry has passed is absent: it takes no memory. Nothing
+     * older comes back for it, since this record stays in the log until a
+     * compaction, whose inputs hold every older record of the key. */
+    if (attrs.expire_at_ms != 0 && attrs.expire_at_ms <= rp->now) {
+        kv__apply_delete(s, h, r->key, r->key_len);
+        return 0;
     }
     return kv__apply_set(s, h, r->key, r->key_len, &loc, &attrs, NULL);
 }
@@ -214,7 +225,12 @@ static int replay_segment(kv_store *s, struct segment *seg, bool newest, uint64_
         }
     }
     uint64_t size = atomic_load(&seg->size);
-    struct replay rp = {.s = s, .seg = seg, .newest = newest, .zeros_at = size, .at_open = true};
+    struct replay rp = {.s = s,
+                        .seg = seg,
+                        .newest = newest,
+                        .zeros_at = size,
+                        .at_open = true,
+                        .now = kv__now_ms(s)};
     int rc = kv__scan_segment(s->io, fd, size, start, replay_one, &rp);
     if (fd != seg->fd)
         s->io->close(s->io->ctx, fd);
@@ -239,7 +255,7 @@ static int replay_checked(const struct scan_record *r, void *arg)
 int kv__replay_range(kv_store *s, struct segment *seg, uint64_t start, uint64_t end)
 {
     KV_ASSERT(kv__mutex_held(&s->append_mu) && kv__rwlock_held_write(&s->rwlock));
-    struct replay rp = {.s = s, .seg = seg, .newest = false, .zeros_at = end};
+    struct replay rp = {.s = s, .seg = seg, .newest = false, .zeros_at = end, .now = kv__now_ms(s)};
     return kv__scan_segment(s->io, seg->fd, end, start, replay_checked, &rp);
 }
 

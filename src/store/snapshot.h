@@ -5,7 +5,7 @@
  *
  * Layout (little-endian), followed by a CRC-32 of everything before it:
  *
- *   "MKVSNAP\0" | version u32 = 4 | flags u32 | segments u32 | keys u64
+ *   "MKVSNAP\0" | version u32 = 5 | flags u32 | segments u32 | keys u64
  *   | position: segment u32, offset u64
  *   | per segment: id u32, size u64          (every segment the index may name)
  *   | bloom filter: k u32, capacity u64, inserted u64, blocks u64,
@@ -13,7 +13,10 @@
  *   | metas u32, then per META name: name_len u16, segment u32, offset u32,
  *     value_len u32, name, value              (version 3 on)
  *   | dictionaries u32, then per dictionary: id u32   (version 3 on)
- *   | per key: key_len u16, segment u32, offset u32, value_len u32, key
+ *   | per key: key_len u16, segment u32, offset u32, value_len u32, key,
+ *     then expire_at u64 (ms since the Unix epoch) when the top bit of
+ *     offset (SNAP_OFF_EXPIRES) is set: a key with an expiry (version 5 on;
+ *     a record starts below 2^31, so the bit is never part of an offset)
  *   | key order (version 4, flag SNAP_FLAG_KEY_ORDER): per key, in
  *     ascending key order, the name of its entry u32
  *
@@ -34,7 +37,9 @@
  * takes its bits as they are when they have the shape the store's options
  * give for that capacity, instead of adding every key again; otherwise it is
  * skipped and rebuilt. Version 1 files (no filter), version 2 files (no
- * META names, no dictionaries) and version 3 files (no key order) load too.
+ * META names, no dictionaries), version 3 files (no key order) and version
+ * 4 files (no expiries: the versions that wrote them refused to write a key
+ * with one, so their keys load without) load too.
  *
  * The META names are the newest META record of each (meta.h), with where it
  * lies. The dictionaries are those the store had loaded: a record before the
@@ -61,13 +66,15 @@
 #define SNAP_MAGIC          "MKVSNAP"
 #define SNAP_MAGIC_LEN      8
 #define SNAP_GO_MAGIC       "KVINDEX1"
-#define SNAP_VERSION        4u
+#define SNAP_VERSION        5u
 #define SNAP_FLAG_KEY_ORDER 0x1u /* version 4 on */
 #define SNAP_META_HEAD      14u
 #define SNAP_BLOOM_HEAD     28u
 #define SNAP_HEADER_LEN     40u
 #define SNAP_SEG_LEN        12u
 #define SNAP_ENTRY_HEAD     14u
+#define SNAP_OFF_EXPIRES    0x80000000u /* version 5 on: an expiry follows the key */
+#define SNAP_EXPIRY_LEN     8u
 #define SNAP_MAX_FILE       (64ull << 30)
 
 /* Writes the snapshot (snapshot_save.c), after making the log position it

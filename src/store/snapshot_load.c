@@ -427,6 +427,7 @@ struct snap_entry {
     const uint8_t *key;
     uint16_t key_len;
     struct kv_loc loc;
+    uint64_t expire_at; /* 0: none */
     struct listed_seg *seg;
 };
 
@@ -450,13 +451,24 @@ static kv_snapshot_status take_entries(struct snap_reader *r, const struct snap_
         e->loc = (struct kv_loc){
             .seg = get_u32(p + 2), .off = get_u32(p + 6), .val_len = get_u32(p + 10)};
         e->key = p + SNAP_ENTRY_HEAD;
+        e->expire_at = 0;
+        size_t tail = 0;
+        if (v->version >= 5 && (e->loc.off & SNAP_OFF_EXPIRES)) {
+            tail = SNAP_EXPIRY_LEN;
+            if (avail - SNAP_ENTRY_HEAD - e->key_len < tail)
+                break;
+            e->loc.off &= ~SNAP_OFF_EXPIRES;
+            e->expire_at = get_u64(p + SNAP_ENTRY_HEAD + e->key_len);
+            if (e->expire_at == 0)
+                return fail(reason, rlen, "an entry has an expiry of 0");
+        }
         if (e->key_len == 0)
             return fail(reason, rlen, "an entry has a bad key length");
         e->seg = find_listed(v, e->loc.seg);
         if (!e->seg ||
             (uint64_t)e->loc.off + record_size(e->key_len, e->loc.val_len) > e->seg->size)
             return fail(reason, rlen, "an entry points outside its segment");
-        r->pos += SNAP_ENTRY_HEAD + e->key_len;
+        r->pos += SNAP_ENTRY_HEAD + e->key_len + tail;
         (*n)++;
     }
     return KV_SNAPSHOT_VALID;
@@ -571,8 +583,8 @@ static int load_batch(void *ctx, const struct snap_entry *batch, size_t n)
     for (size_t i = 0; i < n; i++) {
         const struct snap_entry *e = &batch[i];
         bool present;
-        if (index_insert_new(&s->index, &l->bulk, hash[i], e->key, e->key_len, &e->loc, &present) !=
-            0)
+        if (index_insert_new(&s->index, &l->bulk, hash[i], e->key, e->key_len, &e->loc,
+                             e->expire_at, &present) != 0)
             return 2;
         if (present)
             return 1;

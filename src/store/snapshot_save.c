@@ -32,7 +32,8 @@
 
 #define SNAP_WRITE_BUF (1u << 20)
 
-_Static_assert(SNAP_WRITE_BUF >= SNAP_ENTRY_HEAD + UINT16_MAX, "an entry fits in the buffer");
+_Static_assert(SNAP_WRITE_BUF >= SNAP_ENTRY_HEAD + UINT16_MAX + SNAP_EXPIRY_LEN,
+               "an entry fits in the buffer");
 _Static_assert(SNAP_WRITE_BUF >= SNAP_META_HEAD + UINT16_MAX + KV_MAX_META_LEN,
                "a META name fits in the buffer");
 
@@ -49,6 +50,7 @@ struct snap_writer {
      * there was no memory for it, and the file goes without. */
     uint32_t *names;
     struct arena_plan plan;
+    const struct index *ix; /* the index written: the expiries of its entries */
 };
 
 static int writer_flush(struct snap_writer *w)
@@ -78,16 +80,21 @@ static uint8_t *writer_take(struct snap_writer *w, size_t n)
 static int encode_entry(void *ctx, uint32_t ref, const struct index_entry *e)
 {
     struct snap_writer *w = ctx;
-    uint8_t *p = writer_take(w, SNAP_ENTRY_HEAD + e->key_len);
+    uint64_t expire_at = index_entry_expiry(w->ix, e);
+    size_t tail = expire_at ? SNAP_EXPIRY_LEN : 0;
+    uint8_t *p = writer_take(w, SNAP_ENTRY_HEAD + e->key_len + tail);
     if (!p)
         return w->rc;
     if (w->names)
         w->names[ref / 2] = arena_plan_next(&w->plan, e->key_len);
+    struct kv_loc loc = index_entry_loc(e);
     put_u16(p, e->key_len);
-    put_u32(p + 2, e->loc.seg);
-    put_u32(p + 6, e->loc.off);
-    put_u32(p + 10, e->loc.val_len);
+    put_u32(p + 2, loc.seg);
+    put_u32(p + 6, loc.off | (expire_at ? SNAP_OFF_EXPIRES : 0));
+    put_u32(p + 10, loc.val_len);
     memcpy(p + SNAP_ENTRY_HEAD, e->key, e->key_len);
+    if (expire_at)
+        put_u64(p + SNAP_ENTRY_HEAD + e->key_len, expire_at);
     return 0;
 }
 
@@ -204,7 +211,7 @@ static int write_snapshot(kv_store *s)
         rc = KV_EINVAL;
     if (rc != 0)
         return rc;
-    struct snap_writer w = {.io = s->io, .buf = malloc(SNAP_WRITE_BUF)};
+    struct snap_writer w = {.io = s->io, .buf = malloc(SNAP_WRITE_BUF), .ix = &s->index};
     if (!w.buf)
         return KV_ENOMEM;
     w.fd = s->io->open(s->io->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

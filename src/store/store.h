@@ -25,6 +25,8 @@
  *                   bounds, by prefix, a page at a time
  *   logship.c       kv_log_read, kv_log_append...: the log shipped to replicas
  *   logend.c        the end of the durable log, published after each sync
+ *   expire.c        kv_set_expiry (an expiry changed, the value kept) and
+ *                   the sweep of expired keys out of the index
  *   meta.c          the newest META record of each name, in memory
  *   inspect.c       kv_scan, kv_check_snapshot: reading a data directory
  *                   without opening it (the CLI's verify and dump)
@@ -40,6 +42,8 @@
  *                   arena of entries, kept in step
  *   order.c         the ordered index: a B+tree of entry references
  *   arena.c         the entries: key -> segment, offset, value length
+ *   expiry.c        the index's side table: the expiry of each key that has
+ *                   one
  *   bloom.c         the bloom filter in front of the index
  *   compress.c      how a value is stored: SET or SETX, zstd frames
  *   dict_train.c    training a compression dictionary at compaction
@@ -162,6 +166,9 @@ struct kv_store {
     atomic_int last_compaction_error;
     atomic_uint_fast64_t last_compaction_reclaimed;
     atomic_uint_fast64_t n_prealloc_syncs, n_prealloc_bytes;
+    atomic_uint_fast64_t n_expired_swept;
+    /* The sweep of expired keys (expire.c), every expiry_sweep_interval_ms. */
+    struct kv_bgthread sweeper;
     uint64_t torn_bytes_truncated, records_replayed;
     bool snapshot_loaded;
 };

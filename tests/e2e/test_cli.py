@@ -9,6 +9,7 @@ import os
 import re
 import struct
 import subprocess
+import time
 import unittest
 import zlib
 
@@ -96,6 +97,31 @@ class ScriptedSession(CliTestCase):
             # bb up to c: nothing; x on: nothing
         ])
         self.assertStatus(r, 0)
+
+    def test_set_with_ttl_expires_and_ttl_tells_the_seconds_left(self):
+        r = self.script('set --ttl 100 "a key" a value\nttl "a key"\nget "a key"\n'
+                        "set plain v\nttl plain\nttl ghost\n")
+        self.assertEqual(r.stdout.decode().splitlines(), [
+            "OK", "100", "a value", "OK", "no expiry", "Key not found"])
+        self.assertStatus(r, 1)  # ttl ghost
+        # One-shot, and a key that expires: absent for every command.
+        self.assertStatus(self.kv("set", "--ttl", "1", "brief", "gone", "soon"), 0)
+        self.assertEqual(self.kv("get", "brief").stdout, b"gone soon")
+        deadline = time.monotonic() + 30
+        while self.kv("exists", "brief").returncode == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the condition, not waiting for it
+        gone = self.script("exists brief\nget brief\nttl brief\nscan br\ncount\n")
+        self.assertEqual(gone.stdout.decode().splitlines(), [
+            "false", "Key not found", "Key not found", "2"])
+
+    def test_a_bad_ttl_is_a_usage_error(self):
+        for ttl in ("0", "-1", "1.5", "x", "99999999999"):
+            r = self.kv("set", "--ttl", ttl, "k", "v")
+            self.assertStatus(r, 2)
+            self.assertIn("--ttl takes a whole number of seconds", r.stderr.decode())
+        r = self.script("set --ttl\n")
+        self.assertIn("usage: set <key> <value>", r.stderr.decode())
+        self.assertStatus(self.kv("get", "k"), 3)  # nothing was created
 
     def test_range_takes_one_or_two_keys(self):
         r = self.script("range\nrange a b c\n")

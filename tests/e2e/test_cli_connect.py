@@ -71,6 +71,16 @@ class CliConnect(ServerTestCase):
         self.assertEqual(run(c + ["exists", "bin"]).returncode, 1)
         self.assertEqual(run(c + ["get"]).returncode, 2)  # usage, as locally
 
+    def test_set_with_ttl_and_ttl_on_the_server(self):
+        c = self.connect()
+        self.assertEqual(run(c + ["set", "--ttl", "100", "ttl:k", "v"]).returncode, 0)
+        self.assertIn(run(c + ["ttl", "ttl:k"]).stdout, (b"99\n", b"100\n"))
+        self.assertEqual(run(c + ["set", "ttl:plain", "v"]).returncode, 0)
+        self.assertEqual(run(c + ["ttl", "ttl:plain"]).stdout, b"no expiry\n")
+        missing = run(c + ["ttl", "ttl:ghost"])
+        self.assertEqual((missing.returncode, missing.stdout), (1, b""))
+        self.assertEqual(missing.stderr, b"Key not found\n")
+
     def test_stats_reads_the_server_s_figures(self):
         run(self.connect() + ["set", "stats:k", "v"])
         out = run(self.connect() + ["stats"])

@@ -190,13 +190,16 @@ static void test_bad_ops_are_refused_before_anything_is_written(void **state)
     assert_kv_rc(kv_write(s, &cond, 1), KV_EINVAL);
     kv_op null_val = {.type = KV_WRITE_PUT, .key = "k", .key_len = 1, .val_len = 3};
     assert_kv_rc(kv_write(s, &null_val, 1), KV_EINVAL);
-    /* Expiry is not kept by this version: refused, never dropped. */
-    kv_op expiring = put_op("k", "v");
-    expiring.expire_at_ms = 1;
-    assert_kv_rc(kv_write(s, &expiring, 1), KV_EINVAL);
-    kv_op keep = put_op("k", "v");
-    keep.flags = KV_KEEP_EXPIRY;
-    assert_kv_rc(kv_write(s, &keep, 1), KV_EINVAL);
+    /* An expiry is a PUT's; one kept is not one given too. */
+    kv_op both = put_op("k", "v");
+    both.expire_at_ms = 1;
+    both.flags = KV_KEEP_EXPIRY;
+    assert_kv_rc(kv_write(s, &both, 1), KV_EINVAL);
+    kv_op del_expiring = {.type = KV_WRITE_DEL, .key = "k", .key_len = 1, .expire_at_ms = 1};
+    assert_kv_rc(kv_write(s, &del_expiring, 1), KV_EINVAL);
+    kv_op unknown_flag = put_op("k", "v");
+    unknown_flag.flags = 0x80;
+    assert_kv_rc(kv_write(s, &unknown_flag, 1), KV_EINVAL);
     kv_stats st;
     assert_kv_ok(kv_get_stats(s, &st));
     assert_int_equal(st.disk_bytes, 0);

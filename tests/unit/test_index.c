@@ -82,7 +82,7 @@ static void test_index_matches_a_model_through_growth_and_removals(void **state)
         } else {
             struct kv_loc loc = {.seg = (uint32_t)step, .off = (uint32_t)(x >> 40), .val_len = 1};
             bool replaced = true;
-            assert_int_equal(index_upsert(&ix, h, k, len, &loc, NULL, &replaced), 0);
+            assert_int_equal(index_upsert(&ix, h, k, len, &loc, 0, NULL, &replaced), 0);
             assert_int_equal(replaced, m->present[i]);
             m->present[i] = true;
             m->loc[i] = loc;
@@ -136,7 +136,7 @@ static void upsert_key(struct index *ix, int i)
     char k[64];
     size_t len = key_of(i, k);
     struct kv_loc loc = {.seg = 1, .off = (uint32_t)i, .val_len = 1};
-    assert_int_equal(index_upsert(ix, index_hash(k, len), k, len, &loc, NULL, NULL), 0);
+    assert_int_equal(index_upsert(ix, index_hash(k, len), k, len, &loc, 0, NULL, NULL), 0);
 }
 
 static void remove_key(struct index *ix, int i)
@@ -211,7 +211,7 @@ static void test_index_memory_per_key_stays_small(void **state)
         memset(k, 'k', sizeof(k));
         memcpy(k, &i, sizeof(i));
         struct kv_loc loc = {.seg = 1, .off = (uint32_t)i, .val_len = 100};
-        assert_int_equal(index_upsert(&ix, index_hash(k, 16), k, 16, &loc, NULL, NULL), 0);
+        assert_int_equal(index_upsert(&ix, index_hash(k, 16), k, 16, &loc, 0, NULL, NULL), 0);
     }
     double per_key = (double)index_memory(&ix) / (double)n;
     /* 32 bytes of entry, at most 8 / 0.53 of slots, about 9 of the ordered
@@ -312,8 +312,8 @@ static void check_bulk_load(enum order order, bool reserve)
         size_t len = key_of(i, k);
         struct kv_loc loc = {.seg = 1, .off = (uint32_t)j, .val_len = 2};
         bool present = false;
-        assert_int_equal(index_insert_new(&ix, &bulk, index_hash(k, len), k, len, &loc, &present),
-                         0);
+        assert_int_equal(
+            index_insert_new(&ix, &bulk, index_hash(k, len), k, len, &loc, 0, &present), 0);
         if (present != m->present[i])
             fail_msg("key %d: reported present=%d, model %d", i, present, m->present[i]);
         if (!present) {
@@ -335,7 +335,7 @@ static void check_bulk_load(enum order order, bool reserve)
         char k[64];
         size_t len = key_of(i, k);
         struct kv_loc loc = {.seg = 2, .off = (uint32_t)i, .val_len = 3};
-        assert_int_equal(index_upsert(&ix, index_hash(k, len), k, len, &loc, NULL, NULL), 0);
+        assert_int_equal(index_upsert(&ix, index_hash(k, len), k, len, &loc, 0, NULL, NULL), 0);
         m->present[i] = true;
         m->loc[i] = loc;
     }
@@ -393,7 +393,7 @@ static void test_walk_by_hash_visits_each_entry_once_in_ascending_order(void **s
         char k[64];
         size_t len = key_of(i, k);
         struct kv_loc loc = {.seg = 1, .off = (uint32_t)i, .val_len = 1};
-        assert_int_equal(index_upsert(&ix, index_hash(k, len), k, len, &loc, NULL, NULL), 0);
+        assert_int_equal(index_upsert(&ix, index_hash(k, len), k, len, &loc, 0, NULL, NULL), 0);
     }
     struct visit v = {.seen = calloc(KEYS, sizeof(bool))};
     assert_int_equal(index_for_each_by_hash(&ix, visit_entry, &v), 0);
@@ -404,10 +404,46 @@ static void test_walk_by_hash_visits_each_entry_once_in_ascending_order(void **s
     index_destroy(&ix);
 }
 
+/* Keys without an expiry cost the index nothing for expiries: no table is
+ * made until a key has one (a reservation of room for none included), and
+ * an entry's location reads back without the flag of one that has. */
+static void test_expiries_take_memory_only_for_keys_that_have_one(void **state)
+{
+    (void)state;
+    struct index ix;
+    assert_int_equal(index_init(&ix), 0);
+    assert_int_equal(expiry_reserve(&ix.expiries, 0), 0);
+    for (int i = 0; i < 100; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "plain-%d", i);
+        struct kv_loc loc = {.seg = 1, .off = (uint32_t)i * 64, .val_len = 1};
+        assert_int_equal(
+            index_upsert(&ix, index_hash(k, strlen(k)), k, strlen(k), &loc, 0, NULL, NULL), 0);
+    }
+    assert_int_equal(expiry_memory(&ix.expiries), 0);
+    struct kv_loc loc = {.seg = 2, .off = 0x7ffffff0u, .val_len = 3};
+    assert_int_equal(index_upsert(&ix, index_hash("x", 1), "x", 1, &loc, 12345, NULL, NULL), 0);
+    const struct index_entry *e = index_lookup(&ix, index_hash("x", 1), "x", 1);
+    assert_int_equal(index_entry_expiry(&ix, e), 12345);
+    assert_int_equal(index_entry_loc(e).off, 0x7ffffff0u);
+    assert_true(index_entry_expired(&ix, e, 12345));
+    assert_false(index_entry_expired(&ix, e, 12344));
+    assert_true(expiry_memory(&ix.expiries) > 0);
+    /* Cleared by a write without one, and gone with the key. */
+    assert_int_equal(index_upsert(&ix, index_hash("x", 1), "x", 1, &loc, 0, NULL, NULL), 0);
+    assert_int_equal(index_entry_expiry(&ix, e), 0);
+    assert_int_equal(ix.expiries.count, 0);
+    assert_int_equal(index_upsert(&ix, index_hash("x", 1), "x", 1, &loc, 99, NULL, NULL), 0);
+    assert_int_equal(index_remove(&ix, index_hash("x", 1), "x", 1, NULL), 0);
+    assert_int_equal(ix.expiries.count, 0);
+    index_destroy(&ix);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_matches_a_model_through_growth_and_removals),
+        cmocka_unit_test(test_expiries_take_memory_only_for_keys_that_have_one),
         cmocka_unit_test(test_walk_by_hash_range_sees_each_lasting_key_once_while_index_changes),
         cmocka_unit_test(test_walk_stops_at_the_visitors_error),
         cmocka_unit_test(test_bulk_load_in_hash_order_finds_every_key_and_duplicate),

@@ -127,7 +127,7 @@ static void model_upsert(struct index *ix, struct model *m, size_t i, uint32_t t
     struct kv_loc loc = {.seg = 1, .off = tag, .val_len = (uint32_t)i};
     bool replaced = false;
     assert_int_equal(index_upsert(ix, index_hash(u->key[i], u->len[i]), u->key[i], u->len[i], &loc,
-                                  NULL, &replaced),
+                                  0, NULL, &replaced),
                      0);
     assert_int_equal(replaced, m->present[i]);
     if (!m->present[i])
@@ -387,7 +387,7 @@ static void bulk_load(struct index *ix, const struct model *m, bool sort)
         struct kv_loc loc = {.seg = 1, .off = 0, .val_len = (uint32_t)i};
         bool present;
         assert_int_equal(index_insert_new(ix, &bulk, index_hash(u->key[i], u->len[i]), u->key[i],
-                                          u->len[i], &loc, &present),
+                                          u->len[i], &loc, 0, &present),
                          0);
         assert_false(present);
         names[i] = arena_plan_next(&plan, u->len[i]);
@@ -477,7 +477,7 @@ static void test_a_key_order_that_does_not_match_the_keys_is_refused(void **stat
             struct kv_loc loc = {.seg = 1};
             bool present;
             assert_int_equal(
-                index_insert_new(&ix, &bulk, index_hash(keys[i], 1), keys[i], 1, &loc, &present),
+                index_insert_new(&ix, &bulk, index_hash(keys[i], 1), keys[i], 1, &loc, 0, &present),
                 0);
             name[keys[i][0] - 'a'] = arena_plan_next(&plan, 1);
         }

@@ -905,11 +905,12 @@ static void test_damage_deep_in_large_snapshot_is_found_and_replayed(void **stat
     free(snap);
 }
 
-/* Where a version 4 snapshot's bloom filter section starts (after the
- * 40-byte header and the segment list), and its length in bytes. */
+/* Where a version 5 snapshot's bloom filter section starts (after the
+ * 40-byte header and the segment list), and its length in bytes. Of keys
+ * without an expiry, it is laid out as version 4. */
 static size_t snap_bloom_at(const uint8_t *b)
 {
-    assert_int_equal(get_u32(b + 8), 4);
+    assert_int_equal(get_u32(b + 8), 5);
     return 40 + 12 * (size_t)get_u32(b + 16);
 }
 
@@ -956,7 +957,7 @@ static void test_snapshot_bloom_filter_is_taken_as_saved_or_rebuilt(void **state
     assert_int_equal(st.bloom_bytes, 0);
 }
 
-/* Rewrites a version 4 snapshot of a store without META names or
+/* Rewrites a version 5 snapshot of a store without META names or
  * dictionaries as version 3 (without its key order and the flag that
  * announces it), version 2 (without the two empty counts after the filter
  * either) or version 1 (without the filter either). The CRC is left for the
