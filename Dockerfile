@@ -9,7 +9,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       zlib1g-dev libisal-dev libxxhash-dev \
       libzstd-dev libmicrohttpd-dev libjansson-dev libuv1-dev \
-      libedit-dev libhiredis-dev libjs-chart.js \
+      libedit-dev libhiredis-dev libcurl4-openssl-dev libjs-chart.js \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt kvstore.pc.in ./
@@ -27,7 +27,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       zlib1g libisal2 libxxhash0 libzstd1 libmicrohttpd12 libjansson4 libuv1 \
-      libedit2 libhiredis0.14 \
+      libedit2 libhiredis0.14 libcurl4 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home kvstore \
  && mkdir -p /data \

@@ -5,6 +5,13 @@ against Redis 7 with `appendonly yes` and `appendfsync always` (a reply only
 once the write is on stable storage, as volume-server's in SYNC_MODE=always).
 
     bench/resp_bench.py --build build --results DIR [--data DIR] [--keys N]
+    bench/resp_bench.py --binary PATH --only set --sync none --repeat 5 --results DIR
+
+--only runs some workloads (set, get) and no memory or restart rows;
+--repeat runs each workload that many times on each server, alternating
+between them, and the table gives the median and the range; --sync none
+compares SYNC_MODE=none with Redis's `appendfsync no` (neither waits for
+the disk); --binary names the volume-server to measure (default: BUILD's).
 
 Rows: SET (durable) and GET, 50 clients, pipelines of 1 and 16; anonymous
 resident memory (RssAnon) with the same N keys of 100-byte values; and the
@@ -23,6 +30,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -73,7 +81,8 @@ def rss_anon_bytes(pid):
 class Redis:
     name = "redis"
 
-    def __init__(self, data):
+    def __init__(self, data, sync="always"):
+        self.sync = sync
         self.dir = tempfile.mkdtemp(prefix="redis.", dir=data)
         self.port = free_port()
         self.proc = None
@@ -81,7 +90,8 @@ class Redis:
     def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.dir,
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always" if self.sync == "always" else "no",
+             "--save", "",
              "--logfile", os.path.join(self.dir, "redis.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return wait_ping(self.port, self.proc)
@@ -101,15 +111,16 @@ class Redis:
 class Volume:
     name = "volume-server"
 
-    def __init__(self, data, build):
+    def __init__(self, data, build, sync="always", binary=None):
+        self.sync = sync
         self.dir = tempfile.mkdtemp(prefix="volume.", dir=data)
-        self.binary = os.path.join(build, "volume-server")
+        self.binary = binary or os.path.join(build, "volume-server")
         self.port = free_port()
         self.proc = None
 
     def start(self):
         env = dict(os.environ, DATA_DIR=os.path.join(self.dir, "data"), PORT="0",
-                   RESP_PORT=str(self.port), HOST="127.0.0.1", SYNC_MODE="always",
+                   RESP_PORT=str(self.port), HOST="127.0.0.1", SYNC_MODE=self.sync,
                    LOG_LEVEL="warn", COMPACTION_INTERVAL_SECS="0")
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.proc = subprocess.Popen([self.binary], env=env, stdin=subprocess.DEVNULL,
@@ -204,6 +215,11 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies the request counts")
     ap.add_argument("--smoke", action="store_true",
                     help="a tiny run that checks every row is there (exit 77 without Redis)")
+    ap.add_argument("--only", choices=["set", "get"], default=None,
+                    help="only this command's rows (no memory or restart rows)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each workload per server")
+    ap.add_argument("--sync", choices=["always", "none"], default="always")
+    ap.add_argument("--binary", default=None, help="the volume-server to measure")
     args = ap.parse_args()
     if args.smoke:
         if not shutil.which("redis-server") or not shutil.which("redis-benchmark"):
@@ -213,23 +229,28 @@ def main():
     data = os.path.abspath(args.data or os.path.join(args.build, "bench-data"))
     os.makedirs(data, exist_ok=True)
     os.makedirs(args.results, exist_ok=True)
-    servers = [Volume(data, args.build), Redis(data)]
+    workloads = [w for w in WORKLOADS if args.only in (None, w[0])]
+    servers = [Volume(data, args.build, args.sync, args.binary), Redis(data, args.sync)]
     rows = []
     try:
         for s in servers:
             s.start()
         # Throughput first, on the store the SET rows fill; then the GET rows
         # read keys that exist (the fill makes every one of them exist).
-        for test, pipeline, n in WORKLOADS:
+        for test, pipeline, n in workloads:
             n = max(1000, int(n * args.scale))
             if test == "get":
                 for s in servers:
                     if dbsize(s.port) < args.keys:
                         fill(s.port, args.keys)
-            for s in servers:  # the same flags, one after the other
-                r, cmd = benchmark(s.port, test, n, pipeline, args.keys)
-                rows.append(dict(r, engine=s.name, workload="resp-%s" % test,
-                                 pipeline=pipeline, requests=n, command=cmd))
+            for run in range(args.repeat):
+                for s in servers:  # the same flags, one after the other
+                    r, cmd = benchmark(s.port, test, n, pipeline, args.keys)
+                    rows.append(dict(r, engine=s.name, workload="resp-%s" % test,
+                                     pipeline=pipeline, requests=n, command=cmd, run=run,
+                                     sync=args.sync))
+        if args.only is not None:
+            return finish(rows, args, workloads)
         # Memory with the same keys: a fresh start of each, then the fill.
         for s in servers:
             s.stop()
@@ -251,10 +272,17 @@ def main():
         for s in servers:
             s.cleanup()
 
+    finish(rows, args, workloads)
+
+
+def finish(rows, args, workloads):
     with open(os.path.join(args.results, "resp.jsonl"), "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
-    write_table(rows, args)
+    if args.repeat > 1 or args.only is not None:
+        write_runs_table(rows, args, workloads)
+    else:
+        write_table(rows, args)
     if args.smoke:
         want = {("resp-%s" % t, p) for t, p, _ in WORKLOADS}
         for engine in ("volume-server", "redis"):
@@ -265,6 +293,33 @@ def main():
                     missing.add((w, None))
             if missing:
                 raise SystemExit("missing rows for %s: %s" % (engine, sorted(missing)))
+
+
+def write_runs_table(rows, args, workloads):
+    """The median of the runs of each workload, with their range."""
+    def runs(engine, test, pipeline):
+        return sorted(r["ops_per_sec"] for r in rows if r["engine"] == engine and
+                      r["workload"] == "resp-" + test and r["pipeline"] == pipeline)
+
+    def median(v):
+        return statistics.median(v) if v else 0.0
+
+    lines = ["| workload | pipeline | runs | volume-server ops/s: median (min–max) "
+             "| Redis ops/s: median (min–max) | ÷ Redis |", "|---|---|---|---|---|---|"]
+    for test, pipeline, _ in workloads:
+        v, r = runs("volume-server", test, pipeline), runs("redis", test, pipeline)
+        if not v or not r:
+            continue
+        lines.append("| %s (SYNC_MODE=%s / appendfsync %s) | %d | %d | %s (%s–%s) | %s (%s–%s) "
+                     "| %.2f× |" % (
+                         test.upper(), args.sync, "always" if args.sync == "always" else "no",
+                         pipeline, len(v), "{:,.0f}".format(median(v)), "{:,.0f}".format(v[0]),
+                         "{:,.0f}".format(v[-1]), "{:,.0f}".format(median(r)),
+                         "{:,.0f}".format(r[0]), "{:,.0f}".format(r[-1]),
+                         median(v) / median(r)))
+    with open(os.path.join(args.results, "resp.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def write_table(rows, args):

@@ -27,6 +27,7 @@
 #   BENCH_WRITE_ROUNDS   its rounds; the median is reported [3]
 #   BENCH_WRITE_SECS     seconds per run of it [8]
 #   BENCH_JSON_NUM   keys of the JSON corpus for the compression rows [200000]
+#   BENCH_CATCHUP_MB what a replica catches up with in the replication rows [1024]
 #   BENCH_DATA_DIR   where the data directories go (the disk under test)
 #                    [$BUILD/bench-data]
 #   BENCH_OUT        the report [docs/BENCHMARKS.md]; the chart goes beside it
@@ -301,6 +302,25 @@ run_resp() {
     fi
 }
 
+# ---- replication: a primary and a replica on this machine
+# (bench/repl_bench.py): durable PUT/s with and without MIN_REPLICA_ACKS=1 in
+# the same run, a replica's lag under a steady load, a catch-up of
+# BENCH_CATCHUP_MB; its table goes to $results/repl.md.
+run_repl() {
+    if ! command -v wrk >/dev/null; then
+        log "wrk missing: no replication benchmark (scripts/install-deps.sh --bench)"
+        return
+    fi
+    log "replication benchmark: semi-synchronous writes, lag, catch-up"
+    local cmd=(python3 bench/repl_bench.py --build "$build" --results "$results" --data "$data"
+        --catchup-mb "${BENCH_CATCHUP_MB:-1024}")
+    echo "${cmd[*]}" >>"$results/commands.txt"
+    if ! "${cmd[@]}"; then
+        log "replication benchmark failed"
+        failures=$((failures + 1))
+    fi
+}
+
 # ---- the report and the chart
 write_report() {
     echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
@@ -308,7 +328,7 @@ write_report() {
     python3 bench/report.py --results "$results" --out "$out" --chart-data "$results/chart.dat" \
         --chart "$(basename "$chart")"
     local part
-    for part in http write resp; do
+    for part in http write resp repl; do
         if [[ -f $results/$part.md ]]; then
             printf '\n' >>"$out"
             cat "$results/$part.md" >>"$out"
@@ -338,6 +358,7 @@ main() {
     run_http
     run_write
     run_resp
+    run_repl
     write_report
     log "done in $((SECONDS - start)) s"
     if [[ $failures -gt 0 ]]; then

@@ -829,6 +829,75 @@ KV_API int kv_meta_put(kv_store *s, const void *name, size_t name_len, const voi
  */
 KV_API int kv_meta_get(kv_store *s, const void *name, size_t name_len, void **val, size_t *val_len);
 
+/* ---- The durable log, for replication ----
+ *
+ * A primary ships its log to replicas as raw records: kv_log_read gives the
+ * records a replica lacks, byte for byte as they lie in the segments, and
+ * kv_log_append stores them on the replica verbatim. A position in the log
+ * is a segment id and a byte offset in it; positions compare as (seg, off)
+ * pairs. Only records already on stable storage are read (those a sync
+ * covered: in sync mode always every acknowledged write; in mode interval
+ * those of the last background sync; in mode none those of sealed
+ * segments and of kv_sync). A compaction's outputs (segments numbered
+ * between the segments it read and the one writers moved to) are read like
+ * any other segment: they hold copies of the records before them, so a
+ * reader that has every record before them reads values it already has. */
+
+typedef struct kv_log_pos {
+    uint64_t seg; /* segment id; 0 with off 0: the start of the oldest segment */
+    uint64_t off; /* byte offset of a record boundary in it */
+} kv_log_pos;
+
+/* The end of the durable log: the position just past the last synced
+ * record. Codes: KV_EINVAL (NULL). */
+KV_API int kv_log_end(kv_store *s, kv_log_pos *end);
+
+/*
+ * Reads whole records of the durable log from *pos into buf (cap bytes):
+ * as many as fit, all from one segment. On 0, *pos is where they begin
+ * (moved to the start of the next segment when it pointed at the end of a
+ * sealed one, or at the start of the oldest for {0, 0}), *len their bytes
+ * (0: nothing after *pos is durable yet) and *next the position after
+ * them. Every record is checked (framing and CRC-32) before it is handed
+ * out. Codes: KV_EINVAL (NULL argument, cap 0); KV_ENOTFOUND (the log no
+ * longer or never held *pos: its segment was removed by a compaction, or
+ * the position lies past the durable end, as when the reader's history
+ * diverged from this log's); KV_ETOOBIG (the first record is longer than
+ * cap: *len receives its length, *pos and *next are unchanged, buf's
+ * bytes are not to be used); KV_ECORRUPT (a
+ * record at *pos fails its checksum or framing: the log names it); KV_EIO,
+ * KV_ENOMEM.
+ */
+KV_API int kv_log_read(kv_store *s, kv_log_pos *pos, void *buf, size_t cap, size_t *len,
+                       kv_log_pos *next);
+
+/*
+ * Waits until the durable log extends past pos (kv_log_end(s) > *pos), at
+ * most timeout_ms milliseconds. Returns 0 either way: read the log to learn
+ * what came. Safe from any thread; not from a kv_done_fn. Codes: KV_EINVAL.
+ */
+KV_API int kv_log_wait(kv_store *s, const kv_log_pos *pos, uint32_t timeout_ms);
+
+/*
+ * A replica's write: stores records (len bytes of whole records as
+ * kv_log_read handed them out, of any kind) at the end of this store's log,
+ * verbatim, followed by a META record of meta_name holding meta (the
+ * replica's position and history), as one unit: written with one pwritev
+ * and made durable with one fdatasync whatever the sync mode, then applied
+ * to the index in log order. META records among them are the sender's own
+ * metadata and are left out. Every record is checked before anything is
+ * written; a record that fails its CRC or framing makes the call fail with
+ * nothing written. After a crash, either the unit's META record is in the
+ * log or the position it names was not reached (records of a torn unit
+ * that survive are the same records that a retry stores again). Codes:
+ * KV_EINVAL (NULL argument, meta_name_len outside 1..KV_MAX_KEY_LEN),
+ * KV_ECORRUPT (a record fails its check), KV_ETOOBIG (meta_len >
+ * KV_MAX_META_LEN), KV_EFORMAT (a record kind this version cannot store),
+ * KV_EREADONLY, KV_ENOSPC, KV_EIO, KV_ENOMEM, KV_EBUSY (kv_close has begun).
+ */
+KV_API int kv_log_append(kv_store *s, const void *records, size_t len, const void *meta_name,
+                         size_t meta_name_len, const void *meta, size_t meta_len);
+
 /* ---- Reading a data directory record by record (for verify and dump) ---- */
 
 typedef enum {

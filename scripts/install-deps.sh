@@ -18,6 +18,7 @@ packages=(
     libcmocka-dev                 # unit tests
     libmicrohttpd-dev libjansson-dev libedit-dev  # server and CLI
     libuv1-dev libhiredis-dev     # the RESP front end's event loop; the CLI's --connect
+    libcurl4-openssl-dev          # a replica fetching its primary's log
     scdoc                         # the manual pages (docs/man/*.scd)
     curl python3                  # end-to-end tests
     redis-tools python3-redis nutcracker  # RESP tests: redis-cli, redis-py, twemproxy

@@ -17,3 +17,12 @@ end
 function request()
     return wrk.format("PUT", prefix .. math.random(0, keys - 1), nil, body)
 end
+
+-- With DELAY_MS, each connection waits that long before each request: a
+-- steady rate of at most connections * 1000 / DELAY_MS a second.
+local delay_ms = tonumber(os.getenv("DELAY_MS") or "0")
+if delay_ms > 0 then
+    function delay()
+        return delay_ms
+    end
+end

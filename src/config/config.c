@@ -58,6 +58,8 @@ static unsigned default_threads(void);
 static int check_host(const char *value, char *why, size_t why_len);
 static int check_volume_id(const char *value, char *why, size_t why_len);
 static int check_auth_token(const char *value, char *why, size_t why_len);
+static int check_host_port(const char *value, char *why, size_t why_len);
+static int parse_uint(const char *s, unsigned long long *out);
 
 #define FIELD(name) offsetof(struct vs_config, name), sizeof(((struct vs_config *)0)->name)
 
@@ -111,6 +113,15 @@ static const struct opt options[] = {
     {"RESP_OUTPUT_LIMIT_MB", OPT_UINT, FIELD(resp_output_limit_mb), 1, 65536, NULL, "256", NULL,
      NULL,
      "unsent replies one Redis-protocol client may hold, in MiB (more: the connection closes)"},
+    {"REPLICA_OF", OPT_STRING, FIELD(replica_of), 1, VS_HOST_MAX + 7, NULL, NULL, NULL,
+     check_host_port,
+     "host:port of the primary's HTTP address: this volume is a read-only replica of it "
+     "(unset: a primary)"},
+    {"MIN_REPLICA_ACKS", OPT_UINT, FIELD(min_replica_acks), 0, 64, NULL, "0", NULL, NULL,
+     "a write is answered only once this many replicas hold it durably"},
+    {"REPLICA_ACK_TIMEOUT_MS", OPT_UINT, FIELD(replica_ack_timeout_ms), 1, 3600000, NULL, "1000",
+     NULL, NULL,
+     "how long a write waits for MIN_REPLICA_ACKS replicas (then HTTP 504, RESP -NOREPLICAS)"},
 };
 /* clang-format on */
 
@@ -156,6 +167,26 @@ static int check_auth_token(const char *value, char *why, size_t why_len)
     for (const char *p = value; *p != '\0'; p++) {
         if (*p < 0x21 || *p > 0x7e) {
             snprintf(why, why_len, "may only contain visible ASCII characters (no spaces)");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* host:port, the port a number from 1 to 65535; an IPv6 address in
+ * brackets ("[::1]:9002"). */
+static int check_host_port(const char *value, char *why, size_t why_len)
+{
+    const char *colon = strrchr(value, ':');
+    unsigned long long port = 0;
+    if (colon == NULL || colon == value || parse_uint(colon + 1, &port) != 0 || port == 0 ||
+        port > 65535) {
+        snprintf(why, why_len, "must be host:port with a port from 1 to 65535");
+        return -1;
+    }
+    for (const char *p = value; p < colon; p++) {
+        if (*p < 0x21 || *p > 0x7e || *p == '/' || *p == '@' || *p == '?' || *p == '#') {
+            snprintf(why, why_len, "must be host:port, without spaces, a scheme or a path");
             return -1;
         }
     }
@@ -385,6 +416,15 @@ static int apply_flags(struct vs_config *cfg, const struct flag_values *fv, char
 /* Checks the settings that bound each other. */
 static int check_together(const struct vs_config *cfg, char *err, size_t err_len)
 {
+    /* A write's position is known to be durable, and so comparable with
+     * what replicas acknowledge, only once its fdatasync is done. */
+    if (cfg->min_replica_acks > 0 && cfg->sync_mode != VS_SYNC_ALWAYS) {
+        snprintf(err, err_len,
+                 "invalid MIN_REPLICA_ACKS=%u: replicas acknowledge durable writes, which needs "
+                 "SYNC_MODE=always",
+                 cfg->min_replica_acks);
+        return -1;
+    }
     if (cfg->resp_port != VS_PORT_OFF && cfg->resp_port != 0 && cfg->resp_port == cfg->port) {
         snprintf(err, err_len, "invalid RESP_PORT=%u: PORT is %u already", cfg->resp_port,
                  cfg->port);

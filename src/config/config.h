@@ -45,11 +45,14 @@ struct vs_config {
     unsigned log_level;                     /* enum vs_log_level */
     unsigned max_connections;
     unsigned connection_timeout_secs;
-    unsigned shutdown_grace_secs;    /* the drain after SIGTERM */
-    unsigned resp_port;              /* 0: any free port; VS_PORT_OFF: no RESP listener */
-    unsigned resp_idle_timeout_secs; /* a RESP connection idle this long is closed */
-    unsigned resp_max_args;          /* most arguments in one RESP command */
-    unsigned resp_output_limit_mb;   /* unsent replies one RESP client may hold, MiB */
+    unsigned shutdown_grace_secs;     /* the drain after SIGTERM */
+    unsigned resp_port;               /* 0: any free port; VS_PORT_OFF: no RESP listener */
+    unsigned resp_idle_timeout_secs;  /* a RESP connection idle this long is closed */
+    unsigned resp_max_args;           /* most arguments in one RESP command */
+    unsigned resp_output_limit_mb;    /* unsent replies one RESP client may hold, MiB */
+    char replica_of[VS_HOST_MAX + 8]; /* "host:port" of the primary; "" for a primary */
+    unsigned min_replica_acks;        /* replicas that must hold a write before its reply */
+    unsigned replica_ack_timeout_ms;  /* how long a write waits for them */
 };
 
 /* resp_port when RESP_PORT=off. */

@@ -53,7 +53,7 @@ static kv_sync_mode engine_sync_mode(unsigned mode)
     }
 }
 
-int vs_app_open(struct vs_app *app, const struct vs_config *cfg)
+void vs_app_kv_options(const struct vs_config *cfg, kv_options *out)
 {
     kv_options opts;
     kv_options_init(&opts);
@@ -65,6 +65,13 @@ int vs_app_open(struct vs_app *app, const struct vs_config *cfg)
     opts.compaction_interval_secs = cfg->compaction_interval_secs;
     opts.log_fn = vs_log_engine;
     opts.log_level = (kv_log_level)cfg->log_level;
+    *out = opts;
+}
+
+int vs_app_open(struct vs_app *app, const struct vs_config *cfg)
+{
+    kv_options opts;
+    vs_app_kv_options(cfg, &opts);
     struct blob_store *store = NULL;
     int rc = blob_store_open(cfg->data_dir, &opts, cfg->volume_id, &store);
     if (rc != 0) {

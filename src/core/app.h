@@ -52,8 +52,14 @@ struct vs_resp_counters {
     atomic_uint_fast64_t port;              /* the RESP port, 0 when off */
 };
 
+struct repl;
+
 struct vs_app {
     struct blob_store *store;
+    /* Replication (src/replication/repl.h), set by the program when it
+     * starts it; NULL otherwise. Front ends ask it whether writes are
+     * taken and wait on it for replicas' acknowledgements. */
+    struct repl *repl;
     const struct vs_config *cfg;
     /* Every front end's requests, by kind. */
     struct vs_latency latency;
@@ -75,6 +81,10 @@ struct vs_app {
  * nothing is left open.
  */
 int vs_app_open(struct vs_app *app, const struct vs_config *cfg);
+
+/* The engine's options that vs_app_open uses for cfg (a replica opens the
+ * copy it resyncs into with the same). */
+void vs_app_kv_options(const struct vs_config *cfg, kv_options *opts);
 
 /*
  * Closes the store (fsync, snapshot). Every front end must have stopped

@@ -17,6 +17,8 @@
 
 #include "http_parse.h"
 #include "metrics.h"
+#include "replication.h"
+#include "repl.h"
 #include "response.h"
 #include "ui.h"
 
@@ -42,6 +44,9 @@ static const struct route routes[] = {
     {"/admin/compact", VS_ROUTE_COMPACT, M(VS_POST), "POST", false},
     {"/admin/snapshot", VS_ROUTE_SNAPSHOT, M(VS_POST), "POST", false},
     {"/admin/backup", VS_ROUTE_BACKUP, M(VS_POST), "POST", false},
+    {"/admin/promote", VS_ROUTE_PROMOTE, M(VS_POST), "POST", false},
+    {"/replication/log", VS_ROUTE_REPL_LOG, M(VS_GET), "GET", false},
+    {"/replication/ack", VS_ROUTE_REPL_ACK, M(VS_GET), "GET", false},
     {NULL, VS_ROUTE_BLOB, M(VS_GET) | M(VS_HEAD) | M(VS_PUT) | M(VS_POST) | M(VS_DELETE),
      "GET, HEAD, PUT, POST, DELETE", false},
 };
@@ -127,6 +132,11 @@ int handlers_route(struct vs_request *r)
     }
     if (rt->route == VS_ROUTE_BLOB && decode_key(r) != 0)
         return -1;
+    if (rt->route == VS_ROUTE_BLOB && r->method != VS_GET && r->method != VS_HEAD &&
+        !repl_writable(r->app->repl)) {
+        repl_http_refuse_write(r);
+        return -1;
+    }
     r->wants_body = rt->route == VS_ROUTE_BLOB && (r->method == VS_PUT || r->method == VS_POST);
     return 0;
 }
@@ -161,7 +171,8 @@ int handlers_prepare(struct vs_request *r)
 bool handlers_may_block(const struct vs_request *r)
 {
     return r->route == VS_ROUTE_COMPACT || r->route == VS_ROUTE_SNAPSHOT ||
-           r->route == VS_ROUTE_BACKUP;
+           r->route == VS_ROUTE_BACKUP || r->route == VS_ROUTE_PROMOTE ||
+           r->route == VS_ROUTE_REPL_LOG;
 }
 
 static bool is_blob_write(const struct vs_request *r)
@@ -720,6 +731,15 @@ void handlers_run(struct vs_request *r)
         return;
     case VS_ROUTE_BACKUP:
         handlers_backup(r);
+        return;
+    case VS_ROUTE_PROMOTE:
+        repl_http_promote(r);
+        return;
+    case VS_ROUTE_REPL_LOG:
+        repl_http_ship(r);
+        return;
+    case VS_ROUTE_REPL_ACK:
+        repl_http_ack(r);
         return;
     case VS_ROUTE_UI:
         ui_serve(r);

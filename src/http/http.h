@@ -43,6 +43,9 @@ enum vs_route {
     VS_ROUTE_COMPACT,
     VS_ROUTE_SNAPSHOT,
     VS_ROUTE_BACKUP,
+    VS_ROUTE_PROMOTE,
+    VS_ROUTE_REPL_LOG,
+    VS_ROUTE_REPL_ACK,
     VS_ROUTE_UI
 };
 
@@ -82,6 +85,10 @@ struct vs_request {
     struct MHD_Response *response; /* the response, until queued */
     uint64_t bytes_out;            /* bytes of the response body */
     struct vs_job job;             /* when the work runs on the pool */
+    /* A write waiting for replicas' acknowledgements (replication.c):
+     * what resumes the connection once they came or the time ran out. */
+    void (*acked)(struct vs_request *r);
+    bool acks_missing; /* the time ran out: the reply is 504 */
 };
 
 #endif /* VS_HTTP_H */

@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "figures.h"
+#include "replication.h"
+#include "repl.h"
 #include "response.h"
 
 #define MIB 1048576.0
@@ -41,6 +43,7 @@ void metrics_health(struct vs_request *r)
                   "uptime_secs", (json_int_t)vs_app_uptime_secs(r->app));
     if (body != NULL && st.read_only)
         json_object_set_new(body, "read_only", json_true());
+    repl_http_health(r->app, body);
     vs_reply_json(r, MHD_HTTP_OK, body);
 }
 
@@ -277,6 +280,7 @@ static void reply_json_metrics(struct vs_request *r, const kv_stats *st, const k
     json_object_set_new(body, "resp_commands_by_name", resp_commands_json(r->app));
     if (write_stats_json(body, ws) != 0)
         goto fail;
+    repl_http_metrics(r->app, body);
     vs_reply_json(r, MHD_HTTP_OK, body);
     return;
 fail:
@@ -411,6 +415,67 @@ static void prometheus_resp_commands(struct text *t, struct vs_app *app, const c
     }
 }
 
+/* Replication: this volume's role and position, and on a primary each
+ * replica's position and lag. */
+static void prometheus_replication(struct text *t, struct vs_app *app, const char *vol)
+{
+    if (app->repl == NULL)
+        return;
+    struct repl_figures f;
+    repl_figures(app->repl, &f);
+    text_printf(t,
+                "# HELP kvstore_replication_replica 1 on a replica, 0 on a primary.\n"
+                "# TYPE kvstore_replication_replica gauge\n"
+                "kvstore_replication_replica{volume=\"%s\"} %d\n"
+                "# HELP kvstore_replication_acks_waited_total Writes that waited for replicas.\n"
+                "# TYPE kvstore_replication_acks_waited_total counter\n"
+                "kvstore_replication_acks_waited_total{volume=\"%s\"} %llu\n"
+                "# HELP kvstore_replication_acks_timed_out_total Writes answered before enough "
+                "replicas held them (504, -NOREPLICAS).\n"
+                "# TYPE kvstore_replication_acks_timed_out_total counter\n"
+                "kvstore_replication_acks_timed_out_total{volume=\"%s\"} %llu\n"
+                "# HELP kvstore_replication_full_resyncs_total Full copies this replica made.\n"
+                "# TYPE kvstore_replication_full_resyncs_total counter\n"
+                "kvstore_replication_full_resyncs_total{volume=\"%s\"} %llu\n"
+                "# HELP kvstore_replication_refused_batches_total Shipped batches that failed "
+                "their checks and were fetched again.\n"
+                "# TYPE kvstore_replication_refused_batches_total counter\n"
+                "kvstore_replication_refused_batches_total{volume=\"%s\"} %llu\n",
+                vol, f.replica ? 1 : 0, vol, (unsigned long long)f.acks_waited, vol,
+                (unsigned long long)f.acks_timed_out, vol, (unsigned long long)f.full_resyncs, vol,
+                (unsigned long long)f.refused_batches);
+    if (f.replica)
+        text_printf(t,
+                    "# HELP kvstore_replication_lag_bytes Bytes of the primary's log this "
+                    "replica lacks.\n"
+                    "# TYPE kvstore_replication_lag_bytes gauge\n"
+                    "kvstore_replication_lag_bytes{volume=\"%s\"} %llu\n"
+                    "# HELP kvstore_replication_lag_ms How long this replica has been behind.\n"
+                    "# TYPE kvstore_replication_lag_ms gauge\n"
+                    "kvstore_replication_lag_ms{volume=\"%s\"} %llu\n",
+                    vol, (unsigned long long)f.lag_bytes, vol, (unsigned long long)f.lag_ms);
+    if (f.nreplicas == 0)
+        return;
+    text_printf(t, "# HELP kvstore_replica_position_bytes A replica's acknowledged offset in "
+                   "its segment (label segment).\n"
+                   "# TYPE kvstore_replica_position_bytes gauge\n"
+                   "# HELP kvstore_replica_lag_bytes Bytes of this log a replica lacks.\n"
+                   "# TYPE kvstore_replica_lag_bytes gauge\n"
+                   "# HELP kvstore_replica_lag_ms How long a replica has been behind.\n"
+                   "# TYPE kvstore_replica_lag_ms gauge\n");
+    for (size_t i = 0; i < f.nreplicas; i++) {
+        const struct repl_replica_figures *p = &f.replicas[i];
+        text_printf(t,
+                    "kvstore_replica_position_bytes{volume=\"%s\",replica=\"%s\",segment=\"%llu\"}"
+                    " %llu\n"
+                    "kvstore_replica_lag_bytes{volume=\"%s\",replica=\"%s\"} %llu\n"
+                    "kvstore_replica_lag_ms{volume=\"%s\",replica=\"%s\"} %llu\n",
+                    vol, p->id, (unsigned long long)p->acked.seg, (unsigned long long)p->acked.off,
+                    vol, p->id, (unsigned long long)p->lag_bytes, vol, p->id,
+                    (unsigned long long)p->lag_ms);
+    }
+}
+
 /* An engine histogram in the exposition format; scale divides the edges
  * and the sum (microseconds to seconds). */
 static void text_histogram(struct text *t, const char *vol, const char *name, const char *help,
@@ -471,6 +536,7 @@ static void reply_prometheus(struct vs_request *r, const kv_stats *st, const kv_
     text_histogram(&t, vol, "write_batch_wait_seconds",
                    "Time from a write's submission to the start of its round of group commit.",
                    &ws->batch_wait_us, 1e6);
+    prometheus_replication(&t, r->app, vol);
     if (t.failed) {
         free(t.buf);
         vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");

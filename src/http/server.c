@@ -68,6 +68,7 @@
 #include "handlers.h"
 #include "listener.h"
 #include "log.h"
+#include "replication.h"
 #include "response.h"
 
 /* Memory MHD may use per connection for the request line, headers and read
@@ -264,27 +265,39 @@ static void wake_stopper(struct vs_server *srv)
     pthread_mutex_unlock(&srv->idle_lock);
 }
 
+/* Under idle_lock: once the count reaches 0 a stopper (wait_writes) may
+ * free srv, so nothing of it may be touched after the lock is let go. */
 static void write_finished(struct vs_server *srv)
 {
-    if (atomic_fetch_sub(&srv->app->counters.writes_in_flight, 1) == 1 &&
-        atomic_load(&srv->app->stopping))
-        wake_stopper(srv);
+    pthread_mutex_lock(&srv->idle_lock);
+    if (atomic_fetch_sub(&srv->app->counters.writes_in_flight, 1) == 1)
+        pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->idle_lock);
 }
 
 /* The engine's callback, on its commit thread: the write is durable, or has
  * failed. Resuming is the last touch of r: the HTTP thread may free it right
  * after. */
-static void on_write_done(kv_op *ops, size_t n, int rc, const kv_commit_info *info, void *ctx)
+static void written(struct vs_request *r)
 {
-    struct vs_request *r = ctx;
     struct vs_server *srv = r->server;
-    (void)ops;
-    (void)n;
-    (void)info;
-    r->write_rc = rc;
     r->phase = PHASE_WRITTEN;
     MHD_resume_connection(r->conn);
     write_finished(srv);
+}
+
+/* A write that succeeded waits, still in flight, for MIN_REPLICA_ACKS
+ * replicas to hold its position (replication.c), without holding this
+ * thread; its reply is then built as for any write, or is the 504. */
+static void on_write_done(kv_op *ops, size_t n, int rc, const kv_commit_info *info, void *ctx)
+{
+    struct vs_request *r = ctx;
+    (void)ops;
+    (void)n;
+    r->write_rc = rc;
+    if (rc == 0 && repl_http_await(r, info->seg, info->end, written))
+        return;
+    written(r);
 }
 
 /* Prepares r's blob write and hands it to the engine, the connection
@@ -353,6 +366,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     case PHASE_WRITTEN:
         if (handlers_write_done(r, r->write_rc))
             return submit_write(srv, r);
+        if (r->acks_missing)
+            repl_http_reply_unconfirmed(r);
         return send_reply(r);
     case PHASE_REPLY:
         return send_reply(r);

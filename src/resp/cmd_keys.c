@@ -4,14 +4,14 @@
  * RANDOMKEY. Every value is a string; a key is any byte string of 1 to
  * 65,535 bytes, the blob of the same name over HTTP.
  *
- * Writes go through the blob layer (src/core/storage.h), so that they are
- * ordered with HTTP's conditional writes of the same key. With
- * SYNC_MODE=always a write runs on the pool and its reply waits for its
- * fdatasync; otherwise it runs here, at once. What a key is (STRLEN,
- * EXISTS, TYPE, TTL) comes from kv_stat, which reads a record's head, never
- * its value. Listings (SCAN, KEYS, RANDOMKEY) read the ordered index with
- * kv_range and run on the pool, so that a long one never stalls the other
- * connections of its loop.
+ * Writes are batches submitted to the engine without waiting (write.c): SET
+ * and DEL are blind (the ops come from the arguments, NX and XX are engine
+ * conditions), SET ... GET runs as a program that reads and writes in one
+ * batch. The prog_ functions are how these commands run inside EXEC.
+ * What a key is (STRLEN, EXISTS, TYPE, TTL) comes from kv_stat, which reads
+ * a record's head, never its value. Listings (SCAN, KEYS, RANDOMKEY) read
+ * the ordered index with kv_range and run on the pool, so that a long one
+ * never stalls the other connections of its loop.
  *
  * SCAN's cursor is a key's position in the log (kv_stat_info.position: its
  * record's segment and offset, below 2^63, as clients that parse cursors as
@@ -25,6 +25,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "server.h"
@@ -39,25 +40,6 @@ static void count_read(const struct resp_ctx *c, bool hit)
     atomic_fetch_add_explicit(hit ? &c->srv->app->resp.keyspace_hits
                                   : &c->srv->app->resp.keyspace_misses,
                               1, memory_order_relaxed);
-}
-
-/* Runs a write: on the pool when it must wait for the disk or for the
- * connection's earlier commands, else here. */
-static void write_cmd(struct resp_ctx *c, void (*run)(struct resp_pending *p))
-{
-    if (c->srv->writes_wait || c->conn->n_pending > 0) {
-        resp_defer(c, run);
-        return;
-    }
-    struct resp_pending p = {.conn = c->conn,
-                             .srv = c->srv,
-                             .reply = *c->out,
-                             .proto = c->proto,
-                             .argc = c->argc,
-                             .argv = c->argv,
-                             .argl = c->argl};
-    run(&p);
-    *c->out = p.reply;
 }
 
 /* The reply to an option that needs an engine feature this build lacks. */
@@ -180,70 +162,150 @@ void cmd_getex(struct resp_ctx *c)
 
 /* ---- writes */
 
-static void run_set(struct resp_pending *p)
+/* SET's options, parsed in one place for the command and for its run
+ * inside EXEC. */
+struct set_opts {
+    bool nx, xx; /* only when the key is absent / present */
+    bool get;    /* reply with the old value */
+};
+
+static bool word_is(const char *arg, size_t len, const char *word)
 {
-    uint32_t etag = 0;
-    int rc =
-        blob_put(p->srv->app->store, p->argv[1], p->argl[1], p->argv[2], p->argl[2], NULL, &etag);
-    if (rc != 0) {
-        resp_reply_kv_error(&p->reply, rc);
-        return;
+    return len == strlen(word) && strncasecmp(arg, word, len) == 0;
+}
+
+/* Parses the options of SET key value [...] in argv[3 ..]; returns NULL,
+ * or the error to reply with. */
+static const char *set_parse(size_t argc, char **argv, const size_t *argl, struct set_opts *o)
+{
+    *o = (struct set_opts){0};
+    for (size_t i = 3; i < argc; i++) {
+        const char *a = argv[i];
+        size_t n = argl[i];
+        if (word_is(a, n, "KEEPTTL"))
+            continue; /* no key has an expiry in this build: nothing to keep */
+        if (word_is(a, n, "EX") || word_is(a, n, "PX") || word_is(a, n, "EXAT") ||
+            word_is(a, n, "PXAT")) {
+            if (i + 1 >= argc)
+                return "ERR syntax error";
+            return "ERR set with an expiry is not available in this build: it needs the "
+                   "engine's key expiry";
+        }
+        if (word_is(a, n, "NX") && !o->xx)
+            o->nx = true;
+        else if (word_is(a, n, "XX") && !o->nx)
+            o->xx = true;
+        else if (word_is(a, n, "GET"))
+            o->get = true;
+        else
+            return "ERR syntax error";
     }
-    atomic_fetch_add_explicit(&p->srv->changes_since_save, 1, memory_order_relaxed);
-    resp_ok(&p->reply);
+    return NULL;
+}
+
+/* SET without GET: one PUT, NX and XX as its engine condition. */
+static void finish_set(struct resp_pending *p, int rc)
+{
+    if (rc == 0) {
+        atomic_fetch_add_explicit(&p->srv->changes_since_save, 1, memory_order_relaxed);
+        resp_ok(&p->reply);
+    } else if (rc == KV_ECONDITION) {
+        resp_null(&p->reply, p->proto);
+    } else {
+        resp_reply_kv_error(&p->reply, rc);
+    }
 }
 
 void cmd_set(struct resp_ctx *c)
 {
-    for (size_t i = 3; i < c->argc; i++) {
-        if (resp_arg_is(c, i, "KEEPTTL"))
-            continue; /* no key has an expiry in this build: nothing to keep */
-        if (resp_arg_is(c, i, "EX") || resp_arg_is(c, i, "PX") || resp_arg_is(c, i, "EXAT") ||
-            resp_arg_is(c, i, "PXAT")) {
-            if (i + 1 >= c->argc) {
-                resp_reply_syntax(c);
-                return;
-            }
-            reply_needs(c, "with an expiry", "key expiry");
-            return;
-        }
-        if (resp_arg_is(c, i, "NX") || resp_arg_is(c, i, "XX") || resp_arg_is(c, i, "GET")) {
-            reply_needs(c, "with NX, XX or GET", "conditional writes");
-            return;
-        }
-        resp_reply_syntax(c);
+    struct set_opts o;
+    const char *err = set_parse(c->argc, c->argv, c->argl, &o);
+    if (err != NULL) {
+        resp_error(c->out, err);
         return;
     }
     if (c->argl[1] == 0 || c->argl[1] > KV_MAX_KEY_LEN) {
         resp_reply_kv_error(c->out, KV_EINVAL);
         return;
     }
-    write_cmd(c, run_set);
+    if (o.get) {
+        resp_run_program(c); /* the old value and the write, one batch */
+        return;
+    }
+    struct resp_pending *p = resp_pending_new(c);
+    kv_op *op = p != NULL ? calloc(1, sizeof(*op)) : NULL;
+    if (op == NULL) {
+        if (p != NULL)
+            resp_error(c->out, "ERR out of memory");
+        resp_pending_free(p);
+        return;
+    }
+    *op = (kv_op){.type = KV_WRITE_PUT,
+                  .key = p->argv[1],
+                  .key_len = p->argl[1],
+                  .val = p->argv[2],
+                  .val_len = p->argl[2],
+                  .cond = o.nx   ? KV_IF_ABSENT
+                          : o.xx ? KV_IF_PRESENT
+                                 : KV_IF_ANY};
+    p->ops = op;
+    p->n_ops = 1;
+    p->finish = finish_set;
+    resp_write_blind(c, p);
 }
 
-static void run_del(struct resp_pending *p)
+void prog_set(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
-    /* One batch of deletes, as Redis runs DEL: atomically. A key of a
-     * length no key has cannot exist: it is left out. */
-    const void **keys = malloc(p->argc * sizeof(*keys));
-    size_t *lens = malloc(p->argc * sizeof(*lens));
-    size_t n = 0, done = 0;
-    int rc = keys && lens ? 0 : KV_ENOMEM;
-    for (size_t i = 1; rc == 0 && i < p->argc; i++) {
-        if (p->argl[i] == 0 || p->argl[i] > KV_MAX_KEY_LEN)
-            continue;
-        keys[n] = p->argv[i];
-        lens[n++] = p->argl[i];
+    struct resp_buf *out = resp_tx_out(t);
+    struct set_opts o;
+    const char *err = set_parse(argc, argv, argl, &o);
+    if (err != NULL) {
+        resp_error(out, err);
+        return;
     }
-    if (rc == 0)
-        rc = blob_delete_many(p->srv->app->store, keys, lens, n, &done);
-    free(keys);
-    free(lens);
+    const char *old = NULL;
+    size_t old_len = 0;
+    int rc = o.get || o.nx || o.xx ? resp_tx_get(t, argv[1], argl[1], &old, &old_len) : 0;
+    if (rc < 0) {
+        resp_reply_kv_error(out, rc);
+        return;
+    }
+    /* The old value is copied before the write may free it. */
+    struct resp_buf reply = {0};
+    if (o.get) {
+        if (rc == 1)
+            resp_bulk(&reply, old, old_len);
+        else
+            resp_null(&reply, resp_tx_proto(t));
+    }
+    if ((o.nx && rc == 1) || (o.xx && rc == 0)) {
+        if (!o.get)
+            resp_null(&reply, resp_tx_proto(t));
+    } else {
+        int wrc = resp_tx_put(t, argv[1], argl[1], argv[2], argl[2], false);
+        if (wrc != 0) {
+            resp_buf_free(&reply);
+            resp_reply_kv_error(out, wrc);
+            return;
+        }
+        if (!o.get)
+            resp_ok(&reply);
+    }
+    resp_buf_append(out, reply.data, reply.len);
+    resp_buf_free(&reply);
+}
+
+/* DEL: one batch of deletes, as Redis runs it: atomically. The engine says
+ * which keys existed (an absent key's op has rc KV_ENOTFOUND). */
+static void finish_del(struct resp_pending *p, int rc)
+{
     if (rc != 0) {
         resp_reply_kv_error(&p->reply, rc);
         return;
     }
-    long long deleted = (long long)done;
+    long long deleted = 0;
+    for (size_t i = 0; i < p->n_ops; i++)
+        deleted += p->ops[i].rc == 0;
     if (deleted > 0)
         atomic_fetch_add_explicit(&p->srv->changes_since_save, (uint64_t)deleted,
                                   memory_order_relaxed);
@@ -252,7 +314,121 @@ static void run_del(struct resp_pending *p)
 
 void cmd_del(struct resp_ctx *c)
 {
-    write_cmd(c, run_del);
+    struct resp_pending *p = resp_pending_new(c);
+    kv_op *ops = p != NULL ? calloc(c->argc, sizeof(*ops)) : NULL;
+    if (ops == NULL) {
+        if (p != NULL)
+            resp_error(c->out, "ERR out of memory");
+        resp_pending_free(p);
+        return;
+    }
+    /* A key of a length no key has cannot exist: it is left out. */
+    size_t n = 0;
+    for (size_t i = 1; i < p->argc; i++) {
+        if (p->argl[i] == 0 || p->argl[i] > KV_MAX_KEY_LEN)
+            continue;
+        ops[n++] = (kv_op){.type = KV_WRITE_DEL, .key = p->argv[i], .key_len = p->argl[i]};
+    }
+    if (n == 0) {
+        free(ops);
+        resp_pending_free(p);
+        resp_int(c->out, 0);
+        return;
+    }
+    p->ops = ops;
+    p->n_ops = n;
+    p->finish = finish_del;
+    resp_write_blind(c, p);
+}
+
+void prog_del(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
+{
+    long long deleted = 0;
+    for (size_t i = 1; i < argc; i++) {
+        const char *val = NULL;
+        size_t len = 0;
+        int rc = resp_tx_get(t, argv[i], argl[i], &val, &len);
+        if (rc == 1)
+            rc = resp_tx_del(t, argv[i], argl[i]);
+        else if (rc == 0)
+            continue;
+        if (rc < 0) {
+            resp_reply_kv_error(resp_tx_out(t), rc);
+            return;
+        }
+        deleted++;
+    }
+    resp_int(resp_tx_out(t), deleted);
+}
+
+/* ---- reads inside EXEC: from the transaction's view */
+
+void prog_get(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
+{
+    (void)argc;
+    const char *val = NULL;
+    size_t len = 0;
+    int rc = resp_tx_get(t, argv[1], argl[1], &val, &len);
+    if (rc == 1)
+        resp_bulk(resp_tx_out(t), val, len);
+    else if (rc == 0)
+        resp_null(resp_tx_out(t), resp_tx_proto(t));
+    else
+        resp_reply_kv_error(resp_tx_out(t), rc);
+}
+
+void prog_mget(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
+{
+    struct resp_buf *out = resp_tx_out(t);
+    resp_array(out, argc - 1);
+    for (size_t i = 1; i < argc; i++) {
+        const char *val = NULL;
+        size_t len = 0;
+        if (resp_tx_get(t, argv[i], argl[i], &val, &len) == 1)
+            resp_bulk(out, val, len);
+        else
+            resp_null(out, resp_tx_proto(t)); /* MGET answers nil for anything not there */
+    }
+}
+
+void prog_strlen(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
+{
+    (void)argc;
+    const char *val = NULL;
+    size_t len = 0;
+    int rc = resp_tx_get(t, argv[1], argl[1], &val, &len);
+    if (rc < 0)
+        resp_reply_kv_error(resp_tx_out(t), rc);
+    else
+        resp_int(resp_tx_out(t), rc == 1 ? (long long)len : 0);
+}
+
+void prog_exists(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
+{
+    long long n = 0;
+    for (size_t i = 1; i < argc; i++) {
+        const char *val = NULL;
+        size_t len = 0;
+        int rc = resp_tx_get(t, argv[i], argl[i], &val, &len);
+        if (rc < 0) {
+            resp_reply_kv_error(resp_tx_out(t), rc);
+            return;
+        }
+        n += rc;
+    }
+    resp_int(resp_tx_out(t), n);
+}
+
+void prog_type(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
+{
+    (void)argc;
+    const char *val = NULL;
+    size_t len = 0;
+    int rc = resp_tx_get(t, argv[1], argl[1], &val, &len);
+    if (rc < 0)
+        resp_reply_kv_error(resp_tx_out(t), rc);
+    else
+        resp_simple(resp_tx_out(t), rc == 1 ? "string" : "none");
 }
 
 /* ---- keys */

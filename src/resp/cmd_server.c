@@ -182,6 +182,7 @@ void cmd_reset(struct resp_ctx *c)
     conn->proto = RESP2;
     pthread_mutex_unlock(&conn->loop->lock);
     set_authed(conn, c->srv->cfg->auth_token[0] == '\0');
+    resp_multi_reset(conn);
     resp_simple(c->out, "RESET");
 }
 

@@ -5,8 +5,9 @@
  * and its count in the statistics.
  *
  * Commands marked CMD_PENDING need an engine feature this build does not
- * have (key expiry, atomic batches, conditional writes); they answer with an
- * error that says so, and COMMAND does not list them.
+ * have (key expiry); they answer with an error that says so, and COMMAND
+ * does not list them. A command with a prog may be queued inside MULTI:
+ * that is how it runs inside EXEC (write.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,76 +16,75 @@
 #include <string.h>
 #include <strings.h>
 
+#include "repl.h"
 #include "server.h"
 
 #define NEEDS_EXPIRY "key expiry"
-#define NEEDS_COND   "conditional writes"
-#define NEEDS_BATCH  "atomic batches"
 
 /* clang-format off */
 const struct resp_command resp_commands[] = {
     /* connection and server */
-    {"ping", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_ping, "connection", "Returns the server's liveliness response.", NULL},
-    {"echo", 2, CMD_FAST, 0, 0, 0, cmd_echo, "connection", "Returns the given string.", NULL},
-    {"quit", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_quit, "connection", "Closes the connection.", NULL},
-    {"hello", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_hello, "connection", "Handshakes with the server.", NULL},
-    {"auth", -2, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_auth, "connection", "Authenticates the connection.", NULL},
-    {"select", 2, CMD_FAST, 0, 0, 0, cmd_select, "connection", "Changes the selected database (only 0 exists).", NULL},
-    {"client", -2, 0, 0, 0, 0, cmd_client, "connection", "SETNAME, GETNAME, SETINFO, ID, LIST, INFO.", NULL},
-    {"reset", 1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_reset, "connection", "Resets the connection.", NULL},
-    {"command", -1, 0, 0, 0, 0, cmd_command, "server", "Returns detailed information about all commands.", NULL},
-    {"info", -1, 0, 0, 0, 0, cmd_info, "server", "Returns information and statistics about the server.", NULL},
-    {"config", -2, CMD_ADMIN, 0, 0, 0, cmd_config, "server", "CONFIG GET: the values of settings.", NULL},
-    {"dbsize", 1, CMD_READONLY | CMD_FAST, 0, 0, 0, cmd_dbsize, "server", "Returns the number of keys.", NULL},
-    {"time", 1, CMD_FAST, 0, 0, 0, cmd_time, "server", "Returns the server time.", NULL},
-    {"lastsave", 1, CMD_FAST, 0, 0, 0, cmd_lastsave, "server", "Returns the Unix time of the last index snapshot.", NULL},
-    {"save", 1, CMD_ADMIN, 0, 0, 0, cmd_save, "server", "Saves the index snapshot.", NULL},
-    {"bgsave", -1, CMD_ADMIN, 0, 0, 0, cmd_bgsave, "server", "Saves the index snapshot in the background.", NULL},
-    {"bgrewriteaof", 1, CMD_ADMIN, 0, 0, 0, cmd_bgrewriteaof, "server", "Compacts the log in the background.", NULL},
-    {"flushdb", -1, CMD_WRITE, 0, 0, 0, cmd_flushdb, "server", "Removes every key.", NULL},
-    {"flushall", -1, CMD_WRITE, 0, 0, 0, cmd_flushdb, "server", "Removes every key.", NULL},
+    {"ping", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_ping, "connection", "Returns the server's liveliness response.", NULL, prog_ping},
+    {"echo", 2, CMD_FAST, 0, 0, 0, cmd_echo, "connection", "Returns the given string.", NULL, prog_echo},
+    {"quit", -1, CMD_NOAUTH | CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_quit, "connection", "Closes the connection.", NULL, NULL},
+    {"hello", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_hello, "connection", "Handshakes with the server.", NULL, NULL},
+    {"auth", -2, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_auth, "connection", "Authenticates the connection.", NULL, NULL},
+    {"select", 2, CMD_FAST, 0, 0, 0, cmd_select, "connection", "Changes the selected database (only 0 exists).", NULL, NULL},
+    {"client", -2, 0, 0, 0, 0, cmd_client, "connection", "SETNAME, GETNAME, SETINFO, ID, LIST, INFO.", NULL, NULL},
+    {"reset", 1, CMD_NOAUTH | CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_reset, "connection", "Resets the connection.", NULL, NULL},
+    {"command", -1, 0, 0, 0, 0, cmd_command, "server", "Returns detailed information about all commands.", NULL, NULL},
+    {"info", -1, 0, 0, 0, 0, cmd_info, "server", "Returns information and statistics about the server.", NULL, NULL},
+    {"config", -2, CMD_ADMIN, 0, 0, 0, cmd_config, "server", "CONFIG GET: the values of settings.", NULL, NULL},
+    {"dbsize", 1, CMD_READONLY | CMD_FAST, 0, 0, 0, cmd_dbsize, "server", "Returns the number of keys.", NULL, NULL},
+    {"time", 1, CMD_FAST, 0, 0, 0, cmd_time, "server", "Returns the server time.", NULL, NULL},
+    {"lastsave", 1, CMD_FAST, 0, 0, 0, cmd_lastsave, "server", "Returns the Unix time of the last index snapshot.", NULL, NULL},
+    {"save", 1, CMD_ADMIN, 0, 0, 0, cmd_save, "server", "Saves the index snapshot.", NULL, NULL},
+    {"bgsave", -1, CMD_ADMIN, 0, 0, 0, cmd_bgsave, "server", "Saves the index snapshot in the background.", NULL, NULL},
+    {"bgrewriteaof", 1, CMD_ADMIN, 0, 0, 0, cmd_bgrewriteaof, "server", "Compacts the log in the background.", NULL, NULL},
+    {"flushdb", -1, CMD_WRITE, 0, 0, 0, cmd_flushdb, "server", "Removes every key.", NULL, NULL},
+    {"flushall", -1, CMD_WRITE, 0, 0, 0, cmd_flushdb, "server", "Removes every key.", NULL, NULL},
     /* strings */
-    {"get", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_get, "string", "Returns the value of a key.", NULL},
-    {"set", -3, CMD_WRITE, 1, 1, 1, cmd_set, "string", "Sets the value of a key.", NULL},
-    {"mget", -2, CMD_READONLY | CMD_FAST, 1, -1, 1, cmd_mget, "string", "Returns the values of keys.", NULL},
-    {"strlen", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_strlen, "string", "Returns the length of a value.", NULL},
-    {"getrange", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL},
-    {"substr", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL},
-    {"getex", -2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_getex, "string", "Returns the value of a key (and sets its expiry).", NULL},
-    {"setnx", 3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key only when it is absent.", NEEDS_COND},
-    {"setex", 4, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key with an expiry in seconds.", NEEDS_EXPIRY},
-    {"psetex", 4, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key with an expiry in milliseconds.", NEEDS_EXPIRY},
-    {"getset", 3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key and returns its old value.", NEEDS_COND},
-    {"getdel", 2, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Returns a key's value and deletes it.", NEEDS_COND},
-    {"mset", -3, CMD_WRITE | CMD_PENDING, 1, -1, 2, NULL, "string", "Sets several keys atomically.", NEEDS_BATCH},
-    {"msetnx", -3, CMD_WRITE | CMD_PENDING, 1, -1, 2, NULL, "string", "Sets several absent keys atomically.", NEEDS_BATCH},
-    {"incr", 2, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Increments a number by one.", NEEDS_COND},
-    {"incrby", 3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Increments a number.", NEEDS_COND},
-    {"decr", 2, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Decrements a number by one.", NEEDS_COND},
-    {"decrby", 3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Decrements a number.", NEEDS_COND},
-    {"append", 3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Appends to a value.", NEEDS_COND},
+    {"get", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_get, "string", "Returns the value of a key.", NULL, prog_get},
+    {"set", -3, CMD_WRITE, 1, 1, 1, cmd_set, "string", "Sets the value of a key.", NULL, prog_set},
+    {"mget", -2, CMD_READONLY | CMD_FAST, 1, -1, 1, cmd_mget, "string", "Returns the values of keys.", NULL, prog_mget},
+    {"strlen", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_strlen, "string", "Returns the length of a value.", NULL, prog_strlen},
+    {"getrange", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL, NULL},
+    {"substr", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL, NULL},
+    {"getex", -2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_getex, "string", "Returns the value of a key (and sets its expiry).", NULL, NULL},
+    {"setnx", 3, CMD_WRITE, 1, 1, 1, cmd_setnx, "string", "Sets a key only when it is absent.", NULL, prog_setnx},
+    {"setex", 4, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key with an expiry in seconds.", NEEDS_EXPIRY, NULL},
+    {"psetex", 4, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "string", "Sets a key with an expiry in milliseconds.", NEEDS_EXPIRY, NULL},
+    {"getset", 3, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Sets a key and returns its old value.", NULL, prog_getset},
+    {"getdel", 2, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Returns a key's value and deletes it.", NULL, prog_getdel},
+    {"mset", -3, CMD_WRITE, 1, -1, 2, cmd_mset, "string", "Sets several keys atomically.", NULL, prog_mset},
+    {"msetnx", -3, CMD_WRITE, 1, -1, 2, cmd_msetnx, "string", "Sets several absent keys atomically.", NULL, prog_msetnx},
+    {"incr", 2, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Increments a number by one.", NULL, prog_incr},
+    {"incrby", 3, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Increments a number.", NULL, prog_incrby},
+    {"decr", 2, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Decrements a number by one.", NULL, prog_decr},
+    {"decrby", 3, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Decrements a number.", NULL, prog_decrby},
+    {"append", 3, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Appends to a value.", NULL, prog_append},
     /* keys */
-    {"del", -2, CMD_WRITE, 1, -1, 1, cmd_del, "generic", "Deletes keys.", NULL},
-    {"unlink", -2, CMD_WRITE | CMD_FAST, 1, -1, 1, cmd_del, "generic", "Deletes keys.", NULL},
-    {"exists", -2, CMD_READONLY | CMD_FAST, 1, -1, 1, cmd_exists, "generic", "Counts the keys that exist.", NULL},
-    {"type", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_type, "generic", "Returns the type of a key.", NULL},
-    {"ttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_ttl, "generic", "Returns the time to live of a key, in seconds.", NULL},
-    {"pttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_pttl, "generic", "Returns the time to live of a key, in milliseconds.", NULL},
-    {"persist", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_persist, "generic", "Removes the expiry of a key.", NULL},
-    {"expire", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry in seconds.", NEEDS_EXPIRY},
-    {"pexpire", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry in milliseconds.", NEEDS_EXPIRY},
-    {"expireat", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry as a Unix time.", NEEDS_EXPIRY},
-    {"pexpireat", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry as a Unix time in milliseconds.", NEEDS_EXPIRY},
-    {"scan", -2, CMD_READONLY, 0, 0, 0, cmd_scan, "generic", "Iterates over the keys.", NULL},
-    {"keys", 2, CMD_READONLY, 0, 0, 0, cmd_keys, "generic", "Returns the keys that match a pattern.", NULL},
-    {"randomkey", 1, CMD_READONLY, 0, 0, 0, cmd_randomkey, "generic", "Returns a random key.", NULL},
-    {"rename", 3, CMD_WRITE | CMD_PENDING, 1, 2, 1, NULL, "generic", "Renames a key.", NEEDS_BATCH},
+    {"del", -2, CMD_WRITE, 1, -1, 1, cmd_del, "generic", "Deletes keys.", NULL, prog_del},
+    {"unlink", -2, CMD_WRITE | CMD_FAST, 1, -1, 1, cmd_del, "generic", "Deletes keys.", NULL, prog_del},
+    {"exists", -2, CMD_READONLY | CMD_FAST, 1, -1, 1, cmd_exists, "generic", "Counts the keys that exist.", NULL, prog_exists},
+    {"type", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_type, "generic", "Returns the type of a key.", NULL, prog_type},
+    {"ttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_ttl, "generic", "Returns the time to live of a key, in seconds.", NULL, NULL},
+    {"pttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_pttl, "generic", "Returns the time to live of a key, in milliseconds.", NULL, NULL},
+    {"persist", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_persist, "generic", "Removes the expiry of a key.", NULL, NULL},
+    {"expire", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry in seconds.", NEEDS_EXPIRY, NULL},
+    {"pexpire", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry in milliseconds.", NEEDS_EXPIRY, NULL},
+    {"expireat", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry as a Unix time.", NEEDS_EXPIRY, NULL},
+    {"pexpireat", -3, CMD_WRITE | CMD_PENDING, 1, 1, 1, NULL, "generic", "Sets a key's expiry as a Unix time in milliseconds.", NEEDS_EXPIRY, NULL},
+    {"scan", -2, CMD_READONLY, 0, 0, 0, cmd_scan, "generic", "Iterates over the keys.", NULL, NULL},
+    {"keys", 2, CMD_READONLY, 0, 0, 0, cmd_keys, "generic", "Returns the keys that match a pattern.", NULL, NULL},
+    {"randomkey", 1, CMD_READONLY, 0, 0, 0, cmd_randomkey, "generic", "Returns a random key.", NULL, NULL},
+    {"rename", 3, CMD_WRITE | CMD_RMW, 1, 2, 1, resp_run_program, "generic", "Renames a key.", NULL, prog_rename},
     /* transactions */
-    {"multi", 1, CMD_FAST | CMD_PENDING, 0, 0, 0, NULL, "transactions", "Starts a transaction.", NEEDS_BATCH},
-    {"exec", 1, CMD_WRITE | CMD_PENDING, 0, 0, 0, NULL, "transactions", "Runs a transaction as one atomic batch.", NEEDS_BATCH},
-    {"discard", 1, CMD_FAST | CMD_PENDING, 0, 0, 0, NULL, "transactions", "Discards a transaction.", NEEDS_BATCH},
-    {"watch", -2, CMD_FAST | CMD_PENDING, 1, -1, 1, NULL, "transactions", "Watches keys for a transaction.", NEEDS_COND},
-    {"unwatch", 1, CMD_FAST | CMD_PENDING, 0, 0, 0, NULL, "transactions", "Forgets watched keys.", NEEDS_COND},
+    {"multi", 1, CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_multi, "transactions", "Starts a transaction.", NULL, NULL},
+    {"exec", 1, CMD_TXCTL, 0, 0, 0, cmd_exec, "transactions", "Runs a transaction as one atomic batch.", NULL, NULL},
+    {"discard", 1, CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_discard, "transactions", "Discards a transaction.", NULL, NULL},
+    {"watch", -2, CMD_FAST | CMD_TXCTL, 1, -1, 1, cmd_watch, "transactions", "Watches keys for a transaction.", NULL, NULL},
+    {"unwatch", 1, CMD_FAST, 0, 0, 0, cmd_unwatch, "transactions", "Forgets watched keys.", NULL, prog_unwatch},
 };
 /* clang-format on */
 const size_t resp_n_commands = sizeof(resp_commands) / sizeof(resp_commands[0]);
@@ -137,21 +137,26 @@ bool resp_arg_is(const struct resp_ctx *c, size_t i, const char *word)
     return i < c->argc && c->argl[i] == n && strncasecmp(c->argv[i], word, n) == 0;
 }
 
-bool resp_arg_ll(const struct resp_ctx *c, size_t i, long long *out)
+bool resp_parse_ll(const char *s, size_t len, long long *out)
 {
-    if (i >= c->argc || c->argl[i] == 0 || c->argl[i] > 20)
+    if (len == 0 || len > 20)
         return false;
     char tmp[24];
-    memcpy(tmp, c->argv[i], c->argl[i]);
-    tmp[c->argl[i]] = '\0';
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
     char *end = NULL;
     errno = 0;
     long long v = strtoll(tmp, &end, 10);
-    if (errno != 0 || end != tmp + c->argl[i] || tmp[0] == ' ' || tmp[0] == '+' ||
-        (tmp[0] == '0' && c->argl[i] > 1) || (tmp[0] == '-' && tmp[1] == '0'))
+    if (errno != 0 || end != tmp + len || tmp[0] == ' ' || tmp[0] == '+' ||
+        (tmp[0] == '0' && len > 1) || (tmp[0] == '-' && (len == 1 || tmp[1] == '0')))
         return false;
     *out = v;
     return true;
+}
+
+bool resp_arg_ll(const struct resp_ctx *c, size_t i, long long *out)
+{
+    return i < c->argc && resp_parse_ll(c->argv[i], c->argl[i], out);
 }
 
 void resp_reply_kv_error(struct resp_buf *out, int rc)
@@ -233,6 +238,13 @@ static bool admit(struct resp_ctx *c, size_t argc, char **argv, size_t *argl)
         resp_error(c->out, "NOAUTH Authentication required.");
         return false;
     }
+    if ((cmd->flags & CMD_WRITE) && !repl_writable(c->srv->app->repl)) {
+        resp_errorf(c->out,
+                    "READONLY You can't write against a read only replica. Its primary "
+                    "is %s",
+                    repl_primary(c->srv->app->repl));
+        return false;
+    }
     if (cmd->flags & CMD_PENDING) {
         resp_errorf(c->out,
                     "ERR '%s' is not available in this build: it needs the engine's %s, which "
@@ -249,7 +261,7 @@ bool resp_dispatch(struct resp_conn *conn, size_t argc, char **argv, size_t *arg
     const struct resp_command *cmd = resp_command_find(argv[0], argl[0]);
     /* A command other than a write waits until the connection's pending
      * writes are done: it may read what they wrote. */
-    if (conn->n_pending > 0 && (cmd == NULL || !(cmd->flags & CMD_WRITE)))
+    if (conn->n_pending > 0 && (cmd == NULL || !(cmd->flags & CMD_WRITE) || (cmd->flags & CMD_RMW)))
         return false;
     size_t index = cmd != NULL ? (size_t)(cmd - resp_commands) : VS_CMD_MAX;
     struct resp_buf queued = {0};
@@ -267,8 +279,14 @@ bool resp_dispatch(struct resp_conn *conn, size_t argc, char **argv, size_t *arg
     size_t pending_before = conn->n_pending;
     if (cmd != NULL)
         atomic_store_explicit(&conn->last_cmd, (unsigned)index + 1, memory_order_relaxed);
-    if (admit(&c, argc, argv, argl))
+    if (!admit(&c, argc, argv, argl)) {
+        if (conn->multi)
+            conn->multi_dirty = true; /* as in Redis: EXEC will abort */
+    } else if (conn->multi && !(cmd->flags & CMD_TXCTL)) {
+        resp_multi_queue(&c);
+    } else {
         cmd->fn(&c);
+    }
     bool deferred = conn->n_pending > pending_before;
     if (behind) {
         if (queued.len > 0)

@@ -6,7 +6,8 @@
  * limit, the client gone, the server stopping).
  *
  * Invariants: a connection's memory is freed only once libuv has closed its
- * handle and no deferred command of it is on the pool; replies reach the
+ * handle and no deferred command of it is on the pool or in the engine
+ * (a write submitted always completes); replies reach the
  * socket in the order their commands arrived; input is read only while the
  * connection can act on it (no parsed command waits, and its unsent output
  * is below OUT_HIGH), so that a client that never reads its replies, or one
@@ -19,6 +20,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "repl.h"
 #include "server.h"
 
 /* Unsent output above which a connection's commands wait (and its input is
@@ -58,9 +60,13 @@ static size_t unsent(const struct resp_conn *conn)
 
 /* ---- memory */
 
-static void pending_free(struct resp_pending *p)
+void resp_pending_free(struct resp_pending *p)
 {
+    if (p == NULL)
+        return;
     resp_buf_free(&p->reply);
+    resp_tx_free(p->tx);
+    free(p->ops);
     free(p);
 }
 
@@ -108,8 +114,9 @@ static void conn_free(struct resp_conn *conn)
     while (conn->pend_head != NULL) {
         struct resp_pending *p = conn->pend_head;
         conn->pend_head = p->next;
-        pending_free(p);
+        resp_pending_free(p);
     }
+    resp_multi_reset(conn);
     resp_parser_free(&conn->parser);
     resp_buf_free(&conn->out);
     resp_buf_free(&conn->sending);
@@ -127,10 +134,11 @@ static void conn_free(struct resp_conn *conn)
     }
 }
 
-/* Frees conn once its handle is closed and nothing of it runs on the pool. */
+/* Frees conn once its handle is closed and nothing of it runs on the pool
+ * or in the engine. */
 static void conn_maybe_free(struct resp_conn *conn)
 {
-    if (conn->closing && conn->tcp.data == NULL && !conn->running)
+    if (conn->closing && conn->tcp.data == NULL && !conn->running && conn->n_writes == 0)
         conn_free(conn);
 }
 
@@ -153,14 +161,14 @@ static void conn_close(struct resp_conn *conn)
     if (conn->closing)
         return;
     conn->closing = true;
-    /* Deferred commands not yet on the pool will never run: their client is
-     * gone, and nobody will read their replies. */
+    /* Deferred commands not yet on the pool or in the engine will never
+     * run: their client is gone, and nobody will read their replies. */
     struct resp_pending **pp = &conn->pend_head;
     while (*pp != NULL) {
         struct resp_pending *p = *pp;
         if (!p->submitted || p->done) {
             *pp = p->next;
-            pending_free(p);
+            resp_pending_free(p);
             conn->n_pending--;
         } else {
             pp = &p->next;
@@ -532,11 +540,8 @@ void resp_queue_answered(struct resp_conn *conn, struct resp_buf *reply, size_t 
 
 static void emit_done(struct resp_conn *conn);
 
-static void run_on_pool(struct vs_job *job)
+void resp_pending_finished(struct resp_pending *p)
 {
-    struct resp_pending *p =
-        (struct resp_pending *)(void *)((char *)job - offsetof(struct resp_pending, job));
-    p->run(p);
     struct resp_loop *loop = p->conn->loop;
     pthread_mutex_lock(&loop->lock);
     p->done_next = NULL;
@@ -549,28 +554,94 @@ static void run_on_pool(struct vs_job *job)
     uv_async_send(&loop->wake);
 }
 
-/* Puts the first deferred command that has not run on the pool. One at a
- * time per connection, so that its writes are applied in order. */
+/* A write's reply once MIN_REPLICA_ACKS replicas hold it, or -NOREPLICAS
+ * past REPLICA_ACK_TIMEOUT_MS (the write itself is durable here). */
+static void replicas_answered(void *ctx, bool confirmed)
+{
+    struct resp_pending *p = ctx;
+    if (!confirmed) {
+        const struct vs_config *cfg = p->srv->cfg;
+        p->reply.len = 0;
+        resp_errorf(&p->reply,
+                    "NOREPLICAS Not enough good replicas to write: the write is durable on the "
+                    "primary, not confirmed by %u replica(s) within %u ms",
+                    cfg->min_replica_acks, cfg->replica_ack_timeout_ms);
+    }
+    resp_pending_finished(p);
+}
+
+void resp_pending_replicate(struct resp_pending *p, bool wrote, uint64_t seg, uint64_t end)
+{
+    struct repl *rp = p->srv->app->repl;
+    bool failed = p->reply.len > 0 && p->reply.data[0] == '-';
+    if (wrote && !failed && repl_acks_needed(rp)) {
+        repl_await(rp, seg, end, replicas_answered, p);
+        return;
+    }
+    resp_pending_finished(p);
+}
+
+static void run_on_pool(struct vs_job *job)
+{
+    struct resp_pending *p =
+        (struct resp_pending *)(void *)((char *)job - offsetof(struct resp_pending, job));
+    p->run(p);
+    /* A write run here (FLUSHDB) waits for the replicas without holding
+     * this thread: its durable position is the log's end once it returned
+     * (MIN_REPLICA_ACKS needs sync mode always). */
+    kv_log_pos end = {0, 0};
+    bool wrote = p->cmd < VS_CMD_MAX && (resp_commands[p->cmd].flags & CMD_WRITE) &&
+                 kv_log_end(blob_kv(p->srv->app->store), &end) == 0;
+    resp_pending_replicate(p, wrote, end.seg, end.off);
+}
+
+/* Starts what may start of conn's deferred commands, in order. A write is
+ * submitted to the engine at once, behind the writes before it (the engine
+ * sequences batches in submission order), unless a job before it has not
+ * finished; a job (one at a time) runs only when everything before it is
+ * done, so that it sees every earlier write of the connection. */
 static void pump(struct resp_conn *conn)
 {
-    if (conn->running || conn->closing)
+    if (conn->closing)
         return;
-    struct resp_pending *p = conn->pend_head;
-    while (p != NULL && p->done)
-        p = p->next;
-    if (p == NULL)
-        return;
-    p->submitted = true;
-    conn->running = true;
-    p->job.run = run_on_pool;
-    if (vs_pool_submit(conn->loop->srv->pool, &p->job) != 0) {
-        /* The pool has stopped (shutdown past its grace time): run it here. */
-        p->run(p);
-        p->done = true;
-        conn->running = false;
-        emit_done(conn);
-        pump(conn);
+    bool all_done = true;
+    bool failed = false;
+    for (struct resp_pending *p = conn->pend_head; p != NULL; p = p->next) {
+        if (p->done)
+            continue;
+        if (p->submitted) {
+            if (!p->is_write)
+                break;
+            all_done = false;
+            continue;
+        }
+        if (p->is_write) {
+            p->submitted = true;
+            conn->n_writes++;
+            /* Not accepted: its reply says why, and it comes back as any
+             * completion does. */
+            if (!resp_write_submit(p))
+                resp_pending_finished(p);
+            all_done = false;
+            continue;
+        }
+        if (!all_done)
+            break;
+        p->submitted = true;
+        conn->running = true;
+        p->job.run = run_on_pool;
+        if (vs_pool_submit(conn->loop->srv->pool, &p->job) != 0) {
+            /* The pool has stopped (shutdown past its grace time): run it here. */
+            p->run(p);
+            p->done = true;
+            conn->running = false;
+            failed = true;
+            continue;
+        }
+        break;
     }
+    if (failed)
+        emit_done(conn);
 }
 
 /* Moves the replies of finished commands at the head of the queue to the
@@ -593,11 +664,11 @@ static void emit_done(struct resp_conn *conn)
             resp_buf_append(&conn->out, p->reply.data, p->reply.len);
         }
         vs_cmd_count(loop->stats, p->cmd, (now - p->start_ns) / 1000u, failed);
-        pending_free(p);
+        resp_pending_free(p);
     }
 }
 
-bool resp_defer(struct resp_ctx *c, void (*run)(struct resp_pending *p))
+struct resp_pending *resp_pending_new(struct resp_ctx *c)
 {
     struct resp_conn *conn = c->conn;
     size_t bytes = 0;
@@ -607,11 +678,10 @@ bool resp_defer(struct resp_ctx *c, void (*run)(struct resp_pending *p))
     struct resp_pending *p = calloc(1, head + bytes + 1);
     if (p == NULL) {
         resp_error(c->out, "ERR out of memory");
-        return false;
+        return NULL;
     }
     p->conn = conn;
     p->srv = c->srv;
-    p->run = run;
     p->proto = c->proto;
     p->cmd = c->cmd_index;
     p->start_ns = conn->cmd_start_ns;
@@ -625,6 +695,11 @@ bool resp_defer(struct resp_ctx *c, void (*run)(struct resp_pending *p))
         p->argl[i] = c->argl[i];
         data += c->argl[i];
     }
+    return p;
+}
+
+static void enqueue(struct resp_conn *conn, struct resp_pending *p)
+{
     if (conn->pend_tail != NULL)
         conn->pend_tail->next = p;
     else
@@ -632,7 +707,22 @@ bool resp_defer(struct resp_ctx *c, void (*run)(struct resp_pending *p))
     conn->pend_tail = p;
     conn->n_pending++;
     pump(conn);
+}
+
+bool resp_defer(struct resp_ctx *c, void (*run)(struct resp_pending *p))
+{
+    struct resp_pending *p = resp_pending_new(c);
+    if (p == NULL)
+        return false;
+    p->run = run;
+    enqueue(c->conn, p);
     return true;
+}
+
+void resp_queue_write(struct resp_conn *conn, struct resp_pending *p)
+{
+    p->is_write = true;
+    enqueue(conn, p);
 }
 
 void resp_loop_collect(struct resp_loop *loop)
@@ -646,7 +736,14 @@ void resp_loop_collect(struct resp_loop *loop)
         list = p->done_next;
         struct resp_conn *conn = p->conn;
         p->done = true;
-        conn->running = false;
+        if (p->is_write)
+            conn->n_writes--;
+        else
+            conn->running = false;
+        /* The completions of one connection's pipeline tend to come
+         * together: its replies go out once, after the last of them. */
+        if (!conn->closing && list != NULL && list->conn == conn)
+            continue;
         if (conn->closing) {
             /* Its client is gone: drop the reply, free what is left. */
             struct resp_pending **pp = &conn->pend_head;
@@ -658,7 +755,7 @@ void resp_loop_collect(struct resp_loop *loop)
             for (struct resp_pending *q = conn->pend_head; q != NULL; q = q->next)
                 conn->pend_tail = q;
             conn->n_pending--;
-            pending_free(p);
+            resp_pending_free(p);
             conn_maybe_free(conn);
             continue;
         }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "figures.h"
+#include "repl.h"
 #include "server.h"
 
 #define REDIS_COMPAT_VERSION "7.0.0"
@@ -129,12 +130,46 @@ static void section_stats(struct resp_buf *b, struct resp_server *srv)
         (unsigned long long)vs_counter_load(&r->protocol_errors));
 }
 
+/* Redis's fields where they mean the same (role, master_host,
+ * master_link_status, connected_slaves, slaveN), then this server's own:
+ * the history id, positions as segment:offset, lag and acknowledgements,
+ * as /metrics gives them. */
 static void section_replication(struct resp_buf *b, struct resp_server *srv)
 {
+    struct repl *rp = srv->app->repl;
+    if (rp == NULL) {
+        add(b,
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:%s\r\n"
+            "master_repl_offset:0\r\n\r\n",
+            srv->run_id);
+        return;
+    }
+    struct repl_figures f;
+    repl_figures(rp, &f);
+    add(b, "# Replication\r\nrole:%s\r\n", f.replica ? "slave" : "master");
+    if (f.replica) {
+        const char *colon = strrchr(f.primary, ':');
+        int host_len = colon ? (int)(colon - f.primary) : (int)strlen(f.primary);
+        add(b,
+            "master_host:%.*s\r\nmaster_port:%s\r\nmaster_link_status:%s\r\n"
+            "master_sync_in_progress:%d\r\nslave_read_only:1\r\nlag_bytes:%llu\r\n"
+            "lag_ms:%llu\r\n",
+            host_len, f.primary, colon ? colon + 1 : "", f.connected ? "up" : "down",
+            f.resyncing ? 1 : 0, (unsigned long long)f.lag_bytes, (unsigned long long)f.lag_ms);
+    }
+    add(b, "connected_slaves:%zu\r\n", f.nreplicas);
+    for (size_t i = 0; i < f.nreplicas; i++) {
+        const struct repl_replica_figures *p = &f.replicas[i];
+        add(b, "slave%zu:id=%s,position=%llu:%llu,lag_bytes=%llu,lag_ms=%llu\r\n", i, p->id,
+            (unsigned long long)p->acked.seg, (unsigned long long)p->acked.off,
+            (unsigned long long)p->lag_bytes, (unsigned long long)p->lag_ms);
+    }
     add(b,
-        "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:%s\r\n"
-        "master_repl_offset:0\r\n\r\n",
-        srv->run_id);
+        "master_replid:%s\r\nposition:%llu:%llu\r\nmin_replica_acks:%u\r\n"
+        "acks_waited:%llu\r\nacks_timed_out:%llu\r\nfull_resyncs:%llu\r\n\r\n",
+        f.history[0] ? f.history : srv->run_id, (unsigned long long)f.position.seg,
+        (unsigned long long)f.position.off, f.min_acks, (unsigned long long)f.acks_waited,
+        (unsigned long long)f.acks_timed_out, (unsigned long long)f.full_resyncs);
 }
 
 static void section_cpu(struct resp_buf *b)

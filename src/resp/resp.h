@@ -6,10 +6,12 @@
  * src/resp/ owns the RESP listener and its event loops (server.c, over
  * libuv), connections, their limits and the order of their replies
  * (conn.c), the protocol's parser and writer (proto.c), the command table
- * and its dispatch (commands.c), the commands (cmd_server.c, cmd_keys.c)
- * and INFO (info.c). It serves the application of src/core/ and depends on
- * nothing but it, the settings and the engine's public header; only the
- * program (cmd/volume-server) and its tests include it.
+ * and its dispatch (commands.c), the commands (cmd_server.c, cmd_keys.c,
+ * cmd_strings.c), writes through the engine without waiting and the view
+ * of a transaction (write.c), MULTI/EXEC/WATCH (multi.c) and INFO
+ * (info.c). It serves the application of src/core/ and depends on nothing
+ * but it, the settings and the engine's public header; only the program
+ * (cmd/volume-server) and its tests include it.
  */
 #ifndef VS_RESP_H
 #define VS_RESP_H

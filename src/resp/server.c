@@ -1,20 +1,22 @@
 /*
  * server.c - the RESP server: its listening sockets, one libuv loop per
- * thread, the pool for commands that wait for the disk, and the orderly
- * stop.
+ * thread, the pool for the commands that walk the store (KEYS, SCAN,
+ * FLUSHDB, SAVE), and the orderly stop.
  *
  * Why libuv, and how it scales over the cores: each of THREADS loops owns a
  * listening socket of its own, all bound to RESP_PORT with SO_REUSEPORT, so
  * that the kernel spreads new connections over the loops and no lock is
  * shared on the accept path; a connection then stays on its loop. libuv
  * gives each loop epoll, non-blocking writes with their queues, timers and a
- * thread-safe wake-up (uv_async_send), which the pool uses to hand a
- * finished write back to its connection's loop.
+ * thread-safe wake-up (uv_async_send), which the engine's commit thread
+ * (a completed write) and the pool (a finished job) use to hand a command
+ * back to its connection's loop.
  *
  * Stopping: the loops close their listeners and stop reading; commands
- * already read are answered (a write on the pool completes and its reply is
- * sent) within the grace time; then the pool is drained, every connection
- * is closed and the loops end.
+ * already read are answered (a write in the engine completes and its reply
+ * is sent) within the grace time; then the pool is drained, the writes
+ * still in the engine complete, every connection is closed and the loops
+ * end.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,11 +34,9 @@
 #include "server.h"
 
 #define MIB (1024u * 1024u)
-/* Threads that wait in the engine for durable writes together (group
- * commit): the most connections whose writes one fdatasync covers. */
-#define SYNC_POOL_THREADS 128u
-/* Threads for SAVE, FLUSHDB and the like when writes do not wait. */
-#define ASYNC_POOL_THREADS 4u
+/* Threads for SAVE, FLUSHDB and the like (writes need none: the engine
+ * completes them). */
+#define POOL_THREADS 4u
 /* The bytes of an unfinished command beyond its largest bulk: Redis's
  * client-query-buffer-limit. */
 #define QUERY_EXTRA (1024u * MIB)
@@ -288,7 +288,7 @@ int resp_server_start(struct vs_app *app, struct resp_server **out, char *err, s
     srv->app = app;
     srv->cfg = cfg;
     srv->n_loops = cfg->threads > 0 ? cfg->threads : 1;
-    srv->writes_wait = cfg->sync_mode == VS_SYNC_ALWAYS;
+    srv->durable = cfg->sync_mode == VS_SYNC_ALWAYS;
     srv->max_bulk = (uint64_t)cfg->max_request_size_mb * MIB;
     srv->output_limit = (uint64_t)cfg->resp_output_limit_mb * MIB;
     srv->query_limit = srv->max_bulk + QUERY_EXTRA;
@@ -309,9 +309,8 @@ int resp_server_start(struct vs_app *app, struct resp_server **out, char *err, s
     if (reserve_descriptors(cfg->max_connections, err, err_len) != 0 ||
         open_listeners(srv, err, err_len) != 0)
         goto fail;
-    unsigned pool_threads = srv->writes_wait ? SYNC_POOL_THREADS : ASYNC_POOL_THREADS;
-    if (vs_pool_start(pool_threads, &srv->pool) != 0) {
-        snprintf(err, err_len, "cannot start %u threads: %s", pool_threads, strerror(errno));
+    if (vs_pool_start(POOL_THREADS, &srv->pool) != 0) {
+        snprintf(err, err_len, "cannot start %u threads: %s", POOL_THREADS, strerror(errno));
         goto fail;
     }
     for (; started < srv->n_loops; started++) {
@@ -384,6 +383,9 @@ void resp_server_stop(struct resp_server *srv, unsigned grace_ms)
      * still running. */
     vs_pool_stop(srv->pool);
     srv->pool = NULL;
+    /* Every write in the engine completes (durable or failed) and hands its
+     * command back to its loop, which is still running. */
+    resp_writes_wait_idle(srv);
     atomic_store(&srv->force_close, true);
     wake_all(srv);
     for (unsigned i = 0; i < srv->n_loops; i++) {

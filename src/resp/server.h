@@ -5,15 +5,19 @@
  * Threads. Each loop is one thread running a libuv loop; a connection lives
  * on one loop for its whole life and only that thread touches it, except
  * for the fields CLIENT LIST reads, which are written under the loop's lock
- * (or are atomics). A deferred command (a write waiting for its fdatasync,
- * a SAVE) runs on the job pool of src/core with its own copy of its
- * arguments, and comes back to its loop through the loop's done list and
- * uv_async_send; its reply is then placed in its connection's order.
+ * (or are atomics). A deferred command keeps its own copy of its arguments
+ * and is one of two kinds: a write, submitted to the engine with
+ * kv_write_async (no thread waits for it; its completion runs on the
+ * engine's commit thread, write.c), or a job (SAVE, FLUSHDB, KEYS, SCAN)
+ * run on the job pool of src/core. Either comes back to its loop through
+ * the loop's done list and uv_async_send; its reply is then placed in its
+ * connection's order.
  *
  * Order of replies. A connection's commands run in arrival order. A command
  * that is deferred takes a slot in the connection's queue of pending
- * commands; later writes queue behind it (they run in order, and their
- * replies fill their slots later), and any other command waits until the
+ * commands; later writes queue behind it (writes are submitted at once, and
+ * the engine sequences them in submission order; a job waits until
+ * everything before it is done), and any other command waits until the
  * queue is empty, so that a read sees the connection's own writes. Replies
  * leave strictly in the order the commands came.
  */
@@ -34,6 +38,7 @@
 
 struct resp_conn;
 struct resp_pending;
+struct resp_tx;
 
 struct resp_loop {
     struct resp_server *srv;
@@ -60,7 +65,8 @@ struct resp_server {
     unsigned n_loops;
     struct resp_loop *loops;
     struct vs_pool *pool;
-    bool writes_wait;  /* SYNC_MODE=always: writes run on the pool */
+    atomic_uint_fast64_t writes_in_flight; /* deferred writes not yet back from the engine */
+    bool durable;      /* SYNC_MODE=always: a write's reply waits for its fdatasync */
     uint64_t max_bulk; /* MAX_REQUEST_SIZE_MB in bytes */
     uint64_t output_limit;
     uint64_t query_limit; /* bytes one unfinished command may take */
@@ -117,7 +123,16 @@ struct resp_conn {
     /* deferred commands, in arrival order */
     struct resp_pending *pend_head, *pend_tail;
     size_t n_pending;
-    bool running; /* the first not-done pending command is on the pool */
+    bool running;    /* a pending job is on the pool */
+    size_t n_writes; /* pending writes submitted to the engine, not yet back */
+
+    /* MULTI ... EXEC, and WATCH (multi.c) */
+    bool multi;       /* between MULTI and EXEC or DISCARD */
+    bool multi_dirty; /* a command was refused while queueing: EXEC aborts */
+    struct resp_tx_cmd *queued;
+    size_t n_queued, queued_cap, queued_bytes;
+    struct resp_watch *watched;
+    size_t n_watched;
 
     bool reading;
     bool closing;           /* uv_close was called */
@@ -125,14 +140,14 @@ struct resp_conn {
     bool draining;          /* the server stops: no more input is read */
 };
 
-/* A command deferred to the pool: a copy of its arguments, and its reply. */
+/* A deferred command: a copy of its arguments, and its reply. */
 struct resp_pending {
     struct resp_pending *next;      /* in the connection's queue */
     struct resp_pending *done_next; /* in the loop's done list */
     struct resp_conn *conn;
     struct resp_server *srv;
     struct vs_job job;
-    void (*run)(struct resp_pending *p); /* the engine work: fills reply */
+    void (*run)(struct resp_pending *p); /* a job: the work on the pool, fills reply */
     struct resp_buf reply;
     int proto;
     size_t cmd;
@@ -141,6 +156,35 @@ struct resp_pending {
     size_t argc;
     char **argv;
     size_t *argl;
+    /* A write (write.c): ops go to kv_write_async as one batch; finish
+     * makes the reply from the outcome, or a transaction view (tx) runs its
+     * commands again when a condition it read failed. */
+    bool is_write;
+    kv_op *ops;
+    size_t n_ops;
+    void (*finish)(struct resp_pending *p, int rc);
+    struct resp_tx *tx;
+    unsigned attempts;
+};
+
+/* A command of a transaction, or a write command run as one (write.c): its
+ * arguments (one allocation, owned) and the function that runs it against
+ * the transaction's view of the store. */
+typedef void (*resp_prog_fn)(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+struct resp_tx_cmd {
+    resp_prog_fn prog;
+    size_t argc;
+    char **argv;
+    size_t *argl;
+};
+
+/* A key watched by WATCH: its state then (absent, or the CRC-32 of its
+ * value). */
+struct resp_watch {
+    char *key;
+    size_t len;
+    bool present;
+    uint32_t crc;
 };
 
 /* One command being run on its loop. */
@@ -163,6 +207,8 @@ enum resp_cmd_flags {
     CMD_ADMIN = 1u << 3,
     CMD_FAST = 1u << 4,
     CMD_PENDING = 1u << 5, /* needs an engine feature not in this build */
+    CMD_RMW = 1u << 6,     /* reads before it writes: waits for the pending queue, as a read */
+    CMD_TXCTL = 1u << 7,   /* runs at once inside MULTI (EXEC DISCARD MULTI WATCH QUIT RESET) */
 };
 
 struct resp_command {
@@ -174,6 +220,7 @@ struct resp_command {
     const char *group;
     const char *summary;
     const char *needs; /* CMD_PENDING: what the engine lacks */
+    resp_prog_fn prog; /* how it runs inside EXEC; NULL: not allowed in MULTI */
 };
 
 /* ---- commands.c */
@@ -200,6 +247,65 @@ void resp_loop_close_all(struct resp_loop *loop);
 /* Defers the command of c to the pool with run; its reply comes later, in
  * order. Returns false (and replies with an error) when memory runs out. */
 bool resp_defer(struct resp_ctx *c, void (*run)(struct resp_pending *p));
+/* A pending command holding a copy of c's arguments, not yet queued (NULL,
+ * after replying with an error, when memory runs out). */
+struct resp_pending *resp_pending_new(struct resp_ctx *c);
+void resp_pending_free(struct resp_pending *p);
+/* Queues p, a write (is_write, with ops or tx), behind conn's pending
+ * commands and submits it as soon as nothing before it forbids. */
+void resp_queue_write(struct resp_conn *conn, struct resp_pending *p);
+/* From any thread: p is done (its reply set); its loop takes it back. */
+void resp_pending_finished(struct resp_pending *p);
+/* From any thread: p is done; when it wrote (its batch ends at seg, end in
+ * the log) and MIN_REPLICA_ACKS asks for it, its reply waits for the
+ * replicas (-NOREPLICAS past the timeout), without holding the thread. */
+void resp_pending_replicate(struct resp_pending *p, bool wrote, uint64_t seg, uint64_t end);
+
+/* ---- write.c: writes through the engine's kv_write_async */
+
+/* Submits p's batch (p->ops, or the ops of p->tx); on failure to submit,
+ * sets p's reply and returns false (p is then done). */
+bool resp_write_submit(struct resp_pending *p);
+/* Waits until no deferred write of srv is in the engine. */
+void resp_writes_wait_idle(struct resp_server *srv);
+/* Runs p, a blind write of c (ops and finish set), and replies: at once
+ * here when the store does not sync each write and the connection neither
+ * waits for anything nor has more commands buffered (a lone write gains
+ * nothing from waiting for company), else through resp_queue_write. */
+void resp_write_blind(struct resp_ctx *c, struct resp_pending *p);
+/* Runs c's command as a transaction of one command (its prog), so that
+ * what it reads and what it writes are one atomic batch. */
+void resp_run_program(struct resp_ctx *c);
+/* Runs the queued commands of c's connection as one atomic batch (EXEC),
+ * with CHECKs for its watched keys; the lists move into the write. */
+void resp_run_exec(struct resp_ctx *c);
+void resp_tx_free(struct resp_tx *t);
+
+/* The view a command of a transaction has: the store as it was when the
+ * transaction ran, with the transaction's own earlier writes. A read is
+ * recorded, so that the batch carries a condition that the key is still as
+ * read when the batch is sequenced. Keys and values passed in must live as
+ * long as the transaction (its commands' arguments do). */
+/* 1 and *val, *len (valid until the key is written again) when the key has
+ * a value, 0 when not (or the key has no valid length), or a KV_E... code. */
+int resp_tx_get(struct resp_tx *t, const char *key, size_t len, const char **val, size_t *vlen);
+/* Sets key to val; with copy the bytes are copied (else borrowed). Returns
+ * 0, KV_EINVAL (a key of no valid length) or KV_ENOMEM. */
+int resp_tx_put(struct resp_tx *t, const char *key, size_t len, const char *val, size_t vlen,
+                bool copy);
+/* Deletes key. Returns 0, KV_EINVAL or KV_ENOMEM. */
+int resp_tx_del(struct resp_tx *t, const char *key, size_t len);
+/* Where the command's reply goes, and the protocol of the connection. */
+struct resp_buf *resp_tx_out(struct resp_tx *t);
+int resp_tx_proto(const struct resp_tx *t);
+
+/* ---- multi.c: MULTI EXEC DISCARD WATCH UNWATCH */
+
+/* Queues c's command inside MULTI (its reply is +QUEUED, or an error that
+ * makes EXEC abort). */
+void resp_multi_queue(struct resp_ctx *c);
+/* Forgets the connection's transaction and watched keys. */
+void resp_multi_reset(struct resp_conn *conn);
 /* Milliseconds on CLOCK_REALTIME / CLOCK_MONOTONIC. */
 uint64_t resp_unix_ms(void);
 uint64_t resp_mono_ms(void);
@@ -211,6 +317,9 @@ void resp_info(struct resp_ctx *c);
 bool resp_arg_is(const struct resp_ctx *c, size_t i, const char *word);
 /* Parses argv[i] as a whole signed 64-bit number; false when it is not. */
 bool resp_arg_ll(const struct resp_ctx *c, size_t i, long long *out);
+/* The same for len bytes at s (Redis's string2ll: no spaces, no +, no
+ * leading zeros). */
+bool resp_parse_ll(const char *s, size_t len, long long *out);
 /* Replies with the error of an engine code. */
 void resp_reply_kv_error(struct resp_buf *out, int rc);
 /* Replies "wrong number of arguments" for c's command. */
@@ -252,5 +361,37 @@ void cmd_persist(struct resp_ctx *c);
 void cmd_scan(struct resp_ctx *c);
 void cmd_keys(struct resp_ctx *c);
 void cmd_randomkey(struct resp_ctx *c);
+void cmd_setnx(struct resp_ctx *c);
+void cmd_mset(struct resp_ctx *c);
+void cmd_msetnx(struct resp_ctx *c);
+void cmd_multi(struct resp_ctx *c);
+void cmd_exec(struct resp_ctx *c);
+void cmd_discard(struct resp_ctx *c);
+void cmd_watch(struct resp_ctx *c);
+void cmd_unwatch(struct resp_ctx *c);
+
+/* ---- the commands as they run inside a transaction (cmd_keys.c,
+ * cmd_strings.c) */
+void prog_get(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_mget(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_strlen(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_exists(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_type(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_set(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_setnx(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_getset(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_getdel(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_incr(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_incrby(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_decr(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_decrby(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_append(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_mset(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_msetnx(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_del(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_rename(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_ping(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_echo(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_unwatch(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
 
 #endif /* RESP_SERVER_H */

@@ -23,6 +23,7 @@
 #include "index.h"
 #include "io.h"
 #include "keydir.h"
+#include "logend.h"
 #include "logging.h"
 #include "meta.h"
 #include "read.h"
@@ -112,6 +113,7 @@ static void store_free(kv_store *s)
     index_destroy(&s->index);
     bloom_destroy(&s->bloom);
     kv__metas_clear(&s->metas);
+    kv__logend_free(s);
     kv__rwlock_destroy(&s->rwlock);
     kv__commit_free(s);
     kv__mutex_destroy(&s->append_mu);
@@ -165,6 +167,8 @@ int kv_open(const char *dir, const kv_options *opts, kv_store **out)
         rc = kv__rebuild_bloom(s);
         kv__unlock(&s->rwlock);
     }
+    if (rc == 0)
+        rc = kv__logend_init(s);
     if (rc == 0)
         rc = kv__prealloc_start(s);
     if (rc == 0)

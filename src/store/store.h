@@ -23,6 +23,8 @@
  *                   sync
  *   list.c          kv_range, kv_list: keys (and values) in order, between
  *                   bounds, by prefix, a page at a time
+ *   logship.c       kv_log_read, kv_log_append...: the log shipped to replicas
+ *   logend.c        the end of the durable log, published after each sync
  *   meta.c          the newest META record of each name, in memory
  *   inspect.c       kv_scan, kv_check_snapshot: reading a data directory
  *                   without opening it (the CLI's verify and dump)
@@ -90,6 +92,7 @@
 
 struct kv_codec;
 struct kv_dicts;
+struct kv_logend;
 struct kv_prealloc;
 struct segment;
 
@@ -108,9 +111,10 @@ struct kv_store {
     struct kv_mutex queue_mu;
 
     struct index index;
-    struct kv_metas metas;  /* the newest META record of each name (rwlock) */
-    struct kv_dicts *dicts; /* compression dictionaries (dict.c) */
-    struct kv_codec *codec; /* pools of zstd contexts (compress.c) */
+    struct kv_metas metas;    /* the newest META record of each name (rwlock) */
+    struct kv_dicts *dicts;   /* compression dictionaries (dict.c) */
+    struct kv_logend *logend; /* the end of the durable log (logend.c) */
+    struct kv_codec *codec;   /* pools of zstd contexts (compress.c) */
     struct bloom bloom;
     /* A filter being rebuilt beside traffic (kv__rebuild_bloom_shared):
      * writers add new keys to it too until it replaces bloom. */

@@ -20,6 +20,7 @@
 
 #include "debug.h"
 #include "io.h"
+#include "logend.h"
 #include "logging.h"
 #include "rwlock.h"
 #include "segment.h"
@@ -48,6 +49,7 @@ static int sync_active(kv_store *s)
     }
     s->last_sync_ns = kv__now_ns() - start;
     a->synced_size = size;
+    kv__logend_publish(s, a->id, size);
     return 0;
 }
 
@@ -92,6 +94,7 @@ int kv__rotate(kv_store *s, uint32_t new_id)
         return rc;
     }
     kv__prealloc_activate(s, seg);
+    kv__logend_publish(s, new_id, 0);
     kv__log(s, KV_LOG_DEBUG, "sealed segment %u, writing to segment %u", old->id, new_id);
     return 0;
 }

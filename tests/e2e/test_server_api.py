@@ -39,7 +39,8 @@ class HealthAndMetrics(ServerTestCase):
                 self.assertGreaterEqual(doc[field], 0, field)
             self.assertIsInstance(doc["total_mb"], float)
             self.assertEqual(set(doc), {"status", "volume_id", "keys", "segments",
-                                        "total_mb", "uptime_secs"})
+                                        "total_mb", "uptime_secs", "role"})
+            self.assertEqual(doc["role"], "primary")
 
     def test_head_health_has_headers_and_no_body(self):
         r = self.server.request("HEAD", "/health")

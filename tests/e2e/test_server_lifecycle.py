@@ -23,7 +23,8 @@ ALL_SETTINGS = ["HOST", "PORT", "VOLUME_ID", "DATA_DIR", "COMPACTION_THRESHOLD",
                 "SEGMENT_SIZE_MB", "THREADS", "AUTH_TOKEN", "LOG_LEVEL", "MAX_CONNECTIONS",
                 "CONNECTION_TIMEOUT_SECS", "MAX_BODY_MEMORY_MB", "SHUTDOWN_GRACE_SECS",
                 "COMPRESSION", "RESP_PORT", "RESP_IDLE_TIMEOUT_SECS", "RESP_MAX_ARGS",
-                "RESP_OUTPUT_LIMIT_MB"]
+                "RESP_OUTPUT_LIMIT_MB", "REPLICA_OF", "MIN_REPLICA_ACKS",
+                "REPLICA_ACK_TIMEOUT_MS"]
 
 
 def run(args=(), env=None, timeout=20):
@@ -55,7 +56,11 @@ class Configuration(unittest.TestCase):
                  ("RESP_PORT", "on"),
                  ("RESP_PORT", "65536"), ("RESP_PORT", "-1"), ("RESP_PORT", "Off"),
                  ("RESP_IDLE_TIMEOUT_SECS", "0"), ("RESP_MAX_ARGS", "1"),
-                 ("RESP_OUTPUT_LIMIT_MB", "0")]
+                 ("RESP_OUTPUT_LIMIT_MB", "0"), ("REPLICA_OF", "localhost"),
+                 ("REPLICA_OF", "h:0"), ("REPLICA_OF", "h:65536"),
+                 ("REPLICA_OF", "http://h:80"), ("REPLICA_OF", "h :80"),
+                 ("MIN_REPLICA_ACKS", "65"), ("MIN_REPLICA_ACKS", "x"),
+                 ("REPLICA_ACK_TIMEOUT_MS", "0")]
         for name, value in cases:
             p = run(env={name: value})
             self.assertEqual(p.returncode, 2, (name, value, p.stderr))
@@ -92,6 +97,12 @@ class Configuration(unittest.TestCase):
             p = run([flag])
             self.assertEqual(p.returncode, 2, flag)
             self.assertIn("%s (%s) needs a value" % (flag, name), p.stderr.decode())
+
+    def test_min_replica_acks_needs_sync_mode_always(self):
+        p = run(env={"MIN_REPLICA_ACKS": "1", "SYNC_MODE": "interval"})
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("MIN_REPLICA_ACKS", p.stderr.decode())
+        self.assertIn("SYNC_MODE=always", p.stderr.decode())
 
     def test_a_secret_is_not_echoed(self):
         p = run(env={"AUTH_TOKEN": "almost secret"})
