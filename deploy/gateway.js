@@ -46,13 +46,16 @@ function shardOfKey(key) {
 }
 
 // $kv_shard: the shard of the key of /blobs/{key}, the key as the volume
-// reads it (the path after /blobs/, percent-decoded, without the query).
+// reads it (the path after /blobs/, percent-decoded, without the query);
+// empty for other requests.
 function shard(r) {
     var u = r.variables.request_uri, q = u.indexOf('?');
     if (q >= 0)
         u = u.substring(0, q);
     var at = u.indexOf('/blobs/');
-    u = at >= 0 ? u.substring(at + 7) : r.uri.substring(7);
+    if (at < 0)
+        return ''; // not a blob's request (an error page names no shard)
+    u = u.substring(at + 7);
     try {
         u = decodeURIComponent(u);
     } catch (e) {

@@ -24,8 +24,9 @@
 #   GATEWAY_PORT       the HTTPS gateway                      (default: 9000)
 #   GATEWAY_RESP_PORT  the RESP gateway (TLS)                 (default: 6379)
 #   REPLICAS           replicas per shard, 0 or 1             (default: 1)
-#   VOLUME_PORTS       nodes' HTTP ports, vol-1a vol-1b vol-2a ... (default: 9001 ...)
-#   VOLUME_RESP_PORTS  nodes' RESP ports, same order          (default: 6381 ...)
+#   VOLUME_PORTS       nodes' HTTP ports, vol-1a vol-2a vol-3a vol-1b vol-2b vol-3b
+#                                                             (default: 9001 ... 9006)
+#   VOLUME_RESP_PORTS  nodes' RESP ports, same order          (default: 6381 ... 6386)
 #   TWEMPROXY_PORT, TWEMPROXY_STATS_PORT  twemproxy's own     (default: 22121, 22222)
 #                      A port of 0 (or VOLUME_PORTS=0): a free port, chosen at the
 #                      first start and kept; `status` shows them.
@@ -129,7 +130,7 @@ create_cluster() {
     read -r -a ports <<<"$VOLUME_PORTS"
     read -r -a resp <<<"$VOLUME_RESP_PORTS"
     [[ ${#ports[@]} -eq $n && ${#resp[@]} -eq $n ]] ||
-        die "VOLUME_PORTS and VOLUME_RESP_PORTS need $n ports each (vol-1a vol-1b vol-2a ...), or 0"
+        die "VOLUME_PORTS and VOLUME_RESP_PORTS need $n ports each (vol-1a vol-2a vol-3a vol-1b ...), or 0"
     if [[ -z ${GATEWAY_TLS_CERT:-} ]]; then
         [[ -z ${GATEWAY_TLS_KEY:-} ]] || die "GATEWAY_TLS_KEY without GATEWAY_TLS_CERT"
         "$root/scripts/tls-cert.sh" "$dir/tls"
@@ -141,15 +142,14 @@ create_cluster() {
     mkdir -p "$dir"
     {
         echo "# NODE SHARD ROLE HTTP_ADDR RESP_ADDR: scripts/cluster.sh promote changes the roles"
-        j=0
+        # the ports: the primaries' first (vol-1a vol-2a vol-3a), then the replicas'
         for ((i = 1; i <= SHARDS; i++)); do
             shard=shard-$i
-            for node in "vol-${i}a" "vol-${i}b"; do
-                [[ $node == *b && $REPLICAS == 0 ]] && continue
-                echo "$node $shard $([[ $node == *a ]] && echo primary || echo replica)" \
-                    "127.0.0.1:${ports[$j]} 127.0.0.1:${resp[$j]}"
-                j=$((j + 1))
-            done
+            echo "vol-${i}a $shard primary 127.0.0.1:${ports[i - 1]} 127.0.0.1:${resp[i - 1]}"
+            if [[ $REPLICAS == 1 ]]; then
+                j=$((SHARDS + i - 1))
+                echo "vol-${i}b $shard replica 127.0.0.1:${ports[j]} 127.0.0.1:${resp[j]}"
+            fi
         done
     } >"$topology"
     (
@@ -280,13 +280,20 @@ start_gateway() {
     say "gateway on https://127.0.0.1:$GATEWAY_PORT, RESP (TLS) on 127.0.0.1:$GATEWAY_RESP_PORT (nginx pid $pid)"
 }
 
+# Renders the configuration again and reloads nginx; returns once the
+# gateway answers with it: its /health names node $1 as the primary of shard $2.
 reload_gateway() {
-    local pid
+    local pid deadline=$((SECONDS + START_TIMEOUT))
     render
     pid=$(running_pid "$ng/nginx.pid" nginx) || return 0
     "$NGINX" -p "$ng" -c "$ng/nginx.conf" -e "$dir/logs/nginx-error.log" -t -q ||
         die "the new gateway configuration does not load (see $dir/logs/nginx-error.log)"
     kill -HUP "$pid"
+    until gateway_curl -sS --max-time 5 "https://127.0.0.1:$GATEWAY_PORT/health" 2>/dev/null |
+        grep -q "\"name\":\"$1\",\"shard\":\"$2\",\"role\":\"primary\""; do
+        ((SECONDS < deadline)) || die "the gateway did not take its new configuration (see $dir/logs/nginx-error.log)"
+        sleep 0.1
+    done
 }
 
 start_twemproxy() {
@@ -368,7 +375,7 @@ promote() {
     awk -v s="$shard" -v n="$node" '$2 == s { $3 = ($1 == n) ? "primary" : "replica" } { print }' \
         "$topology" >"$topology.tmp"
     mv "$topology.tmp" "$topology"
-    reload_gateway
+    reload_gateway "$node" "$shard"
     stop_one twemproxy
     start_twemproxy
     say "$node is the primary of $shard; the gateway writes to $http. Start $old to rejoin as its replica."

@@ -7,8 +7,9 @@
 #  3. starts the cluster on private 127.0.0.1 ports under its own project name,
 #     with a self-signed certificate made for the run,
 #  4. runs the cluster test (tests/e2e/test_cluster.py) against the gateway
-#     (HTTPS and RESP over TLS, the certificate verified), stopping and
-#     starting a node with docker-compose,
+#     (HTTPS and RESP over TLS, the certificate verified): kill -9 of a
+#     primary (docker-compose kill), its replica promoted
+#     (deploy/compose-promote.sh), the old primary started again as a replica,
 #  5. checks that `docker stop` of a volume exits 0 and that its index
 #     snapshot is on the named volume, and that the data survives down and up,
 #  6. tears everything down (containers, network, volumes), also on failure.
@@ -61,7 +62,9 @@ fi
 
 KV_GATEWAY_PORT=$(free_port) KV_GATEWAY_RESP_PORT=$(free_port)
 KV_VOL1_PORT=$(free_port) KV_VOL2_PORT=$(free_port) KV_VOL3_PORT=$(free_port)
-export KV_GATEWAY_PORT KV_GATEWAY_RESP_PORT KV_VOL1_PORT KV_VOL2_PORT KV_VOL3_PORT
+KV_VOL1B_PORT=$(free_port) KV_VOL2B_PORT=$(free_port) KV_VOL3B_PORT=$(free_port)
+export KV_GATEWAY_PORT KV_GATEWAY_RESP_PORT KV_VOL1_PORT KV_VOL2_PORT KV_VOL3_PORT \
+    KV_VOL1B_PORT KV_VOL2B_PORT KV_VOL3B_PORT
 # The gateway's certificate, made for this run; its key readable by the
 # gateway's user in the container.
 KV_TLS_DIR=$(mktemp -d)
@@ -102,7 +105,7 @@ wait_health() {  # url, seconds
 wait_cluster() {
     local p
     wait_health "$gw/health" 60
-    for p in "$KV_VOL1_PORT" "$KV_VOL2_PORT" "$KV_VOL3_PORT"; do
+    for p in "$KV_VOL1_PORT" "$KV_VOL2_PORT" "$KV_VOL3_PORT" "$KV_VOL1B_PORT" "$KV_VOL2B_PORT" "$KV_VOL3B_PORT"; do
         wait_health "http://127.0.0.1:$p/health" 60
     done
 }
@@ -120,7 +123,7 @@ $compose up -d
 wait_cluster
 # podman without systemd runs no healthchecks by itself: run the image's once.
 if command -v podman >/dev/null; then
-    for s in vol-1a vol-2a vol-3a twemproxy gateway; do
+    for s in vol-1a vol-1b vol-2a vol-2b vol-3a vol-3b twemproxy gateway; do
         podman healthcheck run "$(container_of "$s")" || {
             say "HEALTHCHECK of $s failed"
             exit 1
@@ -131,8 +134,9 @@ fi
 
 step "cluster test through the gateway"
 KV_GATEWAY_URL=$gw KV_GATEWAY_RESP=127.0.0.1:$KV_GATEWAY_RESP_PORT KV_TLS_CA=$ca \
-    KV_STOP_NODE="$compose stop" \
     KV_START_NODE="$compose start" \
+    KV_KILL_NODE="$compose kill -s SIGKILL" \
+    KV_PROMOTE_NODE="COMPOSE='$compose' deploy/compose-promote.sh" \
     KV_STOP_SAMPLE=${KV_STOP_SAMPLE:-12} KV_CLUSTER_BUDGET=600 \
     /usr/bin/python3 tests/e2e/test_cluster.py
 # the test restarted a node: wait until its published port answers again
@@ -151,7 +155,7 @@ docker logs "$c3" 2>&1 | grep -q "snapshot saved" || {
     say "vol-3a's log does not say the snapshot was saved"
     exit 1
 }
-ls_data=$(docker run --rm --entrypoint ls -v "${project}_vol-3a-data:/data" mini-kvstore:latest -l /data)
+ls_data=$(docker run --rm --entrypoint ls -v "${project}_vol-3a-data:/data" mini-kvstore:latest -l /data/store)
 grep -q index.snapshot <<<"$ls_data" || {
     say "no index.snapshot on vol-3a's volume: $ls_data"
     exit 1

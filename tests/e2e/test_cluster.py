@@ -1,24 +1,28 @@
-"""End-to-end test of the cluster (scripts/cluster.sh): three shards of
-volume-server processes behind the nginx gateway (HTTPS) and twemproxy (RESP,
-over TLS at the gateway), all rendered from deploy/, on free ports in a
-private directory. Every client verifies the gateway's certificate.
+"""End-to-end test of the cluster (scripts/cluster.sh): three shards, each a
+primary volume-server and its replica (MIN_REPLICA_ACKS=1), behind the nginx
+gateway (HTTPS) and twemproxy (RESP, over TLS at the gateway), all rendered
+from deploy/, on free ports in a private directory. Every client verifies the
+gateway's certificate.
 
 - 3,000 blobs written through the gateway spread over the three shards and
-  are on every node of their shard (each node's /metrics total_keys).
+  are on both nodes of their shard (each node's /metrics total_keys).
 - They read back; listing through the gateway returns all of them in byte
   order, page by page (limit, after, X-Next-After), in one streamed answer,
   and between start and end.
 - RESP through the gateway: SET, GET, DEL and MGET over the shards; a key set
   over RESP is the blob of the same name over HTTP (one placement for both).
-- Failure: the shard's node is stopped, only its keys fail; started again,
-  they are all back. The gateway's /health reports each shard and the worst.
+- Failover: kill -9 of a shard's primary while a writer writes: the shard's
+  reads still succeed (its replica), its writes fail cleanly (502/503) until
+  `cluster.sh promote` of the replica, then succeed; nothing acknowledged is
+  lost; the old primary rejoins as a replica. The gateway's /health reports
+  each shard and node, and the worst.
 
 The cluster is always torn down, also on failure.
 
 Also usable against the compose cluster (make test-docker): set
 KV_GATEWAY_URL=https://127.0.0.1:PORT, KV_GATEWAY_RESP=127.0.0.1:PORT,
-KV_TLS_CA=the certificate, and KV_STOP_NODE / KV_START_NODE to commands taking
-a node's name.
+KV_TLS_CA=the certificate, and KV_START_NODE, KV_KILL_NODE (kill -9) and
+KV_PROMOTE_NODE to commands taking a node's name.
 """
 
 import concurrent.futures
@@ -26,6 +30,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -93,8 +98,10 @@ class Client:
                     conn.close()
                     self.local.conn = None
                 return resp.status, data, resp
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                # A keep-alive connection the server closed: retry once on a new one.
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                # A keep-alive connection the server closed (nginx closes
+                # idle ones when it reloads): retry once on a new one.
                 conn.close()
                 self.local.conn = None
                 if attempt:
@@ -113,6 +120,81 @@ def byte_order(keys):
     return sorted(keys, key=lambda k: k.encode())
 
 
+class Writer(threading.Thread):
+    """Writes ack/N keys through the gateway, one after another, until
+    stopped; remembers the last value of each key that got its 201, and
+    counts the writes per shard that succeeded and failed."""
+
+    def __init__(self, gw, shards):
+        super().__init__(daemon=True)
+        self.gw = gw
+        self.done = threading.Event()
+        self.lock = threading.Condition()
+        self.acked = {}
+        self.ok = {s["name"]: 0 for s in shards}
+        self.failed = {s["name"]: 0 for s in shards}
+        self.error = None
+
+    def run(self):
+        n = 0
+        try:
+            while not self.done.is_set():
+                key, value = "ack/%d" % (n % 500), b"write %d" % n
+                n += 1
+                try:
+                    status, body, resp = self.gw.request("PUT", "/blobs/" + quote_key(key), value)
+                except OSError:
+                    continue
+                shard = resp.getheader("X-Shard")
+                with self.lock:
+                    if status == 201:
+                        self.acked[key] = value
+                        self.ok[shard] += 1
+                    elif status in (502, 503, 504):
+                        # not acknowledged (504: durable on the primary,
+                        # not confirmed by its replica in time)
+                        self.failed[shard] += 1
+                    else:
+                        raise AssertionError("write of %s: %d %r" % (key, status, body))
+                    self.lock.notify_all()
+        except BaseException as e:  # reported by the test's thread
+            with self.lock:
+                self.error = e
+                self.lock.notify_all()
+
+    def wait_until(self, what, check, seconds=60):
+        deadline = time.monotonic() + seconds
+        with self.lock:
+            while not check():
+                if self.error:
+                    raise AssertionError("the writer failed: %r" % self.error)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("the writer: %s (ok %s, failed %s)"
+                                         % (what, self.ok, self.failed))
+                self.lock.wait(left)
+
+    def wait_for(self, n, shard=None):
+        """n more acknowledged writes (to shard, when given)."""
+        count = (lambda: self.ok[shard]) if shard else (lambda: sum(self.ok.values()))
+        with self.lock:
+            target = count() + n
+        self.wait_until("%d more writes" % n, lambda: count() >= target)
+
+    def wait_failures(self, shard, n):
+        self.wait_until("%d failed writes to %s" % (n, shard), lambda: self.failed[shard] >= n)
+
+    def stop(self):
+        self.done.set()
+        self.join(timeout=60)
+        if self.error:
+            raise AssertionError("the writer failed: %r" % self.error)
+
+    def acknowledged(self):
+        with self.lock:
+            return dict(self.acked)
+
+
 class ClusterTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -123,8 +205,9 @@ class ClusterTest(unittest.TestCase):
             cls.gateway_url = os.environ["KV_GATEWAY_URL"]
             cls.resp_addr = os.environ["KV_GATEWAY_RESP"]
             cls.cafile = os.environ["KV_TLS_CA"]
-            cls.stop_cmd = os.environ["KV_STOP_NODE"]
             cls.start_cmd = os.environ["KV_START_NODE"]
+            cls.kill_cmd = os.environ["KV_KILL_NODE"]
+            cls.promote_cmd = os.environ["KV_PROMOTE_NODE"]
             cls.env = dict(os.environ)
             return
         if not os.path.exists(os.path.join(BUILD_DIR, "volume-server")):
@@ -139,15 +222,19 @@ class ClusterTest(unittest.TestCase):
             "VOLUME_RESP_PORTS": "0",
             "TWEMPROXY_PORT": "0",
             "TWEMPROXY_STATS_PORT": "0",
-            "REPLICAS": "0",
             "BUILD": os.path.abspath(BUILD_DIR),
             "START_TIMEOUT": "30",
-            # Routing is under test, not durability: let the OS flush.
-            "SYNC_MODE": "none",
+            # A replica per shard, each write acknowledged by it
+            # (MIN_REPLICA_ACKS=1, the cluster's default, needs SYNC_MODE=always).
+            "REPLICAS": "1",
+            "SYNC_MODE": "always",
+            # a loaded machine must not turn an acknowledgement into a 504
+            "REPLICA_ACK_TIMEOUT_MS": "10000",
             "LOG_LEVEL": "info",
         })
-        cls.stop_cmd = CLUSTER_SH + " stop"
         cls.start_cmd = CLUSTER_SH + " start"
+        cls.kill_cmd = None  # kill -9 of the pid in CLUSTER_DIR/run/NODE.pid
+        cls.promote_cmd = CLUSTER_SH + " promote"
         try:
             cls.run_cmd(CLUSTER_SH + " start")
             settings = {}
@@ -219,6 +306,27 @@ class ClusterTest(unittest.TestCase):
                 return result
             self.assertLess(time.monotonic(), deadline, "%s: %s" % (what, last))
             time.sleep(0.2)
+
+    def kill_node(self, node):
+        if self.kill_cmd:
+            self.run_cmd(self.kill_cmd, node)
+            return
+        with open(os.path.join(self.env["CLUSTER_DIR"], "run", node + ".pid")) as f:
+            pid = int(f.read())
+        os.kill(pid, signal.SIGKILL)
+
+        def gone():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().split(") ")[1][0] == "Z"  # a zombie is gone too
+            except FileNotFoundError:
+                return True
+
+        self.wait_until("%s is gone" % node, gone)
+
+    def node_role(self, node):
+        status, body, _ = self.gw.request("GET", "/%s/health" % node)
+        return json.loads(body).get("role") if status == 200 else None
 
     def node_keys(self, node):
         status, body, _ = self.gw.request("GET", "/%s/metrics" % node)
@@ -307,7 +415,6 @@ class ClusterTest(unittest.TestCase):
                 want = base[n["name"]] + by_shard[s["name"]]
                 self.wait_until("%s holds its shard's keys" % n["name"],
                                 lambda: self.node_keys(n["name"]) == want)
-        counts = self.keys_by_node()
 
         # Each reads back through the gateway.
         t0 = time.monotonic()
@@ -376,43 +483,86 @@ class ClusterTest(unittest.TestCase):
         r.delete(*rkeys)
         self.budget_left()
 
-        # Stop a shard's node: exactly its keys fail, the others still read.
+        # Failover. kill -9 a shard's primary while a writer writes over
+        # every shard: the shard's reads go on (its replica), its writes
+        # fail cleanly (502/503) until its replica is promoted, then succeed.
         victim = self.shards[1]
-        node = victim["nodes"][0]["name"]
-        self.run_cmd(self.stop_cmd, node)
+        primary, replica = [n["name"] for n in victim["nodes"]]
+        writer = Writer(gw, self.shards)
+        writer.start()
+        self.addCleanup(writer.stop)
+        writer.wait_for(50)
+        self.kill_node(primary)
         theirs = [i for i in range(NBLOBS) if owner[i] == victim["name"]]
         tried = [i for i in range(NBLOBS) if owner[i] != victim["name"]] + theirs[:STOP_SAMPLE]
-        results = dict(zip(tried, self.parallel(get, tried)))
-        failed = {i for i, (status, _) in results.items() if status != 200}
-        self.assertEqual(failed, set(theirs[:STOP_SAMPLE]))
-        for i, (status, body) in results.items():
-            if owner[i] == victim["name"]:
-                self.assertIn(status, (502, 504), body[:200])
-                self.assertIn("error", json.loads(body))
-            else:
-                self.assertEqual(body, value_of(i))
-        # Writes of its keys fail too (they are not moved to another shard).
+        for i, (status, body) in zip(tried, self.parallel(get, tried)):
+            self.assertEqual((status, body), (200, value_of(i)), i)
+        # Writes of its keys fail (they are not moved to another shard, nor
+        # written to the replica); the other shards' writes succeed.
         i = min(theirs)
         status, body, _ = gw.request("PUT", "/blobs/" + quote_key(key_of(i)), b"moved?")
-        self.assertIn(status, (502, 504), body)
+        self.assertIn(status, (502, 503), body)
         self.assertIn("error", json.loads(body))
+        j = next(k for k in range(NBLOBS) if owner[k] != victim["name"])
+        status, body, _ = gw.request("PUT", "/blobs/" + quote_key(key_of(j)), value_of(j))
+        self.assertEqual(status, 201, body)
         # The gateway's health names the shard and the node.
         status, h = self.health()
-        self.assertEqual((status, h["status"]), (503, "down"), h)
-        states = {s["name"]: s["status"] for s in h["shards"]}
-        self.assertEqual(states[victim["name"]], "down", h)
-        self.assertEqual(sorted(states.values()), ["down", "healthy", "healthy"], h)
+        self.assertEqual((status, h["status"]), (503, "read-only"), h)
+        shard = next(x for x in h["shards"] if x["name"] == victim["name"])
+        self.assertEqual(shard["status"], "read-only", h)
+        self.assertEqual({n["name"]: n["status"] for n in shard["nodes"]},
+                         {primary: "down", replica: "healthy"}, h)
+        writer.wait_failures(victim["name"], 5)
         self.budget_left()
 
-        # Start it again: all are back (and that write did not happen anywhere).
-        self.run_cmd(self.start_cmd, node)
-        self.wait_until("the gateway reaches %s again" % node,
-                        lambda: gw.request("GET", "/%s/health" % node)[0] == 200)
+        # Promote the replica: its shard takes writes again.
+        self.run_cmd(self.promote_cmd, replica)
+        status, body, resp = gw.request("PUT", "/blobs/" + quote_key(key_of(i)), value_of(i))
+        self.assertEqual(status, 201, body)
+        self.assertEqual(json.loads(body)["volume_id"], replica)
+        writer.wait_for(50, shard=victim["name"])
+        writer.stop()
+        # Nothing acknowledged is lost: every write that got its 201, the
+        # last of each key, reads back; and the 3,000 blobs.
+        acked = writer.acknowledged()
+        self.assertGreater(len(acked), 100)
+        for k, v in acked.items():
+            status, body, _ = gw.request("GET", "/blobs/" + quote_key(k))
+            self.assertEqual((status, body), (200, v), k)
         for i, (status, body) in enumerate(self.parallel(get, range(NBLOBS))):
             self.assertEqual((status, body), (200, value_of(i)), i)
-        self.assertEqual(self.keys_by_node(), counts)
-        status, h = self.health()
-        self.assertEqual((status, h["status"]), (200, "healthy"), h)
+        # RESP reaches the new primary (twemproxy follows the promotion).
+        r2 = redis.Redis(host=host, port=int(port), ssl=True, ssl_ca_certs=self.cafile,
+                         ssl_cert_reqs="required", socket_timeout=REQUEST_TIMEOUT)
+        self.addCleanup(r2.close)
+
+        def resp_set():
+            try:
+                return r2.set(key_of(i), value_of(i))
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+                # twemproxy restarting (a restarted container's address
+                # may take a moment to answer again)
+                print("RESP through the gateway: %r" % e)
+                return None
+
+        self.wait_until("RESP writes reach the new primary", resp_set)
+        self.assertEqual(r2.get(key_of(i)), value_of(i))
+        self.budget_left()
+
+        # The old primary rejoins as the new primary's replica: the shard
+        # is whole again, and the old primary holds what the new one holds.
+        self.run_cmd(self.start_cmd, primary)
+        self.wait_until("%s rejoins as a replica" % primary,
+                        lambda: self.node_role(primary) == "replica")
+        self.wait_until("%s catches up" % primary,
+                        lambda: self.node_keys(primary) == self.node_keys(replica))
+        status, h = self.wait_until("the gateway reports every shard healthy",
+                                    lambda: (lambda x: x if x[0] == 200 else None)(self.health()))
+        self.assertEqual(h["status"], "healthy", h)
+        shard = next(x for x in h["shards"] if x["name"] == victim["name"])
+        self.assertEqual({n["name"]: n["role"] for n in shard["nodes"]},
+                         {primary: "replica", replica: "primary"}, h)
         print("timings: %d PUTs %.1f s, %d GETs %.1f s, whole test %.1f s"
               % (NBLOBS, t_put, NBLOBS, t_get, time.monotonic() - self.started))
 
