@@ -33,6 +33,8 @@ RUN apt-get update \
  && mkdir -p /data \
  && chown kvstore:kvstore /data
 COPY --from=build /src/build/volume-server /src/build/kvstore /usr/local/bin/
+# a cluster node's entry point in docker-compose.yml: its role from the gateway's topology
+COPY deploy/node-entrypoint.sh /usr/local/bin/kv-cluster-node
 ENV HOST=0.0.0.0 \
     PORT=9002 \
     VOLUME_ID=vol-1 \

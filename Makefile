@@ -97,10 +97,13 @@ uninstall: ## Remove the files make install puts under PREFIX (and DESTDIR)
 docker: ## Build the container image mini-kvstore:latest (Dockerfile)
 	docker build -t $(IMAGE) .
 
-docker-up: ## Start the three-volume cluster: gateway on :9000, vol-1..vol-3 on :9001-9003
-	$(COMPOSE) up -d --build
+KV_TLS_DIR ?= .tls
 
-docker-down: ## Stop the three-volume cluster (the data stays in its named volumes)
+docker-up: ## Start the cluster: gateway on https://127.0.0.1:9000 and RESP (TLS) :6379, nodes on :9001-9003
+	scripts/tls-cert.sh $(KV_TLS_DIR) && chmod 644 $(KV_TLS_DIR)/gateway.key
+	KV_TLS_DIR=$(abspath $(KV_TLS_DIR)) $(COMPOSE) up -d --build
+
+docker-down: ## Stop the cluster (the data stays in its named volumes)
 	$(COMPOSE) down
 
 # ---- deployment: containers and the local cluster
@@ -112,7 +115,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 test-docker: ## Set up podman (root), build the images, test the compose cluster, tear down
 	scripts/test-docker.sh
 
-cluster-start: build ## The three-volume cluster without containers (scripts/cluster.sh, ./cluster)
+cluster-start: build ## The cluster without containers (scripts/cluster.sh, ./cluster)
 	BUILD=$(BUILD) scripts/cluster.sh start
 
 cluster-stop: ## Stop the local cluster

@@ -321,6 +321,23 @@ run_repl() {
     fi
 }
 
+# ---- the cluster: one volume direct against the gateway (HTTPS, three
+# shards with a replica each) and twemproxy, GET and durable PUT, in the same
+# run (bench/cluster_bench.py); its table goes to $results/cluster.md.
+run_cluster() {
+    if ! command -v wrk >/dev/null || ! command -v redis-benchmark >/dev/null; then
+        log "wrk or redis-benchmark missing: no cluster benchmark (scripts/install-deps.sh --bench)"
+        return
+    fi
+    log "cluster benchmark: one volume direct against the gateway and twemproxy"
+    local cmd=(python3 bench/cluster_bench.py --build "$build" --results "$results")
+    record "${cmd[*]}"
+    if ! "${cmd[@]}"; then
+        log "cluster benchmark failed"
+        failures=$((failures + 1))
+    fi
+}
+
 # ---- the report and the chart
 write_report() {
     echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
@@ -328,7 +345,7 @@ write_report() {
     python3 bench/report.py --results "$results" --out "$out" --chart-data "$results/chart.dat" \
         --chart "$(basename "$chart")"
     local part
-    for part in http write resp repl; do
+    for part in http write resp repl cluster; do
         if [[ -f $results/$part.md ]]; then
             printf '\n' >>"$out"
             cat "$results/$part.md" >>"$out"
@@ -359,6 +376,7 @@ main() {
     run_write
     run_resp
     run_repl
+    run_cluster
     write_report
     log "done in $((SECONDS - start)) s"
     if [[ $failures -gt 0 ]]; then

@@ -23,6 +23,9 @@ packages=(
     curl python3                  # end-to-end tests
     redis-tools python3-redis nutcracker  # RESP tests: redis-cli, redis-py, twemproxy
     nginx-light                   # the cluster test's gateway (scripts/cluster.sh)
+    libnginx-mod-http-js          # the gateway's merged listing (njs)
+    libnginx-mod-stream           # the gateway's TLS in front of twemproxy
+    openssl                       # the cluster test's self-signed certificate
     libjs-chart.js                # the status page's charts, embedded at build time
     chromium                      # the status page's test in a real browser (tests/browser)
 )

@@ -5,8 +5,11 @@
 #     with its Docker-compatible socket on machines without a Docker engine),
 #  2. builds the images (docker-compose build),
 #  3. starts the cluster on private 127.0.0.1 ports under its own project name,
-#  4. runs the cluster test (tests/e2e/test_cluster.py) against the gateway,
-#     stopping and starting a volume with docker-compose,
+#     with a self-signed certificate made for the run,
+#  4. runs the cluster test (tests/e2e/test_cluster.py) against the gateway
+#     (HTTPS and RESP over TLS, the certificate verified): kill -9 of a
+#     primary (docker-compose kill), its replica promoted
+#     (deploy/compose-promote.sh), the old primary started again as a replica,
 #  5. checks that `docker stop` of a volume exits 0 and that its index
 #     snapshot is on the named volume, and that the data survives down and up,
 #  6. tears everything down (containers, network, volumes), also on failure.
@@ -57,8 +60,20 @@ elif [[ $rc -ne 0 ]]; then
     exit 1
 fi
 
-KV_GATEWAY_PORT=$(free_port) KV_VOL1_PORT=$(free_port) KV_VOL2_PORT=$(free_port) KV_VOL3_PORT=$(free_port)
-export KV_GATEWAY_PORT KV_VOL1_PORT KV_VOL2_PORT KV_VOL3_PORT
+KV_GATEWAY_PORT=$(free_port) KV_GATEWAY_RESP_PORT=$(free_port)
+KV_VOL1_PORT=$(free_port) KV_VOL2_PORT=$(free_port) KV_VOL3_PORT=$(free_port)
+KV_VOL1B_PORT=$(free_port) KV_VOL2B_PORT=$(free_port) KV_VOL3B_PORT=$(free_port)
+export KV_GATEWAY_PORT KV_GATEWAY_RESP_PORT KV_VOL1_PORT KV_VOL2_PORT KV_VOL3_PORT \
+    KV_VOL1B_PORT KV_VOL2B_PORT KV_VOL3B_PORT
+# The gateway's certificate, made for this run; its key readable by the
+# gateway's user in the container.
+KV_TLS_DIR=$(mktemp -d)
+export KV_TLS_DIR
+scripts/tls-cert.sh "$KV_TLS_DIR"
+chmod 755 "$KV_TLS_DIR"
+chmod 644 "$KV_TLS_DIR/gateway.key"
+ca=$KV_TLS_DIR/gateway.crt
+gw=https://127.0.0.1:$KV_GATEWAY_PORT
 
 teardown() {
     local rc=$?
@@ -69,6 +84,7 @@ teardown() {
     fi
     step "tear down (down -v)"
     $compose down -v --remove-orphans >/dev/null || say "docker-compose down failed"
+    rm -rf "$KV_TLS_DIR"
     report
     exit $rc
 }
@@ -76,7 +92,7 @@ trap teardown EXIT
 
 wait_health() {  # url, seconds
     local deadline=$((SECONDS + $2))
-    until curl -fsS -o /dev/null --max-time 3 "$1"; do
+    until curl -fsS -o /dev/null --max-time 3 --cacert "$ca" "$1"; do
         ((SECONDS < deadline)) || {
             say "$1 did not answer within $2 s"
             return 1
@@ -84,11 +100,18 @@ wait_health() {  # url, seconds
         sleep 0.5
     done
 }
+# every shard and node healthy, through the gateway (200 only then, or
+# degraded: deploy/README.md), and each node's published port
 wait_cluster() {
     local p
-    for p in "$KV_VOL1_PORT" "$KV_VOL2_PORT" "$KV_VOL3_PORT" "$KV_GATEWAY_PORT"; do
+    wait_health "$gw/health" 60
+    for p in "$KV_VOL1_PORT" "$KV_VOL2_PORT" "$KV_VOL3_PORT" "$KV_VOL1B_PORT" "$KV_VOL2B_PORT" "$KV_VOL3B_PORT"; do
         wait_health "http://127.0.0.1:$p/health" 60
     done
+}
+# a node's key count, through the gateway
+keys_of() {
+    curl -fsS --cacert "$ca" "$gw/$1/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"])'
 }
 container_of() { $compose ps -q "$1"; }
 
@@ -100,7 +123,7 @@ $compose up -d
 wait_cluster
 # podman without systemd runs no healthchecks by itself: run the image's once.
 if command -v podman >/dev/null; then
-    for s in vol-1 vol-2 vol-3 gateway; do
+    for s in vol-1a vol-1b vol-2a vol-2b vol-3a vol-3b twemproxy gateway; do
         podman healthcheck run "$(container_of "$s")" || {
             say "HEALTHCHECK of $s failed"
             exit 1
@@ -110,48 +133,48 @@ if command -v podman >/dev/null; then
 fi
 
 step "cluster test through the gateway"
-KV_GATEWAY_URL=http://127.0.0.1:$KV_GATEWAY_PORT \
-    KV_VOLUME_URLS="vol-1=http://127.0.0.1:$KV_VOL1_PORT vol-2=http://127.0.0.1:$KV_VOL2_PORT vol-3=http://127.0.0.1:$KV_VOL3_PORT" \
-    KV_STOP_VOLUME="$compose stop" \
-    KV_START_VOLUME="$compose start" \
+KV_GATEWAY_URL=$gw KV_GATEWAY_RESP=127.0.0.1:$KV_GATEWAY_RESP_PORT KV_TLS_CA=$ca \
+    KV_START_NODE="$compose start" \
+    KV_KILL_NODE="$compose kill -s SIGKILL" \
+    KV_PROMOTE_NODE="COMPOSE='$compose' deploy/compose-promote.sh" \
     KV_STOP_SAMPLE=${KV_STOP_SAMPLE:-12} KV_CLUSTER_BUDGET=600 \
-    python3 tests/e2e/test_cluster.py
-# the test restarted vol-2: wait until its published port answers again
+    /usr/bin/python3 tests/e2e/test_cluster.py
+# the test restarted a node: wait until its published port answers again
 wait_cluster
 
 step "docker stop of a volume: exit 0, snapshot saved"
-keys_before=$(curl -fsS "http://127.0.0.1:$KV_VOL3_PORT/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"])')
-c3=$(container_of vol-3)
+keys_before=$(keys_of vol-3a)
+c3=$(container_of vol-3a)
 docker stop "$c3" >/dev/null
 code=$(docker inspect -f '{{.State.ExitCode}}' "$c3")
 [[ $code == 0 ]] || {
-    say "vol-3 exited with $code after docker stop"
+    say "vol-3a exited with $code after docker stop"
     exit 1
 }
 docker logs "$c3" 2>&1 | grep -q "snapshot saved" || {
-    say "vol-3's log does not say the snapshot was saved"
+    say "vol-3a's log does not say the snapshot was saved"
     exit 1
 }
-ls_data=$(docker run --rm --entrypoint ls -v "${project}_vol-3-data:/data" mini-kvstore:latest -l /data)
+ls_data=$(docker run --rm --entrypoint ls -v "${project}_vol-3a-data:/data" mini-kvstore:latest -l /data/store)
 grep -q index.snapshot <<<"$ls_data" || {
-    say "no index.snapshot on vol-3's volume: $ls_data"
+    say "no index.snapshot on vol-3a's volume: $ls_data"
     exit 1
 }
-say "vol-3: exit 0, snapshot on its volume ($keys_before keys)"
+say "vol-3a: exit 0, snapshot on its volume ($keys_before keys)"
 
 step "down, up: the data is still there"
-sums_before=$(for p in "$KV_VOL1_PORT" "$KV_VOL2_PORT"; do curl -fsS "http://127.0.0.1:$p/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"])'; done)
+sums_before=$(for n in vol-1a vol-2a; do keys_of "$n"; done)
 $compose down
 $compose up -d
 wait_cluster
-sums_after=$(for p in "$KV_VOL1_PORT" "$KV_VOL2_PORT"; do curl -fsS "http://127.0.0.1:$p/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"])'; done)
-keys_after=$(curl -fsS "http://127.0.0.1:$KV_VOL3_PORT/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"])')
+sums_after=$(for n in vol-1a vol-2a; do keys_of "$n"; done)
+keys_after=$(keys_of vol-3a)
 [[ $sums_before == "$sums_after" && $keys_before == "$keys_after" ]] || {
     say "keys before down: $sums_before $keys_before, after up: $sums_after $keys_after"
     exit 1
 }
 # one blob read through the gateway after the restart
-body=$(curl -fsS "http://127.0.0.1:$KV_GATEWAY_PORT/blobs/cluster/user:7/photo%207.jpg")
+body=$(curl -fsS --cacert "$ca" "$gw/blobs/cluster/user:7/photo%207.jpg")
 [[ $body == "blob 7 "* ]] || {
     say "a blob read after down/up differs: $body"
     exit 1

@@ -319,7 +319,7 @@ test("with AUTH_TOKEN set the page asks for the token, and /metrics stays 401 wi
 });
 
 // A proxy that mounts the server under /vol-x/, as the gateway does
-// (deploy/nginx.conf.template: location /vol-1/ { proxy_pass http://addr/; }).
+// (deploy/render-gateway.sh: location /vol-1a/ { proxy_pass http://addr/; }).
 function startPrefixProxy(target, prefix) {
   const server = http.createServer((req, res) => {
     if (!req.url.startsWith(prefix)) {
