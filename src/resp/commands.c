@@ -277,7 +277,8 @@ bool resp_dispatch(struct resp_conn *conn, size_t argc, char **argv, size_t *arg
     size_t pending_before = conn->n_pending;
     if (cmd != NULL)
         atomic_store_explicit(&conn->last_cmd, (unsigned)index + 1, memory_order_relaxed);
-    if (!admit(&c, argc, argv, argl)) {
+    /* admit refuses an unknown command (cmd NULL) with its error. */
+    if (!admit(&c, argc, argv, argl) || cmd == NULL) {
         if (conn->multi)
             conn->multi_dirty = true; /* as in Redis: EXEC will abort */
     } else if (conn->multi && !(cmd->flags & CMD_TXCTL)) {

@@ -423,11 +423,12 @@ static void on_write_done(kv_op *ops, size_t n, int rc, const kv_commit_info *in
     }
     /* After this the loop may free p. */
     resp_pending_replicate(p, rc == 0, info->seg, info->end);
-    if (atomic_fetch_sub(&srv->writes_in_flight, 1) == 1 && atomic_load(&srv->stopping)) {
-        pthread_mutex_lock(&srv->stop_lock);
+    /* The count drops under the lock the stopper waits with: once it sees
+     * zero it may free srv, so nothing here may read srv after the unlock. */
+    pthread_mutex_lock(&srv->stop_lock);
+    if (atomic_fetch_sub(&srv->writes_in_flight, 1) == 1)
         pthread_cond_broadcast(&srv->stop_cond);
-        pthread_mutex_unlock(&srv->stop_lock);
-    }
+    pthread_mutex_unlock(&srv->stop_lock);
 }
 
 bool resp_write_submit(struct resp_pending *p)
