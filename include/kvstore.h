@@ -205,6 +205,13 @@ struct kv_io {
      * Read by any thread, often; it should be cheap. A test sets its own to
      * move time at will. */
     uint64_t (*clock_ms)(void *ctx);
+    /* Advice that [off, off + len) of a segment, written and made durable
+     * already, will not be read again soon: its pages may leave the page
+     * cache (posix_fadvise with POSIX_FADV_DONTNEED; 0, or -1 with errno
+     * set). Only bytes a sync covered are named. A failure changes nothing:
+     * the engine ignores it. Called for kv_log_append_flags with
+     * KV_LOG_DROP_CACHE. */
+    int (*drop_cache)(void *ctx, int fd, off_t off, off_t len);
 };
 
 /* The operating system's table: every member set. Static; never NULL. */
@@ -961,6 +968,23 @@ KV_API int kv_log_wait(kv_store *s, const kv_log_pos *pos, uint32_t timeout_ms);
  */
 KV_API int kv_log_append(kv_store *s, const void *records, size_t len, const void *meta_name,
                          size_t meta_name_len, const void *meta, size_t meta_len);
+
+/* Flags of kv_log_append_flags. */
+/* Once the unit is durable and indexed, its pages leave the page cache
+ * (kv_io.drop_cache): a replica catching up stores far more than it will
+ * read soon, and its next units then reuse that memory instead of growing
+ * the cache. Reads of those records come from the disk until they are
+ * cached again. */
+#define KV_LOG_DROP_CACHE 0x1u
+
+/*
+ * kv_log_append with flags (0, or KV_LOG_DROP_CACHE): the same unit, the same
+ * durability before it returns, the same codes, and KV_EINVAL for a flag it
+ * does not know.
+ */
+KV_API int kv_log_append_flags(kv_store *s, const void *records, size_t len, const void *meta_name,
+                               size_t meta_name_len, const void *meta, size_t meta_len,
+                               unsigned flags);
 
 /* ---- Reading a data directory record by record (for verify and dump) ---- */
 

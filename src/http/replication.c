@@ -108,8 +108,8 @@ void repl_http_ship(struct vs_request *r)
             vs_reply_header(r, "X-Repl-History", res.history);
         return;
     }
-    vs_reply_bytes(r, MHD_HTTP_OK, res.records, res.len, "application/octet-stream", free,
-                   res.records);
+    vs_reply_bytes(r, MHD_HTTP_OK, res.records, res.len, "application/octet-stream",
+                   repl_ship_release, res.buffer);
     vs_reply_header(r, "X-Repl-History", res.history);
     pos_header(r, "X-Repl-Start", res.start);
     pos_header(r, "X-Repl-Next", res.next);

@@ -8,8 +8,8 @@
  * and after up to WAIT_MS of waiting when there are none (a long poll on a
  * kept-alive connection: a replica that is caught up hears of a write as
  * soon as it is durable on the primary). The records are stored with
- * kv_log_append, which checks every record's CRC first and stores the
- * batch and the new position (META "repl") in one durable unit; a batch
+ * kv_log_append_flags, which checks every record's CRC first and stores
+ * the batch and the new position (META "repl") in one durable unit; a batch
  * that fails its checks (damaged on the way) is refused whole and fetched
  * again. The next request then acknowledges it.
  *
@@ -30,8 +30,9 @@
 
 #include "log.h"
 
-#define WAIT_MS      500u        /* a long poll's wait on the primary */
-#define MAX_BYTES    (32u << 20) /* most bytes asked for at once */
+#define WAIT_MS      500u         /* a long poll's wait on the primary */
+#define MAX_BYTES    (32u << 20)  /* most bytes asked for at once */
+#define RECV_BUFFER  (512L << 10) /* bytes libcurl reads from the socket at once */
 #define PAUSE_MIN_MS 50u
 #define PAUSE_MAX_MS 1000u
 
@@ -149,6 +150,10 @@ void repl__fetch(struct repl *r, struct repl_fetch *f, const char *history, kv_l
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 10L);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    /* Reads of the socket as large as libcurl takes: with its default of
+     * 16 KiB, a catch-up spends as much in receiving (a system call and a
+     * window update for each read) as in storing. */
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, RECV_BUFFER);
     CURLcode cc = curl_easy_perform(c);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(headers);
@@ -180,12 +185,18 @@ static void note_lag(struct repl *r, const struct repl_fetch *f, bool connected)
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Stores one answer in the live store; false when it was refused. */
+/* Stores one answer in the live store; false when it was refused. A batch
+ * with more behind it is part of a catch-up: its pages leave the page cache
+ * once it is durable, so that the next batches reuse that memory (growing
+ * the cache by gigabytes bounded catch-up, and the replica will not read
+ * most of it soon); the last batch, and those of a replica that keeps up,
+ * stay cached. */
 static bool store_batch(struct repl *r, const struct repl_fetch *f)
 {
     char meta[160];
     size_t n = repl__state_text(meta, sizeof(meta), "replica", f->history, &f->next);
-    int rc = kv_log_append(r->kv, f->body, f->len, REPL_META_NAME, strlen(REPL_META_NAME), meta, n);
+    int rc = kv_log_append_flags(r->kv, f->body, f->len, REPL_META_NAME, strlen(REPL_META_NAME),
+                                 meta, n, f->lag_bytes > 0 ? KV_LOG_DROP_CACHE : 0);
     if (rc == KV_ECORRUPT)
         atomic_fetch_add(&r->refused_batches, 1);
     if (rc != 0) {

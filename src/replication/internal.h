@@ -50,6 +50,7 @@ struct repl {
     struct repl_peer peers[REPL_MAX_REPLICAS];
     struct repl_waiter *wait_head, *wait_tail;
     atomic_uint_fast64_t acks_waited, acks_timed_out, acks_pending;
+    struct repl_ship_buf *spare_buf; /* mu: the buffer kept by repl_ship_release */
     pthread_t timer;
     bool timer_started;
 
@@ -65,6 +66,9 @@ struct repl {
     atomic_bool follower_stop;
     atomic_bool swap_ready;
 };
+
+/* ship.c: frees the buffer repl_ship_release kept (repl_stop). */
+void repl__ship_free_spare(struct repl *r);
 
 /* acks.c: notes that replica id holds the log up to pos, and releases the
  * writes it completes. Caller holds no lock. */

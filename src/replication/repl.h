@@ -105,8 +105,9 @@ struct repl_ship_res {
     int status;      /* 200; 409 resync; 403 not a primary; 500 */
     char error[160]; /* the reason, when status is not 200 */
     char history[REPL_HISTORY_LEN + 1];
-    uint8_t *records; /* malloc'd, len bytes; the caller frees it */
+    uint8_t *records; /* len bytes, in buffer */
     size_t len;
+    void *buffer; /* the caller gives it back with repl_ship_release */
     kv_log_pos start, next, end;
     uint64_t lag_bytes; /* the log between next and end */
 };
@@ -114,6 +115,13 @@ struct repl_ship_res {
 /* Answers one request of a replica for the primary's log (blocks up to
  * req->wait_ms: call it on a thread that may wait). */
 void repl_ship(struct repl *r, const struct repl_ship_req *req, struct repl_ship_res *res);
+
+/* Gives back an answer's buffer (res->buffer; NULL is ignored) once it
+ * has been sent: from any thread, before repl_stop. The buffer of a large
+ * answer is kept for the next request (a replica catching up asks for
+ * tens of MiB each time, and new memory costs page faults in every
+ * request); a small answer's buffer is freed, and so is the one kept. */
+void repl_ship_release(void *buffer);
 
 /* A replica's acknowledgement on its own (GET /replication/ack): it holds
  * the log up to pos of history. False when history is not this primary's. */

@@ -153,8 +153,10 @@ static int copy_log(struct repl *r, struct repl_fetch *f, kv_store *kv)
         if (f->len > 0) {
             char meta[160];
             size_t n = repl__state_text(meta, sizeof(meta), "replica", f->history, &f->next);
+            /* More to come: a copy keeps none of it in the page cache. */
             int rc =
-                kv_log_append(kv, f->body, f->len, REPL_META_NAME, strlen(REPL_META_NAME), meta, n);
+                kv_log_append_flags(kv, f->body, f->len, REPL_META_NAME, strlen(REPL_META_NAME),
+                                    meta, n, f->lag_bytes > 0 ? KV_LOG_DROP_CACHE : 0);
             if (rc == KV_ECORRUPT)
                 atomic_fetch_add(&r->refused_batches, 1);
             if (rc != 0) {

@@ -165,6 +165,7 @@ void repl_stop(struct vs_app *app)
         return;
     repl__follower_stop(r);
     repl__timer_stop(r);
+    repl__ship_free_spare(r);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r);

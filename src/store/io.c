@@ -94,6 +94,16 @@ static uint64_t os_clock_ms(void *ctx)
     return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }
 
+static int os_drop_cache(void *ctx, int fd, off_t off, off_t len)
+{
+    (void)ctx;
+    int err = posix_fadvise(fd, off, len, POSIX_FADV_DONTNEED);
+    if (err == 0)
+        return 0;
+    errno = err;
+    return -1;
+}
+
 static int os_link(void *ctx, const char *from, const char *to)
 {
     (void)ctx;
@@ -165,6 +175,7 @@ const struct kv_io kv__io_os = {
     .closedir = os_closedir,
     .link = os_link,
     .clock_ms = os_clock_ms,
+    .drop_cache = os_drop_cache,
 };
 
 const struct kv_io *kv_io_default(void)
@@ -209,6 +220,7 @@ int kv__io_complete(const struct kv_io *user, struct kv_io *out)
     COMPLETE(&t, closedir);
     COMPLETE(&t, link);
     COMPLETE(&t, clock_ms);
+    COMPLETE(&t, drop_cache);
     *out = t;
     return 0;
 }

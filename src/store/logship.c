@@ -18,6 +18,11 @@
  * position names only records that are on disk, and records of a torn unit
  * that survived are stored again by the retry, which replays to the same
  * state (a later record of a key wins, and the retry repeats them in order).
+ * With KV_LOG_DROP_CACHE the unit's pages are then let go (kv_io.drop_cache),
+ * durable and indexed as they are: a replica catching up writes gigabytes
+ * it will not read soon, and reusing the memory of the unit before costs
+ * far less than growing the page cache by every unit (on a virtual machine
+ * that hands free memory back to its host, each new page is a fault there).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -311,11 +316,30 @@ static int check_unit(kv_store *s, const uint8_t *p, size_t len)
     return 0;
 }
 
+/* Lets the pages of a unit just stored leave the page cache: advice, so a
+ * failure changes nothing. append_mu held, the unit durable. */
+static void drop_unit_cache(kv_store *s, uint64_t start, uint64_t bytes)
+{
+    KV_ASSERT(kv__mutex_held(&s->append_mu));
+    struct segment *a = s->active;
+    KV_ASSERT(start + bytes <= a->synced_size);
+    if (s->io->drop_cache(s->io->ctx, a->fd, (off_t)start, (off_t)bytes) != 0)
+        kv__log(s, KV_LOG_DEBUG, "segment %u: pages not dropped from the cache: %s", a->id,
+                strerror(errno));
+}
+
 int kv_log_append(kv_store *s, const void *records, size_t len, const void *meta_name,
                   size_t meta_name_len, const void *meta, size_t meta_len)
 {
+    return kv_log_append_flags(s, records, len, meta_name, meta_name_len, meta, meta_len, 0);
+}
+
+int kv_log_append_flags(kv_store *s, const void *records, size_t len, const void *meta_name,
+                        size_t meta_name_len, const void *meta, size_t meta_len, unsigned flags)
+{
     if (!s || (!records && len > 0) || !meta_name || meta_name_len == 0 ||
-        meta_name_len > KV_MAX_KEY_LEN || (!meta && meta_len > 0))
+        meta_name_len > KV_MAX_KEY_LEN || (!meta && meta_len > 0) ||
+        (flags & ~KV_LOG_DROP_CACHE) != 0)
         return KV_EINVAL;
     if (meta_len > KV_MAX_META_LEN)
         return KV_ETOOBIG;
@@ -368,6 +392,8 @@ int kv_log_append(kv_store *s, const void *records, size_t len, const void *meta
                     "durable replica records could not be indexed");
         }
     }
+    if (rc == 0 && (flags & KV_LOG_DROP_CACHE))
+        drop_unit_cache(s, start, bytes);
     kv__mutex_unlock(&s->append_mu);
     free(iov);
     free(mrec);

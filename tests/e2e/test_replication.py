@@ -1,6 +1,8 @@
 """End-to-end tests of replication with real volume-server processes on
 127.0.0.1: a replica catches up from empty, from behind and after its own
-kill -9, with records of every kind and size arriving byte-identical; a
+kill -9 (under writes, and in the middle of a catch-up, where it keeps every
+position it acknowledged), with records of every kind and size arriving
+byte-identical; a
 record damaged on the way is refused and fetched again; writes to a replica
 get 403 (HTTP) and -READONLY (RESP); MIN_REPLICA_ACKS=1 gives 504 while the
 replica is away and 201 again once it is back; a primary killed under load
@@ -103,12 +105,18 @@ def put(server, key, value, conn=None, headers=None):
 
 class Proxy:
     """A TCP proxy to a port; with damage set, it flips one byte of the first
-    response from upstream that is longer than 4 KiB (inside its body)."""
+    response from upstream that is longer than 4 KiB (inside its body); with
+    stall_after set, it passes that many bytes from upstream (over all
+    connections) and then nothing more until it is closed."""
 
     def __init__(self, port):
         self.port_up = port
         self.damage = False
         self.damaged = 0
+        self.stall_after = None
+        self.passed = 0
+        self.lock = threading.Lock()
+        self.released = threading.Event()
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -138,6 +146,14 @@ class Proxy:
                     data = bytes(b)
                     self.damage = False
                     self.damaged += 1
+                if from_upstream and self.stall_after is not None:
+                    with self.lock:
+                        room = max(0, min(len(data), self.stall_after - self.passed))
+                        self.passed += room
+                    if room < len(data):
+                        dst.sendall(data[:room])
+                        self.released.wait()
+                        break
                 dst.sendall(data)
         except OSError:
             pass
@@ -150,6 +166,7 @@ class Proxy:
 
     def close(self):
         self.closed = True
+        self.released.set()
         self.sock.close()
 
 
@@ -254,6 +271,57 @@ class CatchUp(ReplicationTestCase):
         self.assertEqual(failures, [])
         caught_up(primary, replica)
         self.assert_same(primary, replica)
+        self.finish(replica, primary)
+
+    def test_a_replica_killed_during_catch_up_keeps_every_position_it_acknowledged(self):
+        """96 MiB behind: the follower's batches are 32 MiB. The primary's
+        answers are cut off inside the second batch, so the replica is
+        caught mid-catch-up: it has stored and acknowledged the first batch
+        only. Killed with -9 there, it comes back (still cut off from the
+        primary) holding exactly that position: not less than it reported
+        or than the primary counted as acknowledged, and nothing of the
+        batch it had half received. Then it catches up, identical."""
+        primary = self.start({"SEGMENT_SIZE_MB": "256"})
+        conn = primary.connection()
+        big = 4 << 20
+        for i in range(24):
+            key = "big%02d" % i
+            self.assertEqual(put(primary, key, value_of("size-%d" % big, i), conn=conn).status,
+                             201)
+        conn.close()
+        end = position(metrics(primary))
+        proxy = Proxy(primary.port)
+        self.addCleanup(proxy.close)
+        proxy.stall_after = 40 << 20
+        replica = self.replica_of(primary, port=proxy.port)
+
+        def first_batch_acknowledged():
+            reported = position(metrics(replica))
+            if reported == (0, 0):
+                return None
+            peers = metrics(primary)["replicas"]
+            acked = [position(p) for p in peers if p["id"] == "replica"]
+            return (reported, acked[0]) if acked and acked[0] == reported else None
+
+        reported, acked = wait_until("the first batch to be stored and acknowledged",
+                                     first_batch_acknowledged)
+        self.assertLess(reported, end)
+        self.assertGreater(metrics(replica)["lag_bytes"], 0)
+        replica.proc.kill()
+        replica.wait()
+        self.assertEqual(position(metrics(primary)["replicas"][0]), acked)
+
+        replica.start()
+        recovered = position(metrics(replica))
+        self.assertEqual(recovered, reported)
+        self.assertGreaterEqual(recovered, acked)
+        self.assertEqual(replica.stop(), 0)
+
+        replica.env["REPLICA_OF"] = "127.0.0.1:%d" % primary.port
+        replica.start()
+        caught_up(primary, replica)
+        self.assert_same(primary, replica)
+        self.assertEqual(metrics(replica)["full_resyncs"], 0)
         self.finish(replica, primary)
 
     def test_a_record_damaged_on_the_way_is_refused_and_fetched_again(self):

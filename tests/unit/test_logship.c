@@ -3,11 +3,16 @@
  * whole, durable records from any position; kv_log_append stores them in a
  * second store, which then holds the same keys and values, survives a
  * reopen with its position, refuses a damaged record whole, and is told
- * when a compaction removed the position it asks for.
+ * when a compaction removed the position it asks for; with
+ * KV_LOG_DROP_CACHE a unit leaves the page cache only once a sync covered
+ * it (an I/O table records what each sync covered).
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "testutil.h"
 
@@ -28,8 +33,8 @@ static char *second_dir(const struct tu_fixture *f)
 }
 
 /* Copies everything from *pos on from src into dst, META position named
- * "repl"; returns the number of kv_log_append calls. */
-static int ship_all(kv_store *src, kv_store *dst, kv_log_pos *pos)
+ * "repl", with kv_log_append_flags and flags; returns the number of calls. */
+static int ship_all_flags(kv_store *src, kv_store *dst, kv_log_pos *pos, unsigned flags)
 {
     uint8_t *buf = malloc(CAP);
     assert_non_null(buf);
@@ -43,12 +48,122 @@ static int ship_all(kv_store *src, kv_store *dst, kv_log_pos *pos)
         char meta[64];
         int m = snprintf(meta, sizeof(meta), "%llu:%llu", (unsigned long long)next.seg,
                          (unsigned long long)next.off);
-        assert_kv_ok(kv_log_append(dst, buf, len, "repl", 4, meta, (size_t)m));
+        if (flags == 0)
+            assert_kv_ok(kv_log_append(dst, buf, len, "repl", 4, meta, (size_t)m));
+        else
+            assert_kv_ok(kv_log_append_flags(dst, buf, len, "repl", 4, meta, (size_t)m, flags));
         *pos = next;
         units++;
     }
     free(buf);
     return units;
+}
+
+static int ship_all(kv_store *src, kv_store *dst, kv_log_pos *pos)
+{
+    return ship_all_flags(src, dst, pos, 0);
+}
+
+/* An I/O table that records, per descriptor, how far writes reached and how
+ * far the last successful fdatasync/fsync covered, and checks every
+ * drop_cache against it. */
+#define REC_FDS 4096
+
+struct recorder {
+    struct kv_io io;
+    pthread_mutex_t mu;
+    uint64_t written[REC_FDS];
+    uint64_t synced[REC_FDS];
+    int drops;          /* drop_cache calls */
+    int drops_unsynced; /* ... naming bytes no sync covered */
+    uint64_t dropped;   /* bytes named */
+    bool fail_drops;    /* drop_cache fails with EIO */
+};
+
+static struct recorder *rec_of(void *ctx, int fd)
+{
+    assert_true(fd >= 0 && fd < REC_FDS);
+    return ctx;
+}
+
+static int rec_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    int fd = kv_io_default()->open(NULL, path, flags, mode);
+    if (fd >= 0) {
+        struct recorder *r = rec_of(ctx, fd);
+        pthread_mutex_lock(&r->mu);
+        r->written[fd] = r->synced[fd] = 0;
+        pthread_mutex_unlock(&r->mu);
+    }
+    return fd;
+}
+
+static ssize_t rec_pwritev(void *ctx, int fd, const struct iovec *iov, int n, off_t off)
+{
+    ssize_t w = kv_io_default()->pwritev(NULL, fd, iov, n, off);
+    if (w > 0) {
+        struct recorder *r = rec_of(ctx, fd);
+        pthread_mutex_lock(&r->mu);
+        if ((uint64_t)off + (uint64_t)w > r->written[fd])
+            r->written[fd] = (uint64_t)off + (uint64_t)w;
+        pthread_mutex_unlock(&r->mu);
+    }
+    return w;
+}
+
+/* A sync covers what was written before it began. */
+static int rec_sync(struct recorder *r, int fd, int (*sync)(void *, int))
+{
+    pthread_mutex_lock(&r->mu);
+    uint64_t covers = r->written[fd];
+    pthread_mutex_unlock(&r->mu);
+    int rc = sync(NULL, fd);
+    if (rc == 0) {
+        pthread_mutex_lock(&r->mu);
+        if (covers > r->synced[fd])
+            r->synced[fd] = covers;
+        pthread_mutex_unlock(&r->mu);
+    }
+    return rc;
+}
+
+static int rec_fdatasync(void *ctx, int fd)
+{
+    return rec_sync(rec_of(ctx, fd), fd, kv_io_default()->fdatasync);
+}
+
+static int rec_fsync(void *ctx, int fd)
+{
+    return rec_sync(rec_of(ctx, fd), fd, kv_io_default()->fsync);
+}
+
+static int rec_drop_cache(void *ctx, int fd, off_t off, off_t len)
+{
+    struct recorder *r = rec_of(ctx, fd);
+    pthread_mutex_lock(&r->mu);
+    r->drops++;
+    r->dropped += (uint64_t)len;
+    if ((uint64_t)off + (uint64_t)len > r->synced[fd])
+        r->drops_unsynced++;
+    bool fail = r->fail_drops;
+    pthread_mutex_unlock(&r->mu);
+    if (fail) {
+        errno = EIO;
+        return -1;
+    }
+    return kv_io_default()->drop_cache(NULL, fd, off, len);
+}
+
+static void recorder_init(struct recorder *r)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    r->io = (struct kv_io){.ctx = r,
+                           .open = rec_open,
+                           .pwritev = rec_pwritev,
+                           .fdatasync = rec_fdatasync,
+                           .fsync = rec_fsync,
+                           .drop_cache = rec_drop_cache};
 }
 
 static int same_key(const void *key, size_t key_len, void *ctx)
@@ -203,6 +318,64 @@ static void test_a_damaged_record_is_refused_and_nothing_of_its_unit_is_stored(v
     free(rdir);
 }
 
+static void test_a_unit_leaves_the_page_cache_only_once_a_sync_covered_it(void **state)
+{
+    struct tu_fixture *f = *state;
+    char *rdir = second_dir(f);
+    kv_options o = opts_small();
+    kv_store *p = tu_open_tracked(f->dir, &o);
+    fill(p, 0, 2000);
+    struct recorder rec;
+    recorder_init(&rec);
+    kv_options ro = opts_small();
+    ro.io = &rec.io;
+    /* Zeros written and synced ahead would count as covered here. */
+    ro.segment_preallocate = 0;
+    kv_store *r = tu_open(rdir, &ro);
+    kv_log_pos pos = {0, 0};
+    int units = ship_all_flags(p, r, &pos, KV_LOG_DROP_CACHE);
+    assert_true(units > 1);
+    kv_stats st;
+    assert_kv_ok(kv_get_stats(p, &st));
+    /* One drop per unit, each over bytes a sync had covered: its records
+     * and the META record after them. */
+    assert_int_equal(rec.drops, units);
+    assert_int_equal(rec.drops_unsynced, 0);
+    assert_true(rec.dropped > st.disk_bytes);
+    assert_same_contents(p, r);
+
+    /* Without the flag nothing is dropped; an unknown flag is refused. */
+    fill(p, 2000, 2300);
+    ship_all(p, r, &pos);
+    assert_int_equal(rec.drops, units);
+    assert_kv_rc(kv_log_append_flags(r, "", 0, "repl", 4, "x", 1, 0x80), KV_EINVAL);
+
+    /* A drop that fails is advice not taken: the unit is stored. */
+    rec.fail_drops = true;
+    fill(p, 2300, 2600);
+    ship_all_flags(p, r, &pos, KV_LOG_DROP_CACHE);
+    assert_true(rec.drops > units);
+    assert_int_equal(rec.drops_unsynced, 0);
+    assert_same_contents(p, r);
+
+    /* And all of it, with its position, survives a reopen. */
+    assert_kv_ok(kv_close(r));
+    r = tu_open(rdir, &ro);
+    void *meta = NULL;
+    size_t mlen = 0;
+    assert_kv_ok(kv_meta_get(r, "repl", 4, &meta, &mlen));
+    char want[64];
+    snprintf(want, sizeof(want), "%llu:%llu", (unsigned long long)pos.seg,
+             (unsigned long long)pos.off);
+    assert_string_equal((char *)meta, want);
+    kv_free(meta);
+    assert_same_contents(p, r);
+    assert_kv_ok(kv_close(r));
+    assert_kv_ok(tu_close_tracked(p));
+    pthread_mutex_destroy(&rec.mu);
+    free(rdir);
+}
+
 static void test_reads_stop_at_whole_records_and_say_when_one_does_not_fit(void **state)
 {
     struct tu_fixture *f = *state;
@@ -270,6 +443,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(
             test_a_damaged_record_is_refused_and_nothing_of_its_unit_is_stored, tu_setup,
             tu_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_unit_leaves_the_page_cache_only_once_a_sync_covered_it, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(
             test_reads_stop_at_whole_records_and_say_when_one_does_not_fit, tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_a_position_that_compaction_removed_is_not_found,
