@@ -19,8 +19,11 @@
  *   deleterandom      a tenth of the keys, at random
  *   fillseq           every key in order, into a fresh store
  *   fillsync          random writes, each durable, per --sync-threads count
+ *   fillbatch         random writes from one thread in durable batches of
+ *                     100 (an atomic batch, a write transaction), counted
+ *                     per put: what batching buys over fillsync at 1 thread
  *
- * Every workload except fillsync runs with writes in the engine's fast mode.
+ * Every workload except fillsync and fillbatch runs with writes in the engine's fast mode.
  * Workloads that need a filled store fill one first (unreported) when
  * fillrandom was not selected. Numbers are reported, never judged: the exit
  * status says only whether every operation succeeded and returned the bytes
@@ -490,6 +493,35 @@ static void workload_fillsync(struct bench *b)
     free(runs);
 }
 
+/* Durable batches of WORK_BATCH_KEYS random puts from one thread into a
+ * fresh store: --sync-num batches at most, --sync-duration seconds. */
+static void workload_fillbatch(struct bench *b)
+{
+    if (!b->engine->put_batch) {
+        emit_unsupported(b, "fillbatch");
+        return;
+    }
+    struct work_result runs[BENCH_MAX_REPEAT];
+    double per_sync[BENCH_MAX_REPEAT] = {0};
+    struct work_spec spec = {.op = WORK_PUT_BATCH,
+                             .keys = KEYS_RANDOM,
+                             .threads = 1,
+                             .ops = b->o->sync_num * WORK_BATCH_KEYS,
+                             .max_secs = b->o->sync_duration,
+                             .seed = 2000};
+    int n = 0;
+    while (n < b->o->repeat && fillsync_once(b, &spec, &runs[n], &per_sync[n]) == 0)
+        n++;
+    if (n < b->o->repeat)
+        return;
+    struct report_row row = row_of(b, "fillbatch", 1);
+    int m = median_run(b, runs, n, &row);
+    if (per_sync[m] > 0)
+        report_add(&row, "writes_per_sync", per_sync[m]);
+    report_add(&row, "batch_keys", WORK_BATCH_KEYS);
+    emit(b, &row, &runs[m]);
+}
+
 static void print_config(const struct bench *b)
 {
     struct report_row row = row_of(b, "config", 0);
@@ -554,6 +586,8 @@ static void run_all(struct bench *b)
         workload_fillseq(b);
     if (options_wants(o, "fillsync"))
         workload_fillsync(b);
+    if (options_wants(o, "fillbatch"))
+        workload_fillbatch(b);
 }
 
 int bench_main(int argc, char **argv, const struct bench_engine *engine)

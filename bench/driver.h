@@ -68,6 +68,10 @@ struct bench_engine {
                size_t expect_len);
     /* 0 whether or not the key was there, or BENCH_ERROR. */
     int (*del)(void *db, void *t, const char *key, size_t key_len);
+    /* Optional. Puts n keys (each key_len bytes) as one atomic batch,
+     * acknowledged as one write (durable in durable mode). 0 or BENCH_ERROR. */
+    int (*put_batch)(void *db, void *t, int n, const char *const *keys, size_t key_len,
+                     const char *const *vals, const size_t *val_lens);
 
     /* Optional. Reads, in key order, up to count keys from the first one at
      * or after start (fewer at the end of the store), as a range read or a

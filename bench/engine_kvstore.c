@@ -85,6 +85,27 @@ static int kvs_del(void *db, void *t, const char *key, size_t key_len)
     return 0;
 }
 
+static int kvs_put_batch(void *db, void *t, int n, const char *const *keys, size_t key_len,
+                         const char *const *vals, const size_t *val_lens)
+{
+    (void)t;
+    kv_op ops[128];
+    if (n > (int)(sizeof(ops) / sizeof(ops[0])))
+        return BENCH_ERROR;
+    for (int i = 0; i < n; i++)
+        ops[i] = (kv_op){.type = KV_WRITE_PUT,
+                         .key = keys[i],
+                         .key_len = key_len,
+                         .val = vals[i],
+                         .val_len = val_lens[i]};
+    int rc = kv_write(db, ops, (size_t)n);
+    if (rc != 0) {
+        bench_report_error(&engine, "kv_write", kv_strerror(rc));
+        return BENCH_ERROR;
+    }
+    return 0;
+}
+
 struct scan_count {
     int n;
 };
@@ -174,6 +195,7 @@ static const struct bench_engine engine = {
     .put = kvs_put,
     .get = kvs_get,
     .del = kvs_del,
+    .put_batch = kvs_put_batch,
     .scan = kvs_scan,
     .compact = kvs_compact,
     .compaction_bytes = kvs_compaction_bytes,

@@ -123,6 +123,24 @@ static int ldb_del(void *db, void *t, const char *key, size_t key_len)
     return err ? failed("leveldb_delete", err) : 0;
 }
 
+static int ldb_put_batch(void *db, void *t, int n, const char *const *keys, size_t key_len,
+                         const char *const *vals, const size_t *val_lens)
+{
+    (void)t;
+    struct ldb *l = db;
+    leveldb_writebatch_t *batch = leveldb_writebatch_create();
+    if (!batch) {
+        bench_report_error(&engine, "leveldb_writebatch_create", "out of memory");
+        return BENCH_ERROR;
+    }
+    for (int i = 0; i < n; i++)
+        leveldb_writebatch_put(batch, keys[i], key_len, vals[i], val_lens[i]);
+    char *err = NULL;
+    leveldb_write(l->db, l->write, batch, &err);
+    leveldb_writebatch_destroy(batch);
+    return err ? failed("leveldb_write", err) : 0;
+}
+
 /* An iterator per scan, as a caller of the C API makes one: seek to the
  * start, then next, each key copied out. */
 static int ldb_scan(void *db, void *t, const char *start, size_t start_len, int count, int *found)
@@ -168,6 +186,7 @@ static const struct bench_engine engine = {
     .put = ldb_put,
     .get = ldb_get,
     .del = ldb_del,
+    .put_batch = ldb_put_batch,
     .scan = ldb_scan,
     .compact = ldb_compact,
 };

@@ -179,6 +179,29 @@ static int lm_put(void *db, void *t, const char *key, size_t key_len, const char
     return write_one(db, key, key_len, val, val_len, false);
 }
 
+/* One write transaction of n puts. */
+static int lm_put_batch(void *db, void *t, int n, const char *const *keys, size_t key_len,
+                        const char *const *vals, const size_t *val_lens)
+{
+    (void)t;
+    struct lmdb_db *l = db;
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(l->env, NULL, 0, &txn);
+    if (rc != 0)
+        return failed("mdb_txn_begin", rc);
+    for (int i = 0; i < n; i++) {
+        MDB_val k = {.mv_size = key_len, .mv_data = (void *)keys[i]};
+        MDB_val v = {.mv_size = val_lens[i], .mv_data = (void *)vals[i]};
+        rc = mdb_put(txn, l->dbi, &k, &v, 0);
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            return failed("mdb_put", rc);
+        }
+    }
+    rc = mdb_txn_commit(txn);
+    return rc == 0 ? 0 : failed("mdb_txn_commit", rc);
+}
+
 static int lm_del(void *db, void *t, const char *key, size_t key_len)
 {
     (void)t;
@@ -262,6 +285,7 @@ static const struct bench_engine engine = {
     .thread_begin = lm_thread_begin,
     .thread_end = lm_thread_end,
     .put = lm_put,
+    .put_batch = lm_put_batch,
     .get = lm_get,
     .del = lm_del,
     .scan = lm_scan,

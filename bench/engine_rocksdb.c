@@ -119,6 +119,24 @@ static int rdb_put(void *db, void *t, const char *key, size_t key_len, const cha
     return err ? failed("rocksdb_put", err) : 0;
 }
 
+static int rdb_put_batch(void *db, void *t, int n, const char *const *keys, size_t key_len,
+                         const char *const *vals, const size_t *val_lens)
+{
+    (void)t;
+    struct rdb *r = db;
+    rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
+    if (!batch) {
+        bench_report_error(&engine, "rocksdb_writebatch_create", "out of memory");
+        return BENCH_ERROR;
+    }
+    for (int i = 0; i < n; i++)
+        rocksdb_writebatch_put(batch, keys[i], key_len, vals[i], val_lens[i]);
+    char *err = NULL;
+    rocksdb_write(r->db, r->write, batch, &err);
+    rocksdb_writebatch_destroy(batch);
+    return err ? failed("rocksdb_write", err) : 0;
+}
+
 static int rdb_get(void *db, void *t, const char *key, size_t key_len, const char *expect,
                    size_t expect_len)
 {
@@ -190,6 +208,7 @@ static const struct bench_engine engine = {
     .open = rdb_open,
     .close = rdb_close,
     .put = rdb_put,
+    .put_batch = rdb_put_batch,
     .get = rdb_get,
     .del = rdb_del,
     .scan = rdb_scan,

@@ -39,7 +39,7 @@ struct bench_options {
 /* The workloads in the order they run; --benchmarks picks among them. */
 #define BENCH_ALL_WORKLOADS                                                                        \
     "fillrandom,memory,overwrite,readrandom,readmissing,seekrandom,readwhilewriting,compact,"      \
-    "readcompacted,open,deleterandom,fillseq,fillsync"
+    "readcompacted,open,deleterandom,fillseq,fillsync,fillbatch"
 
 /* Fills *o from argv (defaults first). Returns 0 to run, 1 when --help was
  * printed, 2 on a usage error (already reported on stderr). */

@@ -18,7 +18,7 @@ else
           --duration 2 --sync-duration 1 --repeat 2 --verify --json)
     expected=(config fillrandom memory overwrite readrandom readmissing seekrandom
               readwhilewriting compact readwhilecompacting readcompacted open deleterandom fillseq
-              fillsync)
+              fillsync fillbatch)
 fi
 
 rc=0

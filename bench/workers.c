@@ -45,6 +45,24 @@ static uint64_t key_of(const struct work_spec *spec, const struct keyspace *ks, 
     }
 }
 
+/* One batch of WORK_BATCH_KEYS puts from operation number i on. */
+static int put_batch(struct worker *w, void *t, uint64_t seed, uint64_t i)
+{
+    const struct bench_target *tg = w->target;
+    const struct keyspace *ks = tg->ks;
+    static _Thread_local char keys[WORK_BATCH_KEYS][KEYSPACE_MAX_KEY];
+    const char *kp[WORK_BATCH_KEYS], *vp[WORK_BATCH_KEYS];
+    size_t vl[WORK_BATCH_KEYS];
+    for (int j = 0; j < WORK_BATCH_KEYS; j++) {
+        uint64_t k = key_of(w->spec, ks, seed, w->first + i + (uint64_t)j);
+        keyspace_key(ks, k, false, keys[j]);
+        kp[j] = keys[j];
+        vp[j] = keyspace_value(ks, k);
+        vl[j] = keyspace_value_len(ks, k);
+    }
+    return tg->engine->put_batch(tg->db, t, WORK_BATCH_KEYS, kp, ks->key_size, vp, vl);
+}
+
 /* Does one operation on key k; updates the counters. */
 static void do_op(struct worker *w, void *t, uint64_t k, char *key)
 {
@@ -61,6 +79,7 @@ static void do_op(struct worker *w, void *t, uint64_t k, char *key)
     case WORK_DELETE:
         rc = e->del(tg->db, t, key, ks->key_size);
         break;
+    case WORK_PUT_BATCH: /* worker_main calls put_batch */
     case WORK_SCAN: {
         /* Keys are numbers in byte order: from key k there are num - k. */
         int found = 0;
@@ -100,13 +119,19 @@ static void *worker_main(void *arg)
     uint64_t start = hist_now_ns();
     uint64_t deadline = start + (uint64_t)(spec->max_secs * 1e9);
     uint64_t prev = start;
-    for (uint64_t i = 0; spec->stop || i < w->count; i++) {
+    uint64_t step = spec->op == WORK_PUT_BATCH ? WORK_BATCH_KEYS : 1;
+    for (uint64_t i = 0; spec->stop || i < w->count; i += step) {
         if (spec->stop && atomic_load_explicit(spec->stop, memory_order_relaxed))
             break;
-        do_op(w, t, key_of(spec, tg->ks, seed, w->first + i), key);
+        if (spec->op == WORK_PUT_BATCH) {
+            if (put_batch(w, t, seed, i) != 0)
+                w->res.errors++;
+        } else {
+            do_op(w, t, key_of(spec, tg->ks, seed, w->first + i), key);
+        }
         uint64_t now = hist_now_ns();
         hist_add(&w->res.lat, now - prev);
-        w->res.ops++;
+        w->res.ops += step;
         prev = now;
         if (now >= deadline)
             break;

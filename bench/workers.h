@@ -21,10 +21,13 @@ struct bench_target {
     bool verify; /* compare every value read */
 };
 
-enum work_op { WORK_PUT, WORK_GET, WORK_GET_MISSING, WORK_DELETE, WORK_SCAN };
+enum work_op { WORK_PUT, WORK_PUT_BATCH, WORK_GET, WORK_GET_MISSING, WORK_DELETE, WORK_SCAN };
 
 /* Keys a WORK_SCAN operation reads from its start key. */
 #define WORK_SCAN_KEYS 100
+/* Puts in one WORK_PUT_BATCH operation; each counts as an operation, the
+ * batch as one latency sample. */
+#define WORK_BATCH_KEYS 100
 
 enum work_keys {
     KEYS_SEQUENTIAL, /* operation i uses key i */

@@ -41,9 +41,11 @@ extern "C" {
 
 /* The version of this header. KV_VERSION_NUMBER grows with every release
  * (MAJOR * 10000 + MINOR * 100 + PATCH), for #if tests; kv_version() gives
- * the version of the library a program runs with. */
+ * the version of the library a program runs with. While MAJOR is 0, a new
+ * MINOR may change the binary interface (0.2 grew kv_options, kv_stats and
+ * kv_io), so the shared library's soname carries both: libkvstore.so.0.2. */
 #define KV_VERSION_MAJOR  0
-#define KV_VERSION_MINOR  1
+#define KV_VERSION_MINOR  2
 #define KV_VERSION_PATCH  0
 #define KV_VERSION_NUMBER (KV_VERSION_MAJOR * 10000 + KV_VERSION_MINOR * 100 + KV_VERSION_PATCH)
 #define KV__STR(x)        #x

@@ -211,12 +211,13 @@ static void client_line(struct resp_buf *b, const struct resp_conn *conn, uint64
     int n = snprintf(
         line, sizeof(line),
         "id=%llu addr=%s laddr=%s fd=-1 name=%s age=%llu idle=%llu flags=N db=0 sub=0 psub=0 "
-        "ssub=0 multi=-1 qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 "
+        "ssub=0 multi=%ld qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 rbs=%zu rbp=0 obl=0 "
         "oll=%zu omem=%zu tot-mem=%zu events=r cmd=%s user=default redir=-1 resp=%d "
         "lib-name=%s lib-ver=%s\n",
         (unsigned long long)conn->id, conn->addr, conn->laddr, conn->name ? conn->name : "",
         (unsigned long long)((now_ms - conn->created_ms) / 1000u),
-        (unsigned long long)((now_ms > active ? now_ms - active : 0) / 1000u), qbuf, qbuf_free,
+        (unsigned long long)((now_ms > active ? now_ms - active : 0) / 1000u),
+        atomic_load_explicit(&conn->view_multi, memory_order_relaxed), qbuf, qbuf_free,
         qbuf + qbuf_free, atomic_load_explicit(&conn->view_pending, memory_order_relaxed), omem,
         qbuf + qbuf_free + omem, last > 0 ? resp_commands[last - 1].name : "NULL", conn->proto,
         conn->lib_name ? conn->lib_name : "", conn->lib_ver ? conn->lib_ver : "");
@@ -330,15 +331,6 @@ static void command_info(struct resp_buf *b, int proto, const struct resp_comman
     resp_array(b, 0);
 }
 
-static size_t listed_commands(void)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < resp_n_commands; i++)
-        if (!(resp_commands[i].flags & CMD_PENDING))
-            n++;
-    return n;
-}
-
 static void command_docs_one(struct resp_buf *b, int proto, const struct resp_command *cmd)
 {
     resp_bulk_str(b, cmd->name);
@@ -357,12 +349,11 @@ static void command_docs(struct resp_ctx *c)
     size_t n = 0;
     if (c->argc == 2) {
         for (size_t i = 0; i < resp_n_commands; i++)
-            if (!(resp_commands[i].flags & CMD_PENDING))
-                found[n++] = &resp_commands[i];
+            found[n++] = &resp_commands[i];
     } else {
         for (size_t i = 2; i < c->argc && n < VS_CMD_MAX; i++) {
             const struct resp_command *cmd = resp_command_find(c->argv[i], c->argl[i]);
-            if (cmd != NULL && !(cmd->flags & CMD_PENDING))
+            if (cmd != NULL)
                 found[n++] = cmd;
         }
     }
@@ -374,35 +365,32 @@ static void command_docs(struct resp_ctx *c)
 void cmd_command(struct resp_ctx *c)
 {
     if (c->argc == 1) {
-        resp_array(c->out, listed_commands());
+        resp_array(c->out, resp_n_commands);
         for (size_t i = 0; i < resp_n_commands; i++)
-            if (!(resp_commands[i].flags & CMD_PENDING))
-                command_info(c->out, c->proto, &resp_commands[i]);
+            command_info(c->out, c->proto, &resp_commands[i]);
     } else if (resp_arg_is(c, 1, "COUNT") && c->argc == 2) {
-        resp_int(c->out, (long long)listed_commands());
+        resp_int(c->out, (long long)resp_n_commands);
     } else if (resp_arg_is(c, 1, "DOCS")) {
         command_docs(c);
     } else if (resp_arg_is(c, 1, "INFO")) {
         if (c->argc == 2) {
-            resp_array(c->out, listed_commands());
+            resp_array(c->out, resp_n_commands);
             for (size_t i = 0; i < resp_n_commands; i++)
-                if (!(resp_commands[i].flags & CMD_PENDING))
-                    command_info(c->out, c->proto, &resp_commands[i]);
+                command_info(c->out, c->proto, &resp_commands[i]);
             return;
         }
         resp_array(c->out, c->argc - 2);
         for (size_t i = 2; i < c->argc; i++) {
             const struct resp_command *cmd = resp_command_find(c->argv[i], c->argl[i]);
-            if (cmd != NULL && !(cmd->flags & CMD_PENDING))
+            if (cmd != NULL)
                 command_info(c->out, c->proto, cmd);
             else
                 resp_null_array(c->out, c->proto);
         }
     } else if (resp_arg_is(c, 1, "LIST") && c->argc == 2) {
-        resp_array(c->out, listed_commands());
+        resp_array(c->out, resp_n_commands);
         for (size_t i = 0; i < resp_n_commands; i++)
-            if (!(resp_commands[i].flags & CMD_PENDING))
-                resp_bulk_str(c->out, resp_commands[i].name);
+            resp_bulk_str(c->out, resp_commands[i].name);
     } else {
         resp_errorf(c->out,
                     "ERR unknown subcommand or wrong number of arguments for '%.*s'. "

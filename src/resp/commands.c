@@ -4,9 +4,7 @@
  * this build), the order of its reply among the connection's pending ones,
  * and its count in the statistics.
  *
- * Commands marked CMD_PENDING need an engine feature this build does not
- * have; they answer with an error that says so, and COMMAND does not list
- * them (none in this build). A command with a prog may be queued inside
+ * A command with a prog may be queued inside
  * MULTI: that is how it runs inside EXEC (write.c).
  */
 #include <errno.h>
@@ -22,67 +20,67 @@
 /* clang-format off */
 const struct resp_command resp_commands[] = {
     /* connection and server */
-    {"ping", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_ping, "connection", "Returns the server's liveliness response.", NULL, prog_ping},
-    {"echo", 2, CMD_FAST, 0, 0, 0, cmd_echo, "connection", "Returns the given string.", NULL, prog_echo},
-    {"quit", -1, CMD_NOAUTH | CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_quit, "connection", "Closes the connection.", NULL, NULL},
-    {"hello", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_hello, "connection", "Handshakes with the server.", NULL, NULL},
-    {"auth", -2, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_auth, "connection", "Authenticates the connection.", NULL, NULL},
-    {"select", 2, CMD_FAST, 0, 0, 0, cmd_select, "connection", "Changes the selected database (only 0 exists).", NULL, NULL},
-    {"client", -2, 0, 0, 0, 0, cmd_client, "connection", "SETNAME, GETNAME, SETINFO, ID, LIST, INFO.", NULL, NULL},
-    {"reset", 1, CMD_NOAUTH | CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_reset, "connection", "Resets the connection.", NULL, NULL},
-    {"command", -1, 0, 0, 0, 0, cmd_command, "server", "Returns detailed information about all commands.", NULL, NULL},
-    {"info", -1, 0, 0, 0, 0, cmd_info, "server", "Returns information and statistics about the server.", NULL, NULL},
-    {"config", -2, CMD_ADMIN, 0, 0, 0, cmd_config, "server", "CONFIG GET: the values of settings.", NULL, NULL},
-    {"dbsize", 1, CMD_READONLY | CMD_FAST, 0, 0, 0, cmd_dbsize, "server", "Returns the number of keys.", NULL, NULL},
-    {"time", 1, CMD_FAST, 0, 0, 0, cmd_time, "server", "Returns the server time.", NULL, NULL},
-    {"lastsave", 1, CMD_FAST, 0, 0, 0, cmd_lastsave, "server", "Returns the Unix time of the last index snapshot.", NULL, NULL},
-    {"save", 1, CMD_ADMIN, 0, 0, 0, cmd_save, "server", "Saves the index snapshot.", NULL, NULL},
-    {"bgsave", -1, CMD_ADMIN, 0, 0, 0, cmd_bgsave, "server", "Saves the index snapshot in the background.", NULL, NULL},
-    {"bgrewriteaof", 1, CMD_ADMIN, 0, 0, 0, cmd_bgrewriteaof, "server", "Compacts the log in the background.", NULL, NULL},
-    {"flushdb", -1, CMD_WRITE, 0, 0, 0, cmd_flushdb, "server", "Removes every key.", NULL, NULL},
-    {"flushall", -1, CMD_WRITE, 0, 0, 0, cmd_flushdb, "server", "Removes every key.", NULL, NULL},
+    {"ping", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_ping, "connection", "Returns the server's liveliness response.", prog_ping},
+    {"echo", 2, CMD_FAST, 0, 0, 0, cmd_echo, "connection", "Returns the given string.", prog_echo},
+    {"quit", -1, CMD_NOAUTH | CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_quit, "connection", "Closes the connection.", NULL},
+    {"hello", -1, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_hello, "connection", "Handshakes with the server.", NULL},
+    {"auth", -2, CMD_NOAUTH | CMD_FAST, 0, 0, 0, cmd_auth, "connection", "Authenticates the connection.", NULL},
+    {"select", 2, CMD_FAST, 0, 0, 0, cmd_select, "connection", "Changes the selected database (only 0 exists).", NULL},
+    {"client", -2, 0, 0, 0, 0, cmd_client, "connection", "SETNAME, GETNAME, SETINFO, ID, LIST, INFO.", NULL},
+    {"reset", 1, CMD_NOAUTH | CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_reset, "connection", "Resets the connection.", NULL},
+    {"command", -1, 0, 0, 0, 0, cmd_command, "server", "Returns detailed information about all commands.", NULL},
+    {"info", -1, 0, 0, 0, 0, cmd_info, "server", "Returns information and statistics about the server.", NULL},
+    {"config", -2, CMD_ADMIN, 0, 0, 0, cmd_config, "server", "CONFIG GET: the values of settings.", NULL},
+    {"dbsize", 1, CMD_READONLY | CMD_FAST, 0, 0, 0, cmd_dbsize, "server", "Returns the number of keys.", NULL},
+    {"time", 1, CMD_FAST, 0, 0, 0, cmd_time, "server", "Returns the server time.", NULL},
+    {"lastsave", 1, CMD_FAST, 0, 0, 0, cmd_lastsave, "server", "Returns the Unix time of the last index snapshot.", NULL},
+    {"save", 1, CMD_ADMIN, 0, 0, 0, cmd_save, "server", "Saves the index snapshot.", NULL},
+    {"bgsave", -1, CMD_ADMIN, 0, 0, 0, cmd_bgsave, "server", "Saves the index snapshot in the background.", NULL},
+    {"bgrewriteaof", 1, CMD_ADMIN, 0, 0, 0, cmd_bgrewriteaof, "server", "Compacts the log in the background.", NULL},
+    {"flushdb", -1, CMD_WRITE, 0, 0, 0, cmd_flushdb, "server", "Removes every key.", NULL},
+    {"flushall", -1, CMD_WRITE, 0, 0, 0, cmd_flushdb, "server", "Removes every key.", NULL},
     /* strings */
-    {"get", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_get, "string", "Returns the value of a key.", NULL, prog_get},
-    {"set", -3, CMD_WRITE, 1, 1, 1, cmd_set, "string", "Sets the value of a key.", NULL, prog_set},
-    {"mget", -2, CMD_READONLY | CMD_FAST, 1, -1, 1, cmd_mget, "string", "Returns the values of keys.", NULL, prog_mget},
-    {"strlen", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_strlen, "string", "Returns the length of a value.", NULL, prog_strlen},
-    {"getrange", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL, NULL},
-    {"substr", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL, NULL},
-    {"getex", -2, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_getex, "string", "Returns the value of a key and sets its expiry.", NULL, NULL},
-    {"setnx", 3, CMD_WRITE, 1, 1, 1, cmd_setnx, "string", "Sets a key only when it is absent.", NULL, prog_setnx},
-    {"setex", 4, CMD_WRITE, 1, 1, 1, cmd_setex, "string", "Sets a key with an expiry in seconds.", NULL, NULL},
-    {"psetex", 4, CMD_WRITE, 1, 1, 1, cmd_setex, "string", "Sets a key with an expiry in milliseconds.", NULL, NULL},
-    {"getset", 3, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Sets a key and returns its old value.", NULL, prog_getset},
-    {"getdel", 2, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Returns a key's value and deletes it.", NULL, prog_getdel},
-    {"mset", -3, CMD_WRITE, 1, -1, 2, cmd_mset, "string", "Sets several keys atomically.", NULL, prog_mset},
-    {"msetnx", -3, CMD_WRITE, 1, -1, 2, cmd_msetnx, "string", "Sets several absent keys atomically.", NULL, prog_msetnx},
-    {"incr", 2, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Increments a number by one.", NULL, prog_incr},
-    {"incrby", 3, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Increments a number.", NULL, prog_incrby},
-    {"decr", 2, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Decrements a number by one.", NULL, prog_decr},
-    {"decrby", 3, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Decrements a number.", NULL, prog_decrby},
-    {"append", 3, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Appends to a value.", NULL, prog_append},
+    {"get", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_get, "string", "Returns the value of a key.", prog_get},
+    {"set", -3, CMD_WRITE, 1, 1, 1, cmd_set, "string", "Sets the value of a key.", prog_set},
+    {"mget", -2, CMD_READONLY | CMD_FAST, 1, -1, 1, cmd_mget, "string", "Returns the values of keys.", prog_mget},
+    {"strlen", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_strlen, "string", "Returns the length of a value.", prog_strlen},
+    {"getrange", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL},
+    {"substr", 4, CMD_READONLY, 1, 1, 1, cmd_getrange, "string", "Returns a substring of a value.", NULL},
+    {"getex", -2, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_getex, "string", "Returns the value of a key and sets its expiry.", NULL},
+    {"setnx", 3, CMD_WRITE, 1, 1, 1, cmd_setnx, "string", "Sets a key only when it is absent.", prog_setnx},
+    {"setex", 4, CMD_WRITE, 1, 1, 1, cmd_setex, "string", "Sets a key with an expiry in seconds.", NULL},
+    {"psetex", 4, CMD_WRITE, 1, 1, 1, cmd_setex, "string", "Sets a key with an expiry in milliseconds.", NULL},
+    {"getset", 3, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Sets a key and returns its old value.", prog_getset},
+    {"getdel", 2, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Returns a key's value and deletes it.", prog_getdel},
+    {"mset", -3, CMD_WRITE, 1, -1, 2, cmd_mset, "string", "Sets several keys atomically.", prog_mset},
+    {"msetnx", -3, CMD_WRITE, 1, -1, 2, cmd_msetnx, "string", "Sets several absent keys atomically.", prog_msetnx},
+    {"incr", 2, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Increments a number by one.", prog_incr},
+    {"incrby", 3, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Increments a number.", prog_incrby},
+    {"decr", 2, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Decrements a number by one.", prog_decr},
+    {"decrby", 3, CMD_WRITE | CMD_RMW | CMD_FAST, 1, 1, 1, resp_run_program, "string", "Decrements a number.", prog_decrby},
+    {"append", 3, CMD_WRITE | CMD_RMW, 1, 1, 1, resp_run_program, "string", "Appends to a value.", prog_append},
     /* keys */
-    {"del", -2, CMD_WRITE, 1, -1, 1, cmd_del, "generic", "Deletes keys.", NULL, prog_del},
-    {"unlink", -2, CMD_WRITE | CMD_FAST, 1, -1, 1, cmd_del, "generic", "Deletes keys.", NULL, prog_del},
-    {"exists", -2, CMD_READONLY | CMD_FAST, 1, -1, 1, cmd_exists, "generic", "Counts the keys that exist.", NULL, prog_exists},
-    {"type", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_type, "generic", "Returns the type of a key.", NULL, prog_type},
-    {"ttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_ttl, "generic", "Returns the time to live of a key, in seconds.", NULL, NULL},
-    {"pttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_pttl, "generic", "Returns the time to live of a key, in milliseconds.", NULL, NULL},
-    {"persist", 2, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_persist, "generic", "Removes the expiry of a key.", NULL, NULL},
-    {"expire", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry in seconds.", NULL, NULL},
-    {"pexpire", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry in milliseconds.", NULL, NULL},
-    {"expireat", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry as a Unix time.", NULL, NULL},
-    {"pexpireat", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry as a Unix time in milliseconds.", NULL, NULL},
-    {"scan", -2, CMD_READONLY, 0, 0, 0, cmd_scan, "generic", "Iterates over the keys.", NULL, NULL},
-    {"keys", 2, CMD_READONLY, 0, 0, 0, cmd_keys, "generic", "Returns the keys that match a pattern.", NULL, NULL},
-    {"randomkey", 1, CMD_READONLY, 0, 0, 0, cmd_randomkey, "generic", "Returns a random key.", NULL, NULL},
-    {"rename", 3, CMD_WRITE | CMD_RMW, 1, 2, 1, resp_run_program, "generic", "Renames a key.", NULL, prog_rename},
+    {"del", -2, CMD_WRITE, 1, -1, 1, cmd_del, "generic", "Deletes keys.", prog_del},
+    {"unlink", -2, CMD_WRITE | CMD_FAST, 1, -1, 1, cmd_del, "generic", "Deletes keys.", prog_del},
+    {"exists", -2, CMD_READONLY | CMD_FAST, 1, -1, 1, cmd_exists, "generic", "Counts the keys that exist.", prog_exists},
+    {"type", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_type, "generic", "Returns the type of a key.", prog_type},
+    {"ttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_ttl, "generic", "Returns the time to live of a key, in seconds.", NULL},
+    {"pttl", 2, CMD_READONLY | CMD_FAST, 1, 1, 1, cmd_pttl, "generic", "Returns the time to live of a key, in milliseconds.", NULL},
+    {"persist", 2, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_persist, "generic", "Removes the expiry of a key.", NULL},
+    {"expire", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry in seconds.", NULL},
+    {"pexpire", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry in milliseconds.", NULL},
+    {"expireat", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry as a Unix time.", NULL},
+    {"pexpireat", -3, CMD_WRITE | CMD_FAST, 1, 1, 1, cmd_expire, "generic", "Sets a key's expiry as a Unix time in milliseconds.", NULL},
+    {"scan", -2, CMD_READONLY, 0, 0, 0, cmd_scan, "generic", "Iterates over the keys.", NULL},
+    {"keys", 2, CMD_READONLY, 0, 0, 0, cmd_keys, "generic", "Returns the keys that match a pattern.", NULL},
+    {"randomkey", 1, CMD_READONLY, 0, 0, 0, cmd_randomkey, "generic", "Returns a random key.", NULL},
+    {"rename", 3, CMD_WRITE | CMD_RMW, 1, 2, 1, resp_run_program, "generic", "Renames a key.", prog_rename},
     /* transactions */
-    {"multi", 1, CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_multi, "transactions", "Starts a transaction.", NULL, NULL},
-    {"exec", 1, CMD_TXCTL, 0, 0, 0, cmd_exec, "transactions", "Runs a transaction as one atomic batch.", NULL, NULL},
-    {"discard", 1, CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_discard, "transactions", "Discards a transaction.", NULL, NULL},
-    {"watch", -2, CMD_FAST | CMD_TXCTL, 1, -1, 1, cmd_watch, "transactions", "Watches keys for a transaction.", NULL, NULL},
-    {"unwatch", 1, CMD_FAST, 0, 0, 0, cmd_unwatch, "transactions", "Forgets watched keys.", NULL, prog_unwatch},
+    {"multi", 1, CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_multi, "transactions", "Starts a transaction.", NULL},
+    {"exec", 1, CMD_TXCTL, 0, 0, 0, cmd_exec, "transactions", "Runs a transaction as one atomic batch.", NULL},
+    {"discard", 1, CMD_FAST | CMD_TXCTL, 0, 0, 0, cmd_discard, "transactions", "Discards a transaction.", NULL},
+    {"watch", -2, CMD_FAST | CMD_TXCTL, 1, -1, 1, cmd_watch, "transactions", "Watches keys for a transaction.", NULL},
+    {"unwatch", 1, CMD_FAST, 0, 0, 0, cmd_unwatch, "transactions", "Forgets watched keys.", prog_unwatch},
 };
 /* clang-format on */
 const size_t resp_n_commands = sizeof(resp_commands) / sizeof(resp_commands[0]);
@@ -241,13 +239,6 @@ static bool admit(struct resp_ctx *c, size_t argc, char **argv, size_t *argl)
                     "READONLY You can't write against a read only replica. Its primary "
                     "is %s",
                     repl_primary(c->srv->app->repl));
-        return false;
-    }
-    if (cmd->flags & CMD_PENDING) {
-        resp_errorf(c->out,
-                    "ERR '%s' is not available in this build: it needs the engine's %s, which "
-                    "are not there yet",
-                    cmd->name, cmd->needs);
         return false;
     }
     return true;

@@ -379,6 +379,8 @@ static void publish_view(struct resp_conn *conn)
     atomic_store_explicit(&conn->view_qbuf, conn->in_len, memory_order_relaxed);
     atomic_store_explicit(&conn->view_qbuf_free, conn->in_cap - conn->in_len, memory_order_relaxed);
     atomic_store_explicit(&conn->view_pending, conn->n_pending, memory_order_relaxed);
+    atomic_store_explicit(&conn->view_multi, conn->multi ? (long)conn->n_queued : -1L,
+                          memory_order_relaxed);
     atomic_store_explicit(&conn->view_omem, conn->out.cap + conn->sending.cap,
                           memory_order_relaxed);
 }

@@ -102,6 +102,7 @@ struct resp_conn {
     /* What CLIENT LIST shows of the buffers, as of the last time the
      * connection ran (its own fields are its loop's alone). */
     atomic_size_t view_qbuf, view_qbuf_free, view_pending, view_omem;
+    atomic_long view_multi; /* commands queued inside MULTI, -1 outside one */
     bool authed;
 
     /* input */
@@ -206,9 +207,8 @@ enum resp_cmd_flags {
     CMD_NOAUTH = 1u << 2,   /* allowed before AUTH */
     CMD_ADMIN = 1u << 3,
     CMD_FAST = 1u << 4,
-    CMD_PENDING = 1u << 5, /* needs an engine feature not in this build */
-    CMD_RMW = 1u << 6,     /* reads before it writes: waits for the pending queue, as a read */
-    CMD_TXCTL = 1u << 7,   /* runs at once inside MULTI (EXEC DISCARD MULTI WATCH QUIT RESET) */
+    CMD_RMW = 1u << 6,   /* reads before it writes: waits for the pending queue, as a read */
+    CMD_TXCTL = 1u << 7, /* runs at once inside MULTI (EXEC DISCARD MULTI WATCH QUIT RESET) */
 };
 
 struct resp_command {
@@ -219,7 +219,6 @@ struct resp_command {
     void (*fn)(struct resp_ctx *c);
     const char *group;
     const char *summary;
-    const char *needs; /* CMD_PENDING: what the engine lacks */
     resp_prog_fn prog; /* how it runs inside EXEC; NULL: not allowed in MULTI */
 };
 

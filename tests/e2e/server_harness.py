@@ -40,9 +40,9 @@ def sanitized_build():
         return False
 
 
-# The start line: "volume-server 0.1.0 listening on http://127.0.0.1:40123 (...)".
+# The start line: "volume-server 0.2.0 listening on http://127.0.0.1:40123 (...)".
 LISTENING = re.compile(r"listening on http://(?:\[[^\]]*\]|[^\s:/]+):(\d+)")
-# The RESP line before it: "volume-server 0.1.0 speaks RESP on 127.0.0.1:40124".
+# The RESP line before it: "volume-server 0.2.0 speaks RESP on 127.0.0.1:40124".
 RESP_LISTENING = re.compile(r"speaks RESP on (?:\[[^\]]*\]|[^\s:/]+):(\d+)")
 
 

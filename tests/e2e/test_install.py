@@ -35,7 +35,10 @@ def cache_value(name):
 
 LIBDIR = cache_value("CMAKE_INSTALL_LIBDIR")
 VERSION = cache_value("CMAKE_PROJECT_VERSION")
-MAJOR = VERSION.split(".")[0]
+# The soname's version: MAJOR.MINOR before 1.0 (a minor release may change
+# the binary interface then), MAJOR from 1.0 on.
+_parts = VERSION.split(".")
+MAJOR = ".".join(_parts[:2]) if _parts[0] == "0" else _parts[0]
 
 EXPECTED = {
     "bin/kvstore", "bin/volume-server", "include/kvstore.h",

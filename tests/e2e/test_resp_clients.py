@@ -168,6 +168,24 @@ class RedisPy(ServerTestCase):
         with self.assertRaises(redis.ResponseError):
             r.client_setname("has space")
 
+    def test_client_list_shows_commands_queued_inside_multi(self):
+        other = redis.Redis(port=self.server.resp_port, socket_timeout=TIMEOUT,
+                            single_connection_client=True)
+        self.addCleanup(other.close)
+        other_id = other.client_id()
+
+        def multi_field():
+            return [c for c in self.r.client_list() if c["id"] == str(other_id)][0]["multi"]
+
+        self.assertEqual(multi_field(), "-1")
+        self.assertEqual(other.execute_command("MULTI"), b"OK")
+        self.assertEqual(multi_field(), "0")
+        other.execute_command("SET", "multi:a", "1")
+        other.execute_command("SET", "multi:b", "2")
+        self.assertEqual(multi_field(), "2")
+        self.assertEqual(other.execute_command("EXEC"), [b"OK", b"OK"])
+        self.assertEqual(multi_field(), "-1")
+
     def test_info_has_the_fields_tools_read(self):
         self.r.set("info:k", "v")
         info = self.r.info()
