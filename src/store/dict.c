@@ -86,7 +86,8 @@ static int dict_make(kv_store *s, uint32_t id, const void *bytes, size_t len, bo
     atomic_init(&d->writers, 0);
     d->bytes = malloc(len ? len : 1);
     if (d->bytes) {
-        memcpy(d->bytes, bytes, len);
+        if (len)
+            memcpy(d->bytes, bytes, len);
         d->len = len;
         d->ddict = ZSTD_createDDict(bytes, len);
     }
