@@ -1021,6 +1021,8 @@ KV_API const char *kv_record_status_name(kv_record_status status);
 /* Attribute flags of a SETX record (docs/FORMAT.md). */
 #define KV_ATTR_EXPIRES 0x01u /* expire_at_ms is set */
 #define KV_ATTR_ZSTD    0x02u /* the value is stored as a zstd frame */
+#define KV_ATTR_MAGICLESS                                                                          \
+    0x04u /* with KV_ATTR_ZSTD: the frame is in zstd's magicless format (no magic number) */
 
 typedef struct kv_record_info {
     uint64_t segment_id;

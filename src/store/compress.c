@@ -12,15 +12,31 @@
  * checksum missed, or a wrong dictionary, gives KV_ECORRUPT, never wrong
  * bytes.
  *
+ * New frames are written in zstd's magicless format (RECORD_ATTR_MAGICLESS):
+ * the record already says what its payload is, so the 4-byte magic number
+ * would be 4 bytes per value for nothing. Frames written with the magic (by
+ * earlier versions) read as before, and compaction rewrites them.
+ *
  * zstd contexts are costly to make (hundreds of KiB each), so the store
  * keeps a few of each kind in a pool, guarded by a leaf mutex; a caller
  * takes one, uses it without any lock, and gives it back.
+ *
+ * A decoder (a decompression context) also keeps a copy of the last
+ * dictionary it used with room for a value right behind it. A small value
+ * decompressed there finds the dictionary contiguous with its own output,
+ * so its matches into the dictionary are plain copies inside one buffer;
+ * decompressed into a buffer of its own, every such match (most of them, in
+ * a short value) goes through zstd's slower external-dictionary path. The
+ * value is then copied out once: cheaper than what that saves.
  */
 #include "compress.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* For the frame format parameter (ZSTD_c_format, ZSTD_d_format): set through
+ * the stable ZSTD_CCtx_setParameter, so the shared library serves it. */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -32,14 +48,40 @@
 #include "thread.h"
 
 #define POOL_MAX 8
+/* Values up to this long decompress behind the decoder's dictionary copy. */
+#define DECODER_VALUE_MAX (32u << 10)
+/* Slack after the value, so that zstd's last copies need not be careful. */
+#define DECODER_SLACK 64u
+
+/* A decompression context, and the dictionary laid out for it: buf holds
+ * dict's bytes, then room for DECODER_VALUE_MAX + DECODER_SLACK bytes;
+ * prefix is a DDict over buf's copy (by reference). */
+struct kv_decoder {
+    ZSTD_DCtx *dctx;
+    bool magicless;       /* the frame format dctx is set to */
+    struct kv_dict *dict; /* held, or NULL */
+    ZSTD_DDict *prefix;
+    uint8_t *buf;
+};
 
 struct kv_codec {
     struct kv_mutex mu;
     ZSTD_CCtx *c[POOL_MAX];
     size_t nc;
-    ZSTD_DCtx *d[POOL_MAX];
+    struct kv_decoder *d[POOL_MAX];
     size_t nd;
 };
+
+static void decoder_free(struct kv_decoder *dec)
+{
+    if (!dec)
+        return;
+    ZSTD_freeDCtx(dec->dctx);
+    ZSTD_freeDDict(dec->prefix);
+    kv__dict_put(dec->dict);
+    free(dec->buf);
+    free(dec);
+}
 
 int kv__codec_init(kv_store *s)
 {
@@ -59,7 +101,7 @@ void kv__codec_free(kv_store *s)
     for (size_t i = 0; i < k->nc; i++)
         ZSTD_freeCCtx(k->c[i]);
     for (size_t i = 0; i < k->nd; i++)
-        ZSTD_freeDCtx(k->d[i]);
+        decoder_free(k->d[i]);
     kv__mutex_destroy(&k->mu);
     free(k);
     s->codec = NULL;
@@ -84,7 +126,8 @@ static ZSTD_CCtx *cctx_take(kv_store *s)
             ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, s->opts.compression_level)) ||
         ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)) ||
         ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)) ||
-        ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0))) {
+        ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_format, ZSTD_f_zstd1_magicless))) {
         ZSTD_freeCCtx(c);
         return NULL;
     }
@@ -103,27 +146,83 @@ static void cctx_give(kv_store *s, ZSTD_CCtx *c)
     ZSTD_freeCCtx(c);
 }
 
-static ZSTD_DCtx *dctx_take(kv_store *s)
+static struct kv_decoder *decoder_take(kv_store *s)
 {
     struct kv_codec *k = s->codec;
-    ZSTD_DCtx *d = NULL;
+    struct kv_decoder *dec = NULL;
     kv__mutex_lock(&k->mu);
     if (k->nd > 0)
-        d = k->d[--k->nd];
+        dec = k->d[--k->nd];
     kv__mutex_unlock(&k->mu);
-    return d ? d : ZSTD_createDCtx();
+    if (dec)
+        return dec;
+    dec = calloc(1, sizeof(*dec));
+    if (dec && !(dec->dctx = ZSTD_createDCtx())) {
+        free(dec);
+        dec = NULL;
+    }
+    return dec;
 }
 
-static void dctx_give(kv_store *s, ZSTD_DCtx *d)
+static void decoder_give(kv_store *s, struct kv_decoder *dec)
 {
     struct kv_codec *k = s->codec;
     kv__mutex_lock(&k->mu);
     if (k->nd < POOL_MAX) {
-        k->d[k->nd++] = d;
-        d = NULL;
+        k->d[k->nd++] = dec;
+        dec = NULL;
     }
     kv__mutex_unlock(&k->mu);
-    ZSTD_freeDCtx(d);
+    decoder_free(dec);
+}
+
+/* Lays d out in dec's buffer (unless it is there already); false when out
+ * of memory, and dec then holds no dictionary. */
+static bool decoder_use_dict(struct kv_decoder *dec, struct kv_dict *d)
+{
+    if (dec->dict == d)
+        return true;
+    ZSTD_freeDDict(dec->prefix);
+    kv__dict_put(dec->dict);
+    free(dec->buf);
+    dec->prefix = NULL;
+    dec->dict = NULL;
+    dec->buf = malloc(d->len + DECODER_VALUE_MAX + DECODER_SLACK);
+    if (!dec->buf)
+        return false;
+    memcpy(dec->buf, d->bytes, d->len);
+    dec->prefix = ZSTD_createDDict_byReference(dec->buf, d->len);
+    if (!dec->prefix)
+        return false;
+    atomic_fetch_add(&d->refs, 1);
+    dec->dict = d;
+    return true;
+}
+
+/* Decompresses the frame (stored_len bytes, magicless or not) into out,
+ * which has room for raw_len bytes; d is its dictionary (NULL: none). The
+ * number of bytes it decompressed to, or a zstd error code. */
+static size_t decoder_run(struct kv_decoder *dec, struct kv_dict *d, bool magicless,
+                          const uint8_t *stored, size_t stored_len, uint8_t *out, size_t raw_len)
+{
+    if (dec->magicless != magicless) {
+        size_t r = ZSTD_DCtx_setParameter(dec->dctx, ZSTD_d_format,
+                                          magicless ? ZSTD_f_zstd1_magicless : ZSTD_f_zstd1);
+        if (ZSTD_isError(r))
+            return r;
+        dec->magicless = magicless;
+    }
+    if (!d || raw_len > DECODER_VALUE_MAX || !decoder_use_dict(dec, d))
+        return ZSTD_decompress_usingDDict(dec->dctx, out, raw_len, stored, stored_len,
+                                          d ? d->ddict : NULL);
+    /* Output right behind the dictionary's last byte: zstd then sees the
+     * dictionary as the prefix of this output. */
+    uint8_t *at = dec->buf + d->len;
+    size_t n = ZSTD_decompress_usingDDict(dec->dctx, at, raw_len + DECODER_SLACK, stored,
+                                          stored_len, dec->prefix);
+    if (!ZSTD_isError(n) && n == raw_len)
+        memcpy(out, at, n);
+    return n;
 }
 
 struct kv_attrs *kv__payload_attrs(const void *payload, size_t len, struct kv_attrs *out)
@@ -146,7 +245,7 @@ int kv__compress_payload(kv_store *s, struct kv_dict *dict, const void *raw, siz
                          uint32_t raw_crc, uint64_t expire_at_ms, uint8_t *out, size_t cap,
                          size_t *len)
 {
-    struct record_attrs a = {.flags = RECORD_ATTR_ZSTD,
+    struct record_attrs a = {.flags = RECORD_ATTR_ZSTD | RECORD_ATTR_MAGICLESS,
                              .expire_at = expire_at_ms,
                              .raw_len = (uint32_t)raw_len,
                              .raw_crc = raw_crc,
@@ -252,17 +351,17 @@ int kv__value_decompress(kv_store *s, const struct record_attrs *attrs, const ui
         return KV_ECORRUPT;
     }
     uint8_t *buf = malloc((size_t)attrs->raw_len + 1);
-    ZSTD_DCtx *dc = buf ? dctx_take(s) : NULL;
-    int rc = dc ? 0 : KV_ENOMEM;
+    struct kv_decoder *dec = buf ? decoder_take(s) : NULL;
+    int rc = dec ? 0 : KV_ENOMEM;
     if (rc == 0) {
-        size_t n = ZSTD_decompress_usingDDict(dc, buf, attrs->raw_len, stored, stored_len,
-                                              d ? d->ddict : NULL);
+        size_t n = decoder_run(dec, d, (attrs->flags & RECORD_ATTR_MAGICLESS) != 0, stored,
+                               stored_len, buf, attrs->raw_len);
         if (ZSTD_isError(n) && ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation)
             rc = KV_ENOMEM;
         else if (ZSTD_isError(n) || n != attrs->raw_len ||
                  record_crc_update(0, buf, n) != attrs->raw_crc)
             rc = KV_ECORRUPT;
-        dctx_give(s, dc);
+        decoder_give(s, dec);
     }
     kv__dict_put(d);
     if (rc != 0) {
@@ -329,7 +428,8 @@ int kv__value_recode(kv_store *s, struct kv_dict *dict, uint64_t now_ms, uint8_t
     uint32_t current = dict && dict->cdict ? dict->id : 0;
     bool zstd = (a.flags & RECORD_ATTR_ZSTD) != 0;
     out->dict_id = zstd ? a.dict_id : 0;
-    if (s->opts.compression != KV_COMPRESS_ZSTD || (zstd && a.dict_id == current))
+    bool magicless = (a.flags & RECORD_ATTR_MAGICLESS) != 0;
+    if (s->opts.compression != KV_COMPRESS_ZSTD || (zstd && magicless && a.dict_id == current))
         return 0;
     if (!zstd) {
         const uint8_t *raw = payload + alen;

@@ -7,7 +7,8 @@
  * The write path encodes a value in the writer's own thread, before it
  * queues for group commit (never in the leader's critical section); reads
  * and compaction decode stored values. zstd contexts come from a small pool
- * per store; dictionaries from dict.c.
+ * per store (a decompression context with its own copy of the dictionary it
+ * last used, laid out in front of its output); dictionaries from dict.c.
  */
 #ifndef KV_STORE_COMPRESS_H
 #define KV_STORE_COMPRESS_H
@@ -94,7 +95,8 @@ struct kv_recoded {
  * payload (len bytes) checked out. A SETX whose expiry is at or before
  * now_ms is EXPIRED. Otherwise, with compression on, a value stored raw that
  * compression shortens now, or one compressed with another dictionary than
- * dict (the current one, NULL for none), is re-encoded with dict (or stored
+ * dict (the current one, NULL for none) or in a frame with zstd's magic
+ * number (written by earlier versions), is re-encoded with dict (or stored
  * raw when that no longer saves enough); anything else is copied as it is.
  * Codes: KV_ECORRUPT (a frame that does not decompress to its recorded
  * bytes: the record is damaged), KV_ENOMEM, KV_EIO.

@@ -63,6 +63,7 @@ static void dict_free(struct kv_dict *d)
 {
     ZSTD_freeCDict(d->cdict);
     ZSTD_freeDDict(d->ddict);
+    free(d->bytes);
     free(d);
 }
 
@@ -83,7 +84,13 @@ static int dict_make(kv_store *s, uint32_t id, const void *bytes, size_t len, bo
     d->id = id;
     atomic_init(&d->refs, 1);
     atomic_init(&d->writers, 0);
-    d->ddict = ZSTD_createDDict(bytes, len);
+    d->bytes = malloc(len ? len : 1);
+    if (d->bytes) {
+        if (len)
+            memcpy(d->bytes, bytes, len);
+        d->len = len;
+        d->ddict = ZSTD_createDDict(bytes, len);
+    }
     if (d->ddict && compress)
         d->cdict = ZSTD_createCDict(bytes, len, s->opts.compression_level);
     if (!d->ddict || (compress && !d->cdict)) {

@@ -33,6 +33,9 @@ struct kv_dict {
     atomic_uint writers; /* writers that compressed with it and whose record is not written */
     void *cdict;         /* ZSTD_CDict at the store's level: the current one only */
     void *ddict;         /* ZSTD_DDict */
+    uint8_t *bytes;      /* the dictionary itself (len bytes), for decoders that lay it out
+                          * in front of their output (compress.c) */
+    size_t len;
 };
 
 /* Loads every dict-<id>.zdict of the store's directory (the newest becomes

@@ -74,13 +74,12 @@ static int verify_record(kv_store *s, const struct kv_loc *loc, const uint8_t *h
     bool ok = record_decode_header(hdr, &h) && (h.op == KV_OP_SET || h.op == KV_OP_SETX) &&
               h.key_len == key_len && h.val_len == loc->val_len &&
               memcmp(rec_key, key, key_len) == 0;
-    if (ok && (payload_crc || h.op == KV_OP_SETX)) {
+    if (ok && payload_crc) {
         uint32_t pcrc = record_crc_update(0, payload, loc->val_len);
         uint32_t crc =
             record_crc_combine(record_crc_head(hdr, rec_key, key_len), pcrc, loc->val_len);
         ok = crc == get_u32(trailer);
-        if (payload_crc)
-            *payload_crc = pcrc;
+        *payload_crc = pcrc;
     } else if (ok) {
         uint32_t crc =
             record_crc_update(record_crc_head(hdr, rec_key, key_len), payload, loc->val_len);
@@ -147,6 +146,16 @@ static int setx_value(kv_store *s, const struct kv_loc *loc, const uint8_t *payl
     return 0;
 }
 
+/* Whether reading the SETX whose payload (len bytes) this is needs the CRC
+ * of the payload alone: only a value stored as it is derives its CRC from
+ * the record's (a compressed one has raw_crc), and splitting the record's
+ * checksum costs a crc32_combine per read. The flags byte is only a hint
+ * here: the record's checksum, which covers it, is verified either way. */
+static bool setx_needs_payload_crc(const uint8_t *payload, size_t len)
+{
+    return len == 0 || !(payload[0] & RECORD_ATTR_ZSTD);
+}
+
 /* Reads the value of the record at rec (a whole record in memory) into a
  * new buffer. A SET's value is copied before it is checked, so what the
  * caller gets is what the checksum covered; a SETX is checked in place and
@@ -161,8 +170,8 @@ static int copy_value(kv_store *s, const struct read_at *at, const uint8_t *rec,
     uint8_t op;
     uint32_t pcrc = 0;
     if (rec[2] == KV_OP_SETX) {
-        int rc =
-            verify_record(s, &at->loc, rec, rec_key, key, key_len, payload, trailer, &op, &pcrc);
+        int rc = verify_record(s, &at->loc, rec, rec_key, key, key_len, payload, trailer, &op,
+                               setx_needs_payload_crc(payload, at->loc.val_len) ? &pcrc : NULL);
         if (rc == 0 && op == KV_OP_SETX)
             rc = setx_value(s, &at->loc, payload, at->loc.val_len, pcrc, out, out_len, value_crc);
         return rc;
@@ -218,8 +227,9 @@ static int read_value(kv_store *s, const struct read_at *at, int fd, const void 
     uint8_t op;
     uint32_t pcrc = 0;
     bool setx = hdr[2] == KV_OP_SETX;
+    bool want_pcrc = setx ? setx_needs_payload_crc(buf, at->loc.val_len) : value_crc != NULL;
     rc = verify_record(s, &at->loc, hdr, rec_key, key, key_len, buf, trailer, &op,
-                       value_crc || setx ? &pcrc : NULL);
+                       want_pcrc ? &pcrc : NULL);
     if (rc == 0 && op == KV_OP_SETX) {
         rc = setx_value(s, &at->loc, buf, at->loc.val_len, pcrc, out, out_len, value_crc);
     } else if (rc == 0) {

@@ -100,7 +100,8 @@ bool record_attrs_decode(const uint8_t *p, uint64_t avail, struct record_attrs *
     if (avail < 1)
         return false;
     uint8_t flags = p[0];
-    if (flags == 0 || (flags & ~RECORD_ATTR_KNOWN) != 0)
+    if (flags == 0 || (flags & ~RECORD_ATTR_KNOWN) != 0 ||
+        (flags & (RECORD_ATTR_ZSTD | RECORD_ATTR_MAGICLESS)) == RECORD_ATTR_MAGICLESS)
         return false;
     size_t need = record_attrs_len(flags);
     if (avail < need)

@@ -74,14 +74,20 @@ static inline uint64_t get_u64(const uint8_t *p)
  *   flags u8 | [expire_at u64le] if EXPIRES | [raw_len u32le, raw_crc u32le,
  *   dict_id u32le] if ZSTD
  *
+ * MAGICLESS adds no field: it says how the ZSTD frame is written, and is
+ * never set without ZSTD.
+ *
  * A SETX with no flag set is never written (it would be a SET); a flag this
  * version does not know makes the record unreadable (KV_EFORMAT at open).
  */
 #define RECORD_ATTR_EXPIRES 0x01u /* expire_at: absolute, ms since the Unix epoch */
 #define RECORD_ATTR_ZSTD    0x02u /* the stored value is a zstd frame of raw_len bytes */
-_Static_assert(RECORD_ATTR_EXPIRES == KV_ATTR_EXPIRES && RECORD_ATTR_ZSTD == KV_ATTR_ZSTD,
+#define RECORD_ATTR_MAGICLESS                                                                      \
+    0x04u /* with ZSTD: the frame is in zstd's magicless format (no 4-byte magic number) */
+_Static_assert(RECORD_ATTR_EXPIRES == KV_ATTR_EXPIRES && RECORD_ATTR_ZSTD == KV_ATTR_ZSTD &&
+                   RECORD_ATTR_MAGICLESS == KV_ATTR_MAGICLESS,
                "the public flags are the format's");
-#define RECORD_ATTR_KNOWN (RECORD_ATTR_EXPIRES | RECORD_ATTR_ZSTD)
+#define RECORD_ATTR_KNOWN (RECORD_ATTR_EXPIRES | RECORD_ATTR_ZSTD | RECORD_ATTR_MAGICLESS)
 #define RECORD_ATTRS_MAX  21u /* flags, expire_at, raw_len, raw_crc, dict_id */
 
 /* The longest META payload this version writes and reads (a longer one is a

@@ -456,7 +456,7 @@ static void test_compressed_values_ride_inside_a_batch(void **state)
     assert_int_equal(sn.r[1].op, KV_OP_BATCH);
     assert_int_equal(sn.r[2].op, KV_OP_SETX);
     assert_true(sn.r[2].in_batch);
-    assert_int_equal(sn.r[2].attr_flags, KV_ATTR_ZSTD);
+    assert_int_equal(sn.r[2].attr_flags, KV_ATTR_ZSTD | KV_ATTR_MAGICLESS);
     assert_string_equal(sn.r[2].key, "z");
     assert_int_equal(sn.r[3].op, KV_OP_SET);
     assert_int_equal(sn.r[4].op, KV_OP_DELETE);
@@ -481,7 +481,8 @@ static void test_compressed_values_ride_inside_a_batch(void **state)
     for (size_t i = 0; i < sn.n; i++) {
         assert_int_not_equal(sn.r[i].op, KV_OP_BATCH);
         assert_false(sn.r[i].in_batch);
-        setx |= sn.r[i].op == KV_OP_SETX && sn.r[i].attr_flags == KV_ATTR_ZSTD;
+        setx |=
+            sn.r[i].op == KV_OP_SETX && sn.r[i].attr_flags == (KV_ATTR_ZSTD | KV_ATTR_MAGICLESS);
     }
     assert_true(setx);
     unlink(snap);

@@ -3,12 +3,14 @@
  * trips of every size around the threshold, incompressible values stored
  * as they are, the dictionary's life across compactions and reopens, and
  * damage: a compressed record that does not decode, a dictionary file that
- * is missing or damaged.
+ * is missing or damaged; and frames as earlier versions wrote them (with
+ * zstd's magic number).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "record.h"
 #include "testutil.h"
@@ -404,6 +406,162 @@ static void test_missing_or_damaged_dictionary_stops_the_open(void **state)
     }
 }
 
+/* A compressed record with a dictionary whose frame is damaged under a
+ * checksum that matches reads as KV_ECORRUPT, never as wrong bytes; the
+ * decoder it used goes on to read every other value right. */
+static void test_damaged_record_compressed_with_a_dictionary_reads_as_corrupt(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o = zstd_options();
+    kv_store *s = tu_open(f->dir, &o);
+    put_docs(s, 0, 400);
+    assert_kv_ok(kv_compact(s));
+    char doc[1024];
+    size_t doc_len = json_doc(doc, sizeof(doc), 12345, 600, 0);
+    assert_kv_ok(kv_put(s, "k", 1, doc, doc_len));
+    kv_stats st;
+    assert_kv_ok(kv_get_stats(s, &st));
+    assert_kv_ok(kv_close(s));
+    /* The newest segment holds k's record alone: damage the last byte of
+     * its frame and forge the checksum. */
+    char name[64];
+    snprintf(name, sizeof(name), "segment-%u.dat", (unsigned)st.active_segment_id);
+    char *path = tu_path(f->dir, name);
+    size_t len, payload;
+    uint8_t *seg = tu_read_file(path, &len);
+    size_t off = find_setx(seg, len, &payload);
+    struct record_header h;
+    assert_true(record_decode_header(seg + off, &h));
+    assert_int_equal(h.key_len, 1);
+    assert_true(seg[payload] & RECORD_ATTR_ZSTD);
+    assert_int_equal(get_u32(seg + payload + 9), 1); /* dict_id: dict-1 */
+    size_t end = off + record_size(h.key_len, h.val_len);
+    seg[end - RECORD_TRAILER_LEN - 1] ^= 0x21;
+    put_u32(seg + end - RECORD_TRAILER_LEN,
+            record_crc_update(0, seg + off + 2, end - RECORD_TRAILER_LEN - off - 2));
+    tu_write_file(path, seg, len);
+    free(seg);
+    free(path);
+    s = tu_open(f->dir, &o);
+    for (int i = 0; i < 3; i++) {
+        void *v = (void *)0x1;
+        size_t vn = 7;
+        assert_kv_rc(kv_get(s, "k", 1, &v, &vn), KV_ECORRUPT);
+        assert_ptr_equal(v, (void *)0x1);
+        assert_docs(s, 0, 400);
+    }
+    assert_kv_ok(kv_close(s));
+}
+
+/* ---- frames as earlier versions wrote them */
+
+/* The payload of a SETX whose value is compressed as versions before
+ * magicless frames did it: a zstd frame with its magic number, without
+ * content size, checksum or dictionary id, with dict (dict_len bytes; NULL:
+ * none), into a new buffer; *len is its length. */
+static uint8_t *framed_payload(const char *val, size_t val_len, const void *dict, size_t dict_len,
+                               uint32_t dict_id, size_t *len)
+{
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    assert_non_null(c);
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)));
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)));
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0)));
+    if (dict)
+        assert_false(ZSTD_isError(ZSTD_CCtx_loadDictionary(c, dict, dict_len)));
+    size_t cap = RECORD_ATTRS_MAX + ZSTD_compressBound(val_len);
+    uint8_t *payload = malloc(cap);
+    assert_non_null(payload);
+    struct record_attrs a = {.flags = RECORD_ATTR_ZSTD,
+                             .raw_len = (uint32_t)val_len,
+                             .raw_crc = (uint32_t)crc32(0, (const Bytef *)val, (uInt)val_len),
+                             .dict_id = dict_id};
+    size_t alen = record_attrs_encode(payload, &a);
+    size_t n = ZSTD_compress2(c, payload + alen, cap - alen, val, val_len);
+    assert_false(ZSTD_isError(n));
+    assert_int_equal(get_u32(payload + alen), ZSTD_MAGICNUMBER);
+    ZSTD_freeCCtx(c);
+    *len = alen + n;
+    return payload;
+}
+
+static void append_framed_setx(uint8_t **seg, size_t *len, const char *key, const char *val,
+                               size_t val_len, const void *dict, size_t dict_len, uint32_t dict_id)
+{
+    size_t plen;
+    uint8_t *payload = framed_payload(val, val_len, dict, dict_len, dict_id, &plen);
+    tu_append_record(seg, len, KV_OP_SETX, key, strlen(key), payload, plen);
+    free(payload);
+}
+
+/* Compressed records: [0] magicless frames, [1] frames with the magic. */
+static int count_frames(const kv_record_info *info, void *ctx)
+{
+    size_t *n = ctx;
+    if (info->status == KV_REC_OK && info->op == KV_OP_SETX && (info->attr_flags & KV_ATTR_ZSTD))
+        n[(info->attr_flags & KV_ATTR_MAGICLESS) ? 0 : 1]++;
+    return 0;
+}
+
+/* Values compressed into frames with zstd's magic number (as versions
+ * before magicless frames wrote them), with the dictionary and without one,
+ * short and longer than a decoder lays out behind its dictionary, read back
+ * by replay; the next compaction rewrites them as magicless frames, which
+ * read back the same. */
+static void test_frames_with_the_zstd_magic_still_read_and_compaction_rewrites_them(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o = zstd_options();
+    kv_store *s = tu_open(f->dir, &o);
+    put_docs(s, 0, 400);
+    assert_kv_ok(kv_compact(s));
+    kv_stats st;
+    assert_kv_ok(kv_get_stats(s, &st));
+    assert_kv_ok(kv_close(s));
+    size_t counts[2] = {0, 0};
+    assert_kv_ok(kv_scan(f->dir, count_frames, counts));
+    assert_int_equal(counts[0], DOCS); /* what this version writes */
+    assert_int_equal(counts[1], 0);
+
+    char *dpath = tu_path(f->dir, "dict-1.zdict");
+    size_t dlen;
+    uint8_t *dfile = tu_read_file(dpath, &dlen);
+    free(dpath);
+    assert_true(dlen > 20); /* the file's header, then the dictionary */
+    static char big[40000];
+    size_t big_len = json_doc(big, sizeof(big), 99, sizeof(big) - 200, 0);
+    char small[2048];
+    size_t small_len = json_doc(small, sizeof(small), 98, 700, 0);
+    uint8_t *seg = NULL;
+    size_t len = 0;
+    append_framed_setx(&seg, &len, "old-dict", small, small_len, dfile + 20, dlen - 20, 1);
+    append_framed_setx(&seg, &len, "old-big", big, big_len, dfile + 20, dlen - 20, 1);
+    append_framed_setx(&seg, &len, "old-plain", small, small_len, NULL, 0, 0);
+    free(dfile);
+    char name[64];
+    snprintf(name, sizeof(name), "segment-%u.dat", (unsigned)st.active_segment_id + 1);
+    char *path = tu_path(f->dir, name);
+    tu_write_file(path, seg, len);
+    free(path);
+    free(seg);
+    remove_file(f->dir, "index.snapshot");
+
+    for (int round = 0; round < 2; round++) {
+        s = tu_open(f->dir, &o);
+        assert_value_and_crc(s, "old-dict", small, small_len);
+        assert_value_and_crc(s, "old-big", big, big_len);
+        assert_value_and_crc(s, "old-plain", small, small_len);
+        assert_docs(s, 0, 400);
+        if (round == 0)
+            assert_kv_ok(kv_compact(s));
+        assert_kv_ok(kv_close(s));
+    }
+    counts[0] = counts[1] = 0;
+    assert_kv_ok(kv_scan(f->dir, count_frames, counts));
+    assert_int_equal(counts[0], DOCS + 3);
+    assert_int_equal(counts[1], 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +577,12 @@ int main(int argc, char **argv)
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_missing_or_damaged_dictionary_stops_the_open, tu_setup,
                                         tu_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_damaged_record_compressed_with_a_dictionary_reads_as_corrupt, tu_setup,
+            tu_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_frames_with_the_zstd_magic_still_read_and_compaction_rewrites_them, tu_setup,
+            tu_teardown),
     };
     return tu_run_tests(tests, argc, argv);
 }

@@ -13,6 +13,8 @@ static void test_attrs_round_trip_for_every_flag_combination(void **state)
 {
     (void)state;
     for (uint8_t flags = 1; flags <= RECORD_ATTR_KNOWN; flags++) {
+        if ((flags & RECORD_ATTR_MAGICLESS) && !(flags & RECORD_ATTR_ZSTD))
+            continue; /* never written: refused below */
         struct record_attrs a = {.flags = flags,
                                  .expire_at = 0x0102030405060708ull,
                                  .raw_len = 70000,
@@ -41,8 +43,12 @@ static void test_attrs_refuse_unknown_or_missing_flags_and_short_blocks(void **s
     struct record_attrs a;
     size_t len;
     assert_false(record_attrs_decode(buf, sizeof(buf), &a, &len)); /* no flag */
-    buf[0] = 0x04;
+    buf[0] = 0x08;
     assert_false(record_attrs_decode(buf, sizeof(buf), &a, &len)); /* unknown flag */
+    buf[0] = RECORD_ATTR_MAGICLESS;
+    assert_false(record_attrs_decode(buf, sizeof(buf), &a, &len)); /* a frame format, no frame */
+    buf[0] = RECORD_ATTR_EXPIRES | RECORD_ATTR_MAGICLESS;
+    assert_false(record_attrs_decode(buf, sizeof(buf), &a, &len));
     buf[0] = RECORD_ATTR_EXPIRES | 0x80;
     assert_false(record_attrs_decode(buf, sizeof(buf), &a, &len));
     buf[0] = RECORD_ATTR_EXPIRES;
