@@ -3,8 +3,8 @@
  * byte order beside the hash index.
  *
  * Memory decides the shape. A leaf is 384 bytes: up to 60 keys, each a
- * 4-byte reference and a 2-byte hint, so that a key costs about 7.6 bytes of
- * leaf at the 84 % fill random inserts leave (a full leaf makes room in a
+ * 4-byte reference and a 2-byte hint, so that a key costs about 7.8 bytes of
+ * leaf at the 82 % fill random inserts leave (a full leaf makes room in a
  * sibling before it splits: see "a full leaf" below), 6.4 when keys come in
  * order, 6.9 when loaded in bulk. Inner
  * nodes hold up to 29 separators with 4-byte hints, and 30 children (4-byte
@@ -777,56 +777,50 @@ static void insert_upward(struct order_tree *t, const struct arena *a, struct pa
  * sibling with more room (when it has LEAF_ROOM free places at least), and
  * when both are about full the leaf and one of them become three leaves,
  * each about 2/3 full (a B*-tree's split): random inserts then keep leaves
- * about 80 % full. At the tree's right edge, a key above every other (keys
+ * about 82 % full. At the tree's right edge, a key above every other (keys
  * inserted in ascending order) starts a leaf of its own and leaves the full
  * one full, and at the left edge one below every other likewise, so that
  * keys inserted in order fill their leaves. Only leaves do this: inner
  * nodes are a few percent of the tree.
  */
-#define LEAF_ROOM (LEAF_CAP / 10)
+#define LEAF_ROOM (LEAF_CAP / 6)
 
-/* The keys of two neighbouring leaves and the one being inserted, in order,
- * with the hints they had and the frame each hint was made under, to be
- * dealt out again. */
+/* The keys of two neighbouring leaves x and y and the one being inserted,
+ * in order, with the hints they had and the frames those were made under,
+ * to be dealt out again. Key k came from x below y_from, from y from there
+ * on, except the new key, at at. */
 struct deal {
     uint32_t ref[2 * LEAF_CAP + 1];
     uint16_t hint[2 * LEAF_CAP + 1];
-    uint8_t src[2 * LEAF_CAP + 1]; /* 0 or 1: the leaf it came from; 2: the new key */
-    uint8_t new_side;              /* the leaf whose range the new key lies in */
     struct node_head frame[2];
-    size_t n;
+    size_t n, at, y_from;
+    uint8_t new_side; /* the leaf whose range the new key lies in */
 };
 
-static void deal_put(struct deal *d, uint32_t ref, uint16_t hint, uint8_t src)
-{
-    d->ref[d->n] = ref;
-    d->hint[d->n] = hint;
-    d->src[d->n] = src;
-    d->n++;
-}
-
-/* Gathers the keys of x and y with ref at place at among them. */
 static void deal_gather(struct deal *d, const struct leaf *x, const struct leaf *y, size_t at,
-                        uint32_t ref)
+                        uint32_t ref, uint8_t new_side)
 {
-    const struct leaf *from[2] = {x, y};
-    d->n = 0;
-    for (uint8_t k = 0; k < 2; k++) {
-        d->frame[k] = from[k]->h;
-        for (size_t i = 0; i < from[k]->h.n; i++) {
-            if (d->n == at)
-                deal_put(d, ref, 0, 2);
-            deal_put(d, from[k]->ref[i], from[k]->hint[i], k);
-        }
-    }
-    if (d->n == at)
-        deal_put(d, ref, 0, 2);
+    size_t nx = x->h.n, ny = y->h.n;
+    d->frame[0] = x->h;
+    d->frame[1] = y->h;
+    memcpy(d->ref, x->ref, nx * sizeof(d->ref[0]));
+    memcpy(&d->ref[nx], y->ref, ny * sizeof(d->ref[0]));
+    memcpy(d->hint, x->hint, nx * sizeof(d->hint[0]));
+    memcpy(&d->hint[nx], y->hint, ny * sizeof(d->hint[0]));
+    memmove(&d->ref[at + 1], &d->ref[at], (nx + ny - at) * sizeof(d->ref[0]));
+    memmove(&d->hint[at + 1], &d->hint[at], (nx + ny - at) * sizeof(d->hint[0]));
+    d->ref[at] = ref;
+    d->hint[at] = 0;
+    d->n = nx + ny + 1;
+    d->at = at;
+    d->y_from = at <= nx ? nx + 1 : nx;
+    d->new_side = new_side;
 }
 
 /* Which of the two leaves' ranges key k of the deal lies in. */
 static uint8_t deal_side(const struct deal *d, size_t k)
 {
-    return d->src[k] == 2 ? d->new_side : d->src[k];
+    return k == d->at ? d->new_side : k >= d->y_from;
 }
 
 /* Whether hints made under frame f hold under g. */
@@ -837,37 +831,54 @@ static bool frames_equal(const struct node_head *f, const struct node_head *g)
            memcmp(f->span, g->span, f->nbytes) == 0;
 }
 
+/* Computes the hints of l's keys [from, to) under its frame, reading the
+ * keys (loaded ahead, together). */
+static void leaf_rehint(struct leaf *l, const struct arena *a, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        __builtin_prefetch(arena_entry(a, l->ref[i]));
+    for (size_t i = from; i < to; i++)
+        l->hint[i] = (uint16_t)frame_hint(&l->h, key_at(a, l->ref[i]));
+}
+
 /*
  * Makes l hold the keys d->ref[from, from + n), between fences lo and hi.
  * The frame l has still holds when every key of its new range shares its
  * prefix: when the range only narrowed (narrowed), or when its fences share
  * the prefix. The hints made under it, or under an equal frame, are kept
  * then, and only the others are computed, reading those keys. Else, or
- * when the hints tie, l is framed anew, reading every key.
+ * when the computed hints tie, l is framed anew, reading every key.
  */
 static void leaf_take(struct leaf *l, const struct deal *d, size_t from, size_t n,
                       const struct arena *a, uint32_t lo, uint32_t hi, bool narrowed)
 {
     bool keep = l->h.framed && !l->h.check && lo && hi &&
                 (narrowed || key_lcp(key_at(a, lo), key_at(a, hi)) >= l->h.plen);
-    bool same[2] = {frames_equal(&d->frame[0], &l->h), frames_equal(&d->frame[1], &l->h)};
     l->h.n = (uint16_t)n;
     memcpy(l->ref, &d->ref[from], n * sizeof(l->ref[0]));
     if (!keep) {
         leaf_frame(l, a, lo, hi);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        uint8_t src = d->src[from + i];
-        if (src == 2 || !same[src])
-            __builtin_prefetch(arena_entry(a, l->ref[i]));
+    memcpy(l->hint, &d->hint[from], n * sizeof(l->hint[0]));
+    /* The keys from x are [0, split) here, from y [split, n), and the new
+     * key at at, if it is here. */
+    size_t to = from + n;
+    size_t split = d->y_from < from ? 0 : d->y_from > to ? n : d->y_from - from;
+    bool computed = false;
+    if (split > 0 && !frames_equal(&d->frame[0], &l->h)) {
+        leaf_rehint(l, a, 0, split);
+        computed = true;
     }
-    for (size_t i = 0; i < n; i++) {
-        uint8_t src = d->src[from + i];
-        l->hint[i] = src != 2 && same[src] ? d->hint[from + i]
-                                           : (uint16_t)frame_hint(&l->h, key_at(a, l->ref[i]));
+    if (split < n && !frames_equal(&d->frame[1], &l->h)) {
+        leaf_rehint(l, a, split, n);
+        computed = true;
     }
-    if (hints_tie(&l->h, l->hint))
+    if (d->at >= from && d->at < to) {
+        leaf_rehint(l, a, d->at - from, d->at - from + 1);
+        computed = true;
+    }
+    if (computed && hints_tie(&l->h, l->hint))
         leaf_frame(l, a, lo, hi);
 }
 
@@ -900,8 +911,7 @@ static bool leaves_deal(struct order_tree *t, struct arena *a, struct path *p, s
     struct leaf *x = leaf_of(t, parent->child[j]), *y = leaf_of(t, parent->child[j + 1]);
     struct deal d;
     bool into_y = p->child[1] != j;
-    deal_gather(&d, x, y, into_y ? x->h.n + i : i, ref);
-    d.new_side = into_y;
+    deal_gather(&d, x, y, into_y ? x->h.n + i : i, ref, into_y);
     uint32_t lo, hi, unused;
     child_fences(t, p, 0, j, &lo, &unused);
     child_fences(t, p, 0, j + 1, &unused, &hi);
@@ -976,17 +986,17 @@ static void leaf_insert_full(struct order_tree *t, struct arena *a, struct path 
     if (t->height > 0) {
         const struct inner *parent = inner_of(t, p->node[1]);
         size_t c = p->child[1];
-        /* Both siblings are read whole below: load them at once. */
+        /* The siblings' counts together, then the one dealt with whole. */
         if (c > 0)
-            node_prefetch(t, parent->child[c - 1]);
+            __builtin_prefetch(node(t, parent->child[c - 1]));
         if (c < parent->h.n)
-            node_prefetch(t, parent->child[c + 1]);
+            __builtin_prefetch(node(t, parent->child[c + 1]));
         size_t left = c > 0 ? count_of(t, parent->child[c - 1]) : LEAF_CAP;
         size_t right = c < parent->h.n ? count_of(t, parent->child[c + 1]) : LEAF_CAP;
-        size_t fewest = left < right ? left : right;
-        bool dealt = fewest + LEAF_ROOM <= LEAF_CAP
-                         ? leaves_deal(t, a, p, left < right ? c - 1 : c, false, i, ref)
-                         : leaves_deal(t, a, p, c < parent->h.n ? c : c - 1, true, i, ref);
+        bool lend = (left < right ? left : right) + LEAF_ROOM <= LEAF_CAP;
+        size_t j = lend ? (left < right ? c - 1 : c) : (c < parent->h.n ? c : c - 1);
+        node_prefetch(t, parent->child[j == c ? c + 1 : j]);
+        bool dealt = leaves_deal(t, a, p, j, !lend, i, ref);
         if (dealt)
             return;
     }
