@@ -3,8 +3,10 @@
  * byte order beside the hash index.
  *
  * Memory decides the shape. A leaf is 384 bytes: up to 60 keys, each a
- * 4-byte reference and a 2-byte hint, so that a key costs about 9 bytes of
- * tree at the 70 % fill random inserts leave (6.7 when loaded in bulk). Inner
+ * 4-byte reference and a 2-byte hint, so that a key costs about 7.8 bytes of
+ * leaf at the 82 % fill random inserts leave (a full leaf makes room in a
+ * sibling before it splits: see "a full leaf" below), 6.4 when keys come in
+ * order, 6.9 when loaded in bulk. Inner
  * nodes hold up to 29 separators with 4-byte hints, and 30 children (4-byte
  * node ids). A separator is itself a reference: the first key of the node to
  * its right when it was made. No key is copied. When a separator's key is
@@ -40,13 +42,14 @@
 #define NODE_BYTES 384u
 /* Node ids: chunk in the high bits, node within it in the low CHUNK_BITS.
  * The first chunk holds FIRST_CHUNK_NODES nodes (a small store takes 24
- * KiB), every later one CHUNK_NODES (1.5 MiB: few allocations for a large
- * one). */
-#define CHUNK_BITS        12u
+ * KiB), every later one CHUNK_NODES (384 KiB: few allocations for a large
+ * store, and half a chunk unused on average is under 0.2 bytes a key at a
+ * million keys). */
+#define CHUNK_BITS        10u
 #define CHUNK_NODES       (1u << CHUNK_BITS)
 #define FIRST_CHUNK_NODES 64u
 #define MAX_CHUNKS        (1u << (32 - CHUNK_BITS))
-#define LEAF_CAP          60u
+#define LEAF_CAP          ((unsigned)ORDER_LEAF_KEYS)
 #define INNER_CAP         29u /* separators; one child more */
 #define LEAF_MIN          (LEAF_CAP / 4)
 #define INNER_MIN         (INNER_CAP / 4)
@@ -231,6 +234,28 @@ size_t order_memory(const struct order_tree *t)
 {
     size_t nodes = t->nchunks ? FIRST_CHUNK_NODES + (t->nchunks - 1) * (size_t)CHUNK_NODES : 0;
     return nodes * NODE_BYTES + t->nchunks * sizeof(uint8_t *);
+}
+
+static void shape_of(const struct order_tree *t, uint32_t id, unsigned depth, struct order_shape *s)
+{
+    if (depth == t->height) {
+        s->leaves++;
+        s->keys += leaf_of(t, id)->h.n;
+        return;
+    }
+    const struct inner *in = inner_of(t, id);
+    s->inners++;
+    for (size_t i = 0; i <= in->h.n; i++)
+        shape_of(t, in->child[i], depth + 1, s);
+}
+
+void order_shape(const struct order_tree *t, struct order_shape *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (t->root)
+        shape_of(t, t->root, 0, s);
+    size_t nodes = t->nchunks ? FIRST_CHUNK_NODES + (t->nchunks - 1) * (size_t)CHUNK_NODES : 0;
+    s->spare = nodes - s->leaves - s->inners - (t->nchunks > 0); /* node 0 is never used */
 }
 
 /* ---- frames and hints */
@@ -557,6 +582,37 @@ static void descend(struct order_tree *t, const struct arena *a, struct key k, s
 
 /* ---- insertion */
 
+static size_t count_of(const struct order_tree *t, uint32_t id)
+{
+    return node(t, id)->n;
+}
+
+static void node_prefetch(const struct order_tree *t, uint32_t id)
+{
+    const uint8_t *p = (const uint8_t *)node(t, id);
+    for (size_t off = 0; off < NODE_BYTES; off += 64)
+        __builtin_prefetch(p + off);
+}
+
+/* The fences of child c of the inner node at level + 1 on p. */
+static void child_fences(const struct order_tree *t, const struct path *p, unsigned level, size_t c,
+                         uint32_t *lo, uint32_t *hi)
+{
+    const struct inner *parent = inner_of(t, p->node[level + 1]);
+    *lo = c > 0 ? parent->sep[c - 1] : p->lo[level + 1];
+    *hi = c < parent->h.n ? parent->sep[c] : p->hi[level + 1];
+}
+
+/* Refreshes the hint of separator k after it changed. */
+static void inner_rehint_one(struct inner *in, size_t k, const struct arena *a, uint32_t lo,
+                             uint32_t hi)
+{
+    if (in->h.check)
+        inner_frame(in, a, lo, hi);
+    else if (in->h.framed)
+        in->hint[k] = frame_hint(&in->h, key_at(a, in->sep[k]));
+}
+
 /* Whether k has the prefix of a checked frame, which element 0 holds. */
 static bool has_frame_prefix(const struct node_head *h, const uint32_t *elems,
                              const struct arena *a, struct key k)
@@ -714,6 +770,246 @@ static void insert_upward(struct order_tree *t, const struct arena *a, struct pa
     t->height++;
 }
 
+/* ---- a full leaf: room from a sibling before a split
+ *
+ * Splitting a full leaf in two leaves two leaves 50 % full, and random
+ * inserts then settle near 69 %. A full leaf first lends keys to the
+ * sibling with more room (when it has LEAF_ROOM free places at least), and
+ * when both are about full the leaf and one of them become three leaves,
+ * each about 2/3 full (a B*-tree's split): random inserts then keep leaves
+ * about 82 % full. At the tree's right edge, a key above every other (keys
+ * inserted in ascending order) starts a leaf of its own and leaves the full
+ * one full, and at the left edge one below every other likewise, so that
+ * keys inserted in order fill their leaves. Only leaves do this: inner
+ * nodes are a few percent of the tree.
+ */
+#define LEAF_ROOM (LEAF_CAP / 6)
+
+/* The keys of two neighbouring leaves x and y and the one being inserted,
+ * in order, with the hints they had and the frames those were made under,
+ * to be dealt out again. Key k came from x below y_from, from y from there
+ * on, except the new key, at at. */
+struct deal {
+    uint32_t ref[2 * LEAF_CAP + 1];
+    uint16_t hint[2 * LEAF_CAP + 1];
+    struct node_head frame[2];
+    size_t n, at, y_from;
+    uint8_t new_side; /* the leaf whose range the new key lies in */
+};
+
+static void deal_gather(struct deal *d, const struct leaf *x, const struct leaf *y, size_t at,
+                        uint32_t ref, uint8_t new_side)
+{
+    size_t nx = x->h.n, ny = y->h.n;
+    d->frame[0] = x->h;
+    d->frame[1] = y->h;
+    memcpy(d->ref, x->ref, nx * sizeof(d->ref[0]));
+    memcpy(&d->ref[nx], y->ref, ny * sizeof(d->ref[0]));
+    memcpy(d->hint, x->hint, nx * sizeof(d->hint[0]));
+    memcpy(&d->hint[nx], y->hint, ny * sizeof(d->hint[0]));
+    memmove(&d->ref[at + 1], &d->ref[at], (nx + ny - at) * sizeof(d->ref[0]));
+    memmove(&d->hint[at + 1], &d->hint[at], (nx + ny - at) * sizeof(d->hint[0]));
+    d->ref[at] = ref;
+    d->hint[at] = 0;
+    d->n = nx + ny + 1;
+    d->at = at;
+    d->y_from = at <= nx ? nx + 1 : nx;
+    d->new_side = new_side;
+}
+
+/* Which of the two leaves' ranges key k of the deal lies in. */
+static uint8_t deal_side(const struct deal *d, size_t k)
+{
+    return k == d->at ? d->new_side : k >= d->y_from;
+}
+
+/* Whether hints made under frame f hold under g. */
+static bool frames_equal(const struct node_head *f, const struct node_head *g)
+{
+    return f->framed && g->framed && f->plen == g->plen && f->nbytes == g->nbytes &&
+           f->wide == g->wide && f->check == g->check && memcmp(f->low, g->low, f->nbytes) == 0 &&
+           memcmp(f->span, g->span, f->nbytes) == 0;
+}
+
+/* Computes the hints of l's keys [from, to) under its frame, reading the
+ * keys (loaded ahead, together). */
+static void leaf_rehint(struct leaf *l, const struct arena *a, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        __builtin_prefetch(arena_entry(a, l->ref[i]));
+    for (size_t i = from; i < to; i++)
+        l->hint[i] = (uint16_t)frame_hint(&l->h, key_at(a, l->ref[i]));
+}
+
+/*
+ * Makes l hold the keys d->ref[from, from + n), between fences lo and hi.
+ * The frame l has still holds when every key of its new range shares its
+ * prefix: when the range only narrowed (narrowed), or when its fences share
+ * the prefix. The hints made under it, or under an equal frame, are kept
+ * then, and only the others are computed, reading those keys. Else, or
+ * when the computed hints tie, l is framed anew, reading every key.
+ */
+static void leaf_take(struct leaf *l, const struct deal *d, size_t from, size_t n,
+                      const struct arena *a, uint32_t lo, uint32_t hi, bool narrowed)
+{
+    bool keep = l->h.framed && !l->h.check && lo && hi &&
+                (narrowed || key_lcp(key_at(a, lo), key_at(a, hi)) >= l->h.plen);
+    l->h.n = (uint16_t)n;
+    memcpy(l->ref, &d->ref[from], n * sizeof(l->ref[0]));
+    if (!keep) {
+        leaf_frame(l, a, lo, hi);
+        return;
+    }
+    memcpy(l->hint, &d->hint[from], n * sizeof(l->hint[0]));
+    /* The keys from x are [0, split) here, from y [split, n), and the new
+     * key at at, if it is here. */
+    size_t to = from + n;
+    size_t split = d->y_from < from ? 0 : d->y_from > to ? n : d->y_from - from;
+    bool computed = false;
+    if (split > 0 && !frames_equal(&d->frame[0], &l->h)) {
+        leaf_rehint(l, a, 0, split);
+        computed = true;
+    }
+    if (split < n && !frames_equal(&d->frame[1], &l->h)) {
+        leaf_rehint(l, a, split, n);
+        computed = true;
+    }
+    if (d->at >= from && d->at < to) {
+        leaf_rehint(l, a, d->at - from, d->at - from + 1);
+        computed = true;
+    }
+    if (computed && hints_tie(&l->h, l->hint))
+        leaf_frame(l, a, lo, hi);
+}
+
+/* Replaces separator k of in, releasing the entry of the one it had when
+ * the tree owned it. */
+static void inner_replace_sep(struct inner *in, size_t k, uint32_t sep, struct arena *a,
+                              uint32_t lo, uint32_t hi)
+{
+    if (in->sep[k] == sep)
+        return;
+    if ((in->owned >> k) & 1)
+        arena_release(a, in->sep[k]);
+    in->owned &= ~(UINT64_C(1) << k);
+    in->sep[k] = sep;
+    inner_rehint_one(in, k, a, lo, hi);
+}
+
+/*
+ * Deals the keys of the leaves j and j + 1 of the parent on p, with ref
+ * (which goes at i of child p->child[1]), out again: over the two, or, with
+ * three, over three, a new leaf between them. A leaf keeps its frame where
+ * it can; the new one starts from the frame of the leaf its middle key
+ * comes from. Both neighbours stay under the same parent, whose separator
+ * between them changes (and with three, one is added).
+ */
+static bool leaves_deal(struct order_tree *t, struct arena *a, struct path *p, size_t j, bool three,
+                        size_t i, uint32_t ref)
+{
+    struct inner *parent = inner_of(t, p->node[1]);
+    struct leaf *x = leaf_of(t, parent->child[j]), *y = leaf_of(t, parent->child[j + 1]);
+    struct deal d;
+    bool into_y = p->child[1] != j;
+    deal_gather(&d, x, y, into_y ? x->h.n + i : i, ref, into_y);
+    uint32_t lo, hi, unused;
+    child_fences(t, p, 0, j, &lo, &unused);
+    child_fences(t, p, 0, j + 1, &unused, &hi);
+    /* Both leaves were full, or one was: d.n > LEAF_CAP, and each part gets
+     * keys. */
+    size_t nx = three ? d.n / 3 : (d.n + 1) / 2;
+    size_t ym = three ? nx + (d.n - nx) / 2 : nx; /* where y's keys start */
+    if (NEVER(ym >= d.n || nx == 0))
+        return false;
+    uint32_t sep_m = d.ref[nx], sep_y = d.ref[ym];
+    /* The keys the leaves' frames are checked against, loaded at once. */
+    uint32_t fences[4] = {lo, hi, sep_m, sep_y};
+    for (size_t f = 0; f < 4; f++)
+        if (fences[f])
+            __builtin_prefetch(arena_entry(a, fences[f]));
+    leaf_take(x, &d, 0, nx, a, lo, sep_m, deal_side(&d, nx) == 0);
+    if (three) {
+        uint32_t mid = node_alloc(t);
+        struct leaf *m = leaf_of(t, mid);
+        m->h = d.frame[deal_side(&d, (nx + ym) / 2)];
+        leaf_take(m, &d, nx, ym - nx, a, sep_m, sep_y, false);
+        leaf_take(y, &d, ym, d.n - ym, a, sep_y, hi, deal_side(&d, ym) == 1);
+        inner_replace_sep(parent, j, sep_y, a, p->lo[1], p->hi[1]);
+        p->child[1] = (uint16_t)j;
+        t->splits3++;
+        insert_upward(t, a, p, 1, sep_m, false, mid);
+        return true;
+    }
+    leaf_take(y, &d, nx, d.n - nx, a, sep_y, hi, deal_side(&d, nx) == 1);
+    inner_replace_sep(parent, j, sep_y, a, p->lo[1], p->hi[1]);
+    t->redistributions++;
+    return true;
+}
+
+/* At an edge of the tree, a key beyond every other takes a new leaf of its
+ * own beside the full leaf l, which stays full. */
+static void leaf_split_edge(struct order_tree *t, struct arena *a, struct path *p, struct leaf *l,
+                            bool right, uint32_t ref)
+{
+    uint32_t rid = node_alloc(t);
+    struct leaf *r = leaf_of(t, rid);
+    uint32_t sep;
+    if (right) {
+        r->h.n = 1;
+        r->ref[0] = ref;
+        sep = ref;
+        leaf_frame(r, a, sep, p->hi[0]);
+        leaf_reframe_if_tied(l, a, p->lo[0], sep);
+    } else { /* the keys move right, and ref stays alone on the left */
+        r->h = l->h;
+        memcpy(r->ref, l->ref, l->h.n * sizeof(r->ref[0]));
+        memcpy(r->hint, l->hint, l->h.n * sizeof(r->hint[0]));
+        sep = r->ref[0];
+        l->h.n = 1;
+        l->ref[0] = ref;
+        leaf_frame(l, a, p->lo[0], sep);
+        leaf_reframe_if_tied(r, a, sep, p->hi[0]);
+    }
+    t->edge_splits++;
+    insert_upward(t, a, p, 1, sep, false, rid);
+}
+
+/* Inserts ref at i of the full leaf at the foot of p. */
+static void leaf_insert_full(struct order_tree *t, struct arena *a, struct path *p, size_t i,
+                             uint32_t ref)
+{
+    struct leaf *l = leaf_of(t, p->node[0]);
+    if ((p->hi[0] == 0 && i == l->h.n) || (p->lo[0] == 0 && i == 0)) {
+        leaf_split_edge(t, a, p, l, i > 0, ref);
+        return;
+    }
+    if (t->height > 0) {
+        const struct inner *parent = inner_of(t, p->node[1]);
+        size_t c = p->child[1];
+        /* The siblings' counts together, then the one dealt with whole. */
+        if (c > 0)
+            __builtin_prefetch(node(t, parent->child[c - 1]));
+        if (c < parent->h.n)
+            __builtin_prefetch(node(t, parent->child[c + 1]));
+        size_t left = c > 0 ? count_of(t, parent->child[c - 1]) : LEAF_CAP;
+        size_t right = c < parent->h.n ? count_of(t, parent->child[c + 1]) : LEAF_CAP;
+        bool lend = (left < right ? left : right) + LEAF_ROOM <= LEAF_CAP;
+        size_t j = lend ? (left < right ? c - 1 : c) : (c < parent->h.n ? c : c - 1);
+        node_prefetch(t, parent->child[j == c ? c + 1 : j]);
+        bool dealt = leaves_deal(t, a, p, j, !lend, i, ref);
+        if (dealt)
+            return;
+    }
+    /* The root leaf: split in two. */
+    uint32_t sep;
+    uint32_t rid = leaf_split(t, l, a, p->lo[0], p->hi[0], &sep);
+    if (i <= l->h.n)
+        leaf_insert_at(l, i, ref, a);
+    else
+        leaf_insert_at(leaf_of(t, rid), i - l->h.n, ref, a);
+    insert_upward(t, a, p, 1, sep, false, rid);
+}
+
 void order_insert(struct order_tree *t, struct arena *a, uint32_t ref)
 {
     struct key k = key_at(a, ref);
@@ -731,17 +1027,10 @@ void order_insert(struct order_tree *t, struct arena *a, uint32_t ref)
     if (!l->h.framed)
         leaf_frame(l, a, p.lo[0], p.hi[0]);
     size_t i = leaf_rank(l, a, k, true);
-    if (l->h.n < LEAF_CAP) {
-        leaf_insert_at(l, i, ref, a);
-        return;
-    }
-    uint32_t sep;
-    uint32_t rid = leaf_split(t, l, a, p.lo[0], p.hi[0], &sep);
-    if (i <= l->h.n)
+    if (l->h.n < LEAF_CAP)
         leaf_insert_at(l, i, ref, a);
     else
-        leaf_insert_at(leaf_of(t, rid), i - l->h.n, ref, a);
-    insert_upward(t, a, &p, 1, sep, false, rid);
+        leaf_insert_full(t, a, &p, i, ref);
 }
 
 /* ---- removal */
@@ -790,30 +1079,6 @@ static void inner_merge(struct inner *l, const struct inner *r, uint32_t sep, bo
     l->owned |= r->owned << (n + 1);
     l->h.n = (uint16_t)(n + 1 + r->h.n);
     inner_frame(l, a, lo, hi);
-}
-
-static size_t count_of(const struct order_tree *t, uint32_t id)
-{
-    return node(t, id)->n;
-}
-
-/* The fences of child c of the inner node at level + 1 on p. */
-static void child_fences(const struct order_tree *t, const struct path *p, unsigned level, size_t c,
-                         uint32_t *lo, uint32_t *hi)
-{
-    const struct inner *parent = inner_of(t, p->node[level + 1]);
-    *lo = c > 0 ? parent->sep[c - 1] : p->lo[level + 1];
-    *hi = c < parent->h.n ? parent->sep[c] : p->hi[level + 1];
-}
-
-/* Refreshes the hint of separator k after it changed. */
-static void inner_rehint_one(struct inner *in, size_t k, const struct arena *a, uint32_t lo,
-                             uint32_t hi)
-{
-    if (in->h.check)
-        inner_frame(in, a, lo, hi);
-    else if (in->h.framed)
-        in->hint[k] = frame_hint(&in->h, key_at(a, in->sep[k]));
 }
 
 /* Gives the inner node at level, left without a separator, a child of a

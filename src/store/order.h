@@ -18,6 +18,9 @@
 /* Levels of inner nodes at most: far more than 2^32 keys need. */
 #define ORDER_MAX_HEIGHT 24
 
+/* Keys a leaf holds at most. */
+#define ORDER_LEAF_KEYS 60
+
 struct order_tree {
     /* The node pool: chunks of fixed-size nodes addressed by 32-bit ids
      * (chunk in the high bits); id 0 means "none". */
@@ -30,6 +33,10 @@ struct order_tree {
     unsigned height;    /* inner levels above the leaves */
     /* Rebalancing after removals, counted (tests check both ran). */
     uint64_t merges, rotations;
+    /* What full leaves did instead of splitting in two, counted: lent keys
+     * to a sibling, split two leaves into three, split off a key beyond
+     * every other at an edge (order.c). */
+    uint64_t redistributions, splits3, edge_splits;
 };
 
 int order_init(struct order_tree *t);
@@ -84,6 +91,14 @@ uint32_t order_next(struct order_cursor *c);
 
 /* Bytes of memory the tree holds. */
 size_t order_memory(const struct order_tree *t);
+
+/* What the tree's memory holds: its leaves and the keys in them, its inner
+ * nodes, and the nodes of the pool that hold neither (free or never handed
+ * out). A walk over every node: for tests and measurements. */
+struct order_shape {
+    size_t leaves, keys, inners, spare;
+};
+void order_shape(const struct order_tree *t, struct order_shape *s);
 
 /* Checks the tree's invariants against the arena (keys in strict order, in
  * their nodes' key ranges, hints agreeing with the keys, every leaf at one

@@ -371,6 +371,136 @@ static void test_an_inner_node_emptied_beside_a_full_one_takes_a_child_from_it(v
     free(u.len);
 }
 
+/* Keys per leaf, on average, as a fraction of what a leaf holds. */
+static double leaf_fill(const struct index *ix)
+{
+    struct order_shape shape;
+    order_shape(&ix->order, &shape);
+    assert_true(shape.leaves > 0);
+    return (double)shape.keys / ((double)shape.leaves * ORDER_LEAF_KEYS);
+}
+
+static void shuffle(size_t *perm, size_t n, uint64_t *x)
+{
+    for (size_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = rng(x) % (i + 1);
+        size_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+/* A full leaf lends keys to a sibling with room, or splits with a full
+ * one into three: random inserts leave leaves over 78 % full, where
+ * splitting in two leaves them near 69 %. */
+static void test_random_inserts_leave_leaves_four_fifths_full(void **state)
+{
+    (void)state;
+    struct universe u;
+    universe_init(&u, 90000, 13);
+    struct index ix;
+    assert_int_equal(index_init(&ix), 0);
+    struct model m = {.u = &u, .present = calloc(u.n, sizeof(bool))};
+    uint64_t x = 3;
+    size_t *perm = calloc(u.n, sizeof(*perm));
+    assert_non_null(perm);
+    shuffle(perm, u.n, &x);
+    for (size_t k = 0; k < u.n; k++) {
+        model_upsert(&ix, &m, perm[k], 1);
+        if (k % 10007 == 0)
+            check_some_ranges(&ix, &m, &x);
+    }
+    check_tree(&ix, &m);
+    check_range(&ix, &m, NULL, 0, false, u.n + 1);
+    double fill = leaf_fill(&ix);
+    if (fill < 0.78)
+        fail_msg("leaves %.3f full after random inserts, want 0.78 at least", fill);
+    assert_true(ix.order.redistributions > 0);
+    assert_true(ix.order.splits3 > 0);
+    free(perm);
+    free(m.present);
+    index_destroy(&ix);
+    universe_free(&u);
+}
+
+/* Keys inserted in ascending or descending order each start a leaf of
+ * their own at the edge of the tree when the leaf there is full, which stays
+ * full: the leaves end up full, not half full. */
+static void test_keys_inserted_in_order_fill_their_leaves(void **state)
+{
+    (void)state;
+    struct universe u;
+    universe_init(&u, 30000, 5);
+    for (int reverse = 0; reverse < 2; reverse++) {
+        struct index ix;
+        assert_int_equal(index_init(&ix), 0);
+        struct model m = {.u = &u, .present = calloc(u.n, sizeof(bool))};
+        for (size_t k = 0; k < u.n; k++)
+            model_upsert(&ix, &m, reverse ? u.n - 1 - k : k, 1);
+        check_tree(&ix, &m);
+        check_range(&ix, &m, NULL, 0, false, u.n + 1);
+        double fill = leaf_fill(&ix);
+        if (fill < 0.98)
+            fail_msg("leaves %.3f full after %s inserts, want 0.98 at least", fill,
+                     reverse ? "descending" : "ascending");
+        assert_true(ix.order.edge_splits > 0);
+        free(m.present);
+        index_destroy(&ix);
+    }
+    universe_free(&u);
+}
+
+/* Keys removed and others inserted at random in a tree whose leaves are
+ * full: keys move between leaves and separators change, among them
+ * separators whose keys left the store, which the tree releases as it
+ * replaces them; the entries they free are taken by new keys. The tree
+ * stays in step with the model throughout. */
+static void test_churn_among_full_leaves_keeps_the_order(void **state)
+{
+    (void)state;
+    struct universe u;
+    universe_init(&u, 40000, 17);
+    size_t half = u.n / 2, absent = u.n - half;
+    if (half == 0 || absent == 0) {
+        universe_free(&u);
+        fail_msg("a universe of %zu keys", u.n);
+        return;
+    }
+    struct index ix;
+    assert_int_equal(index_init(&ix), 0);
+    struct model m = {.u = &u, .present = calloc(u.n, sizeof(bool))};
+    uint64_t x = 8;
+    size_t *perm = calloc(u.n, sizeof(*perm));
+    assert_non_null(perm);
+    shuffle(perm, u.n, &x);
+    for (size_t k = 0; k < half; k++)
+        model_upsert(&ix, &m, perm[k], 1);
+    uint64_t lent = ix.order.redistributions, split = ix.order.splits3;
+    for (int step = 0; step < 200000; step++) {
+        /* perm[0, half) present, the rest absent: swap one of each. */
+        size_t out = rng(&x) % half, in = half + rng(&x) % absent;
+        model_remove(&ix, &m, perm[out]);
+        model_upsert(&ix, &m, perm[in], (uint32_t)step);
+        size_t t = perm[out];
+        perm[out] = perm[in];
+        perm[in] = t;
+        if (step % 20011 == 0) {
+            check_tree(&ix, &m);
+            check_some_ranges(&ix, &m, &x);
+        }
+    }
+    check_tree(&ix, &m);
+    check_range(&ix, &m, NULL, 0, false, u.n + 1);
+    assert_true(ix.order.redistributions > lent);
+    assert_true(ix.order.splits3 > split);
+    free(perm);
+    free(m.present);
+    index_destroy(&ix);
+    universe_free(&u);
+}
+
 /* Loads the present keys as a snapshot does: through index_insert_new (in
  * universe order, as good as any), then the key order as the names the
  * arena's plan gives the entries, or (with sort) by sorting. */
@@ -513,6 +643,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_a_deep_tree_emptied_at_random_stays_ordered),
         cmocka_unit_test(test_keys_inserted_in_order_or_reverse_read_back_in_order),
         cmocka_unit_test(test_an_inner_node_emptied_beside_a_full_one_takes_a_child_from_it),
+        cmocka_unit_test(test_random_inserts_leave_leaves_four_fifths_full),
+        cmocka_unit_test(test_keys_inserted_in_order_fill_their_leaves),
+        cmocka_unit_test(test_churn_among_full_leaves_keeps_the_order),
         cmocka_unit_test(test_a_bulk_loaded_tree_reads_and_changes_like_a_built_one),
         cmocka_unit_test(test_a_key_order_that_does_not_match_the_keys_is_refused),
     };
