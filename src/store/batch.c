@@ -5,7 +5,8 @@
  * unit is queued: every record gets its checksum there, so that the commit
  * round only places records, and the CPU work of many writers runs on their
  * own threads. The value's own CRC-32 (value_crc, the etag) comes from the
- * same pass, computed apart and combined into the record's checksum. A
+ * same pass, computed apart and combined into the record's checksum (a
+ * short value is passed over twice instead: cheaper than a combination). A
  * PUT's value is encoded for its record there too (compress.c): as it is (a
  * SET), or compressed or with its expiry (a SETX, whose value_crc is the
  * original value's, taken by that encoding).
@@ -13,9 +14,10 @@
  * A BATCH record's checksum is the CRC-32 of its header fields and of the
  * inner records back to back. Which records a batch writes is known only in
  * its round (a DEL of an absent key writes nothing), so the checksum is made
- * there, without a pass over the bytes: each inner record's CRC-32 over all
- * its bytes (full_crc) is taken at encoding, and CRC-32 is linear, so the
- * payload's CRC is those combined (crc32_combine) in order.
+ * there: a record held whole in the unit (at most UNIT_SMALL_RECORD bytes)
+ * is passed over again, and for a longer one, whose value stays the
+ * caller's, its CRC-32 over all its bytes (full_crc) is taken at encoding
+ * and combined in (CRC-32 is linear), without a second pass over the value.
  */
 #include "batch.h"
 
@@ -107,19 +109,22 @@ size_t kv__unit_storage(const kv_op *ops, size_t n)
 }
 
 /* The record checksum over head (the CRC of op, lengths and key) and the
- * value. With value_crc, the value's own CRC too, from the same pass:
- * computed apart and combined into the record's (a combination costs about
- * as much as a 100-byte pass, so it is made only when asked for). */
+ * value. With value_crc, the value's own CRC too: a short value is passed
+ * over twice, a longer one once, its CRC computed apart and combined into
+ * the record's (RECORD_CRC_PASS_MAX). */
 static uint32_t value_pass(uint32_t head, const void *val, size_t val_len, uint32_t *value_crc)
 {
     if (!value_crc)
         return record_crc_update(head, val, val_len);
     *value_crc = record_crc_update(0, val, val_len);
+    if (val_len <= RECORD_CRC_PASS_MAX)
+        return record_crc_update(head, val, val_len);
     return record_crc_combine(head, *value_crc, val_len);
 }
 
 /* The CRC-32 of a whole record (magic, the checksummed part, trailer) from
- * its checksum: what the BATCH record's checksum is combined from. */
+ * its checksum: what the BATCH record's checksum is combined from, for a
+ * record not held whole in the unit. */
 static uint32_t full_record_crc(uint32_t crc, uint64_t len, const uint8_t trailer[4])
 {
     static const uint8_t magic[2] = {RECORD_MAGIC0, RECORD_MAGIC1};
@@ -185,7 +190,7 @@ static int encode_op(kv_store *s, kv_op *op, struct op_rec *r, uint8_t *buf, boo
         op->value_crc = vcrc;
     else if (setx)
         op->value_crc = r->sv.value_crc;
-    if (framed)
+    if (framed && !r->whole)
         r->full_crc = full_record_crc(crc, r->len, trailer);
     return 0;
 }
@@ -254,8 +259,11 @@ uint64_t kv__unit_frame(struct kv__unit *u)
     record_encode_header(hdr, KV_OP_BATCH, 0, (uint32_t)u->payload);
     uint32_t crc = record_crc_update(0, hdr + 2, RECORD_HEADER_LEN - 2);
     for (size_t i = 0; i < u->n; i++) {
-        if (u->recs[i].written)
-            crc = record_crc_combine(crc, u->recs[i].full_crc, u->recs[i].len);
+        const struct op_rec *r = &u->recs[i];
+        if (!r->written)
+            continue;
+        crc = r->whole ? record_crc_update(crc, r->bytes, (size_t)r->len)
+                       : record_crc_combine(crc, r->full_crc, r->len);
     }
     put_u32(hdr + RECORD_HEADER_LEN, crc);
     return u->payload + RECORD_OVERHEAD;

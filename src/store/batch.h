@@ -44,7 +44,8 @@ struct op_rec {
     uint64_t len;        /* bytes of the record; 0 for a CHECK */
     struct kv_setval sv; /* a PUT's payload (compress.c: a SET, or a SETX), a META's value */
     uint64_t expire_at;  /* the expiry sv carries (0: none) */
-    uint32_t full_crc;   /* CRC-32 of all its bytes, magic to trailer (units of several ops) */
+    uint32_t full_crc;   /* CRC-32 of all its bytes, magic to trailer (units of several
+                            ops, a record not held whole) */
     uint8_t *bytes;      /* the whole record, or its header with the trailer after it */
     bool whole;          /* bytes hold the whole record */
     bool crc_known;      /* a PUT's value_crc was taken at encoding */

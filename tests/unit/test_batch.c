@@ -135,6 +135,59 @@ static void test_several_ops_are_one_batch_record_with_their_records_inside(void
     assert_kv_ok(tu_close_tracked(s));
 }
 
+/* Records short enough to be held whole in the unit and longer ones whose
+ * values stay the caller's (the two ways their checksums are made), of
+ * every length around the limits between them, in one batch: each value's
+ * CRC is its own, and the batch replays from the log without a checksum
+ * error. */
+static void test_a_batch_of_short_and_long_values_checks_out_on_replay(void **state)
+{
+    struct tu_fixture *fx = *state;
+    kv_options o = quick_options();
+    o.segment_size = 1u << 20;
+    kv_store *s = tu_open_tracked(fx->dir, &o);
+    static const size_t lens[] = {0,   1,   200,  230,  231,  232,  240,  255,
+                                  256, 300, 1023, 1024, 1025, 4096, 20000};
+    enum { N = sizeof(lens) / sizeof(lens[0]) };
+    static char vals[N][20001];
+    char keys[N][16];
+    kv_op ops[N];
+    for (size_t i = 0; i < N; i++) {
+        for (size_t j = 0; j < lens[i]; j++)
+            vals[i][j] = (char)('a' + (i * 7 + j * 13) % 26);
+        snprintf(keys[i], sizeof(keys[i]), "k%02zu", i);
+        ops[i] = (kv_op){.type = KV_WRITE_PUT,
+                         .key = keys[i],
+                         .key_len = strlen(keys[i]),
+                         .val = vals[i],
+                         .val_len = lens[i]};
+    }
+    assert_kv_ok(kv_write(s, ops, N));
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(ops[i].rc, 0);
+        assert_int_equal(ops[i].value_crc, record_crc_update(0, vals[i], lens[i]));
+    }
+    assert_kv_ok(tu_close_tracked(s));
+
+    char *snap = tu_path(fx->dir, "index.snapshot");
+    unlink(snap);
+    free(snap);
+    s = tu_open_tracked(fx->dir, &o);
+    for (size_t i = 0; i < N; i++) {
+        void *v = NULL;
+        size_t len = 0;
+        assert_kv_ok(kv_get(s, keys[i], strlen(keys[i]), &v, &len));
+        assert_int_equal(len, lens[i]);
+        assert_memory_equal(v, vals[i], lens[i] ? lens[i] : 1);
+        kv_free(v);
+    }
+    kv_stats st;
+    assert_kv_ok(kv_get_stats(s, &st));
+    assert_int_equal(st.keys, N);
+    assert_int_equal(st.checksum_errors, 0);
+    assert_kv_ok(tu_close_tracked(s));
+}
+
 static void test_a_batch_that_writes_one_record_is_that_plain_record(void **state)
 {
     struct tu_fixture *fx = *state;
@@ -498,6 +551,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_several_ops_are_one_batch_record_with_their_records_inside, tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_of_short_and_long_values_checks_out_on_replay,
+                                        tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_that_writes_one_record_is_that_plain_record,
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_that_writes_nothing_leaves_the_log_alone,
