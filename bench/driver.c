@@ -501,7 +501,7 @@ static void workload_fillbatch(struct bench *b)
         emit_unsupported(b, "fillbatch");
         return;
     }
-    struct work_result runs[BENCH_MAX_REPEAT];
+    struct work_result runs[BENCH_MAX_REPEAT] = {0};
     double per_sync[BENCH_MAX_REPEAT] = {0};
     struct work_spec spec = {.op = WORK_PUT_BATCH,
                              .keys = KEYS_RANDOM,

@@ -427,9 +427,10 @@ static void test_damaged_record_compressed_with_a_dictionary_reads_as_corrupt(vo
     char name[64];
     snprintf(name, sizeof(name), "segment-%u.dat", (unsigned)st.active_segment_id);
     char *path = tu_path(f->dir, name);
-    size_t len, payload;
+    size_t len = 0, payload = 0;
     uint8_t *seg = tu_read_file(path, &len);
     size_t off = find_setx(seg, len, &payload);
+    assert_true(payload > off && payload < len);
     struct record_header h;
     assert_true(record_decode_header(seg + off, &h));
     assert_int_equal(h.key_len, 1);

@@ -12,7 +12,7 @@
 static void test_attrs_round_trip_for_every_flag_combination(void **state)
 {
     (void)state;
-    for (uint8_t flags = 1; flags <= RECORD_ATTR_KNOWN; flags++) {
+    for (unsigned flags = 1; flags <= RECORD_ATTR_KNOWN; flags++) {
         if ((flags & RECORD_ATTR_MAGICLESS) && !(flags & RECORD_ATTR_ZSTD))
             continue; /* never written: refused below */
         struct record_attrs a = {.flags = flags,
