@@ -180,6 +180,19 @@ static int same_key(const void *key, size_t key_len, void *ctx)
     return 0;
 }
 
+/* The position r keeps in its META "repl" record is pos. */
+static void assert_stored_position(kv_store *r, kv_log_pos pos)
+{
+    void *meta = NULL;
+    size_t mlen = 0;
+    assert_kv_ok(kv_meta_get(r, "repl", 4, &meta, &mlen));
+    char want[64];
+    snprintf(want, sizeof(want), "%llu:%llu", (unsigned long long)pos.seg,
+             (unsigned long long)pos.off);
+    assert_string_equal((char *)meta, want);
+    kv_free(meta);
+}
+
 static void assert_same_contents(kv_store *a, kv_store *b)
 {
     kv_stats sa, sb;
@@ -233,14 +246,7 @@ static void test_a_second_store_fed_the_log_holds_the_same_contents(void **state
     /* The position survives a reopen, and no META shows as a key. */
     assert_kv_ok(kv_close(r));
     r = tu_open(rdir, &o);
-    void *meta = NULL;
-    size_t mlen = 0;
-    assert_kv_ok(kv_meta_get(r, "repl", 4, &meta, &mlen));
-    char want[64];
-    snprintf(want, sizeof(want), "%llu:%llu", (unsigned long long)pos.seg,
-             (unsigned long long)pos.off);
-    assert_string_equal((char *)meta, want);
-    kv_free(meta);
+    assert_stored_position(r, pos);
     assert_same_contents(p, r);
     assert_kv_ok(kv_close(r));
     assert_kv_ok(tu_close_tracked(p));
@@ -361,14 +367,7 @@ static void test_a_unit_leaves_the_page_cache_only_once_a_sync_covered_it(void *
     /* And all of it, with its position, survives a reopen. */
     assert_kv_ok(kv_close(r));
     r = tu_open(rdir, &ro);
-    void *meta = NULL;
-    size_t mlen = 0;
-    assert_kv_ok(kv_meta_get(r, "repl", 4, &meta, &mlen));
-    char want[64];
-    snprintf(want, sizeof(want), "%llu:%llu", (unsigned long long)pos.seg,
-             (unsigned long long)pos.off);
-    assert_string_equal((char *)meta, want);
-    kv_free(meta);
+    assert_stored_position(r, pos);
     assert_same_contents(p, r);
     assert_kv_ok(kv_close(r));
     assert_kv_ok(tu_close_tracked(p));
