@@ -97,20 +97,13 @@ load_settings() {
     done <"$env_file"
 }
 
-# n free TCP ports on 127.0.0.1, distinct
-free_ports() {
-    python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
+# n free TCP ports on 127.0.0.1, distinct (see scripts/free_ports.py)
+free_ports() { python3 "$root/scripts/free_ports.py" "$1"; }
 
 # The first start: the settings with their defaults, free ports chosen, the
 # topology (every node, its shard, role and addresses) and the certificate.
 create_cluster() {
-    local n i j shard node ports resp
+    local n i j shard node ports resp free
     REPLICAS=${REPLICAS:-1}
     [[ $REPLICAS == 0 || $REPLICAS == 1 ]] || die "REPLICAS=$REPLICAS: 0 or 1"
     n=$((SHARDS * (REPLICAS + 1)))
@@ -121,12 +114,14 @@ create_cluster() {
     VOLUME_PORTS=${VOLUME_PORTS:-$(seq -s ' ' 9001 $((9000 + n)))}
     VOLUME_RESP_PORTS=${VOLUME_RESP_PORTS:-$(seq -s ' ' 6381 $((6380 + n)))}
     MIN_REPLICA_ACKS=${MIN_REPLICA_ACKS:-$REPLICAS}
-    any_port "$VOLUME_PORTS" && VOLUME_PORTS=$(free_ports "$n")
-    any_port "$VOLUME_RESP_PORTS" && VOLUME_RESP_PORTS=$(free_ports "$n")
-    [[ $GATEWAY_PORT == 0 ]] && GATEWAY_PORT=$(free_ports 1)
-    [[ $GATEWAY_RESP_PORT == 0 ]] && GATEWAY_RESP_PORT=$(free_ports 1)
-    [[ $TWEMPROXY_PORT == 0 ]] && TWEMPROXY_PORT=$(free_ports 1)
-    [[ $TWEMPROXY_STATS_PORT == 0 ]] && TWEMPROXY_STATS_PORT=$(free_ports 1)
+    # every port asked for as 0 from one choice, so that no two are the same
+    read -r -a free <<<"$(free_ports $((2 * n + 4)))"
+    any_port "$VOLUME_PORTS" && VOLUME_PORTS=${free[*]:0:n}
+    any_port "$VOLUME_RESP_PORTS" && VOLUME_RESP_PORTS=${free[*]:n:n}
+    [[ $GATEWAY_PORT == 0 ]] && GATEWAY_PORT=${free[2 * n]}
+    [[ $GATEWAY_RESP_PORT == 0 ]] && GATEWAY_RESP_PORT=${free[2 * n + 1]}
+    [[ $TWEMPROXY_PORT == 0 ]] && TWEMPROXY_PORT=${free[2 * n + 2]}
+    [[ $TWEMPROXY_STATS_PORT == 0 ]] && TWEMPROXY_STATS_PORT=${free[2 * n + 3]}
     read -r -a ports <<<"$VOLUME_PORTS"
     read -r -a resp <<<"$VOLUME_RESP_PORTS"
     [[ ${#ports[@]} -eq $n && ${#resp[@]} -eq $n ]] ||

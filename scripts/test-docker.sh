@@ -45,10 +45,6 @@ report() {
     printf '  %s\n' "${timings[@]}" >&2
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 step "set up the container runtime"
 rc=0
 scripts/container-setup.sh || rc=$?
@@ -60,9 +56,8 @@ elif [[ $rc -ne 0 ]]; then
     exit 1
 fi
 
-KV_GATEWAY_PORT=$(free_port) KV_GATEWAY_RESP_PORT=$(free_port)
-KV_VOL1_PORT=$(free_port) KV_VOL2_PORT=$(free_port) KV_VOL3_PORT=$(free_port)
-KV_VOL1B_PORT=$(free_port) KV_VOL2B_PORT=$(free_port) KV_VOL3B_PORT=$(free_port)
+read -r KV_GATEWAY_PORT KV_GATEWAY_RESP_PORT KV_VOL1_PORT KV_VOL2_PORT KV_VOL3_PORT \
+    KV_VOL1B_PORT KV_VOL2B_PORT KV_VOL3B_PORT <<<"$(scripts/free_ports.py 8)"
 export KV_GATEWAY_PORT KV_GATEWAY_RESP_PORT KV_VOL1_PORT KV_VOL2_PORT KV_VOL3_PORT \
     KV_VOL1B_PORT KV_VOL2B_PORT KV_VOL3B_PORT
 # The gateway's certificate, made for this run; its key readable by the

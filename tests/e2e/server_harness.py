@@ -16,10 +16,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
 import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import free_ports  # noqa: E402  (scripts/free_ports.py)
 
 BUILD_DIR = os.environ.get("KV_BUILD_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
@@ -48,10 +52,8 @@ RESP_LISTENING = re.compile(r"speaks RESP on (?:\[[^\]]*\]|[^\s:/]+):(\d+)")
 
 def free_port():
     """A port that was free a moment ago, for programs that cannot report the
-    port they bound (nginx). volume-server takes PORT=0 instead."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    port they bound (nginx, twemproxy). volume-server takes PORT=0 instead."""
+    return free_ports.free_ports(1)[0]
 
 
 def listening_port(log):
