@@ -445,7 +445,9 @@ typedef enum {
     KV_IF_ANY = 0,     /* no condition */
     KV_IF_ABSENT = 1,  /* the key is not in the store */
     KV_IF_PRESENT = 2, /* the key is in the store */
-    KV_IF_CRC = 3      /* the key is in the store and the CRC-32 of its value is cond_crc */
+    KV_IF_CRC = 3,     /* the key is in the store and the CRC-32 of its value is cond_crc */
+    KV_IF_EXPIRY = 4   /* CHECK only: the key is in the store and its expiry is the op's
+                        * expire_at_ms (0: it has none) */
 } kv_cond;
 
 /* kv_op.flags: a PUT keeps the expiry the key has when the batch is
@@ -466,7 +468,8 @@ typedef struct kv_op {
      * wall clock (kv_io.clock_ms) reaches it the key is absent for every
      * read, count and condition. A PUT without it (and without
      * KV_KEEP_EXPIRY) leaves the key with no expiry. The record is a SETX
-     * (docs/FORMAT.md), which the original implementations cannot read. */
+     * (docs/FORMAT.md), which the original implementations cannot read.
+     * CHECK with KV_IF_EXPIRY: the expiry the key must have. */
     uint64_t expire_at_ms;
     unsigned flags; /* PUT: KV_KEEP_EXPIRY or 0 */
     kv_cond cond;
@@ -506,8 +509,10 @@ typedef struct kv_op {
  * (docs/FORMAT.md).
  *
  * Codes: KV_EINVAL (NULL handle or ops, n 0, a bad key length or type or
- * cond, val NULL with val_len > 0, expire_at_ms or flags on an op that is
- * not a PUT, an unknown flag, expire_at_ms with KV_KEEP_EXPIRY),
+ * cond, KV_IF_EXPIRY on an op that is not a CHECK, val NULL with
+ * val_len > 0, expire_at_ms on an op that is neither a PUT nor such a
+ * CHECK, flags on an op that is not a PUT, an unknown flag, expire_at_ms
+ * with KV_KEEP_EXPIRY),
  * KV_ETOOBIG (a value over KV_MAX_VALUE_LEN, or a batch whose records exceed
  * it together), KV_ECONDITION, KV_ECORRUPT (the record a KV_IF_CRC condition
  * compares with does not match the index), KV_ENOSPC, KV_EIO (also zstd

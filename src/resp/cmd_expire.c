@@ -1,58 +1,24 @@
 /*
- * cmd_expire.c - the expiry commands over the store: SET's EX, PX, EXAT,
- * PXAT and KEEPTTL options (parsed here, for cmd_set), SETEX, PSETEX,
- * GETEX, EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (with NX, XX, GT, LT) and
- * PERSIST, with Redis's replies and errors.
+ * cmd_expire.c - the expiry commands: SET's EX, PX, EXAT, PXAT and KEEPTTL
+ * options (parsed here, for cmd_set), SETEX, PSETEX, GETEX, EXPIRE,
+ * PEXPIRE, EXPIREAT, PEXPIREAT (with NX, XX, GT, LT), PERSIST, TTL and
+ * PTTL, with Redis's replies and errors.
  *
- * A key's expiry is the engine's (kv_op.expire_at_ms, kv_set_expiry): an
- * expired key is absent for every command at once, however it is read.
- * Changing only the expiry of a key writes its record again (kv_set_expiry
- * reads the value and writes it back under conditions, so that a write in
- * between is never undone). The writes run as cmd_keys.c's do: on the pool
- * when SYNC_MODE=always makes them wait for an fdatasync, else at once.
- * Times are on the wall clock (resp_unix_ms), as the engine's.
+ * A key's expiry is the engine's (kv_op.expire_at_ms): an expired key is
+ * absent for every command at once, however it is read. Each command is a
+ * program over the transaction view (write.c), alone as inside EXEC:
+ * changing only the expiry of a key writes its record again with the value
+ * read, and the batch carries the conditions that the value and the expiry
+ * are still the ones read (KV_IF_CRC, KV_IF_EXPIRY), so that a write in
+ * between is never undone and NX, XX, GT and LT are judged against the
+ * state the write replaces. Times are on the wall clock (resp_unix_ms), as
+ * the engine's.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "server.h"
-
-static kv_store *store_of(struct blob_store *bs)
-{
-    return blob_kv(bs);
-}
-
-/* The arguments of a deferred command, as a context the argument helpers
- * read (no reply goes through it). */
-static struct resp_ctx args_of(const struct resp_pending *p)
-{
-    return (struct resp_ctx){.argc = p->argc, .argv = p->argv, .argl = p->argl};
-}
-
-/* Runs a write as cmd_keys.c's write_cmd does: on the pool when it must
- * wait for the disk or for the connection's earlier commands, else here. */
-static void run_write(struct resp_ctx *c, void (*run)(struct resp_pending *p))
-{
-    if (c->srv->durable || c->conn->n_pending > 0) {
-        resp_defer(c, run);
-        return;
-    }
-    struct resp_pending p = {.conn = c->conn,
-                             .srv = c->srv,
-                             .reply = *c->out,
-                             .proto = c->proto,
-                             .argc = c->argc,
-                             .argv = c->argv,
-                             .argl = c->argl};
-    run(&p);
-    *c->out = p.reply;
-}
-
-static void count_change(struct resp_pending *p)
-{
-    atomic_fetch_add_explicit(&p->srv->changes_since_save, 1, memory_order_relaxed);
-}
 
 /* ---- times */
 
@@ -108,92 +74,58 @@ int resp_set_expiry_option(const struct resp_ctx *c, size_t i, uint64_t now, str
     return 0;
 }
 
-void resp_reply_expiry_error(struct resp_ctx *c, int code)
+/* Redis's error for a RESP_EXPIRY_ code of command name. */
+static void expiry_error(struct resp_buf *out, int code, const char *name)
 {
     if (code == RESP_EXPIRY_SYNTAX)
-        resp_reply_syntax(c);
+        resp_error(out, "ERR syntax error");
     else if (code == RESP_EXPIRY_NOT_INTEGER)
-        resp_error(c->out, "ERR value is not an integer or out of range");
+        resp_error(out, "ERR value is not an integer or out of range");
     else
-        resp_errorf(c->out, "ERR invalid expire time in '%s' command", c->cmd->name);
+        resp_errorf(out, "ERR invalid expire time in '%s' command", name);
 }
 
-void resp_set_expiry_of(const struct resp_pending *p, uint64_t now, struct resp_expiry *e)
+/* ---- programs */
+
+/* The arguments of a program as a context the argument helpers read (no
+ * reply goes through it). */
+static struct resp_ctx args_of(size_t argc, char **argv, const size_t *argl)
 {
-    struct resp_ctx a = args_of(p);
-    *e = (struct resp_expiry){0};
-    for (size_t i = 3; i < a.argc; i++) {
-        int took = resp_set_expiry_option(&a, i, now, e);
-        if (took > 0)
-            i += (size_t)took - 1;
-    }
+    return (struct resp_ctx){.argc = argc, .argv = argv, .argl = (size_t *)argl};
 }
 
-int resp_put_expiring(struct resp_pending *p, const struct resp_expiry *e)
+/* SETEX key seconds value, PSETEX key ms value */
+void prog_setex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
-    if (!e->keep) {
-        uint32_t etag = 0;
-        return blob_put_expiring(p->srv->app->store, p->argv[1], p->argl[1], p->argv[2], p->argl[2],
-                                 NULL, e->at_ms, &etag);
-    }
-    kv_op op = {.type = KV_WRITE_PUT,
-                .key = p->argv[1],
-                .key_len = p->argl[1],
-                .val = p->argv[2],
-                .val_len = p->argl[2],
-                .flags = KV_KEEP_EXPIRY};
-    return kv_write(store_of(p->srv->app->store), &op, 1);
-}
-
-/* ---- SETEX, PSETEX */
-
-static void run_setex(struct resp_pending *p)
-{
-    struct resp_ctx a = args_of(p);
-    long long n = 0;
-    resp_arg_ll(&a, 2, &n); /* checked by cmd_setex */
-    struct resp_expiry e = {.given = true};
-    bool seconds = p->argl[0] == 5; /* SETEX, not PSETEX */
-    absolute_ms(n, seconds, false, resp_unix_ms(), &e.at_ms);
-    uint32_t etag = 0;
-    int rc = blob_put_expiring(p->srv->app->store, p->argv[1], p->argl[1], p->argv[3], p->argl[3],
-                               NULL, e.at_ms, &etag);
-    if (rc != 0) {
-        resp_reply_kv_error(&p->reply, rc);
-        return;
-    }
-    count_change(p);
-    resp_ok(&p->reply);
-}
-
-void cmd_setex(struct resp_ctx *c)
-{
+    struct resp_ctx a = args_of(argc, argv, argl);
+    struct resp_buf *out = resp_tx_out(t);
+    bool seconds = argl[0] == 5; /* SETEX, not PSETEX */
+    const char *name = seconds ? "setex" : "psetex";
     long long n = 0;
     uint64_t at = 0;
-    bool seconds = c->argl[0] == 5;
-    if (!resp_arg_ll(c, 2, &n)) {
-        resp_reply_expiry_error(c, RESP_EXPIRY_NOT_INTEGER);
+    if (!resp_arg_ll(&a, 2, &n)) {
+        expiry_error(out, RESP_EXPIRY_NOT_INTEGER, name);
         return;
     }
     if (n <= 0 || !absolute_ms(n, seconds, false, resp_unix_ms(), &at)) {
-        resp_reply_expiry_error(c, RESP_EXPIRY_INVALID);
+        expiry_error(out, RESP_EXPIRY_INVALID, name);
         return;
     }
-    if (c->argl[1] == 0 || c->argl[1] > KV_MAX_KEY_LEN) {
-        resp_reply_kv_error(c->out, KV_EINVAL);
-        return;
-    }
-    run_write(c, run_setex);
+    int rc = resp_tx_put_expiring(t, argv[1], argl[1], argv[3], argl[3], false, at, false);
+    if (rc != 0)
+        resp_reply_kv_error(out, rc);
+    else
+        resp_ok(out);
 }
 
-/* ---- GETEX */
-
 /* GETEX's option (argument 2 on): *persist, or *at_ms; 0, or a
- * RESP_EXPIRY_ code. */
+ * RESP_EXPIRY_ code. No option: GET. */
 static int getex_option(const struct resp_ctx *c, uint64_t now, bool *persist, uint64_t *at_ms)
 {
     *persist = false;
     *at_ms = 0;
+    if (c->argc == 2)
+        return 0;
     if (c->argc == 3 && resp_arg_is(c, 2, "PERSIST")) {
         *persist = true;
         return 0;
@@ -208,161 +140,178 @@ static int getex_option(const struct resp_ctx *c, uint64_t now, bool *persist, u
     return 0;
 }
 
-static void run_getex(struct resp_pending *p)
+/* GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]: the value, and its
+ * expiry changed in the same batch. */
+void prog_getex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
-    struct resp_ctx a = args_of(p);
+    struct resp_ctx a = args_of(argc, argv, argl);
+    struct resp_buf *out = resp_tx_out(t);
     bool persist;
     uint64_t at;
-    if (getex_option(&a, resp_unix_ms(), &persist, &at) != 0)
-        return; /* checked by cmd_getex: cannot happen */
-    kv_store *s = store_of(p->srv->app->store);
-    void *val = NULL;
-    size_t len = 0;
-    int rc = kv_get(s, p->argv[1], p->argl[1], &val, &len);
-    if (rc == 0) {
-        int set = kv_set_expiry(s, p->argv[1], p->argl[1], persist ? 0 : at, 0);
-        if (set == 0)
-            count_change(p);
-        else if (set != KV_ECONDITION && set != KV_ENOTFOUND)
-            rc = set;
+    int code = getex_option(&a, resp_unix_ms(), &persist, &at);
+    if (code != 0) {
+        expiry_error(out, code, "getex");
+        return;
     }
-    if (rc == 0)
-        resp_bulk(&p->reply, val, len);
-    else if (rc == KV_ENOTFOUND)
-        resp_null(&p->reply, p->proto);
+    const char *val = NULL;
+    size_t len = 0;
+    int rc = resp_tx_get(t, argv[1], argl[1], &val, &len);
+    if (rc <= 0) {
+        if (rc < 0)
+            resp_reply_kv_error(out, rc);
+        else
+            resp_null(out, resp_tx_proto(t));
+        return;
+    }
+    /* The value is copied before a write may free it. */
+    struct resp_buf reply = {0};
+    resp_bulk(&reply, val, len);
+    uint64_t cur = 0;
+    if (persist || at != 0)
+        rc = resp_tx_expiry(t, argv[1], argl[1], &cur);
+    if (rc > 0 && (at != 0 || (persist && cur != 0)))
+        rc = resp_tx_set_expiry(t, argv[1], argl[1], at);
+    if (rc < 0)
+        resp_reply_kv_error(out, rc);
     else
-        resp_reply_kv_error(&p->reply, rc);
-    kv_free(val);
+        resp_buf_append(out, reply.data, reply.len);
+    resp_buf_free(&reply);
 }
 
+/* GETEX key alone is GET; with an option, the program. */
 void cmd_getex(struct resp_ctx *c)
 {
-    if (c->argc == 2) {
+    if (c->argc == 2)
         cmd_get(c);
-        return;
-    }
-    bool persist;
-    uint64_t at;
-    int code = getex_option(c, resp_unix_ms(), &persist, &at);
-    if (code != 0) {
-        resp_reply_expiry_error(c, code);
-        return;
-    }
-    if (c->argl[1] == 0 || c->argl[1] > KV_MAX_KEY_LEN) {
-        resp_null(c->out, c->proto); /* no such key can exist */
-        return;
-    }
-    run_write(c, run_getex);
+    else
+        resp_run_program(c);
 }
 
-/* ---- EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST */
-
-/* The unit of c's command: seconds (EXPIRE, EXPIREAT) and absolute (…AT). */
+/* The unit of an EXPIRE command: seconds (EXPIRE, EXPIREAT) and absolute
+ * (...AT). */
 static void expire_unit(const char *name, size_t len, bool *seconds, bool *at)
 {
     *seconds = name[0] == 'e' || name[0] == 'E';
     *at = len >= 2 && (name[len - 2] == 'a' || name[len - 2] == 'A');
 }
 
-/* The flags of arguments 3 on (NX, XX, GT, LT) into *flags: 0, or the
- * index of an argument that is none of them (*flags then 0). */
-static size_t expire_flags(const struct resp_ctx *c, unsigned *flags)
+/* EXPIRE's flags: when the expiry is changed. */
+enum { EXPIRE_NX = 1, EXPIRE_XX = 2, EXPIRE_GT = 4, EXPIRE_LT = 8 };
+
+/* The flags of arguments 3 on (NX, XX, GT, LT) into *flags; false after
+ * replying with Redis's error for one it does not know or a pair it does
+ * not allow. */
+static bool expire_flags(const struct resp_ctx *c, struct resp_buf *out, unsigned *flags)
 {
     static const struct {
         const char *name;
         unsigned flag;
-    } names[] = {
-        {"NX", KV_EXPIRY_NX}, {"XX", KV_EXPIRY_XX}, {"GT", KV_EXPIRY_GT}, {"LT", KV_EXPIRY_LT}};
+    } names[] = {{"NX", EXPIRE_NX}, {"XX", EXPIRE_XX}, {"GT", EXPIRE_GT}, {"LT", EXPIRE_LT}};
     *flags = 0;
     for (size_t i = 3; i < c->argc; i++) {
         size_t k = 0;
         while (k < sizeof(names) / sizeof(names[0]) && !resp_arg_is(c, i, names[k].name))
             k++;
         if (k == sizeof(names) / sizeof(names[0])) {
-            *flags = 0;
-            return i;
+            resp_errorf(out, "ERR Unsupported option %.*s",
+                        (int)(c->argl[i] > 64 ? 64 : c->argl[i]), c->argv[i]);
+            return false;
         }
         *flags |= names[k].flag;
     }
-    return 0;
-}
-
-/* Checks EXPIRE's flags as Redis does; false after replying with its
- * error. */
-static bool expire_flags_ok(struct resp_ctx *c, unsigned *flags)
-{
-    size_t bad = expire_flags(c, flags);
-    if (bad != 0) {
-        resp_errorf(c->out, "ERR Unsupported option %.*s",
-                    (int)(c->argl[bad] > 64 ? 64 : c->argl[bad]), c->argv[bad]);
+    if ((*flags & EXPIRE_NX) && (*flags & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT))) {
+        resp_error(out, "ERR NX and XX, GT or LT options at the same time are not compatible");
         return false;
     }
-    if ((*flags & KV_EXPIRY_NX) && (*flags & (KV_EXPIRY_XX | KV_EXPIRY_GT | KV_EXPIRY_LT))) {
-        resp_error(c->out, "ERR NX and XX, GT or LT options at the same time are not compatible");
-        return false;
-    }
-    if ((*flags & KV_EXPIRY_GT) && (*flags & KV_EXPIRY_LT)) {
-        resp_error(c->out, "ERR GT and LT options at the same time are not compatible");
+    if ((*flags & EXPIRE_GT) && (*flags & EXPIRE_LT)) {
+        resp_error(out, "ERR GT and LT options at the same time are not compatible");
         return false;
     }
     return true;
 }
 
-/* 1 when the engine changed the expiry, 0 when the key is absent or a flag
- * refused it; otherwise an error reply. */
-static void reply_changed(struct resp_pending *p, int rc)
+/* Whether the flags let expiry at replace expiry cur (0: none, which GT and
+ * LT take as later than any time, as Redis does). */
+static bool flags_allow(unsigned flags, uint64_t cur, uint64_t at)
 {
-    if (rc == 0) {
-        count_change(p);
-        resp_int(&p->reply, 1);
-    } else if (rc == KV_ENOTFOUND || rc == KV_ECONDITION || rc == KV_EINVAL) {
-        resp_int(&p->reply, 0);
-    } else {
-        resp_reply_kv_error(&p->reply, rc);
-    }
+    if ((flags & EXPIRE_NX) && cur != 0)
+        return false;
+    if ((flags & EXPIRE_XX) && cur == 0)
+        return false;
+    if ((flags & EXPIRE_GT) && (cur == 0 || at <= cur))
+        return false;
+    return !((flags & EXPIRE_LT) && cur != 0 && at >= cur);
 }
 
-static void run_expire(struct resp_pending *p)
+/* Sets key's expiry to at when it has a value and allow says so: replies 1
+ * when it did, 0 when not. */
+static void change_expiry(struct resp_tx *t, const char *key, size_t len, unsigned flags,
+                          uint64_t at)
 {
-    struct resp_ctx a = args_of(p);
-    long long n = 0;
-    unsigned flags = 0;
-    bool seconds, at;
-    uint64_t when = 0;
-    expire_unit(p->argv[0], p->argl[0], &seconds, &at);
-    resp_arg_ll(&a, 2, &n); /* checked by cmd_expire */
-    expire_flags(&a, &flags);
-    absolute_ms(n, seconds, at, resp_unix_ms(), &when);
-    reply_changed(p,
-                  kv_set_expiry(store_of(p->srv->app->store), p->argv[1], p->argl[1], when, flags));
+    struct resp_buf *out = resp_tx_out(t);
+    uint64_t cur = 0;
+    int rc = resp_tx_expiry(t, key, len, &cur);
+    bool change = rc > 0 && (at != 0 ? flags_allow(flags, cur, at) : cur != 0);
+    if (change)
+        rc = resp_tx_set_expiry(t, key, len, at);
+    if (rc < 0)
+        resp_reply_kv_error(out, rc);
+    else
+        resp_int(out, change ? 1 : 0);
 }
 
-void cmd_expire(struct resp_ctx *c)
+/* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT key n [NX|XX|GT|LT ...] */
+void prog_expire(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
-    long long n = 0;
-    unsigned flags = 0;
+    struct resp_ctx a = args_of(argc, argv, argl);
+    struct resp_buf *out = resp_tx_out(t);
     bool seconds, at;
+    expire_unit(argv[0], argl[0], &seconds, &at);
+    const char *name = seconds ? (at ? "expireat" : "expire") : (at ? "pexpireat" : "pexpire");
+    long long n = 0;
     uint64_t when = 0;
-    expire_unit(c->argv[0], c->argl[0], &seconds, &at);
-    if (!resp_arg_ll(c, 2, &n)) {
-        resp_reply_expiry_error(c, RESP_EXPIRY_NOT_INTEGER);
+    unsigned flags = 0;
+    if (!resp_arg_ll(&a, 2, &n)) {
+        expiry_error(out, RESP_EXPIRY_NOT_INTEGER, name);
         return;
     }
     if (!absolute_ms(n, seconds, at, resp_unix_ms(), &when)) {
-        resp_reply_expiry_error(c, RESP_EXPIRY_INVALID);
+        expiry_error(out, RESP_EXPIRY_INVALID, name);
         return;
     }
-    if (!expire_flags_ok(c, &flags))
-        return;
-    run_write(c, run_expire);
+    if (expire_flags(&a, out, &flags))
+        change_expiry(t, argv[1], argl[1], flags, when);
 }
 
-static void run_persist(struct resp_pending *p)
+/* PERSIST key */
+void prog_persist(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
-    reply_changed(p, kv_set_expiry(store_of(p->srv->app->store), p->argv[1], p->argl[1], 0, 0));
+    (void)argc;
+    change_expiry(t, argv[1], argl[1], 0, 0);
 }
 
-void cmd_persist(struct resp_ctx *c)
+void resp_reply_ttl(struct resp_buf *out, int present, uint64_t at_ms, bool seconds)
 {
-    run_write(c, run_persist);
+    long long ms = -2;
+    if (present && at_ms == 0) {
+        ms = -1;
+    } else if (present) {
+        uint64_t now = resp_unix_ms();
+        ms = at_ms > now ? (long long)(at_ms - now) : 0;
+        if (seconds)
+            ms = (ms + 500) / 1000; /* Redis rounds to the nearest second */
+    }
+    resp_int(out, ms);
+}
+
+/* TTL key, PTTL key */
+void prog_ttl(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
+{
+    (void)argc;
+    uint64_t at = 0;
+    int rc = resp_tx_expiry(t, argv[1], argl[1], &at);
+    if (rc < 0)
+        resp_reply_kv_error(resp_tx_out(t), rc);
+    else
+        resp_reply_ttl(resp_tx_out(t), rc, at, argl[0] == 3);
 }

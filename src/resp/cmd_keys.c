@@ -98,42 +98,67 @@ void cmd_strlen(struct resp_ctx *c)
         resp_int(c->out, state == 0 ? (long long)st.size : 0);
 }
 
+/* GETRANGE's reply: bytes start to end of val (len bytes, 0 when the key
+ * is absent), by Redis's rules: negative offsets count from the end, both
+ * are clamped, and an empty range is an empty string. */
+static void reply_range(struct resp_buf *out, const char *val, size_t len, long long start,
+                        long long end)
+{
+    long long n = (long long)len;
+    if (start < 0 && end < 0 && start > end) {
+        resp_bulk(out, "", 0);
+        return;
+    }
+    if (start < 0)
+        start += n;
+    if (end < 0)
+        end += n;
+    if (start < 0)
+        start = 0;
+    if (end < 0)
+        end = 0;
+    if (end >= n)
+        end = n - 1;
+    if (n == 0 || start > end)
+        resp_bulk(out, "", 0);
+    else
+        resp_bulk(out, val + start, (size_t)(end - start + 1));
+}
+
+static const char not_integer[] = "ERR value is not an integer or out of range";
+
 void cmd_getrange(struct resp_ctx *c)
 {
     long long start = 0, end = 0;
     if (!resp_arg_ll(c, 2, &start) || !resp_arg_ll(c, 3, &end)) {
-        resp_error(c->out, "ERR value is not an integer or out of range");
+        resp_error(c->out, not_integer);
         return;
     }
     void *val = NULL;
     size_t len = 0;
     int rc = kv_get(store_of(c), c->argv[1], c->argl[1], &val, &len);
-    if (rc != 0 && rc != KV_ENOTFOUND && rc != KV_EINVAL) {
+    if (rc != 0 && rc != KV_ENOTFOUND && rc != KV_EINVAL)
         resp_reply_kv_error(c->out, rc);
+    else
+        reply_range(c->out, val, len, start, end);
+    kv_free(val);
+}
+
+void prog_getrange(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
+{
+    (void)argc;
+    long long start = 0, end = 0;
+    const char *val = NULL;
+    size_t len = 0;
+    if (!resp_parse_ll(argv[2], argl[2], &start) || !resp_parse_ll(argv[3], argl[3], &end)) {
+        resp_error(resp_tx_out(t), not_integer);
         return;
     }
-    long long n = (long long)len;
-    /* Redis's rules: negative offsets count from the end, both are clamped,
-     * and an empty range is an empty string. */
-    if (start < 0 && end < 0 && start > end) {
-        resp_bulk(c->out, "", 0);
-    } else {
-        if (start < 0)
-            start += n;
-        if (end < 0)
-            end += n;
-        if (start < 0)
-            start = 0;
-        if (end < 0)
-            end = 0;
-        if (end >= n)
-            end = n - 1;
-        if (n == 0 || start > end)
-            resp_bulk(c->out, "", 0);
-        else
-            resp_bulk(c->out, (const char *)val + start, (size_t)(end - start + 1));
-    }
-    kv_free(val);
+    int rc = resp_tx_get(t, argv[1], argl[1], &val, &len);
+    if (rc < 0)
+        resp_reply_kv_error(resp_tx_out(t), rc);
+    else
+        reply_range(resp_tx_out(t), val, rc > 0 ? len : 0, start, end);
 }
 
 /* ---- writes */
@@ -439,34 +464,13 @@ void cmd_type(struct resp_ctx *c)
         resp_simple(c->out, state == 0 ? "string" : "none");
 }
 
-/* Milliseconds left to a key's expiry: -1 when it has none, -2 when the key
- * is not there; -3 after replying with an error. */
-static long long ms_left(struct resp_ctx *c)
+/* TTL and PTTL, from the key's header */
+void cmd_ttl(struct resp_ctx *c)
 {
     kv_stat_info st;
     int state = stat_arg(c, 1, &st);
-    if (state != 0)
-        return state > 0 ? -2 : -3;
-    if (st.expire_at_ms == 0)
-        return -1;
-    uint64_t now = resp_unix_ms();
-    return st.expire_at_ms > now ? (long long)(st.expire_at_ms - now) : 0;
-}
-
-void cmd_ttl(struct resp_ctx *c)
-{
-    long long ms = ms_left(c);
-    if (ms >= 0)
-        resp_int(c->out, (ms + 500) / 1000); /* Redis rounds to the nearest second */
-    else if (ms > -3)
-        resp_int(c->out, ms);
-}
-
-void cmd_pttl(struct resp_ctx *c)
-{
-    long long ms = ms_left(c);
-    if (ms > -3)
-        resp_int(c->out, ms);
+    if (state >= 0)
+        resp_reply_ttl(c->out, state == 0, state == 0 ? st.expire_at_ms : 0, c->argl[0] == 3);
 }
 
 /* ---- listings */

@@ -326,8 +326,8 @@ void prog_msetnx(struct resp_tx *t, size_t argc, char **argv, const size_t *argl
     resp_int(resp_tx_out(t), 1);
 }
 
-/* RENAME: the source's value put under the destination and the source
- * deleted, in one batch conditional on the source as read. */
+/* RENAME: the source's value and expiry put under the destination and the
+ * source deleted, in one batch conditional on the source as read. */
 void prog_rename(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
@@ -346,8 +346,11 @@ void prog_rename(struct resp_tx *t, size_t argc, char **argv, const size_t *argl
         resp_ok(resp_tx_out(t));
         return;
     }
+    uint64_t at = 0;
+    rc = resp_tx_expiry(t, argv[1], argl[1], &at);
     /* Copied: deleting the source frees what val points at. */
-    rc = resp_tx_put(t, argv[2], argl[2], val, len, true);
+    if (rc >= 0) /* the key is there: 1 */
+        rc = resp_tx_put_expiring(t, argv[2], argl[2], val, len, true, at, false);
     if (rc == 0)
         rc = resp_tx_del(t, argv[1], argl[1]);
     if (rc < 0)

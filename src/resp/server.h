@@ -298,6 +298,14 @@ int resp_tx_put_expiring(struct resp_tx *t, const char *key, size_t len, const c
                          size_t vlen, bool copy, uint64_t expire_at_ms, bool keep);
 /* Deletes key. Returns 0, KV_EINVAL or KV_ENOMEM. */
 int resp_tx_del(struct resp_tx *t, const char *key, size_t len);
+/* 1 and the key's expiry in *at_ms (ms since the epoch, 0 none) when the
+ * key has a value, 0 when not, or a KV_E... code. Reads the store's expiry
+ * (not the value) unless the view wrote one; the batch checks it. */
+int resp_tx_expiry(struct resp_tx *t, const char *key, size_t len, uint64_t *at_ms);
+/* Sets the expiry of key (which must have a value: else KV_ENOTFOUND) to
+ * at_ms, 0 none, and keeps its value; a time that has passed deletes the
+ * key, as in Redis. Returns 0 or a KV_E... code. */
+int resp_tx_set_expiry(struct resp_tx *t, const char *key, size_t len, uint64_t at_ms);
 /* Where the command's reply goes, and the protocol of the connection. */
 struct resp_buf *resp_tx_out(struct resp_tx *t);
 int resp_tx_proto(const struct resp_tx *t);
@@ -346,12 +354,9 @@ struct resp_expiry {
  * or 2), 0 when it is none of them, or a RESP_EXPIRY_ code. Replies
  * nothing. */
 int resp_set_expiry_option(const struct resp_ctx *c, size_t i, uint64_t now, struct resp_expiry *e);
-/* Replies with Redis's error for a RESP_EXPIRY_ code. */
-void resp_reply_expiry_error(struct resp_ctx *c, int code);
-/* The expiry options of a SET checked by cmd_set, read again where it runs. */
-void resp_set_expiry_of(const struct resp_pending *p, uint64_t now, struct resp_expiry *e);
-/* SET key value (arguments 1 and 2 of p) with expiry e; an engine code. */
-int resp_put_expiring(struct resp_pending *p, const struct resp_expiry *e);
+/* TTL's reply (PTTL's when !seconds): -2 when the key is not present, -1
+ * when it has no expiry (at_ms 0), else the time left. */
+void resp_reply_ttl(struct resp_buf *out, int present, uint64_t at_ms, bool seconds);
 
 /* ---- the command functions (cmd_server.c, cmd_keys.c, cmd_expire.c) */
 void cmd_ping(struct resp_ctx *c);
@@ -383,10 +388,6 @@ void cmd_del(struct resp_ctx *c);
 void cmd_exists(struct resp_ctx *c);
 void cmd_type(struct resp_ctx *c);
 void cmd_ttl(struct resp_ctx *c);
-void cmd_pttl(struct resp_ctx *c);
-void cmd_persist(struct resp_ctx *c);
-void cmd_setex(struct resp_ctx *c);
-void cmd_expire(struct resp_ctx *c);
 void cmd_scan(struct resp_ctx *c);
 void cmd_keys(struct resp_ctx *c);
 void cmd_randomkey(struct resp_ctx *c);
@@ -419,6 +420,12 @@ void prog_mset(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
 void prog_msetnx(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
 void prog_del(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
 void prog_rename(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_getrange(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_getex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_setex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_expire(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_persist(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
+void prog_ttl(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
 void prog_ping(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
 void prog_echo(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);
 void prog_unwatch(struct resp_tx *t, size_t argc, char **argv, const size_t *argl);

@@ -15,7 +15,8 @@
  * that a later command of the same transaction sees them. The batch is
  * then the view's final state of each key written (PUT or DEL) plus a
  * condition for each key read that the store still holds what was read
- * (KV_IF_CRC of the value, or KV_IF_ABSENT), plus EXEC's WATCH checks first.
+ * (KV_IF_CRC of the value, KV_IF_EXPIRY of an expiry read, or
+ * KV_IF_ABSENT), plus EXEC's WATCH checks first.
  * If one of the read conditions fails, some other write of those keys was
  * sequenced in between: the completion (on the commit thread, where every
  * batch sequenced before has completed and is visible) runs the program
@@ -61,6 +62,9 @@ struct tx_entry {
     bool owned_kv;
     uint64_t expire_at_ms; /* the written value's expiry (0 none) */
     bool keep_expiry;      /* ... or the one the key has (KV_KEEP_EXPIRY) */
+    bool expiry_read;      /* the store's expiry was read: the batch checks it is unchanged */
+    bool base_expiring;    /* ... the key was there, with expiry base_expire_at_ms (0 none) */
+    uint64_t base_expire_at_ms;
 };
 
 struct resp_tx {
@@ -238,6 +242,59 @@ int resp_tx_del(struct resp_tx *t, const char *key, size_t len)
     return view_write(t, key, len, false, NULL, 0, false);
 }
 
+int resp_tx_expiry(struct resp_tx *t, const char *key, size_t len, uint64_t *at_ms)
+{
+    *at_ms = 0;
+    if (!key_valid(len))
+        return 0;
+    struct tx_entry *e = entry_find(t, key, len);
+    if (e == NULL)
+        return KV_ENOMEM;
+    if (e->known && !e->present)
+        return 0;
+    if (e->written && !e->keep_expiry) {
+        *at_ms = e->expire_at_ms;
+        return 1;
+    }
+    if (!e->expiry_read) {
+        /* The header's expiry, not the value: TTL of a large value reads
+         * a few bytes. */
+        kv_stat_info st;
+        int rc = kv_stat(t->kv, key, len, &st);
+        if (rc != 0 && rc != KV_ENOTFOUND)
+            return rc;
+        if (rc == KV_ENOTFOUND && !e->known) {
+            /* read as absent: the batch checks that it still is */
+            e->read = e->known = true;
+            e->base_present = e->present = false;
+            return 0;
+        }
+        e->expiry_read = true;
+        e->base_expiring = rc == 0;
+        e->base_expire_at_ms = rc == 0 ? st.expire_at_ms : 0;
+    }
+    *at_ms = e->base_expire_at_ms;
+    return 1;
+}
+
+int resp_tx_set_expiry(struct resp_tx *t, const char *key, size_t len, uint64_t at_ms)
+{
+    const char *val = NULL;
+    size_t vlen = 0;
+    int rc = resp_tx_get(t, key, len, &val, &vlen); /* the value, to write it again */
+    if (rc <= 0)
+        return rc < 0 ? rc : KV_ENOTFOUND;
+    if (at_ms != 0 && at_ms <= resp_unix_ms())
+        return resp_tx_del(t, key, len); /* passed already: Redis deletes the key */
+    struct tx_entry *e = entry_find(t, key, len);
+    if (e == NULL)
+        return KV_ENOMEM;
+    e->written = true;
+    e->expire_at_ms = at_ms;
+    e->keep_expiry = false;
+    return 0;
+}
+
 struct resp_buf *resp_tx_out(struct resp_tx *t)
 {
     return &t->reply;
@@ -293,7 +350,7 @@ static int build_ops(struct resp_tx *t, kv_op **out, size_t *n_out)
 {
     size_t n = t->n_watch;
     for (size_t i = 0; i < t->n_e; i++)
-        n += t->e[i].read || t->e[i].written;
+        n += (size_t)(t->e[i].read || t->e[i].written) + t->e[i].expiry_read;
     *out = NULL;
     *n_out = 0;
     if (n == 0)
@@ -312,6 +369,14 @@ static int build_ops(struct resp_tx *t, kv_op **out, size_t *n_out)
     }
     for (size_t i = 0; i < t->n_e; i++) {
         const struct tx_entry *e = &t->e[i];
+        if (e->expiry_read) {
+            /* before the key's own op: against the store as read */
+            ops[k++] = (kv_op){.type = KV_WRITE_CHECK,
+                               .key = e->key,
+                               .key_len = e->len,
+                               .cond = e->base_expiring ? KV_IF_EXPIRY : KV_IF_ABSENT,
+                               .expire_at_ms = e->base_expiring ? e->base_expire_at_ms : 0};
+        }
         if (!e->read && !e->written)
             continue;
         kv_op *op = &ops[k++];

@@ -41,12 +41,14 @@ int kv__unit_check(const kv_op *ops, size_t n)
         const kv_op *op = &ops[i];
         bool type_ok =
             op->type == KV_WRITE_PUT || op->type == KV_WRITE_DEL || op->type == KV_WRITE_CHECK;
+        bool expiry_check = op->type == KV_WRITE_CHECK && op->cond == KV_IF_EXPIRY;
         bool cond_ok = op->cond == KV_IF_ANY || op->cond == KV_IF_ABSENT ||
-                       op->cond == KV_IF_PRESENT || op->cond == KV_IF_CRC;
-        /* An expiry is a PUT's, and one kept is not one given too. */
+                       op->cond == KV_IF_PRESENT || op->cond == KV_IF_CRC || expiry_check;
+        /* An expiry is a PUT's (or what a CHECK compares with), and one
+         * kept is not one given too. */
         bool put = op->type == KV_WRITE_PUT;
-        bool expiry_ok = (op->flags & ~KV_KEEP_EXPIRY) == 0 &&
-                         (put || (op->expire_at_ms == 0 && op->flags == 0)) &&
+        bool expiry_ok = (op->flags & ~KV_KEEP_EXPIRY) == 0 && (put || op->flags == 0) &&
+                         (put || expiry_check || op->expire_at_ms == 0) &&
                          !(op->expire_at_ms != 0 && (op->flags & KV_KEEP_EXPIRY));
         if (!type_ok || !cond_ok || !key_ok(op) || !expiry_ok)
             return KV_EINVAL;

@@ -29,10 +29,6 @@
  * always written alone (never inside a BATCH) and changes no key. */
 #define KV__WRITE_META ((kv_write_type)100)
 
-/* A condition of the engine's own, never in a kv_write call (kv_set_expiry):
- * the key is present and its expiry is the op's expire_at_ms (0: none). */
-#define KV__IF_EXPIRY ((kv_cond)100)
-
 /* A record of at most this many bytes is copied whole into the unit (one
  * iovec, one CRC pass); a longer one keeps only its header and trailer
  * there, and its key and value stay the caller's. */

@@ -367,8 +367,6 @@ static bool cond_holds(const kv_op *op, const struct key_state *ks)
 {
     bool present = ks->present;
     uint32_t crc = ks->crc;
-    if (op->cond == KV__IF_EXPIRY)
-        return present && ks->expire_at == op->expire_at_ms;
     switch (op->cond) {
     case KV_IF_ABSENT:
         return !present;
@@ -376,6 +374,8 @@ static bool cond_holds(const kv_op *op, const struct key_state *ks)
         return present;
     case KV_IF_CRC:
         return present && crc == op->cond_crc;
+    case KV_IF_EXPIRY:
+        return present && ks->expire_at == op->expire_at_ms;
     case KV_IF_ANY:
         break;
     }

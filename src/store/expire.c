@@ -88,7 +88,7 @@ static int set_expiry_once(kv_store *s, const void *key, size_t key_len, uint64_
         {.type = KV_WRITE_CHECK,
          .key = key,
          .key_len = key_len,
-         .cond = KV__IF_EXPIRY,
+         .cond = KV_IF_EXPIRY,
          .expire_at_ms = st.expire_at_ms},
         {.type = removes ? KV_WRITE_DEL : KV_WRITE_PUT,
          .key = key,

@@ -2,12 +2,14 @@
 """Expiry over volume-server's Redis protocol, driven by redis-py and
 redis-cli unchanged: SET's EX, PX, EXAT, PXAT and KEEPTTL, SETEX, PSETEX,
 GETEX, EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX, XX, GT and LT, TTL,
-PTTL, PERSIST, INFO keyspace's expires, and Redis's errors. A key that
-expires is waited for as a condition with a bound, never slept on."""
+PTTL, PERSIST, INFO keyspace's expires, and Redis's errors; each of them
+inside MULTI/EXEC as well as alone, and RENAME carrying the expiry. A key
+that expires is waited for as a condition with a bound, never slept on."""
 
 import os
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -82,6 +84,84 @@ class Expiry(ServerTestCase):
             r.setex("se:c", 0, "v")
         with self.assertRaisesRegex(redis.ResponseError, "not an integer"):
             r.execute_command("PSETEX", "se:c", "soon", "v")
+
+    def test_a_counter_and_its_expiry_in_one_transaction(self):
+        """The rate limiter of every Redis tutorial: INCR and EXPIRE in a
+        redis-py transaction pipeline (MULTI/EXEC)."""
+        r = self.r
+        for expected in (1, 2, 3):
+            pipe = r.pipeline(transaction=True)
+            pipe.incr("t:hits")
+            pipe.expire("t:hits", 100)
+            pipe.ttl("t:hits")
+            self.assertEqual(pipe.execute(), [expected, True, 100])
+        with r.pipeline(transaction=True) as pipe:
+            pipe.setex("t:s", 1000, "v").pexpire("t:s", 500000, lt=True).pttl("t:s")
+            pipe.persist("t:s").ttl("t:s").getex("t:s", ex=300).ttl("t:s")
+            pipe.getrange("t:s", 0, 0).expire("t:s", -1).exists("t:s").ttl("t:s")
+            pipe.psetex("t:p", 1000, "p").expire("t:none", 10, nx=True)
+            got = pipe.execute()
+        self.assertEqual(got[0], True)
+        self.assertEqual(got[1], True)
+        self.assertTrue(499000 < got[2] <= 500000, got[2])
+        self.assertEqual(got[3:], [True, -1, b"v", 300, b"v", True, 0, -2, True, False])
+        self.assertEqual(r.ttl("t:hits"), 100)
+        self.assertTrue(0 <= r.pttl("t:p") <= 1000)
+        self.wait_gone("t:p")
+
+    def test_rename_carries_the_expiry(self):
+        r = self.r
+        r.set("rn:a", "1", ex=1000)
+        self.assertTrue(r.rename("rn:a", "rn:b"))
+        self.assertEqual(r.ttl("rn:b"), 1000)
+        self.assertEqual(r.ttl("rn:a"), -2)
+        r.set("rn:c", "2")
+        self.assertTrue(r.rename("rn:c", "rn:b"))  # no expiry replaces one
+        self.assertEqual(r.ttl("rn:b"), -1)
+        self.assertEqual(r.get("rn:b"), b"2")
+        r.set("rn:short", "3", px=300)
+        self.assertTrue(r.rename("rn:short", "rn:moved"))
+        self.wait_gone("rn:moved")
+
+    def test_an_expiry_changed_during_a_transaction_is_never_lost(self):
+        """EXPIRE from one connection and RENAME back and forth from another:
+        whatever the order the server gives them, the key ends with the
+        last expiry set, under whichever name it has."""
+        r = self.r
+        r.set("race:a", "v")
+        other = redis.Redis(host="127.0.0.1", port=self.server.resp_port, socket_timeout=TIMEOUT)
+        self.addCleanup(other.close)
+        stop = threading.Event()
+        errors = []
+
+        def renamer():
+            names = ("race:a", "race:b")
+            i = 0
+            while not stop.is_set():
+                try:
+                    other.rename(names[i % 2], names[(i + 1) % 2])
+                    i += 1
+                except redis.ResponseError as e:
+                    errors.append(e)
+                    return
+
+        t = threading.Thread(target=renamer)
+        t.start()
+        try:
+            last = None
+            for n in range(200):
+                ttl = 10000 + n
+                changed = r.expire("race:a", ttl) or r.expire("race:b", ttl)
+                if changed:
+                    last = ttl
+        finally:
+            stop.set()
+            t.join(TIMEOUT)
+        self.assertEqual(errors, [])
+        self.assertIsNotNone(last)
+        ttls = [r.ttl("race:a"), r.ttl("race:b")]
+        self.assertIn(-2, ttls)  # one name only
+        self.assertIn(last, ttls)
 
     def test_expire_family_with_flags(self):
         r = self.r

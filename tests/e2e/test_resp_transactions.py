@@ -87,6 +87,27 @@ SCRIPTS = {
         ("MSETNX", "q", "1", "q3", "3"), ("MSET", "q4", "4"), ("RENAME", "q4", "q5"),
         ("SET", "q", "8", "GET"), ("UNWATCH",), ("EXEC",), ("MGET", "q", "q3", "q4", "q5"),
     ],
+    # TTLs far away, so that both servers round them to the same second
+    "expiry": [
+        ("SET", "a", "1", "EX", "1000"), ("RENAME", "a", "b"), ("TTL", "b"), ("TTL", "a"),
+        ("SET", "c", "2"), ("RENAME", "b", "c"), ("TTL", "c"), ("SET", "d", "3"),
+        ("SET", "e", "4", "EX", "1000"), ("RENAME", "d", "e"), ("TTL", "e"),
+        ("GETEX", "e", "EX", "500"), ("TTL", "e"), ("GETEX", "e", "PERSIST"), ("TTL", "e"),
+        ("GETEX", "e"), ("GETEX", "none", "EX", "5"), ("GETEX", "e", "EX"),
+        ("GETEX", "e", "KEEPTTL"), ("GETRANGE", "e", "0", "-1"), ("GETRANGE", "e", "x", "1"),
+        ("MULTI",), ("EXPIRE", "c", "1000"), ("TTL", "c"), ("EXPIRE", "c", "500", "GT"),
+        ("EXPIRE", "c", "500", "LT"), ("TTL", "c"), ("PERSIST", "c"), ("PERSIST", "c"),
+        ("TTL", "c"), ("EXPIRE", "c", "100", "XX"), ("EXPIRE", "c", "100", "NX"),
+        ("EXPIRE", "c", "200", "NX"), ("TTL", "c"), ("SETEX", "s", "1000", "x"), ("TTL", "s"),
+        ("PSETEX", "p", "1000000", "y"), ("TTL", "p"), ("GETEX", "s", "PERSIST"), ("TTL", "s"),
+        ("GETEX", "c", "EX", "2000"), ("TTL", "c"), ("RENAME", "c", "r"), ("TTL", "r"),
+        ("TTL", "c"), ("GETRANGE", "r", "0", "0"), ("SUBSTR", "r", "-1", "-1"),
+        ("EXPIREAT", "r", "1"), ("EXISTS", "r"), ("PTTL", "r"), ("EXPIRE", "nokey", "10"),
+        ("TTL", "nokey"), ("EXPIRE", "s", "x"), ("EXPIRE", "s", "10", "BOGUS"),
+        ("EXPIRE", "s", "10", "NX", "XX"), ("SETEX", "s", "0", "v"), ("PSETEX", "s", "x", "v"),
+        ("GETEX", "s", "EX"), ("INCR", "p"), ("EXEC",),
+        ("TTL", "c"), ("TTL", "s"), ("TTL", "p"), ("EXISTS", "r"), ("GET", "p"),
+    ],
     "watch": [
         ("SET", "w", "1"), ("WATCH", "w", "absent"), ("MULTI",), ("INCR", "w"), ("EXEC",),
         ("GET", "w"), ("WATCH", "w"), ("UNWATCH",), ("MULTI",), ("INCR", "w"), ("EXEC",),
@@ -171,6 +192,9 @@ class SameRepliesAsRedis(ServerTestCase):
 
     def test_rename(self):
         self.run_script("rename")
+
+    def test_expiry(self):
+        self.run_script("expiry")
 
     def test_multi_exec(self):
         self.run_script("multi_exec")

@@ -363,6 +363,63 @@ static void test_put_keeping_expiry_keeps_it_and_a_plain_put_clears_it(void **st
     assert_kv_ok(tu_close_tracked(s));
 }
 
+/* KV_IF_EXPIRY: a CHECK that the key has the expiry it was read with, decided
+ * with the batch, against the batch's own earlier ops too. */
+static void test_a_check_of_the_expiry_holds_only_for_the_expiry_the_key_has(void **state)
+{
+    struct tu_fixture *f = *state;
+    struct test_io t;
+    test_io_init(&t);
+    kv_options o = test_options(&t);
+    kv_store *s = tu_open_tracked(f->dir, &o);
+    assert_kv_ok(put_exp(s, "k", "v", T0 + 1000));
+    assert_kv_ok(kv_put(s, "p", 1, "v", 1));
+    kv_op check = {.type = KV_WRITE_CHECK,
+                   .key = "k",
+                   .key_len = 1,
+                   .cond = KV_IF_EXPIRY,
+                   .expire_at_ms = T0 + 1000};
+    kv_op put = {.type = KV_WRITE_PUT, .key = "k", .key_len = 1, .val = "w", .val_len = 1};
+    kv_op ops[2] = {check, put};
+    assert_kv_ok(kv_write(s, ops, 2));
+    tu_assert_str(s, "k", "w"); /* the plain put cleared the expiry */
+    ops[0] = check;
+    ops[1] = put;
+    assert_kv_rc(kv_write(s, ops, 2), KV_ECONDITION);
+    assert_kv_rc(ops[0].rc, KV_ECONDITION);
+    kv_op none = {.type = KV_WRITE_CHECK, .key = "p", .key_len = 1, .cond = KV_IF_EXPIRY};
+    assert_kv_ok(kv_write(s, &none, 1));
+    kv_op absent = {.type = KV_WRITE_CHECK, .key = "x", .key_len = 1, .cond = KV_IF_EXPIRY};
+    assert_kv_rc(kv_write(s, &absent, 1), KV_ECONDITION);
+    /* Against an earlier op of the same batch. */
+    kv_op chain[2] = {{.type = KV_WRITE_PUT,
+                       .key = "p",
+                       .key_len = 1,
+                       .val = "v",
+                       .val_len = 1,
+                       .expire_at_ms = T0 + 7},
+                      {.type = KV_WRITE_CHECK,
+                       .key = "p",
+                       .key_len = 1,
+                       .cond = KV_IF_EXPIRY,
+                       .expire_at_ms = T0 + 7}};
+    assert_kv_ok(kv_write(s, chain, 2));
+    assert_int_equal(expiry_of(s, "p"), T0 + 7);
+    /* Only a CHECK compares expiries. */
+    kv_op on_put = put;
+    on_put.cond = KV_IF_EXPIRY;
+    assert_kv_rc(kv_write(s, &on_put, 1), KV_EINVAL);
+    kv_op on_del = {.type = KV_WRITE_DEL, .key = "p", .key_len = 1, .cond = KV_IF_EXPIRY};
+    assert_kv_rc(kv_write(s, &on_del, 1), KV_EINVAL);
+    kv_op crc_with_expiry = {.type = KV_WRITE_CHECK,
+                             .key = "p",
+                             .key_len = 1,
+                             .cond = KV_IF_PRESENT,
+                             .expire_at_ms = T0 + 7};
+    assert_kv_rc(kv_write(s, &crc_with_expiry, 1), KV_EINVAL);
+    assert_kv_ok(tu_close_tracked(s));
+}
+
 static void test_set_expiry_follows_the_flags_and_keeps_the_value(void **state)
 {
     struct tu_fixture *f = *state;
@@ -592,6 +649,9 @@ int main(int argc, char **argv)
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_put_keeping_expiry_keeps_it_and_a_plain_put_clears_it,
                                         tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_check_of_the_expiry_holds_only_for_the_expiry_the_key_has, tu_setup,
+            tu_teardown),
         cmocka_unit_test_setup_teardown(test_set_expiry_follows_the_flags_and_keeps_the_value,
                                         tu_setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_carries_expiries, tu_setup, tu_teardown),
