@@ -5,7 +5,7 @@
 figures that say how well writes share their fdatasyncs.
 
     bench/write_bench.py --build build --results DIR [--clients 8,32,128]
-                         [--rounds 3] [--duration 8] [--no-redis]
+                         [--rounds 3] [--duration 8] [--warmup 3] [--no-redis]
 
 For each round and each connection count it runs, one after the other:
 volume-server in SYNC_MODE=always under wrk's PUT of 100-byte bodies to keys
@@ -15,7 +15,10 @@ values to keys drawn among 10,000. Between each volume-server run it reads
 /metrics before and after, so writes per fdatasync (puts over fsyncs) and the
 batch figures (writes per fdatasync histogram, wait for a batch) are the
 run's own. Medians over the rounds are reported; the slowest round's ratio to
-the median shows the steadiness.
+the median shows the steadiness. Before the first round, each server runs
+once for --warmup seconds at the first connection count, not recorded: the
+first run after a long benchmark (Redis's as much as ours) is otherwise
+slower than the ones after it, whatever the server.
 
 Writes DIR/write.jsonl (one line per run) and DIR/write.md (the table that
 bench/run.sh appends to docs/BENCHMARKS.md). Servers listen on 127.0.0.1 on
@@ -253,9 +256,10 @@ def report(rows, args):
         "fdatasync are the run's acknowledged writes over its fdatasyncs (from `/metrics`), "
         "and the wait for a batch is the time from a write's submission to the start of "
         "the write of its batch (the `batch_wait_us` histogram, p50 / p99 bucket edges). "
-        "\"Slowest round\" is the slowest round's rate over the median. wrk and "
+        "\"Slowest round\" is the slowest round's rate over the median. Before the "
+        "first round each server runs once for %d s, not recorded (a warm-up). wrk and "
         "redis-benchmark share the 2 cores with the servers."
-        % (args.rounds, args.duration, SIZE, "{:,}".format(KEYS)), "",
+        % (args.rounds, args.duration, SIZE, "{:,}".format(KEYS), args.warmup), "",
         "| clients | durable PUT/s | Redis SET/s | ÷ Redis | no-fsync PUT/s | durable ÷ no-fsync "
         "| writes per fdatasync | ÷ clients | batch wait p50 / p99 µs | p50 / p99 ms "
         "| slowest round |",
@@ -333,6 +337,8 @@ def main():
     ap.add_argument("--clients", default="8,32,128")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=3,
+                    help="seconds of one unrecorded run of each server before the rounds")
     ap.add_argument("--no-redis", action="store_true")
     ap.add_argument("--no-none", action="store_true", help="skip the SYNC_MODE=none runs")
     args = ap.parse_args()
@@ -340,16 +346,23 @@ def main():
     os.makedirs(args.results, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="kv-writebench-")
     rows = []
+    def runs_of(c, duration):
+        runs = [("always", lambda: run_ours(args.build, tmp, "always", c, duration))]
+        if not args.no_none:
+            runs.append(("none", lambda: run_ours(args.build, tmp, "none", c, duration)))
+        if not args.no_redis and shutil.which("redis-server"):
+            runs.append(("redis", lambda: run_redis(tmp, c, duration)))
+        return runs
+
     try:
+        if args.warmup > 0:
+            for name, fn in runs_of(args.clients[0], args.warmup):
+                row = fn()
+                print("write-bench: warm-up, %s, %d clients: %s/s (not recorded)" % (
+                    name, args.clients[0], fmt(row["requests_per_sec"])), flush=True)
         for rnd in range(args.rounds):
             for c in args.clients:
-                runs = [("always", lambda: run_ours(args.build, tmp, "always", c, args.duration))]
-                if not args.no_none:
-                    runs.append(("none", lambda: run_ours(args.build, tmp, "none", c,
-                                                          args.duration)))
-                if not args.no_redis and shutil.which("redis-server"):
-                    runs.append(("redis", lambda: run_redis(tmp, c, args.duration)))
-                for name, fn in runs:
+                for name, fn in runs_of(c, args.duration):
                     load = os.getloadavg()[0]
                     row = fn()
                     row["round"] = rnd
