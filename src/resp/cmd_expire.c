@@ -35,7 +35,8 @@ static bool absolute_ms(long long amount, bool seconds, bool at, uint64_t now, u
         ms = amount * 1000;
     if (!at && ms > 0 && (uint64_t)ms > INT64_MAX - now)
         return false;
-    long long abs_ms = at ? ms : (ms < 0 && -ms >= (long long)now ? 0 : (long long)now + ms);
+    bool before_epoch = ms < 0 && (ms == INT64_MIN || -ms >= (long long)now);
+    long long abs_ms = at ? ms : before_epoch ? 0 : (long long)now + ms;
     *out = abs_ms > 0 ? (uint64_t)abs_ms : 1;
     return true;
 }
@@ -94,23 +95,43 @@ static struct resp_ctx args_of(size_t argc, char **argv, const size_t *argl)
     return (struct resp_ctx){.argc = argc, .argv = argv, .argl = (size_t *)argl};
 }
 
-/* SETEX key seconds value, PSETEX key ms value */
+/* The expiry of SETEX key seconds value or PSETEX key ms value into *at;
+ * false after replying with Redis's error. */
+static bool setex_time(const struct resp_ctx *a, struct resp_buf *out, uint64_t *at)
+{
+    bool seconds = a->argl[0] == 5; /* SETEX, not PSETEX */
+    const char *name = seconds ? "setex" : "psetex";
+    long long n = 0;
+    if (!resp_arg_ll(a, 2, &n)) {
+        expiry_error(out, RESP_EXPIRY_NOT_INTEGER, name);
+        return false;
+    }
+    if (n <= 0 || !absolute_ms(n, seconds, false, resp_unix_ms(), at)) {
+        expiry_error(out, RESP_EXPIRY_INVALID, name);
+        return false;
+    }
+    return true;
+}
+
+/* SETEX alone: a blind write, as SET's */
+void cmd_setex(struct resp_ctx *c)
+{
+    struct resp_expiry ex = {.given = true};
+    if (!setex_time(c, c->out, &ex.at_ms))
+        return;
+    if (c->argl[1] == 0 || c->argl[1] > KV_MAX_KEY_LEN)
+        resp_reply_kv_error(c->out, KV_EINVAL);
+    else
+        resp_put_blind(c, 3, KV_IF_ANY, &ex);
+}
+
 void prog_setex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     struct resp_ctx a = args_of(argc, argv, argl);
     struct resp_buf *out = resp_tx_out(t);
-    bool seconds = argl[0] == 5; /* SETEX, not PSETEX */
-    const char *name = seconds ? "setex" : "psetex";
-    long long n = 0;
     uint64_t at = 0;
-    if (!resp_arg_ll(&a, 2, &n)) {
-        expiry_error(out, RESP_EXPIRY_NOT_INTEGER, name);
+    if (!setex_time(&a, out, &at))
         return;
-    }
-    if (n <= 0 || !absolute_ms(n, seconds, false, resp_unix_ms(), &at)) {
-        expiry_error(out, RESP_EXPIRY_INVALID, name);
-        return;
-    }
     int rc = resp_tx_put_expiring(t, argv[1], argl[1], argv[3], argl[3], false, at, false);
     if (rc != 0)
         resp_reply_kv_error(out, rc);
@@ -149,7 +170,7 @@ void prog_getex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
     bool persist;
     uint64_t at;
     int code = getex_option(&a, resp_unix_ms(), &persist, &at);
-    if (code != 0) {
+    if (code == RESP_EXPIRY_SYNTAX) {
         expiry_error(out, code, "getex");
         return;
     }
@@ -163,11 +184,15 @@ void prog_getex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
             resp_null(out, resp_tx_proto(t));
         return;
     }
+    if (code != 0) { /* as Redis: the time is judged once the key is found */
+        expiry_error(out, code, "getex");
+        return;
+    }
     /* The value is copied before a write may free it. */
     struct resp_buf reply = {0};
     resp_bulk(&reply, val, len);
     uint64_t cur = 0;
-    if (persist || at != 0)
+    if (persist)
         rc = resp_tx_expiry(t, argv[1], argl[1], &cur);
     if (rc > 0 && (at != 0 || (persist && cur != 0)))
         rc = resp_tx_set_expiry(t, argv[1], argl[1], at);

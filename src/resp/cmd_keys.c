@@ -239,6 +239,11 @@ void cmd_set(struct resp_ctx *c)
         resp_run_program(c); /* the old value and the write, one batch */
         return;
     }
+    resp_put_blind(c, 2, o.nx ? KV_IF_ABSENT : o.xx ? KV_IF_PRESENT : KV_IF_ANY, &o.ex);
+}
+
+void resp_put_blind(struct resp_ctx *c, size_t val_arg, kv_cond cond, const struct resp_expiry *ex)
+{
     struct resp_pending *p = resp_pending_new(c);
     kv_op *op = p != NULL ? calloc(1, sizeof(*op)) : NULL;
     if (op == NULL) {
@@ -250,13 +255,11 @@ void cmd_set(struct resp_ctx *c)
     *op = (kv_op){.type = KV_WRITE_PUT,
                   .key = p->argv[1],
                   .key_len = p->argl[1],
-                  .val = p->argv[2],
-                  .val_len = p->argl[2],
-                  .cond = o.nx   ? KV_IF_ABSENT
-                          : o.xx ? KV_IF_PRESENT
-                                 : KV_IF_ANY,
-                  .expire_at_ms = o.ex.keep ? 0 : o.ex.at_ms,
-                  .flags = o.ex.keep ? KV_KEEP_EXPIRY : 0};
+                  .val = p->argv[val_arg],
+                  .val_len = p->argl[val_arg],
+                  .cond = cond,
+                  .expire_at_ms = ex->keep ? 0 : ex->at_ms,
+                  .flags = ex->keep ? KV_KEEP_EXPIRY : 0};
     p->ops = op;
     p->n_ops = 1;
     p->finish = finish_set;

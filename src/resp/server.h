@@ -354,6 +354,10 @@ struct resp_expiry {
  * or 2), 0 when it is none of them, or a RESP_EXPIRY_ code. Replies
  * nothing. */
 int resp_set_expiry_option(const struct resp_ctx *c, size_t i, uint64_t now, struct resp_expiry *e);
+/* A write of key argument 1 to the value of argument val_arg with no read
+ * (SET without GET, SETEX): one PUT under cond with expiry ex; replies +OK,
+ * or a null when cond fails. */
+void resp_put_blind(struct resp_ctx *c, size_t val_arg, kv_cond cond, const struct resp_expiry *ex);
 /* TTL's reply (PTTL's when !seconds): -2 when the key is not present, -1
  * when it has no expiry (at_ms 0), else the time left. */
 void resp_reply_ttl(struct resp_buf *out, int present, uint64_t at_ms, bool seconds);
@@ -388,6 +392,7 @@ void cmd_del(struct resp_ctx *c);
 void cmd_exists(struct resp_ctx *c);
 void cmd_type(struct resp_ctx *c);
 void cmd_ttl(struct resp_ctx *c);
+void cmd_setex(struct resp_ctx *c);
 void cmd_scan(struct resp_ctx *c);
 void cmd_keys(struct resp_ctx *c);
 void cmd_randomkey(struct resp_ctx *c);

@@ -228,6 +228,17 @@ int resp_tx_put(struct resp_tx *t, const char *key, size_t len, const char *val,
 int resp_tx_put_expiring(struct resp_tx *t, const char *key, size_t len, const char *val,
                          size_t vlen, bool copy, uint64_t expire_at_ms, bool keep)
 {
+    if (keep && key_valid(len)) {
+        /* The expiry kept is the one the transaction gave the key, when it
+         * wrote the key: none after a delete. */
+        const struct tx_entry *e = entry_find(t, key, len);
+        if (e == NULL)
+            return KV_ENOMEM;
+        if (e->written && !(e->present && e->keep_expiry)) {
+            expire_at_ms = e->present ? e->expire_at_ms : 0;
+            keep = false;
+        }
+    }
     int rc = view_write(t, key, len, true, val, vlen, copy);
     if (rc == 0) {
         struct tx_entry *e = entry_find(t, key, len);

@@ -107,6 +107,27 @@ SCRIPTS = {
         ("EXPIRE", "s", "10", "NX", "XX"), ("SETEX", "s", "0", "v"), ("PSETEX", "s", "x", "v"),
         ("GETEX", "s", "EX"), ("INCR", "p"), ("EXEC",),
         ("TTL", "c"), ("TTL", "s"), ("TTL", "p"), ("EXISTS", "r"), ("GET", "p"),
+        ("GETEX", "nokey", "EX", "0"), ("GETEX", "nokey", "EX", "x"), ("GETEX", "p", "EX", "0"),
+        ("GETEX", "nokey", "EX"), ("PEXPIRE", "p", "-9223372036854775808"), ("EXISTS", "p"),
+    ],
+    # A later command of the transaction that keeps the expiry (INCR,
+    # APPEND, SET KEEPTTL) keeps the one the transaction gave the key.
+    "expiry_kept_in_multi": [
+        ("SET", "k", "1"), ("MULTI",), ("EXPIRE", "k", "1000"), ("INCR", "k"), ("TTL", "k"),
+        ("EXEC",), ("TTL", "k"),
+        ("MULTI",), ("SETEX", "s", "1000", "1"), ("INCR", "s"), ("APPEND", "s", "x"),
+        ("TTL", "s"), ("EXEC",), ("TTL", "s"),
+        ("SET", "p", "1", "EX", "1000"), ("MULTI",), ("PERSIST", "p"), ("INCR", "p"),
+        ("TTL", "p"), ("EXEC",), ("TTL", "p"),
+        ("SET", "g", "5", "EX", "1000"), ("MULTI",), ("EXPIRE", "g", "-1"), ("INCR", "g"),
+        ("TTL", "g"), ("EXEC",), ("TTL", "g"), ("GET", "g"),
+        ("SET", "a", "1", "EX", "1000"), ("MULTI",), ("RENAME", "a", "b"), ("INCR", "b"),
+        ("TTL", "b"), ("EXEC",), ("TTL", "b"),
+        ("SET", "d", "1", "EX", "1000"), ("MULTI",), ("DEL", "d"), ("SET", "d", "v", "KEEPTTL"),
+        ("TTL", "d"), ("EXEC",), ("TTL", "d"),
+        ("MULTI",), ("SET", "w", "w", "KEEPTTL"), ("EXPIRE", "w", "1000"),
+        ("SET", "w", "x", "KEEPTTL"), ("TTL", "w"), ("GETSET", "w", "y"), ("TTL", "w"),
+        ("EXEC",), ("TTL", "w"),
     ],
     "watch": [
         ("SET", "w", "1"), ("WATCH", "w", "absent"), ("MULTI",), ("INCR", "w"), ("EXEC",),
@@ -195,6 +216,9 @@ class SameRepliesAsRedis(ServerTestCase):
 
     def test_expiry(self):
         self.run_script("expiry")
+
+    def test_expiry_kept_in_multi(self):
+        self.run_script("expiry_kept_in_multi")
 
     def test_multi_exec(self):
         self.run_script("multi_exec")
