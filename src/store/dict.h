@@ -32,6 +32,7 @@ struct kv_dict {
     atomic_uint refs;    /* the table's, and each user's */
     atomic_uint writers; /* writers that compressed with it and whose record is not written */
     void *cdict;         /* ZSTD_CDict at the store's level: the current one only */
+    void *cdict_dense;   /* ZSTD_CDict at compaction's level (kv__dense_level): the same */
     void *ddict;         /* ZSTD_DDict */
     uint8_t *bytes;      /* the dictionary itself (len bytes), for decoders that lay it out
                           * in front of their output (compress.c) */
