@@ -65,22 +65,6 @@ int kv__value_decompress(kv_store *s, const struct record_attrs *attrs, const ui
                          size_t stored_len, uint8_t **out);
 
 /*
- * The zstd level of the frames compaction writes (RECORD_ATTR_DENSE):
- * kv_options.compaction_compression_level, but never below the writers'.
- * Compaction runs in the background, so it can spend more time per value
- * than a writer, and small values compress markedly better there (level 12
- * searches a binary tree where level 3 probes a hash table: about 9 % fewer
- * bytes on JSON documents of 1 KiB with a dictionary, for some 8 times the
- * time); frames of higher levels decompress no slower.
- */
-#define COMPRESS_DENSE_LEVEL 12
-static inline int kv__dense_level(const kv_options *o)
-{
-    return o->compaction_compression_level > o->compression_level ? o->compaction_compression_level
-                                                                  : o->compression_level;
-}
-
-/*
  * Compresses raw (raw_len bytes, whose CRC-32 is raw_crc) with dict (NULL:
  * no dictionary) into a SETX payload at out (capacity cap): attributes
  * (expire_at_ms when not 0, and ZSTD) then the frame, at the store's level

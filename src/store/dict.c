@@ -19,7 +19,6 @@
 
 #include <zstd.h>
 
-#include "compress.h"
 #include "io.h"
 #include "logging.h"
 #include "record.h"

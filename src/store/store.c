@@ -56,7 +56,7 @@ void kv_options_init(kv_options *opts)
     opts->compression = KV_COMPRESS_NONE;
     opts->compression_min_size = 64;
     opts->compression_level = 3;
-    opts->compaction_compression_level = COMPRESS_DENSE_LEVEL;
+    opts->compaction_compression_level = DICT_DENSE_LEVEL;
     opts->segment_preallocate = 4ull << 20;
     opts->expiry_sweep_interval_ms = 1000;
     opts->log_level = KV_LOG_INFO;
