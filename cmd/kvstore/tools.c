@@ -257,14 +257,15 @@ enum cli_status cli_verify(struct cli *cli)
 /* ---- dump */
 
 /* A SETX's attributes after its key: " expires=<ms since the epoch>" and
- * " zstd raw_len=<n> raw_crc=<hex> dict=<id>". */
+ * " zstd raw_len=<n> raw_crc=<hex> dict=<id>", then " dense" for a frame a
+ * compaction wrote. */
 static void print_attributes(const kv_record_info *info)
 {
     if (info->attr_flags & KV_ATTR_EXPIRES)
         printf(" expires=%" PRIu64, info->expire_at_ms);
     if (info->attr_flags & KV_ATTR_ZSTD)
-        printf(" zstd raw_len=%" PRIu32 " raw_crc=%08" PRIx32 " dict=%" PRIu32, info->raw_len,
-               info->raw_crc, info->dict_id);
+        printf(" zstd raw_len=%" PRIu32 " raw_crc=%08" PRIx32 " dict=%" PRIu32 "%s", info->raw_len,
+               info->raw_crc, info->dict_id, (info->attr_flags & KV_ATTR_DENSE) ? " dense" : "");
 }
 
 static int on_dump_record(const kv_record_info *info, void *arg)

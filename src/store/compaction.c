@@ -49,8 +49,10 @@
  *         but when inputs of an earlier compaction are still on disk (their
  *         unlink failed, and a replay of the whole log would read them), a
  *         tombstone takes its place in the outputs. With compression on, a
- *         value stored raw is compressed, and one compressed with another
- *         dictionary than the current is recompressed with it. The newest
+ *         value stored raw is compressed, and one compressed by a writer
+ *         (at the store's level) or with another dictionary than the
+ *         current is recompressed with it, at compaction's higher level
+ *         (a dense frame, copied as it is from then on). The newest
  *         META record of each name in the inputs is copied too;
  *   3. outputs are renamed into place and the directory fsynced: they hold,
  *      for each key they hold, its newest value as of step 1, so replaying

@@ -4,7 +4,10 @@
  * decoding of a stored zstd frame back to the original bytes.
  *
  * Frames are made for one value each, with the newest dictionary (dict.c),
- * and carry none of the fields the record already has: no content size
+ * at the store's level by writers and at a higher one by compaction (dense
+ * frames, RECORD_ATTR_DENSE, which the next compaction copies as they are
+ * while the dictionary stays), and carry none of the fields the record
+ * already has: no content size
  * (raw_len), no checksum (raw_crc), no dictionary id (dict_id). A value is
  * stored compressed only when that saves at least 1/32 of it: less is not
  * worth a decompression on every read. Decompression always checks the
@@ -241,11 +244,12 @@ bool kv__compressible(const kv_store *s, size_t raw_len)
            raw_len >= s->opts.compression_min_size;
 }
 
-int kv__compress_payload(kv_store *s, struct kv_dict *dict, const void *raw, size_t raw_len,
-                         uint32_t raw_crc, uint64_t expire_at_ms, uint8_t *out, size_t cap,
-                         size_t *len)
+int kv__compress_payload(kv_store *s, struct kv_dict *dict, bool dense, const void *raw,
+                         size_t raw_len, uint32_t raw_crc, uint64_t expire_at_ms, uint8_t *out,
+                         size_t cap, size_t *len)
 {
-    struct record_attrs a = {.flags = RECORD_ATTR_ZSTD | RECORD_ATTR_MAGICLESS,
+    struct record_attrs a = {.flags = RECORD_ATTR_ZSTD | RECORD_ATTR_MAGICLESS |
+                                      (dense ? RECORD_ATTR_DENSE : 0u),
                              .expire_at = expire_at_ms,
                              .raw_len = (uint32_t)raw_len,
                              .raw_crc = raw_crc,
@@ -263,10 +267,14 @@ int kv__compress_payload(kv_store *s, struct kv_dict *dict, const void *raw, siz
     if (!c)
         return KV_ENOMEM;
     /* A compression that stopped for want of room leaves the context in
-     * mid-frame: a new session starts clean (the parameters stay). */
+     * mid-frame: a new session starts clean (the parameters stay). The
+     * level is the context's without a dictionary, else the CDict's. */
+    int level = dense ? kv__dense_level(&s->opts) : s->opts.compression_level;
     size_t n = ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
     if (!ZSTD_isError(n))
-        n = ZSTD_CCtx_refCDict(c, a.dict_id ? dict->cdict : NULL);
+        n = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(n))
+        n = ZSTD_CCtx_refCDict(c, a.dict_id ? (dense ? dict->cdict_dense : dict->cdict) : NULL);
     if (!ZSTD_isError(n))
         n = ZSTD_compress2(c, out + alen, frame_cap, raw, raw_len);
     cctx_give(s, c);
@@ -293,8 +301,9 @@ int kv__setval_encode(kv_store *s, const void *val, size_t val_len, uint64_t exp
         struct kv_dict *d = kv__dict_for_writer(s);
         size_t cap = val_len, len = 0;
         uint8_t *buf = malloc(cap);
-        int rc = buf ? kv__compress_payload(s, d, val, val_len, crc, expire_at_ms, buf, cap, &len)
-                     : KV_ENOMEM;
+        int rc =
+            buf ? kv__compress_payload(s, d, false, val, val_len, crc, expire_at_ms, buf, cap, &len)
+                : KV_ENOMEM;
         if (rc == 0 && len > 0) {
             /* The frame names d only when d could compress (dict_id). */
             bool named = d && d->cdict;
@@ -374,7 +383,7 @@ int kv__value_decompress(kv_store *s, const struct record_attrs *attrs, const ui
 }
 
 /* A payload for raw (raw_len bytes, CRC raw_crc) with an expiry (0: none):
- * compressed with dict when that saves enough, else the value as it is (a
+ * compressed densely with dict when that saves enough, else the value as it is (a
  * SET, or a SETX with only the expiry). */
 static int encode_for_compaction(kv_store *s, struct kv_dict *dict, const uint8_t *raw,
                                  size_t raw_len, uint32_t raw_crc, uint64_t expire_at,
@@ -384,9 +393,9 @@ static int encode_for_compaction(kv_store *s, struct kv_dict *dict, const uint8_
     uint8_t *buf = malloc(cap);
     if (!buf)
         return KV_ENOMEM;
-    int rc = kv__compressible(s, raw_len)
-                 ? kv__compress_payload(s, dict, raw, raw_len, raw_crc, expire_at, buf, cap, &len)
-                 : 0;
+    int rc = kv__compressible(s, raw_len) ? kv__compress_payload(s, dict, true, raw, raw_len,
+                                                                 raw_crc, expire_at, buf, cap, &len)
+                                          : 0;
     if (rc != 0) {
         free(buf);
         return rc;
@@ -428,8 +437,11 @@ int kv__value_recode(kv_store *s, struct kv_dict *dict, uint64_t now_ms, uint8_t
     uint32_t current = dict && dict->cdict ? dict->id : 0;
     bool zstd = (a.flags & RECORD_ATTR_ZSTD) != 0;
     out->dict_id = zstd ? a.dict_id : 0;
-    bool magicless = (a.flags & RECORD_ATTR_MAGICLESS) != 0;
-    if (s->opts.compression != KV_COMPRESS_ZSTD || (zstd && magicless && a.dict_id == current))
+    /* A writer's frame stays when compaction would use the writer's level. */
+    bool settled =
+        (a.flags & RECORD_ATTR_MAGICLESS) &&
+        ((a.flags & RECORD_ATTR_DENSE) || kv__dense_level(&s->opts) == s->opts.compression_level);
+    if (s->opts.compression != KV_COMPRESS_ZSTD || (zstd && settled && a.dict_id == current))
         return 0;
     if (!zstd) {
         const uint8_t *raw = payload + alen;
@@ -439,8 +451,9 @@ int kv__value_recode(kv_store *s, struct kv_dict *dict, uint64_t now_ms, uint8_t
         uint8_t *buf = malloc(cap);
         if (!buf)
             return KV_ENOMEM;
-        int rc = kv__compress_payload(s, dict, raw, raw_len, record_crc_update(0, raw, raw_len),
-                                      expire_at, buf, cap, &plen);
+        int rc =
+            kv__compress_payload(s, dict, true, raw, raw_len, record_crc_update(0, raw, raw_len),
+                                 expire_at, buf, cap, &plen);
         if (rc != 0 || plen == 0) {
             free(buf); /* as it was, unless compression saves enough now */
             return rc;

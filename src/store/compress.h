@@ -67,13 +67,14 @@ int kv__value_decompress(kv_store *s, const struct record_attrs *attrs, const ui
 /*
  * Compresses raw (raw_len bytes, whose CRC-32 is raw_crc) with dict (NULL:
  * no dictionary) into a SETX payload at out (capacity cap): attributes
- * (expire_at_ms when not 0, and ZSTD) then the frame. *len is its length, or
- * 0 when compressing does not save at least 1/32 of the value (store it
- * raw). Codes: KV_ENOMEM, KV_EIO (zstd refused).
+ * (expire_at_ms when not 0, and ZSTD) then the frame, at the store's level
+ * or, when dense (compaction), at kv__dense_level's with RECORD_ATTR_DENSE.
+ * *len is its length, or 0 when compressing does not save at least 1/32 of
+ * the value (store it raw). Codes: KV_ENOMEM, KV_EIO (zstd refused).
  */
-int kv__compress_payload(kv_store *s, struct kv_dict *dict, const void *raw, size_t raw_len,
-                         uint32_t raw_crc, uint64_t expire_at_ms, uint8_t *out, size_t cap,
-                         size_t *len);
+int kv__compress_payload(kv_store *s, struct kv_dict *dict, bool dense, const void *raw,
+                         size_t raw_len, uint32_t raw_crc, uint64_t expire_at_ms, uint8_t *out,
+                         size_t cap, size_t *len);
 
 /* What compaction does with a live set record (kv__value_recode). */
 enum kv_recode {
@@ -94,10 +95,11 @@ struct kv_recoded {
  * Decides what compaction writes for a live SET or SETX record (op) whose
  * payload (len bytes) checked out. A SETX whose expiry is at or before
  * now_ms is EXPIRED. Otherwise, with compression on, a value stored raw that
- * compression shortens now, or one compressed with another dictionary than
- * dict (the current one, NULL for none) or in a frame with zstd's magic
- * number (written by earlier versions), is re-encoded with dict (or stored
- * raw when that no longer saves enough); anything else is copied as it is.
+ * compression shortens now, or one compressed by a writer (not DENSE), with
+ * another dictionary than dict (the current one, NULL for none) or in a
+ * frame with zstd's magic number (written by earlier versions), is
+ * re-encoded densely with dict (or stored raw when that no longer saves
+ * enough); anything else is copied as it is.
  * Codes: KV_ECORRUPT (a frame that does not decompress to its recorded
  * bytes: the record is damaged), KV_ENOMEM, KV_EIO.
  */

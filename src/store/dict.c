@@ -62,6 +62,7 @@ static bool parse_dict_name(const char *name, uint32_t *id)
 static void dict_free(struct kv_dict *d)
 {
     ZSTD_freeCDict(d->cdict);
+    ZSTD_freeCDict(d->cdict_dense);
     ZSTD_freeDDict(d->ddict);
     free(d->bytes);
     free(d);
@@ -91,9 +92,11 @@ static int dict_make(kv_store *s, uint32_t id, const void *bytes, size_t len, bo
         d->len = len;
         d->ddict = ZSTD_createDDict(bytes, len);
     }
-    if (d->ddict && compress)
+    if (d->ddict && compress) {
         d->cdict = ZSTD_createCDict(bytes, len, s->opts.compression_level);
-    if (!d->ddict || (compress && !d->cdict)) {
+        d->cdict_dense = ZSTD_createCDict(bytes, len, kv__dense_level(&s->opts));
+    }
+    if (!d->ddict || (compress && (!d->cdict || !d->cdict_dense))) {
         dict_free(d);
         return KV_ENOMEM;
     }

@@ -101,7 +101,7 @@ bool record_attrs_decode(const uint8_t *p, uint64_t avail, struct record_attrs *
         return false;
     uint8_t flags = p[0];
     if (flags == 0 || (flags & ~RECORD_ATTR_KNOWN) != 0 ||
-        (flags & (RECORD_ATTR_ZSTD | RECORD_ATTR_MAGICLESS)) == RECORD_ATTR_MAGICLESS)
+        ((flags & (RECORD_ATTR_MAGICLESS | RECORD_ATTR_DENSE)) && !(flags & RECORD_ATTR_ZSTD)))
         return false;
     size_t need = record_attrs_len(flags);
     if (avail < need)

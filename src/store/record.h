@@ -74,8 +74,8 @@ static inline uint64_t get_u64(const uint8_t *p)
  *   flags u8 | [expire_at u64le] if EXPIRES | [raw_len u32le, raw_crc u32le,
  *   dict_id u32le] if ZSTD
  *
- * MAGICLESS adds no field: it says how the ZSTD frame is written, and is
- * never set without ZSTD.
+ * MAGICLESS and DENSE add no field: they say how the ZSTD frame was
+ * written, and are never set without ZSTD.
  *
  * A SETX with no flag set is never written (it would be a SET); a flag this
  * version does not know makes the record unreadable (KV_EFORMAT at open).
@@ -84,11 +84,14 @@ static inline uint64_t get_u64(const uint8_t *p)
 #define RECORD_ATTR_ZSTD    0x02u /* the stored value is a zstd frame of raw_len bytes */
 #define RECORD_ATTR_MAGICLESS                                                                      \
     0x04u /* with ZSTD: the frame is in zstd's magicless format (no 4-byte magic number) */
+#define RECORD_ATTR_DENSE                                                                          \
+    0x08u /* with ZSTD: compressed by a compaction, at its level (compress.c) */
 _Static_assert(RECORD_ATTR_EXPIRES == KV_ATTR_EXPIRES && RECORD_ATTR_ZSTD == KV_ATTR_ZSTD &&
-                   RECORD_ATTR_MAGICLESS == KV_ATTR_MAGICLESS,
+                   RECORD_ATTR_MAGICLESS == KV_ATTR_MAGICLESS && RECORD_ATTR_DENSE == KV_ATTR_DENSE,
                "the public flags are the format's");
-#define RECORD_ATTR_KNOWN (RECORD_ATTR_EXPIRES | RECORD_ATTR_ZSTD | RECORD_ATTR_MAGICLESS)
-#define RECORD_ATTRS_MAX  21u /* flags, expire_at, raw_len, raw_crc, dict_id */
+#define RECORD_ATTR_KNOWN                                                                          \
+    (RECORD_ATTR_EXPIRES | RECORD_ATTR_ZSTD | RECORD_ATTR_MAGICLESS | RECORD_ATTR_DENSE)
+#define RECORD_ATTRS_MAX 21u /* flags, expire_at, raw_len, raw_crc, dict_id */
 
 /* The longest META payload this version writes and reads (a longer one is a
  * record it cannot read, KV_EFORMAT at open). */

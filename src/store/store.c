@@ -56,6 +56,7 @@ void kv_options_init(kv_options *opts)
     opts->compression = KV_COMPRESS_NONE;
     opts->compression_min_size = 64;
     opts->compression_level = 3;
+    opts->compaction_compression_level = DICT_DENSE_LEVEL;
     opts->segment_preallocate = 4ull << 20;
     opts->expiry_sweep_interval_ms = 1000;
     opts->log_level = KV_LOG_INFO;
@@ -71,7 +72,8 @@ static bool options_valid(const kv_options *o)
            o->compaction_dead_ratio <= 1 &&
            (o->compression == KV_COMPRESS_NONE || o->compression == KV_COMPRESS_ZSTD) &&
            o->compression_min_size >= 1 && o->compression_level >= 1 &&
-           o->compression_level <= 19 && o->segment_preallocate <= MAX_SEGMENT_SIZE;
+           o->compression_level <= 19 && o->compaction_compression_level >= 0 &&
+           o->compaction_compression_level <= 19 && o->segment_preallocate <= MAX_SEGMENT_SIZE;
 }
 
 static bool key_valid(const void *key, size_t key_len)

@@ -534,8 +534,8 @@ static void test_compressed_values_ride_inside_a_batch(void **state)
     for (size_t i = 0; i < sn.n; i++) {
         assert_int_not_equal(sn.r[i].op, KV_OP_BATCH);
         assert_false(sn.r[i].in_batch);
-        setx |=
-            sn.r[i].op == KV_OP_SETX && sn.r[i].attr_flags == (KV_ATTR_ZSTD | KV_ATTR_MAGICLESS);
+        setx |= sn.r[i].op == KV_OP_SETX &&
+                sn.r[i].attr_flags == (KV_ATTR_ZSTD | KV_ATTR_MAGICLESS | KV_ATTR_DENSE);
     }
     assert_true(setx);
     unlink(snap);

@@ -3,8 +3,9 @@
  * trips of every size around the threshold, incompressible values stored
  * as they are, the dictionary's life across compactions and reopens, and
  * damage: a compressed record that does not decode, a dictionary file that
- * is missing or damaged; and frames as earlier versions wrote them (with
- * zstd's magic number).
+ * is missing or damaged; frames compaction writes at its higher level
+ * (dense); and frames as earlier versions wrote them (with zstd's magic
+ * number).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,85 @@ static void test_compressed_values_stay_readable_with_compression_off(void **sta
     assert_kv_ok(kv_close(s));
 }
 
+/* ---- dense frames: compaction's level */
+
+/* Compressed records by how they were written: [0] by a writer, [1] by a
+ * compaction (dense); and the bytes each kind takes. */
+struct frames {
+    size_t n[2];
+    uint64_t bytes[2];
+};
+
+static int count_dense(const kv_record_info *info, void *ctx)
+{
+    struct frames *fr = ctx;
+    if (info->status != KV_REC_OK || info->op != KV_OP_SETX || !(info->attr_flags & KV_ATTR_ZSTD))
+        return 0;
+    int dense = (info->attr_flags & KV_ATTR_DENSE) != 0;
+    fr->n[dense]++;
+    fr->bytes[dense] += info->length;
+    return 0;
+}
+
+static struct frames frames_of(const char *dir)
+{
+    struct frames fr = {{0, 0}, {0, 0}};
+    assert_kv_ok(kv_scan(dir, count_dense, &fr));
+    return fr;
+}
+
+/* Compaction writes every value it compresses as a dense frame, at its own
+ * level: smaller than the same values in the writers' frames with the same
+ * dictionary. It recompresses the writers' frames once, and copies its own
+ * from then on; set to the writers' level, it keeps the writers' frames. */
+static void test_compaction_writes_dense_frames_once_and_smaller(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o = zstd_options();
+    kv_store *s = tu_open(f->dir, &o);
+    put_docs(s, 0, 400);
+    assert_kv_ok(kv_compact(s)); /* trains dict-1, compresses every value with it */
+    struct frames fr = frames_of(f->dir);
+    assert_int_equal(fr.n[1], DOCS);
+    assert_int_equal(fr.n[0], 0);
+    uint64_t dense_bytes = fr.bytes[1];
+
+    put_docs(s, 0, 400); /* the same values again, by writers, with dict-1 */
+    fr = frames_of(f->dir);
+    assert_int_equal(fr.n[0], DOCS);
+    assert_int_equal(census_of(f->dir).by_dict[1], 2 * DOCS);
+    assert_true(dense_bytes < fr.bytes[0]);
+    assert_docs(s, 0, 400);
+
+    assert_kv_ok(kv_compact(s));
+    fr = frames_of(f->dir);
+    assert_int_equal(fr.n[0], 0);
+    assert_int_equal(fr.n[1], DOCS);
+    assert_int_equal(fr.bytes[1], dense_bytes);
+    assert_docs(s, 0, 400);
+    assert_kv_ok(kv_put(s, "plain", 5, "x", 1));
+    assert_kv_ok(kv_compact(s)); /* dense frames with the current dictionary stay */
+    assert_int_equal(frames_of(f->dir).bytes[1], dense_bytes);
+    assert_docs(s, 0, 400);
+    assert_kv_ok(kv_close(s));
+
+    /* Compaction at the writers' level keeps their frames as they are. */
+    o.compaction_compression_level = o.compression_level;
+    s = tu_open(f->dir, &o);
+    put_docs(s, 0, 400);
+    assert_kv_ok(kv_compact(s));
+    fr = frames_of(f->dir);
+    assert_int_equal(fr.n[0], DOCS);
+    assert_int_equal(fr.n[1], 0);
+    assert_docs(s, 0, 400);
+    assert_kv_ok(kv_close(s));
+
+    o.compaction_compression_level = 20;
+    s = NULL;
+    assert_kv_rc(kv_open(f->dir, &o, &s), KV_EINVAL);
+    assert_null(s);
+}
+
 /* ---- damage */
 
 struct log_watch {
@@ -454,6 +534,72 @@ static void test_damaged_record_compressed_with_a_dictionary_reads_as_corrupt(vo
     assert_kv_ok(kv_close(s));
 }
 
+/* Where the first dense frame of a directory is, and its key. */
+struct dense_at {
+    uint64_t seg, off;
+    char key[16];
+    bool found;
+};
+
+static int find_dense(const kv_record_info *info, void *ctx)
+{
+    struct dense_at *at = ctx;
+    if (at->found || info->status != KV_REC_OK || !(info->attr_flags & KV_ATTR_DENSE) ||
+        info->key_len >= sizeof(at->key))
+        return 0;
+    *at = (struct dense_at){.seg = info->segment_id, .off = info->offset, .found = true};
+    memcpy(at->key, info->key, info->key_len);
+    return 0;
+}
+
+/* A dense frame damaged under a checksum that matches reads as KV_ECORRUPT,
+ * never as wrong bytes, and the other values read right. */
+static void test_damaged_dense_frame_reads_as_corrupt(void **state)
+{
+    struct tu_fixture *f = *state;
+    kv_options o = zstd_options();
+    kv_store *s = tu_open(f->dir, &o);
+    put_docs(s, 0, 400);
+    assert_kv_ok(kv_compact(s));
+    assert_kv_ok(kv_close(s));
+    struct dense_at at = {0};
+    assert_kv_ok(kv_scan(f->dir, find_dense, &at));
+    assert_true(at.found);
+
+    char name[64];
+    snprintf(name, sizeof(name), "segment-%u.dat", (unsigned)at.seg);
+    char *path = tu_path(f->dir, name);
+    size_t len = 0;
+    uint8_t *seg = tu_read_file(path, &len);
+    struct record_header h;
+    assert_true(record_decode_header(seg + at.off, &h));
+    size_t payload = at.off + RECORD_HEADER_LEN + h.key_len;
+    assert_int_equal(seg[payload], RECORD_ATTR_ZSTD | RECORD_ATTR_MAGICLESS | RECORD_ATTR_DENSE);
+    size_t end = at.off + record_size(h.key_len, h.val_len);
+    seg[end - RECORD_TRAILER_LEN - 1] ^= 0x21; /* the frame's last byte */
+    put_u32(seg + end - RECORD_TRAILER_LEN,
+            record_crc_update(0, seg + at.off + 2, end - RECORD_TRAILER_LEN - at.off - 2));
+    tu_write_file(path, seg, len);
+    free(seg);
+    free(path);
+
+    s = tu_open(f->dir, &o);
+    void *v = (void *)0x1;
+    size_t vn = 7;
+    assert_kv_rc(kv_get(s, at.key, strlen(at.key), &v, &vn), KV_ECORRUPT);
+    assert_ptr_equal(v, (void *)0x1);
+    char doc[2048];
+    for (uint32_t i = 0; i < DOCS; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "doc-%04u", i);
+        if (strcmp(key, at.key) == 0)
+            continue;
+        size_t n = json_doc(doc, sizeof(doc), i, 400, 0);
+        assert_value_and_crc(s, key, doc, n);
+    }
+    assert_kv_ok(kv_close(s));
+}
+
 /* ---- frames as earlier versions wrote them */
 
 /* The payload of a SETX whose value is compressed as versions before
@@ -584,6 +730,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(
             test_frames_with_the_zstd_magic_still_read_and_compaction_rewrites_them, tu_setup,
             tu_teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_writes_dense_frames_once_and_smaller,
+                                        tu_setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_dense_frame_reads_as_corrupt, tu_setup,
+                                        tu_teardown),
     };
     return tu_run_tests(tests, argc, argv);
 }

@@ -13,7 +13,7 @@ static void test_attrs_round_trip_for_every_flag_combination(void **state)
 {
     (void)state;
     for (unsigned flags = 1; flags <= RECORD_ATTR_KNOWN; flags++) {
-        if ((flags & RECORD_ATTR_MAGICLESS) && !(flags & RECORD_ATTR_ZSTD))
+        if ((flags & (RECORD_ATTR_MAGICLESS | RECORD_ATTR_DENSE)) && !(flags & RECORD_ATTR_ZSTD))
             continue; /* never written: refused below */
         struct record_attrs a = {.flags = flags,
                                  .expire_at = 0x0102030405060708ull,
@@ -43,10 +43,12 @@ static void test_attrs_refuse_unknown_or_missing_flags_and_short_blocks(void **s
     struct record_attrs a;
     size_t len;
     assert_false(record_attrs_decode(buf, sizeof(buf), &a, &len)); /* no flag */
-    buf[0] = 0x08;
+    buf[0] = 0x10;
     assert_false(record_attrs_decode(buf, sizeof(buf), &a, &len)); /* unknown flag */
     buf[0] = RECORD_ATTR_MAGICLESS;
     assert_false(record_attrs_decode(buf, sizeof(buf), &a, &len)); /* a frame format, no frame */
+    buf[0] = RECORD_ATTR_DENSE;
+    assert_false(record_attrs_decode(buf, sizeof(buf), &a, &len)); /* a frame's level, no frame */
     buf[0] = RECORD_ATTR_EXPIRES | RECORD_ATTR_MAGICLESS;
     assert_false(record_attrs_decode(buf, sizeof(buf), &a, &len));
     buf[0] = RECORD_ATTR_EXPIRES | 0x80;
