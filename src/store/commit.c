@@ -520,6 +520,47 @@ static size_t expiring_puts(const struct kv__unit *first)
     return n;
 }
 
+/* Ops of a round whose index changes are loaded ahead (prefetch_index). */
+#define PREFETCH_OPS 16
+#define NEW_KEYS_MAX 8
+
+/*
+ * When the PUTs of late were mostly of new keys (a fill: c->new_keys, kept
+ * by apply_round), starts loading what applying the round's first PUTs will
+ * touch in the index and the bloom filter, so that those cache misses
+ * overlap the write instead of following it, and has the ordered index keep
+ * the path of the first (the first applied: nothing changes the tree
+ * before it). An update touches only its slot and entry, which a lookup
+ * here would only move, not hide. The rwlock is held.
+ */
+static void prefetch_index(kv_store *s, const struct kv__unit *first)
+{
+    KV_ASSERT(kv__rwlock_held(&s->rwlock));
+    if (s->commit.new_keys < 0)
+        return;
+    size_t n = 0;
+    for (const struct kv__unit *u = first; u && n < PREFETCH_OPS; u = u->next) {
+        for (size_t i = 0; u->rc == 0 && i < u->n && n < PREFETCH_OPS; i++) {
+            const struct op_rec *r = &u->recs[i];
+            const kv_op *op = &u->ops[i];
+            if (!r->written || op->type != KV_WRITE_PUT)
+                continue;
+            bloom_prefetch(&s->bloom, r->hash);
+            index_prefetch_upsert(&s->index, r->hash, op->key, op->key_len, n == 0);
+            n++;
+        }
+    }
+}
+
+/* Counts a PUT applied to the index into c->new_keys. */
+static void note_put(struct kv__commit *c, bool was_present)
+{
+    if (!was_present && c->new_keys < NEW_KEYS_MAX)
+        c->new_keys++;
+    else if (was_present && c->new_keys > -NEW_KEYS_MAX)
+        c->new_keys--;
+}
+
 /* Grows the index before the records become durable, so that applying them
  * cannot fail for its slots (nor for the expiries it keeps); readers keep
  * their lookups meanwhile. */
@@ -527,6 +568,7 @@ static int reserve_index(kv_store *s, const struct kv__unit *first, size_t inser
 {
     size_t expiring = expiring_puts(first);
     kv__rdlock(&s->rwlock);
+    prefetch_index(s, first);
     bool grow = index_needs_room(&s->index, inserts) ||
                 s->index.expiries.count + expiring > s->index.expiries.cap * 3 / 4;
     kv__unlock(&s->rwlock);
@@ -590,11 +632,14 @@ static int apply_round(kv_store *s, struct kv__unit *first)
             const kv_op *op = &u->ops[i];
             if (!r->written)
                 continue;
+            bool was_present = false;
             if (r->sv.op == KV_OP_SET)
-                rc = kv__apply_set(s, r->hash, op->key, op->key_len, &r->loc, NULL, NULL);
+                rc = kv__apply_set(s, r->hash, op->key, op->key_len, &r->loc, NULL, &was_present);
             else if (r->sv.op == KV_OP_SETX)
                 rc = kv__apply_set(s, r->hash, op->key, op->key_len, &r->loc,
-                                   kv__payload_attrs(r->sv.data, r->sv.len, &attrs), NULL);
+                                   kv__payload_attrs(r->sv.data, r->sv.len, &attrs), &was_present);
+            if (r->sv.op == KV_OP_SET || r->sv.op == KV_OP_SETX)
+                note_put(&s->commit, was_present);
             else if (r->sv.op == KV_OP_META)
                 rc = kv__meta_apply(s, op->key, op->key_len, op->val, op->val_len, r->loc.seg,
                                     r->loc.off);

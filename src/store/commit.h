@@ -75,6 +75,7 @@ struct kv__commit {
     struct iovec *iov;
     size_t iov_cap;
     struct overlay ov;
+    int new_keys; /* PUTs of new keys, less those of present ones, of late (-8..8) */
 
     pthread_t thread;
     bool thread_started;

@@ -126,6 +126,13 @@ void index_prefetch_entry(const struct index *ix, uint64_t hash)
         __builtin_prefetch(arena_entry_of(ix, sl->ref));
 }
 
+void index_prefetch_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_len,
+                           bool remember)
+{
+    index_prefetch_slot(ix, hash);
+    order_prefetch(&ix->order, &ix->arena, key, key_len, remember);
+}
+
 static bool over_load(size_t count, size_t cap)
 {
     return count * MAX_LOAD_DEN > cap * MAX_LOAD_NUM;

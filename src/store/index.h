@@ -155,6 +155,16 @@ int index_remove(struct index *ix, uint64_t hash, const void *key, size_t key_le
 void index_prefetch_slot(const struct index *ix, uint64_t hash);
 void index_prefetch_entry(const struct index *ix, uint64_t hash);
 
+/* Loads what an index_upsert of a new key will touch, ahead of it: its
+ * slot, and the ordered index's path to where it would go (walked while the
+ * slot loads, so that the two cache misses overlap), which with remember
+ * the ordered index keeps for that upsert (order_prefetch). For a key that
+ * is there, the walk was for nothing. Only reads what readers read, and
+ * may run beside them, but one caller at a time (the kept path is
+ * written). */
+void index_prefetch_upsert(struct index *ix, uint64_t hash, const void *key, size_t key_len,
+                           bool remember);
+
 /* Makes room for n more keys, in the slot array and the ordered index,
  * without allocating while they are added; KV_ENOMEM on failure. */
 int index_reserve(struct index *ix, size_t n);

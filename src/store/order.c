@@ -549,20 +549,24 @@ static size_t leaf_find(const struct leaf *l, const struct arena *a, uint32_t re
 
 /* ---- paths: the nodes from the root to a leaf, with each node's fences */
 
-struct path {
-    uint32_t node[ORDER_MAX_HEIGHT + 1];
-    uint16_t child[ORDER_MAX_HEIGHT + 1]; /* at level L >= 1: the child taken */
-    uint32_t lo[ORDER_MAX_HEIGHT + 1], hi[ORDER_MAX_HEIGHT + 1];
-};
+static void node_prefetch(const struct order_tree *t, uint32_t id)
+{
+    const uint8_t *p = (const uint8_t *)node(t, id);
+    for (size_t off = 0; off < NODE_BYTES; off += 64)
+        __builtin_prefetch(p + off);
+}
 
-/* Descends to the leaf where k belongs, framing the inner nodes on the way
- * that were built without hints. */
-static void descend(struct order_tree *t, const struct arena *a, struct key k, struct path *p)
+/* Descends to the leaf where k belongs; with frame, framing the inner nodes
+ * on the way that were built without hints (without, it only reads). Each
+ * node's lines are loaded at once, as soon as its id is known. */
+static void descend(struct order_tree *t, const struct arena *a, struct key k, struct order_path *p,
+                    bool frame)
 {
     uint32_t id = t->root, lo = 0, hi = 0;
+    node_prefetch(t, id);
     for (unsigned level = t->height; level > 0; level--) {
         struct inner *in = inner_of(t, id);
-        if (!in->h.framed)
+        if (frame && !in->h.framed)
             inner_frame(in, a, lo, hi);
         size_t c = inner_child(in, a, k);
         p->node[level] = id;
@@ -574,6 +578,7 @@ static void descend(struct order_tree *t, const struct arena *a, struct key k, s
         if (c < in->h.n)
             hi = in->sep[c];
         id = in->child[c];
+        node_prefetch(t, id);
     }
     p->node[0] = id;
     p->lo[0] = lo;
@@ -587,16 +592,9 @@ static size_t count_of(const struct order_tree *t, uint32_t id)
     return node(t, id)->n;
 }
 
-static void node_prefetch(const struct order_tree *t, uint32_t id)
-{
-    const uint8_t *p = (const uint8_t *)node(t, id);
-    for (size_t off = 0; off < NODE_BYTES; off += 64)
-        __builtin_prefetch(p + off);
-}
-
 /* The fences of child c of the inner node at level + 1 on p. */
-static void child_fences(const struct order_tree *t, const struct path *p, unsigned level, size_t c,
-                         uint32_t *lo, uint32_t *hi)
+static void child_fences(const struct order_tree *t, const struct order_path *p, unsigned level,
+                         size_t c, uint32_t *lo, uint32_t *hi)
 {
     const struct inner *parent = inner_of(t, p->node[level + 1]);
     *lo = c > 0 ? parent->sep[c - 1] : p->lo[level + 1];
@@ -726,7 +724,7 @@ static uint32_t inner_split(struct order_tree *t, struct inner *in, const struct
 
 /* Hands the separator sep and the new node right (after child c) to the
  * inner node at level of p, splitting upward as far as needed. */
-static void insert_upward(struct order_tree *t, const struct arena *a, struct path *p,
+static void insert_upward(struct order_tree *t, const struct arena *a, struct order_path *p,
                           unsigned level, uint32_t sep, bool owned, uint32_t right)
 {
     for (; level <= t->height; level++) {
@@ -904,8 +902,8 @@ static void inner_replace_sep(struct inner *in, size_t k, uint32_t sep, struct a
  * comes from. Both neighbours stay under the same parent, whose separator
  * between them changes (and with three, one is added).
  */
-static bool leaves_deal(struct order_tree *t, struct arena *a, struct path *p, size_t j, bool three,
-                        size_t i, uint32_t ref)
+static bool leaves_deal(struct order_tree *t, struct arena *a, struct order_path *p, size_t j,
+                        bool three, size_t i, uint32_t ref)
 {
     struct inner *parent = inner_of(t, p->node[1]);
     struct leaf *x = leaf_of(t, parent->child[j]), *y = leaf_of(t, parent->child[j + 1]);
@@ -948,8 +946,8 @@ static bool leaves_deal(struct order_tree *t, struct arena *a, struct path *p, s
 
 /* At an edge of the tree, a key beyond every other takes a new leaf of its
  * own beside the full leaf l, which stays full. */
-static void leaf_split_edge(struct order_tree *t, struct arena *a, struct path *p, struct leaf *l,
-                            bool right, uint32_t ref)
+static void leaf_split_edge(struct order_tree *t, struct arena *a, struct order_path *p,
+                            struct leaf *l, bool right, uint32_t ref)
 {
     uint32_t rid = node_alloc(t);
     struct leaf *r = leaf_of(t, rid);
@@ -975,7 +973,7 @@ static void leaf_split_edge(struct order_tree *t, struct arena *a, struct path *
 }
 
 /* Inserts ref at i of the full leaf at the foot of p. */
-static void leaf_insert_full(struct order_tree *t, struct arena *a, struct path *p, size_t i,
+static void leaf_insert_full(struct order_tree *t, struct arena *a, struct order_path *p, size_t i,
                              uint32_t ref)
 {
     struct leaf *l = leaf_of(t, p->node[0]);
@@ -1021,8 +1019,18 @@ void order_insert(struct order_tree *t, struct arena *a, uint32_t ref)
         leaf_frame(l, a, 0, 0);
         return;
     }
-    struct path p;
-    descend(t, a, k, &p);
+    struct order_path p;
+    if (t->ahead_valid && t->ahead_len == k.len && memcmp(t->ahead_key, k.p, k.len) == 0) {
+        p = t->ahead; /* order_prefetch's descent, which framed nothing */
+        for (unsigned level = t->height; level > 0; level--) {
+            struct inner *in = inner_of(t, p.node[level]);
+            if (!in->h.framed)
+                inner_frame(in, a, p.lo[level], p.hi[level]);
+        }
+    } else {
+        descend(t, a, k, &p, true);
+    }
+    t->ahead_valid = false;
     struct leaf *l = leaf_of(t, p.node[0]);
     if (!l->h.framed)
         leaf_frame(l, a, p.lo[0], p.hi[0]);
@@ -1031,6 +1039,28 @@ void order_insert(struct order_tree *t, struct arena *a, uint32_t ref)
         leaf_insert_at(l, i, ref, a);
     else
         leaf_insert_full(t, a, &p, i, ref);
+}
+
+void order_prefetch(struct order_tree *t, const struct arena *a, const void *key, size_t key_len,
+                    bool remember)
+{
+    if (!t->root)
+        return;
+    struct key k = {.p = key, .len = key_len};
+    remember = remember && key_len <= ORDER_AHEAD_KEY_MAX;
+    if (remember) {
+        descend(t, a, k, &t->ahead, false);
+        memcpy(t->ahead_key, key, key_len);
+        t->ahead_len = (uint16_t)key_len;
+        t->ahead_valid = true;
+        return;
+    }
+    uint32_t id = t->root;
+    for (unsigned level = t->height; level > 0; level--) {
+        const struct inner *in = inner_of(t, id);
+        id = in->child[inner_child(in, a, k)];
+        node_prefetch(t, id);
+    }
 }
 
 /* ---- removal */
@@ -1083,7 +1113,7 @@ static void inner_merge(struct inner *l, const struct inner *r, uint32_t sep, bo
 
 /* Gives the inner node at level, left without a separator, a child of a
  * sibling too full to merge with it, through their parent's separator. */
-static void rotate_into(struct order_tree *t, const struct arena *a, const struct path *p,
+static void rotate_into(struct order_tree *t, const struct arena *a, const struct order_path *p,
                         unsigned level)
 {
     struct inner *parent = inner_of(t, p->node[level + 1]);
@@ -1130,7 +1160,8 @@ static void rotate_into(struct order_tree *t, const struct arena *a, const struc
 /* The node at level (under its minimum) merges with a sibling when the two
  * fit; returns whether the parent lost a separator. An inner node left
  * without a separator that cannot merge takes a child from its sibling. */
-static bool merge_at(struct order_tree *t, struct arena *a, const struct path *p, unsigned level)
+static bool merge_at(struct order_tree *t, struct arena *a, const struct order_path *p,
+                     unsigned level)
 {
     struct inner *parent = inner_of(t, p->node[level + 1]);
     size_t c = p->child[level + 1];
@@ -1184,8 +1215,9 @@ bool order_remove(struct order_tree *t, struct arena *a, uint32_t ref)
     if (!ALWAYS(t->root))
         return false;
     struct key k = key_at(a, ref);
-    struct path p;
-    descend(t, a, k, &p);
+    struct order_path p;
+    t->ahead_valid = false;
+    descend(t, a, k, &p, true);
     bool kept = false;
     for (unsigned level = 1; level <= t->height; level++) {
         struct inner *in = inner_of(t, p.node[level]);

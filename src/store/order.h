@@ -21,6 +21,17 @@
 /* Keys a leaf holds at most. */
 #define ORDER_LEAF_KEYS 60
 
+/* Keys up to this long have their path kept by order_prefetch. */
+#define ORDER_AHEAD_KEY_MAX 64
+
+/* The nodes from the root to a leaf, with each node's fences (the
+ * separators around it in its parent; 0: none). */
+struct order_path {
+    uint32_t node[ORDER_MAX_HEIGHT + 1];
+    uint16_t child[ORDER_MAX_HEIGHT + 1]; /* at level L >= 1: the child taken */
+    uint32_t lo[ORDER_MAX_HEIGHT + 1], hi[ORDER_MAX_HEIGHT + 1];
+};
+
 struct order_tree {
     /* The node pool: chunks of fixed-size nodes addressed by 32-bit ids
      * (chunk in the high bits); id 0 means "none". */
@@ -37,6 +48,15 @@ struct order_tree {
      * to a sibling, split two leaves into three, split off a key beyond
      * every other at an edge (order.c). */
     uint64_t redistributions, splits3, edge_splits;
+    /* The path order_prefetch found to where ahead_key would go, for the
+     * order_insert of that key which follows it; any change to the tree
+     * forgets it. order_prefetch writes them holding only the read lock, so
+     * one caller at a time may (the store's committer); order_insert and
+     * order_remove use and forget them under the write lock. */
+    struct order_path ahead;
+    uint8_t ahead_key[ORDER_AHEAD_KEY_MAX];
+    uint16_t ahead_len;
+    bool ahead_valid;
 };
 
 int order_init(struct order_tree *t);
@@ -51,6 +71,15 @@ int order_reserve(struct order_tree *t, size_t inserts);
 /* Adds the entry at ref, whose key is not in the tree yet. The pool must
  * hold the room order_reserve(t, 1) makes. */
 void order_insert(struct order_tree *t, struct arena *a, uint32_t ref);
+
+/* Brings the nodes an insertion of key would change into the cache: reads
+ * the inner nodes down to its leaf and starts loading the leaf, so that an
+ * order_insert soon after finds them there. With remember, it also keeps
+ * the path, and an order_insert of key before any other change to the tree
+ * descends no more. It only reads the nodes, so readers may search the tree
+ * meanwhile, but one caller at a time (it writes the path it keeps). */
+void order_prefetch(struct order_tree *t, const struct arena *a, const void *key, size_t key_len,
+                    bool remember);
 
 /* Removes the entry at ref. Returns true when the tree keeps its key as a
  * separator between two nodes: the caller must then leave the entry in the

@@ -569,6 +569,65 @@ static void test_a_bulk_loaded_tree_reads_and_changes_like_a_built_one(void **st
     universe_free(&u);
 }
 
+/* An upsert after index_prefetch_upsert (which keeps the ordered index's
+ * path for the key's insertion) leaves the same tree as one without: also
+ * when another key is inserted or removed in between (the kept path is
+ * forgotten), when the prefetched key is not the one inserted, and on a
+ * bulk-loaded tree, whose nodes the kept path leaves to be framed. */
+static void test_an_insert_after_a_prefetch_keeps_the_order_whatever_came_between(void **state)
+{
+    (void)state;
+    struct universe u;
+    universe_init(&u, 30000, 33);
+    for (int bulk = 0; bulk < 2; bulk++) {
+        struct model m = {.u = &u, .present = calloc(u.n, sizeof(bool))};
+        uint64_t x = 5 + (uint64_t)bulk;
+        struct index ix;
+        assert_int_equal(index_init(&ix), 0);
+        if (bulk) {
+            for (size_t i = 0; i < u.n; i++)
+                if (rng(&x) % 2 == 0) {
+                    m.present[i] = true;
+                    m.count++;
+                }
+            bulk_load(&ix, &m, false);
+        }
+        for (int step = 0; step < 60000; step++) {
+            size_t i = rng(&x) % u.n;
+            assert_int_equal(index_reserve(&ix, 2), 0);
+            index_prefetch_upsert(&ix, index_hash(u.key[i], u.len[i]), u.key[i], u.len[i], true);
+            size_t other = rng(&x) % u.n;
+            switch (rng(&x) % 4) {
+            case 0: /* a change in between */
+                if (m.present[other])
+                    model_remove(&ix, &m, other);
+                else
+                    model_upsert(&ix, &m, other, (uint32_t)step);
+                model_upsert(&ix, &m, i, (uint32_t)step);
+                break;
+            case 1: /* another key than the one prefetched */
+                model_upsert(&ix, &m, other, (uint32_t)step);
+                break;
+            case 2: /* none, and then a removal */
+                model_remove(&ix, &m, other);
+                break;
+            default:
+                model_upsert(&ix, &m, i, (uint32_t)step);
+                break;
+            }
+            if (step % 7919 == 0) {
+                check_tree(&ix, &m);
+                check_some_ranges(&ix, &m, &x);
+            }
+        }
+        check_tree(&ix, &m);
+        check_range(&ix, &m, NULL, 0, false, u.n + 1);
+        index_destroy(&ix);
+        free(m.present);
+    }
+    universe_free(&u);
+}
+
 /* A key order that names an entry twice, a name no entry has, or not every
  * entry, is refused and leaves the ordered index empty; the right one is
  * taken. */
@@ -628,6 +687,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_churn_among_full_leaves_keeps_the_order),
         cmocka_unit_test(test_a_bulk_loaded_tree_reads_and_changes_like_a_built_one),
         cmocka_unit_test(test_a_key_order_that_does_not_match_the_keys_is_refused),
+        cmocka_unit_test(test_an_insert_after_a_prefetch_keeps_the_order_whatever_came_between),
     };
     return tu_run_tests(tests, argc, argv);
 }
