@@ -632,15 +632,14 @@ static int apply_round(kv_store *s, struct kv__unit *first)
             const kv_op *op = &u->ops[i];
             if (!r->written)
                 continue;
-            bool was_present = false;
-            if (r->sv.op == KV_OP_SET)
-                rc = kv__apply_set(s, r->hash, op->key, op->key_len, &r->loc, NULL, &was_present);
-            else if (r->sv.op == KV_OP_SETX)
-                rc = kv__apply_set(s, r->hash, op->key, op->key_len, &r->loc,
-                                   kv__payload_attrs(r->sv.data, r->sv.len, &attrs), &was_present);
-            if (r->sv.op == KV_OP_SET || r->sv.op == KV_OP_SETX)
+            if (r->sv.op == KV_OP_SET || r->sv.op == KV_OP_SETX) {
+                const struct kv_attrs *a = r->sv.op == KV_OP_SETX
+                                               ? kv__payload_attrs(r->sv.data, r->sv.len, &attrs)
+                                               : NULL;
+                bool was_present = false;
+                rc = kv__apply_set(s, r->hash, op->key, op->key_len, &r->loc, a, &was_present);
                 note_put(&s->commit, was_present);
-            else if (r->sv.op == KV_OP_META)
+            } else if (r->sv.op == KV_OP_META)
                 rc = kv__meta_apply(s, op->key, op->key_len, op->val, op->val_len, r->loc.seg,
                                     r->loc.off);
             else
