@@ -277,8 +277,16 @@ static void change_expiry(struct resp_tx *t, const char *key, size_t len, unsign
     uint64_t cur = 0;
     int rc = resp_tx_expiry(t, key, len, &cur);
     bool change = rc > 0 && (at != 0 ? flags_allow(flags, cur, at) : cur != 0);
-    if (change)
+    if (change) {
         rc = resp_tx_set_expiry(t, key, len, at);
+        if (rc == KV_ENOTFOUND) {
+            /* Gone between the read of its expiry and the read of its
+             * value: absent, as the later read says (the batch checks
+             * both, so a transaction runs again). */
+            change = false;
+            rc = 0;
+        }
+    }
     if (rc < 0)
         resp_reply_kv_error(out, rc);
     else
