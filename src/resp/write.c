@@ -60,10 +60,10 @@ struct tx_entry {
     size_t vlen;
     void *owned; /* the buffer val points into, when the view owns it */
     bool owned_kv;
-    uint64_t expire_at_ms; /* the written value's expiry (0 none) */
-    bool keep_expiry;      /* ... or the one the key has (KV_KEEP_EXPIRY) */
-    bool expiry_read;      /* the store's expiry was read: the batch checks it is unchanged */
-    bool base_expiring;    /* ... the key was there, with expiry base_expire_at_ms (0 none) */
+    uint64_t expire_at_ms;    /* the written value's expiry (0 none) */
+    bool keep_expiry;         /* ... or the one the key has (KV_KEEP_EXPIRY) */
+    bool expiry_read;         /* the store's expiry was read: the batch checks it is unchanged */
+    bool base_expiry_present; /* ... the key was there, with expiry base_expire_at_ms (0 none) */
     uint64_t base_expire_at_ms;
 };
 
@@ -281,7 +281,7 @@ int resp_tx_expiry(struct resp_tx *t, const char *key, size_t len, uint64_t *at_
             return 0;
         }
         e->expiry_read = true;
-        e->base_expiring = rc == 0;
+        e->base_expiry_present = rc == 0;
         e->base_expire_at_ms = rc == 0 ? st.expire_at_ms : 0;
     }
     *at_ms = e->base_expire_at_ms;
@@ -385,8 +385,8 @@ static int build_ops(struct resp_tx *t, kv_op **out, size_t *n_out)
             ops[k++] = (kv_op){.type = KV_WRITE_CHECK,
                                .key = e->key,
                                .key_len = e->len,
-                               .cond = e->base_expiring ? KV_IF_EXPIRY : KV_IF_ABSENT,
-                               .expire_at_ms = e->base_expiring ? e->base_expire_at_ms : 0};
+                               .cond = e->base_expiry_present ? KV_IF_EXPIRY : KV_IF_ABSENT,
+                               .expire_at_ms = e->base_expiry_present ? e->base_expire_at_ms : 0};
         }
         if (!e->read && !e->written)
             continue;

@@ -410,6 +410,20 @@ static size_t find_setx(const uint8_t *seg, size_t len, size_t *payload_at)
     return 0;
 }
 
+/* Flips mask into the byte back bytes before the trailer of the record at
+ * off in seg (the end of its value); with forge, writes the checksum that
+ * matches the damage, as if the record had been written so. */
+static void damage_record(uint8_t *seg, size_t off, size_t back, uint8_t mask, bool forge)
+{
+    struct record_header h;
+    assert_true(record_decode_header(seg + off, &h));
+    size_t end = off + record_size(h.key_len, h.val_len);
+    seg[end - RECORD_TRAILER_LEN - back] ^= mask;
+    if (forge)
+        put_u32(seg + end - RECORD_TRAILER_LEN,
+                record_crc_update(0, seg + off + 2, end - RECORD_TRAILER_LEN - off - 2));
+}
+
 /* A compressed record whose bytes are damaged reads as KV_ECORRUPT, never
  * as wrong bytes: when its checksum catches it, and when the damage comes
  * with a checksum that matches (the frame then does not decode to the
@@ -430,13 +444,7 @@ static void test_damaged_compressed_record_reads_as_corrupt(void **state)
         size_t len, payload;
         uint8_t *seg = tu_read_file(path, &len);
         size_t off = find_setx(seg, len, &payload);
-        struct record_header h;
-        assert_true(record_decode_header(seg + off, &h));
-        size_t end = off + record_size(h.key_len, h.val_len);
-        seg[end - RECORD_TRAILER_LEN - 3] ^= 0x5a; /* a byte of the frame */
-        if (forged)
-            put_u32(seg + end - RECORD_TRAILER_LEN,
-                    record_crc_update(0, seg + off + 2, end - RECORD_TRAILER_LEN - off - 2));
+        damage_record(seg, off, 3, 0x5a, forged); /* a byte of the frame */
         tu_write_file(path, seg, len);
         free(seg);
         free(path);
@@ -516,10 +524,7 @@ static void test_damaged_record_compressed_with_a_dictionary_reads_as_corrupt(vo
     assert_int_equal(h.key_len, 1);
     assert_true(seg[payload] & RECORD_ATTR_ZSTD);
     assert_int_equal(get_u32(seg + payload + 9), 1); /* dict_id: dict-1 */
-    size_t end = off + record_size(h.key_len, h.val_len);
-    seg[end - RECORD_TRAILER_LEN - 1] ^= 0x21;
-    put_u32(seg + end - RECORD_TRAILER_LEN,
-            record_crc_update(0, seg + off + 2, end - RECORD_TRAILER_LEN - off - 2));
+    damage_record(seg, off, 1, 0x21, true);
     tu_write_file(path, seg, len);
     free(seg);
     free(path);
@@ -575,10 +580,7 @@ static void test_damaged_dense_frame_reads_as_corrupt(void **state)
     assert_true(record_decode_header(seg + at.off, &h));
     size_t payload = at.off + RECORD_HEADER_LEN + h.key_len;
     assert_int_equal(seg[payload], RECORD_ATTR_ZSTD | RECORD_ATTR_MAGICLESS | RECORD_ATTR_DENSE);
-    size_t end = at.off + record_size(h.key_len, h.val_len);
-    seg[end - RECORD_TRAILER_LEN - 1] ^= 0x21; /* the frame's last byte */
-    put_u32(seg + end - RECORD_TRAILER_LEN,
-            record_crc_update(0, seg + at.off + 2, end - RECORD_TRAILER_LEN - at.off - 2));
+    damage_record(seg, at.off, 1, 0x21, true); /* the frame's last byte */
     tu_write_file(path, seg, len);
     free(seg);
     free(path);
