@@ -354,9 +354,19 @@ static void reply_put(struct vs_request *r, int rc, uint32_t etag)
     }
     char text[16];
     http_format_etag(etag, false, text, sizeof(text));
-    json_t *body = json_pack("{s:s%,s:s,s:I,s:s}", "key", r->key, r->key_len, "etag", text, "size",
-                             (json_int_t)size, "volume_id", blob_volume_id(r->app->store));
-    vs_reply_json(r, MHD_HTTP_CREATED, body);
+    const char *volume_id = blob_volume_id(r->app->store);
+    struct json_text body = {0};
+    json_text_raw(&body, "{", 1);
+    json_text_member(&body, "key");
+    json_text_string(&body, r->key, r->key_len);
+    json_text_member(&body, "etag");
+    json_text_string(&body, text, strlen(text));
+    json_text_member(&body, "size");
+    json_text_uint(&body, size);
+    json_text_member(&body, "volume_id");
+    json_text_string(&body, volume_id, strlen(volume_id));
+    json_text_raw(&body, "}", 1);
+    vs_reply_json_text(r, MHD_HTTP_CREATED, &body);
     add_etag_header(r, etag);
 }
 
@@ -442,8 +452,9 @@ static kv_range_opts list_range(const struct list_query *q)
 
 /* What a page of GET /blobs gathers from kv_range. */
 struct listing {
-    json_t *keys;
-    size_t limit; /* the page's keys; one more tells whether another page follows */
+    struct json_text keys; /* the page's keys, as JSON strings with commas between */
+    bool comma;            /* the next key goes after a comma */
+    size_t limit;          /* the page's keys; one more tells whether another page follows */
     size_t seen;
     bool more;  /* a key beyond the page exists */
     char *last; /* the page's last key */
@@ -472,7 +483,11 @@ static int list_one(const void *key, size_t key_len, const void *val, size_t val
      * cannot carry it, and no request of this API can name it: skip it. */
     if (!http_utf8_valid(key, key_len))
         return 0;
-    if (json_array_append_new(l->keys, json_stringn(key, key_len)) != 0)
+    if (l->comma)
+        json_text_raw(&l->keys, ",", 1);
+    json_text_string(&l->keys, key, key_len);
+    l->comma = true;
+    if (l->keys.failed)
         goto fail;
     return 0;
 fail:
@@ -554,25 +569,22 @@ static void set_next_after(struct vs_request *r, const struct listing *l)
 /* One page: a JSON array, and X-Next-After when more keys follow. */
 static void list_page(struct vs_request *r, const struct list_query *q)
 {
-    struct listing l = {.limit = q->limit, .keys = json_array()};
-    if (l.keys == NULL) {
-        vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
-        return;
-    }
+    struct listing l = {.limit = q->limit};
+    json_text_raw(&l.keys, "[", 1);
     kv_range_opts o = list_range(q);
     o.limit = q->limit + 1;
-    int rc = kv_range(blob_kv(r->app->store), &o, list_one, &l);
-    if (l.failed) {
+    int rc = l.keys.failed ? 0 : kv_range(blob_kv(r->app->store), &o, list_one, &l);
+    json_text_raw(&l.keys, "]", 1);
+    if (l.failed || l.keys.failed) {
         vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
     } else if (rc < 0) {
         vs_reply_store_error(r, rc);
     } else {
-        vs_reply_json(r, MHD_HTTP_OK, l.keys);
-        l.keys = NULL;
+        vs_reply_json_text(r, MHD_HTTP_OK, &l.keys);
         if (l.more && l.last != NULL)
             set_next_after(r, &l);
     }
-    json_decref(l.keys);
+    json_text_free(&l.keys);
     free(l.last);
 }
 
@@ -604,9 +616,11 @@ static void list_stream_free(void *cls)
  * failure of the store). */
 static int list_stream_fill(struct list_stream *ls)
 {
-    struct listing l = {.limit = KV_RANGE_PAGE, .keys = json_array()};
-    if (l.keys == NULL)
-        return -1;
+    /* The next piece of the array: "[" before the first page, the page's
+     * keys (after a comma when keys went before), "]" after the last. */
+    struct listing l = {.limit = KV_RANGE_PAGE, .comma = ls->any};
+    if (!ls->begun)
+        json_text_raw(&l.keys, "[", 1);
     kv_range_opts o = list_range(&ls->q);
     if (ls->last != NULL) {
         o.start = ls->last;
@@ -615,42 +629,18 @@ static int list_stream_fill(struct list_stream *ls)
     }
     o.limit = KV_RANGE_PAGE + 1;
     int rc = kv_range(ls->kv, &o, list_one, &l);
-    /* The page as JSON, "[k1,k2,...]", without a terminating zero: its
-     * inside goes on the array being sent. */
-    bool ok = rc >= 0 && !l.failed;
-    size_t dumped = ok ? json_dumpb(l.keys, NULL, 0, JSON_COMPACT) : 0;
-    char *items = dumped >= 2 ? malloc(dumped) : NULL;
-    ok = ok && items != NULL && json_dumpb(l.keys, items, dumped, JSON_COMPACT) == dumped;
-    json_decref(l.keys);
-    if (!ok) {
-        free(items);
+    if (!l.more)
+        json_text_raw(&l.keys, "]", 1);
+    if (rc < 0 || l.failed || l.keys.failed) {
+        json_text_free(&l.keys);
         free(l.last);
         return -1;
     }
-    size_t n = dumped - 2;
-    char *text = malloc(n + 3);
-    if (text == NULL) {
-        free(items);
-        free(l.last);
-        return -1;
-    }
-    size_t len = 0;
-    if (!ls->begun)
-        text[len++] = '[';
-    if (n > 0 && ls->any)
-        text[len++] = ',';
-    if (n > 0)
-        memcpy(text + len, items + 1, n);
-    len += n;
     ls->begun = true;
-    ls->any |= n > 0;
+    ls->any = l.comma;
     ls->ended = !l.more;
-    if (ls->ended)
-        text[len++] = ']';
-    free(items);
     free(ls->text);
-    ls->text = text;
-    ls->len = len;
+    ls->text = json_text_take(&l.keys, &ls->len);
     ls->off = 0;
     free(ls->last);
     ls->last = l.last;

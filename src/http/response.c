@@ -87,6 +87,17 @@ void vs_reply_json(struct vs_request *r, unsigned status, json_t *body)
     vs_reply_bytes(r, status, text, len, "application/json", free, text);
 }
 
+void vs_reply_json_text(struct vs_request *r, unsigned status, struct json_text *t)
+{
+    size_t len = 0;
+    char *text = json_text_take(t, &len);
+    if (text == NULL) {
+        set_response(r, status, NULL, 0);
+        return;
+    }
+    vs_reply_bytes(r, status, text, len, "application/json", free, text);
+}
+
 void vs_reply_error(struct vs_request *r, unsigned status, const char *fmt, ...)
 {
     char msg[512];

@@ -11,10 +11,15 @@
 #include <jansson.h>
 
 #include "http.h"
+#include "json_text.h"
 
 /* A JSON body (compact) with Content-Type application/json. Takes ownership
  * of body, even on failure. */
 void vs_reply_json(struct vs_request *r, unsigned status, json_t *body);
+
+/* The JSON text t holds, as for vs_reply_json; t is emptied, even on
+ * failure. */
+void vs_reply_json_text(struct vs_request *r, unsigned status, struct json_text *t);
 
 /* {"error": "<message>"}; the message is formatted (and bounded). */
 void vs_reply_error(struct vs_request *r, unsigned status, const char *fmt, ...)

@@ -337,7 +337,7 @@ class Blobs(ServerTestCase):
         self.assertEqual(self.get(key).body, b"w")
 
     def test_keys_in_json_are_escaped(self):
-        key = 'json/"quoted"\\ \x00\x01\x1f\x7f ü'
+        key = 'json/"quoted"\\ \x00\x01\x08\t\n\x0c\r\x1f\x7f ü'
         r = self.put(key, b"v")
         self.assertEqual(r.json()["key"], key)
         listed = self.server.request("GET", "/blobs?prefix=" + quote_key("json/")).json()

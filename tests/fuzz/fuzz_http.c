@@ -6,10 +6,14 @@
  * The first byte picks the blob size for Range; the rest is the text. Besides
  * not crashing (buffers are sized exactly, so ASan sees any overrun): decoding
  * never lengthens, encoding then decoding gives the bytes back, and a
- * satisfiable range lies within the blob.
+ * satisfiable range lies within the blob, and a key written as a JSON string
+ * (json_text.h) reads back through jansson as the same bytes.
  */
+#include <jansson.h>
+
 #include "fuzz_common.h"
 #include "http_parse.h"
+#include "json_text.h"
 
 static void check_percent(const char *text, size_t len)
 {
@@ -69,6 +73,28 @@ static void check_headers(const char *cstr, uint64_t size)
     (void)http_bearer_matches(cstr, "s3cr3t-token");
 }
 
+/* Keys are UTF-8 (the server refuses others): as a JSON string they read
+ * back whole, embedded zeros included. */
+static void check_json_string(const char *text, size_t len)
+{
+    if (!http_utf8_valid(text, len))
+        return;
+    struct json_text t = {0};
+    json_text_raw(&t, "[", 1);
+    json_text_string(&t, text, len);
+    json_text_raw(&t, "]", 1);
+    size_t n = 0;
+    char *buf = json_text_take(&t, &n);
+    FUZZ_CHECK(buf != NULL);
+    json_error_t err;
+    json_t *v = json_loadb(buf, n, JSON_ALLOW_NUL, &err);
+    FUZZ_CHECK(v != NULL && json_array_size(v) == 1);
+    json_t *s = json_array_get(v, 0);
+    FUZZ_CHECK(json_string_length(s) == len && memcmp(json_string_value(s), text, len) == 0);
+    json_decref(v);
+    free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -83,6 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_percent(text, len);
     check_query(text, len);
     check_headers(text, blob_size);
+    check_json_string(text, len);
     free(text);
     return 0;
 }
