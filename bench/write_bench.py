@@ -14,8 +14,13 @@ without the disk); and redis-server under redis-benchmark's SET of 100-byte
 values to keys drawn among 10,000. Between each volume-server run it reads
 /metrics before and after, so writes per fdatasync (puts over fsyncs) and the
 batch figures (writes per fdatasync histogram, wait for a batch) are the
-run's own. Medians over the rounds are reported; the slowest round's ratio to
-the median shows the steadiness. Before the first round, each server runs
+run's own. Each run also counts the CPU time, per request, of the server
+process (all its threads, from /proc) and of the client (wrk or
+redis-benchmark): with every writer in one fdatasync, a round lasts a sync
+plus the time every connection takes to be answered and send its next
+request, and on a machine the client shares that time is their CPU. Medians
+over the rounds are reported; the slowest round's ratio to the median shows
+the steadiness. Before the first round, each server runs
 once for --warmup seconds at the first connection count, not recorded: the
 first run after a long benchmark (Redis's as much as ours) is otherwise
 slower than the ones after it, whatever the server.
@@ -30,6 +35,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -101,6 +107,27 @@ def hist_quantile(h, q):
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid):
+    """User and system CPU seconds of a running process, all its threads."""
+    with open("/proc/%d/stat" % pid, encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def children_cpu_s():
+    """User and system CPU seconds of the children waited for so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def cpu_figures(row, requests, server_s, client_s):
+    """Adds CPU microseconds per request of the server and the client."""
+    if requests > 0:
+        row["server_cpu_us_per_request"] = server_s / requests * 1e6
+        row["client_cpu_us_per_request"] = client_s / requests * 1e6
 
 
 def parse_wrk(text):
@@ -153,7 +180,9 @@ def run_ours(build, tmp, sync_mode, clients, duration):
     vs = VolumeServer(build, tmp, sync_mode)
     try:
         before = metrics(vs.port)
+        server0, client0 = process_cpu_s(vs.proc.pid), children_cpu_s()
         (rate, p50, p99, errors, sock), cmd = wrk_put(vs.port, clients, duration)
+        server1, client1 = process_cpu_s(vs.proc.pid), children_cpu_s()
         after = metrics(vs.port)
     finally:
         vs.stop()
@@ -164,6 +193,7 @@ def run_ours(build, tmp, sync_mode, clients, duration):
            "errors": errors, "socket_errors": sock, "puts": puts, "fsyncs": syncs,
            "writes_per_sync": puts / syncs if syncs else None,
            "command": "SYNC_MODE=%s volume-server; %s" % (sync_mode, cmd)}
+    cpu_figures(row, puts, server1 - server0, client1 - client0)
     # The names /metrics gives them (the status page reads the same ones).
     for name, get in (("writes_per_sync_histogram", lambda m: m.get("writes_per_fsync")),
                       ("batch_wait_us_histogram",
@@ -200,7 +230,9 @@ def run_redis(tmp, clients, duration):
     cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "set", "-n", str(n),
            "-c", str(clients), "-d", str(SIZE), "-r", str(KEYS), "-P", "1", "-q", "--csv"]
     try:
+        server0, client0 = process_cpu_s(proc.pid), children_cpu_s()
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration * 10 + 60).stdout
+        server1, client1 = process_cpu_s(proc.pid), children_cpu_s()
     finally:
         subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "shutdown", "nosave"],
                        capture_output=True)
@@ -212,11 +244,13 @@ def run_redis(tmp, clients, duration):
     for line in out.splitlines():
         cells = [c.strip('"') for c in line.split(",")]
         if cells and cells[0] == "SET":
-            return {"engine": "redis", "workload": "set", "clients": clients,
-                    "requests_per_sec": float(cells[1]), "p50_ms": float(cells[4]),
-                    "p99_ms": float(cells[6]), "errors": 0,
-                    "command": "redis-server --appendonly yes --appendfsync always --save ''; "
-                               + " ".join(cmd[:3] + ["PORT"] + cmd[5:])}
+            row = {"engine": "redis", "workload": "set", "clients": clients,
+                   "requests_per_sec": float(cells[1]), "p50_ms": float(cells[4]),
+                   "p99_ms": float(cells[6]), "errors": 0,
+                   "command": "redis-server --appendonly yes --appendfsync always --save ''; "
+                              + " ".join(cmd[:3] + ["PORT"] + cmd[5:])}
+            cpu_figures(row, n, server1 - server0, client1 - client0)
+            return row
     raise RuntimeError("redis-benchmark printed no SET line:\n" + out)
 
 
@@ -231,6 +265,11 @@ def median_row(rows):
     wps = [r["writes_per_sync"] for r in rows if r.get("writes_per_sync")]
     if wps:
         row["median_writes_per_sync"] = statistics.median(wps)
+    for side in ("server", "client"):
+        cpu = [r["%s_cpu_us_per_request" % side] for r in rows
+               if r.get("%s_cpu_us_per_request" % side)]
+        if cpu:
+            row["median_%s_cpu_us" % side] = statistics.median(cpu)
     return row
 
 
@@ -284,6 +323,23 @@ def report(rows, args):
             fmt(wps, 1), "%.2f" % (wps / c) if wps else "—", wait_txt,
             ours["p50_ms"], ours["p99_ms"],
             "%.2f" % ours["worst_over_median"] if ours["worst_over_median"] else "—"))
+    lines += ["", "CPU time per request, µs (medians over the rounds): the server process, "
+              "all its threads, and the client that drove it (wrk for volume-server, "
+              "redis-benchmark for Redis).", "",
+              "| clients | durable: server / wrk | no fsync: server / wrk "
+              "| Redis: server / redis-benchmark |", "|---|---|---|---|"]
+
+    def cpu_cell(row):
+        if not row or "median_server_cpu_us" not in row:
+            return "—"
+        return "%.1f / %.1f" % (row["median_server_cpu_us"], row.get("median_client_cpu_us", 0))
+
+    for c in args.clients:
+        if ("volume-server", "always", c) not in med:
+            continue
+        lines.append("| %d | %s | %s | %s |" % (
+            c, cpu_cell(med.get(("volume-server", "always", c))),
+            cpu_cell(med.get(("volume-server", "none", c))), cpu_cell(med.get(("redis", None, c)))))
     lines += ["", "Targets (read off this run; nothing fails on a number):", "",
               "| target | measured | verdict |", "|---|---|---|"]
 
