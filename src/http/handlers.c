@@ -355,8 +355,8 @@ static void reply_put(struct vs_request *r, int rc, uint32_t etag)
     char text[16];
     http_format_etag(etag, false, text, sizeof(text));
     const char *volume_id = blob_volume_id(r->app->store);
-    struct json_text body = {0};
-    json_text_raw(&body, "{", 1);
+    struct growbuf body = {0};
+    growbuf_append(&body, "{", 1);
     json_text_member(&body, "key");
     json_text_string(&body, r->key, r->key_len);
     json_text_member(&body, "etag");
@@ -365,7 +365,7 @@ static void reply_put(struct vs_request *r, int rc, uint32_t etag)
     json_text_uint(&body, size);
     json_text_member(&body, "volume_id");
     json_text_string(&body, volume_id, strlen(volume_id));
-    json_text_raw(&body, "}", 1);
+    growbuf_append(&body, "}", 1);
     vs_reply_json_text(r, MHD_HTTP_CREATED, &body);
     add_etag_header(r, etag);
 }
@@ -452,9 +452,9 @@ static kv_range_opts list_range(const struct list_query *q)
 
 /* What a page of GET /blobs gathers from kv_range. */
 struct listing {
-    struct json_text keys; /* the page's keys, as JSON strings with commas between */
-    bool comma;            /* the next key goes after a comma */
-    size_t limit;          /* the page's keys; one more tells whether another page follows */
+    struct growbuf keys; /* the page's keys, as JSON strings with commas between */
+    bool comma;          /* the next key goes after a comma */
+    size_t limit;        /* the page's keys; one more tells whether another page follows */
     size_t seen;
     bool more;  /* a key beyond the page exists */
     char *last; /* the page's last key */
@@ -484,7 +484,7 @@ static int list_one(const void *key, size_t key_len, const void *val, size_t val
     if (!http_utf8_valid(key, key_len))
         return 0;
     if (l->comma)
-        json_text_raw(&l->keys, ",", 1);
+        growbuf_append(&l->keys, ",", 1);
     json_text_string(&l->keys, key, key_len);
     l->comma = true;
     if (l->keys.failed)
@@ -570,11 +570,11 @@ static void set_next_after(struct vs_request *r, const struct listing *l)
 static void list_page(struct vs_request *r, const struct list_query *q)
 {
     struct listing l = {.limit = q->limit};
-    json_text_raw(&l.keys, "[", 1);
+    growbuf_append(&l.keys, "[", 1);
     kv_range_opts o = list_range(q);
     o.limit = q->limit + 1;
     int rc = l.keys.failed ? 0 : kv_range(blob_kv(r->app->store), &o, list_one, &l);
-    json_text_raw(&l.keys, "]", 1);
+    growbuf_append(&l.keys, "]", 1);
     if (l.failed || l.keys.failed) {
         vs_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory");
     } else if (rc < 0) {
@@ -584,7 +584,7 @@ static void list_page(struct vs_request *r, const struct list_query *q)
         if (l.more && l.last != NULL)
             set_next_after(r, &l);
     }
-    json_text_free(&l.keys);
+    growbuf_free(&l.keys);
     free(l.last);
 }
 
@@ -620,7 +620,7 @@ static int list_stream_fill(struct list_stream *ls)
      * keys (after a comma when keys went before), "]" after the last. */
     struct listing l = {.limit = KV_RANGE_PAGE, .comma = ls->any};
     if (!ls->begun)
-        json_text_raw(&l.keys, "[", 1);
+        growbuf_append(&l.keys, "[", 1);
     kv_range_opts o = list_range(&ls->q);
     if (ls->last != NULL) {
         o.start = ls->last;
@@ -630,9 +630,9 @@ static int list_stream_fill(struct list_stream *ls)
     o.limit = KV_RANGE_PAGE + 1;
     int rc = kv_range(ls->kv, &o, list_one, &l);
     if (!l.more)
-        json_text_raw(&l.keys, "]", 1);
+        growbuf_append(&l.keys, "]", 1);
     if (rc < 0 || l.failed || l.keys.failed) {
-        json_text_free(&l.keys);
+        growbuf_free(&l.keys);
         free(l.last);
         return -1;
     }
@@ -640,7 +640,8 @@ static int list_stream_fill(struct list_stream *ls)
     ls->any = l.comma;
     ls->ended = !l.more;
     free(ls->text);
-    ls->text = json_text_take(&l.keys, &ls->len);
+    ls->text = l.keys.data; /* the stream takes the page's text */
+    ls->len = l.keys.len;
     ls->off = 0;
     free(ls->last);
     ls->last = l.last;

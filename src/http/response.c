@@ -87,14 +87,16 @@ void vs_reply_json(struct vs_request *r, unsigned status, json_t *body)
     vs_reply_bytes(r, status, text, len, "application/json", free, text);
 }
 
-void vs_reply_json_text(struct vs_request *r, unsigned status, struct json_text *t)
+void vs_reply_json_text(struct vs_request *r, unsigned status, struct growbuf *b)
 {
-    size_t len = 0;
-    char *text = json_text_take(t, &len);
+    char *text = b->failed ? NULL : b->data;
+    size_t len = b->len;
     if (text == NULL) {
+        growbuf_free(b);
         set_response(r, status, NULL, 0);
         return;
     }
+    *b = (struct growbuf){0};
     vs_reply_bytes(r, status, text, len, "application/json", free, text);
 }
 

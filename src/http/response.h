@@ -17,9 +17,9 @@
  * of body, even on failure. */
 void vs_reply_json(struct vs_request *r, unsigned status, json_t *body);
 
-/* The JSON text t holds, as for vs_reply_json; t is emptied, even on
- * failure. */
-void vs_reply_json_text(struct vs_request *r, unsigned status, struct json_text *t);
+/* The JSON text b holds (json_text.h), as for vs_reply_json; the response
+ * takes b's bytes, and b is left empty, even on failure. */
+void vs_reply_json_text(struct vs_request *r, unsigned status, struct growbuf *b);
 
 /* {"error": "<message>"}; the message is formatted (and bounded). */
 void vs_reply_error(struct vs_request *r, unsigned status, const char *fmt, ...)

@@ -76,7 +76,7 @@ int resp_set_expiry_option(const struct resp_ctx *c, size_t i, uint64_t now, str
 }
 
 /* Redis's error for a RESP_EXPIRY_ code of command name. */
-static void expiry_error(struct resp_buf *out, int code, const char *name)
+static void expiry_error(struct growbuf *out, int code, const char *name)
 {
     if (code == RESP_EXPIRY_SYNTAX)
         resp_error(out, "ERR syntax error");
@@ -97,7 +97,7 @@ static struct resp_ctx args_of(size_t argc, char **argv, const size_t *argl)
 
 /* The expiry of SETEX key seconds value or PSETEX key ms value into *at;
  * false after replying with Redis's error. */
-static bool setex_time(const struct resp_ctx *a, struct resp_buf *out, uint64_t *at)
+static bool setex_time(const struct resp_ctx *a, struct growbuf *out, uint64_t *at)
 {
     bool seconds = a->argl[0] == 5; /* SETEX, not PSETEX */
     const char *name = seconds ? "setex" : "psetex";
@@ -128,7 +128,7 @@ void cmd_setex(struct resp_ctx *c)
 void prog_setex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     struct resp_ctx a = args_of(argc, argv, argl);
-    struct resp_buf *out = resp_tx_out(t);
+    struct growbuf *out = resp_tx_out(t);
     uint64_t at = 0;
     if (!setex_time(&a, out, &at))
         return;
@@ -166,7 +166,7 @@ static int getex_option(const struct resp_ctx *c, uint64_t now, bool *persist, u
 void prog_getex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     struct resp_ctx a = args_of(argc, argv, argl);
-    struct resp_buf *out = resp_tx_out(t);
+    struct growbuf *out = resp_tx_out(t);
     bool persist;
     uint64_t at;
     int code = getex_option(&a, resp_unix_ms(), &persist, &at);
@@ -189,7 +189,7 @@ void prog_getex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
         return;
     }
     /* The value is copied before a write may free it. */
-    struct resp_buf reply = {0};
+    struct growbuf reply = {0};
     resp_bulk(&reply, val, len);
     uint64_t cur = 0;
     if (persist)
@@ -199,8 +199,8 @@ void prog_getex(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
     if (rc < 0)
         resp_reply_kv_error(out, rc);
     else
-        resp_buf_append(out, reply.data, reply.len);
-    resp_buf_free(&reply);
+        growbuf_append(out, reply.data, reply.len);
+    growbuf_free(&reply);
 }
 
 /* GETEX key alone is GET; with an option, the program. */
@@ -226,7 +226,7 @@ enum { EXPIRE_NX = 1, EXPIRE_XX = 2, EXPIRE_GT = 4, EXPIRE_LT = 8 };
 /* The flags of arguments 3 on (NX, XX, GT, LT) into *flags; false after
  * replying with Redis's error for one it does not know or a pair it does
  * not allow. */
-static bool expire_flags(const struct resp_ctx *c, struct resp_buf *out, unsigned *flags)
+static bool expire_flags(const struct resp_ctx *c, struct growbuf *out, unsigned *flags)
 {
     static const struct {
         const char *name;
@@ -273,7 +273,7 @@ static bool flags_allow(unsigned flags, uint64_t cur, uint64_t at)
 static void change_expiry(struct resp_tx *t, const char *key, size_t len, unsigned flags,
                           uint64_t at)
 {
-    struct resp_buf *out = resp_tx_out(t);
+    struct growbuf *out = resp_tx_out(t);
     uint64_t cur = 0;
     int rc = resp_tx_expiry(t, key, len, &cur);
     bool change = rc > 0 && (at != 0 ? flags_allow(flags, cur, at) : cur != 0);
@@ -297,7 +297,7 @@ static void change_expiry(struct resp_tx *t, const char *key, size_t len, unsign
 void prog_expire(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     struct resp_ctx a = args_of(argc, argv, argl);
-    struct resp_buf *out = resp_tx_out(t);
+    struct growbuf *out = resp_tx_out(t);
     bool seconds, at;
     expire_unit(argv[0], argl[0], &seconds, &at);
     const char *name = seconds ? (at ? "expireat" : "expire") : (at ? "pexpireat" : "pexpire");
@@ -323,7 +323,7 @@ void prog_persist(struct resp_tx *t, size_t argc, char **argv, const size_t *arg
     change_expiry(t, argv[1], argl[1], 0, 0);
 }
 
-void resp_reply_ttl(struct resp_buf *out, int present, uint64_t at_ms, bool seconds)
+void resp_reply_ttl(struct growbuf *out, int present, uint64_t at_ms, bool seconds)
 {
     long long ms = -2;
     if (present && at_ms == 0) {

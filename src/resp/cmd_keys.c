@@ -101,7 +101,7 @@ void cmd_strlen(struct resp_ctx *c)
 /* GETRANGE's reply: bytes start to end of val (len bytes, 0 when the key
  * is absent), by Redis's rules: negative offsets count from the end, both
  * are clamped, and an empty range is an empty string. */
-static void reply_range(struct resp_buf *out, const char *val, size_t len, long long start,
+static void reply_range(struct growbuf *out, const char *val, size_t len, long long start,
                         long long end)
 {
     long long n = (long long)len;
@@ -268,7 +268,7 @@ void resp_put_blind(struct resp_ctx *c, size_t val_arg, kv_cond cond, const stru
 
 void prog_set(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
-    struct resp_buf *out = resp_tx_out(t);
+    struct growbuf *out = resp_tx_out(t);
     struct set_opts o;
     const char *err = set_parse(argc, argv, argl, &o);
     if (err != NULL) {
@@ -283,7 +283,7 @@ void prog_set(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
         return;
     }
     /* The old value is copied before the write may free it. */
-    struct resp_buf reply = {0};
+    struct growbuf reply = {0};
     if (o.get) {
         if (rc == 1)
             resp_bulk(&reply, old, old_len);
@@ -297,15 +297,15 @@ void prog_set(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
         int wrc = resp_tx_put_expiring(t, argv[1], argl[1], argv[2], argl[2], false, o.ex.at_ms,
                                        o.ex.keep);
         if (wrc != 0) {
-            resp_buf_free(&reply);
+            growbuf_free(&reply);
             resp_reply_kv_error(out, wrc);
             return;
         }
         if (!o.get)
             resp_ok(&reply);
     }
-    resp_buf_append(out, reply.data, reply.len);
-    resp_buf_free(&reply);
+    growbuf_append(out, reply.data, reply.len);
+    growbuf_free(&reply);
 }
 
 /* DEL: one batch of deletes, as Redis runs it: atomically. The engine says
@@ -392,7 +392,7 @@ void prog_get(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 
 void prog_mget(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
-    struct resp_buf *out = resp_tx_out(t);
+    struct growbuf *out = resp_tx_out(t);
     resp_array(out, argc - 1);
     for (size_t i = 1; i < argc; i++) {
         const char *val = NULL;
@@ -535,7 +535,7 @@ static int on_key(const void *key, size_t len, const void *val, size_t val_len, 
     return list_push(l, key, len) ? 0 : KV_ENOMEM;
 }
 
-static void reply_keys(struct resp_buf *out, const struct key_list *l)
+static void reply_keys(struct growbuf *out, const struct key_list *l)
 {
     resp_array(out, l->n);
     for (size_t i = 0; i < l->n; i++)

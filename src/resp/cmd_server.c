@@ -200,7 +200,7 @@ void cmd_select(struct resp_ctx *c)
 /* ---- CLIENT */
 
 /* One line of CLIENT LIST for conn; the caller holds conn's loop lock. */
-static void client_line(struct resp_buf *b, const struct resp_conn *conn, uint64_t now_ms)
+static void client_line(struct growbuf *b, const struct resp_conn *conn, uint64_t now_ms)
 {
     char line[1024];
     unsigned last = atomic_load_explicit(&conn->last_cmd, memory_order_relaxed);
@@ -222,12 +222,12 @@ static void client_line(struct resp_buf *b, const struct resp_conn *conn, uint64
         qbuf + qbuf_free + omem, last > 0 ? resp_commands[last - 1].name : "NULL", conn->proto,
         conn->lib_name ? conn->lib_name : "", conn->lib_ver ? conn->lib_ver : "");
     if (n > 0)
-        resp_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+        growbuf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 static void client_list(struct resp_ctx *c)
 {
-    struct resp_buf text = {0};
+    struct growbuf text = {0};
     uint64_t now = resp_mono_ms();
     /* Every loop's connections, each list read under its loop's lock. The
      * numbers that the owning thread changes without the lock are a
@@ -240,7 +240,7 @@ static void client_list(struct resp_ctx *c)
         pthread_mutex_unlock(&loop->lock);
     }
     resp_verbatim(c->out, c->proto, text.data ? text.data : "", text.len);
-    resp_buf_free(&text);
+    growbuf_free(&text);
 }
 
 void cmd_client(struct resp_ctx *c)
@@ -277,12 +277,12 @@ void cmd_client(struct resp_ctx *c)
     } else if (resp_arg_is(c, 1, "LIST")) {
         client_list(c);
     } else if (resp_arg_is(c, 1, "INFO") && c->argc == 2) {
-        struct resp_buf text = {0};
+        struct growbuf text = {0};
         pthread_mutex_lock(&conn->loop->lock);
         client_line(&text, conn, resp_mono_ms());
         pthread_mutex_unlock(&conn->loop->lock);
         resp_verbatim(c->out, c->proto, text.data ? text.data : "", text.len);
-        resp_buf_free(&text);
+        growbuf_free(&text);
     } else if ((resp_arg_is(c, 1, "NO-EVICT") || resp_arg_is(c, 1, "NO-TOUCH")) && c->argc == 3) {
         resp_ok(c->out);
     } else {
@@ -295,7 +295,7 @@ void cmd_client(struct resp_ctx *c)
 
 /* ---- COMMAND */
 
-static void command_flags(struct resp_buf *b, int proto, unsigned flags)
+static void command_flags(struct growbuf *b, int proto, unsigned flags)
 {
     const char *names[5];
     size_t n = 0;
@@ -316,7 +316,7 @@ static void command_flags(struct resp_buf *b, int proto, unsigned flags)
 
 /* Redis 7's ten fields: name, arity, flags, first key, last key, step, ACL
  * categories, tips, key specifications, subcommands. */
-static void command_info(struct resp_buf *b, int proto, const struct resp_command *cmd)
+static void command_info(struct growbuf *b, int proto, const struct resp_command *cmd)
 {
     resp_array(b, 10);
     resp_bulk_str(b, cmd->name);
@@ -331,7 +331,7 @@ static void command_info(struct resp_buf *b, int proto, const struct resp_comman
     resp_array(b, 0);
 }
 
-static void command_docs_one(struct resp_buf *b, int proto, const struct resp_command *cmd)
+static void command_docs_one(struct growbuf *b, int proto, const struct resp_command *cmd)
 {
     resp_bulk_str(b, cmd->name);
     resp_map(b, proto, 3);

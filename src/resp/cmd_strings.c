@@ -136,7 +136,7 @@ void prog_setnx(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 void prog_getset(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
-    struct resp_buf *out = resp_tx_out(t);
+    struct growbuf *out = resp_tx_out(t);
     const char *val = NULL;
     size_t len = 0;
     int rc = resp_tx_get(t, argv[1], argl[1], &val, &len);
@@ -160,7 +160,7 @@ void prog_getset(struct resp_tx *t, size_t argc, char **argv, const size_t *argl
 void prog_getdel(struct resp_tx *t, size_t argc, char **argv, const size_t *argl)
 {
     (void)argc;
-    struct resp_buf *out = resp_tx_out(t);
+    struct growbuf *out = resp_tx_out(t);
     const char *val = NULL;
     size_t len = 0;
     int rc = resp_tx_get(t, argv[1], argl[1], &val, &len);
@@ -184,7 +184,7 @@ void prog_getdel(struct resp_tx *t, size_t argc, char **argv, const size_t *argl
 /* The number stored under key plus delta, written back; Redis's errors. */
 static void incr_by(struct resp_tx *t, const char *key, size_t key_len, long long delta)
 {
-    struct resp_buf *out = resp_tx_out(t);
+    struct growbuf *out = resp_tx_out(t);
     const char *val = NULL;
     size_t len = 0;
     long long v = 0;

@@ -155,7 +155,7 @@ bool resp_arg_ll(const struct resp_ctx *c, size_t i, long long *out)
     return i < c->argc && resp_parse_ll(c->argv[i], c->argl[i], out);
 }
 
-void resp_reply_kv_error(struct resp_buf *out, int rc)
+void resp_reply_kv_error(struct growbuf *out, int rc)
 {
     switch (rc) {
     case KV_EINVAL:
@@ -191,7 +191,7 @@ void resp_reply_syntax(struct resp_ctx *c)
 
 /* Redis's reply to an unknown command: its name and the start of its
  * arguments, quoted. */
-static void reply_unknown(struct resp_buf *out, size_t argc, char **argv, size_t *argl)
+static void reply_unknown(struct growbuf *out, size_t argc, char **argv, size_t *argl)
 {
     char msg[512];
     int n = snprintf(msg, sizeof(msg), "ERR unknown command '%.*s', with args beginning with: ",
@@ -253,7 +253,7 @@ bool resp_dispatch(struct resp_conn *conn, size_t argc, char **argv, size_t *arg
     if (conn->n_pending > 0 && (cmd == NULL || !(cmd->flags & CMD_WRITE) || (cmd->flags & CMD_RMW)))
         return false;
     size_t index = cmd != NULL ? (size_t)(cmd - resp_commands) : VS_CMD_MAX;
-    struct resp_buf queued = {0};
+    struct growbuf queued = {0};
     bool behind = conn->n_pending > 0;
     struct resp_ctx c = {.srv = srv,
                          .conn = conn,
@@ -282,7 +282,7 @@ bool resp_dispatch(struct resp_conn *conn, size_t argc, char **argv, size_t *arg
         if (queued.len > 0)
             resp_queue_answered(conn, &queued, index);
         else
-            resp_buf_free(&queued);
+            growbuf_free(&queued);
     } else if (!deferred && cmd != NULL) {
         bool failed = c.out->len > before && c.out->data[before] == '-';
         vs_cmd_count(conn->loop->stats, index, (uv_hrtime() - conn->cmd_start_ns) / 1000u, failed);

@@ -64,7 +64,7 @@ void resp_pending_free(struct resp_pending *p)
 {
     if (p == NULL)
         return;
-    resp_buf_free(&p->reply);
+    growbuf_free(&p->reply);
     resp_tx_free(p->tx);
     free(p->ops);
     free(p);
@@ -118,8 +118,8 @@ static void conn_free(struct resp_conn *conn)
     }
     resp_multi_reset(conn);
     resp_parser_free(&conn->parser);
-    resp_buf_free(&conn->out);
-    resp_buf_free(&conn->sending);
+    growbuf_free(&conn->out);
+    growbuf_free(&conn->sending);
     resize_input(conn, 0);
     free(conn->name);
     free(conn->lib_name);
@@ -395,7 +395,7 @@ static void protocol_error(struct resp_conn *conn, const char *msg)
            conn->addr, msg);
     if (conn->n_pending > 0) {
         /* After the replies of the commands before it. */
-        struct resp_buf reply = {0};
+        struct growbuf reply = {0};
         resp_error(&reply, msg);
         resp_queue_answered(conn, &reply, VS_CMD_MAX);
     } else {
@@ -473,7 +473,7 @@ static void on_written(uv_write_t *req, int status)
                               memory_order_relaxed);
     conn->sending.len = 0;
     if (conn->sending.cap > BUF_KEEP)
-        resp_buf_free(&conn->sending);
+        growbuf_free(&conn->sending);
     if (status < 0 || conn->closing) {
         conn_close(conn);
         return;
@@ -503,7 +503,7 @@ static void conn_flush(struct resp_conn *conn)
             conn_close(conn);
         return;
     }
-    struct resp_buf t = conn->sending;
+    struct growbuf t = conn->sending;
     conn->sending = conn->out;
     conn->out = t;
     conn->out.len = 0;
@@ -518,11 +518,11 @@ static void conn_flush(struct resp_conn *conn)
 
 /* ---- deferred commands */
 
-void resp_queue_answered(struct resp_conn *conn, struct resp_buf *reply, size_t cmd)
+void resp_queue_answered(struct resp_conn *conn, struct growbuf *reply, size_t cmd)
 {
     struct resp_pending *p = calloc(1, sizeof(*p));
     if (p == NULL) {
-        resp_buf_free(reply);
+        growbuf_free(reply);
         conn->close_after_write = true; /* the order can no longer be kept */
         return;
     }
@@ -663,7 +663,7 @@ static void emit_done(struct resp_conn *conn)
             resp_error(&conn->out, "ERR out of memory");
             failed = true;
         } else {
-            resp_buf_append(&conn->out, p->reply.data, p->reply.len);
+            growbuf_append(&conn->out, p->reply.data, p->reply.len);
         }
         vs_cmd_count(loop->stats, p->cmd, (now - p->start_ns) / 1000u, failed);
         resp_pending_free(p);

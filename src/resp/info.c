@@ -20,9 +20,9 @@
 
 #define REDIS_COMPAT_VERSION "7.0.0"
 
-static void add(struct resp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct growbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void add(struct resp_buf *b, const char *fmt, ...)
+static void add(struct growbuf *b, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -30,10 +30,10 @@ static void add(struct resp_buf *b, const char *fmt, ...)
     int n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     if (n > 0)
-        resp_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+        growbuf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-static void section_server(struct resp_buf *b, struct resp_server *srv)
+static void section_server(struct growbuf *b, struct resp_server *srv)
 {
     struct utsname u;
     if (uname(&u) != 0)
@@ -49,7 +49,7 @@ static void section_server(struct resp_buf *b, struct resp_server *srv)
         (unsigned long long)up, (unsigned long long)(up / 86400u), blob_volume_id(srv->app->store));
 }
 
-static void section_clients(struct resp_buf *b, struct resp_server *srv)
+static void section_clients(struct growbuf *b, struct resp_server *srv)
 {
     add(b,
         "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%u\r\nblocked_clients:0\r\n"
@@ -84,7 +84,7 @@ static void resident(uint64_t *rss, uint64_t *anon)
     fclose(f);
 }
 
-static void section_memory(struct resp_buf *b, const kv_stats *st)
+static void section_memory(struct growbuf *b, const kv_stats *st)
 {
     uint64_t rss = 0, anon = 0;
     resident(&rss, &anon);
@@ -94,7 +94,7 @@ static void section_memory(struct resp_buf *b, const kv_stats *st)
         (unsigned long long)anon, (unsigned long long)rss, (unsigned long long)st->index_bytes);
 }
 
-static void section_persistence(struct resp_buf *b, struct resp_server *srv, const kv_stats *st)
+static void section_persistence(struct growbuf *b, struct resp_server *srv, const kv_stats *st)
 {
     add(b,
         "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:%llu\r\n"
@@ -109,7 +109,7 @@ static void section_persistence(struct resp_buf *b, struct resp_server *srv, con
         config_sync_mode_name(srv->cfg->sync_mode));
 }
 
-static void section_stats(struct resp_buf *b, struct resp_server *srv)
+static void section_stats(struct growbuf *b, struct resp_server *srv)
 {
     struct vs_resp_counters *r = &srv->app->resp;
     struct vs_cmd_total total;
@@ -134,7 +134,7 @@ static void section_stats(struct resp_buf *b, struct resp_server *srv)
  * master_link_status, connected_slaves, slaveN), then this server's own:
  * the history id, positions as segment:offset, lag and acknowledgements,
  * as /metrics gives them. */
-static void section_replication(struct resp_buf *b, struct resp_server *srv)
+static void section_replication(struct growbuf *b, struct resp_server *srv)
 {
     struct repl *rp = srv->app->repl;
     if (rp == NULL) {
@@ -172,7 +172,7 @@ static void section_replication(struct resp_buf *b, struct resp_server *srv)
         (unsigned long long)f.acks_timed_out, (unsigned long long)f.full_resyncs);
 }
 
-static void section_cpu(struct resp_buf *b)
+static void section_cpu(struct growbuf *b)
 {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0)
@@ -182,7 +182,7 @@ static void section_cpu(struct resp_buf *b)
         (long)ru.ru_utime.tv_usec);
 }
 
-static void section_commandstats(struct resp_buf *b, struct resp_server *srv)
+static void section_commandstats(struct growbuf *b, struct resp_server *srv)
 {
     const struct vs_cmd_table *t = &srv->app->resp_commands;
     add(b, "# Commandstats\r\n");
@@ -200,7 +200,7 @@ static void section_commandstats(struct resp_buf *b, struct resp_server *srv)
     add(b, "\r\n");
 }
 
-static void section_latencystats(struct resp_buf *b, struct resp_server *srv)
+static void section_latencystats(struct growbuf *b, struct resp_server *srv)
 {
     const struct vs_cmd_table *t = &srv->app->resp_commands;
     add(b, "# Latencystats\r\n");
@@ -219,7 +219,7 @@ static void section_latencystats(struct resp_buf *b, struct resp_server *srv)
 
 /* Every figure of the engine (kv_stats), by its field name: what
  * `kvstore --connect` reads for its stats command. */
-static void section_kvstore(struct resp_buf *b, const kv_stats *st)
+static void section_kvstore(struct growbuf *b, const kv_stats *st)
 {
     add(b,
         "# Kvstore\r\nkeys:%llu\r\nsegments:%llu\r\ndisk_bytes:%llu\r\nlive_bytes:%llu\r\n"
@@ -248,7 +248,7 @@ static void section_kvstore(struct resp_buf *b, const kv_stats *st)
         st->read_only ? 1 : 0);
 }
 
-static void section_keyspace(struct resp_buf *b, const kv_stats *st)
+static void section_keyspace(struct growbuf *b, const kv_stats *st)
 {
     add(b, "# Keyspace\r\n");
     if (st->keys > 0)
@@ -312,7 +312,7 @@ void resp_info(struct resp_ctx *c)
         resp_reply_kv_error(c->out, rc);
         return;
     }
-    struct resp_buf b = {0};
+    struct growbuf b = {0};
     if (want & S_SERVER)
         section_server(&b, srv);
     if (want & S_CLIENTS)
@@ -339,7 +339,7 @@ void resp_info(struct resp_ctx *c)
     if (b.len >= 2)
         b.len -= 2;
     resp_verbatim(c->out, c->proto, b.data ? b.data : "", b.len);
-    resp_buf_free(&b);
+    growbuf_free(&b);
 }
 
 void cmd_info(struct resp_ctx *c)

@@ -16,62 +16,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the buffer */
-
-void resp_buf_free(struct resp_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
-bool resp_buf_reserve(struct resp_buf *b, size_t n)
-{
-    if (b->failed)
-        return false;
-    if (b->cap - b->len >= n)
-        return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < n) {
-        if (cap > SIZE_MAX / 2) {
-            b->failed = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *grown = realloc(b->data, cap);
-    if (grown == NULL) {
-        b->failed = true;
-        return false;
-    }
-    b->data = grown;
-    b->cap = cap;
-    return true;
-}
-
-void resp_buf_append(struct resp_buf *b, const void *data, size_t n)
-{
-    if (n == 0 || !resp_buf_reserve(b, n))
-        return;
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-}
-
 /* ---- the writer */
 
 /* Appends a type byte, a number and CRLF: "*3\r\n", ":-1\r\n". */
-static void header(struct resp_buf *b, char type, long long v)
+static void header(struct growbuf *b, char type, long long v)
 {
     char tmp[32];
     int n = snprintf(tmp, sizeof(tmp), "%c%lld\r\n", type, v);
-    resp_buf_append(b, tmp, (size_t)n);
+    growbuf_append(b, tmp, (size_t)n);
 }
 
 /* Appends type, s with any CR or LF turned into a space (a simple string
  * or an error cannot hold them), and CRLF. */
-static void line(struct resp_buf *b, char type, const char *s, size_t len)
+static void line(struct growbuf *b, char type, const char *s, size_t len)
 {
-    if (!resp_buf_reserve(b, len + 3))
+    if (!growbuf_reserve(b, len + 3))
         return;
     b->data[b->len++] = type;
     for (size_t i = 0; i < len; i++)
@@ -80,22 +39,22 @@ static void line(struct resp_buf *b, char type, const char *s, size_t len)
     b->data[b->len++] = '\n';
 }
 
-void resp_simple(struct resp_buf *b, const char *s)
+void resp_simple(struct growbuf *b, const char *s)
 {
     line(b, '+', s, strlen(s));
 }
 
-void resp_ok(struct resp_buf *b)
+void resp_ok(struct growbuf *b)
 {
-    resp_buf_append(b, "+OK\r\n", 5);
+    growbuf_append(b, "+OK\r\n", 5);
 }
 
-void resp_error(struct resp_buf *b, const char *msg)
+void resp_error(struct growbuf *b, const char *msg)
 {
     line(b, '-', msg, strlen(msg));
 }
 
-void resp_errorf(struct resp_buf *b, const char *fmt, ...)
+void resp_errorf(struct growbuf *b, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -105,15 +64,15 @@ void resp_errorf(struct resp_buf *b, const char *fmt, ...)
     resp_error(b, msg);
 }
 
-void resp_int(struct resp_buf *b, long long v)
+void resp_int(struct growbuf *b, long long v)
 {
     header(b, ':', v);
 }
 
-void resp_bulk(struct resp_buf *b, const void *data, size_t len)
+void resp_bulk(struct growbuf *b, const void *data, size_t len)
 {
     header(b, '$', (long long)len);
-    if (!resp_buf_reserve(b, len + 2))
+    if (!growbuf_reserve(b, len + 2))
         return;
     if (len > 0)
         memcpy(b->data + b->len, data, len);
@@ -122,40 +81,40 @@ void resp_bulk(struct resp_buf *b, const void *data, size_t len)
     b->data[b->len++] = '\n';
 }
 
-void resp_bulk_str(struct resp_buf *b, const char *s)
+void resp_bulk_str(struct growbuf *b, const char *s)
 {
     resp_bulk(b, s, strlen(s));
 }
 
-void resp_bulk_u64(struct resp_buf *b, uint64_t v)
+void resp_bulk_u64(struct growbuf *b, uint64_t v)
 {
     char tmp[24];
     int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
     resp_bulk(b, tmp, (size_t)n);
 }
 
-void resp_null(struct resp_buf *b, int proto)
+void resp_null(struct growbuf *b, int proto)
 {
     if (proto == RESP3)
-        resp_buf_append(b, "_\r\n", 3);
+        growbuf_append(b, "_\r\n", 3);
     else
-        resp_buf_append(b, "$-1\r\n", 5);
+        growbuf_append(b, "$-1\r\n", 5);
 }
 
-void resp_null_array(struct resp_buf *b, int proto)
+void resp_null_array(struct growbuf *b, int proto)
 {
     if (proto == RESP3)
-        resp_buf_append(b, "_\r\n", 3);
+        growbuf_append(b, "_\r\n", 3);
     else
-        resp_buf_append(b, "*-1\r\n", 5);
+        growbuf_append(b, "*-1\r\n", 5);
 }
 
-void resp_array(struct resp_buf *b, size_t n)
+void resp_array(struct growbuf *b, size_t n)
 {
     header(b, '*', (long long)n);
 }
 
-void resp_map(struct resp_buf *b, int proto, size_t n)
+void resp_map(struct growbuf *b, int proto, size_t n)
 {
     if (proto == RESP3)
         header(b, '%', (long long)n);
@@ -163,29 +122,29 @@ void resp_map(struct resp_buf *b, int proto, size_t n)
         header(b, '*', 2 * (long long)n);
 }
 
-void resp_set(struct resp_buf *b, int proto, size_t n)
+void resp_set(struct growbuf *b, int proto, size_t n)
 {
     header(b, proto == RESP3 ? '~' : '*', (long long)n);
 }
 
-void resp_bool(struct resp_buf *b, int proto, bool v)
+void resp_bool(struct growbuf *b, int proto, bool v)
 {
     if (proto == RESP3)
-        resp_buf_append(b, v ? "#t\r\n" : "#f\r\n", 4);
+        growbuf_append(b, v ? "#t\r\n" : "#f\r\n", 4);
     else
         resp_int(b, v ? 1 : 0);
 }
 
-void resp_verbatim(struct resp_buf *b, int proto, const char *text, size_t len)
+void resp_verbatim(struct growbuf *b, int proto, const char *text, size_t len)
 {
     if (proto != RESP3) {
         resp_bulk(b, text, len);
         return;
     }
     header(b, '=', (long long)len + 4);
-    resp_buf_append(b, "txt:", 4);
-    resp_buf_append(b, text, len);
-    resp_buf_append(b, "\r\n", 2);
+    growbuf_append(b, "txt:", 4);
+    growbuf_append(b, text, len);
+    growbuf_append(b, "\r\n", 2);
 }
 
 /* ---- the parser */

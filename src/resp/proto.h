@@ -15,41 +15,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "growbuf.h"
+
 /* ---- replies */
 
-/* A growing byte buffer. Appends never fail visibly: a failed allocation
- * sets failed, and the connection that owns the buffer is closed. */
-struct resp_buf {
-    char *data;
-    size_t len, cap;
-    bool failed;
-};
-
-void resp_buf_free(struct resp_buf *b);
-/* Makes room for n more bytes; false (and failed) when memory runs out. */
-bool resp_buf_reserve(struct resp_buf *b, size_t n);
-void resp_buf_append(struct resp_buf *b, const void *data, size_t n);
+/* Replies are written into a struct growbuf (growbuf.h): a failed
+ * allocation sets its failed flag, and the connection that owns it is
+ * closed. */
 
 /* RESP versions a connection speaks (HELLO). */
 enum { RESP2 = 2, RESP3 = 3 };
 
-void resp_simple(struct resp_buf *b, const char *s);  /* +s */
-void resp_ok(struct resp_buf *b);                     /* +OK */
-void resp_error(struct resp_buf *b, const char *msg); /* -msg: "ERR ...", "NOAUTH ..." */
-void resp_errorf(struct resp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void resp_int(struct resp_buf *b, long long v); /* :v */
-void resp_bulk(struct resp_buf *b, const void *data, size_t len);
-void resp_bulk_str(struct resp_buf *b, const char *s);
-void resp_bulk_u64(struct resp_buf *b, uint64_t v);     /* a number as a bulk string */
-void resp_null(struct resp_buf *b, int proto);          /* $-1 or _ */
-void resp_null_array(struct resp_buf *b, int proto);    /* *-1 or _ */
-void resp_array(struct resp_buf *b, size_t n);          /* *n, n elements follow */
-void resp_map(struct resp_buf *b, int proto, size_t n); /* %n, or *2n in RESP2 */
-void resp_set(struct resp_buf *b, int proto, size_t n); /* ~n, or *n in RESP2 */
-void resp_bool(struct resp_buf *b, int proto, bool v);  /* #t/#f, or :1/:0 */
+void resp_simple(struct growbuf *b, const char *s);  /* +s */
+void resp_ok(struct growbuf *b);                     /* +OK */
+void resp_error(struct growbuf *b, const char *msg); /* -msg: "ERR ...", "NOAUTH ..." */
+void resp_errorf(struct growbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void resp_int(struct growbuf *b, long long v); /* :v */
+void resp_bulk(struct growbuf *b, const void *data, size_t len);
+void resp_bulk_str(struct growbuf *b, const char *s);
+void resp_bulk_u64(struct growbuf *b, uint64_t v);     /* a number as a bulk string */
+void resp_null(struct growbuf *b, int proto);          /* $-1 or _ */
+void resp_null_array(struct growbuf *b, int proto);    /* *-1 or _ */
+void resp_array(struct growbuf *b, size_t n);          /* *n, n elements follow */
+void resp_map(struct growbuf *b, int proto, size_t n); /* %n, or *2n in RESP2 */
+void resp_set(struct growbuf *b, int proto, size_t n); /* ~n, or *n in RESP2 */
+void resp_bool(struct growbuf *b, int proto, bool v);  /* #t/#f, or :1/:0 */
 /* Text for people (INFO, CLIENT LIST): a verbatim string "txt" in RESP3, a
  * bulk string in RESP2. */
-void resp_verbatim(struct resp_buf *b, int proto, const char *text, size_t len);
+void resp_verbatim(struct growbuf *b, int proto, const char *text, size_t len);
 
 /* ---- commands */
 

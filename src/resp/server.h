@@ -116,8 +116,8 @@ struct resp_conn {
     uint64_t cmd_start_ns;
 
     /* output */
-    struct resp_buf out;     /* replies not yet handed to the socket */
-    struct resp_buf sending; /* the bytes of the write in progress */
+    struct growbuf out;     /* replies not yet handed to the socket */
+    struct growbuf sending; /* the bytes of the write in progress */
     uv_write_t wreq;
     bool writing;
 
@@ -149,7 +149,7 @@ struct resp_pending {
     struct resp_server *srv;
     struct vs_job job;
     void (*run)(struct resp_pending *p); /* a job: the work on the pool, fills reply */
-    struct resp_buf reply;
+    struct growbuf reply;
     int proto;
     size_t cmd;
     uint64_t start_ns;
@@ -197,7 +197,7 @@ struct resp_ctx {
     size_t argc;
     char **argv; /* argv[i] is argl[i] bytes, not NUL-terminated */
     size_t *argl;
-    struct resp_buf *out; /* where the reply goes */
+    struct growbuf *out; /* where the reply goes */
     int proto;
 };
 
@@ -236,7 +236,7 @@ void resp_conn_accept(struct resp_loop *loop);
 /* Appends an answered command (its reply taken from *reply) to conn's
  * queue, behind the pending ones, so that its reply keeps its place; cmd is
  * its index for the statistics (VS_CMD_MAX: none). */
-void resp_queue_answered(struct resp_conn *conn, struct resp_buf *reply, size_t cmd);
+void resp_queue_answered(struct resp_conn *conn, struct growbuf *reply, size_t cmd);
 /* Moves finished deferred commands of the loop into their connections. */
 void resp_loop_collect(struct resp_loop *loop);
 /* The loop's connections close: idle ones (tick) or all (stop). */
@@ -307,7 +307,7 @@ int resp_tx_expiry(struct resp_tx *t, const char *key, size_t len, uint64_t *at_
  * key, as in Redis. Returns 0 or a KV_E... code. */
 int resp_tx_set_expiry(struct resp_tx *t, const char *key, size_t len, uint64_t at_ms);
 /* Where the command's reply goes, and the protocol of the connection. */
-struct resp_buf *resp_tx_out(struct resp_tx *t);
+struct growbuf *resp_tx_out(struct resp_tx *t);
 int resp_tx_proto(const struct resp_tx *t);
 
 /* ---- multi.c: MULTI EXEC DISCARD WATCH UNWATCH */
@@ -332,7 +332,7 @@ bool resp_arg_ll(const struct resp_ctx *c, size_t i, long long *out);
  * leading zeros). */
 bool resp_parse_ll(const char *s, size_t len, long long *out);
 /* Replies with the error of an engine code. */
-void resp_reply_kv_error(struct resp_buf *out, int rc);
+void resp_reply_kv_error(struct growbuf *out, int rc);
 /* Replies "wrong number of arguments" for c's command. */
 void resp_reply_arity(struct resp_ctx *c);
 void resp_reply_syntax(struct resp_ctx *c);
@@ -360,7 +360,7 @@ int resp_set_expiry_option(const struct resp_ctx *c, size_t i, uint64_t now, str
 void resp_put_blind(struct resp_ctx *c, size_t val_arg, kv_cond cond, const struct resp_expiry *ex);
 /* TTL's reply (PTTL's when !seconds): -2 when the key is not present, -1
  * when it has no expiry (at_ms 0), else the time left. */
-void resp_reply_ttl(struct resp_buf *out, int present, uint64_t at_ms, bool seconds);
+void resp_reply_ttl(struct growbuf *out, int present, uint64_t at_ms, bool seconds);
 
 /* ---- the command functions (cmd_server.c, cmd_keys.c, cmd_expire.c) */
 void cmd_ping(struct resp_ctx *c);

@@ -80,7 +80,7 @@ struct resp_tx {
     size_t n_e, cap_e;
     size_t *slots; /* open addressing over e: index + 1, 0 empty */
     size_t n_slots;
-    struct resp_buf reply;
+    struct growbuf reply;
     int error;       /* a view operation failed (no memory): the whole answer is this */
     uint64_t writes; /* keys the batch writes */
 };
@@ -306,7 +306,7 @@ int resp_tx_set_expiry(struct resp_tx *t, const char *key, size_t len, uint64_t 
     return 0;
 }
 
-struct resp_buf *resp_tx_out(struct resp_tx *t)
+struct growbuf *resp_tx_out(struct resp_tx *t)
 {
     return &t->reply;
 }
@@ -336,7 +336,7 @@ void resp_tx_free(struct resp_tx *t)
     view_clear(t);
     free(t->e);
     free(t->slots);
-    resp_buf_free(&t->reply);
+    growbuf_free(&t->reply);
     if (t->own_args) {
         for (size_t i = 0; i < t->n_cmds; i++)
             free(t->cmds[i].argv); /* one allocation with argl and the bytes */
@@ -453,9 +453,9 @@ static bool tx_finish(struct resp_pending *p, int rc)
 {
     struct resp_tx *t = p->tx;
     if (rc == 0) {
-        resp_buf_free(&p->reply);
+        growbuf_free(&p->reply);
         p->reply = t->reply;
-        t->reply = (struct resp_buf){0};
+        t->reply = (struct growbuf){0};
         count_changes(p->srv, t->writes);
         return false;
     }
@@ -515,7 +515,7 @@ bool resp_write_submit(struct resp_pending *p)
     if (rc == 0)
         return true;
     atomic_fetch_sub(&srv->writes_in_flight, 1);
-    resp_buf_free(&p->reply);
+    growbuf_free(&p->reply);
     resp_reply_kv_error(&p->reply, rc);
     return false;
 }
@@ -549,7 +549,7 @@ void resp_write_blind(struct resp_ctx *c, struct resp_pending *p)
      * in the log: cheaper here than a trip through the commit thread and
      * back. */
     p->finish(p, kv_write(blob_kv(c->srv->app->store), p->ops, p->n_ops));
-    resp_buf_append(c->out, p->reply.data, p->reply.len);
+    growbuf_append(c->out, p->reply.data, p->reply.len);
     resp_pending_free(p);
 }
 
@@ -564,7 +564,7 @@ static void start_tx(struct resp_ctx *c, struct resp_pending *p)
     bool answered =
         p->n_ops == 0 || (!t->exec && t->writes == 0 && t->n_watch == 0 && c->conn->n_pending == 0);
     if (answered) {
-        resp_buf_append(c->out, t->reply.data, t->reply.len);
+        growbuf_append(c->out, t->reply.data, t->reply.len);
         resp_pending_free(p);
         return;
     }

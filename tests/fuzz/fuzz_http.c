@@ -79,20 +79,18 @@ static void check_json_string(const char *text, size_t len)
 {
     if (!http_utf8_valid(text, len))
         return;
-    struct json_text t = {0};
-    json_text_raw(&t, "[", 1);
+    struct growbuf t = {0};
+    growbuf_append(&t, "[", 1);
     json_text_string(&t, text, len);
-    json_text_raw(&t, "]", 1);
-    size_t n = 0;
-    char *buf = json_text_take(&t, &n);
-    FUZZ_CHECK(buf != NULL);
+    growbuf_append(&t, "]", 1);
+    FUZZ_CHECK(!t.failed && t.data != NULL);
     json_error_t err;
-    json_t *v = json_loadb(buf, n, JSON_ALLOW_NUL, &err);
+    json_t *v = json_loadb(t.data, t.len, JSON_ALLOW_NUL, &err);
     FUZZ_CHECK(v != NULL && json_array_size(v) == 1);
     json_t *s = json_array_get(v, 0);
     FUZZ_CHECK(json_string_length(s) == len && memcmp(json_string_value(s), text, len) == 0);
     json_decref(v);
-    free(buf);
+    growbuf_free(&t);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

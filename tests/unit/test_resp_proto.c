@@ -134,7 +134,7 @@ static void test_malformed_input_is_refused_with_redis_errors(void **state)
 static void test_the_largest_bulk_and_argument_count_are_accepted(void **state)
 {
     (void)state;
-    struct resp_buf b = {0};
+    struct growbuf b = {0};
     resp_array(&b, MAX_ARGS);
     char *bulk = malloc(MAX_BULK);
     assert_non_null(bulk);
@@ -147,7 +147,7 @@ static void test_the_largest_bulk_and_argument_count_are_accepted(void **state)
     assert_int_equal(out.count, 1);
     assert_int_equal(out.argc[0], MAX_ARGS);
     free(bulk);
-    resp_buf_free(&b);
+    growbuf_free(&b);
 }
 
 /* The caller may drop the bytes before the unfinished command and move the
@@ -191,7 +191,7 @@ static void test_a_large_bulk_says_how_much_it_still_needs(void **state)
     resp_parser_free(&p);
 }
 
-static void assert_reply(struct resp_buf *b, const char *want)
+static void assert_reply(struct growbuf *b, const char *want)
 {
     assert_int_equal(b->len, strlen(want));
     assert_memory_equal(b->data, want, b->len);
@@ -201,7 +201,7 @@ static void assert_reply(struct resp_buf *b, const char *want)
 static void test_replies_in_resp2_and_resp3(void **state)
 {
     (void)state;
-    struct resp_buf b = {0};
+    struct growbuf b = {0};
     resp_ok(&b);
     assert_reply(&b, "+OK\r\n");
     resp_error(&b, "ERR bad\r\nline");
@@ -236,7 +236,7 @@ static void test_replies_in_resp2_and_resp3(void **state)
     assert_reply(&b, "$1\r\nx\r\n");
     resp_bulk_u64(&b, 18446744073709551615ull);
     assert_reply(&b, "$20\r\n18446744073709551615\r\n");
-    resp_buf_free(&b);
+    growbuf_free(&b);
 }
 
 static bool match(const char *pat, const char *s)
