@@ -31,9 +31,17 @@
  * in flight at a recent round's end (the writers that round released come
  * back), or until arrivals pause (quiet_ns: all that were coming are here),
  * or gather_cap_ns at most. Waiting for the released writers costs their
- * way back, but a writer left behind waits a whole round anyway, and one
- * round for all is never slower than two halves taking turns (a round
- * takes sync + way back, against the longer of the two for half). A writer
+ * way back, but a writer left behind waits a whole round anyway. One round
+ * for all takes a sync plus the way back (F + W) for all of them; two halves
+ * taking turns take the longer of the sync and the way back of a half for
+ * each half. While the way back is latency (an idle front end: a half comes
+ * back no sooner than all), one round for all is never slower. When it is
+ * the front end's CPU (a half comes back in W / 2) and W exceeds F, two
+ * halves would carry more writes a second, at half the writes per
+ * fdatasync. The whole round is kept (every writer waiting is in the next
+ * sync, and the disk sees the fewest), so its rate is then at most
+ * W / (F + W) of the rate without syncs (bench/write_bench.py reports the
+ * CPU per request that W is made of). A writer
  * that comes back wakes the thread only when it completes the count. No
  * pool of threads caps the batches in flight: a front end submits with
  * kv_write_async and is called back, so nothing bounds them but memory.
