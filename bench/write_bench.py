@@ -220,6 +220,7 @@ def start_redis(tmp):
             return proc, port, d
         time.sleep(0.05)  # not listening yet: retry, bounded
     proc.kill()
+    proc.wait()
     raise RuntimeError("redis-server did not start")
 
 
@@ -240,6 +241,7 @@ def run_redis(tmp, clients, duration):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()  # reaped here, not inside the next measured run
         shutil.rmtree(d, ignore_errors=True)
     for line in out.splitlines():
         cells = [c.strip('"') for c in line.split(",")]

@@ -8,7 +8,11 @@
 void json_text_string(struct growbuf *b, const char *s, size_t n)
 {
     /* At most 6 bytes ("\u00XX") for each byte, and the quotes. */
-    if (n > (SIZE_MAX - 2) / 6 || !growbuf_reserve(b, 6 * n + 2))
+    if (n > (SIZE_MAX - 2) / 6) {
+        b->failed = true;
+        return;
+    }
+    if (!growbuf_reserve(b, 6 * n + 2))
         return;
     static const char hex[] = "0123456789ABCDEF";
     char *o = b->data + b->len;

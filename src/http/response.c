@@ -93,6 +93,7 @@ void vs_reply_json_text(struct vs_request *r, unsigned status, struct growbuf *b
     size_t len = b->len;
     if (text == NULL) {
         growbuf_free(b);
+        *b = (struct growbuf){0};
         set_response(r, status, NULL, 0);
         return;
     }

@@ -40,8 +40,9 @@
  * halves would carry more writes a second, at half the writes per
  * fdatasync. The whole round is kept (every writer waiting is in the next
  * sync, and the disk sees the fewest), so its rate is then at most
- * W / (F + W) of the rate without syncs (bench/write_bench.py reports the
- * CPU per request that W is made of). A writer
+ * W / (F + W) of the rate without syncs (on a busy machine W is about the
+ * CPU time per request, server's and client's, times the writers over the
+ * cores; bench/write_bench.py reports that CPU time). A writer
  * that comes back wakes the thread only when it completes the count. No
  * pool of threads caps the batches in flight: a front end submits with
  * kv_write_async and is called back, so nothing bounds them but memory.
