@@ -44,12 +44,13 @@
  *          request that begins now 503 with Connection: close (before its
  *          body, which is never read); the requests that began before go
  *          on, and the drain ends as soon as the last of them completes.
- *   close  the listening socket is shut (new connections are refused), the
- *          writes submitted to the engine and the jobs on the pool run to
- *          their end (a write whose body had arrived is made durable, though
- *          its reply may not be sent), and every connection is closed: a
- *          request still receiving its body is cut without a response, and
- *          nothing of it is stored.
+ *   close  the writes submitted to the engine and the jobs on the pool run
+ *          to their end (a write whose body had arrived is made durable,
+ *          though its reply may not be sent; a request that begins meanwhile
+ *          gets 503 as in the drain), every connection is closed, and then
+ *          the listening socket (new connections are refused): a request
+ *          still receiving its body is cut without a response, and nothing
+ *          of it is stored.
  */
 #include "server.h"
 
@@ -594,12 +595,12 @@ void vs_server_stop(struct vs_server *srv, unsigned grace_ms)
                "503",
                (unsigned long long)busy, busy == 1 ? "" : "s", grace_ms);
     wait_idle(srv, grace_ms);
-    /* No new connections: MHD stops polling the socket, and shutting it down
-     * makes the kernel refuse connection attempts instead of queueing them
-     * until the process exits. The descriptor stays open until MHD's threads
-     * are gone, as MHD requires. */
-    if (MHD_quiesce_daemon(srv->daemon) != MHD_INVALID_SOCKET)
-        shutdown(srv->listen_fd, SHUT_RDWR);
+    /* The listening socket stays in MHD's hands until its threads are gone:
+     * MHD_quiesce_daemon would take it out of their epoll sets, but in epoll
+     * mode with a thread pool it races with the workers' own removal of it,
+     * and MHD 0.9.75 aborts the process when it loses (libmicrohttpd's
+     * "Failed to remove listen FD from epoll set"). Until the close below,
+     * a new connection is served as during the drain: 503. */
     wait_writes(srv);
     vs_pool_stop(srv->pool); /* runs queued jobs, which resume their connections */
     MHD_stop_daemon(srv->daemon);
