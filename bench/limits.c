@@ -10,12 +10,17 @@
  *                       only data blocks change, the journal stays quiet
  *   seqwrite            --seq-mb MiB in 1 MiB writes, then one fdatasync
  *   memcpy              copies between two 64 MiB buffers (caches defeated)
+ *   zstd-decompress     --docs JSON documents of the compression corpus
+ *                       (corpus.c), each its own zstd frame as the engine's
+ *                       compaction writes them, decompressed one at a time
+ *                       in a random order: zstd's own cost of a
+ *                       compressed read, without the store around it
  *
  *   kvbench-limits [--dir DIR] [--syncs N] [--record B] [--seq-mb M]
- *                  [--duration S] [--repeat N] [--json]
+ *                  [--docs D] [--duration S] [--repeat N] [--json]
  *
- * With --repeat N each disk test runs N times and the fastest run is
- * reported, with the spread of the runs.
+ * With --repeat N each disk test runs N times and the decompression test
+ * 3N passes; the fastest is reported, with the spread of the runs.
  *
  * The files are made in a fresh directory inside DIR (default /tmp), which
  * should be on the disk under test, and removed at the end.
@@ -29,8 +34,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* For the frame format parameter (ZSTD_c_format, ZSTD_d_format), which the
+ * stable ZSTD_CCtx_setParameter sets, as in the engine. */
+#define ZSTD_STATIC_LINKING_ONLY
+#include <zdict.h>
+#include <zstd.h>
+
+#include "corpus.h"
 #include "hist.h"
 #include "host.h"
+#include "keyspace.h"
 #include "report.h"
 
 #define MIB              (1024u * 1024u)
@@ -41,6 +54,7 @@ struct limits_options {
     uint64_t syncs;  /* fdatasync calls per sync test */
     uint64_t record; /* bytes written before each of them */
     uint64_t seq_mb; /* size of the sequential write */
+    uint64_t docs;   /* documents the decompression test decompresses */
     double duration; /* cap on each sync test, seconds */
     int repeat;      /* runs of each disk test; the median is reported */
     bool json;
@@ -225,6 +239,150 @@ static int memcpy_test(const struct limits_options *o)
     return 0;
 }
 
+/* The engine's compression, as compaction applies it with its defaults
+ * (src/store: DICT_DENSE_LEVEL, TRAIN_DICT_CAP, TRAIN_SAMPLE_BYTES, and the
+ * frame parameters of compress.c), so that the figure is what a read of a
+ * compacted value pays zstd. */
+#define ZSTD_LEVEL        12
+#define ZSTD_DICT_CAP     (64u << 10)
+#define ZSTD_SAMPLE_BYTES (4u << 20)
+#define ZSTD_DOC_ROOM     (CORPUS_MAX_DOC + 64u)
+
+/* The documents, each its own frame: frames[off[i], off[i + 1]) decompresses
+ * to raw_len[i] bytes. */
+struct zstd_corpus {
+    uint8_t *frames;
+    size_t *off;
+    uint32_t *raw_len;
+    size_t n;
+};
+
+/* A dictionary trained on a sample of documents other than the n measured:
+ * its length, or 0. */
+static size_t zstd_train(uint64_t n, uint8_t *dict)
+{
+    size_t count = ZSTD_SAMPLE_BYTES / CORPUS_MIN_DOC, len = 0, k = 0;
+    uint8_t *buf = malloc(ZSTD_SAMPLE_BYTES + CORPUS_MAX_DOC);
+    size_t *sizes = malloc(count * sizeof(*sizes));
+    while (buf && sizes && len < ZSTD_SAMPLE_BYTES && k < count) {
+        sizes[k] = corpus_doc(n + k, (char *)buf + len);
+        len += sizes[k++];
+    }
+    size_t dlen =
+        buf && sizes ? ZDICT_trainFromBuffer(dict, ZSTD_DICT_CAP, buf, sizes, (unsigned)k) : 0;
+    free(buf);
+    free(sizes);
+    return ZDICT_isError(dlen) ? 0 : dlen;
+}
+
+static int zstd_compress_all(const struct limits_options *o, const ZSTD_CDict *cdict,
+                             struct zstd_corpus *z)
+{
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    z->n = (size_t)o->docs;
+    z->frames = malloc(z->n * ZSTD_DOC_ROOM);
+    z->off = malloc((z->n + 1) * sizeof(*z->off));
+    z->raw_len = malloc(z->n * sizeof(*z->raw_len));
+    if (!c || !z->frames || !z->off || !z->raw_len) {
+        ZSTD_freeCCtx(c);
+        return -1;
+    }
+    size_t bad = ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)) ||
+                 ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)) ||
+                 ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0)) ||
+                 ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_format, ZSTD_f_zstd1_magicless)) ||
+                 ZSTD_isError(ZSTD_CCtx_refCDict(c, cdict));
+    char doc[CORPUS_MAX_DOC];
+    z->off[0] = 0;
+    for (size_t i = 0; !bad && i < z->n; i++) {
+        z->raw_len[i] = (uint32_t)corpus_doc(i, doc);
+        size_t w = ZSTD_compress2(c, z->frames + z->off[i], ZSTD_DOC_ROOM, doc, z->raw_len[i]);
+        bad = ZSTD_isError(w);
+        z->off[i + 1] = z->off[i] + (bad ? 0 : w);
+    }
+    ZSTD_freeCCtx(c);
+    return bad ? -1 : 0;
+}
+
+/* One pass: n documents drawn at random (a hash of the step), as
+ * readrandom draws its keys. */
+static int zstd_pass(const struct zstd_corpus *z, ZSTD_DCtx *d, const ZSTD_DDict *ddict,
+                     uint8_t *out, struct measure *m)
+{
+    uint64_t t0 = hist_now_ns();
+    for (size_t k = 0; k < z->n; k++) {
+        size_t i = (size_t)(keyspace_mix(k) % z->n);
+        size_t got = ZSTD_decompress_usingDDict(d, out, ZSTD_DOC_ROOM, z->frames + z->off[i],
+                                                z->off[i + 1] - z->off[i], ddict);
+        if (ZSTD_isError(got) || got != z->raw_len[i])
+            return -1;
+    }
+    m->secs = (double)(hist_now_ns() - t0) / 1e9;
+    m->ops = z->n;
+    return 0;
+}
+
+/* Decompression as the engine's reader does it (compress.c): the output
+ * goes right behind a copy of the dictionary, which zstd then reads as the
+ * prefix of the output, its fastest path. */
+static int zstd_test(const struct limits_options *o)
+{
+    uint8_t *dict = malloc(ZSTD_DICT_CAP + ZSTD_DOC_ROOM);
+    size_t dlen = dict ? zstd_train(o->docs, dict) : 0;
+    ZSTD_CDict *cdict = dlen ? ZSTD_createCDict(dict, dlen, ZSTD_LEVEL) : NULL;
+    ZSTD_DDict *ddict = dlen ? ZSTD_createDDict_byReference(dict, dlen) : NULL;
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    struct zstd_corpus z = {0};
+    int passes = 3 * o->repeat, rc = -1;
+    double rates[3 * 9];
+    struct measure m = {0};
+    if (cdict && ddict && d && zstd_compress_all(o, cdict, &z) == 0 &&
+        !ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_format, ZSTD_f_zstd1_magicless))) {
+        rc = 0;
+        for (int p = 0; rc == 0 && p < passes; p++) {
+            struct measure pass = {0};
+            rc = zstd_pass(&z, d, ddict, dict + dlen, &pass);
+            if (rc == 0 && rate_of(&pass) > rate_of(&m))
+                m = pass;
+            rates[p] = rate_of(&pass);
+            for (int j = p; j > 0 && rates[j - 1] > rates[j]; j--) { /* sorted: p is small */
+                double t = rates[j];
+                rates[j] = rates[j - 1];
+                rates[j - 1] = t;
+            }
+        }
+    }
+    if (rc == 0) {
+        double raw = 0;
+        for (size_t i = 0; i < z.n; i++)
+            raw += z.raw_len[i];
+        struct report_row row = {.engine = "machine",
+                                 .workload = "zstd-decompress",
+                                 .threads = 1,
+                                 .ops = m.ops,
+                                 .secs = m.secs};
+        report_add(&row, "doc_bytes", raw / (double)z.n);
+        report_add(&row, "frame_bytes", (double)z.off[z.n] / (double)z.n);
+        report_add(&row, "level", ZSTD_LEVEL);
+        report_add(&row, "dict_bytes", (double)dlen);
+        report_add(&row, "runs", passes);
+        double mid = rates[passes / 2];
+        report_add(&row, "spread_pct", mid > 0 ? 100.0 * (rates[passes - 1] - rates[0]) / mid : 0);
+        report_print(&row, o->json);
+    } else {
+        fprintf(stderr, "kvbench-limits: the zstd test failed (%s)\n",
+                dlen ? "compressing or decompressing" : "no dictionary trained");
+    }
+    free(z.frames);
+    free(z.off);
+    free(z.raw_len);
+    ZSTD_freeDCtx(d);
+    ZSTD_freeDDict(ddict);
+    ZSTD_freeCDict(cdict);
+    free(dict);
+    return rc;
+}
+
 static int parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
     char *end = NULL;
@@ -241,19 +399,17 @@ static int parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, 
 
 static int parse_args(struct limits_options *o, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"dir", required_argument, NULL, 'd'},
-                                             {"syncs", required_argument, NULL, 's'},
-                                             {"record", required_argument, NULL, 'r'},
-                                             {"seq-mb", required_argument, NULL, 'm'},
-                                             {"duration", required_argument, NULL, 'D'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {"repeat", required_argument, NULL, 'R'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"dir", required_argument, NULL, 'd'},    {"syncs", required_argument, NULL, 's'},
+        {"record", required_argument, NULL, 'r'}, {"seq-mb", required_argument, NULL, 'm'},
+        {"docs", required_argument, NULL, 'n'},   {"duration", required_argument, NULL, 'D'},
+        {"json", no_argument, NULL, 'j'},         {"repeat", required_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     static const char usage[] = "usage: kvbench-limits [--dir DIR] [--syncs N] [--record B] "
-                                "[--seq-mb M] [--duration S] [--repeat N] [--json]\n";
+                                "[--seq-mb M] [--docs D] [--duration S] [--repeat N] "
+                                "[--json]\n";
     *o = (struct limits_options){
-        .syncs = 5000, .record = 128, .seq_mb = 256, .duration = 3, .repeat = 1};
+        .syncs = 5000, .record = 128, .seq_mb = 256, .docs = 50000, .duration = 3, .repeat = 1};
     snprintf(o->dir, sizeof(o->dir), "/tmp");
     uint64_t secs = 0, repeat = 1;
     int ch, rc = 0;
@@ -273,6 +429,9 @@ static int parse_args(struct limits_options *o, int argc, char **argv)
             break;
         case 'm':
             rc = parse_u64("--seq-mb", optarg, 1, 1u << 20, &o->seq_mb);
+            break;
+        case 'n':
+            rc = parse_u64("--docs", optarg, 1, 10000000, &o->docs);
             break;
         case 'D':
             rc = parse_u64("--duration", optarg, 1, 3600, &secs);
@@ -319,6 +478,7 @@ int main(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/seq.dat", dir);
     failures += run_disk_test(&o, "seqwrite", path, seqwrite_test, false) != 0;
     failures += memcpy_test(&o) != 0;
+    failures += zstd_test(&o) != 0;
     if (host_remove_tree(dir) != 0) {
         perror(dir);
         failures++;

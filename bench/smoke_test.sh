@@ -11,8 +11,8 @@ workdir=$2
 mkdir -p "$workdir"
 
 if [[ $(basename "$prog") == kvbench-limits ]]; then
-    args=(--dir "$workdir" --syncs 20 --seq-mb 4 --duration 1 --repeat 2 --json)
-    expected=(fdatasync-append fdatasync-overwrite seqwrite memcpy)
+    args=(--dir "$workdir" --syncs 20 --seq-mb 4 --docs 2000 --duration 1 --repeat 2 --json)
+    expected=(fdatasync-append fdatasync-overwrite seqwrite memcpy zstd-decompress)
 else
     args=(--dir "$workdir" --num 2000 --sync-num 20 --sync-threads "1,4,16,64" --threads "1,2"
           --duration 2 --sync-duration 1 --repeat 2 --verify --json)
