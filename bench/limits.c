@@ -334,7 +334,7 @@ static int zstd_test(const struct limits_options *o)
     ZSTD_DCtx *d = ZSTD_createDCtx();
     struct zstd_corpus z = {0};
     int passes = 3 * o->repeat, rc = -1;
-    double rates[3 * 9];
+    double rates[3 * 9] = {0}; /* --repeat is at most 9 */
     struct measure m = {0};
     if (cdict && ddict && d && zstd_compress_all(o, cdict, &z) == 0 &&
         !ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_format, ZSTD_f_zstd1_magicless))) {
