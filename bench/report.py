@@ -425,10 +425,8 @@ def extra_section(extra, run):
                        0.6 * rn if rn else None,
                        "%s vs %s gets/s (%s); zstd alone decompresses %s documents a second: "
                        "an uncompressed read plus that alone would be %s" % (
-                           fmt_rate(rz), fmt_rate(rn),
-                                          fmt_ratio(rz / rn) if rz and rn else "—",
-                                          fmt_rate(zd),
-                                          fmt_ratio(zd / (zd + rn)) if zd and rn else "—")))
+                           fmt_rate(rz), fmt_rate(rn), fmt_ratio(rz / rn) if rz and rn else "—",
+                           fmt_rate(zd), fmt_ratio(zd / (zd + rn)) if zd and rn else "—")))
     on, off = rate("kvbench-preallocate-on", "fillsync"), rate("kvbench-preallocate-off",
                                                                    "fillsync")
     app, ovw = run.rate("machine", "fdatasync-append"), run.rate("machine", "fdatasync-overwrite")
